@@ -1,0 +1,51 @@
+# Two entry points: `make run` (set up and serve) and `make test` (set up and
+# run every test). Both work on a fresh Debian machine with Python 3.11.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test setup setup-dev system-deps lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(BIN)/python
+	$(BIN)/pip install -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+setup: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+
+setup-dev: system-deps $(VENV)/.installed-dev
+	$(BIN)/python manage.py migrate --noinput
+
+# Chromium and its driver for the browser tests, from Debian's packages.
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver; fi; \
+	fi
+
+run: setup
+	$(BIN)/daphne -b $(HOST) -p $(PORT) digitsite.asgi:application
+
+test: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+bench: setup-dev
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) staticfiles artifacts

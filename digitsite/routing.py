@@ -1,0 +1,3 @@
+"""WebSocket routes, all under /ws/."""
+
+websocket_urlpatterns = []

@@ -1,0 +1,244 @@
+"""The inference service: one loaded model per process, batched, off the event loop.
+
+Callers hand in 28x28 inputs from any thread or coroutine. A single worker
+thread owns the model: it takes every request that is waiting, runs them as
+one forward pass and resolves each caller's future. Under load requests pile
+up while a pass runs, so batches grow by themselves; when idle a request waits
+for nobody (unless RECOGNIZER_BATCH_WAIT_MS asks it to).
+
+The worker also looks at the database every RECOGNIZER_RELOAD_SECONDS for the
+active model version, so an activation in the admin (or by `finetune`) reaches
+every process without a restart. A version whose file is corrupt or fails its
+checksum is refused with an error log line and the current model keeps
+serving.
+"""
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.db import close_old_connections
+
+from recognizer import versions
+from recognizer.checkpoints import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+
+class ModelUnavailable(Exception):
+    """No model could be loaded: none is active, or the active one is broken."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    digit: int
+    probabilities: list  # ten floats summing to 1
+    version: str
+
+    def top(self, k=3):
+        order = np.argsort(self.probabilities)[::-1][:k]
+        return [(int(d), float(self.probabilities[d])) for d in order]
+
+    def as_dict(self):
+        return {"digit": self.digit, "probabilities": self.probabilities, "model": self.version}
+
+
+@dataclass
+class _Request:
+    image: np.ndarray
+    future: Future
+    with_activations: bool = False
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    version_id: int
+    model: torch.nn.Module
+    metadata: dict = field(default_factory=dict)
+
+
+class InferenceService:
+    def __init__(self, max_batch=None, batch_wait_ms=None, reload_seconds=None):
+        self.max_batch = max_batch or settings.RECOGNIZER_MAX_BATCH
+        wait = settings.RECOGNIZER_BATCH_WAIT_MS if batch_wait_ms is None else batch_wait_ms
+        self.batch_wait = wait / 1000.0
+        self.reload_seconds = (
+            settings.RECOGNIZER_RELOAD_SECONDS if reload_seconds is None else reload_seconds
+        )
+        self._queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._loaded = None
+        self._refused_sha = None
+        self._last_check = 0.0
+        self._worker = None
+        self.batches_run = 0
+        self.requests_served = 0
+
+    # -- model loading -------------------------------------------------------
+
+    def refresh(self, force=False):
+        """Load the active version if it changed; return the loaded model.
+
+        Safe to call from any synchronous thread. Keeps the current model when
+        the active one cannot be loaded.
+        """
+        now = time.monotonic()
+        if not force and self._loaded is not None and now - self._last_check < self.reload_seconds:
+            return self._loaded
+        with self._lock:
+            self._last_check = now
+            close_old_connections()
+            try:
+                row = versions.active_version()
+            finally:
+                close_old_connections()
+            if row is None:
+                if self._loaded is None:
+                    raise ModelUnavailable("no model version is active")
+                return self._loaded
+            current = self._loaded
+            if current is not None and current.version_id == row.pk and current.version == row.version:
+                return current
+            if row.sha256 == self._refused_sha:
+                return self._require_loaded(row)
+            try:
+                model, metadata = versions.load_version(row)
+            except CheckpointError as exc:
+                self._refused_sha = row.sha256
+                logger.error(
+                    "refusing model version %s: %s; %s", row.version, exc,
+                    f"still serving {current.version}" if current else "no model to serve",
+                )
+                return self._require_loaded(row)
+            self._loaded = LoadedModel(row.version, row.pk, model, metadata)
+            logger.info("serving model version %s", row.version)
+            return self._loaded
+
+    def _require_loaded(self, row):
+        if self._loaded is None:
+            raise ModelUnavailable(f"the active model version {row.version} cannot be loaded")
+        return self._loaded
+
+    @property
+    def current_version(self):
+        return self._loaded.version if self._loaded else None
+
+    # -- requests ------------------------------------------------------------
+
+    def submit(self, image, with_activations=False):
+        """Queue a (28, 28) float image in [0, 1]; return a Future.
+
+        The future resolves to a Prediction, or to (Prediction, activations)
+        when `with_activations` is true.
+        """
+        image = np.asarray(image, dtype=np.float32)
+        if image.shape != (28, 28):
+            raise ValueError(f"expected a 28x28 input, got shape {image.shape}")
+        future = Future()
+        self._ensure_worker()
+        self._queue.put(_Request(image, future, with_activations))
+        return future
+
+    def predict(self, image, timeout=30):
+        """Blocking prediction, for synchronous code."""
+        return self.submit(image).result(timeout=timeout)
+
+    async def apredict(self, image):
+        """Prediction for coroutines: the event loop never waits on torch."""
+        return await asyncio.wrap_future(self.submit(image))
+
+    async def apredict_with_activations(self, image):
+        return await asyncio.wrap_future(self.submit(image, with_activations=True))
+
+    def predict_with_activations(self, image, timeout=30):
+        return self.submit(image, with_activations=True).result(timeout=timeout)
+
+    # -- the worker ----------------------------------------------------------
+
+    def _ensure_worker(self):
+        if self._worker is not None and self._worker.is_alive():
+            return
+        with self._lock:
+            if self._worker is None or not self._worker.is_alive():
+                if settings.RECOGNIZER_TORCH_THREADS:
+                    torch.set_num_threads(settings.RECOGNIZER_TORCH_THREADS)
+                self._worker = threading.Thread(
+                    target=self._run, name="recognizer-inference", daemon=True
+                )
+                self._worker.start()
+
+    def _next_batch(self):
+        batch = [self._queue.get()]
+        deadline = time.monotonic() + self.batch_wait
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining > 0:
+                    batch.append(self._queue.get(timeout=remaining))
+                else:
+                    batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self):
+        while True:
+            batch = self._next_batch()
+            # Callers that gave up (cancelled futures) cost nothing.
+            batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
+            try:
+                results = self._forward(batch)
+            except Exception as exc:  # deliver the failure to every caller
+                if not isinstance(exc, ModelUnavailable):
+                    logger.exception("inference failed")
+                for request in batch:
+                    request.future.set_exception(exc)
+                continue
+            for request, result in zip(batch, results):
+                request.future.set_result(result)
+
+    def _forward(self, batch):
+        loaded = self.refresh()
+        inputs = torch.from_numpy(np.stack([r.image for r in batch]))[:, None]
+        want_activations = any(r.with_activations for r in batch)
+        with torch.inference_mode():
+            logits, activations = loaded.model.forward_with_activations(
+                inputs, keep=want_activations
+            )
+            probabilities = torch.softmax(logits.double(), dim=1).numpy()
+        self.batches_run += 1
+        self.requests_served += len(batch)
+        results = []
+        for index, request in enumerate(batch):
+            probs = probabilities[index]
+            prediction = Prediction(int(probs.argmax()), [float(p) for p in probs], loaded.version)
+            if request.with_activations:
+                acts = {name: value[index].numpy().copy() for name, value in activations.items()}
+                results.append((prediction, acts))
+            else:
+                results.append(prediction)
+        return results
+
+
+_service = None
+_service_lock = threading.Lock()
+
+
+def get_service():
+    """The process-wide service (created on first use)."""
+    global _service
+    if _service is None:
+        with _service_lock:
+            if _service is None:
+                _service = InferenceService()
+    return _service

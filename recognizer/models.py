@@ -1,0 +1,98 @@
+from django.db import models
+from django.db.models import Q
+
+
+class ModelVersion(models.Model):
+    """One trained network: a weights file plus what is known about it.
+
+    Exactly one version is active at a time; every server process serves the
+    active one and notices within seconds when another is activated.
+    """
+
+    version = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    # Relative to RECOGNIZER_MODEL_DIR, or "builtin:<name>" for a model shipped
+    # inside the recognizer package.
+    path = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.PositiveIntegerField(default=0)
+    architecture = models.CharField(max_length=64, default="digitcnn-v1")
+    is_active = models.BooleanField(default=False)
+    # How it was made: command line, seed, epochs, data counts.
+    training = models.JSONField(default=dict, blank=True)
+    # Evaluation: accuracy, per-class accuracy, confusion matrix, curves.
+    metrics = models.JSONField(default=dict, blank=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_model_version"
+            )
+        ]
+
+    def __str__(self):
+        return self.version + (" (active)" if self.is_active else "")
+
+
+class Drawing(models.Model):
+    """A labelled drawing collected from a player: new training data.
+
+    The game stores one per player per round; admins review them, and
+    `finetune` trains on the approved ones.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    label = models.PositiveSmallIntegerField(help_text="The digit the player was asked to draw.")
+    # {"width": W, "height": H, "strokes": [[[x, y, t], ...], ...]} in canvas pixels.
+    strokes = models.JSONField()
+    # The 28x28 network input as 784 bytes, row by row, 0 = background, 255 = ink.
+    input_image = models.BinaryField(max_length=784)
+    prediction = models.PositiveSmallIntegerField()
+    probabilities = models.JSONField()
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="drawings"
+    )
+    player_id = models.CharField(max_length=64, db_index=True)
+    player_name = models.CharField(max_length=64, db_index=True)
+    user = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="drawings"
+    )
+    room_code = models.CharField(max_length=16, blank=True, db_index=True)
+    game_id = models.CharField(max_length=64, blank=True)
+    round_number = models.PositiveSmallIntegerField(default=0)
+    source = models.CharField(max_length=16, default="game")
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            # A player's drawing for one round of one game is stored once.
+            models.UniqueConstraint(
+                fields=["game_id", "round_number", "player_id"], name="one_drawing_per_round"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.label} by {self.player_name} ({self.status})"
+
+    @property
+    def confidence(self):
+        return float(self.probabilities[self.prediction]) if self.probabilities else 0.0
+
+    def input_array(self):
+        """The stored network input as a (28, 28) float array in [0, 1]."""
+        import numpy as np
+
+        return np.frombuffer(bytes(self.input_image), dtype=np.uint8).reshape(28, 28) / 255.0

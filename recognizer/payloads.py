@@ -1,0 +1,84 @@
+"""Validation of drawings sent by clients, shared by the HTTP API and the game.
+
+A drawing is {"width": W, "height": H, "strokes": [[[x, y], ...], ...]} in
+canvas pixels with y growing downward; a point may carry a third number, its
+time in milliseconds. Anything else is refused with a message that says what
+is wrong, never with an exception a server would turn into a 500.
+"""
+
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+
+MAX_CANVAS_SIDE = 10_000
+
+
+class PayloadError(ValueError):
+    """The client sent something that is not a valid drawing."""
+
+
+@dataclass(frozen=True)
+class Drawing:
+    width: float
+    height: float
+    # Each stroke is a list of (x, y) or (x, y, t) tuples of floats.
+    strokes: tuple
+
+    @property
+    def point_count(self):
+        return sum(len(stroke) for stroke in self.strokes)
+
+    def as_json(self):
+        return {
+            "width": self.width,
+            "height": self.height,
+            "strokes": [[list(point) for point in stroke] for stroke in self.strokes],
+        }
+
+
+def _number(value, what):
+    # bool is an int in Python; a drawing made of true/false is still garbage.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PayloadError(f"{what} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise PayloadError(f"{what} must be finite")
+    return value
+
+
+def parse_drawing(data, max_points=None, allow_empty=False):
+    """Check a decoded JSON object and return a Drawing; raise PayloadError."""
+    max_points = settings.RECOGNIZER_MAX_POINTS if max_points is None else max_points
+    if not isinstance(data, dict):
+        raise PayloadError("the body must be a JSON object with width, height and strokes")
+    for key in ("width", "height", "strokes"):
+        if key not in data:
+            raise PayloadError(f"missing field '{key}'")
+    width = _number(data["width"], "width")
+    height = _number(data["height"], "height")
+    for name, side in (("width", width), ("height", height)):
+        if not 1 <= side <= MAX_CANVAS_SIDE:
+            raise PayloadError(f"{name} must be between 1 and {MAX_CANVAS_SIDE}")
+    raw_strokes = data["strokes"]
+    if not isinstance(raw_strokes, list):
+        raise PayloadError("strokes must be a list of strokes")
+    strokes = []
+    total = 0
+    for s_index, raw_stroke in enumerate(raw_strokes):
+        if not isinstance(raw_stroke, list):
+            raise PayloadError(f"stroke {s_index} must be a list of points")
+        total += len(raw_stroke)
+        if total > max_points:
+            raise PayloadError(f"too many points: at most {max_points} in one drawing")
+        stroke = []
+        for p_index, raw_point in enumerate(raw_stroke):
+            where = f"point {p_index} of stroke {s_index}"
+            if not isinstance(raw_point, list) or len(raw_point) not in (2, 3):
+                raise PayloadError(f"{where} must be [x, y] or [x, y, t]")
+            stroke.append(tuple(_number(v, where) for v in raw_point))
+        if stroke:
+            strokes.append(tuple(stroke))
+    if not strokes and not allow_empty:
+        raise PayloadError("the drawing is empty: draw something first")
+    return Drawing(width, height, tuple(strokes))

@@ -1,0 +1,62 @@
+"""The recognition API: POST /api/recognize (see docs/api.md)."""
+
+import asyncio
+import json
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from recognizer.inference import ModelUnavailable, get_service
+from recognizer.payloads import PayloadError, parse_drawing
+from recognizer.preprocessing import DrawingError, image_to_input, strokes_to_input
+
+
+def error(message, status=400):
+    return JsonResponse({"error": message}, status=status)
+
+
+def _content_length(request):
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _input_from_request(request):
+    """Decode the request into a 28x28 input; raise PayloadError/DrawingError."""
+    content_type = request.content_type or ""
+    if content_type.startswith("multipart/form-data"):
+        upload = request.FILES.get("image")
+        if upload is None:
+            raise PayloadError("a multipart request needs the image in the field 'image'")
+        return image_to_input(upload.read())
+    if content_type not in ("application/json", ""):
+        raise PayloadError("send JSON (application/json) or an image (multipart/form-data)")
+    try:
+        data = json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
+    drawing = parse_drawing(data)
+    return strokes_to_input(drawing.strokes, drawing.width, drawing.height)
+
+
+@csrf_exempt
+async def recognize(request):
+    if request.method != "POST":
+        response = error("use POST", status=405)
+        response["Allow"] = "POST"
+        return response
+    limit = settings.RECOGNIZER_MAX_BODY_BYTES
+    if _content_length(request) > limit or len(request.body) > limit:
+        return error(f"the body is larger than {limit} bytes", status=413)
+    try:
+        # Decoding and rendering are CPU work: keep them off the event loop.
+        image = await asyncio.to_thread(_input_from_request, request)
+    except (PayloadError, DrawingError) as exc:
+        return error(str(exc))
+    try:
+        prediction = await get_service().apredict(image)
+    except ModelUnavailable as exc:
+        return error(f"no model available: {exc}", status=503)
+    return JsonResponse(prediction.as_dict())
