@@ -105,7 +105,7 @@ class InferenceService:
                     raise ModelUnavailable("no model version is active")
                 return self._loaded
             current = self._loaded
-            if current is not None and current.version_id == row.pk and current.version == row.version:
+            if current is not None and current.version_id == row.pk:
                 return current
             if row.sha256 == self._refused_sha:
                 return self._require_loaded(row)
@@ -204,7 +204,7 @@ class InferenceService:
                 for request in batch:
                     request.future.set_exception(exc)
                 continue
-            for request, result in zip(batch, results):
+            for request, result in zip(batch, results, strict=True):
                 request.future.set_result(result)
 
     def _forward(self, batch):

@@ -1,0 +1,91 @@
+"""Fixtures shared by the whole suite.
+
+- `mnist_dir`: the real MNIST files (../shared/data/mnist or $MNIST_DATA_DIR).
+- `model_dir` / `active_model`: a model directory under tmp_path and a small
+  untrained model registered as the active version, for tests that need a
+  model but not a good one.
+- `live_server`: a real Daphne process serving the site on a free port.
+- `browser`: headless Chromium driven by Playwright.
+
+Tests that need something this machine lacks skip with the reason, except
+under CI=true, where a missing dependency is a failure.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support import BASE_DIR, require
+
+ARTIFACTS_DIR = Path(os.environ.get("ARTIFACTS_DIR", BASE_DIR / "artifacts"))
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    candidates = [os.environ.get("MNIST_DATA_DIR"), BASE_DIR.parent / "shared" / "data" / "mnist"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "t10k-labels-idx1-ubyte.gz").exists():
+            return Path(candidate)
+    require(False, "the MNIST files are not in ../shared/data/mnist nor in $MNIST_DATA_DIR")
+
+
+@pytest.fixture
+def model_dir(settings, tmp_path):
+    settings.RECOGNIZER_MODEL_DIR = tmp_path / "models"
+    settings.RECOGNIZER_MODEL_DIR.mkdir()
+    return settings.RECOGNIZER_MODEL_DIR
+
+
+@pytest.fixture
+def active_model(model_dir, db):
+    """A freshly initialised network registered and active (seeded: repeatable)."""
+    from tests.support import register_random_model
+
+    return register_random_model(model_dir, seed=0, activate=True)
+
+
+@pytest.fixture
+def inference_service(settings):
+    """A private inference service that re-reads the active version on every batch."""
+    from recognizer.inference import InferenceService
+
+    return InferenceService(reload_seconds=0)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS_DIR
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """One real Daphne server for the session, on SQLite and the in-memory layer."""
+    from tests.live import LiveServer
+
+    server = LiveServer(tmp_path_factory.mktemp("live"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from tests.live import launch_chromium
+
+    playwright, chromium = launch_chromium()
+    yield chromium
+    chromium.close()
+    playwright.stop()
+
+
+@pytest.fixture
+def page(browser, artifacts_dir):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors
+    yield page
+    context.close()

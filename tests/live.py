@@ -1,0 +1,115 @@
+"""A real Daphne server in a subprocess, and headless Chromium, for end-to-end tests."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.support import BASE_DIR, free_port, require
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-quic",
+]
+
+
+class LiveServer:
+    """Daphne serving digitsite.asgi on 127.0.0.1:<free port>.
+
+    Its database and var folder live under `workdir` (SQLite unless `env`
+    names a DATABASE_URL); `env` may also set REDIS_URL and any setting.
+    `migrate` runs first, which also registers the shipped model.
+    """
+
+    def __init__(self, workdir, env=None, port=None, migrate=True):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.migrate = migrate
+        self.env = dict(os.environ)
+        self.env.update({
+            "DIGITSITE_VAR_DIR": str(self.workdir / "var"),
+            "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SETTINGS_MODULE": "digitsite.settings",
+            "PYTHONUNBUFFERED": "1",
+        })
+        self.env.update(env or {})
+        self.process = None
+        self.log_path = self.workdir / f"daphne-{self.port}.log"
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self):
+        return f"ws://127.0.0.1:{self.port}"
+
+    def manage(self, *args, check=True):
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env,
+            capture_output=True, text=True, check=check, timeout=300,
+        )
+
+    def start(self, timeout=60):
+        if self.migrate:
+            self.manage("migrate", "--noinput")
+        log = open(self.log_path, "ab")
+        daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                  "digitsite.asgi:application"]
+        self.process = subprocess.Popen(daphne, cwd=BASE_DIR, env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited early:\n{self.log()}")
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=2)
+                return self
+            except urllib.error.HTTPError:
+                return self  # it answered, even if with an error page
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"daphne did not answer within {timeout}s:\n{self.log()}")
+
+    def stop(self, kill=False):
+        if self.process is None or self.process.poll() is not None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except FileNotFoundError:
+            return ""
+
+
+def launch_chromium():
+    """Start Playwright with the system's Chromium (no browser download)."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    require(executable is not None, "Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    except Exception:
+        playwright.stop()
+        raise
+    return playwright, browser
