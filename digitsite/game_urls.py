@@ -1,0 +1,5 @@
+"""Pages and HTTP endpoints of the game (home, lobby, rooms)."""
+
+app_name = "game"
+
+urlpatterns = []

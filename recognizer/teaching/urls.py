@@ -1,0 +1,5 @@
+"""The teaching pages under /learn/."""
+
+app_name = "teaching"
+
+urlpatterns = []
