@@ -1,0 +1,84 @@
+"""Shared pieces of the benchmarks: a throwaway Django setup and timing helpers."""
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+RESULTS_DIR = BASE_DIR / "bench" / "results"
+
+
+def setup_django(var_dir=None):
+    """Configure Django on a scratch var folder (SQLite), migrated, shipped model active."""
+    sys.path.insert(0, str(BASE_DIR))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
+    os.environ.setdefault("DIGITSITE_VAR_DIR", var_dir or tempfile.mkdtemp(prefix="bench-var-"))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def ensure_model():
+    """The active version, or a seeded untrained one (same cost per forward pass)."""
+    from django.conf import settings
+
+    from recognizer.versions import active_version
+
+    version = active_version()
+    if version is not None:
+        return version, "active"
+    from tests.support import register_random_model
+
+    Path(settings.RECOGNIZER_MODEL_DIR).mkdir(parents=True, exist_ok=True)
+    version = register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)
+    return version, "untrained (no shipped model)"
+
+
+def timed(fn, repeats):
+    """Run fn `repeats` times; return the list of durations in seconds."""
+    durations = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        durations.append(time.perf_counter() - start)
+    return durations
+
+
+def median_ms(durations):
+    return statistics.median(durations) * 1000
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def write_results(name, results):
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def machine_summary():
+    import platform
+
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
