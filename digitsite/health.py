@@ -1,0 +1,147 @@
+"""GET /healthz: is this process fit to serve?
+
+A load balancer polls it on every server process. It answers 200 when the
+database answers a query, the channel layer carries a message through a round
+trip, and the active model version's file is intact and is the one this
+process serves; 503 with the failing part named otherwise. The process id is
+in the answer so that one can tell which process behind the proxy replied.
+"""
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import close_old_connections, connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+
+from recognizer import versions
+from recognizer.checkpoints import sha256_of
+from recognizer.inference import ModelUnavailable, get_service
+
+logger = logging.getLogger(__name__)
+
+# A check that takes longer than this counts as failed: a proxy's health probe
+# has its own timeout and a hung dependency must not hang the probe.
+CHECK_TIMEOUT_SECONDS = 3.0
+
+# Hashing the model file on every probe would cost a read of the whole file;
+# the digest is kept for as long as the file's size and mtime stay the same.
+_digest_cache = {}
+
+
+def _elapsed_ms(start):
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+def _failure(exc):
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _database_check():
+    close_old_connections()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            (value,) = cursor.fetchone()
+        return {"ok": value == 1, "vendor": connection.vendor}
+    finally:
+        close_old_connections()
+
+
+def _file_digest(path):
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    digest = _digest_cache.get(key)
+    if digest is None:
+        digest = sha256_of(path)
+        _digest_cache.clear()
+        _digest_cache[key] = digest
+    return digest
+
+
+def _model_check():
+    close_old_connections()
+    try:
+        row = versions.active_version()
+    finally:
+        close_old_connections()
+    if row is None:
+        return {"ok": False, "active": None, "loaded": get_service().current_version,
+                "checksum_ok": False, "error": "no model version is active"}
+    result = {"active": row.version, "checksum_ok": False}
+    path = versions.resolve_path(row.path)
+    try:
+        result["checksum_ok"] = _file_digest(path) == row.sha256
+        if not result["checksum_ok"]:
+            result["error"] = f"the file of version {row.version} does not match its checksum"
+    except OSError as exc:
+        result["error"] = f"the file of version {row.version} cannot be read: {exc.strerror}"
+    # Loading here (when due) means a fresh process reports a model as soon as
+    # it can serve one, and an activation shows up without waiting for traffic.
+    service = get_service()
+    try:
+        service.refresh()
+    except ModelUnavailable as exc:
+        result.setdefault("error", str(exc))
+    result["loaded"] = service.current_version
+    if result["checksum_ok"] and result["loaded"] != row.version:
+        result.setdefault("error", f"this process serves {result['loaded']}, not {row.version}")
+    result["ok"] = result["checksum_ok"] and result["loaded"] == row.version
+    return result
+
+
+def _layer_backend():
+    try:
+        layer = get_channel_layer()
+    except Exception:  # a broken CHANNEL_LAYERS setting is reported by the check itself
+        return None
+    return type(layer).__name__ if layer is not None else None
+
+
+async def _channel_layer_check():
+    layer = get_channel_layer()
+    if layer is None:
+        return {"ok": False, "error": "no channel layer is configured"}
+    channel = await layer.new_channel("healthz")
+    nonce = uuid.uuid4().hex
+    await layer.send(channel, {"type": "healthz.ping", "nonce": nonce})
+    message = await layer.receive(channel)
+    if message.get("nonce") != nonce:
+        return {"ok": False, "error": "the channel layer returned a different message"}
+    return {"ok": True}
+
+
+async def _timed(name, coroutine, **known):
+    start = time.perf_counter()
+    try:
+        result = await asyncio.wait_for(coroutine, CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        result = {"ok": False, "error": f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"}
+    except Exception as exc:  # any failure of a dependency is a result, not a 500
+        result = {"ok": False, "error": _failure(exc)}
+    result = {**known, **result, "ms": _elapsed_ms(start)}
+    if not result["ok"]:
+        logger.warning("health check %s failed: %s", name, result.get("error"),
+                       extra={"check": name})
+    return name, result
+
+
+@never_cache
+async def healthz(request):
+    if request.method not in ("GET", "HEAD"):
+        response = JsonResponse({"error": "use GET"}, status=405)
+        response["Allow"] = "GET, HEAD"
+        return response
+    checks = dict(await asyncio.gather(
+        _timed("database", sync_to_async(_database_check)()),
+        _timed("channel_layer", _channel_layer_check(), backend=_layer_backend()),
+        _timed("model", sync_to_async(_model_check)()),
+    ))
+    healthy = all(check["ok"] for check in checks.values())
+    body = {"status": "ok" if healthy else "failing", "pid": os.getpid(), "checks": checks}
+    return JsonResponse(body, status=200 if healthy else 503)

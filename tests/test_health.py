@@ -1,0 +1,126 @@
+"""GET /healthz: every part reported, 200 only when all of them work."""
+
+import os
+
+import pytest
+from channels.layers import get_channel_layer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+URL = "/healthz"
+
+
+@pytest.fixture(autouse=True)
+def fresh_service(monkeypatch):
+    """A service of this test's own, so no model loaded by another test is reported."""
+    from recognizer import inference
+
+    monkeypatch.setattr(inference, "_service", inference.InferenceService(reload_seconds=0))
+
+
+def test_all_parts_working_gives_200_and_reports_each(client, active_model):
+    response = client.get(URL)
+    assert response.status_code == 200, response.content
+    assert "no-cache" in response["Cache-Control"] or "no-store" in response["Cache-Control"]
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["pid"] == os.getpid()
+    checks = body["checks"]
+    assert set(checks) == {"database", "channel_layer", "model"}
+    assert checks["database"]["ok"] is True
+    assert checks["database"]["vendor"] == "sqlite"
+    layer = checks["channel_layer"]
+    assert layer["ok"] is True
+    assert layer["backend"] == type(get_channel_layer()).__name__
+    model = checks["model"]
+    assert model["ok"] is True
+    assert model["active"] == model["loaded"] == active_model.version
+    assert model["checksum_ok"] is True
+    assert all(check["ms"] >= 0 for check in checks.values())
+
+
+def test_a_newly_activated_version_is_reported_as_loaded(client, active_model, model_dir):
+    from tests.support import register_random_model
+
+    assert client.get(URL).json()["checks"]["model"]["loaded"] == active_model.version
+    newer = register_random_model(model_dir, seed=1, activate=True)
+    model = client.get(URL).json()["checks"]["model"]
+    assert model["active"] == model["loaded"] == newer.version
+
+
+def test_a_model_file_that_fails_its_checksum_gives_503(client, active_model, model_dir):
+    path = model_dir / active_model.path
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    response = client.get(URL)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "failing"
+    model = body["checks"]["model"]
+    assert model["ok"] is False
+    assert model["checksum_ok"] is False
+    assert "checksum" in model["error"]
+    # The other parts still say what they are.
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["channel_layer"]["ok"] is True
+
+
+def test_a_missing_model_file_gives_503_with_the_reason(client, active_model, model_dir):
+    (model_dir / active_model.path).unlink()
+    response = client.get(URL)
+    assert response.status_code == 503
+    model = response.json()["checks"]["model"]
+    assert model["checksum_ok"] is False
+    assert "cannot be read" in model["error"]
+
+
+def test_no_active_version_gives_503(client, model_dir):
+    response = client.get(URL)
+    assert response.status_code == 503
+    model = response.json()["checks"]["model"]
+    assert model["ok"] is False
+    assert model["active"] is None
+    assert "no model version is active" in model["error"]
+
+
+def test_other_methods_are_refused(client):
+    response = client.post(URL)
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+    assert "GET" in response.json()["error"]
+
+
+@pytest.mark.slow
+def test_unreachable_database_and_redis_give_503_quickly(tmp_path):
+    """A real server whose PostgreSQL and Redis are gone names both and does not hang."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.live import LiveServer
+    from tests.support import free_port
+
+    dead_pg, dead_redis = free_port(), free_port()
+    server = LiveServer(tmp_path, migrate=False, env={
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead_pg}/nothing",
+        "REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0",
+    })
+    server.start()
+    try:
+        start = time.monotonic()
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(server.url + URL, timeout=30)
+        elapsed = time.monotonic() - start
+        assert caught.value.code == 503
+        body = json.loads(caught.value.read())
+        checks = body["checks"]
+        assert checks["database"]["ok"] is False
+        assert checks["channel_layer"]["ok"] is False
+        assert checks["channel_layer"]["backend"] == "RedisChannelLayer"
+        assert checks["model"]["ok"] is False
+        assert body["pid"] == server.process.pid
+        assert elapsed < 10, f"the probe took {elapsed:.1f} s"
+    finally:
+        server.stop()
