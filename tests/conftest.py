@@ -18,6 +18,8 @@ import pytest
 
 from tests.support import BASE_DIR, require
 
+pytest_plugins = ["tests.services"]
+
 ARTIFACTS_DIR = Path(os.environ.get("ARTIFACTS_DIR", BASE_DIR / "artifacts"))
 
 
