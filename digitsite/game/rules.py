@@ -1,0 +1,159 @@
+"""The rules of the game as plain functions: no database, no clock, no network."""
+
+import math
+import random
+import time
+from dataclasses import dataclass
+
+PROTOCOL_VERSION = 1
+
+MIN_PLAYERS = 1
+MAX_PLAYERS = 8
+MIN_ROUNDS = 1
+MAX_ROUNDS = 20
+MIN_SECONDS = 1.0
+MAX_SECONDS = 300.0
+MAX_RESULTS_SECONDS = 60.0
+NAME_MAX_LENGTH = 24
+
+ACCURACY_POINTS = 100
+SPEED_POINTS = 50
+
+SCORING_RULE = (
+    f"Each round you score {ACCURACY_POINTS} x the model's probability for the target digit "
+    f"on your last drawing, plus up to {SPEED_POINTS} bonus points for speed once that "
+    f"probability reaches the room's target confidence: the bonus is the share of the round "
+    f"still left at that moment."
+)
+
+
+class GameError(ValueError):
+    """A request the game refuses; `code` is the protocol's error code."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def score(target_probability, reached, time_left, total_time):
+    """Points for one player's round.
+
+    round(100 * p + 50 * share of time left when p first reached the
+    threshold); no speed bonus without reaching it.
+    """
+    p = min(max(float(target_probability), 0.0), 1.0)
+    bonus = 0.0
+    if reached and total_time > 0:
+        bonus = min(max(time_left / total_time, 0.0), 1.0)
+    return int(round(ACCURACY_POINTS * p + SPEED_POINTS * bonus))
+
+
+def pick_targets(rounds, rng=None):
+    """Target digits for a game: no digit comes back before all ten were used,
+    and never the same digit twice in a row."""
+    rng = rng or random.SystemRandom()
+    targets = []
+    while len(targets) < rounds:
+        batch = list(range(10))
+        rng.shuffle(batch)
+        if targets and batch[0] == targets[-1]:
+            batch[0], batch[-1] = batch[-1], batch[0]
+        targets.extend(batch)
+    return targets[:rounds]
+
+
+def leaderboard(players):
+    """Rank players ({"player", "name", "score", "gone"}): best first, ties share a rank."""
+    ordered = sorted(players, key=lambda p: -p["score"])
+    rows = []
+    rank = 0
+    previous = None
+    for index, player in enumerate(ordered, start=1):
+        if player["score"] != previous:
+            rank = index
+            previous = player["score"]
+        rows.append({"rank": rank, **player})
+    return rows
+
+
+def clean_name(name):
+    """A display name fit to show to others, or GameError('bad_name')."""
+    if not isinstance(name, str):
+        raise GameError("bad_name", "name must be a string")
+    name = " ".join(name.split())
+    if not name:
+        raise GameError("bad_name", "pick a name first")
+    if len(name) > NAME_MAX_LENGTH:
+        raise GameError("bad_name", f"names are at most {NAME_MAX_LENGTH} characters")
+    if any(not ch.isprintable() for ch in name):
+        raise GameError("bad_name", "the name contains characters that cannot be shown")
+    return name
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    rounds: int
+    seconds: float
+    results_seconds: float
+    max_players: int
+    target_confidence: float
+    solo: bool = False
+
+
+def _int_setting(value, name, low, high):
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise GameError("bad_message", f"{name} must be a whole number")
+    if not low <= value <= high:
+        raise GameError("bad_message", f"{name} must be between {low} and {high}")
+    return value
+
+
+def _float_setting(value, name, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise GameError("bad_message", f"{name} must be a number")
+    value = float(value)
+    if not math.isfinite(value) or not low <= value <= high:
+        raise GameError("bad_message", f"{name} must be between {low:g} and {high:g}")
+    return value
+
+
+def check_rounds(value):
+    return _int_setting(value, "rounds", MIN_ROUNDS, MAX_ROUNDS)
+
+
+def room_settings(*, rounds, seconds, results_seconds, max_players, target_confidence, solo):
+    """Validate a room's settings; raise GameError with a readable message."""
+    max_players = 1 if solo else _int_setting(max_players, "max players", MIN_PLAYERS, MAX_PLAYERS)
+    return RoomSettings(
+        rounds=check_rounds(rounds),
+        seconds=_float_setting(seconds, "round seconds", MIN_SECONDS, MAX_SECONDS),
+        results_seconds=_float_setting(results_seconds, "results seconds", 0.0,
+                                       MAX_RESULTS_SECONDS),
+        max_players=max_players,
+        target_confidence=_float_setting(target_confidence, "target confidence", 0.0, 1.0),
+        solo=bool(solo),
+    )
+
+
+class TokenBucket:
+    """Messages a connection may send: `rate` per second, bursts up to `capacity`."""
+
+    def __init__(self, rate, capacity, clock=time.monotonic):
+        self.rate = float(rate)
+        self.capacity = float(capacity)
+        self.clock = clock
+        self.tokens = float(capacity)
+        self.stamp = clock()
+
+    def take(self):
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False

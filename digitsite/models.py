@@ -1,0 +1,121 @@
+"""Game state that every server process shares: rooms, seats and round progress.
+
+Nothing about a room lives only in one process's memory: several Daphne
+processes may serve players of the same room, so they meet here and in the
+channel layer. Changes that must happen once (ending a round, finishing a
+player) are conditional UPDATEs that only one process can win.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Room(models.Model):
+    class State(models.TextChoices):
+        LOBBY = "lobby", "Lobby"
+        PLAYING = "playing", "Playing a round"
+        RESULTS = "results", "Between rounds"
+        FINISHED = "finished", "Game over"
+
+    code = models.CharField(max_length=6, unique=True)
+    title = models.CharField(max_length=64, blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    rounds = models.PositiveSmallIntegerField()
+    round_seconds = models.FloatField()
+    results_seconds = models.FloatField()
+    max_players = models.PositiveSmallIntegerField()
+    target_confidence = models.FloatField()
+    solo = models.BooleanField(default=False)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.LOBBY)
+    host_player = models.CharField(max_length=32, blank=True)
+    game_id = models.CharField(max_length=32, blank=True)
+    game_number = models.PositiveIntegerField(default=0)
+    game_rounds = models.PositiveSmallIntegerField(default=0)
+    round = models.PositiveSmallIntegerField(default=0)
+    targets = models.JSONField(default=list, blank=True)
+    target = models.PositiveSmallIntegerField(null=True, blank=True)
+    round_started_at = models.DateTimeField(null=True, blank=True)
+    # The deadline of the current phase: the end of the round while playing,
+    # the start of the next round between rounds. Every process with players
+    # in the room sets its own timer from it.
+    ends_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.code} ({self.state})"
+
+
+class Seat(models.Model):
+    """A player's place in a room; it survives a dropped connection."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="seats")
+    player_id = models.CharField(max_length=32, unique=True)
+    # Only a hash of the reconnect token is kept: the table alone does not let
+    # anyone take a seat.
+    token_hash = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=64)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="game_seats",
+    )
+    score = models.IntegerField(default=0)
+    connected = models.BooleanField(default=False)
+    # The channel of the connection holding the seat: a newer connection with
+    # the same token replaces it, and only the holder may mark it disconnected.
+    channel_name = models.CharField(max_length=200, blank=True)
+    joined = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    gone = models.BooleanField(default=False)
+    opt_out = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["joined", "id"]
+        indexes = [models.Index(fields=["room", "gone"])]
+
+    def __str__(self):
+        return f"{self.name} in {self.room.code}"
+
+
+class RoundProgress(models.Model):
+    """One player's state in one round: the latest scored drawing and its result.
+
+    The latest drawing is written as it is scored, so whichever process ends
+    the round can store it, and nothing is lost when the player disconnects.
+    """
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="progress")
+    seat = models.ForeignKey(Seat, on_delete=models.CASCADE, related_name="progress")
+    game_id = models.CharField(max_length=32)
+    round_number = models.PositiveSmallIntegerField()
+    target = models.PositiveSmallIntegerField()
+
+    drawing = models.JSONField(null=True, blank=True)
+    input_image = models.BinaryField(max_length=784, null=True, blank=True)
+    prediction = models.PositiveSmallIntegerField(null=True, blank=True)
+    probabilities = models.JSONField(null=True, blank=True)
+    model_version = models.CharField(max_length=64, blank=True)
+    target_probability = models.FloatField(default=0.0)
+    guesses = models.PositiveIntegerField(default=0)
+    reached_at = models.DateTimeField(null=True, blank=True)
+
+    finished = models.BooleanField(default=False)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=16, blank=True)
+    points = models.IntegerField(default=0)
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["seat", "game_id", "round_number"], name="one_progress_per_round"
+            )
+        ]
+        indexes = [models.Index(fields=["room", "game_id", "round_number"])]
+
+    def __str__(self):
+        return f"{self.seat_id} round {self.round_number} of {self.game_id}"
