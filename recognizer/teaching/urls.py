@@ -1,5 +1,17 @@
 """The teaching pages under /learn/."""
 
+from django.urls import path
+
+from recognizer.teaching import views
+
 app_name = "teaching"
 
-urlpatterns = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("how-it-works/", views.how_it_works, name="how_it_works"),
+    path("attention/", views.attention_page, name="attention"),
+    path("model/", views.model_page, name="model"),
+    path("data/", views.data_page, name="data"),
+    path("api/stages", views.api_stages, name="api_stages"),
+    path("api/attention", views.api_attention, name="api_attention"),
+]

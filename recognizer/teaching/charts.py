@@ -1,0 +1,229 @@
+"""Small SVG charts rendered on the server: no chart library, nothing fetched.
+
+Each function returns markup ready for a template. Every number is formatted
+here and every label escaped, so the output is safe to insert as it is.
+"""
+
+import math
+
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+
+# The same palette as the CSS (teaching.css): series are told apart by colour
+# and by dash pattern, so the charts read in greyscale too.
+SERIES_STYLES = [
+    ("#2563eb", ""),
+    ("#dc2626", "6 4"),
+    ("#16a34a", "2 3"),
+    ("#9333ea", "8 3 2 3"),
+]
+
+
+def _fmt(value):
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _nice_ticks(low, high, count=5):
+    if high <= low:
+        high = low + 1
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = min((m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw),
+               default=magnitude * 10)
+    start = math.floor(low / step) * step
+    ticks = []
+    value = start
+    while value <= high + step * 1e-6:
+        if value >= low - step * 1e-6:
+            ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def _tick_label(value, percent):
+    if percent:
+        return f"{value * 100:.{0 if abs(value * 100 - round(value * 100)) < 1e-6 else 1}f}%"
+    return f"{value:.3g}"
+
+
+def line_chart(series, title, x_label, y_label, percent=False, width=440, height=260,
+               y_range=None):
+    """Lines of (x, y) points; `series` is a list of (name, points).
+
+    Returns "" when there is nothing to draw.
+    """
+    series = [(name, [(float(x), float(y)) for x, y in points if y is not None])
+              for name, points in series]
+    series = [(name, points) for name, points in series if points]
+    if not series:
+        return ""
+    xs = [x for _, points in series for x, _ in points]
+    ys = [y for _, points in series for _, y in points]
+    x_low, x_high = min(xs), max(xs)
+    if x_high == x_low:
+        x_low, x_high = x_low - 0.5, x_high + 0.5
+    if y_range:
+        y_low, y_high = y_range
+    else:
+        y_low, y_high = min(ys), max(ys)
+        pad = (y_high - y_low) * 0.08 or abs(y_high) * 0.05 or 0.5
+        y_low, y_high = y_low - pad, y_high + pad
+        if percent:
+            y_low, y_high = max(0.0, y_low), min(1.0, y_high)
+    left, right, top, bottom = 56, 12, 30, 44
+    plot_w, plot_h = width - left - right, height - top - bottom
+
+    def sx(x):
+        return left + (x - x_low) / (x_high - x_low) * plot_w
+
+    def sy(y):
+        return top + (1 - (y - y_low) / (y_high - y_low)) * plot_h
+
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<rect class="chart__plot" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>',
+    ]
+    for tick in _nice_ticks(y_low, y_high):
+        y = sy(tick)
+        parts.append(f'<line class="chart__grid" x1="{left}" x2="{left + plot_w}" '
+                     f'y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="chart__tick" x="{left - 6}" y="{y + 4:.1f}" '
+                     f'text-anchor="end">{escape(_tick_label(tick, percent))}</text>')
+    x_ticks = sorted({round(x) for x in xs}) if len(set(xs)) <= 12 else _nice_ticks(x_low, x_high)
+    for tick in x_ticks:
+        x = sx(tick)
+        parts.append(f'<text class="chart__tick" x="{x:.1f}" y="{top + plot_h + 16}" '
+                     f'text-anchor="middle">{escape(_fmt(tick))}</text>')
+    parts.append(f'<text class="chart__label" x="{left + plot_w / 2:.1f}" y="{height - 6}" '
+                 f'text-anchor="middle">{escape(x_label)}</text>')
+    parts.append(f'<text class="chart__label" transform="translate(14 {top + plot_h / 2:.1f}) '
+                 f'rotate(-90)" text-anchor="middle">{escape(y_label)}</text>')
+    legend_x = left
+    for index, (name, points) in enumerate(series):
+        colour, dash = SERIES_STYLES[index % len(SERIES_STYLES)]
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+        parts.append(f'<polyline class="chart__line" points="{path}" stroke="{colour}"'
+                     f'{dash_attr}><title>{escape(name)}</title></polyline>')
+        for x, y in points:
+            label = f"{name}, epoch {_fmt(x)}: {_tick_label(y, percent) if percent else f'{y:.4f}'}"
+            parts.append(f'<circle class="chart__dot" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" '
+                         f'fill="{colour}"><title>{escape(label)}</title></circle>')
+        parts.append(f'<line x1="{legend_x}" x2="{legend_x + 22}" y1="14" y2="14" '
+                     f'stroke="{colour}" stroke-width="2.5"{dash_attr}/>')
+        parts.append(f'<text class="chart__legend" x="{legend_x + 27}" y="18">'
+                     f"{escape(name)}</text>")
+        legend_x += 34 + 7 * len(name)
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def bar_chart(values, title, labels=None, percent=True, width=440, height=230,
+              highlight_lowest=True):
+    """Vertical bars, one per value; None values are drawn as a gap marked "n/a"."""
+    labels = labels or [str(i) for i in range(len(values))]
+    present = [v for v in values if v is not None]
+    if not present:
+        return ""
+    if percent:
+        # Per-class accuracies sit close together near 100%: start the axis a
+        # little below the lowest, and say so on the chart.
+        low = max(0.0, math.floor((min(present) - 0.02) * 50) / 50)
+        high = 1.0
+    else:
+        low, high = 0.0, max(present) * 1.1 or 1.0
+    left, right, top, bottom = 56, 12, 16, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    slot = plot_w / len(values)
+    lowest = min(present)
+
+    def sy(y):
+        return top + (1 - (y - low) / (high - low)) * plot_h
+
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<rect class="chart__plot" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>',
+    ]
+    for tick in _nice_ticks(low, high, 4):
+        y = sy(tick)
+        parts.append(f'<line class="chart__grid" x1="{left}" x2="{left + plot_w}" '
+                     f'y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="chart__tick" x="{left - 6}" y="{y + 4:.1f}" '
+                     f'text-anchor="end">{escape(_tick_label(tick, percent))}</text>')
+    for index, value in enumerate(values):
+        x = left + index * slot + slot * 0.15
+        w = slot * 0.7
+        parts.append(f'<text class="chart__tick" x="{x + w / 2:.1f}" y="{top + plot_h + 16}" '
+                     f'text-anchor="middle">{escape(labels[index])}</text>')
+        if value is None:
+            parts.append(f'<text class="chart__tick" x="{x + w / 2:.1f}" y="{top + plot_h - 4}" '
+                         f'text-anchor="middle">n/a</text>')
+            continue
+        y = sy(max(value, low))
+        cls = "chart__bar chart__bar--low" if highlight_lowest and value == lowest else "chart__bar"
+        text = _tick_label(value, percent) if percent else _fmt(value)
+        parts.append(f'<rect class="{cls}" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" '
+                     f'height="{top + plot_h - y:.1f}"><title>{escape(labels[index])}: '
+                     f"{escape(text)}</title></rect>")
+    if percent and low > 0:
+        parts.append(f'<text class="chart__note" x="{left + plot_w}" y="{height - 4}" '
+                     f'text-anchor="end">axis starts at {escape(_tick_label(low, True))}</text>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def confusion_matrix(matrix, title="Confusion matrix", size=440):
+    """A 10x10 heat map: rows the true digit, columns the model's guess.
+
+    The diagonal (right answers) is green and scaled on its own; mistakes are
+    red on a square-root scale, so that a handful of errors still shows.
+    """
+    if not matrix:
+        return ""
+    n = len(matrix)
+    left, top = 44, 44
+    cell = (size - left - 8) / n
+    off_diagonal = [matrix[i][j] for i in range(n) for j in range(n) if i != j]
+    max_wrong = max(off_diagonal) if off_diagonal else 0
+    max_right = max((matrix[i][i] for i in range(n)), default=0)
+    parts = [
+        f'<svg class="chart chart--matrix" viewBox="0 0 {size} {size}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<text class="chart__label" x="{left + n * cell / 2:.1f}" y="14" '
+        f'text-anchor="middle">the model guessed</text>',
+        f'<text class="chart__label" transform="translate(12 {top + n * cell / 2:.1f}) '
+        f'rotate(-90)" text-anchor="middle">the true digit</text>',
+    ]
+    for k in range(n):
+        parts.append(f'<text class="chart__tick" x="{left + (k + 0.5) * cell:.1f}" y="{top - 8}" '
+                     f'text-anchor="middle">{k}</text>')
+        y = top + (k + 0.5) * cell + 4
+        parts.append(f'<text class="chart__tick" x="{left - 8}" y="{y:.1f}" '
+                     f'text-anchor="end">{k}</text>')
+    for i in range(n):
+        for j in range(n):
+            count = int(matrix[i][j])
+            if i == j:
+                strength = count / max_right if max_right else 0
+                fill = f"rgba(22, 163, 74, {0.15 + 0.75 * strength:.3f})"
+            elif count:
+                strength = math.sqrt(count / max_wrong) if max_wrong else 0
+                fill = f"rgba(220, 38, 38, {0.12 + 0.78 * strength:.3f})"
+            else:
+                fill = "transparent"
+            x, y = left + j * cell, top + i * cell
+            tip = f"true {i}, guessed {j}: {count}"
+            parts.append(f'<rect class="chart__cell" x="{x:.1f}" y="{y:.1f}" width="{cell:.1f}" '
+                         f'height="{cell:.1f}" fill="{fill}"><title>{tip}</title></rect>')
+            if count:
+                font = 11 if count < 1000 else 9.5
+                parts.append(f'<text class="chart__count" x="{x + cell / 2:.1f}" '
+                             f'y="{y + cell / 2 + 4:.1f}" text-anchor="middle" '
+                             f'font-size="{font}">{count}</text>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))

@@ -1,0 +1,194 @@
+"""Data for the teaching pages: MNIST test digits, approved drawings, mistakes.
+
+The active model's predictions on the 10,000 MNIST test digits are computed
+once per model version (keyed by the weights' sha256) and kept in
+settings.VAR_DIR, so only the first visitor after an activation waits for
+them, and a restart costs nothing.
+"""
+
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from django.conf import settings
+
+from recognizer import versions
+from recognizer.models import Drawing
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+# Separate from _lock: computing predictions takes seconds and must not block
+# page views that only need the cached data.
+_compute_lock = threading.Lock()
+_mnist_test = None
+_models = {}
+
+
+class DataUnavailable(Exception):
+    """The MNIST files or a usable model are missing; the message says which."""
+
+
+def cache_dir():
+    return Path(settings.VAR_DIR) / "teaching"
+
+
+def mnist_test():
+    """(images uint8 (10000, 28, 28), labels int64) from settings.MNIST_DATA_DIR; cached."""
+    global _mnist_test
+    from trainer import mnist
+
+    data_dir = Path(settings.MNIST_DATA_DIR)
+    with _lock:
+        if _mnist_test is None or _mnist_test[0] != data_dir:
+            try:
+                # A page view never downloads: that is the trainer's job.
+                images, labels = mnist.load_split("test", data_dir=data_dir, download=False)
+            except mnist.MnistError as exc:
+                raise DataUnavailable(str(exc)) from exc
+            _mnist_test = (data_dir, images, labels)
+        return _mnist_test[1], _mnist_test[2]
+
+
+def model_for(version):
+    """The weights of a ModelVersion row, loaded once per process."""
+    with _lock:
+        model = _models.get(version.sha256)
+        if model is None:
+            try:
+                model, _ = versions.load_version(version)
+            except versions.CheckpointError as exc:
+                raise DataUnavailable(str(exc)) from exc
+            _models.clear()  # keep one: the active version changes rarely
+            _models[version.sha256] = model
+        return model
+
+
+def predict(model, images, batch_size=500):
+    """Probabilities (N, 10) float32 for uint8 images (N, 28, 28)."""
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+            logits = model(batch[:, None].float().div_(255.0))
+            chunks.append(torch.softmax(logits, dim=1).numpy())
+    if not chunks:
+        return np.zeros((0, 10), dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def predictions_path(version):
+    return cache_dir() / f"mnist-test-{version.sha256[:16]}.npy"
+
+
+def mnist_test_probabilities(version):
+    """The version's probabilities (10000, 10) on MNIST test, computed once and cached."""
+    path = predictions_path(version)
+    images, _ = mnist_test()
+    try:
+        cached = np.load(path)
+        if cached.shape == (len(images), 10):
+            return cached
+    except (OSError, ValueError):
+        pass  # absent or damaged: compute it again
+    with _compute_lock:
+        if path.exists():
+            try:
+                return np.load(path)
+            except (OSError, ValueError):
+                pass
+        logger.info("computing MNIST test predictions of %s", version.version)
+        probabilities = predict(model_for(version), images)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".predictions.", suffix=".npy", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, probabilities)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return probabilities
+
+
+@dataclass
+class Mistake:
+    index: int
+    label: int
+    guess: int
+    confidence: float
+    pixels: np.ndarray
+
+
+def mistakes(version, digit=None, limit=48):
+    """MNIST test digits the version gets wrong, surest wrong answers first.
+
+    Returns (the mistakes shown, the number of mistakes per true digit).
+    """
+    images, labels = mnist_test()
+    probabilities = mnist_test_probabilities(version)
+    guesses = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(guesses != labels)
+    per_class = np.bincount(labels[wrong], minlength=10).tolist()
+    if digit is not None:
+        wrong = wrong[labels[wrong] == digit]
+    confidence = probabilities[wrong, guesses[wrong]]
+    order = wrong[np.argsort(-confidence, kind="stable")][:limit]
+    shown = [
+        Mistake(int(i), int(labels[i]), int(guesses[i]), float(probabilities[i, guesses[i]]),
+                images[i])
+        for i in order
+    ]
+    return shown, per_class
+
+
+def mnist_digits(digit, page=1, per_page=100):
+    """One page of the MNIST test digits of a class: (images, indices, total)."""
+    images, labels = mnist_test()
+    indices = np.flatnonzero(labels == digit)
+    start = (page - 1) * per_page
+    chosen = indices[start:start + per_page]
+    return images[chosen], chosen, len(indices)
+
+
+def approved_drawings(digit, limit=100):
+    """The newest approved player drawings of a class: (images uint8, total)."""
+    rows = Drawing.objects.filter(status=Drawing.Status.APPROVED, label=digit)
+    total = rows.count()
+    images = [
+        np.frombuffer(bytes(data), dtype=np.uint8).reshape(28, 28)
+        for data in rows.values_list("input_image", flat=True)[:limit]
+        if data is not None and len(bytes(data)) == 784
+    ]
+    return (np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)), total
+
+
+def approved_inputs():
+    """(labels, uint8 images (N, 28, 28)) of every approved player drawing."""
+    rows = Drawing.objects.filter(status=Drawing.Status.APPROVED).order_by("id")
+    labels, images = [], []
+    for label, data in rows.values_list("label", "input_image"):
+        data = bytes(data) if data is not None else b""
+        if len(data) == 784:
+            labels.append(label)
+            images.append(np.frombuffer(data, dtype=np.uint8).reshape(28, 28))
+    if not images:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 28, 28), dtype=np.uint8)
+    return np.asarray(labels, dtype=np.int64), np.stack(images)
+
+
+def accuracy_on(version, labels, images):
+    """The version's accuracy on labelled uint8 images, or None if there are none."""
+    if len(labels) == 0:
+        return None
+    guesses = predict(model_for(version), images).argmax(axis=1)
+    correct = guesses == labels
+    per_class = [
+        float(correct[labels == d].mean()) if (labels == d).any() else None for d in range(10)
+    ]
+    return {"count": int(len(labels)), "accuracy": float(correct.mean()), "per_class": per_class}

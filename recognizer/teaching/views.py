@@ -1,0 +1,275 @@
+"""The teaching pages under /learn/ and the two JSON endpoints they draw from.
+
+POST /learn/api/stages    a drawing -> every preprocessing step, every layer's
+                          activations (quantised, see encoding.py) and the
+                          probabilities
+POST /learn/api/attention a drawing and optionally a digit -> occlusion and
+                          gradient saliency maps for that digit
+
+Both accept the drawing the recognition API takes ({"width", "height",
+"strokes"}) or, instead, a ready 28x28 input: {"input": [[...28 numbers in
+0..1...], ...28 rows]}. Bad input gets a 4xx JSON error naming the problem.
+"""
+
+import asyncio
+import json
+import math
+
+import numpy as np
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import Http404, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+
+from recognizer import versions
+from recognizer.inference import ModelUnavailable
+from recognizer.payloads import PayloadError, parse_drawing
+from recognizer.preprocessing import DrawingError
+from recognizer.teaching import explain, gallery, modelcard
+from recognizer.teaching.encoding import png_data_url, sprite
+from recognizer.views import error
+
+LESSONS = [
+    ("teaching:how_it_works", "How it works",
+     "Draw a digit and follow it through every step of the network."),
+    ("teaching:attention", "What the model looks at",
+     "Cover parts of your drawing and see which parts the model needs."),
+    ("teaching:model", "The model",
+     "The network's layers, how it was trained and how often it is right."),
+    ("teaching:data", "The data",
+     "The digits it learned from, and the ones it still gets wrong."),
+]
+
+
+def lesson_context(url_name):
+    """Where a page sits on the lesson path: its number, the previous and next page."""
+    names = [name for name, _, _ in LESSONS]
+    # The path's start page (-1) leads to the first lesson.
+    index = names.index(url_name) if url_name in names else -1
+    return {
+        "lessons": [{"url_name": n, "title": t, "summary": s, "number": i + 1}
+                    for i, (n, t, s) in enumerate(LESSONS)],
+        "lesson_number": index + 1,
+        "current_lesson": url_name,
+        "previous_lesson": LESSONS[index - 1] if index > 0 else None,
+        "next_lesson": LESSONS[index + 1] if index < len(LESSONS) - 1 else None,
+    }
+
+
+# -- pages ---------------------------------------------------------------------
+#
+# Under ASGI every synchronous view shares one thread, so the pages that need
+# the model (predictions on MNIST, on the approved drawings) are async: the
+# database is read through sync_to_async and the number crunching runs in a
+# worker thread, and a slow first visit holds up nobody else's page.
+
+
+async def _render(request, template, context):
+    # Templates read request.user (the header's admin link): a database query.
+    return await sync_to_async(render)(request, template, context)
+
+
+def index(request):
+    return render(request, "teaching/index.html", lesson_context("teaching:index"))
+
+
+def how_it_works(request):
+    context = lesson_context("teaching:how_it_works")
+    context["explanations"] = modelcard.EXPLANATIONS
+    return render(request, "teaching/how_it_works.html", context)
+
+
+def attention_page(request):
+    context = lesson_context("teaching:attention")
+    context["digits"] = range(10)
+    return render(request, "teaching/attention.html", context)
+
+
+async def model_page(request):
+    context = lesson_context("teaching:model")
+    version = await sync_to_async(versions.active_version)()
+    if version is None:
+        context["history"] = await sync_to_async(modelcard.version_history)()
+        return await _render(request, "teaching/model.html", context)
+    labels, images = await sync_to_async(gallery.approved_inputs)()
+    collected, collected_error = None, ""
+    try:
+        collected = await asyncio.to_thread(gallery.accuracy_on, version, labels, images)
+    except gallery.DataUnavailable as exc:
+        collected_error = str(exc)
+    context.update(
+        await sync_to_async(modelcard.model_card)(version, collected, collected_error)
+    )
+    return await _render(request, "teaching/model.html", context)
+
+
+def _int_param(request, name, default, low, high):
+    raw = request.GET.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Http404(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise Http404(f"{name} must be between {low} and {high}")
+    return value
+
+
+MNIST_PER_PAGE = 100
+SPRITE_COLUMNS = 20
+
+
+def _mnist_context(digit, page):
+    """The MNIST part of the data page; blocking (file reading, PNG encoding)."""
+    try:
+        images, indices, total = gallery.mnist_digits(digit, page, MNIST_PER_PAGE)
+    except gallery.DataUnavailable as exc:
+        return {"mnist_error": str(exc)}
+    pages = max(1, math.ceil(total / MNIST_PER_PAGE))
+    if page > pages:
+        raise Http404("no such page")
+    return {
+        "mnist_total": total,
+        "mnist_count": len(images),
+        "mnist_first": int(indices[0]) if len(indices) else 0,
+        "mnist_sprite": png_data_url(sprite(images, SPRITE_COLUMNS), scale=2)
+        if len(images) else "",
+        "pages": pages,
+        "previous_page": page - 1 if page > 1 else None,
+        "next_page": page + 1 if page < pages else None,
+    }
+
+
+def _mistakes_context(version, digit):
+    """The model's mistakes for the data page; blocking (the first time: seconds)."""
+    try:
+        shown, per_class = gallery.mistakes(version, digit)
+    except gallery.DataUnavailable as exc:
+        return {"mistakes_error": str(exc)}
+    return {
+        "mistakes": [
+            {"index": m.index, "label": m.label, "guess": m.guess,
+             "confidence": m.confidence, "confidence_text": modelcard.percent(m.confidence, 0),
+             "image": png_data_url(m.pixels, scale=2)}
+            for m in shown
+        ],
+        "mistakes_total": per_class[digit],
+        "mistakes_all": sum(per_class),
+        "mistakes_per_class": list(enumerate(per_class)),
+    }
+
+
+async def data_page(request):
+    context = lesson_context("teaching:data")
+    digit = _int_param(request, "digit", 0, 0, 9)
+    page = _int_param(request, "page", 1, 1, 1000)
+    context.update({"digit": digit, "digits": range(10), "page": page})
+
+    drawings, drawings_total = await sync_to_async(gallery.approved_drawings)(digit)
+    context.update({
+        "drawings_total": drawings_total,
+        "drawings_count": len(drawings),
+        "drawings_sprite": await asyncio.to_thread(
+            lambda: png_data_url(sprite(drawings, SPRITE_COLUMNS), scale=2)
+        ) if len(drawings) else "",
+    })
+
+    context.update(await asyncio.to_thread(_mnist_context, digit, page))
+    if "mnist_error" in context:
+        return await _render(request, "teaching/data.html", context)
+    version = await sync_to_async(versions.active_version)()
+    if version is None:
+        context["mistakes_error"] = "No model version is active, so there are no guesses to show."
+    else:
+        context["version"] = version
+        context.update(await asyncio.to_thread(_mistakes_context, version, digit))
+    return await _render(request, "teaching/data.html", context)
+
+
+# -- the JSON endpoints ------------------------------------------------------------
+
+
+def _input_array(value):
+    if not isinstance(value, list) or len(value) != 28:
+        raise PayloadError("'input' must be 28 rows of 28 numbers between 0 and 1")
+    rows = []
+    for r, row in enumerate(value):
+        if not isinstance(row, list) or len(row) != 28:
+            raise PayloadError(f"row {r} of 'input' must be a list of 28 numbers")
+        for v in row:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise PayloadError(f"row {r} of 'input' holds something that is not a number")
+            if not 0 <= v <= 1:
+                raise PayloadError(f"row {r} of 'input' holds {v}: values must be in 0..1")
+        rows.append(row)
+    return np.asarray(rows, dtype=np.float32)
+
+
+def _parse_body(request):
+    """(parsed drawing or None, 28x28 input or None, target digit or None)."""
+    content_type = request.content_type or ""
+    if content_type not in ("application/json", ""):
+        raise PayloadError("send the drawing as JSON (application/json)")
+    try:
+        data = json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PayloadError("the body must be a JSON object: a drawing or {'input': ...}")
+    target = data.get("target")
+    if target is not None and (isinstance(target, bool) or target not in range(10)):
+        raise PayloadError("'target' must be a digit from 0 to 9")
+    if "input" in data:
+        return None, _input_array(data["input"]), target
+    return parse_drawing(data), None, target
+
+
+async def _read(request):
+    if request.method != "POST":
+        response = error("use POST", status=405)
+        response["Allow"] = "POST"
+        return None, response
+    limit = settings.RECOGNIZER_MAX_BODY_BYTES
+    if len(request.body) > limit:
+        return None, error(f"the body is larger than {limit} bytes", status=413)
+    try:
+        return await asyncio.to_thread(_parse_body, request), None
+    except PayloadError as exc:
+        return None, error(str(exc))
+
+
+@csrf_exempt
+async def api_stages(request):
+    parsed, response = await _read(request)
+    if response is not None:
+        return response
+    drawing, image, _ = parsed
+    try:
+        if drawing is not None:
+            payload = await explain.explain_drawing(drawing)
+        else:
+            payload = await explain.explain_input(image)
+    except DrawingError as exc:
+        return error(str(exc))
+    except ModelUnavailable as exc:
+        return error(f"no model available: {exc}", status=503)
+    return JsonResponse(payload)
+
+
+@csrf_exempt
+async def api_attention(request):
+    parsed, response = await _read(request)
+    if response is not None:
+        return response
+    drawing, image, target = parsed
+    try:
+        if drawing is not None:
+            image = await asyncio.to_thread(explain.drawing_input, drawing)
+        payload = await explain.attention(image, target)
+    except DrawingError as exc:
+        return error(str(exc))
+    except ModelUnavailable as exc:
+        return error(f"no model available: {exc}", status=503)
+    return JsonResponse(payload)

@@ -1,0 +1,230 @@
+// Shared by the teaching pages: talking to the server, decoding what it sends,
+// and painting numbers as pixels.
+
+import {decodeBase64} from "../drawing-pad.js";
+
+export {decodeBase64};
+
+/**
+ * POST JSON and return the decoded answer; throws an Error carrying the
+ * server's own message when it refuses the request.
+ */
+export async function postJSON(url, body, {signal} = {}) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {"Content-Type": "application/json", "Accept": "application/json"},
+    body: JSON.stringify(body),
+    signal,
+  });
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    // Not JSON: a proxy's error page, for instance. Reported below.
+  }
+  if (!response.ok) {
+    throw new Error(data?.error || `the server answered ${response.status}`);
+  }
+  return data;
+}
+
+/**
+ * Sends the latest request only: while one is on its way, newer calls wait
+ * and only the newest of them goes next, so a slow answer never piles up work
+ * on the server or shows an older drawing after a newer one.
+ */
+export function latestOnly(send, onResult, onError) {
+  let busy = false;
+  let pending = null;
+  let generation = 0;
+
+  async function pump() {
+    if (busy || pending === null) return;
+    busy = true;
+    const {args, gen} = pending;
+    pending = null;
+    try {
+      const result = await send(...args);
+      if (gen === generation) onResult(result, ...args);
+    } catch (error) {
+      if (gen === generation) onError(error, ...args);
+    } finally {
+      busy = false;
+      pump();
+    }
+  }
+
+  const call = (...args) => {
+    pending = {args, gen: generation};
+    pump();
+  };
+  // Forget whatever is queued or on its way (after "clear").
+  call.reset = () => {
+    generation += 1;
+    pending = null;
+  };
+  return call;
+}
+
+/** Maps sent as uint8 with per-map min/max (see recognizer/teaching/encoding.py). */
+export function decodeMaps(encoded) {
+  const bytes = decodeBase64(encoded.data);
+  const channels = encoded.channels;
+  const size = bytes.length / channels;
+  const maps = [];
+  for (let c = 0; c < channels; c++) {
+    const low = encoded.min[c];
+    const span = encoded.max[c] - low;
+    const values = new Float32Array(size);
+    for (let i = 0; i < size; i++) values[i] = low + (bytes[c * size + i] / 255) * span;
+    maps.push(values);
+  }
+  const shape = encoded.shape;
+  return {
+    maps,
+    channels,
+    height: shape.length === 3 ? shape[1] : 1,
+    width: shape.length === 3 ? shape[2] : shape[0],
+  };
+}
+
+/** A 28x28 image sent as base64 uint8 (255 = ink) -> Float32Array in [0, 1]. */
+export function decodeImage(encoded) {
+  const bytes = decodeBase64(encoded.data);
+  return Float32Array.from(bytes, (b) => b / 255);
+}
+
+// A sequential colour map from paper white through blue to deep purple: strong
+// activations read as "ink", like the drawing itself.
+const SEQUENTIAL = [
+  [255, 255, 255], [214, 228, 248], [140, 180, 235], [66, 120, 214], [42, 62, 170], [40, 16, 96],
+];
+
+export function sequentialColour(t) {
+  return interpolate(SEQUENTIAL, t);
+}
+
+// Diverging: blue (against) - white (no effect) - red (for).
+const DIVERGING = [[37, 99, 235], [147, 184, 245], [255, 255, 255], [248, 160, 150], [220, 38, 38]];
+
+export function divergingColour(t) {
+  return interpolate(DIVERGING, (t + 1) / 2);
+}
+
+function interpolate(stops, t) {
+  const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(x));
+  const f = x - i;
+  const a = stops[i];
+  const b = stops[i + 1];
+  return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
+}
+
+/** Paint one (width x height) array of values into a canvas at (x, y), `cell` px per value. */
+export function paintValues(ctx, values, width, height, {x = 0, y = 0, cell = 1, colour}) {
+  const image = ctx.createImageData(width * cell, height * cell);
+  for (let row = 0; row < height; row++) {
+    for (let col = 0; col < width; col++) {
+      const [r, g, b] = colour(values[row * width + col]);
+      for (let dy = 0; dy < cell; dy++) {
+        let offset = ((row * cell + dy) * width * cell + col * cell) * 4;
+        for (let dx = 0; dx < cell; dx++) {
+          image.data[offset] = r;
+          image.data[offset + 1] = g;
+          image.data[offset + 2] = b;
+          image.data[offset + 3] = 255;
+          offset += 4;
+        }
+      }
+    }
+  }
+  ctx.putImageData(image, x, y);
+}
+
+/** Greyscale ink on paper for [0, 1] images, the way the network's input is shown. */
+export function inkColour(v) {
+  const shade = 255 * (1 - Math.min(1, Math.max(0, v)));
+  return [shade, shade, shade];
+}
+
+/** Thin lines between pixels, so that a 28x28 image reads as a grid of numbers. */
+export function drawPixelGrid(ctx, width, height, cell, {colour = "rgba(120, 130, 150, 0.35)"} = {}) {
+  ctx.save();
+  ctx.strokeStyle = colour;
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  for (let i = 0; i <= width; i++) {
+    ctx.moveTo(i * cell + 0.5, 0);
+    ctx.lineTo(i * cell + 0.5, height * cell);
+  }
+  for (let j = 0; j <= height; j++) {
+    ctx.moveTo(0, j * cell + 0.5);
+    ctx.lineTo(width * cell, j * cell + 0.5);
+  }
+  ctx.stroke();
+  ctx.restore();
+}
+
+export function formatPercent(p) {
+  if (p >= 0.9995) return "100%";
+  if (p < 0.0005) return p > 0 ? "<0.1%" : "0%";
+  return `${(p * 100).toFixed(1)}%`;
+}
+
+/** Fill a <ol data-bars> with one bar per digit (the same markup as the game's). */
+export function renderBars(list, probabilities, {target = null} = {}) {
+  const top = probabilities.indexOf(Math.max(...probabilities));
+  if (list.children.length !== probabilities.length) {
+    list.replaceChildren(...probabilities.map((_, digit) => {
+      const item = document.createElement("li");
+      item.className = "bar";
+      item.innerHTML = `<span class="bar__digit">${digit}</span>` +
+        '<span class="bar__track"><span class="bar__fill"></span></span>' +
+        '<span class="bar__value"></span>';
+      return item;
+    }));
+  }
+  probabilities.forEach((p, digit) => {
+    const item = list.children[digit];
+    item.classList.toggle("is-top", digit === top);
+    item.classList.toggle("is-target", digit === target);
+    item.dataset.probability = String(p);
+    item.querySelector(".bar__fill").style.width = `${(p * 100).toFixed(2)}%`;
+    item.querySelector(".bar__value").textContent = formatPercent(p);
+  });
+}
+
+// Two ready-made drawings for visitors who would rather not draw: strokes in
+// a 300x300 canvas, as the drawing pad records them.
+export const EXAMPLES = {
+  7: {width: 300, height: 300, strokes: [
+    line([[80, 70], [220, 70], [200, 110], [170, 160], [145, 215], [130, 250]]),
+    line([[120, 160], [200, 160]]),
+  ]},
+  3: {width: 300, height: 300, strokes: [
+    arc(150, 105, 58, 48, -160, 90),
+    arc(150, 195, 65, 55, -90, 160),
+  ]},
+};
+
+function line(points) {
+  const out = [];
+  for (let i = 0; i < points.length - 1; i++) {
+    const [x0, y0] = points[i];
+    const [x1, y1] = points[i + 1];
+    const steps = Math.max(1, Math.round(Math.hypot(x1 - x0, y1 - y0) / 6));
+    for (let s = 0; s < steps; s++) out.push([x0 + ((x1 - x0) * s) / steps, y0 + ((y1 - y0) * s) / steps]);
+  }
+  out.push(points[points.length - 1]);
+  return out.map(([x, y], t) => [Math.round(x * 10) / 10, Math.round(y * 10) / 10, t * 16]);
+}
+
+function arc(cx, cy, rx, ry, fromDegrees, toDegrees) {
+  const out = [];
+  const steps = 30;
+  for (let s = 0; s <= steps; s++) {
+    const a = ((fromDegrees + ((toDegrees - fromDegrees) * s) / steps) * Math.PI) / 180;
+    out.push([cx + rx * Math.cos(a), cy + ry * Math.sin(a)]);
+  }
+  return out.map(([x, y], t) => [Math.round(x * 10) / 10, Math.round(y * 10) / 10, t * 16]);
+}
