@@ -1,5 +1,18 @@
 """Pages and HTTP endpoints of the game (home, lobby, rooms)."""
 
+from django.urls import path
+
+from digitsite import views
+
 app_name = "game"
 
-urlpatterns = []
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("name/", views.set_name, name="set_name"),
+    path("rooms/new/", views.create_room, name="create"),
+    path("rooms/solo/", views.create_solo, name="solo"),
+    path("join/", views.join_room, name="join"),
+    path("room/<str:code>/", views.room, name="room"),
+    path("lobby.json", views.lobby, name="lobby"),
+    path("practice/", views.practice, name="practice"),
+]

@@ -1,0 +1,230 @@
+// The game's WebSocket: joining, keeping the seat across reloads and dropped
+// connections, reconnecting with backoff, and the server's clock.
+// Protocol: docs/protocol.md (version 1).
+
+export const PROTOCOL = 1;
+
+// Close codes after which trying again cannot help (docs/protocol.md).
+const FINAL_CLOSES = {
+  1000: "You left the room.",
+  4001: "This page is out of date. Reload it to play.",
+  4003: "The room is full.",
+  4004: "This room does not exist any more.",
+  4010: "You opened this room in another tab or window, so this one was disconnected.",
+};
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 15000;
+const PING_EVERY_MS = 10000;
+// No message at all for this long means the connection is dead even if the
+// browser has not noticed yet (a sleeping laptop, a lost mobile network).
+const SILENCE_LIMIT_MS = 25000;
+
+/** Exponential backoff with jitter: half fixed, half random, so clients spread out. */
+export function backoffDelay(attempt, base = BACKOFF_BASE_MS, max = BACKOFF_MAX_MS,
+  random = Math.random) {
+  const ceiling = Math.min(max, base * 2 ** Math.max(0, attempt));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+export class GameConnection {
+  /**
+   * url: ws(s) URL of the room; code: room code; name: display name;
+   * optOut(): current opt-out choice; onMessage(msg); onState({state, detail}).
+   */
+  constructor({url, code, name, optOut = () => false, onMessage, onState}) {
+    this.url = url;
+    this.code = code;
+    this.name = name;
+    this.optOut = optOut;
+    this.onMessage = onMessage;
+    this.onState = onState;
+    this.tokenKey = `digit-game-seat:${code}`;
+    this.ws = null;
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.pingTimer = null;
+    this.lastHeard = 0;
+    this.stopped = false;
+    this.joined = false;
+    // Server clock = Date.now() + offset; from the ping with the shortest round trip.
+    this.offset = 0;
+    this.bestRtt = Infinity;
+    this.pingSentAt = null;
+    this.state = "idle";
+
+    window.addEventListener("online", () => this.retryNow());
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) this.retryNow();
+    });
+  }
+
+  get token() {
+    try {
+      return sessionStorage.getItem(this.tokenKey);
+    } catch {
+      return null;
+    }
+  }
+
+  set token(value) {
+    try {
+      if (value) sessionStorage.setItem(this.tokenKey, value);
+      else sessionStorage.removeItem(this.tokenKey);
+    } catch {
+      // Storage disabled: a reload then takes a new seat, which still works.
+    }
+  }
+
+  serverNow() {
+    return Date.now() + this.offset;
+  }
+
+  connect() {
+    this.stopped = false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this._setState(this.attempt ? "reconnecting" : "connecting");
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (error) {
+      this._scheduleRetry(String(error));
+      return;
+    }
+    this.ws = ws;
+    this.joined = false;
+    this.pingSentAt = null;
+    ws.addEventListener("open", () => {
+      if (ws !== this.ws) return;
+      this.lastHeard = Date.now();
+      const join = {type: "join", protocol: PROTOCOL, name: this.name, opt_out: this.optOut()};
+      const token = this.token;
+      if (token) join.token = token;
+      ws.send(JSON.stringify(join));
+    });
+    ws.addEventListener("message", (event) => {
+      if (ws !== this.ws) return;
+      this.lastHeard = Date.now();
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (!message || typeof message.type !== "string") return;
+      this._observeClock(message);
+      if (message.type === "welcome") {
+        this.joined = true;
+        this.attempt = 0;
+        if (message.you?.token) this.token = message.you.token;
+        this._setState("connected");
+        this._startPings();
+      }
+      if (message.type === "pong") return;
+      this.onMessage?.(message);
+    });
+    ws.addEventListener("close", (event) => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      this.joined = false;
+      this._stopPings();
+      if (this.stopped) return;
+      const final = FINAL_CLOSES[event.code];
+      if (final) {
+        this.stopped = true;
+        if (event.code === 1000 || event.code === 4004) this.token = null;
+        this._setState("closed", {code: event.code, reason: final});
+        return;
+      }
+      this._scheduleRetry(event.reason || "");
+    });
+  }
+
+  send(message) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.joined) return false;
+    this.ws.send(JSON.stringify({...message, room: this.code}));
+    return true;
+  }
+
+  leave() {
+    // The server closes with 1000 after `leave`; until then nothing reconnects.
+    this.token = null;
+    if (!this.send({type: "leave"})) this.close();
+  }
+
+  close() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this._stopPings();
+    if (this.ws) this.ws.close(1000);
+    this.ws = null;
+    this._setState("closed", {code: 1000, reason: "Disconnected."});
+  }
+
+  /** Skip the rest of a backoff wait (the network came back, the tab is visible again). */
+  retryNow() {
+    if (this.stopped || this.ws || this.retryTimer === null) return;
+    this.connect();
+  }
+
+  _scheduleRetry(reason) {
+    const delay = backoffDelay(this.attempt);
+    this.attempt += 1;
+    this._setState("waiting", {retryAt: Date.now() + delay, reason});
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.connect();
+    }, delay);
+  }
+
+  _startPings() {
+    this._stopPings();
+    this._ping();
+    this.pingTimer = setInterval(() => {
+      if (Date.now() - this.lastHeard > SILENCE_LIMIT_MS) {
+        // Closing fires the close handler, which schedules the reconnection.
+        this.ws?.close(4999, "no answer");
+        const ws = this.ws;
+        this.ws = null;
+        this._stopPings();
+        if (ws) this._scheduleRetry("no answer from the server");
+        return;
+      }
+      this._ping();
+    }, PING_EVERY_MS);
+  }
+
+  _stopPings() {
+    clearInterval(this.pingTimer);
+    this.pingTimer = null;
+  }
+
+  _ping() {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.joined) return;
+    this.pingSentAt = Date.now();
+    this.ws.send(JSON.stringify({type: "ping"}));
+  }
+
+  _observeClock(message) {
+    if (typeof message.server_time !== "number") return;
+    const now = Date.now();
+    if (message.type === "pong" && this.pingSentAt !== null) {
+      const rtt = now - this.pingSentAt;
+      this.pingSentAt = null;
+      // The answer left the server about half a round trip ago.
+      if (rtt <= this.bestRtt * 1.5 || rtt < 50) {
+        this.bestRtt = Math.min(this.bestRtt, rtt);
+        this.offset = message.server_time + rtt / 2 - now;
+      }
+    } else if (this.bestRtt === Infinity) {
+      this.offset = message.server_time - now;
+    }
+  }
+
+  _setState(state, detail = {}) {
+    this.state = state;
+    this.onState?.({state, ...detail});
+  }
+}
