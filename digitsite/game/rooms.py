@@ -92,6 +92,10 @@ def get_room(code):
     return Room.objects.filter(code=code).first()
 
 
+def room_exists(code):
+    return Room.objects.filter(code=code).exists()
+
+
 def open_rooms(limit=50):
     """Rooms a visitor can join: not solo, someone there (or just created), a seat free."""
     fresh = now() - NEW_ROOM_LISTED

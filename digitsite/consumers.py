@@ -1,0 +1,59 @@
+"""The game's WebSocket endpoint: carries messages between a socket and its PlayerSession."""
+
+import json
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from digitsite.game.session import PlayerSession
+
+
+def room_group(code):
+    return f"game.room.{code}"
+
+
+class GameConsumer(AsyncWebsocketConsumer):
+    """One player's socket; the rules live in digitsite.game (see docs/protocol.md)."""
+
+    async def connect(self):
+        self.group = None
+        self.user = self.scope.get("user")
+        await self.accept()
+        self.session = PlayerSession(self.scope["url_route"]["kwargs"]["code"], self)
+        await self.session.opened()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        await self.session.receive(text_data, bytes_data)
+
+    async def disconnect(self, code):
+        session = getattr(self, "session", None)
+        if session is not None:
+            await session.closed_by_client()
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    # Channel layer events.
+
+    async def game_event(self, event):
+        await self.session.on_event(event["message"])
+
+    async def game_replaced(self, event):
+        await self.session.replaced_elsewhere()
+
+    # The transport the session uses.
+
+    async def send_message(self, message):
+        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+
+    async def broadcast(self, message):
+        await self.channel_layer.group_send(self.group, {"type": "game.event",
+                                                         "message": message})
+
+    async def subscribe(self, code):
+        self.group = room_group(code)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def notify_replaced(self, channel_name):
+        await self.channel_layer.send(channel_name, {"type": "game.replaced"})
+
+    async def close_socket(self, code):
+        await self.close(code=code)

@@ -1,0 +1,563 @@
+"""The game over WebSockets: whole games, reconnects, host hand-over, opt-out and
+hostile clients, through the real ASGI application (origin check, auth, routing)."""
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from digitsite.asgi import application
+from digitsite.game import create_room
+from digitsite.game import session as game_session
+from digitsite.models import Room, Seat
+from recognizer.models import Drawing
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = b"http://localhost"
+
+
+def seven(offset=0.0):
+    """A 7 on a 280x280 canvas, with timings."""
+    return {
+        "width": 280, "height": 280,
+        "strokes": [[[60 + offset, 50, 0], [200 + offset, 50, 120], [110 + offset, 240, 400]]],
+    }
+
+
+def one(offset=0.0):
+    return {"width": 280, "height": 280,
+            "strokes": [[[140 + offset, 30, 0], [140 + offset, 250, 300]]]}
+
+
+class Client:
+    """A test player: a communicator plus a log of everything it received."""
+
+    def __init__(self, communicator):
+        self.ws = communicator
+        self.seen = []
+        self.you = None
+
+    async def send(self, type_, **fields):
+        await self.ws.send_to(text_data=json.dumps({"type": type_, **fields}))
+
+    async def next(self, timeout=5):
+        output = await self.ws.receive_output(timeout)
+        if output["type"] == "websocket.close":
+            message = {"type": "__closed__", "code": output.get("code")}
+        else:
+            message = json.loads(output["text"])
+        self.seen.append(message)
+        return message
+
+    async def expect(self, type_, timeout=5, **match):
+        """The next message of `type_` whose fields equal `match` (others are kept in .seen)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"no {type_} {match} within {timeout}s; saw "
+                                     f"{[m['type'] for m in self.seen[-15:]]}")
+            message = await self.next(remaining)
+            if message["type"] == type_ and all(message.get(k) == v for k, v in match.items()):
+                return message
+            if message["type"] == "__closed__":
+                raise AssertionError(f"closed with {message['code']} while waiting for {type_}")
+
+    async def error(self, code, timeout=5):
+        message = await self.expect("error", timeout)
+        assert message["code"] == code, message
+        return message
+
+    async def closed(self, timeout=5):
+        return (await self.expect("__closed__", timeout))["code"]
+
+    async def close(self):
+        await self.ws.disconnect()
+
+
+async def connect(code, origin=ORIGIN):
+    communicator = WebsocketCommunicator(
+        application, f"/ws/v1/rooms/{code}/",
+        headers=[(b"origin", origin), (b"host", b"localhost")],
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    return Client(communicator)
+
+
+async def join(code, name, **fields):
+    client = await connect(code)
+    await client.send("join", protocol=1, name=name, **fields)
+    welcome = await client.expect("welcome")
+    client.you = welcome["you"]
+    client.welcome = welcome
+    return client
+
+
+def make_room(**settings):
+    settings.setdefault("seconds", 2.0)
+    settings.setdefault("results_seconds", 0.2)
+    settings.setdefault("target_confidence", 1.0)
+    return create_room("Test", **settings)
+
+
+new_room = sync_to_async(make_room)
+
+
+@sync_to_async
+def stored_drawings(**filters):
+    return list(Drawing.objects.filter(**filters).order_by("round_number", "player_name"))
+
+
+@sync_to_async
+def seat_of(player_id):
+    return Seat.objects.get(player_id=player_id)
+
+
+
+@sync_to_async
+def room_row(code):
+    return Room.objects.get(code=code)
+
+
+async def test_solo_round_is_scored_and_stored(active_model):
+    room = await new_room(rounds=1, solo=True)
+    ada = await join(room.code, "Ada")
+    assert ada.welcome["room"]["host"] == ada.you["id"] and ada.you["host"]
+    assert ada.welcome["room"]["settings"]["solo"] is True
+    await ada.send("start")
+    start = await ada.expect("round_start")
+    await ada.send("draw", round=1, seq=5, drawing=seven())
+    guess = await ada.expect("guess")
+    assert guess["seq"] == 5 and len(guess["probabilities"]) == 10
+    assert guess["digit"] == max(range(10), key=lambda d: guess["probabilities"][d])
+    assert guess["top3"][0] == [guess["digit"], guess["probabilities"][guess["digit"]]]
+    assert guess["target_probability"] == guess["probabilities"][start["target"]]
+    await ada.send("done", round=1)
+    finished = await ada.expect("player_finished")
+    end = await ada.expect("round_end")
+    over = await ada.expect("game_over")
+    assert finished["reason"] == "done"
+    assert end["final"] and end["target"] == start["target"] and end["next_round_at"] is None
+    # No speed bonus without reaching the target confidence (1.0 here).
+    assert finished["points"] == round(100 * guess["target_probability"])
+    assert over["leaderboard"] == [{"rank": 1, "player": ada.you["id"], "name": "Ada",
+                                    "score": finished["points"], "gone": False}]
+    result = end["results"][0]
+    assert result["input"].startswith("data:image/png;base64,")
+    assert result["drawing"] == seven() and result["digit"] == guess["digit"]
+    drawings = await stored_drawings()
+    assert len(drawings) == 1
+    stored = drawings[0]
+    assert (stored.label, stored.strokes, stored.prediction) == (
+        start["target"], seven(), guess["digit"])
+    assert stored.probabilities == guess["probabilities"]
+    assert stored.model_version_id == active_model.pk
+    assert stored.room_code == room.code and stored.round_number == 1
+    assert stored.player_id == ada.you["id"] and stored.status == "pending"
+    assert len(bytes(stored.input_image)) == 784 and any(bytes(stored.input_image))
+    await ada.close()
+
+
+async def test_whole_game_with_three_players(active_model):
+    room = await new_room(rounds=2, seconds=2.5)
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    cy = await join(room.code, "Cy")
+    lobby = await ada.expect("room", timeout=5)
+    while len(lobby["players"]) < 3:
+        lobby = await ada.expect("room")
+    assert [p["name"] for p in lobby["players"]] == ["Ada", "Bob", "Cy"]
+    assert [p["host"] for p in lobby["players"]] == [True, False, False]
+
+    await bob.send("start")
+    await bob.error("not_host")
+    await ada.send("start")
+    submitted = {}
+    targets = []
+    for round_number in (1, 2):
+        starts = [await c.expect("round_start", round=round_number) for c in (ada, bob, cy)]
+        assert len({(s["target"], s["ends_at"]) for s in starts}) == 1
+        targets.append(starts[0]["target"])
+        # Ada and Bob draw and say done; Cy draws and lets the timer end the round.
+        for index, client in enumerate((ada, bob, cy)):
+            drawing = seven(offset=10 * index + round_number) if index != 1 else one(index)
+            await client.send("draw", round=round_number, seq=round_number, drawing=drawing)
+            guess = await client.expect("guess", seq=round_number)
+            submitted[(client.you["id"], round_number)] = (drawing, guess)
+        await ada.send("done", round=round_number)
+        await bob.send("done", round=round_number)
+        ends = [await c.expect("round_end", timeout=6, round=round_number)
+                for c in (ada, bob, cy)]
+        end = ends[0]
+        assert all(e == end for e in ends[1:]), "everyone sees the same results"
+        assert end["final"] is (round_number == 2)
+        reasons = {r["name"]: r["reason"] for r in end["results"]}
+        assert reasons == {"Ada": "done", "Bob": "done", "Cy": "time"}
+        for result in end["results"]:
+            drawing, guess = submitted[(result["player"], round_number)]
+            assert result["drawing"] == drawing
+            assert result["digit"] == guess["digit"]
+            assert result["points"] == round(100 * guess["target_probability"])
+    assert targets[0] != targets[1]
+
+    over = await cy.expect("game_over")
+    totals = {}
+    for (player, _), (_, guess) in submitted.items():
+        totals[player] = totals.get(player, 0) + round(100 * guess["target_probability"])
+    assert {row["player"]: row["score"] for row in over["leaderboard"]} == totals
+    scores = [row["score"] for row in over["leaderboard"]]
+    assert scores == sorted(scores, reverse=True)
+    assert over["rule"]
+
+    drawings = await stored_drawings(room_code=room.code)
+    assert len(drawings) == len(submitted) == 6
+    for stored in drawings:
+        drawing, guess = submitted[(stored.player_id, stored.round_number)]
+        assert stored.strokes == drawing
+        assert stored.label == targets[stored.round_number - 1]
+        assert stored.prediction == guess["digit"]
+
+    # Play again: the host starts a new game, scores start from zero.
+    await ada.send("start", rounds=1)
+    again = await bob.expect("round_start")
+    assert again["game"] != over["game"] and again["rounds"] == 1
+    snapshot = await bob.expect("room", state="playing")
+    assert all(p["score"] == 0 for p in snapshot["players"])
+    for client in (ada, bob, cy):
+        await client.close()
+
+
+async def test_reaching_the_target_ends_a_players_round_early_with_a_bonus(active_model):
+    room = await new_room(rounds=1, seconds=3.0, target_confidence=0.0)
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    await ada.send("start")
+    await ada.expect("round_start")
+    await bob.expect("round_start")
+    await ada.send("draw", round=1, drawing=seven())
+    guess = await ada.expect("guess")
+    assert guess["reached"] is True
+    finished = await bob.expect("player_finished", player=ada.you["id"])
+    assert finished["reason"] == "reached"
+    assert 0 <= finished["seconds"] < 3.0
+    assert finished["points"] > round(100 * guess["target_probability"])
+    assert finished["points"] <= round(100 * guess["target_probability"] + 50)
+    # Her round is over; Bob's is not: the round goes on until he finishes.
+    await ada.send("draw", round=1, drawing=one())
+    await ada.error("already_finished")
+    snapshot = await bob.expect("room")
+    assert snapshot["state"] == "playing"
+    await bob.send("draw", round=1, drawing=one())
+    await bob.expect("guess")
+    end = await ada.expect("round_end")
+    assert {r["reason"] for r in end["results"]} == {"reached"}
+    assert len(await stored_drawings(room_code=room.code)) == 2
+    await ada.close()
+    await bob.close()
+
+
+async def test_disconnect_and_rejoin_keeps_seat_and_score(active_model):
+    room = await new_room(rounds=2, seconds=3.0)
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    await ada.send("start")
+    await bob.expect("round_start")
+    await bob.send("draw", round=1, drawing=one())
+    guess = await bob.expect("guess")
+    # Bob's connection drops right after drawing: his drawing is kept.
+    await bob.close()
+    finished = await ada.expect("player_finished", player=bob.you["id"])
+    assert finished["reason"] == "disconnected"
+    assert finished["points"] == round(100 * guess["target_probability"])
+    snapshot = await ada.expect("room")
+    bob_row = next(p for p in snapshot["players"] if p["id"] == bob.you["id"])
+    assert bob_row["connected"] is False and bob_row["gone"] is False
+    assert bob_row["rejoin_until"] > snapshot["server_time"]
+    stored = await stored_drawings(room_code=room.code)
+    assert [(d.player_id, d.strokes) for d in stored] == [(bob.you["id"], one())]
+
+    back = await join(room.code, "Bob again", token=bob.you["token"])
+    assert back.welcome["rejoined"] is True
+    assert back.you["id"] == bob.you["id"] and back.you["name"] == "Bob"
+    assert back.you["token"] != bob.you["token"]
+    me = next(p for p in back.welcome["room"]["players"] if p["id"] == bob.you["id"])
+    assert me["score"] == finished["points"] and me["connected"] and me["finished"]
+    assert len(back.welcome["room"]["players"]) == 2
+    # The old token no longer works once a new one was issued... but the seat is
+    # the same one, and the next round he plays normally.
+    await ada.send("done", round=1)
+    await back.expect("round_end", round=1)
+    await back.expect("round_start", round=2)
+    await back.send("draw", round=2, drawing=one())
+    await back.expect("guess")
+    await back.send("done", round=2)
+    await ada.send("done", round=2)
+    over = await back.expect("game_over")
+    bob_total = next(r["score"] for r in over["leaderboard"] if r["player"] == bob.you["id"])
+    assert bob_total >= finished["points"]
+    await ada.close()
+    await back.close()
+
+
+async def test_a_seat_not_reclaimed_in_time_is_gone(active_model, settings):
+    settings.GAME_REJOIN_SECONDS = 0.5
+    room = await new_room()
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    await bob.close()
+    snapshot = await ada.expect("room")
+    while not any(p["gone"] for p in snapshot["players"]):
+        snapshot = await ada.expect("room", timeout=3)
+    assert [p["gone"] for p in snapshot["players"]] == [False, True]
+    late = await join(room.code, "Bob", token=bob.you["token"])
+    assert late.welcome["rejoined"] is False and late.you["id"] != bob.you["id"]
+    await ada.close()
+    await late.close()
+
+
+async def test_same_token_twice_replaces_the_older_connection(active_model):
+    room = await new_room()
+    ada = await join(room.code, "Ada")
+    again = await join(room.code, "Ada", token=ada.you["token"])
+    assert again.you["id"] == ada.you["id"]
+    await ada.error("replaced")
+    assert await ada.closed() == game_session.CLOSE_REPLACED
+    await ada.close()
+    seat = await seat_of(again.you["id"])
+    assert seat.connected, "the replaced connection's close must not unseat the new one"
+    await again.close()
+
+
+async def test_host_hand_over_when_the_host_leaves_or_drops(active_model):
+    room = await new_room(rounds=1)
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    cy = await join(room.code, "Cy")
+    await ada.send("leave")
+    assert await ada.closed() == 1000
+    await ada.close()
+    snapshot = await bob.expect("room")
+    while snapshot["host"] == ada.you["id"]:
+        snapshot = await bob.expect("room")
+    assert snapshot["host"] == bob.you["id"]
+    assert next(p for p in snapshot["players"] if p["id"] == ada.you["id"])["gone"]
+    # A left seat cannot be reclaimed with its token.
+    ghost = await join(room.code, "Ada", token=ada.you["token"])
+    assert ghost.welcome["rejoined"] is False
+    await ghost.close()
+    # The new host drops: the host moves on again, and that player can start.
+    await bob.close()
+    snapshot = await cy.expect("room", host=cy.you["id"])
+    await cy.send("start")
+    await cy.expect("round_start")
+    await cy.close()
+
+
+async def test_opted_out_players_drawings_are_not_stored(active_model):
+    room = await new_room(rounds=2, seconds=3.0)
+    ada = await join(room.code, "Ada", opt_out=True)
+    bob = await join(room.code, "Bob")
+    assert ada.you["opt_out"] is True
+    await ada.send("start")
+    for client, drawing in ((ada, seven()), (bob, one())):
+        await client.expect("round_start")
+        await client.send("draw", round=1, drawing=drawing)
+        await client.expect("guess")
+        await client.send("done", round=1)
+    await ada.expect("round_end", round=1)
+    assert [d.player_id for d in await stored_drawings(room_code=room.code)] == [bob.you["id"]]
+    # Bob opts out during the game, Ada opts back in.
+    await bob.send("opt_out", value=True)
+    await ada.send("opt_out", value=False)
+    for client, drawing in ((ada, seven()), (bob, one())):
+        await client.expect("round_start", round=2)
+        await client.send("draw", round=2, drawing=drawing)
+        await client.expect("guess")
+        await client.send("done", round=2)
+    await ada.expect("game_over")
+    stored = await stored_drawings(room_code=room.code)
+    assert [(d.player_id, d.round_number) for d in stored] == [
+        (bob.you["id"], 1), (ada.you["id"], 2)]
+    await ada.close()
+    await bob.close()
+
+
+async def test_fast_drawings_are_coalesced_and_the_newest_counts(active_model):
+    room = await new_room(rounds=1, solo=True, seconds=5.0)
+    ada = await join(room.code, "Ada")
+    await ada.send("start")
+    await ada.expect("round_start")
+    for seq in range(1, 9):
+        await ada.send("draw", round=1, seq=seq, drawing=seven(offset=seq))
+    seqs = []
+    while not seqs or seqs[-1] != 8:
+        seqs.append((await ada.expect("guess"))["seq"])
+    assert len(seqs) < 8 and seqs == sorted(seqs)
+    await ada.send("done", round=1)
+    await ada.expect("round_end")
+    [stored] = await stored_drawings(room_code=room.code)
+    assert stored.strokes == seven(offset=8)
+    await ada.close()
+
+
+# -- hostile and broken clients ------------------------------------------------
+
+
+async def test_cross_origin_connections_are_refused(active_model):
+    room = await new_room()
+    communicator = WebsocketCommunicator(
+        application, f"/ws/v1/rooms/{room.code}/",
+        headers=[(b"origin", b"http://evil.example"), (b"host", b"localhost")],
+    )
+    connected, _ = await communicator.connect()
+    assert connected is False
+    await communicator.disconnect()
+
+
+async def test_unknown_room_and_full_room_are_closed_with_codes(active_model):
+    ghost = await connect("ZZZZZZ")
+    await ghost.error("room_not_found")
+    assert await ghost.closed() == game_session.CLOSE_NOT_FOUND
+    await ghost.close()
+    bad = await connect("not-a-code")
+    await bad.error("room_not_found")
+    await bad.close()
+
+    room = await new_room(max_players=2)
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    cy = await connect(room.code)
+    await cy.send("join", protocol=1, name="Cy")
+    await cy.error("room_full")
+    assert await cy.closed() == game_session.CLOSE_ROOM_FULL
+    for client in (ada, bob, cy):
+        await client.close()
+
+
+async def test_malformed_messages_get_clear_errors_and_the_socket_stays(active_model):
+    room = await new_room(rounds=1, solo=True)
+    client = await connect(room.code)
+    await client.send("start")
+    await client.error("not_joined")
+    await client.ws.send_to(text_data="{not json")
+    await client.error("bad_json")
+    await client.ws.send_to(text_data="[1, 2, 3]")
+    await client.error("bad_json")
+    await client.ws.send_to(text_data="[" * 20000 + "]" * 20000)
+    await client.error("bad_json")
+    await client.ws.send_to(bytes_data=b"\x00\x01")
+    await client.error("bad_json")
+    await client.send("teleport")
+    assert "teleport" in (await client.error("unknown_type"))["message"]
+    await client.send("join", protocol="1", name="Ada")
+    assert "protocol" in (await client.error("bad_message"))["message"]
+    await client.send("join", protocol=1, name="")
+    await client.error("bad_name")
+    await client.send("join", protocol=1, name="x" * 200)
+    await client.error("bad_name")
+    await client.send("join", protocol=1, name=["Ada"])
+    await client.error("bad_message")
+    await client.send("join", protocol=1, name="Ada", room="ABCDEF")
+    await client.error("wrong_room")
+
+    await client.send("join", protocol=1, name="Ada", room=room.code.lower())
+    welcome = await client.expect("welcome")
+    await client.send("join", protocol=1, name="Ada")
+    await client.error("already_joined")
+    await client.send("draw", round=1, drawing=seven())
+    await client.error("not_playing")
+    await client.send("start", rounds="five")
+    await client.error("bad_message")
+    await client.send("start", rounds=99)
+    await client.error("bad_message")
+    await client.send("start")
+    await client.expect("round_start")
+    await client.send("draw", round="1", drawing=seven())
+    await client.error("bad_message")
+    await client.send("draw", round=1, drawing=[[1, 2]])
+    await client.error("bad_message")
+    await client.send("draw", round=2, drawing=seven())
+    await client.error("wrong_round")
+    await client.send("draw", round=1, drawing={"width": 280, "height": 280, "strokes": []})
+    await client.error("bad_drawing")
+    await client.send("draw", round=1, drawing={"width": "wide", "height": 2, "strokes": [[]]})
+    await client.error("bad_drawing")
+    await client.send("draw", round=1, drawing={"width": 280, "height": 280,
+                                                 "strokes": [[[1, True]]]})
+    await client.error("bad_drawing")
+    points = [[i % 280, (i * 7) % 280] for i in range(game_session.MAX_POINTS + 1)]
+    await client.send("draw", round=1, drawing={"width": 280, "height": 280, "strokes": [points]})
+    await client.error("too_many_points")
+    await client.send("opt_out", value="yes")
+    await client.error("bad_message")
+    await client.send("draw", round=1, seq="x", drawing=seven())
+    await client.error("bad_message")
+    # Still a working connection after all that.
+    await client.send("draw", round=1, seq=1, drawing=seven())
+    assert (await client.expect("guess"))["seq"] == 1
+    await client.send("done", round=1)
+    await client.expect("round_end")
+    # Drawing after the round ended.
+    await client.send("draw", round=1, drawing=seven())
+    await client.error("not_playing")
+    await client.send("done", round=1)
+    await client.error("not_playing")
+    assert welcome["you"]["name"] == "Ada"
+    await client.close()
+
+
+async def test_unsupported_protocol_version_closes(active_model):
+    room = await new_room()
+    client = await connect(room.code)
+    await client.send("join", protocol=2, name="Ada")
+    await client.error("unsupported_protocol")
+    assert await client.closed() == game_session.CLOSE_PROTOCOL
+    await client.close()
+
+
+async def test_oversized_message_closes_with_1009(active_model):
+    room = await new_room()
+    client = await join(room.code, "Ada")
+    await client.ws.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 70_000}))
+    await client.error("too_large")
+    assert await client.closed() == 1009
+    await client.close()
+
+
+async def test_no_join_in_time_closes(active_model, monkeypatch):
+    monkeypatch.setattr(game_session, "JOIN_TIMEOUT", 0.3)
+    room = await new_room()
+    client = await connect(room.code)
+    await client.error("not_joined", timeout=3)
+    assert await client.closed() == game_session.CLOSE_JOIN_TIMEOUT
+    await client.close()
+
+
+async def test_flooding_is_rate_limited_then_cut_off_without_disturbing_others(active_model):
+    room = await new_room(rounds=1, seconds=5.0)
+    ada = await join(room.code, "Ada")
+    spammer = await join(room.code, "Spam")
+    await ada.send("start")
+    await ada.expect("round_start")
+    # A burst over the bucket: some pings are dropped with one rate_limited error.
+    for _ in range(game_session.RATE_BURST + 10):
+        await spammer.send("ping")
+    await spammer.error("rate_limited")
+    pongs = sum(1 for m in spammer.seen if m["type"] == "pong")
+    assert pongs <= game_session.RATE_BURST + 2
+    # Ada plays normally meanwhile.
+    await ada.send("draw", round=1, seq=1, drawing=seven())
+    assert (await ada.expect("guess"))["seq"] == 1
+    # Keeping on flooding gets the socket closed.
+    for _ in range(game_session.FLOOD_DROPS + 20):
+        await spammer.send("draw", round=1, drawing=seven())
+    assert await spammer.closed(timeout=10) == game_session.CLOSE_FLOOD
+    await spammer.close()
+    await ada.send("draw", round=1, seq=2, drawing=one())
+    assert (await ada.expect("guess"))["seq"] == 2
+    await ada.close()
