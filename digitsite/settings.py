@@ -144,7 +144,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve straight from the source folders too, so a checkout works without a
 # collectstatic step; production puts nginx in front of STATIC_ROOT.
 WHITENOISE_USE_FINDERS = True
