@@ -47,6 +47,9 @@ BOX_CENTRE = (SIZE - 1) / 2
 TARGET_CENTRE = SIZE / 2
 # How close (pixels) the centre of mass must end to the centre.
 COM_TOLERANCE = 0.02
+# Points closer together than this along a stroke (28x28 pixels) are
+# thinned out before rendering.
+MIN_STEP = 0.1
 # A drawing smaller than this (canvas pixels) has no shape to scale up: it is
 # a dot, drawn as one pen-wide disc.
 MIN_EXTENT = 1.0
@@ -57,6 +60,9 @@ IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 # Larger images are reduced before any per-pixel work; a digit in a photo
 # stays far above the 20 pixels it ends as.
 WORK_SIDE = 1024
+# The cropped digit is analysed (skeleton, pen) at most this big: 8 times
+# the 20x20 box is plenty, and a skeleton of a megapixel crop is slow.
+ANALYSIS_SIDE = 160
 # Resolution of the cropped digit before the final resampling: the 20x20 box
 # at 4 pixels per output pixel.
 IMAGE_OVERSAMPLE = 4
@@ -196,8 +202,14 @@ def _segments(pieces):
     starts, ends = [], []
     for points in pieces:
         if len(points) > 1:
-            moved = np.r_[True, (np.diff(points, axis=0) != 0).any(axis=1)]
-            points = points[moved]
+            # Keep about one point per MIN_STEP of path: a dense stylus trace
+            # keeps its shape (within MIN_STEP) at a fraction of the cost,
+            # and repeated points go too.
+            arc = np.r_[0.0, np.cumsum(np.hypot(*np.diff(points, axis=0).T))]
+            bucket = np.floor(arc / MIN_STEP)
+            keep = np.r_[True, bucket[1:] != bucket[:-1]]
+            keep[-1] = arc[-1] > 0
+            points = points[keep]
         if len(points) == 1:
             starts.append(points)
             ends.append(points)
@@ -385,17 +397,17 @@ def _open_image(data):
 def _greyscale(image):
     """Luminance in [0, 1] as a float array, transparency resolved."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        grey = np.asarray(image.convert("F"), dtype=np.float64)
+        grey = np.asarray(image.convert("F"), dtype=np.float32)
         top = 65535.0 if grey.max() > 255 else 255.0
         return np.clip(grey / top, 0, 1)
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         image.mode == "P" and "transparency" in image.info
     )
     if not has_alpha:
-        return np.asarray(image.convert("L"), dtype=np.float64) / 255.0
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255.0
+        return np.asarray(image.convert("L"), dtype=np.float32) * np.float32(1 / 255)
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) * np.float32(1 / 255)
     alpha = rgba[..., 3]
-    lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
+    lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     opaque = alpha > 0.5
     if opaque.all() or not opaque.any():
         return lum
@@ -460,7 +472,10 @@ def _with_pen(ink):
     from scipy import ndimage
     from skimage.morphology import skeletonize
 
-    skeleton = skeletonize(ink >= 0.5)
+    # A fine pen in a large picture is faint once reduced; its core is
+    # whatever reaches half the strokes' typical strength.
+    core = 0.5 * min(1.0, float(np.percentile(ink[ink > 0], 90)))
+    skeleton = skeletonize(ink >= core)
     if not skeleton.any():
         skeleton = skeletonize(ink > 0)
     rows = np.flatnonzero(skeleton.any(axis=1))
@@ -474,6 +489,17 @@ def _with_pen(ink):
     skeleton = np.pad(skeleton, pad)
     distance = ndimage.distance_transform_edt(~skeleton)
     return np.maximum(ink, np.clip(radius + 0.5 - distance, 0.0, 1.0))
+
+
+def _fit_within(ink, side):
+    """Area-average an ink array down so its longer side is at most `side`."""
+    h, w = ink.shape
+    if max(h, w) <= side:
+        return ink
+    factor = side / max(h, w)
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    image = Image.fromarray(np.ascontiguousarray(ink, dtype=np.float32))
+    return np.asarray(image.resize(size, Image.Resampling.BOX), dtype=np.float32)
 
 
 def _ink_box(ink):
@@ -497,7 +523,7 @@ def image_to_input(data):
     image = _open_image(data)
     ink = _drop_specks(_ink(_greyscale(_reduce_large(image))))
     top, bottom, left, right = _ink_box(ink)
-    ink = _with_pen(ink[top:bottom, left:right])
+    ink = _with_pen(_fit_within(ink[top:bottom, left:right], ANALYSIS_SIDE))
     top, bottom, left, right = _ink_box(ink)
     box_w, box_h = right - left, bottom - top
     digit = Image.fromarray(np.ascontiguousarray(ink[top:bottom, left:right], dtype=np.float32))
