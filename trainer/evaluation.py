@@ -1,0 +1,79 @@
+"""Measuring a model: accuracy, per-class accuracy, confusion matrix, loss.
+
+The metrics come back as plain JSON-able dicts, ready for ModelVersion.metrics
+and the manifest of the shipped model.
+"""
+
+import torch
+from torch.nn import functional as F
+
+from trainer.datasets import batches
+
+
+@torch.no_grad()
+def predict_logits(model, data, batch_size=1000, device="cpu"):
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for inputs, _ in batches(data, batch_size, shuffle=False):
+        chunks.append(model(inputs.to(device)).float().cpu())
+    model.train(was_training)
+    if not chunks:
+        return torch.zeros((0, 10))
+    return torch.cat(chunks)
+
+
+def metrics_from_logits(logits, labels):
+    labels = labels.cpu()
+    count = len(labels)
+    if count == 0:
+        return {"count": 0, "accuracy": None, "loss": None,
+                "per_class_accuracy": [None] * 10, "confusion_matrix": [[0] * 10] * 10}
+    predictions = logits.argmax(dim=1)
+    # Rows: true digit, columns: predicted digit.
+    confusion = torch.bincount(labels * 10 + predictions, minlength=100).view(10, 10)
+    per_class_total = confusion.sum(dim=1)
+    per_class = [
+        round(float(confusion[d, d]) / float(per_class_total[d]), 6) if per_class_total[d] else None
+        for d in range(10)
+    ]
+    return {
+        "count": count,
+        "accuracy": round(float((predictions == labels).float().mean()), 6),
+        "loss": round(float(F.cross_entropy(logits, labels)), 6),
+        "per_class_accuracy": per_class,
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def evaluate(model, data, batch_size=1000, device="cpu"):
+    """Metrics of `model` on `data` (a DigitData)."""
+    return metrics_from_logits(predict_logits(model, data, batch_size, device), data.labels)
+
+
+def errors(model, data, limit=20, device="cpu"):
+    """Indices, labels and predictions of the first `limit` misclassified samples."""
+    logits = predict_logits(model, data, device=device)
+    predictions = logits.argmax(dim=1)
+    wrong = (predictions != data.labels).nonzero().flatten()[:limit]
+    return [(int(i), int(data.labels[i]), int(predictions[i])) for i in wrong]
+
+
+def compare(candidate, baseline, set_names):
+    """Whether `candidate` is at least as accurate as `baseline` on every named set.
+
+    Both are {set name: metrics}. Returns (not_worse, reasons) where reasons
+    lists, for each set, the two accuracies and the verdict.
+    """
+    not_worse = True
+    reasons = []
+    for name in set_names:
+        new = candidate.get(name, {}).get("accuracy")
+        old = baseline.get(name, {}).get("accuracy")
+        if new is None or old is None:
+            reasons.append(f"{name}: not measured on both models")
+            continue
+        ok = new >= old
+        not_worse = not_worse and ok
+        reasons.append(f"{name}: {new:.4%} vs {old:.4%} {'(not worse)' if ok else '(worse)'}")
+    return not_worse, reasons

@@ -1,0 +1,65 @@
+"""`python manage.py finetune`: train a new model version (see trainer/finetune.py)."""
+
+import shlex
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from trainer.finetune import FinetuneError, FinetuneOptions, run_finetune
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a new model version on MNIST train plus the approved player drawings, starting "
+        "from the active version (or from scratch), and activate it if it is not worse."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--epochs", type=int, default=3)
+        parser.add_argument("--batch-size", type=int, default=128)
+        parser.add_argument("--lr", type=float, default=None,
+                            help="peak learning rate (default 3e-3 from scratch, 5e-4 otherwise)")
+        parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
+        parser.add_argument("--label-smoothing", type=float, default=0.05)
+        parser.add_argument("--weight-decay", type=float, default=1e-4)
+        parser.add_argument("--no-augment", action="store_true",
+                            help="train on the images as they are")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--data-dir", default=None,
+                            help="folder with the MNIST IDX files (default: MNIST_DATA_DIR)")
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--limit", type=int, default=None,
+                            help="use only N training and N test samples (quick runs)")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="load the data, build everything, train one batch, write nothing")
+        parser.add_argument("--output", default=None,
+                            help="write the weights to this file (and a manifest.json beside it)")
+        parser.add_argument("--from-scratch", action="store_true",
+                            help="start from random weights instead of the active version")
+        parser.add_argument("--force", action="store_true",
+                            help="activate the new version even if it is worse")
+        parser.add_argument("--no-activate", action="store_true",
+                            help="register the new version but leave it inactive")
+
+    def handle(self, *args, **opts):
+        options = FinetuneOptions(
+            epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
+            seed=opts["seed"], data_dir=opts["data_dir"], device=opts["device"],
+            limit=opts["limit"], dry_run=opts["dry_run"], output=opts["output"],
+            from_scratch=opts["from_scratch"], force=opts["force"],
+            activate=not opts["no_activate"], optimizer=opts["optimizer"],
+            label_smoothing=opts["label_smoothing"], weight_decay=opts["weight_decay"],
+            augment=not opts["no_augment"], verbosity=opts["verbosity"],
+            command_line=shlex.join(["python", "manage.py", *sys.argv[2:]])
+            if len(sys.argv) > 1 and sys.argv[1] == "finetune" else "call_command('finetune')",
+        )
+
+        def log(message):
+            if options.verbosity >= 1:
+                self.stdout.write(message)
+                self.stdout.flush()
+
+        try:
+            run_finetune(options, log=log)
+        except FinetuneError as exc:
+            raise CommandError(str(exc)) from exc

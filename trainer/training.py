@@ -1,0 +1,163 @@
+"""The training loop, readable top to bottom.
+
+One call to `train` runs `epochs` passes over the data: each batch is
+augmented, pushed through the network, and the optimizer (AdamW or SGD with
+Nesterov momentum) steps under a one-cycle learning-rate schedule. After each
+epoch the model is measured on a held-out set, which gives the loss and
+accuracy curves stored with every model version.
+
+Runs are repeatable: `seed_everything` seeds torch, numpy and Python and asks
+torch for deterministic kernels, and the shuffling and augmentation draw from
+their own generator seeded from the same number.
+"""
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from trainer.augment import AugmentConfig, augment_batch
+from trainer.datasets import batches
+from trainer.evaluation import evaluate
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 3e-3  # the peak of the one-cycle schedule
+    optimizer: str = "adamw"  # or "sgd"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # SGD only
+    label_smoothing: float = 0.05
+    seed: int = 0
+    device: str = "cpu"
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    # Stop after this many batches in total (a dry run uses 1).
+    max_steps: int | None = None
+
+    def as_dict(self):
+        values = asdict(self)
+        values["augment"] = self.augment.as_dict() if self.augment else None
+        return values
+
+
+def seed_everything(seed, device="cpu"):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    # On the CPU every kernel this network uses has a deterministic version;
+    # on CUDA a few do not, and warning beats refusing to train.
+    torch.use_deterministic_algorithms(True, warn_only=str(device).startswith("cuda"))
+    if str(device).startswith("cuda"):
+        torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(name="auto"):
+    """'auto' -> cuda when available, else cpu; a named device must exist."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return name
+
+
+def build_optimizer(model, config):
+    # Norm weights and biases are not decayed: shrinking them only hurts.
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        (decay if parameter.ndim > 1 else no_decay).append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}: use adamw or sgd")
+
+
+def train(model, train_data, config, eval_data=None, verbosity=1):
+    """Train `model` in place; return the per-epoch history (a list of dicts).
+
+    Each history entry has the epoch's mean training loss and accuracy, its
+    duration and throughput, the learning rate at its end and, when
+    `eval_data` is given, the loss and accuracy on it.
+    """
+    device = config.device
+    model.to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    optimizer = build_optimizer(model, config)
+    steps_per_epoch = max(1, -(-len(train_data) // config.batch_size))
+    total_steps = max(1, steps_per_epoch * config.epochs)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.25
+    )
+    quiet = verbosity < 1
+    history = []
+    steps = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        progress = tqdm(
+            total=len(train_data), desc=f"epoch {epoch}/{config.epochs}", unit="img",
+            disable=quiet, leave=verbosity >= 2, dynamic_ncols=True,
+        )
+        for inputs, labels in batches(train_data, config.batch_size, generator):
+            inputs = augment_batch(inputs.to(device), config.augment, augment_generator)
+            labels = labels.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(inputs)
+            loss = criterion(logits, labels)
+            loss.backward()
+            optimizer.step()
+            if steps < total_steps - 1:
+                scheduler.step()
+            steps += 1
+
+            batch = len(labels)
+            loss_sum += loss.item() * batch
+            correct += int((logits.argmax(dim=1) == labels).sum())
+            seen += batch
+            progress.update(batch)
+            elapsed = time.perf_counter() - started
+            progress.set_postfix(loss=f"{loss_sum / seen:.4f}", rate=f"{seen / elapsed:.0f}/s")
+            if config.max_steps is not None and steps >= config.max_steps:
+                break
+        progress.close()
+        seconds = time.perf_counter() - started
+        entry = {
+            "epoch": epoch,
+            "train_loss": round(loss_sum / max(seen, 1), 6),
+            "train_accuracy": round(correct / max(seen, 1), 6),
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": round(seconds, 2),
+            "samples_per_second": round(seen / seconds, 1) if seconds > 0 else None,
+        }
+        if eval_data is not None and len(eval_data):
+            result = evaluate(model, eval_data, device=device)
+            entry["eval_loss"] = result["loss"]
+            entry["eval_accuracy"] = result["accuracy"]
+        history.append(entry)
+        if not quiet:
+            line = (f"epoch {epoch}/{config.epochs}: loss {entry['train_loss']:.4f}, "
+                    f"train accuracy {entry['train_accuracy']:.4%}, {seconds:.0f}s, "
+                    f"{entry['samples_per_second']:.0f} samples/s")
+            if "eval_accuracy" in entry:
+                line += f", test accuracy {entry['eval_accuracy']:.4%}"
+            tqdm.write(line)
+        if config.max_steps is not None and steps >= config.max_steps:
+            break
+    model.eval()
+    return history
