@@ -57,8 +57,8 @@ def preprocessing_payload(stages):
                 _point(v) if isinstance(v, (list, tuple, np.ndarray)) else _json_number(v, 4)
                 for v in value
             ]
-        elif isinstance(value, (int, float, np.floating, np.integer)):
-            payload[key] = _json_number(value, 6)
+        elif isinstance(value, (np.floating, np.integer)):
+            payload[key] = value.item()
         else:
             payload[key] = value
     return payload

@@ -38,20 +38,37 @@ def cache_dir():
     return Path(settings.VAR_DIR) / "teaching"
 
 
+def mnist_limit():
+    """How many MNIST test digits the pages use: all of them unless limited.
+
+    TEACHING_MNIST_LIMIT (a setting, or else the environment variable) keeps
+    the first N only: the predictions cost about a second per thousand digits
+    on one slow core, which matters on small machines and in tests.
+    """
+    value = getattr(settings, "TEACHING_MNIST_LIMIT", None)
+    if value is None:
+        value = os.environ.get("TEACHING_MNIST_LIMIT") or 0
+    try:
+        value = int(value)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
 def mnist_test():
-    """(images uint8 (10000, 28, 28), labels int64) from settings.MNIST_DATA_DIR; cached."""
+    """(images uint8 (N, 28, 28), labels int64) from settings.MNIST_DATA_DIR; cached."""
     global _mnist_test
     from trainer import mnist
 
-    data_dir = Path(settings.MNIST_DATA_DIR)
+    key = (Path(settings.MNIST_DATA_DIR), mnist_limit())
     with _lock:
-        if _mnist_test is None or _mnist_test[0] != data_dir:
+        if _mnist_test is None or _mnist_test[0] != key:
             try:
                 # A page view never downloads: that is the trainer's job.
-                images, labels = mnist.load_split("test", data_dir=data_dir, download=False)
+                images, labels = mnist.load_split("test", data_dir=key[0], download=False)
             except mnist.MnistError as exc:
                 raise DataUnavailable(str(exc)) from exc
-            _mnist_test = (data_dir, images, labels)
+            _mnist_test = (key, images[:key[1]], labels[:key[1]])
         return _mnist_test[1], _mnist_test[2]
 
 
@@ -82,14 +99,14 @@ def predict(model, images, batch_size=500):
     return np.concatenate(chunks).astype(np.float32)
 
 
-def predictions_path(version):
-    return cache_dir() / f"mnist-test-{version.sha256[:16]}.npy"
+def predictions_path(version, count):
+    return cache_dir() / f"mnist-test-{version.sha256[:16]}-{count}.npy"
 
 
 def mnist_test_probabilities(version):
-    """The version's probabilities (10000, 10) on MNIST test, computed once and cached."""
-    path = predictions_path(version)
+    """The version's probabilities (N, 10) on MNIST test, computed once and cached."""
     images, _ = mnist_test()
+    path = predictions_path(version, len(images))
     try:
         cached = np.load(path)
         if cached.shape == (len(images), 10):
@@ -98,6 +115,7 @@ def mnist_test_probabilities(version):
         pass  # absent or damaged: compute it again
     with _compute_lock:
         if path.exists():
+            # Another request computed it while this one waited for the lock.
             try:
                 return np.load(path)
             except (OSError, ValueError):
@@ -128,7 +146,8 @@ class Mistake:
 def mistakes(version, digit=None, limit=48):
     """MNIST test digits the version gets wrong, surest wrong answers first.
 
-    Returns (the mistakes shown, the number of mistakes per true digit).
+    Returns (the mistakes shown, the number of mistakes per true digit, how
+    many test digits were looked at).
     """
     images, labels = mnist_test()
     probabilities = mnist_test_probabilities(version)
@@ -144,7 +163,7 @@ def mistakes(version, digit=None, limit=48):
                 images[i])
         for i in order
     ]
-    return shown, per_class
+    return shown, per_class, len(labels)
 
 
 def mnist_digits(digit, page=1, per_page=100):

@@ -132,6 +132,7 @@ def _mnist_context(digit, page):
         raise Http404("no such page")
     return {
         "mnist_total": total,
+        "mnist_limited": gallery.mnist_limit() is not None,
         "mnist_count": len(images),
         "mnist_first": int(indices[0]) if len(indices) else 0,
         "mnist_sprite": png_data_url(sprite(images, SPRITE_COLUMNS), scale=2)
@@ -145,7 +146,7 @@ def _mnist_context(digit, page):
 def _mistakes_context(version, digit):
     """The model's mistakes for the data page; blocking (the first time: seconds)."""
     try:
-        shown, per_class = gallery.mistakes(version, digit)
+        shown, per_class, tested = gallery.mistakes(version, digit)
     except gallery.DataUnavailable as exc:
         return {"mistakes_error": str(exc)}
     return {
@@ -157,6 +158,7 @@ def _mistakes_context(version, digit):
         ],
         "mistakes_total": per_class[digit],
         "mistakes_all": sum(per_class),
+        "mistakes_tested": tested,
         "mistakes_per_class": list(enumerate(per_class)),
     }
 
