@@ -34,9 +34,30 @@ class ModelVersion(models.Model):
                 fields=["is_active"], condition=Q(is_active=True), name="one_active_model_version"
             )
         ]
+        permissions = [
+            ("activate_modelversion", "Can activate (or roll back to) a model version"),
+        ]
 
     def __str__(self):
         return self.version + (" (active)" if self.is_active else "")
+
+
+def top_probability(probabilities, prediction):
+    """The probability of the predicted digit, or 0.0 when the stored values are unusable."""
+    try:
+        return float(probabilities[prediction])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return 0.0
+
+
+class DrawingQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        # bulk_create skips save(); the stored confidence must still match the
+        # probabilities, since the admin filters and sorts on it.
+        objs = list(objs)
+        for obj in objs:
+            obj.confidence = top_probability(obj.probabilities, obj.prediction)
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class Drawing(models.Model):
@@ -74,6 +95,16 @@ class Drawing(models.Model):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
     )
+    # The probability of the predicted digit, kept in its own column (filled
+    # from `probabilities` on every save) so that the admin can filter and
+    # sort by it.
+    confidence = models.FloatField(default=0.0, db_index=True, editable=False)
+    reviewed_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DrawingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -83,16 +114,42 @@ class Drawing(models.Model):
                 fields=["game_id", "round_number", "player_id"], name="one_drawing_per_round"
             )
         ]
+        permissions = [
+            ("review_drawing", "Can approve and reject drawings"),
+            ("relabel_drawing", "Can relabel drawings"),
+            ("export_drawings", "Can export drawings"),
+        ]
 
     def __str__(self):
         return f"{self.label} by {self.player_name} ({self.status})"
 
-    @property
-    def confidence(self):
-        return float(self.probabilities[self.prediction]) if self.probabilities else 0.0
+    def save(self, *args, **kwargs):
+        self.confidence = top_probability(self.probabilities, self.prediction)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "probabilities" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "confidence"}
+        super().save(*args, **kwargs)
 
     def input_array(self):
         """The stored network input as a (28, 28) float array in [0, 1]."""
         import numpy as np
 
         return np.frombuffer(bytes(self.input_image), dtype=np.uint8).reshape(28, 28) / 255.0
+
+
+class DrawingLabelChange(models.Model):
+    """One relabelling of a drawing: the history that keeps the player's original label."""
+
+    drawing = models.ForeignKey(Drawing, on_delete=models.CASCADE, related_name="label_changes")
+    old_label = models.PositiveSmallIntegerField()
+    new_label = models.PositiveSmallIntegerField()
+    user = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created", "id"]
+
+    def __str__(self):
+        return f"{self.old_label} → {self.new_label}"
