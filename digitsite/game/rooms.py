@@ -39,6 +39,16 @@ def epoch_ms(moment):
     return None if moment is None else int(moment.timestamp() * 1000)
 
 
+GRACE = timedelta(seconds=rules.ROUND_GRACE_SECONDS)
+
+
+def closes_at(room):
+    """When the server acts on the current phase: the round closes a grace after its end."""
+    if room.ends_at is None:
+        return None
+    return room.ends_at + GRACE if room.state == Room.State.PLAYING else room.ends_at
+
+
 def hash_token(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -398,6 +408,7 @@ class Phase:
     round: int
     target: int | None
     ends_at: object
+    closes_at: object
     target_confidence: float
 
 
@@ -406,7 +417,7 @@ def phase(code):
     if room is None:
         return None
     return Phase(room.state, room.game_id, room.round, room.target, room.ends_at,
-                 room.target_confidence)
+                 closes_at(room), room.target_confidence)
 
 
 def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes, prediction):
@@ -420,7 +431,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
     with transaction.atomic():
         room = _lock_room(code)
         if (room.state != Room.State.PLAYING or room.game_id != game_id
-                or room.round != round_number or at >= room.ends_at):
+                or room.round != round_number or at >= closes_at(room)):
             return False, []
         seat = Seat.objects.filter(player_id=player_id, room=room).first()
         if seat is None or seat.gone:
@@ -581,7 +592,7 @@ def end_round(code, game_id, round_number, *, early=False):
         if (room.state != Room.State.PLAYING or room.game_id != game_id
                 or room.round != round_number):
             return []
-        if at < room.ends_at and not (early and _all_finished(room)):
+        if at < closes_at(room) and not (early and _all_finished(room)):
             return []
         at = min(at, room.ends_at)
         seats = {s.pk: s for s in Seat.objects.filter(room=room)}
@@ -615,7 +626,7 @@ def next_round(code, game_id, round_number):
 def advance(code):
     """Move the room on if its current phase's deadline passed. Messages or []."""
     room = Room.objects.filter(code=code).first()
-    if room is None or room.ends_at is None or now() < room.ends_at:
+    if room is None or room.ends_at is None or now() < closes_at(room):
         if room is not None and room.state == Room.State.PLAYING and _all_finished(room):
             return end_round(code, room.game_id, room.round, early=True)
         return []

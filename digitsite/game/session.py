@@ -51,6 +51,8 @@ CLOSE_NOT_FOUND = 4004
 CLOSE_FLOOD = 4008
 CLOSE_REPLACED = 4010
 
+GRACE_MS = int(rules.ROUND_GRACE_SECONDS * 1000)
+
 CLIENT_TYPES = ("join", "start", "draw", "done", "opt_out", "leave", "ping")
 
 
@@ -116,6 +118,12 @@ class PlayerSession:
         self.last_rate_error = 0.0
         self.pending = None
         self.scorer = None
+        # The newest scored drawing not yet written, and the task writing it:
+        # scoring never waits for the database, and a slow database gets
+        # fewer, newer writes instead of a queue.
+        self.unrecorded = None
+        self.recorder = None
+        self.reaching = False
         self.join_timer = None
         self.deadline_task = None
         self.deadline_ms = None
@@ -142,8 +150,8 @@ class PlayerSession:
         """The socket is gone: keep the seat for the rejoin window, store what was drawn."""
         self.closed = True
         for task in list(self.tasks):
-            # The scorer keeps going: the drawing in hand must still be recorded.
-            if task is not self.scorer:
+            # Scoring and recording go on: the drawing in hand must still be kept.
+            if task is not self.scorer and task is not self.recorder:
                 task.cancel()
         if self.player_id is None or self.left:
             return
@@ -382,8 +390,10 @@ class PlayerSession:
 
     async def _drain(self, timeout=10.0):
         """Wait until the drawing in hand (if any) is scored and recorded."""
-        if self.scorer is not None and not self.scorer.done():
-            await asyncio.wait({self.scorer}, timeout=timeout)
+        for attr in ("scorer", "recorder"):
+            task = getattr(self, attr)
+            if task is not None and not task.done():
+                await asyncio.wait({task}, timeout=timeout)
 
     async def _score_pending(self):
         from recognizer.inference import ModelUnavailable
@@ -409,7 +419,7 @@ class PlayerSession:
         from recognizer.inference import get_service
         from recognizer.preprocessing import DrawingError, input_to_bytes, strokes_to_input
 
-        if self.finished:
+        if self.finished or self.reaching:
             return
         try:
             image = await asyncio.to_thread(
@@ -432,9 +442,27 @@ class PlayerSession:
             "reached": reached,
             "model": prediction.version,
         })
+        if reached:
+            self.reaching = True  # nothing drawn after this counts
+        self.unrecorded = (game, round_number, drawing.as_json(), input_to_bytes(image),
+                           prediction, reached)
+        if self.recorder is None or self.recorder.done():
+            self.recorder = self._spawn(self._record_pending())
+
+    async def _record_pending(self):
+        while self.unrecorded is not None:
+            item, self.unrecorded = self.unrecorded, None
+            try:
+                await asyncio.shield(self._record(*item))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("recording a drawing in room %s failed", self.code)
+
+    async def _record(self, game, round_number, drawing, input_bytes, prediction, reached):
         accepted, events = await db(rooms.record_guess)(
             self.code, self.player_id, game, round_number,
-            drawing=drawing.as_json(), input_bytes=input_to_bytes(image), prediction=prediction,
+            drawing=drawing, input_bytes=input_bytes, prediction=prediction,
         )
         if accepted and reached:
             self.finished = True
@@ -452,9 +480,10 @@ class PlayerSession:
         elif kind == "round_start" and self.room is not None:
             if (message["game"], message["round"]) != (self.room["game"], self.room["round"]):
                 self.finished = False
+                self.reaching = False
             self.room.update(state="playing", game=message["game"], round=message["round"],
                              target=message["target"], ends_at=message["ends_at"])
-            self._set_deadline(message["ends_at"])
+            self._set_deadline(message["ends_at"] + GRACE_MS)
         elif kind == "round_end" and self.room is not None:
             if message["round"] == self.room["round"]:
                 self.room["state"] = "finished" if message["final"] else "results"
@@ -474,7 +503,11 @@ class PlayerSession:
             snapshot["game"], snapshot["round"])
         if me is not None and (new_round or me["finished"]):
             self.finished = me["finished"]
-        if snapshot["state"] in ("playing", "results"):
+        if new_round:
+            self.reaching = False
+        if snapshot["state"] == "playing":
+            self._set_deadline(snapshot["ends_at"] + GRACE_MS)
+        elif snapshot["state"] == "results":
             self._set_deadline(snapshot["ends_at"])
         expiries = [p["rejoin_until"] for p in snapshot["players"] if p.get("rejoin_until")]
         if expiries:
@@ -508,10 +541,10 @@ class PlayerSession:
             if deadline_ms != self.deadline_ms:
                 return
             phase = await db(rooms.phase)(self.code)
-            if phase is None or phase.ends_at is None or phase.state not in ("playing",
+            if phase is None or phase.closes_at is None or phase.state not in ("playing",
                                                                              "results"):
                 return
-            deadline_ms = rooms.epoch_ms(phase.ends_at)
+            deadline_ms = rooms.epoch_ms(phase.closes_at)
             self.deadline_ms = deadline_ms
 
     async def _advance(self):

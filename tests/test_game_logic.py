@@ -1,0 +1,322 @@
+"""Game rules and state transitions, without any server or socket."""
+
+import math
+import random
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from digitsite.game import codes, rooms, rules
+from digitsite.game.rules import GameError
+from digitsite.models import Room, RoundProgress, Seat
+from recognizer.inference import Prediction
+from recognizer.models import Drawing
+
+# -- pure rules ---------------------------------------------------------------
+
+
+def test_score_rewards_probability_and_speed_only_once_reached():
+    assert rules.score(0.0, False, 0, 20) == 0
+    assert rules.score(0.42, False, 15, 20) == 42  # no bonus below the threshold
+    assert rules.score(1.0, True, 20, 20) == 150
+    assert rules.score(0.9, True, 10, 20) == 115
+    assert rules.score(0.95, True, 0, 20) == 95
+    # Out-of-range inputs are clamped, not trusted.
+    assert rules.score(1.7, True, 99, 20) == 150
+    assert rules.score(-1, True, -5, 20) == 0
+    assert rules.score(0.5, True, 5, 0) == 50
+
+
+def test_scoring_rule_sentence_states_the_numbers():
+    assert str(rules.ACCURACY_POINTS) in rules.SCORING_RULE
+    assert str(rules.SPEED_POINTS) in rules.SCORING_RULE
+
+
+def test_targets_do_not_repeat_until_all_digits_were_used():
+    rng = random.Random(3)
+    for rounds in (1, 5, 10):
+        targets = rules.pick_targets(rounds, rng)
+        assert len(targets) == rounds and len(set(targets)) == rounds
+        assert all(0 <= t <= 9 for t in targets)
+    for seed in range(50):
+        targets = rules.pick_targets(20, random.Random(seed))
+        assert sorted(targets) == sorted(list(range(10)) * 2)
+        assert all(a != b for a, b in zip(targets, targets[1:], strict=False))
+
+
+def test_leaderboard_orders_by_score_and_ties_share_a_rank():
+    rows = rules.leaderboard([
+        {"player": "a", "name": "A", "score": 50, "gone": False},
+        {"player": "b", "name": "B", "score": 90, "gone": True},
+        {"player": "c", "name": "C", "score": 50, "gone": False},
+        {"player": "d", "name": "D", "score": 10, "gone": False},
+    ])
+    assert [(r["player"], r["rank"]) for r in rows] == [("b", 1), ("a", 2), ("c", 2), ("d", 4)]
+
+
+def test_names_are_trimmed_and_checked():
+    assert rules.clean_name("  Ada   Lovelace ") == "Ada Lovelace"
+    for bad, fragment in (("", "pick"), ("   ", "pick"), ("x" * 25, "24"),
+                          ("a\x00b", "cannot be shown"), (42, "string")):
+        with pytest.raises(GameError) as caught:
+            rules.clean_name(bad)
+        assert caught.value.code == "bad_name" and fragment in caught.value.message
+
+
+def test_room_settings_are_validated():
+    good = dict(rounds=5, seconds=20.0, results_seconds=5, max_players=8,
+                target_confidence=0.9, solo=False)
+    assert rules.room_settings(**good).max_players == 8
+    assert rules.room_settings(**{**good, "solo": True}).max_players == 1
+    assert rules.room_settings(**{**good, "rounds": 3.0}).rounds == 3
+    for change, fragment in (({"rounds": 0}, "rounds"), ({"rounds": True}, "rounds"),
+                             ({"rounds": 2.5}, "rounds"), ({"max_players": 9}, "max players"),
+                             ({"seconds": math.nan}, "round seconds"),
+                             ({"seconds": "20"}, "round seconds"),
+                             ({"target_confidence": 1.5}, "target confidence")):
+        with pytest.raises(GameError) as caught:
+            rules.room_settings(**{**good, **change})
+        assert fragment in caught.value.message
+
+
+def test_token_bucket_allows_bursts_then_the_rate():
+    now = [0.0]
+    bucket = rules.TokenBucket(rate=10, capacity=3, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.1
+    assert bucket.take() is True and bucket.take() is False
+    now[0] += 100
+    assert sum(bucket.take() for _ in range(10)) == 3
+
+
+def test_room_codes_are_readable_and_normalised():
+    for _ in range(200):
+        code = codes.generate_code()
+        assert len(code) == 6 and set(code) <= set(codes.ALPHABET)
+    assert not set("IO01") & set(codes.ALPHABET)
+    assert codes.normalise_code(" k7x-q2m ") == "K7XQ2M"
+    assert codes.normalise_code("https://example.org/rooms/k7xq2m/?x=1#y") == "K7XQ2M"
+    for bad in ("K7XQ2", "K7XQ2MM", "K0XQ2M", "KIXQ2M", "", None, 123456, "https://x/"):
+        assert codes.normalise_code(bad) is None
+
+
+# -- state transitions in the database ----------------------------------------
+
+def prediction(target, p_target, version="v-test"):
+    rest = (1.0 - p_target) / 9
+    probabilities = [rest] * 10
+    probabilities[target] = p_target
+    digit = max(range(10), key=probabilities.__getitem__)
+    return Prediction(digit, probabilities, version)
+
+
+DRAWING = {"width": 100.0, "height": 100.0, "strokes": [[[10.0, 10.0, 0.0], [90.0, 90.0, 50.0]]]}
+INPUT = bytes(range(256)) * 3 + bytes(16)
+
+
+def seat(code, name, channel=None, **fields):
+    result = rooms.join(code, name=name, channel_name=channel or f"chan-{name}", **fields)
+    return result
+
+
+@pytest.fixture
+def room(db):
+    return rooms.create_room("Host", rounds=2, seconds=20, max_players=3, target_confidence=0.8,
+                             results_seconds=3)
+
+
+def set_deadline_passed(room):
+    Room.objects.filter(pk=room.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_create_room_validates_and_get_room_finds_it(db):
+    room = rooms.create_room("Ada", rounds=3, seconds=10)
+    assert rooms.get_room(room.code.lower()) == room
+    assert rooms.get_room("https://x/rooms/" + room.code + "/") == room
+    assert rooms.get_room("nope") is None
+    with pytest.raises(GameError):
+        rooms.create_room("Ada", max_players=0)
+    with pytest.raises(GameError):
+        rooms.create_room("", rounds=0)
+    solo = rooms.create_room("", solo=True, max_players=8)
+    assert solo.max_players == 1 and solo.title == ""
+
+
+def test_join_rejoin_and_full_room(room):
+    ada = seat(room.code, "Ada")
+    assert not ada.rejoined and ada.room.host_player == ada.seat.player_id
+    bob = seat(room.code, "Bob")
+    assert bob.room.host_player == ada.seat.player_id
+    seat(room.code, "Cy")
+    with pytest.raises(GameError) as caught:
+        seat(room.code, "Dee")
+    assert caught.value.code == "room_full"
+    # The token reclaims the same seat and replaces the old connection.
+    again = seat(room.code, "ignored", channel="chan-new", token=ada.token)
+    assert again.rejoined and again.seat.pk == ada.seat.pk and again.seat.name == "Ada"
+    assert again.replaced_channel == "chan-Ada"
+    assert again.token != ada.token
+    with pytest.raises(GameError) as caught:  # the old token is void: it asks for a new seat
+        seat(room.code, "Ada2", token=ada.token)
+    assert caught.value.code == "room_full"
+    assert Seat.objects.get(pk=ada.seat.pk).token_hash == rooms.hash_token(again.token)
+    assert ada.token not in str(list(Seat.objects.values_list("token_hash", flat=True)))
+
+
+def test_a_logged_in_user_plays_under_the_username_and_gets_the_seat_back(room):
+    user = User.objects.create_user("grace", password="x")
+    first = seat(room.code, "whatever", user=user)
+    assert first.seat.name == "grace" and first.seat.user_id == user.pk
+    rooms.disconnect(first.seat.player_id, "chan-whatever")
+    back = seat(room.code, "", channel="chan-2", user=user)
+    assert back.rejoined and back.seat.pk == first.seat.pk
+
+
+def test_host_moves_to_the_next_connected_player(room):
+    ada, bob, cy = (seat(room.code, n) for n in ("Ada", "Bob", "Cy"))
+    rooms.disconnect(ada.seat.player_id, "chan-Ada")
+    assert Room.objects.get(pk=room.pk).host_player == bob.seat.player_id
+    rooms.leave(bob.seat.player_id)
+    assert Room.objects.get(pk=room.pk).host_player == cy.seat.player_id
+    # A disconnect from a connection that no longer holds the seat changes nothing.
+    assert rooms.disconnect(cy.seat.player_id, "some-old-channel") == []
+    assert Seat.objects.get(pk=cy.seat.pk).connected
+
+
+def test_seats_expire_after_the_rejoin_window(room, settings):
+    settings.GAME_REJOIN_SECONDS = 60
+    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    rooms.disconnect(bob.seat.player_id, "chan-Bob")
+    assert rooms.expire_seats(room.code) == []
+    Seat.objects.filter(pk=bob.seat.pk).update(
+        disconnected_at=timezone.now() - timedelta(seconds=61))
+    [snapshot] = rooms.expire_seats(room.code)
+    assert [p["gone"] for p in snapshot["players"]] == [False, True]
+    late = seat(room.code, "Bob", channel="chan-late", token=bob.token)
+    assert not late.rejoined
+    assert ada.seat.player_id == Room.objects.get(pk=room.pk).host_player
+
+
+def test_start_needs_the_host_and_no_game_on(room):
+    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    with pytest.raises(GameError) as caught:
+        rooms.start_game(room.code, bob.seat.player_id)
+    assert caught.value.code == "not_host"
+    start, snapshot = rooms.start_game(room.code, ada.seat.player_id)
+    assert start["type"] == "round_start" and start["round"] == 1 and start["rounds"] == 2
+    assert snapshot["state"] == "playing" and snapshot["target"] == start["target"]
+    assert start["ends_at"] - start["server_time"] == pytest.approx(20_000, abs=500)
+    with pytest.raises(GameError) as caught:
+        rooms.start_game(room.code, ada.seat.player_id)
+    assert caught.value.code == "already_playing"
+
+
+def test_reaching_the_target_finishes_once_and_stores_one_drawing(room):
+    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    rooms.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    accepted, events = rooms.record_guess(
+        room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
+        prediction=prediction(r.target, 0.5))
+    assert accepted and events == []
+    accepted, events = rooms.record_guess(
+        room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
+        prediction=prediction(r.target, 0.9))
+    assert accepted
+    finished = events[0]
+    assert finished["type"] == "player_finished" and finished["reason"] == "reached"
+    # 100 * 0.9 + 50 * (almost all of the 20 s left)
+    assert 138 <= finished["points"] <= 140
+    assert events[-1]["type"] == "room"  # Bob is still drawing: no round end yet
+    # Nothing more counts for her this round.
+    accepted, _ = rooms.record_guess(
+        room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
+        prediction=prediction(r.target, 1.0))
+    assert not accepted
+    with pytest.raises(GameError) as caught:
+        rooms.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    assert caught.value.code == "already_finished"
+    [drawing] = Drawing.objects.all()
+    assert drawing.label == r.target and drawing.strokes == DRAWING
+    assert bytes(drawing.input_image) == INPUT and drawing.player_name == "Ada"
+    assert drawing.game_id == r.game_id and drawing.round_number == 1
+    assert Seat.objects.get(pk=ada.seat.pk).score == finished["points"]
+
+
+def test_the_round_ends_once_and_the_game_runs_its_rounds(room):
+    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    rooms.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    rooms.record_guess(room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING,
+                       input_bytes=INPUT, prediction=prediction(r.target, 0.3))
+    assert rooms.end_round(room.code, r.game_id, 1) == []  # not due yet
+    assert rooms.advance(room.code) == []
+    set_deadline_passed(r)
+    ended = rooms.advance(room.code)
+    assert [m["type"] for m in ended] == ["round_end", "room"]
+    assert rooms.end_round(room.code, r.game_id, 1) == []  # a second process loses
+    assert rooms.advance(room.code) == []  # the results pause is not over
+    results = {res["name"]: res for res in ended[0]["results"]}
+    assert results["Bob"]["points"] == 30 and results["Bob"]["reason"] == "time"
+    assert results["Ada"]["drawing"] is None and results["Ada"]["reason"] == "absent"
+    assert ended[0]["next_round_at"] is not None and not ended[0]["final"]
+    assert Drawing.objects.count() == 1
+    # Drawing after the round ended is refused.
+    accepted, _ = rooms.record_guess(room.code, bob.seat.player_id, r.game_id, 1,
+                                     drawing=DRAWING, input_bytes=INPUT,
+                                     prediction=prediction(r.target, 0.99))
+    assert not accepted
+
+    set_deadline_passed(r)
+    started = rooms.advance(room.code)
+    assert [m["type"] for m in started] == ["round_start", "room"]
+    assert started[0]["round"] == 2 and started[0]["target"] != r.target
+    assert rooms.next_round(room.code, r.game_id, 1) == []
+    for player in (ada, bob):
+        events = rooms.finish_player(room.code, player.seat.player_id, r.game_id, 2, "done")
+    assert [m["type"] for m in events] == ["player_finished", "round_end", "game_over", "room"]
+    assert events[1]["final"] and events[3]["state"] == "finished"
+    board = events[2]["leaderboard"]
+    assert [(row["name"], row["score"], row["rank"]) for row in board] == [
+        ("Bob", 30, 1), ("Ada", 0, 2)]
+    assert RoundProgress.objects.filter(finished=False).count() == 0
+
+
+def test_disconnect_during_a_round_stores_the_drawing(room):
+    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    rooms.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    rooms.record_guess(room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING,
+                       input_bytes=INPUT, prediction=prediction(r.target, 0.4))
+    events = rooms.disconnect(bob.seat.player_id, "chan-Bob")
+    assert events[0]["reason"] == "disconnected" and events[0]["points"] == 40
+    assert Drawing.objects.get().player_id == bob.seat.player_id
+    # Ada is the only one connected: her finishing ends the round.
+    events = rooms.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    assert "round_end" in [m["type"] for m in events]
+    assert Drawing.objects.count() == 1  # Ada drew nothing; Bob's is not stored twice
+
+
+def test_opt_out_keeps_drawings_out(room):
+    ada = seat(room.code, "Ada", opt_out=True)
+    rooms.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    rooms.record_guess(room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING,
+                       input_bytes=INPUT, prediction=prediction(r.target, 0.95))
+    assert Seat.objects.get(pk=ada.seat.pk).score > 0
+    assert Drawing.objects.count() == 0
+
+
+def test_open_rooms_lists_joinable_rooms_only(db):
+    lobby = rooms.create_room("Ada", max_players=2)
+    full = rooms.create_room("Bob", max_players=1)
+    rooms.create_room("Solo", solo=True)
+    stale = rooms.create_room("Old")
+    Room.objects.filter(pk=stale.pk).update(created=timezone.now() - timedelta(hours=1))
+    seat(lobby.code, "Ada")
+    seat(full.code, "Bob")
+    listed = rooms.open_rooms()
+    assert listed == [{"code": lobby.code, "title": "Ada", "players": 1, "max_players": 2,
+                       "state": "lobby"}]
