@@ -436,6 +436,25 @@ def test_data_page_refuses_bad_parameters(client, db, query):
     assert client.get(f"/learn/data/?{query}").status_code == 404
 
 
+def test_an_mnist_digit_opens_in_the_lessons(client, settings, mnist_dir, db):
+    from trainer.mnist import load_split
+
+    settings.MNIST_DATA_DIR = mnist_dir
+    images, labels = load_split("test", data_dir=mnist_dir, download=False)
+    for url in ("/learn/how-it-works/", "/learn/attention/"):
+        response = client.get(f"{url}?mnist=123")
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert f"#123</a>, a {labels[123]}." in html
+        marker = '<script id="mnist-sample" type="application/json">'
+        start = html.index(marker) + len(marker)
+        sample = json.loads(html[start:html.index("</script>", start)])
+        assert sample["index"] == 123 and sample["label"] == labels[123]
+        np.testing.assert_allclose(sample["input"], images[123] / 255.0, atol=5e-5)
+        assert client.get(f"{url}?mnist=10000").status_code == 404
+        assert client.get(f"{url}?mnist=seven").status_code == 404
+
+
 # -- the lesson path -------------------------------------------------------------------------
 
 

@@ -74,16 +74,33 @@ def index(request):
     return render(request, "teaching/index.html", lesson_context("teaching:index"))
 
 
-def how_it_works(request):
+def _mnist_sample(request):
+    """The MNIST test digit named by ?mnist=<index>, for opening a mistake in a lesson."""
+    if request.GET.get("mnist") in (None, ""):
+        return None
+    try:
+        images, labels = gallery.mnist_test()
+    except gallery.DataUnavailable:
+        raise Http404("the MNIST files are not available on this server") from None
+    index = _int_param(request, "mnist", 0, 0, len(images) - 1)
+    return {
+        "index": index,
+        "label": int(labels[index]),
+        "input": (images[index] / 255.0).round(4).tolist(),
+    }
+
+
+async def how_it_works(request):
     context = lesson_context("teaching:how_it_works")
-    context["explanations"] = modelcard.EXPLANATIONS
-    return render(request, "teaching/how_it_works.html", context)
+    context["mnist_sample"] = await asyncio.to_thread(_mnist_sample, request)
+    return await _render(request, "teaching/how_it_works.html", context)
 
 
-def attention_page(request):
+async def attention_page(request):
     context = lesson_context("teaching:attention")
     context["digits"] = range(10)
-    return render(request, "teaching/attention.html", context)
+    context["mnist_sample"] = await asyncio.to_thread(_mnist_sample, request)
+    return await _render(request, "teaching/attention.html", context)
 
 
 async def model_page(request):

@@ -22,8 +22,9 @@ function chosenTarget() {
   return value === "" || value === undefined ? null : Number(value);
 }
 
+// `body` is a drawing ({width, height, strokes}) or a ready 28x28 input ({input}).
 const request = latestOnly(
-  (drawing, target) => postJSON(url, target === null ? drawing : {...drawing, target}),
+  (body, target) => postJSON(url, target === null ? body : {...body, target}),
   (data) => render(data),
   (error) => {
     status.textContent = error.message;
@@ -32,8 +33,19 @@ const request = latestOnly(
 );
 const send = throttle((drawing) => request(drawing, chosenTarget()), THROTTLE_MS);
 
+const sampleNote = root.querySelector("[data-sample-note]");
+const sampleScript = document.getElementById("mnist-sample");
+// The MNIST digit being shown, until the learner draws their own.
+let sample = sampleScript ? {input: JSON.parse(sampleScript.textContent).input} : null;
+
+function dropSample() {
+  sample = null;
+  if (sampleNote) sampleNote.hidden = true;
+}
+
 const pad = new DrawingPad(root.querySelector("[data-pad]"), {
   onChange(drawing, reason) {
+    dropSample();
     if (reason === "clear" || drawing.strokes.length === 0) {
       send.cancel();
       request.reset();
@@ -47,13 +59,15 @@ bindPadControls(pad, root);
 
 for (const button of root.querySelectorAll("[data-example]")) {
   button.addEventListener("click", () => {
+    dropSample();
     pad.load(EXAMPLES[button.dataset.example]);
     request(pad.drawing, chosenTarget());
   });
 }
 for (const radio of root.querySelectorAll('input[name="target"]')) {
   radio.addEventListener("change", () => {
-    if (!pad.isEmpty()) request(pad.drawing, chosenTarget());
+    if (sample) request(sample, chosenTarget());
+    else if (!pad.isEmpty()) request(pad.drawing, chosenTarget());
   });
 }
 
@@ -86,7 +100,8 @@ function render(data) {
   setFacts("occlusion", `Probability of ${data.target}: ${formatPercent(p)}. The biggest drop, ` +
     `${formatPercent(Math.max(0, occlusion.values[strongest]))}, comes from hiding the square ` +
     `around row ${Math.floor(strongest / cols) * 2 + 1}, column ${(strongest % cols) * 2 + 1}` +
-    ` (${rows}x${cols} experiments).`);
+    ` (${rows}x${cols} experiments; the strongest colour stands for a change of ` +
+    `${formatPercent(occlusionPeak)}).`);
   root.querySelector('[data-caption="occlusion"]').textContent = `hiding parts: digit ${data.target}`;
 
   const saliency = data.saliency.values;
@@ -146,3 +161,4 @@ function setFacts(name, text) {
 
 paintLegend();
 reset();
+if (sample) request(sample, chosenTarget());

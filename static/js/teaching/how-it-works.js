@@ -16,7 +16,7 @@ const MAP_LAYOUT = {
   conv4: {columns: 16, cell: 3},
   pool2: {columns: 16, cell: 5},
 };
-const TILE_GAP = 4;
+const TILE_GAP = 3;
 // While drawing, at most this many requests a second go to the server.
 const THROTTLE_MS = 150;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -31,10 +31,11 @@ const url = root.dataset.stagesUrl;
 let last = null; // {data, drawing} of the newest answer
 let updates = 0;
 
+// A drawing ({width, height, strokes}) or a ready 28x28 input ({input}).
 const request = latestOnly(
-  (drawing) => postJSON(url, drawing),
-  (data, drawing) => {
-    last = {data, drawing, maps: decodeAll(data.activations)};
+  (body) => postJSON(url, body),
+  (data, body) => {
+    last = {data, drawing: body.strokes ? body : null, maps: decodeAll(data.activations)};
     render();
   },
   (error) => {
@@ -44,8 +45,11 @@ const request = latestOnly(
 );
 const send = throttle((drawing) => request(drawing), THROTTLE_MS);
 
+const sampleNote = root.querySelector("[data-sample-note]");
+
 const pad = new DrawingPad(canvas, {
   onChange(drawing, reason) {
+    if (sampleNote) sampleNote.hidden = true;
     if (reason === "clear" || drawing.strokes.length === 0) {
       send.cancel();
       request.reset();
@@ -59,6 +63,7 @@ bindPadControls(pad, root);
 
 for (const button of root.querySelectorAll("[data-example]")) {
   button.addEventListener("click", () => {
+    if (sampleNote) sampleNote.hidden = true;
     pad.load(EXAMPLES[button.dataset.example]);
     request(pad.drawing);
   });
@@ -90,8 +95,12 @@ function render() {
   const p = prediction.probabilities[prediction.digit];
   guessDigit.textContent = String(prediction.digit);
   status.textContent = `${formatPercent(p)} sure`;
-  renderStrokes();
-  renderPreprocessing();
+  if (data.preprocessing) {
+    renderStrokes();
+    renderPreprocessing();
+  } else {
+    renderReadyInput();
+  }
   renderMaps();
   renderDense();
   renderProbabilities();
@@ -129,6 +138,22 @@ function renderStrokes() {
     `${plural(data.preprocessing.points, "point")}; box ${Math.round(box.width)} x ` +
     `${Math.round(box.height)} pixels of a ${Math.round(drawing.width)} x ` +
     `${Math.round(drawing.height)} canvas.`);
+}
+
+/** An MNIST digit: it was cropped, scaled and centred when MNIST was made. */
+function renderReadyInput() {
+  root.querySelector("[data-strokes-svg]").replaceChildren();
+  for (const name of ["fitted", "centered_box"]) {
+    const target = root.querySelector(`[data-image="${name}"]`);
+    target.getContext("2d").clearRect(0, 0, target.width, target.height);
+  }
+  const input = decodeImage(last.data.input);
+  paintImage(root.querySelector('[data-image="shifted"]'), input, 28, 7);
+  paintImage(root.querySelector('[data-image="input"]'), input, 28, 10);
+  const note = "This digit comes from the MNIST test set, which was scanned from paper and " +
+    "already cropped, scaled and centred like this when it was made.";
+  for (const name of ["strokes", "fitted", "center"]) setFacts(name, note);
+  setFacts("input", `${input.filter((v) => v > 0).length} of 784 pixels have some ink.`);
 }
 
 function renderPreprocessing() {
@@ -244,7 +269,9 @@ function paintTiles(target, stage, {columns, cell}) {
   target.width = columns * (tileW + TILE_GAP) - TILE_GAP;
   target.height = rows * (tileH + TILE_GAP) - TILE_GAP;
   const ctx = target.getContext("2d");
-  ctx.clearRect(0, 0, target.width, target.height);
+  // The gaps between tiles in grey, so that a blank (white) map still reads as a tile.
+  ctx.fillStyle = "#d9deea";
+  ctx.fillRect(0, 0, target.width, target.height);
   const layerPeak = Math.max(1e-9, ...maps.map((values) => values.reduce((m, v) => Math.max(m, v), 0)));
   maps.forEach((values, index) => {
     const peak = scaleEach.checked
@@ -282,7 +309,8 @@ function renderDense() {
 function renderProbabilities() {
   const prediction = last.data.prediction;
   renderBars(root.querySelector("[data-probabilities]"), prediction.probabilities);
-  const scores = prediction.logits.map((v, d) => `${d}: ${v.toFixed(1)}`).join(", ");
+  const scores = prediction.logits.map((v, d) => `${d}: ${v.toFixed(1).replace(/^-0\.0$/, "0.0")}`)
+    .join(", ");
   setFacts("probabilities", `Scores before softmax: ${scores}. Model version ${prediction.model}.`);
 }
 
@@ -338,3 +366,5 @@ function signed(value) {
 }
 
 reset();
+const sample = document.getElementById("mnist-sample");
+if (sample) request({input: JSON.parse(sample.textContent).input});

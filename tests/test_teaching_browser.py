@@ -1,0 +1,198 @@
+"""The teaching pages in headless Chromium against a real Daphne server.
+
+Draws on "How it works" with the mouse and checks that the feature maps and
+the probabilities follow the drawing; visits every lesson and saves a
+screenshot of each as artifacts/teaching-*.png.
+"""
+
+import hashlib
+
+import pytest
+
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.browser
+
+# The seeded stand-in, registered only when no trained model ships with the site.
+REGISTER_STAND_IN = """
+import torch
+from django.conf import settings
+from recognizer import versions
+from recognizer.checkpoints import save_checkpoint
+from recognizer.network import build_model
+if versions.active_version() is None:
+    torch.manual_seed(0)
+    path = settings.RECOGNIZER_MODEL_DIR / "stand-in.pt"
+    save_checkpoint(build_model(), path)
+    versions.register_version(path, activate=True, version="stand-in")
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, mnist_dir):
+    """A server that can read MNIST (the shared one is started without it)."""
+    live = LiveServer(tmp_path_factory.mktemp("teaching"), env={
+        "MNIST_DATA_DIR": str(mnist_dir),
+        # Predicting 2,000 test digits instead of 10,000 keeps the data page's
+        # first visit to a few seconds on a slow machine.
+        "TEACHING_MNIST_LIMIT": "2000",
+    })
+    live.start()
+    live.manage("shell", "-c", REGISTER_STAND_IN)
+    yield live
+    live.stop()
+
+
+def stroke(page, canvas, points, steps=6):
+    """Drag the mouse through `points`, given as fractions of the canvas."""
+    box = canvas.bounding_box()
+
+    def at(point):
+        return box["x"] + point[0] * box["width"], box["y"] + point[1] * box["height"]
+
+    page.mouse.move(*at(points[0]))
+    page.mouse.down()
+    for start, end in zip(points[:-1], points[1:], strict=True):
+        for i in range(1, steps + 1):
+            f = i / steps
+            page.mouse.move(*at((start[0] + (end[0] - start[0]) * f,
+                                 start[1] + (end[1] - start[1]) * f)))
+    page.mouse.up()
+
+
+def wait_for_update(page, root_selector, after):
+    page.wait_for_function(
+        "([selector, after]) => Number(document.querySelector(selector).dataset.updates || 0)"
+        " > after && document.querySelector(selector).dataset.state === 'ready'",
+        arg=[root_selector, after], timeout=20_000,
+    )
+    # Throttled updates may still be on their way: wait until they settle.
+    page.wait_for_timeout(600)
+    return int(page.get_attribute(root_selector, "data-updates"))
+
+
+def canvas_digest(page, selector):
+    """A hash of the canvas's pixels and how many of them are coloured.
+
+    Coloured: clearly red or blue, as activations and heat maps are drawn;
+    paper, ink, grid lines and the grey gaps between tiles are not.
+    """
+    data = page.evaluate(
+        """(selector) => {
+            const canvas = document.querySelector(selector);
+            const ctx = canvas.getContext('2d');
+            const pixels = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+            let coloured = 0;
+            for (let i = 0; i < pixels.length; i += 4) {
+                if (Math.abs(pixels[i] - pixels[i + 2]) > 25) coloured++;
+            }
+            return {url: canvas.toDataURL(), coloured, width: canvas.width};
+        }""",
+        selector,
+    )
+    return hashlib.sha256(data["url"].encode()).hexdigest(), data["coloured"], data
+
+
+def probabilities(page, selector="[data-probabilities] li"):
+    return [float(v) for v in page.eval_on_selector_all(
+        selector, "items => items.map(item => item.dataset.probability)")]
+
+
+def test_how_it_works_follows_the_drawing(server, page, artifacts_dir):
+    page.goto(server.url + "/learn/how-it-works/")
+    root = "[data-explorer]"
+    assert page.get_attribute(root, "data-state") == "empty"
+    pad = page.locator("canvas[data-pad]")
+
+    # A vertical stroke: a "1".
+    stroke(page, pad, [(0.5, 0.15), (0.5, 0.85)])
+    first = wait_for_update(page, root, 0)
+    maps_before = {name: canvas_digest(page, f'[data-maps="{name}"]')
+                   for name in ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2")}
+    dense_before = canvas_digest(page, "[data-dense]")
+    input_before = canvas_digest(page, '[data-image="input"]')
+    probs_before = probabilities(page)
+    assert len(probs_before) == 10
+    assert sum(probs_before) == pytest.approx(1.0, abs=1e-6)
+    for name, (_, coloured, data) in maps_before.items():
+        # Every tile grid is drawn and some of its maps respond.
+        assert data["width"] > 100 and coloured > 0, name
+    assert page.locator("[data-strokes-svg] circle").count() >= 2
+    assert page.text_content("[data-guess-digit]") == str(probs_before.index(max(probs_before)))
+
+    # A second stroke across the top turns it into a "7"-like shape.
+    stroke(page, pad, [(0.25, 0.15), (0.5, 0.15)])
+    wait_for_update(page, root, first)
+    for name, (digest, _, _) in maps_before.items():
+        assert canvas_digest(page, f'[data-maps="{name}"]')[0] != digest, name
+    assert canvas_digest(page, "[data-dense]")[0] != dense_before[0]
+    assert canvas_digest(page, '[data-image="input"]')[0] != input_before[0]
+    probs_after = probabilities(page)
+    assert probs_after != probs_before
+    assert sum(probs_after) == pytest.approx(1.0, abs=1e-6)
+    assert "2 strokes" in page.text_content('[data-facts="strokes"]')
+    page.screenshot(path=str(artifacts_dir / "teaching-how-it-works.png"), full_page=True)
+
+    # Clearing empties every view again.
+    page.click('[data-pad-action="clear"]')
+    page.wait_for_function("document.querySelector('[data-explorer]').dataset.state === 'empty'")
+    assert page.locator("[data-probabilities] li").count() == 0
+    assert page.js_errors == []
+
+
+def test_attention_maps_for_the_answer_and_for_a_chosen_digit(server, page, artifacts_dir):
+    page.goto(server.url + "/learn/attention/")
+    root = "[data-attention]"
+    page.click('[data-example="7"]')
+    count = wait_for_update(page, root, 0)
+    occlusion_auto, coloured, _ = canvas_digest(page, '[data-heat="occlusion"]')
+    assert coloured > 0
+    answer = int(page.text_content("[data-guess-digit]"))
+    pick = 3 if answer != 3 else 8
+    page.click(f'.digit-picker__option:has(input[value="{pick}"])')
+    wait_for_update(page, root, count)
+    assert page.text_content('[data-caption="occlusion"]') == f"hiding parts: digit {pick}"
+    assert canvas_digest(page, '[data-heat="occlusion"]')[0] != occlusion_auto
+    targets = page.eval_on_selector_all("[data-probabilities] li.is-target",
+                                        "items => items.map(i => i.textContent)")
+    assert len(targets) == 1 and targets[0].startswith(str(pick))
+    assert f"digit {pick}" in page.text_content('[data-facts="saliency"]')
+    page.screenshot(path=str(artifacts_dir / "teaching-attention.png"), full_page=True)
+    assert page.js_errors == []
+
+
+def test_lesson_path_model_card_and_data_pages(server, page, artifacts_dir):
+    page.goto(server.url + "/learn/")
+    assert page.locator(".lesson-card").count() == 4
+    page.screenshot(path=str(artifacts_dir / "teaching-index.png"), full_page=True)
+    page.click("[data-next-lesson]")
+    assert page.url.endswith("/learn/how-it-works/")
+
+    page.goto(server.url + "/learn/model/")
+    version = page.get_attribute("[data-model-card]", "data-version")
+    assert version
+    rows = page.locator("[data-architecture] tbody tr").count()
+    assert rows == 9  # the input and the eight stages of the network
+    assert int(page.text_content("[data-total-parameters]")) > 100_000
+    if version != "stand-in":
+        # The shipped model comes with its training record: its charts are drawn.
+        assert page.locator("[data-confusion] svg rect.chart__cell").count() == 100
+        assert page.locator("[data-curves] svg polyline").count() >= 2
+    page.screenshot(path=str(artifacts_dir / "teaching-model.png"), full_page=True)
+
+    page.goto(server.url + "/learn/data/?digit=4")
+    sprite = page.locator('img[data-sprite="mnist"]')
+    assert sprite.evaluate("img => img.complete && img.naturalWidth") > 500
+    assert page.locator(".mistake").count() > 0
+    guess = page.locator(".mistake__guess").first.get_attribute("data-guess")
+    assert guess != "4"
+    page.screenshot(path=str(artifacts_dir / "teaching-data.png"), full_page=True)
+
+    # A mistake opens in "What the model looks at", which reaches the same wrong answer.
+    page.locator(".mistake a").first.click()
+    page.wait_for_url("**/learn/attention/?mnist=*")
+    wait_for_update(page, "[data-attention]", 0)
+    assert page.text_content("[data-guess-digit]") == guess
+    assert "a 4" in page.text_content("[data-sample-note]")
+    page.screenshot(path=str(artifacts_dir / "teaching-attention-mistake.png"), full_page=True)
+    assert page.js_errors == []
