@@ -1,0 +1,526 @@
+"""Several server processes on the real PostgreSQL and Redis.
+
+Two Daphne processes share one fresh PostgreSQL database, one Redis database
+and one model folder, as in docs/deployment.md. The tests check what a
+deployment relies on: the Redis layer carries messages between processes,
+each process reports PostgreSQL, Redis and the model in /healthz, an
+activated model version reaches both, two players on different processes
+play one game in one room, and a process killed mid-game loses nothing.
+"""
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.live import LiveServer
+from tests.support import BASE_DIR
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+
+def get_json(url, timeout=10):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def post_json(url, payload, timeout=10):
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_until(check, timeout, what, interval=0.2):
+    """Call `check` until it returns something true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"{what} did not happen within {timeout} s (last: {last!r})")
+
+
+ROUND_SECONDS = 8.0
+ROOMS_AHEAD = 2
+# Three rounds each (a game may be started with fewer). A confidence of 1 is
+# never reached, so rounds end by `done` or the timer, as a test decides,
+# whatever model is active.
+CREATE_ROOMS = (
+    "from digitsite.game import create_room\n"
+    "def create_rooms(count):\n"
+    f"    return [create_room('Ada', rounds=3, seconds={ROUND_SECONDS}, results_seconds=1.0,"
+    " target_confidence=1.0).code for _ in range(count)]"
+)
+
+
+class Cluster:
+    """Two Daphne processes sharing PostgreSQL, Redis and the model folder."""
+
+    def __init__(self, root, env):
+        self.root = root
+        self.env = env
+        self.servers = [LiveServer(root / name, env=env) for name in ("a", "b")]
+
+    def start(self):
+        self.servers[0].start()  # migrates the shared database once
+        # One Django start-up makes sure of a model and makes the tests' rooms.
+        self.rooms = self.shell(
+            "from django.conf import settings\n"
+            "from recognizer.versions import active_version\n"
+            "from tests.support import register_random_model\n"
+            "active_version() or register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
+            f"{CREATE_ROOMS}\n"
+            f"print(' '.join(create_rooms({ROOMS_AHEAD})))\n"
+        ).split()
+        for server in self.servers[1:]:
+            server.migrate = False
+            server.start()
+
+    def new_room(self):
+        if self.rooms:
+            return self.rooms.pop()
+        return self.shell(f"{CREATE_ROOMS}\nprint(create_rooms(1)[0])\n")
+
+    def ensure_running(self):
+        """Restart a process an earlier test killed, on its old port."""
+        for server in self.servers:
+            if server.process is None or server.process.poll() is not None:
+                server.migrate = False
+                server.start()
+
+    def stop(self):
+        for server in self.servers:
+            server.stop()
+
+    def shell(self, code):
+        """Run Python in a Django shell with the cluster's settings; return its last line."""
+        result = self.servers[0].manage("shell", "-c", code, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+        lines = result.stdout.strip().splitlines()
+        return lines[-1] if lines else ""
+
+    def sql(self, query, params=()):
+        import psycopg
+
+        conninfo = self.env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            return connection.execute(query, params).fetchall()
+
+
+@pytest.fixture(scope="module")
+def cluster(postgres_database, redis_url, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cluster")
+    model_dir = root / "models"
+    model_dir.mkdir()
+    env = {
+        "DATABASE_URL": postgres_database,
+        "REDIS_URL": redis_url,
+        # One folder and one key for all processes, as a deployment must have.
+        "RECOGNIZER_MODEL_DIR": str(model_dir),
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "RECOGNIZER_RELOAD_SECONDS": "0.5",
+        "RECOGNIZER_TORCH_THREADS": "1",
+    }
+    cluster = Cluster(root, env)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def running(cluster):
+    cluster.ensure_running()
+    return cluster
+
+
+# -- the Redis channel layer ------------------------------------------------
+
+
+async def test_the_redis_layer_carries_messages_and_groups_between_processes(redis_url):
+    from channels_redis.core import RedisChannelLayer
+
+    # Two layer objects with their own connections stand for two processes.
+    one, two = RedisChannelLayer(hosts=[redis_url]), RedisChannelLayer(hosts=[redis_url])
+    try:
+        channel = await two.new_channel()
+        await one.send(channel, {"type": "direct", "n": 1})
+        assert await asyncio.wait_for(two.receive(channel), 5) == {"type": "direct", "n": 1}
+
+        group = f"room-{uuid.uuid4().hex}"
+        on_one, on_two = await one.new_channel(), await two.new_channel()
+        await one.group_add(group, on_one)
+        await two.group_add(group, on_two)
+        await two.group_send(group, {"type": "room.update", "round": 2})
+        assert await asyncio.wait_for(one.receive(on_one), 5) == {"type": "room.update", "round": 2}
+        assert await asyncio.wait_for(two.receive(on_two), 5) == {"type": "room.update", "round": 2}
+
+        await two.group_discard(group, on_two)
+        await one.group_send(group, {"type": "room.update", "round": 3})
+        assert (await asyncio.wait_for(one.receive(on_one), 5))["round"] == 3
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(two.receive(on_two), 0.5)
+    finally:
+        await one.close_pools()
+        await two.close_pools()
+
+
+# -- health and model versions across processes ----------------------------
+
+
+def test_each_process_reports_postgresql_redis_and_the_model(running):
+    pids = set()
+    for server in running.servers:
+        status, body = get_json(server.url + "/healthz")
+        assert status == 200, body
+        checks = body["checks"]
+        assert checks["database"]["vendor"] == "postgresql"
+        assert checks["channel_layer"]["backend"] == "RedisChannelLayer"
+        assert checks["model"]["active"] == checks["model"]["loaded"]
+        assert body["pid"] == server.process.pid
+        pids.add(body["pid"])
+    assert len(pids) == 2
+
+
+def test_activating_a_version_reaches_both_processes(running):
+    seed = int.from_bytes(os.urandom(2), "big") + 10
+    version = running.shell(
+        "from django.conf import settings\n"
+        "from tests.support import register_random_model\n"
+        f"print(register_random_model(settings.RECOGNIZER_MODEL_DIR, seed={seed}).version)\n"
+    )
+    assert version == f"random-{seed}"
+
+    def loaded_everywhere():
+        bodies = [get_json(server.url + "/healthz")[1] for server in running.servers]
+        return all(b["checks"]["model"]["loaded"] == version for b in bodies) and bodies
+
+    for body in wait_until(loaded_everywhere, 15, f"version {version} on both processes"):
+        assert body["status"] == "ok"
+        assert body["checks"]["model"]["active"] == version
+        assert body["checks"]["model"]["checksum_ok"] is True
+    # The API answers with the new version on both ports too.
+    drawing = {"width": 100, "height": 100, "strokes": [[[20, 20], [80, 20], [50, 90]]]}
+    for server in running.servers:
+        status, body = post_json(server.url + "/api/recognize", drawing)
+        assert status == 200, body
+        assert body["model"] == version
+    # PostgreSQL keeps exactly one version active, and refuses a second.
+    assert running.sql("SELECT version FROM recognizer_modelversion WHERE is_active") == [
+        (version,)
+    ]
+    import psycopg
+
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        running.sql("UPDATE recognizer_modelversion SET is_active = true")
+
+
+# -- one game across two processes ------------------------------------------
+
+
+class Player:
+    """A game client over a real WebSocket, keeping every message it receives."""
+
+    def __init__(self, name):
+        self.name = name
+        self.messages = []
+        self.cursor = 0
+        self.sent_drawings = {}  # (game, round) -> the last drawing sent
+        self.ws = None
+        self.you = None
+        self._arrived = asyncio.Event()
+        self._reader = None
+
+    async def connect(self, server, code, token=None):
+        import websockets
+
+        self.ws = await websockets.connect(
+            f"{server.ws_url}/ws/v1/rooms/{code}/", origin=server.url, proxy=None,
+            open_timeout=20,
+        )
+        self.messages, self.cursor = [], 0
+        self._reader = asyncio.ensure_future(self._read(self.ws))
+        join = {"type": "join", "protocol": 1, "name": self.name}
+        if token:
+            join["token"] = token
+        await self.send(join)
+        welcome = await self.expect("welcome")
+        self.you = welcome["you"]
+        return welcome
+
+    async def _read(self, ws):
+        import websockets
+
+        try:
+            async for raw in ws:
+                self.messages.append(json.loads(raw))
+                self._arrived.set()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self._arrived.set()
+
+    async def send(self, message):
+        await self.ws.send(json.dumps(message))
+
+    async def draw(self, room_round, drawing, seq, game):
+        self.sent_drawings[(game, room_round)] = drawing
+        await self.send({"type": "draw", "round": room_round, "seq": seq, "drawing": drawing})
+        guess = await self.expect("guess", lambda m: m["seq"] == seq)
+        assert guess["round"] == room_round
+        return guess
+
+    async def expect(self, kind, where=lambda message: True, timeout=30):
+        """The next message of `kind` (after the last one expected) that `where` accepts."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for index in range(self.cursor, len(self.messages)):
+                message = self.messages[index]
+                if message["type"] == "error":
+                    pytest.fail(f"{self.name} got an error: {message}")
+                if message["type"] == kind and where(message):
+                    self.cursor = index + 1
+                    return message
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0 or self._reader.done():
+                seen = [m["type"] for m in self.messages[self.cursor:]]
+                pytest.fail(f"{self.name}: no {kind} within {timeout} s "
+                            f"(closed: {self._reader.done()}; since then: {seen})")
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    def all_of(self, kind):
+        return [m for m in self.messages if m["type"] == kind]
+
+    async def close(self):
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.wait({self._reader}, timeout=5)
+
+
+def sketch(seed):
+    """A two-stroke drawing on a 280x280 canvas, different for every seed."""
+    import random
+
+    rng = random.Random(seed)
+    strokes, t = [], 0.0
+    for _ in range(2):
+        x, y = rng.uniform(60, 220), rng.uniform(40, 120)
+        stroke = []
+        for _ in range(12):
+            stroke.append([round(x, 1), round(y, 1), t])
+            x = min(max(x + rng.uniform(-25, 25), 10), 270)
+            y = min(max(y + rng.uniform(5, 20), 10), 270)
+            t += 16.0
+        strokes.append(stroke)
+    return {"width": 280.0, "height": 280.0, "strokes": strokes}
+
+
+def stored_drawings(cluster, game):
+    rows = cluster.sql(
+        "SELECT round_number, player_id, label, strokes, room_code, status "
+        "FROM recognizer_drawing WHERE game_id = %s ORDER BY round_number, player_id", (game,)
+    )
+    return {(r[0], r[1]): {"label": r[2], "strokes": r[3], "room": r[4], "status": r[5]}
+            for r in rows}
+
+
+def assert_stored_as_sent(stored, players, game, targets):
+    submitted = {(rnd, p.you["id"]): drawing for p in players
+                 for (g, rnd), drawing in p.sent_drawings.items() if g == game}
+    assert set(stored) == set(submitted), "stored drawings differ from the submitted ones"
+    for (rnd, player_id), drawing in submitted.items():
+        row = stored[(rnd, player_id)]
+        assert row["strokes"]["strokes"] == drawing["strokes"]
+        assert row["label"] == targets[rnd]
+        assert row["status"] == "pending"
+
+
+async def test_two_players_on_two_processes_play_one_game(running):
+    server_a, server_b = running.servers
+    code = running.new_room()
+    ada, bob = Player("Ada"), Player("Bob")
+    try:
+        await ada.connect(server_a, code)
+        welcome = await bob.connect(server_b, code)
+        assert [p["name"] for p in welcome["room"]["players"]] == ["Ada", "Bob"]
+        # Ada's process hears of Bob, who joined on the other one.
+        await ada.expect("room", lambda m: len(m["players"]) == 2)
+        assert ada.you["host"] and not bob.you["host"]
+
+        await ada.send({"type": "start", "rounds": 2})
+        starts = [await p.expect("round_start") for p in (ada, bob)]
+        assert starts[0] == starts[1]  # one broadcast, the same for both processes
+        game = starts[0]["game"]
+        targets = {1: starts[0]["target"]}
+
+        # Round 1: Ada says done on process A, Bob hears it on B; the timer ends Bob's round.
+        await ada.draw(1, sketch(1), seq=1, game=game)
+        await bob.draw(1, sketch(2), seq=1, game=game)
+        await ada.send({"type": "done", "round": 1})
+        finished = await bob.expect("player_finished")
+        assert finished["player"] == ada.you["id"] and finished["reason"] == "done"
+        # Ada now waits several seconds with nothing to receive: longer than
+        # redis-py's default socket read timeout, which must not drop her.
+        ends = [await p.expect("round_end", timeout=ROUND_SECONDS + 15) for p in (ada, bob)]
+        # One timer: the round ended once, for both, when its one deadline passed.
+        assert ends[0] == ends[1]
+        assert ends[0]["server_time"] >= starts[0]["ends_at"]
+        reasons = {r["player"]: r["reason"] for r in ends[0]["results"]}
+        assert reasons == {ada.you["id"]: "done", bob.you["id"]: "time"}
+
+        # Round 2 starts by itself after the pause; both say done.
+        second = [await p.expect("round_start") for p in (ada, bob)]
+        assert second[0]["round"] == second[1]["round"] == 2
+        assert second[0]["ends_at"] == second[1]["ends_at"]
+        targets[2] = second[0]["target"]
+        await bob.draw(2, sketch(3), seq=2, game=game)
+        await ada.draw(2, sketch(4), seq=2, game=game)
+        for player in (ada, bob):
+            await player.send({"type": "done", "round": 2})
+        final = [await p.expect("round_end", lambda m: m["round"] == 2) for p in (ada, bob)]
+        assert final[0] == final[1] and final[0]["final"] is True
+        overs = [await p.expect("game_over") for p in (ada, bob)]
+        # One scoreboard: the same leaderboard on both processes, the sum of the rounds.
+        assert overs[0] == overs[1]
+        totals = {}
+        for end in (ends[0], final[0]):
+            for result in end["results"]:
+                totals[result["player"]] = totals.get(result["player"], 0) + result["points"]
+        assert {row["player"]: row["score"] for row in overs[0]["leaderboard"]} == totals
+        for player in (ada, bob):
+            assert len(player.all_of("round_end")) == 2
+            assert len(player.all_of("game_over")) == 1
+    finally:
+        await ada.close()
+        await bob.close()
+
+    stored = await asyncio.to_thread(stored_drawings, running, game)
+    assert_stored_as_sent(stored, [ada, bob], game, targets)
+    assert all(row["room"] == code for row in stored.values())
+
+
+async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(running):
+    server_a, server_b = running.servers
+    code = running.new_room()
+    ada, bob = Player("Ada"), Player("Bob")
+    try:
+        await ada.connect(server_a, code)
+        await bob.connect(server_b, code)
+        await ada.expect("room", lambda m: len(m["players"]) == 2)
+        await ada.send({"type": "start"})
+        start = await bob.expect("round_start")
+        game, targets = start["game"], {1: start["target"]}
+        # Round 1, to have scores to keep.
+        await ada.draw(1, sketch(11), seq=1, game=game)
+        await bob.draw(1, sketch(12), seq=1, game=game)
+        for player in (ada, bob):
+            await player.send({"type": "done", "round": 1})
+        end = await bob.expect("round_end")
+        bob_score = next(r["score"] for r in end["results"] if r["player"] == bob.you["id"])
+
+        # Round 2: Bob draws on process B, which then dies.
+        start = await bob.expect("round_start")
+        targets[2] = start["target"]
+        await bob.draw(2, sketch(13), seq=2, game=game)
+
+        def bob_recorded():
+            return running.sql(
+                "SELECT p.drawing FROM game_roundprogress p JOIN game_seat s ON s.id = p.seat_id "
+                "WHERE s.player_id = %s AND p.game_id = %s AND p.round_number = 2",
+                (bob.you["id"], game))
+
+        # The guess goes out just before the write: wait for the write, as a
+        # player who drew for a moment longer would have.
+        await asyncio.to_thread(wait_until, bob_recorded, 10, "Bob's drawing recorded")
+        server_b.process.kill()  # SIGKILL: no disconnect handler, no goodbye
+        server_b.process.wait(timeout=10)
+        await asyncio.wait({bob._reader}, timeout=10)
+        assert bob._reader.done(), "Bob's socket stayed open after its server died"
+
+        # Bob's page reconnects, with its seat token, through the other process.
+        old_id = bob.you["id"]
+        welcome = await bob.connect(server_a, code, token=bob.you["token"])
+        assert welcome["rejoined"] is True
+        assert bob.you["id"] == old_id
+        me = next(p for p in welcome["room"]["players"] if p["id"] == old_id)
+        assert me["score"] == bob_score and me["connected"] is True
+        assert welcome["room"]["state"] == "playing" and welcome["room"]["round"] == 2
+
+        # Bob ends the round without drawing again: the drawing sent to the dead
+        # process is the one that counts and is stored.
+        await ada.draw(2, sketch(14), seq=2, game=game)
+        for player in (bob, ada):
+            await player.send({"type": "done", "round": 2})
+        end = await bob.expect("round_end", lambda m: m["round"] == 2)
+        bob_result = next(r for r in end["results"] if r["player"] == old_id)
+        assert bob_result["drawing"]["strokes"] == sketch(13)["strokes"]
+        assert bob_result["reason"] == "done"
+
+        # And carries on: round 3 on the surviving process.
+        start = await bob.expect("round_start", lambda m: m["round"] == 3)
+        targets[3] = start["target"]
+        await bob.draw(3, sketch(15), seq=3, game=game)
+        await ada.draw(3, sketch(16), seq=3, game=game)
+        for player in (ada, bob):
+            await player.send({"type": "done", "round": 3})
+        overs = [await p.expect("game_over") for p in (ada, bob)]
+        assert overs[0] == overs[1]
+        assert {row["player"] for row in overs[0]["leaderboard"]} == {ada.you["id"], old_id}
+    finally:
+        await ada.close()
+        await bob.close()
+
+    stored = await asyncio.to_thread(stored_drawings, running, game)
+    assert len(stored) == 6
+    assert_stored_as_sent(stored, [ada, bob], game, targets)
+
+
+# -- Django's own tests on PostgreSQL ----------------------------------------
+
+
+def test_persistence_tests_pass_on_postgresql(postgres_database, tmp_path):
+    """The model and storage tests, run again with PostgreSQL as the database."""
+    missing = [path for path in PERSISTENCE_TESTS if not (BASE_DIR / path).exists()]
+    assert not missing, f"persistence tests not found: {missing}"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
+    env.update({"DATABASE_URL": postgres_database, "DIGITSITE_VAR_DIR": str(tmp_path / "var")})
+    result = subprocess.run(
+        # Timing tests (rate limits) are about the clock, not the database, and
+        # a loaded machine makes them noisy: they run in the main suite only.
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
+         "-k", "not flood", *PERSISTENCE_TESTS],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=600,
+    )
+    output = result.stdout[-4000:] + result.stderr[-2000:]
+    assert result.returncode == 0, output
+    assert " passed" in output and " failed" not in output, output
+
+
+PERSISTENCE_TESTS = [
+    "tests/test_model_versions.py",  # registering and activating versions
+    "tests/test_game_logic.py",  # rooms, seats, rounds and stored drawings
+    "tests/test_game_consumers.py",  # whole games through the consumer
+]
