@@ -653,7 +653,7 @@ class ModelVersionAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
         details = [(label, training[key]) for key, label in TRAINING_DETAILS
                    if training.get(key) not in (None, "")]
         shown = {"data", *(key for key, _ in TRAINING_DETAILS)}
-        counts = [(k.replace("_", " "), v) for k, v in data.items()
+        counts = [(k.replace("_", " "), f"{v:,}") for k, v in data.items()
                   if isinstance(v, int) and not isinstance(v, bool)]
         per_class = data.get("train_per_class")
         return render_to_string("admin/recognizer/modelversion/training.html", {

@@ -559,7 +559,7 @@ def test_model_version_page_shows_metrics_and_confusion_matrix(manager, model_di
     assert mistake and 0.1 < float(mistake.group(1)) < 0.9
     assert re.search(r'<td class="diagonal" style="background-color: rgba\(40, 160, 70, '
                      r'0\.900\)" title="true 1, answered 1: 1130 of 1130">1130</td>', html)
-    assert "python manage.py finetune --epochs 3" in html and "60000" in html
+    assert "python manage.py finetune --epochs 3" in html and "60,240" in html
     assert f"Roll back to {parent.version}" in html
     listing = manager.get(reverse("admin:recognizer_modelversion_changelist")).content.decode()
     assert "60,000 MNIST + 240 drawings" in listing

@@ -26,6 +26,8 @@ let exhausted = false;
 const undoStack = [];
 const chains = new Map(); // drawing id -> Promise of its last decision
 const tally = { approved: 0, rejected: 0 };
+let pendingCount = Number(root.querySelector('[data-count="pending"]').textContent) || 0;
+let decidedHere = 0;   // net decisions taken on this page, to correct the server's count
 
 function show(text, isError = false) {
   message.textContent = text;
@@ -38,11 +40,12 @@ function setCount(name, value) {
 }
 
 async function fetchBatch(after) {
+  const decidedBefore = decidedHere;
   const url = `${batchUrl}?after=${encodeURIComponent(after)}&limit=${batchSize}`;
   const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(body.error || `the server answered ${response.status}`);
-  return body;
+  return { ...body, decidedBefore };
 }
 
 function prefetch() {
@@ -98,7 +101,9 @@ function loadBatch(batch) {
   cards = batch.drawings.map((data) => ({ data, status: "pending", element: cardElement(data) }));
   for (const card of cards) lastId = Math.max(lastId, card.data.id);
   exhausted = batch.remaining === 0;
-  setCount("pending", batch.pending);
+  // The server counted before the decisions taken since the batch was asked for.
+  pendingCount = batch.pending - (decidedHere - batch.decidedBefore);
+  setCount("pending", pendingCount);
   render(cards);
   emptyNote.hidden = cards.length > 0;
   moveTo(0);
@@ -167,6 +172,10 @@ function send(id, decision) {
 function setStatus(card, status) {
   if (card.status in tally) tally[card.status] -= 1;
   if (status in tally) tally[status] += 1;
+  const change = (card.status === "pending" ? 1 : 0) - (status === "pending" ? 1 : 0);
+  decidedHere += change;
+  pendingCount -= change;
+  setCount("pending", Math.max(pendingCount, 0));
   card.status = status;
   paint(card);
   setCount("approved", tally.approved);
