@@ -1,4 +1,6 @@
-"""Fixtures for the real PostgreSQL and Redis on this machine.
+"""The real PostgreSQL and Redis on this machine, for tests and benchmarks.
+
+Fixtures:
 
 - `postgres_database`: the URL of a fresh, uniquely named database, created on
   the server of $TEST_POSTGRES_URL (default: postgres@127.0.0.1:5432, trust
@@ -9,8 +11,11 @@
   exactly that one, so it must be dedicated to tests: it gets flushed.
 
 Missing services skip the test with the reason, or fail it under CI=true.
+The context managers behind them (`fresh_postgres_database`,
+`claimed_redis_database`) serve the load benchmark too.
 """
 
+import contextlib
 import os
 import uuid
 from urllib.parse import urlsplit, urlunsplit
@@ -29,6 +34,10 @@ REDIS_CLAIM_KEY = "digitsite:test-session"
 REDIS_CLAIM_SECONDS = 6 * 3600
 
 
+class ServiceUnavailable(Exception):
+    """PostgreSQL or Redis cannot be reached or used; the message says why."""
+
+
 def _with_database(url, name):
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
@@ -42,15 +51,15 @@ def _admin_connection(url):
     return psycopg.connect(conninfo, autocommit=True, connect_timeout=3)
 
 
-@pytest.fixture(scope="session")
-def postgres_database():
-    server_url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+@contextlib.contextmanager
+def fresh_postgres_database(server_url, prefix="digitsite_test"):
+    """Yield the URL of a new database on `server_url`'s server; drop it afterwards."""
     try:
         admin = _admin_connection(server_url)
     except Exception as exc:
-        require(False, f"PostgreSQL is not reachable at {urlsplit(server_url).netloc} "
-                       f"(set TEST_POSTGRES_URL): {exc}")
-    name = f"digitsite_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        raise ServiceUnavailable(
+            f"PostgreSQL is not reachable at {urlsplit(server_url).netloc}: {exc}") from exc
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -61,38 +70,66 @@ def postgres_database():
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def redis_url():
+@contextlib.contextmanager
+def claimed_redis_database(server_url):
+    """Yield the URL of a Redis database number used by nobody else; flush it afterwards.
+
+    A URL naming a database number uses that one as it is.
+    """
     import redis
 
-    given = os.environ.get("TEST_REDIS_URL")
-    server_url = given or DEFAULT_REDIS_URL
     probe = redis.Redis.from_url(server_url, socket_connect_timeout=3)
     try:
         probe.ping()
     except Exception as exc:
-        require(False, f"Redis is not reachable at {urlsplit(server_url).netloc} "
-                       f"(set TEST_REDIS_URL): {exc}")
+        raise ServiceUnavailable(
+            f"Redis is not reachable at {urlsplit(server_url).netloc}: {exc}") from exc
     finally:
         probe.close()
     token = uuid.uuid4().hex
     explicit_db = urlsplit(server_url).path.strip("/")
     candidates = [int(explicit_db)] if explicit_db else REDIS_DATABASES
-    client = None
+    client = url = None
     for number in candidates:
         url = _with_database(server_url, str(number))
         client = redis.Redis.from_url(url, socket_connect_timeout=3)
-        # Claiming with SET NX keeps two test sessions on one server apart;
-        # a database someone else fills is left alone.
+        # Claiming with SET NX keeps two sessions on one server apart; a
+        # database someone else fills is left alone.
         if explicit_db or (client.dbsize() == 0 and client.set(
                 REDIS_CLAIM_KEY, token, nx=True, ex=REDIS_CLAIM_SECONDS)):
             break
         client.close()
         client = None
     if client is None:
-        require(False, "no free Redis database number (1-15) to claim for the tests")
+        raise ServiceUnavailable("no free Redis database number (1-15) to claim")
     try:
         yield url
     finally:
         client.flushdb()
         client.close()
+
+
+def _unavailable(exc, variable):
+    require(False, f"{exc} (set {variable})")
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    server_url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(fresh_postgres_database(server_url))
+        except ServiceUnavailable as exc:
+            _unavailable(exc, "TEST_POSTGRES_URL")
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    server_url = os.environ.get("TEST_REDIS_URL") or DEFAULT_REDIS_URL
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(claimed_redis_database(server_url))
+        except ServiceUnavailable as exc:
+            _unavailable(exc, "TEST_REDIS_URL")
+        yield url
