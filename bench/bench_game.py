@@ -47,6 +47,15 @@ def stroke_points(player, round_number, count=120):
     return [loop, tail]
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (Linux), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def partial_drawing(strokes, fraction):
     """The drawing after `fraction` of its points: what the page sends while drawing."""
     total = sum(len(s) for s in strokes)
@@ -201,9 +210,11 @@ def main():
 
     server.start()
     try:
+        cpu_before = cpu_seconds(server.process.pid)
         started = time.perf_counter()
         unfinished, failures = asyncio.run(play(players, args.timeout))
         wall = time.perf_counter() - started
+        cpu_after = cpu_seconds(server.process.pid)
     finally:
         server.stop()
 
@@ -218,13 +229,24 @@ def main():
     stored = {(d.player_id, d.round_number): d.strokes
               for d in Drawing.objects.filter(room_code__in=[r.code for r in rooms])}
     stored_opt_out = sum(1 for p in players if p.opt_out for key in stored if key[0] == p.id)
-    mismatched = sum(1 for key, drawing in expected.items() if stored.get(key) != drawing)
-    if os.environ.get("BENCH_DEBUG"):
-        for player in players:
-            for (rnd, seq), drawing in player.drawings.items():
-                if stored.get((player.id, rnd)) == drawing:
-                    last = [k for k, v in player.drawings.items() if v == player.last_scored.get(rnd)]
-                    print("DEBUG", player.index, rnd, "stored seq", seq, "last guessed", last)
+    mismatches = []
+    for player in players:
+        for round_number, drawing in player.last_scored.items():
+            key = (player.id, round_number)
+            if player.opt_out or stored.get(key) == drawing:
+                continue
+
+            def seq_of(wanted, player=player, round_number=round_number):
+                # Stored strokes come back as floats: compare values, not text.
+                return next((seq for (r, seq), d in player.drawings.items()
+                             if r == round_number and d == wanted), None)
+
+            mismatches.append({
+                "player": player.index, "round": round_number,
+                "last_guessed_seq": seq_of(drawing),
+                "stored_seq": seq_of(stored[key]) if key in stored else None,
+            })
+    mismatched = len(mismatches)
     latencies = [ms * 1000 for p in players for ms in p.latencies]
     errors = {}
     for player in players:
@@ -247,6 +269,12 @@ def main():
         "client_failures": failures[:5],
         "draws_sent": sum(p.draws_sent for p in players),
         "guesses_received": len(latencies),
+        # CPU the server spent per message answered: unlike latency, this does
+        # not depend on what else the machine is running.
+        "server_cpu_seconds": None if cpu_before is None else round(cpu_after - cpu_before, 2),
+        "server_cpu_ms_per_guess": None if cpu_before is None or not latencies
+        else round((cpu_after - cpu_before) * 1000 / len(latencies), 2),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "guess_latency_ms": {
             "p50": round(percentile(latencies, 50), 2),
             "p95": round(percentile(latencies, 95), 2),
@@ -258,6 +286,7 @@ def main():
         "stored_equals_submitted": len(stored) - stored_opt_out == len(expected)
         and mismatched == 0,
         "stored_not_matching_last_scored": mismatched,
+        "mismatch_examples": mismatches[:10],
         "opted_out_submitted": opted_out,
         "opted_out_stored": stored_opt_out,
         "errors": errors,

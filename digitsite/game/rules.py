@@ -19,7 +19,7 @@ NAME_MAX_LENGTH = 24
 # A drawing that reached the server before the round's end is still being
 # scored and written for a moment after it; the round closes this much later
 # than announced so that such a drawing counts, and is the one stored.
-ROUND_GRACE_SECONDS = 0.3
+ROUND_GRACE_SECONDS = 0.5
 
 ACCURACY_POINTS = 100
 SPEED_POINTS = 50

@@ -40,6 +40,10 @@ RATE_BURST = 30
 FLOOD_DROPS = 100
 FLOOD_WINDOW = 5.0
 JOIN_TIMEOUT = 30.0
+# A player's latest scored drawing is written at most this often (and at
+# once when their round ends); it stays below the round's grace period so the
+# drawing scored last before the end is the one written.
+RECORD_INTERVAL = 0.2
 MAX_TOKEN_LENGTH = 200
 
 CLOSE_LEAVE = 1000
@@ -123,6 +127,8 @@ class PlayerSession:
         # fewer, newer writes instead of a queue.
         self.unrecorded = None
         self.recorder = None
+        self.last_record = 0.0
+        self.flush = asyncio.Event()
         self.reaching = False
         self.join_timer = None
         self.deadline_task = None
@@ -390,10 +396,14 @@ class PlayerSession:
 
     async def _drain(self, timeout=10.0):
         """Wait until the drawing in hand (if any) is scored and recorded."""
-        for attr in ("scorer", "recorder"):
-            task = getattr(self, attr)
-            if task is not None and not task.done():
-                await asyncio.wait({task}, timeout=timeout)
+        self.flush.set()
+        try:
+            for attr in ("scorer", "recorder"):
+                task = getattr(self, attr)
+                if task is not None and not task.done():
+                    await asyncio.wait({task}, timeout=timeout)
+        finally:
+            self.flush.clear()
 
     async def _score_pending(self):
         from recognizer.inference import ModelUnavailable
@@ -451,7 +461,15 @@ class PlayerSession:
 
     async def _record_pending(self):
         while self.unrecorded is not None:
+            wait = self.last_record + RECORD_INTERVAL - time.monotonic()
+            reached = self.unrecorded[-1]
+            if wait > 0 and not reached and not self.flush.is_set():
+                try:
+                    await asyncio.wait_for(self.flush.wait(), wait)
+                except TimeoutError:
+                    pass
             item, self.unrecorded = self.unrecorded, None
+            self.last_record = time.monotonic()
             try:
                 await asyncio.shield(self._record(*item))
             except asyncio.CancelledError:
