@@ -5,8 +5,9 @@
 export const PROTOCOL = 1;
 
 // Close codes after which trying again cannot help (docs/protocol.md).
+// 1000 is final only after our own `leave`: a server shutting down cleanly
+// closes with it too, and then a new connection is exactly what is needed.
 const FINAL_CLOSES = {
-  1000: "You left the room.",
   4001: "This page is out of date. Reload it to play.",
   4003: "The room is full.",
   4004: "This room does not exist any more.",
@@ -46,6 +47,7 @@ export class GameConnection {
     this.pingTimer = null;
     this.lastHeard = 0;
     this.stopped = false;
+    this.leaving = false;
     this.joined = false;
     // Server clock = Date.now() + offset; from the ping with the shortest round trip.
     this.offset = 0;
@@ -130,10 +132,10 @@ export class GameConnection {
       this.joined = false;
       this._stopPings();
       if (this.stopped) return;
-      const final = FINAL_CLOSES[event.code];
+      const final = this.leaving ? "You left the room." : FINAL_CLOSES[event.code];
       if (final) {
         this.stopped = true;
-        if (event.code === 1000 || event.code === 4004) this.token = null;
+        if (this.leaving || event.code === 4004) this.token = null;
         this._setState("closed", {code: event.code, reason: final});
         return;
       }
@@ -150,6 +152,7 @@ export class GameConnection {
   leave() {
     // The server closes with 1000 after `leave`; until then nothing reconnects.
     this.token = null;
+    this.leaving = true;
     if (!this.send({type: "leave"})) this.close();
   }
 

@@ -25,6 +25,7 @@ const pad = new DrawingPad(document.querySelector("[data-pad]"), {
   onChange: (drawing, reason) => {
     if (reason === "clear" || drawing.strokes.length === 0) {
       sequence++;
+      queued = null;
       send.cancel();
       showIdle();
       return;

@@ -143,7 +143,7 @@ const connection = new GameConnection({
 });
 
 function showConnection({state, retryAt, reason, code}) {
-  root.dataset.connection = state;
+  root.dataset.connectionState = state;
   const badge = ui.connection;
   badge.classList.remove("badge--good", "badge--warn", "badge--bad");
   clearInterval(showConnection.countdown);
@@ -292,6 +292,7 @@ function startRound(message) {
   if (game.room) game.room = {...game.room, state: "playing", round: message.round, target: message.target};
   root.dataset.state = "playing";
   root.dataset.round = String(message.round);
+  root.dataset.finished = "false";
   sendDrawing.cancel();
   pad.clear();
   pad.setEnabled(true);
@@ -446,10 +447,12 @@ function resultCard(result, target) {
 
 function showGameOver(message) {
   ui.final.hidden = false;
+  // Ranks come from the server: equal scores share one.
   ui.leaderboard.replaceChildren(...message.leaderboard.map((row) => h("li", {
     dataset: {player: row.player, rank: String(row.rank)},
-    class: row.gone ? "is-gone" : "",
+    class: [row.rank === 1 ? "is-first" : "", row.gone ? "is-gone" : ""].join(" ").trim(),
   },
+  h("span", {class: "rank", "aria-label": `rank ${row.rank}`}, String(row.rank)),
   h("span", {class: "name"}, row.name, row.player === game.me?.id ? " (you)" : "", row.gone ? " · left" : ""),
   h("span", {class: "score"}, String(row.score)))));
   ui.nextRound.textContent = "final round";
@@ -506,3 +509,6 @@ ui.copyLink.addEventListener("click", async () => {
 showNoGuess();
 tick();
 connection.connect();
+
+// A handle for the browser console (and the end-to-end test) to look inside.
+window.digitGame = {connection, pad, state: game};

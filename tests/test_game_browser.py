@@ -1,0 +1,287 @@
+"""End to end: two Chromium pages play a room on a real Daphne server.
+
+The pages go through the home page and the room link like people would, draw
+digits with pointer events along the digit's strokes, watch the live guesses,
+finish a two-round game (one round ended by both players, one by the timer)
+and see the leaderboard. Screenshots of the game page, desktop and phone
+width, go to the artifacts folder.
+"""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import BASE_DIR
+
+pytestmark = pytest.mark.browser
+
+# Digits as strokes in a unit square (y down), roughly how people write them.
+DIGIT_STROKES = {
+    0: [[(0.5, 0.12), (0.3, 0.25), (0.24, 0.5), (0.3, 0.75), (0.5, 0.88), (0.7, 0.75),
+         (0.76, 0.5), (0.7, 0.25), (0.5, 0.12)]],
+    1: [[(0.4, 0.25), (0.52, 0.12), (0.52, 0.88)]],
+    2: [[(0.27, 0.3), (0.36, 0.16), (0.55, 0.12), (0.71, 0.22), (0.72, 0.4), (0.26, 0.86),
+         (0.78, 0.86)]],
+    3: [[(0.28, 0.18), (0.62, 0.14), (0.72, 0.3), (0.5, 0.47), (0.75, 0.62), (0.7, 0.82),
+         (0.3, 0.86)]],
+    4: [[(0.6, 0.12), (0.22, 0.62), (0.8, 0.62)], [(0.62, 0.35), (0.62, 0.9)]],
+    5: [[(0.72, 0.14), (0.33, 0.14), (0.3, 0.45), (0.6, 0.42), (0.74, 0.6), (0.66, 0.82),
+         (0.3, 0.86)]],
+    6: [[(0.65, 0.12), (0.38, 0.4), (0.28, 0.68), (0.4, 0.87), (0.62, 0.85), (0.7, 0.68),
+         (0.55, 0.52), (0.32, 0.6)]],
+    7: [[(0.25, 0.15), (0.78, 0.15), (0.42, 0.88)]],
+    8: [[(0.5, 0.5), (0.3, 0.32), (0.5, 0.13), (0.7, 0.32), (0.5, 0.5), (0.28, 0.7),
+         (0.5, 0.88), (0.72, 0.7), (0.5, 0.5)]],
+    9: [[(0.7, 0.3), (0.5, 0.15), (0.3, 0.3), (0.45, 0.48), (0.7, 0.35), (0.68, 0.88)]],
+}
+
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(autouse=True)
+def _live_server_helper():
+    """Stand in for pytest-django's autouse helper of this name.
+
+    It wraps any test that uses a fixture called `live_server` in a test
+    database and expects pytest-django's own server; ours is a Daphne process
+    with its own database, and the helper's database setup would fail inside
+    Playwright's event loop.
+    """
+    yield
+
+
+@pytest.fixture(scope="module")
+def game_server(live_server):
+    """The live server with an active model (an untrained one if none is shipped)."""
+    script = (
+        "import django; django.setup()\n"
+        "from django.conf import settings\n"
+        "from recognizer.versions import active_version\n"
+        "from tests.support import register_random_model\n"
+        "if active_version() is None:\n"
+        "    settings.RECOGNIZER_MODEL_DIR.mkdir(parents=True, exist_ok=True)\n"
+        "    register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=live_server.env,
+                   check=True, timeout=300, capture_output=True)
+    return live_server
+
+
+@pytest.fixture
+def phone(browser):
+    """A second player on a phone-sized, high-DPI, touch screen."""
+    context = browser.new_context(viewport={"width": 360, "height": 800},
+                                  device_scale_factor=2, has_touch=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors
+    yield page
+    context.close()
+
+
+def draw_digit(page, digit):
+    """Draw `digit` on the page's canvas with mouse pointer events."""
+    canvas = page.locator("canvas[data-pad]")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    margin = 0.1
+
+    def at(point):
+        x, y = point
+        return (box["x"] + box["width"] * (margin + (1 - 2 * margin) * x),
+                box["y"] + box["height"] * (margin + (1 - 2 * margin) * y))
+
+    for stroke in DIGIT_STROKES[digit]:
+        page.mouse.move(*at(stroke[0]))
+        page.mouse.down()
+        for point in stroke[1:]:
+            page.mouse.move(*at(point), steps=8)
+        page.mouse.up()
+
+
+def target_of(page):
+    locator = page.locator("[data-target-digit]")
+    page.wait_for_function(
+        "() => /^[0-9]$/.test(document.querySelector('[data-target-digit]').textContent.trim())",
+        timeout=TIMEOUT_MS)
+    return int(locator.inner_text().strip())
+
+
+def wait_for_guess(page):
+    """Three probability bars with percentages, and a guessed digit."""
+    page.wait_for_function("() => document.querySelectorAll('[data-bars] li').length === 3",
+                           timeout=TIMEOUT_MS)
+    assert re.fullmatch(r"[0-9]", page.locator("[data-guess-digit]").inner_text().strip())
+    values = page.locator("[data-bars] .bar__value").all_inner_texts()
+    percents = [float(v.rstrip("%")) for v in values]
+    assert len(percents) == 3 and all(0 <= p <= 100 for p in percents)
+    assert percents == sorted(percents, reverse=True)
+
+
+def player_names(page):
+    return [n.strip() for n in page.locator("[data-players] .player__name > span:first-child")
+            .all_inner_texts()]
+
+
+def test_two_players_play_a_game_to_the_leaderboard(game_server, page, phone, artifacts_dir):
+    base = game_server.url
+
+    # Ada creates a room from the home page: two short rounds.
+    page.goto(base + "/")
+    page.fill("#id_name", "Ada")
+    page.click("form[action='/name/'] button[type=submit]")
+    page.wait_for_selector("[data-display-name]")
+    page.fill("#id_rounds", "2")
+    page.fill("#id_seconds", "12")
+    page.fill("#id_max_players", "2")
+    page.click("form[action='/rooms/new/'] button[type=submit]")
+    page.wait_for_url(re.compile(r".*/room/[A-Z2-9]{6}/$"))
+    room_url = page.url
+    code = room_url.rstrip("/").rsplit("/", 1)[1]
+    page.wait_for_selector("[data-room][data-connection-state='connected']", timeout=TIMEOUT_MS)
+
+    # The room is in the lobby list of a visitor, with its player count.
+    lobby = page.context.new_page()
+    lobby.goto(base + "/")
+    assert "1/2 players" in lobby.locator(f"[data-code='{code}']").inner_text()
+
+    # Bob opens the shared link on a phone, picks a name and is seated.
+    phone.goto(room_url)
+    phone.fill("#id_name", "Bob")
+    phone.click("text=Join the room")
+    phone.wait_for_selector("[data-room][data-connection-state='connected']", timeout=TIMEOUT_MS)
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-players] .player').length === 2",
+        timeout=TIMEOUT_MS)
+    assert player_names(page) == ["Ada", "Bob"]
+    assert player_names(phone) == ["Ada", "Bob"]
+    assert page.locator("[data-players] .player.is-me").inner_text().startswith("Ada")
+    assert phone.locator("[data-players] .player.is-me").inner_text().startswith("Bob")
+    # Full now: the lobby list, which refreshes itself, drops the room.
+    lobby.wait_for_selector(f"[data-code='{code}']", state="detached", timeout=TIMEOUT_MS)
+    lobby.close()
+
+    # A reload keeps Bob's seat: same two players, not three.
+    phone.reload()
+    phone.wait_for_selector("[data-room][data-connection-state='connected']", timeout=TIMEOUT_MS)
+    assert player_names(phone) == ["Ada", "Bob"]
+    assert phone.locator("[data-host-controls]").is_hidden()
+    assert "Waiting for Ada" in phone.locator("[data-wait-host]").inner_text()
+
+    # Ada is the host and starts the game.
+    page.select_option("[data-start-rounds]", "2")
+    page.click("[data-start]")
+
+    # Round 1: both draw the target, see live guesses, and say they are done.
+    target = target_of(page)
+    assert target_of(phone) == target
+    assert page.locator("[data-round-label]").inner_text() == "Round 1 of 2"
+    draw_digit(page, target)
+    draw_digit(phone, target)
+    wait_for_guess(page)
+    wait_for_guess(phone)
+    page.screenshot(path=str(artifacts_dir / "game.png"), full_page=True)
+    phone.screenshot(path=str(artifacts_dir / "game-phone.png"), full_page=True)
+    for player in (page, phone):
+        if player.locator("[data-room][data-finished='true']").count() == 0:
+            player.click("[data-done]")
+
+    # Everyone has finished: the round's results show both drawings and inputs.
+    for player in (page, phone):
+        player.wait_for_selector("[data-results]:not([hidden])", timeout=TIMEOUT_MS)
+        cards = player.locator("[data-results-grid] .result")
+        assert cards.count() == 2
+        assert cards.locator("canvas[data-result-drawing]").count() == 2
+        sources = cards.locator("img.thumb--pixels").evaluate_all("els => els.map(e => e.src)")
+        assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+        assert re.search(r"\+\d+", cards.first.inner_text())
+    assert f"draw a {target}" in page.locator("[data-results-title]").inner_text()
+
+    # Round 2 starts by itself; Ada finishes, Bob's drawing runs out of time.
+    page.wait_for_function(
+        "() => document.querySelector('[data-round-label]').textContent === 'Round 2 of 2'",
+        timeout=TIMEOUT_MS)
+    second = target_of(page)
+    assert second != target
+    draw_digit(page, second)
+    wait_for_guess(page)
+    if page.locator("[data-room][data-finished='true']").count() == 0:
+        page.click("[data-done]")
+    # Bob sees that Ada has finished while he is still drawing.
+    phone.wait_for_selector("[data-players] .player:first-child [data-finished-badge]",
+                            timeout=TIMEOUT_MS)
+    assert "1 of 2 finished" in phone.locator("[data-finished-count]").text_content()
+    draw_digit(phone, second)
+    wait_for_guess(phone)
+
+    # The final leaderboard, the same on both pages; only the host may play again.
+    for player in (page, phone):
+        player.wait_for_selector("[data-final]:not([hidden])", timeout=TIMEOUT_MS)
+        rows = player.locator("[data-leaderboard] li")
+        assert rows.count() == 2
+        scores = [int(s) for s in rows.locator(".score").all_inner_texts()]
+        ranks = [int(r) for r in rows.locator(".rank").all_inner_texts()]
+        assert scores == sorted(scores, reverse=True)
+        assert ranks[0] == 1 and ranks[1] == (1 if scores[0] == scores[1] else 2)
+    names = sorted(n.split(" (you)")[0] for n in
+                   page.locator("[data-leaderboard] .name").all_inner_texts())
+    assert names == ["Ada", "Bob"]
+    assert page.locator("[data-play-again]").is_visible()
+    assert phone.locator("[data-play-again]").is_hidden()
+    assert phone.locator("[data-play-again-wait]").is_visible()
+    page.screenshot(path=str(artifacts_dir / "game-final.png"), full_page=True)
+
+    assert page.js_errors == []
+    assert phone.js_errors == []
+
+
+def test_a_dropped_connection_rejoins_the_same_seat(game_server, page):
+    page.goto(game_server.url + "/")
+    page.fill("#id_name", "Eve")
+    page.click("form[action='/name/'] button[type=submit]")
+    page.click("form[action='/rooms/solo/'] button[type=submit]")
+    page.wait_for_selector("[data-room][data-connection-state='connected']", timeout=TIMEOUT_MS)
+    first_id = page.evaluate("window.digitGame.state.me.id")
+
+    # The socket closes without a `leave`, as when the network drops: the page
+    # reconnects by itself with the seat token.
+    page.evaluate("window.digitGame.connection.ws.close(4500)")
+    page.wait_for_function(
+        "() => document.querySelector('[data-room]').dataset.connectionState !== 'connected'",
+        timeout=TIMEOUT_MS)
+    page.wait_for_selector("[data-room][data-connection-state='connected']", timeout=TIMEOUT_MS)
+    assert page.evaluate("window.digitGame.state.me.id") == first_id
+    assert "Reconnected to your seat" in page.locator("[data-status]").inner_text()
+    assert player_names(page) == ["Eve"]
+
+    # The opt-out is sent to the server and remembered in localStorage.
+    page.click("label.switch")
+    page.wait_for_function("() => window.digitGame.state.me && window.digitGame.state.me.opt_out",
+                           timeout=TIMEOUT_MS)
+    assert page.evaluate("localStorage.getItem('digit-game-opt-out')") == "1"
+    page.reload()
+    page.wait_for_selector("[data-room][data-connection-state='connected']", timeout=TIMEOUT_MS)
+    assert page.locator("[data-opt-out]").is_checked()
+    assert page.evaluate("window.digitGame.state.me.opt_out") is True
+    assert page.evaluate("window.digitGame.state.me.id") == first_id
+    code = page.evaluate("window.digitGame.connection.code")
+    assert page.evaluate(f"sessionStorage.getItem('digit-game-seat:{code}')")
+
+    # Leaving gives the seat up for good and goes back to the lobby.
+    page.click("[data-leave]")
+    page.wait_for_url(game_server.url + "/")
+    assert page.evaluate(f"sessionStorage.getItem('digit-game-seat:{code}')") is None
+    assert page.js_errors == []
+
+
+def test_practice_page_guesses_while_drawing(game_server, page):
+    page.goto(game_server.url + "/practice/")
+    target = int(page.locator("[data-target]").inner_text())
+    draw_digit(page, target)
+    wait_for_guess(page)
+    page.click("[data-pad-action='clear']")
+    page.wait_for_function("() => document.querySelector('[data-guess-digit]').textContent === '?'")
+    assert page.js_errors == []
