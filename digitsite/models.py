@@ -100,6 +100,7 @@ class RoundProgress(models.Model):
     probabilities = models.JSONField(null=True, blank=True)
     model_version = models.CharField(max_length=64, blank=True)
     target_probability = models.FloatField(default=0.0)
+    best_target_probability = models.FloatField(default=0.0)
     guesses = models.PositiveIntegerField(default=0)
     reached_at = models.DateTimeField(null=True, blank=True)
 

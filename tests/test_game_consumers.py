@@ -379,12 +379,19 @@ async def test_opted_out_players_drawings_are_not_stored(active_model):
         await client.send("draw", round=2, drawing=drawing)
         await client.expect("guess")
         await client.send("done", round=2)
-    await ada.expect("game_over")
+    over = await ada.expect("game_over")
     stored = await stored_drawings(room_code=room.code)
     assert [(d.player_id, d.round_number) for d in stored] == [
         (bob.you["id"], 1), (ada.you["id"], 2)]
-    await ada.close()
-    await bob.close()
+    # Someone arriving after the game sees its last results and leaderboard.
+    late = await join(room.code, "Late")
+    assert late.welcome["room"]["state"] == "finished"
+    last = await late.expect("round_end")
+    assert last["round"] == 2 and last["final"]
+    assert {r["player"] for r in last["results"]} == {ada.you["id"], bob.you["id"]}
+    assert (await late.expect("game_over"))["leaderboard"] == over["leaderboard"]
+    for client in (ada, bob, late):
+        await client.close()
 
 
 async def test_fast_drawings_are_coalesced_and_the_newest_counts(active_model):

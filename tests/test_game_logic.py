@@ -214,7 +214,8 @@ def test_start_needs_the_host_and_no_game_on(room):
 
 
 def test_reaching_the_target_finishes_once_and_stores_one_drawing(room):
-    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    ada = seat(room.code, "Ada")
+    seat(room.code, "Bob")  # still drawing when Ada finishes
     rooms.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
     accepted, events = rooms.record_guess(
@@ -249,8 +250,9 @@ def test_the_round_ends_once_and_the_game_runs_its_rounds(room):
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
     rooms.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
-    rooms.record_guess(room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING,
-                       input_bytes=INPUT, prediction=prediction(r.target, 0.3))
+    for p_target in (0.6, 0.3):  # he had it better a moment ago; the last drawing counts
+        rooms.record_guess(room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING,
+                           input_bytes=INPUT, prediction=prediction(r.target, p_target))
     assert rooms.end_round(room.code, r.game_id, 1) == []  # not due yet
     assert rooms.advance(room.code) == []
     set_deadline_passed(r)
@@ -260,6 +262,7 @@ def test_the_round_ends_once_and_the_game_runs_its_rounds(room):
     assert rooms.advance(room.code) == []  # the results pause is not over
     results = {res["name"]: res for res in ended[0]["results"]}
     assert results["Bob"]["points"] == 30 and results["Bob"]["reason"] == "time"
+    assert results["Bob"]["best_target_probability"] == pytest.approx(0.6)
     assert results["Ada"]["drawing"] is None and results["Ada"]["reason"] == "absent"
     assert ended[0]["next_round_at"] is not None and not ended[0]["final"]
     assert Drawing.objects.count() == 1

@@ -19,7 +19,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, FloatField, Q, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from digitsite.game import rules
@@ -449,6 +450,8 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             "probabilities": [float(p) for p in prediction.probabilities],
             "model_version": prediction.version or "",
             "target_probability": p_target,
+            "best_target_probability": Greatest(
+                "best_target_probability", Value(p_target, output_field=FloatField())),
             "guesses": F("guesses") + 1,
         }
         if reached:
@@ -596,9 +599,19 @@ def end_round(code, game_id, round_number, *, early=False):
             return []
         at = min(at, room.ends_at)
         seats = {s.pk: s for s in Seat.objects.filter(room=room)}
+        present = set()
         for progress in RoundProgress.objects.filter(
-                room=room, game_id=game_id, round_number=round_number, finished=False):
-            _finish(room, seats[progress.seat_id], progress, "time", at)
+                room=room, game_id=game_id, round_number=round_number):
+            present.add(progress.seat_id)
+            if not progress.finished:
+                _finish(room, seats[progress.seat_id], progress, "time", at)
+        # Those who drew nothing get a row too: the round's results are then
+        # fixed, whoever joins the room later.
+        RoundProgress.objects.bulk_create([
+            RoundProgress(room=room, seat=seat, game_id=game_id, round_number=round_number,
+                          target=room.target, finished=True, finished_at=at, reason="absent")
+            for pk, seat in seats.items() if pk not in present and not seat.gone
+        ])
         final = round_number >= room.game_rounds
         room.state = Room.State.FINISHED if final else Room.State.RESULTS
         room.ends_at = None if final else now() + timedelta(seconds=room.results_seconds)
@@ -658,16 +671,8 @@ def round_results(room, game_id, round_number):
     results = []
     for seat in Seat.objects.filter(room=room):
         entry = progress.get(seat.pk)
-        if seat.gone and entry is None:
-            continue
         if entry is None:
-            results.append({
-                "player": seat.player_id, "name": seat.name, "drawing": None, "input": None,
-                "digit": None, "probabilities": None, "target_probability": 0.0,
-                "reached": False, "points": 0, "score": seat.score, "seconds": None,
-                "reason": "absent",
-            })
-            continue
+            continue  # not in the room when the round ended
         results.append({
             "player": seat.player_id,
             "name": seat.name,
@@ -676,6 +681,7 @@ def round_results(room, game_id, round_number):
             "digit": entry.prediction,
             "probabilities": entry.probabilities,
             "target_probability": entry.target_probability,
+            "best_target_probability": entry.best_target_probability,
             "reached": entry.reached_at is not None,
             "points": entry.points,
             "score": seat.score,
@@ -685,10 +691,12 @@ def round_results(room, game_id, round_number):
     return results
 
 
-def leaderboard(room):
+def leaderboard(room, game_id):
+    """The game's players (those in the room at some round's end), best first."""
+    played = RoundProgress.objects.filter(room=room, game_id=game_id).values("seat_id")
     return rules.leaderboard([
         {"player": s.player_id, "name": s.name, "score": s.score, "gone": s.gone}
-        for s in Seat.objects.filter(room=room)
+        for s in Seat.objects.filter(room=room, pk__in=played)
     ])
 
 
@@ -712,6 +720,6 @@ def _round_end_messages(room, game_id, round_number):
             "game": game_id,
             "rounds": room.game_rounds,
             "rule": rules.SCORING_RULE,
-            "leaderboard": leaderboard(room),
+            "leaderboard": leaderboard(room, game_id),
         })
     return messages
