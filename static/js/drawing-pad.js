@@ -197,11 +197,13 @@ export class DrawingPad {
 
   _point(event) {
     const rect = this.canvas.getBoundingClientRect();
-    const size = this._size || this._cssSize();
-    const sx = rect.width ? size.width / rect.width : 1;
-    const sy = rect.height ? size.height / rect.height : 1;
-    const x = clamp((event.clientX - rect.left) * sx, 0, size.width);
-    const y = clamp((event.clientY - rect.top) * sy, 0, size.height);
+    const css = this._cssSize();
+    const size = this._size || css;
+    const sx = size.width / css.width;
+    const sy = size.height / css.height;
+    // Measured from the drawing surface, inside the canvas's CSS border.
+    const x = clamp((event.clientX - rect.left - this.canvas.clientLeft) * sx, 0, size.width);
+    const y = clamp((event.clientY - rect.top - this.canvas.clientTop) * sy, 0, size.height);
     const t = Math.round(performance.now() - this._startTime);
     return [round1(x), round1(y), t];
   }
@@ -212,12 +214,9 @@ export class DrawingPad {
 
   // -- output -----------------------------------------------------------------
 
+  /** The drawing surface's size in CSS pixels: the canvas box without its border. */
   _cssSize() {
-    const rect = this.canvas.getBoundingClientRect();
-    return {
-      width: Math.max(1, Math.round(rect.width || this.canvas.clientWidth || this.canvas.width)),
-      height: Math.max(1, Math.round(rect.height || this.canvas.clientHeight || this.canvas.height)),
-    };
+    return surfaceSize(this.canvas);
   }
 
   _resize() {
@@ -294,10 +293,8 @@ export function drawStrokes(ctx, strokes, {pixelScale = 1, lineWidth = 14, ink =
 
 /** Draw a stored drawing into any canvas (thumbnails of other players' drawings). */
 export function renderDrawing(canvas, drawing, {lineWidth = null, ink = null, padding = 0.08} = {}) {
-  const rect = canvas.getBoundingClientRect();
   const ratio = window.devicePixelRatio || 1;
-  const cssWidth = rect.width || canvas.width;
-  const cssHeight = rect.height || canvas.height;
+  const {width: cssWidth, height: cssHeight} = surfaceSize(canvas);
   canvas.width = Math.round(cssWidth * ratio);
   canvas.height = Math.round(cssHeight * ratio);
   const ctx = canvas.getContext("2d");
@@ -417,6 +414,14 @@ export function throttle(fn, ms) {
     pendingArgs = pendingThis = null;
   };
   return throttled;
+}
+
+function surfaceSize(canvas) {
+  // clientWidth leaves out the border; a canvas not laid out yet has none.
+  return {
+    width: Math.max(1, canvas.clientWidth || canvas.width),
+    height: Math.max(1, canvas.clientHeight || canvas.height),
+  };
 }
 
 function clamp(value, low, high) {
