@@ -357,8 +357,9 @@ def test_drawing_pad_records_strokes_in_css_pixels(game_server, browser):
     assert page.evaluate("padTest.calls") == [0, 9]
 
     # Reconnection backoff: grows exponentially, jittered, capped.
-    delays = page.evaluate("[0, 1, 2, 3, 10].map((n) => [padTest.backoffDelay(n, 500, 15000, () => 0),"
-                           " padTest.backoffDelay(n, 500, 15000, () => 0.999)])")
+    delays = page.evaluate("""[0, 1, 2, 3, 10].map((n) => [
+        padTest.backoffDelay(n, 500, 15000, () => 0),
+        padTest.backoffDelay(n, 500, 15000, () => 0.999)])""")
     ceilings = [500, 1000, 2000, 4000, 15000]
     assert [low for low, _ in delays] == [c // 2 for c in ceilings]
     assert all(0.99 * c <= high <= c for (_, high), c in zip(delays, ceilings, strict=True))
