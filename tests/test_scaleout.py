@@ -502,16 +502,18 @@ async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(runni
 
 
 def test_persistence_tests_pass_on_postgresql(postgres_database, tmp_path):
-    """The model and storage tests, run again with PostgreSQL as the database."""
+    """The model-version and game-storage tests, run again with PostgreSQL as the database.
+
+    Games through the consumers on PostgreSQL are covered by the two-process
+    tests above.
+    """
     missing = [path for path in PERSISTENCE_TESTS if not (BASE_DIR / path).exists()]
     assert not missing, f"persistence tests not found: {missing}"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
     env.update({"DATABASE_URL": postgres_database, "DIGITSITE_VAR_DIR": str(tmp_path / "var")})
     result = subprocess.run(
-        # Timing tests (rate limits) are about the clock, not the database, and
-        # a loaded machine makes them noisy: they run in the main suite only.
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
-         "-k", "not flood", *PERSISTENCE_TESTS],
+         *PERSISTENCE_TESTS],
         cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=600,
     )
     output = result.stdout[-4000:] + result.stderr[-2000:]
@@ -522,5 +524,4 @@ def test_persistence_tests_pass_on_postgresql(postgres_database, tmp_path):
 PERSISTENCE_TESTS = [
     "tests/test_model_versions.py",  # registering and activating versions
     "tests/test_game_logic.py",  # rooms, seats, rounds and stored drawings
-    "tests/test_game_consumers.py",  # whole games through the consumer
 ]
