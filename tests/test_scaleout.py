@@ -57,16 +57,19 @@ def wait_until(check, timeout, what, interval=0.2):
     pytest.fail(f"{what} did not happen within {timeout} s (last: {last!r})")
 
 
-ROUND_SECONDS = 8.0
-ROOMS_AHEAD = 2
+# A round the timer ends (kept short), and one long enough that a loaded
+# machine ends it by `done` rather than by the clock.
+TIMED_ROUND_SECONDS = 8.0
+LONG_ROUND_SECONDS = 30.0
+ROOMS_AHEAD = (TIMED_ROUND_SECONDS, LONG_ROUND_SECONDS)
 # Three rounds each (a game may be started with fewer). A confidence of 1 is
 # never reached, so rounds end by `done` or the timer, as a test decides,
 # whatever model is active.
 CREATE_ROOMS = (
     "from digitsite.game import create_room\n"
-    "def create_rooms(count):\n"
-    f"    return [create_room('Ada', rounds=3, seconds={ROUND_SECONDS}, results_seconds=1.0,"
-    " target_confidence=1.0).code for _ in range(count)]"
+    "def create_rooms(lengths):\n"
+    "    return [create_room('Ada', rounds=3, seconds=seconds, results_seconds=1.0,"
+    " target_confidence=1.0).code for seconds in lengths]"
 )
 
 
@@ -81,22 +84,23 @@ class Cluster:
     def start(self):
         self.servers[0].start()  # migrates the shared database once
         # One Django start-up makes sure of a model and makes the tests' rooms.
-        self.rooms = self.shell(
+        codes = self.shell(
             "from django.conf import settings\n"
             "from recognizer.versions import active_version\n"
             "from tests.support import register_random_model\n"
             "active_version() or register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
             f"{CREATE_ROOMS}\n"
-            f"print(' '.join(create_rooms({ROOMS_AHEAD})))\n"
+            f"print(' '.join(create_rooms({list(ROOMS_AHEAD)})))\n"
         ).split()
+        self.rooms = dict(zip(ROOMS_AHEAD, ([code] for code in codes), strict=True))
         for server in self.servers[1:]:
             server.migrate = False
             server.start()
 
-    def new_room(self):
-        if self.rooms:
-            return self.rooms.pop()
-        return self.shell(f"{CREATE_ROOMS}\nprint(create_rooms(1)[0])\n")
+    def new_room(self, seconds):
+        if self.rooms.get(seconds):
+            return self.rooms[seconds].pop()
+        return self.shell(f"{CREATE_ROOMS}\nprint(create_rooms([{seconds}])[0])\n")
 
     def ensure_running(self):
         """Restart a process an earlier test killed, on its old port."""
@@ -360,7 +364,7 @@ def assert_stored_as_sent(stored, players, game, targets):
 
 async def test_two_players_on_two_processes_play_one_game(running):
     server_a, server_b = running.servers
-    code = running.new_room()
+    code = running.new_room(TIMED_ROUND_SECONDS)
     ada, bob = Player("Ada"), Player("Bob")
     try:
         await ada.connect(server_a, code)
@@ -384,7 +388,8 @@ async def test_two_players_on_two_processes_play_one_game(running):
         assert finished["player"] == ada.you["id"] and finished["reason"] == "done"
         # Ada now waits several seconds with nothing to receive: longer than
         # redis-py's default socket read timeout, which must not drop her.
-        ends = [await p.expect("round_end", timeout=ROUND_SECONDS + 15) for p in (ada, bob)]
+        ends = [await p.expect("round_end", timeout=TIMED_ROUND_SECONDS + 15)
+                for p in (ada, bob)]
         # One timer: the round ended once, for both, when its one deadline passed.
         assert ends[0] == ends[1]
         assert ends[0]["server_time"] >= starts[0]["ends_at"]
@@ -424,7 +429,7 @@ async def test_two_players_on_two_processes_play_one_game(running):
 
 async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(running):
     server_a, server_b = running.servers
-    code = running.new_room()
+    code = running.new_room(LONG_ROUND_SECONDS)
     ada, bob = Player("Ada"), Player("Bob")
     try:
         await ada.connect(server_a, code)
