@@ -222,9 +222,10 @@ def test_reaching_the_target_finishes_once_and_stores_one_drawing(room):
         room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
         prediction=prediction(r.target, 0.5))
     assert accepted and events == []
+    # Reaching the target is never a one-statement write: it finishes her round.
     accepted, events = rooms.record_guess(
         room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
-        prediction=prediction(r.target, 0.9))
+        prediction=prediction(r.target, 0.9), target=r.target)
     assert accepted
     finished = events[0]
     assert finished["type"] == "player_finished" and finished["reason"] == "reached"
@@ -250,9 +251,14 @@ def test_the_round_ends_once_and_the_game_runs_its_rounds(room):
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
     rooms.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
-    for p_target in (0.6, 0.3):  # he had it better a moment ago; the last drawing counts
-        rooms.record_guess(room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING,
-                           input_bytes=INPUT, prediction=prediction(r.target, p_target))
+    # He had it better a moment ago; the last drawing counts. The second write
+    # takes the one-statement path (the caller knows the target).
+    for p_target, target in ((0.6, None), (0.3, r.target)):
+        accepted, _ = rooms.record_guess(
+            room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
+            prediction=prediction(r.target, p_target), target=target)
+        assert accepted
+    assert RoundProgress.objects.get(seat=bob.seat).guesses == 2
     assert rooms.end_round(room.code, r.game_id, 1) == []  # not due yet
     assert rooms.advance(room.code) == []
     set_deadline_passed(r)
@@ -266,11 +272,13 @@ def test_the_round_ends_once_and_the_game_runs_its_rounds(room):
     assert results["Ada"]["drawing"] is None and results["Ada"]["reason"] == "absent"
     assert ended[0]["next_round_at"] is not None and not ended[0]["final"]
     assert Drawing.objects.count() == 1
-    # Drawing after the round ended is refused.
-    accepted, _ = rooms.record_guess(room.code, bob.seat.player_id, r.game_id, 1,
-                                     drawing=DRAWING, input_bytes=INPUT,
-                                     prediction=prediction(r.target, 0.99))
-    assert not accepted
+    # Drawing after the round ended is refused, whichever way it is written.
+    for target in (None, r.target):
+        accepted, _ = rooms.record_guess(room.code, bob.seat.player_id, r.game_id, 1,
+                                         drawing=DRAWING, input_bytes=INPUT,
+                                         prediction=prediction(r.target, 0.1), target=target)
+        assert not accepted
+    assert RoundProgress.objects.get(seat=bob.seat, round_number=1).target_probability == 0.3
 
     set_deadline_passed(r)
     started = rooms.advance(room.code)

@@ -421,14 +421,43 @@ def phase(code):
                  closes_at(room), room.target_confidence)
 
 
-def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes, prediction):
+def _progress_updates(prediction, p_target, drawing, input_bytes):
+    return {
+        "drawing": drawing,
+        "input_image": bytes(input_bytes),
+        "prediction": prediction.digit,
+        "probabilities": [float(p) for p in prediction.probabilities],
+        "model_version": prediction.version or "",
+        "target_probability": p_target,
+        "best_target_probability": Greatest(
+            "best_target_probability", Value(p_target, output_field=FloatField())),
+        "guesses": F("guesses") + 1,
+    }
+
+
+def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
+                 target=None):
     """Keep a scored drawing as the player's latest for the round.
 
     Returns (accepted, messages). Not accepted when the round or the player's
     part in it is over. Reaching the room's target confidence finishes the
-    player's round at once.
+    player's round at once. `target`, when the caller knows it, allows the
+    common case (a later drawing that does not reach the target) in one
+    conditional UPDATE instead of a locked transaction.
     """
     at = now()
+    if target is not None:
+        p_target = float(prediction.probabilities[target])
+        # Every condition is in the WHERE clause, so a round that ended or a
+        # player who finished meanwhile simply matches no row.
+        if RoundProgress.objects.filter(
+            seat__player_id=player_id, game_id=game_id, round_number=round_number,
+            target=target, finished=False,
+            room__code=code, room__state=Room.State.PLAYING, room__game_id=game_id,
+            room__round=round_number, room__ends_at__gt=at - GRACE,
+            room__target_confidence__gt=p_target,
+        ).update(**_progress_updates(prediction, p_target, drawing, input_bytes)):
+            return True, []
     with transaction.atomic():
         room = _lock_room(code)
         if (room.state != Room.State.PLAYING or room.game_id != game_id
@@ -443,17 +472,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         )
         p_target = float(prediction.probabilities[room.target])
         reached = p_target >= room.target_confidence
-        updates = {
-            "drawing": drawing,
-            "input_image": bytes(input_bytes),
-            "prediction": prediction.digit,
-            "probabilities": [float(p) for p in prediction.probabilities],
-            "model_version": prediction.version or "",
-            "target_probability": p_target,
-            "best_target_probability": Greatest(
-                "best_target_probability", Value(p_target, output_field=FloatField())),
-            "guesses": F("guesses") + 1,
-        }
+        updates = _progress_updates(prediction, p_target, drawing, input_bytes)
         if reached:
             updates["reached_at"] = at
         if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(**updates):

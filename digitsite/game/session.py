@@ -104,6 +104,18 @@ def _count_points(drawing):
     return sum(len(stroke) for stroke in strokes if isinstance(stroke, list))
 
 
+def _prepare(raw):
+    """Validate a drawing and render the network's input (CPU work, run in a thread)."""
+    from recognizer.payloads import PayloadError, parse_drawing
+    from recognizer.preprocessing import DrawingError, strokes_to_input
+
+    try:
+        drawing = parse_drawing(raw, max_points=MAX_POINTS)
+        return drawing, strokes_to_input(drawing.strokes, drawing.width, drawing.height)
+    except (PayloadError, DrawingError) as exc:
+        raise GameError("bad_drawing", str(exc)) from exc
+
+
 class PlayerSession:
     def __init__(self, code_text, transport):
         self.code = normalise_code(code_text)
@@ -351,21 +363,17 @@ class PlayerSession:
             raise GameError("already_finished", "your round is already over")
 
     async def on_draw(self, message):
-        from recognizer.payloads import PayloadError, parse_drawing
-
         round_number = _field(message, "round", int)
         raw = _field(message, "drawing", dict)
         seq = _field(message, "seq", int, required=False)
         self._check_round(round_number)
         if _count_points(raw) > MAX_POINTS:
             raise GameError("too_many_points", f"a drawing has at most {MAX_POINTS} points")
-        try:
-            drawing = parse_drawing(raw, max_points=MAX_POINTS)
-        except PayloadError as exc:
-            raise GameError("bad_drawing", str(exc)) from exc
         room = self.room
-        # Only the newest drawing waiting is scored: a fast sender cannot queue work.
-        self.pending = (drawing, seq, room["game"], round_number, room["target"],
+        # Only the newest drawing waiting is scored, and only it is checked in
+        # full: a fast sender cannot queue work or make the server parse
+        # drawings nobody will look at.
+        self.pending = (raw, seq, room["game"], round_number, room["target"],
                         room["settings"]["target_confidence"])
         if self.scorer is None or self.scorer.done():
             self.scorer = self._spawn(self._score_pending())
@@ -425,18 +433,13 @@ class PlayerSession:
                 logger.exception("scoring a drawing in room %s failed", self.code)
                 await self.error("internal", "the server failed to score the drawing", "draw")
 
-    async def _score(self, drawing, seq, game, round_number, target, confidence):
+    async def _score(self, raw, seq, game, round_number, target, confidence):
         from recognizer.inference import get_service
-        from recognizer.preprocessing import DrawingError, input_to_bytes, strokes_to_input
+        from recognizer.preprocessing import input_to_bytes
 
         if self.finished or self.reaching:
             return
-        try:
-            image = await asyncio.to_thread(
-                strokes_to_input, drawing.strokes, drawing.width, drawing.height
-            )
-        except DrawingError as exc:
-            raise GameError("bad_drawing", str(exc)) from exc
+        drawing, image = await asyncio.to_thread(_prepare, raw)
         prediction = await get_service().apredict(image)
         p_target = float(prediction.probabilities[target])
         reached = p_target >= confidence
@@ -454,8 +457,8 @@ class PlayerSession:
         })
         if reached:
             self.reaching = True  # nothing drawn after this counts
-        self.unrecorded = (game, round_number, drawing.as_json(), input_to_bytes(image),
-                           prediction, reached)
+        self.unrecorded = (game, round_number, target, drawing.as_json(),
+                           input_to_bytes(image), prediction, reached)
         if self.recorder is None or self.recorder.done():
             self.recorder = self._spawn(self._record_pending())
 
@@ -477,10 +480,11 @@ class PlayerSession:
             except Exception:
                 logger.exception("recording a drawing in room %s failed", self.code)
 
-    async def _record(self, game, round_number, drawing, input_bytes, prediction, reached):
+    async def _record(self, game, round_number, target, drawing, input_bytes, prediction,
+                      reached):
         accepted, events = await db(rooms.record_guess)(
             self.code, self.player_id, game, round_number,
-            drawing=drawing, input_bytes=input_bytes, prediction=prediction,
+            drawing=drawing, input_bytes=input_bytes, prediction=prediction, target=target,
         )
         if accepted and reached:
             self.finished = True
