@@ -260,6 +260,11 @@ def test_wrong_method_and_size(client, active_model):
     response = post(client, ATTENTION_URL, big)
     assert response.status_code == 413
     assert "larger" in response.json()["error"]
+    # Beyond Django's own upload limit too, the answer is still this API's JSON.
+    huge = {**SEVEN, "padding": "x" * (3 * 1024 * 1024)}
+    response = post(client, STAGES_URL, huge)
+    assert response.status_code == 413
+    assert "larger" in response.json()["error"]
     response = client.post(STAGES_URL, data="width=3", content_type="text/plain")
     assert response.status_code == 400
     assert "JSON" in response.json()["error"]

@@ -251,7 +251,13 @@ async def _read(request):
         response["Allow"] = "POST"
         return None, response
     limit = settings.RECOGNIZER_MAX_BODY_BYTES
-    if len(request.body) > limit:
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    # Checked before touching request.body, which Django refuses (with its own
+    # HTML error) above DATA_UPLOAD_MAX_MEMORY_SIZE.
+    if declared > limit or len(request.body) > limit:
         return None, error(f"the body is larger than {limit} bytes", status=413)
     try:
         return await asyncio.to_thread(_parse_body, request), None
