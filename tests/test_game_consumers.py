@@ -79,18 +79,18 @@ class Client:
         await self.ws.disconnect()
 
 
-async def connect(code, origin=ORIGIN):
-    communicator = WebsocketCommunicator(
-        application, f"/ws/v1/rooms/{code}/",
-        headers=[(b"origin", origin), (b"host", b"localhost")],
-    )
+async def connect(code, origin=ORIGIN, cookie=None):
+    headers = [(b"origin", origin), (b"host", b"localhost")]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    communicator = WebsocketCommunicator(application, f"/ws/v1/rooms/{code}/", headers=headers)
     connected, _ = await communicator.connect()
     assert connected
     return Client(communicator)
 
 
-async def join(code, name, **fields):
-    client = await connect(code)
+async def join(code, name, cookie=None, **fields):
+    client = await connect(code, cookie=cookie)
     await client.send("join", protocol=1, name=name, **fields)
     welcome = await client.expect("welcome")
     client.you = welcome["you"]
@@ -410,6 +410,28 @@ async def test_fast_drawings_are_coalesced_and_the_newest_counts(active_model):
     [stored] = await stored_drawings(room_code=room.code)
     assert stored.strokes == seven(offset=8)
     await ada.close()
+
+
+@sync_to_async
+def logged_in_cookie(username):
+    from django.contrib.auth.models import User
+    from django.test import Client as HttpClient
+
+    http = HttpClient()
+    http.force_login(User.objects.create_user(username, password="not-used-here"))
+    return f"sessionid={http.cookies['sessionid'].value}"
+
+
+async def test_a_logged_in_player_keeps_the_account_name_and_seat(active_model):
+    room = await new_room()
+    cookie = await logged_in_cookie("grace")
+    first = await join(room.code, "Someone else", cookie=cookie)
+    assert first.you["name"] == "grace"
+    await first.close()
+    # A new tab without the token still finds the account's seat.
+    again = await join(room.code, "", cookie=cookie)
+    assert again.welcome["rejoined"] is True and again.you["id"] == first.you["id"]
+    await again.close()
 
 
 # -- hostile and broken clients ------------------------------------------------
