@@ -413,6 +413,8 @@ def test_data_page_shows_a_class_and_the_active_models_mistakes(client, settings
     stamp = cache[0].stat().st_mtime_ns
     assert client.get("/learn/data/?digit=5").status_code == 200
     assert cache[0].stat().st_mtime_ns == stamp  # computed once per model version
+    assert client.get("/learn/data/?digit=3&page=2").status_code == 200  # 101 threes
+    assert client.get("/learn/data/?digit=3&page=3").status_code == 404
 
 
 def test_data_page_shows_approved_drawings_of_the_class(client, settings, tmp_path, active_model):
