@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from digitsite import game
+from digitsite.game import rules
 from digitsite.game.rules import NAME_MAX_LENGTH, GameError, clean_name
 
 SESSION_NAME = "display_name"
@@ -217,6 +218,8 @@ def _room_page(request, room, *, name_form=None, status=200):
         "needs_name": not name,
         "config": config,
         "rule": game.SCORING_RULE,
+        "accuracy_points": rules.ACCURACY_POINTS,
+        "speed_points": rules.SPEED_POINTS,
         "share_url": config["roomUrl"],
         "target_percent": round(room.target_confidence * 100),
         "name_max_length": NAME_MAX_LENGTH,

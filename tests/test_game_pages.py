@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from digitsite import game
-from digitsite.game import rooms
+from digitsite.game import rooms, rules
 from digitsite.models import Room
 
 pytestmark = pytest.mark.django_db
@@ -202,6 +202,7 @@ def test_room_page_shows_code_players_rule_and_opt_out(client):
     assert f'<span class="code" data-room-code>{room.code}</span>' in html
     assert ">Ada<" in html and ">Cleo<" in html
     assert game.SCORING_RULE in html
+    assert f"Points = {rules.ACCURACY_POINTS} × probability" in html
     assert "kept to train the model" in html
     assert "Don&#x27;t keep my drawings" in html or "Don't keep my drawings" in html
     assert "2 rounds of 10 s" in html
