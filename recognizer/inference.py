@@ -61,6 +61,7 @@ class _Request:
 class LoadedModel:
     version: str
     version_id: int
+    sha256: str
     model: torch.nn.Module
     metadata: dict = field(default_factory=dict)
 
@@ -105,7 +106,8 @@ class InferenceService:
                     raise ModelUnavailable("no model version is active")
                 return self._loaded
             current = self._loaded
-            if current is not None and current.version_id == row.pk:
+            # The checksum too: a test database reuses ids after a rollback.
+            if current is not None and (current.version_id, current.sha256) == (row.pk, row.sha256):
                 return current
             if row.sha256 == self._refused_sha:
                 return self._require_loaded(row)
@@ -118,7 +120,7 @@ class InferenceService:
                     f"still serving {current.version}" if current else "no model to serve",
                 )
                 return self._require_loaded(row)
-            self._loaded = LoadedModel(row.version, row.pk, model, metadata)
+            self._loaded = LoadedModel(row.version, row.pk, row.sha256, model, metadata)
             logger.info("serving model version %s", row.version)
             return self._loaded
 
