@@ -4,7 +4,7 @@
 - `model_dir` / `active_model`: a model directory under tmp_path and a small
   untrained model registered as the active version, for tests that need a
   model but not a good one.
-- `live_server`: a real Daphne process serving the site on a free port.
+- `daphne_server`: a real Daphne process serving the site on a free port.
 - `browser`: headless Chromium driven by Playwright.
 
 Tests that need something this machine lacks skip with the reason, except
@@ -62,7 +62,7 @@ def artifacts_dir():
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
+def daphne_server(tmp_path_factory):
     """One real Daphne server for the session, on SQLite and the in-memory layer."""
     from tests.live import LiveServer
 

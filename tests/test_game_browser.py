@@ -40,20 +40,8 @@ DIGIT_STROKES = {
 TIMEOUT_MS = 30_000
 
 
-@pytest.fixture(autouse=True)
-def _live_server_helper():
-    """Stand in for pytest-django's autouse helper of this name.
-
-    It wraps any test that uses a fixture called `live_server` in a test
-    database and expects pytest-django's own server; ours is a Daphne process
-    with its own database, and the helper's database setup would fail inside
-    Playwright's event loop.
-    """
-    yield
-
-
 @pytest.fixture(scope="module")
-def game_server(live_server):
+def game_server(daphne_server):
     """The live server with an active model (an untrained one if none is shipped)."""
     script = (
         "import django; django.setup()\n"
@@ -64,9 +52,9 @@ def game_server(live_server):
         "    settings.RECOGNIZER_MODEL_DIR.mkdir(parents=True, exist_ok=True)\n"
         "    register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
     )
-    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=live_server.env,
+    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=daphne_server.env,
                    check=True, timeout=300, capture_output=True)
-    return live_server
+    return daphne_server
 
 
 @pytest.fixture
