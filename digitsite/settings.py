@@ -187,6 +187,9 @@ RECOGNIZER_MAX_POINTS = 10_000
 # Trainer
 MNIST_DATA_DIR = Path(os.environ.get("MNIST_DATA_DIR", VAR_DIR / "mnist"))
 
+# Teaching pages: use only the first N MNIST test digits (0: all of them).
+TEACHING_MNIST_LIMIT = env_int("TEACHING_MNIST_LIMIT", 0)
+
 # Game
 GAME_MAX_PLAYERS = env_int("GAME_MAX_PLAYERS", 8)
 GAME_ROUNDS = env_int("GAME_ROUNDS", 5)

@@ -41,18 +41,11 @@ def cache_dir():
 def mnist_limit():
     """How many MNIST test digits the pages use: all of them unless limited.
 
-    TEACHING_MNIST_LIMIT (a setting, or else the environment variable) keeps
-    the first N only: the predictions cost about a second per thousand digits
-    on one slow core, which matters on small machines and in tests.
+    settings.TEACHING_MNIST_LIMIT keeps the first N only: the predictions cost
+    about a second per thousand digits on one slow core, which matters on
+    small machines and in tests.
     """
-    value = getattr(settings, "TEACHING_MNIST_LIMIT", None)
-    if value is None:
-        value = os.environ.get("TEACHING_MNIST_LIMIT") or 0
-    try:
-        value = int(value)
-    except ValueError:
-        return None
-    return value if value > 0 else None
+    return settings.TEACHING_MNIST_LIMIT or None
 
 
 def mnist_test():
