@@ -78,6 +78,7 @@ class FinetuneOptions:
     label_smoothing: float = 0.05
     weight_decay: float = 1e-4
     augment: bool = True
+    threads: int | None = None
     verbosity: int = 1
     command_line: str = field(default_factory=lambda: shlex.join(sys.argv))
 
@@ -180,10 +181,16 @@ def run_finetune(options, log=print):
         raise FinetuneError("--limit must be at least 1")
     if options.lr is not None and not options.lr > 0:
         raise FinetuneError("--lr must be positive")
+    if options.threads is not None and options.threads < 1:
+        raise FinetuneError("--threads must be at least 1")
     try:
         device = resolve_device(options.device)
     except ValueError as exc:
         raise FinetuneError(str(exc)) from exc
+    if options.threads:
+        # On a busy machine one thread per process beats two threads that keep
+        # waiting for each other.
+        torch.set_num_threads(options.threads)
 
     model_dir = Path(settings.RECOGNIZER_MODEL_DIR)
     lock = contextlib.nullcontext() if options.dry_run else finetune_lock(model_dir)
@@ -303,9 +310,10 @@ def _run_locked(options, device, model_dir, log):
         "limit": options.limit,
         "data": data_counts,
         "device": device,
+        "threads": torch.get_num_threads(),
         "from": start_name,
         "duration_seconds": duration,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "architecture": ARCHITECTURE,
     }
 
@@ -324,7 +332,9 @@ def _run_locked(options, device, model_dir, log):
     # -- writing ---------------------------------------------------------------
     stamp = f"{timezone.now():%Y%m%d-%H%M%S}"
     path = Path(options.output) if options.output else _unique_path(model_dir, f"digitcnn-{stamp}")
-    sha = save_checkpoint(model, path, metadata={"training": training})
+    # Through JSON, so that the metadata holds only the plain types a
+    # weights_only load accepts (torch.__version__, for one, is a str subclass).
+    sha = save_checkpoint(model, path, metadata={"training": json.loads(json.dumps(training))})
     version_name = f"{stamp}-{sha[:8]}"
     try:
         row = versions.register_version(

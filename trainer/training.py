@@ -85,6 +85,21 @@ def build_optimizer(model, config):
     raise ValueError(f"unknown optimizer {config.optimizer!r}: use adamw or sgd")
 
 
+def one_cycle(optimizer, max_lr, total_steps, warmup=0.25):
+    """Warm up over `warmup` of the steps, then anneal; a constant rate for tiny runs.
+
+    OneCycleLR needs at least one step in each of its two phases.
+    """
+    if total_steps < 3:
+        for group in optimizer.param_groups:
+            group["lr"] = max_lr
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=max_lr, total_steps=total_steps,
+        pct_start=max(warmup, 2 / total_steps),
+    )
+
+
 def train(model, train_data, config, eval_data=None, verbosity=1):
     """Train `model` in place; return the per-epoch history (a list of dicts).
 
@@ -100,9 +115,7 @@ def train(model, train_data, config, eval_data=None, verbosity=1):
     optimizer = build_optimizer(model, config)
     steps_per_epoch = max(1, -(-len(train_data) // config.batch_size))
     total_steps = max(1, steps_per_epoch * config.epochs)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=total_steps, pct_start=0.25
-    )
+    scheduler = one_cycle(optimizer, config.lr, total_steps)
     quiet = verbosity < 1
     history = []
     steps = 0

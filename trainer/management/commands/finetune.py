@@ -28,6 +28,8 @@ class Command(BaseCommand):
         parser.add_argument("--data-dir", default=None,
                             help="folder with the MNIST IDX files (default: MNIST_DATA_DIR)")
         parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--threads", type=int, default=None,
+                            help="CPU threads for torch (default: torch's choice)")
         parser.add_argument("--limit", type=int, default=None,
                             help="use only N training and N test samples (quick runs)")
         parser.add_argument("--dry-run", action="store_true",
@@ -49,7 +51,7 @@ class Command(BaseCommand):
             from_scratch=opts["from_scratch"], force=opts["force"],
             activate=not opts["no_activate"], optimizer=opts["optimizer"],
             label_smoothing=opts["label_smoothing"], weight_decay=opts["weight_decay"],
-            augment=not opts["no_augment"], verbosity=opts["verbosity"],
+            augment=not opts["no_augment"], threads=opts["threads"], verbosity=opts["verbosity"],
             command_line=shlex.join(["python", "manage.py", *sys.argv[2:]])
             if len(sys.argv) > 1 and sys.argv[1] == "finetune" else "call_command('finetune')",
         )

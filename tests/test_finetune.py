@@ -1,0 +1,288 @@
+"""`manage.py finetune`: new versions, the activation rule, repeatability, safety.
+
+The runs use real MNIST with --limit, so each trains on a few hundred digits
+for one or two epochs: enough to tell a trained network from an untrained one.
+"""
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from django.core.management import CommandError, call_command
+
+from recognizer.checkpoints import load_checkpoint, sha256_of
+from recognizer.models import ModelVersion
+from recognizer.network import build_model
+from recognizer.versions import active_version, resolve_path
+from tests.support import BASE_DIR, free_port
+from trainer import datasets
+from trainer.finetune import LOCK_NAME, finetune_lock
+from trainer.training import TrainConfig, seed_everything, train
+
+
+@pytest.fixture(scope="session")
+def shared_var_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("trainer-var")
+
+
+@pytest.fixture
+def trainer_settings(settings, model_dir, shared_var_dir):
+    # The canvas-style set is cached under VAR_DIR: one folder for the
+    # session, so runs with the same --limit build it once.
+    settings.VAR_DIR = shared_var_dir
+    return settings
+
+
+def finetune(mnist_dir, **options):
+    options.setdefault("verbosity", 0)
+    options.setdefault("seed", 0)
+    call_command("finetune", data_dir=str(mnist_dir), **options)
+    return ModelVersion.objects.order_by("-id").first()
+
+
+def model_files(model_dir):
+    return sorted(p.name for p in Path(model_dir).iterdir() if p.name != LOCK_NAME)
+
+
+@pytest.mark.django_db
+def test_finetune_creates_an_active_version_with_metrics(mnist_dir, model_dir, trainer_settings):
+    ModelVersion.objects.all().delete()
+    row = finetune(mnist_dir, from_scratch=True, limit=400, epochs=1, batch_size=32)
+
+    assert row.is_active and active_version() == row
+    assert row.parent is None
+    path = resolve_path(row.path)
+    assert path.parent == model_dir and model_files(model_dir) == [path.name]
+    assert row.sha256 == sha256_of(path) and row.size_bytes == path.stat().st_size
+    model, metadata = load_checkpoint(path, expected_sha256=row.sha256)
+    assert metadata["training"]["seed"] == 0
+
+    training = row.training
+    assert training["epochs"] == 1 and training["batch_size"] == 32 and training["seed"] == 0
+    assert training["lr"] == pytest.approx(3e-3)
+    assert training["data"]["train_total"] == 400 and training["data"]["mnist_test"] == 400
+    assert training["data"]["collected"] == 0
+    assert sum(training["data"]["train_per_class"]) == 400
+    assert training["device"] == "cpu" and training["duration_seconds"] > 0
+    assert "finetune" in training["command"]
+
+    metrics = row.metrics
+    mnist_test = metrics["mnist_test"]
+    assert mnist_test["count"] == 400
+    # 400 digits for one epoch: far from good, far better than chance.
+    assert 0.25 < mnist_test["accuracy"] == metrics["accuracy"]
+    assert len(mnist_test["per_class_accuracy"]) == 10
+    confusion = torch.tensor(mnist_test["confusion_matrix"])
+    assert confusion.shape == (10, 10) and int(confusion.sum()) == 400
+    assert int(confusion.trace()) == round(mnist_test["accuracy"] * 400)
+    assert metrics["canvas"]["count"] == 400
+    assert metrics["canvas_accuracy"] == metrics["canvas"]["accuracy"]
+    [epoch] = metrics["curves"]
+    assert epoch["epoch"] == 1 and epoch["eval_accuracy"] == mnist_test["accuracy"]
+    assert metrics["activation"]["activated"] is True
+
+    # The next run starts from this one: it is the parent, and the decision
+    # follows the measured accuracies of both on the same sets.
+    child = finetune(mnist_dir, limit=400, epochs=1, batch_size=32)
+    assert child.parent == row and child.training["from"] == row.version
+    assert child.metrics["baseline"]["version"] == row.version
+    assert child.metrics["baseline"]["mnist_test"]["accuracy"] == mnist_test["accuracy"]
+    not_worse = all(
+        child.metrics[name]["accuracy"] >= child.metrics["baseline"][name]["accuracy"]
+        for name in ("mnist_test", "canvas")
+    )
+    child.refresh_from_db()
+    assert child.is_active is not_worse
+    assert active_version() == (child if not_worse else row)
+
+
+@pytest.mark.django_db
+def test_a_worse_model_is_not_activated(mnist_dir, model_dir, trainer_settings):
+    ModelVersion.objects.all().delete()
+    good = finetune(mnist_dir, from_scratch=True, limit=1000, epochs=2, batch_size=32)
+    assert good.is_active and good.metrics["accuracy"] > 0.8
+
+    # A learning rate this small leaves the network at its random start.
+    bad = finetune(mnist_dir, from_scratch=True, limit=1000, epochs=1, lr=1e-8, seed=1)
+    bad.refresh_from_db()
+    assert not bad.is_active
+    assert active_version() == good
+    assert bad.metrics["accuracy"] < 0.3 < good.metrics["accuracy"]
+    assert bad.metrics["baseline"]["version"] == good.version
+    # Both were measured on the same digits: the baseline's score there is
+    # the score it got when it was made.
+    assert bad.metrics["baseline"]["mnist_test"]["accuracy"] == good.metrics["accuracy"]
+    assert bad.metrics["activation"] == {
+        "activated": False,
+        "reasons": [
+            f"mnist_test: {bad.metrics['accuracy']:.4%} vs {good.metrics['accuracy']:.4%} (worse)",
+            f"canvas: {bad.metrics['canvas_accuracy']:.4%} vs "
+            f"{good.metrics['canvas_accuracy']:.4%} (worse)",
+        ],
+    }
+    # The refused file stays on disk, registered, for inspection or --force.
+    assert resolve_path(bad.path).is_file()
+
+    forced = finetune(mnist_dir, from_scratch=True, limit=400, epochs=1, lr=1e-8, force=True)
+    forced.refresh_from_db()
+    assert forced.is_active and active_version() == forced
+    assert "--force: activated although worse" in forced.metrics["activation"]["reasons"]
+
+    kept = finetune(mnist_dir, limit=400, epochs=1, no_activate=True)
+    kept.refresh_from_db()
+    assert not kept.is_active and kept.parent == forced and active_version() == forced
+
+
+@pytest.mark.django_db
+def test_dry_run_writes_nothing(mnist_dir, model_dir, trainer_settings, capsys):
+    before = list(ModelVersion.objects.values_list("id", "is_active"))
+    call_command("finetune", data_dir=str(mnist_dir), from_scratch=True, limit=400,
+                 dry_run=True, verbosity=1)
+    out = capsys.readouterr().out
+    assert "Dry run: one batch trained" in out and "nothing written" in out
+    assert list(ModelVersion.objects.values_list("id", "is_active")) == before
+    assert list(Path(model_dir).iterdir()) == []
+
+
+@pytest.mark.django_db
+def test_bad_options_and_missing_data_give_clear_errors(tmp_path, model_dir, trainer_settings,
+                                                        monkeypatch, mnist_dir):
+    with pytest.raises(CommandError, match="--epochs must be at least 1"):
+        call_command("finetune", data_dir=str(mnist_dir), epochs=0, verbosity=0)
+    with pytest.raises(CommandError, match="--limit must be at least 1"):
+        call_command("finetune", data_dir=str(mnist_dir), limit=-5, verbosity=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(CommandError, match="torch sees no CUDA device"):
+            call_command("finetune", data_dir=str(mnist_dir), device="cuda", verbosity=0)
+    empty = tmp_path / "no-mnist"
+    empty.mkdir()
+    monkeypatch.setenv("MNIST_MIRRORS", f"http://127.0.0.1:{free_port()}/")
+    with pytest.raises(CommandError, match=re.escape(f"MNIST files missing from {empty}")):
+        call_command("finetune", data_dir=str(empty), from_scratch=True, verbosity=0)
+    assert model_files(model_dir) == []
+
+    ModelVersion.objects.all().delete()
+    with pytest.raises(CommandError, match="no model version is active to start from"):
+        call_command("finetune", data_dir=str(mnist_dir), limit=50, verbosity=0)
+
+
+def test_same_seed_gives_the_same_weights(mnist_dir):
+    data = datasets.mnist_split("test", mnist_dir, limit=192)
+
+    def run(seed):
+        seed_everything(seed)
+        model = build_model()
+        config = TrainConfig(epochs=1, batch_size=64, lr=1e-3, seed=seed)
+        history = train(model, data, config, verbosity=0)
+        return model.state_dict(), history
+
+    first, history = run(3)
+    second, _ = run(3)
+    other, _ = run(4)
+    assert history[0]["train_loss"] > 0
+    assert first.keys() == second.keys()
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+    assert not torch.equal(first["dense.weight"], other["dense.weight"])
+
+
+# -- separate processes: the lock, Ctrl-C, kill -9 -------------------------------
+
+
+class FinetuneProcess:
+    """`manage.py` in a subprocess with its own SQLite database and model folder."""
+
+    def __init__(self, workdir, mnist_dir):
+        self.workdir = Path(workdir)
+        self.db_path = self.workdir / "db.sqlite3"
+        self.model_dir = self.workdir / "models"
+        self.env = dict(os.environ)
+        self.env.update({
+            "DIGITSITE_VAR_DIR": str(self.workdir / "var"),
+            "DATABASE_URL": f"sqlite:///{self.db_path}",
+            "RECOGNIZER_MODEL_DIR": str(self.model_dir),
+            "MNIST_DATA_DIR": str(mnist_dir),
+            "PYTHONUNBUFFERED": "1",
+        })
+
+    def manage(self, *args, **kwargs):
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=self.env,
+                              capture_output=True, text=True, timeout=300, **kwargs)
+
+    def start_training(self):
+        """A finetune that trains for minutes; returns once it has begun training."""
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "finetune", "--from-scratch", "--limit", "300",
+             "--epochs", "500", "--verbosity", "1", "--threads", "1"],
+            cwd=BASE_DIR, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )
+        lines = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Training on"):
+                # Past the data loading, into the epochs.
+                time.sleep(1.0)
+                return process
+        process.kill()
+        process.wait()
+        pytest.fail("finetune never started training:\n" + "".join(lines))
+
+    def versions(self):
+        with sqlite3.connect(self.db_path) as connection:
+            return connection.execute(
+                "SELECT version, is_active FROM recognizer_modelversion ORDER BY id"
+            ).fetchall()
+
+
+@pytest.fixture
+def finetune_process(tmp_path, mnist_dir):
+    runner = FinetuneProcess(tmp_path, mnist_dir)
+    result = runner.manage("migrate", "--noinput", "-v", "0")
+    assert result.returncode == 0, result.stderr
+    return runner
+
+
+@pytest.mark.slow
+def test_second_finetune_refuses_and_ctrl_c_leaves_nothing(finetune_process):
+    runner = finetune_process
+    before = runner.versions()
+    first = runner.start_training()
+    try:
+        second = runner.manage("finetune", "--from-scratch", "--limit", "50")
+        assert second.returncode != 0
+        assert "another finetune is already running" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        output, _ = first.communicate(timeout=60)
+    assert first.returncode != 0
+    assert "KeyboardInterrupt" in output
+    assert model_files(runner.model_dir) == []
+    assert runner.versions() == before
+
+
+@pytest.mark.slow
+def test_kill_9_mid_training_leaves_nothing_and_no_stale_lock(finetune_process):
+    runner = finetune_process
+    before = runner.versions()
+    process = runner.start_training()
+    process.kill()
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert model_files(runner.model_dir) == []
+    assert runner.versions() == before
+    # The lock died with its process.
+    with finetune_lock(runner.model_dir) as lock:
+        assert lock.exists()
