@@ -113,9 +113,15 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Game servers write from many coroutines at once; wait for the lock
-    # instead of failing with "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Game servers write from many coroutines at once: wait for the lock
+    # instead of failing with "database is locked", take it when a transaction
+    # starts (so two writers never deadlock upgrading a read lock), and use the
+    # write-ahead log, which lets readers run beside the writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -181,7 +187,10 @@ RECOGNIZER_MAX_BATCH = env_int("RECOGNIZER_MAX_BATCH", 64)
 RECOGNIZER_BATCH_WAIT_MS = env_float("RECOGNIZER_BATCH_WAIT_MS", 0.0)
 # How often each process looks for a newly activated model version.
 RECOGNIZER_RELOAD_SECONDS = env_float("RECOGNIZER_RELOAD_SECONDS", 2.0)
-RECOGNIZER_TORCH_THREADS = env_int("RECOGNIZER_TORCH_THREADS", 0)  # 0: torch's default
+# Threads per forward pass in a server process. One: a batch of a few 28x28
+# drawings is too small to gain from more, and several server processes (and
+# the event loop) share the cores. 0 leaves torch's default.
+RECOGNIZER_TORCH_THREADS = env_int("RECOGNIZER_TORCH_THREADS", 1)
 RECOGNIZER_MAX_POINTS = 10_000
 
 # Trainer
