@@ -13,12 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from django.core.management import CommandError, call_command
 
 from recognizer.checkpoints import load_checkpoint, sha256_of
-from recognizer.models import ModelVersion
+from recognizer.models import Drawing, ModelVersion
 from recognizer.network import build_model
 from recognizer.versions import active_version, resolve_path
 from tests.support import BASE_DIR, free_port
@@ -171,6 +172,36 @@ def test_bad_options_and_missing_data_give_clear_errors(tmp_path, model_dir, tra
     ModelVersion.objects.all().delete()
     with pytest.raises(CommandError, match="no model version is active to start from"):
         call_command("finetune", data_dir=str(mnist_dir), limit=50, verbosity=0)
+
+
+@pytest.mark.django_db
+def test_approved_drawings_join_the_training_data(mnist_dir, model_dir, trainer_settings,
+                                                   capsys):
+    def drawing(label, status, fill, number):
+        image = np.zeros((28, 28), dtype=np.uint8)
+        image[4:24, 12:16] = fill
+        return Drawing.objects.create(
+            label=label, strokes={"width": 100, "height": 100, "strokes": []},
+            input_image=image.tobytes(), prediction=label, probabilities=[0.1] * 10,
+            player_id=f"p{number}", player_name="Ada", game_id="g", round_number=number,
+            status=status,
+        )
+
+    drawing(1, "approved", 255, 1)
+    drawing(7, "approved", 128, 2)
+    drawing(4, "pending", 255, 3)
+    drawing(2, "rejected", 255, 4)
+    collected = datasets.collected_drawings()
+    assert collected.labels.tolist() == [1, 7]
+    assert int(collected.images[0, 10, 13]) == 255 and int(collected.images[1, 10, 13]) == 128
+    assert int(collected.images[0, 2, 2]) == 0
+    assert datasets.collected_drawings(statuses=("approved", "pending")).labels.tolist() == [
+        1, 7, 4,
+    ]
+
+    call_command("finetune", data_dir=str(mnist_dir), from_scratch=True, limit=400,
+                 dry_run=True, verbosity=1)
+    assert "Training on 400 samples (2 collected drawings)" in capsys.readouterr().out
 
 
 def test_same_seed_gives_the_same_weights(mnist_dir):

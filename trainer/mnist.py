@@ -11,6 +11,7 @@ file before it is written (atomically) into the folder.
 
 import gzip
 import hashlib
+import http.client
 import logging
 import os
 import struct
@@ -195,7 +196,7 @@ def download_file(spec, data_dir, mirrors=None, timeout=30):
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 data = response.read()
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
             continue
         digest = hashlib.md5(data).hexdigest()
