@@ -12,8 +12,8 @@ starts the next one. Modes (all under the same load):
                    database; player i connects to process i mod 2 (a round
                    robin of client connections, no proxy), so every room has
                    players on both
-    one-services   1 process on PostgreSQL and Redis (not run by default):
-                   separates the effect of the second process from the backends'
+    one-services   1 process on PostgreSQL and Redis: separates the effect of
+                   the second process from the backends'
 
 For each mode: live guesses per second (guesses received during the timed
 window), guess latency p50/p95/p99 (a `draw` sent to its `guess`), errors
@@ -60,7 +60,7 @@ MODES = {
     "two": {"processes": 2, "services": True, "env": {}},
     "one-services": {"processes": 1, "services": True, "env": {}},
 }
-DEFAULT_MODES = ("one", "one-unbatched", "two")
+DEFAULT_MODES = ("one", "one-unbatched", "one-services", "two")
 UPDATES_PER_SECOND = 10
 # What a server answers to a `draw` or `done` that arrives after the round
 # closed: the page expects these now and then and ignores them, so they are
@@ -344,6 +344,9 @@ def run_mode(name, args, workdir):
     env = {
         "LOG_LEVEL": "WARNING",
         "RECOGNIZER_TORCH_THREADS": str(args.torch_threads),
+        # Persistent connections, as docs/deployment.md recommends: without them
+        # every database call of the game opens a new PostgreSQL connection.
+        "DATABASE_CONN_MAX_AGE": str(args.conn_max_age),
         # All processes of a site share the model folder and the key.
         "RECOGNIZER_MODEL_DIR": str(workdir / name / "models"),
         "SECRET_KEY": secrets.token_urlsafe(50),
@@ -470,6 +473,8 @@ def main():
     parser.add_argument("--points", type=int, default=120, help="points in a finished drawing")
     parser.add_argument("--finish-timeout", type=float, default=60.0,
                         help="bound on letting the rounds in hand end after the window")
+    parser.add_argument("--conn-max-age", type=int, default=60,
+                        help="DATABASE_CONN_MAX_AGE of each server process")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="RECOGNIZER_TORCH_THREADS of each server process")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL")
@@ -503,6 +508,7 @@ def main():
         "updates_per_second": UPDATES_PER_SECOND,
         "points_per_drawing": args.points,
         "server_torch_threads": args.torch_threads,
+        "database_conn_max_age": args.conn_max_age,
         "client": "one asyncio process (websockets, no compression), on the same machine",
         "balancing": "player i connects to process i mod N (round robin, no proxy)",
         "modes": {},
