@@ -139,6 +139,7 @@ def cluster(postgres_database, redis_url, tmp_path_factory):
         # One folder and one key for all processes, as a deployment must have.
         "RECOGNIZER_MODEL_DIR": str(model_dir),
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "DATABASE_CONN_MAX_AGE": "60",
         "RECOGNIZER_RELOAD_SECONDS": "0.5",
         "RECOGNIZER_TORCH_THREADS": "1",
     }
