@@ -72,7 +72,8 @@ def test_finetune_creates_an_active_version_with_metrics(mnist_dir, model_dir, t
     assert training["data"]["collected"] == 0
     assert sum(training["data"]["train_per_class"]) == 400
     assert training["device"] == "cpu" and training["duration_seconds"] > 0
-    assert "finetune" in training["command"]
+    assert training["command"].startswith("call_command('finetune', ")
+    assert "limit=400" in training["command"] and "from_scratch=True" in training["command"]
 
     metrics = row.metrics
     mnist_test = metrics["mnist_test"]
@@ -199,9 +200,18 @@ def test_approved_drawings_join_the_training_data(mnist_dir, model_dir, trainer_
         1, 7, 4,
     ]
 
+    # No player held out and each drawing weighing as much as an MNIST digit:
+    # both approved drawings are added to the 400 MNIST digits once.
     call_command("finetune", data_dir=str(mnist_dir), from_scratch=True, limit=400,
-                 dry_run=True, verbosity=1)
-    assert "Training on 400 samples (2 collected drawings)" in capsys.readouterr().out
+                 dry_run=True, verbosity=1, holdout_fraction=0, drawings_weight=1)
+    assert "Training on 402 samples (2 collected drawings)" in capsys.readouterr().out
+
+
+def test_the_recorded_command_line_is_the_one_typed():
+    from trainer.management.commands.finetune import command_line
+
+    argv = ["manage.py", "finetune", "--epochs", "2", "--output", "a b.pt"]
+    assert command_line(argv, {}) == "python manage.py finetune --epochs 2 --output 'a b.pt'"
 
 
 def test_same_seed_gives_the_same_weights(mnist_dir):

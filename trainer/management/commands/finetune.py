@@ -5,13 +5,26 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from trainer.finetune import FinetuneError, FinetuneOptions, run_finetune
+from trainer import drawings
+from trainer.finetune import DEFAULT_TOLERANCE, FinetuneError, FinetuneOptions, run_finetune
+
+
+def command_line(argv, opts):
+    """The command as typed, to be recorded with the model it makes."""
+    if len(argv) > 1 and argv[1] == "finetune":
+        return shlex.join(["python", "manage.py", *argv[1:]])
+    # Called from Python (call_command): the options are all there is.
+    given = {k: v for k, v in sorted(opts.items())
+             if k not in ("verbosity", "settings", "pythonpath", "traceback", "no_color",
+                          "force_color", "skip_checks") and v not in (None, False)}
+    return "call_command('finetune', " + ", ".join(f"{k}={v!r}" for k, v in given.items()) + ")"
 
 
 class Command(BaseCommand):
     help = (
-        "Train a new model version on MNIST train plus the approved player drawings, starting "
-        "from the active version (or from scratch), and activate it if it is not worse."
+        "Train a new model version on MNIST train plus the approved player drawings (some "
+        "players' drawings held out for evaluation), starting from the active version (or "
+        "from scratch), and activate it if it is not worse."
     )
 
     def add_arguments(self, parser):
@@ -42,6 +55,19 @@ class Command(BaseCommand):
                             help="activate the new version even if it is worse")
         parser.add_argument("--no-activate", action="store_true",
                             help="register the new version but leave it inactive")
+        parser.add_argument("--include-pending", action="store_true",
+                            help="use drawings not reviewed yet too (rejected ones never)")
+        parser.add_argument("--holdout-fraction", type=float,
+                            default=drawings.DEFAULT_HOLDOUT_FRACTION,
+                            help="share of players whose drawings are kept for evaluation, "
+                            "never trained on (default %(default)s)")
+        parser.add_argument("--drawings-weight", type=float, default=drawings.DEFAULT_WEIGHT,
+                            help="how many times more often a collected drawing is trained on "
+                            "than an MNIST digit (default %(default)s)")
+        parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                            help="percentage points of MNIST test and canvas-style accuracy "
+                            "a new version may lose and still be activated "
+                            "(default %(default)s)")
 
     def handle(self, *args, **opts):
         options = FinetuneOptions(
@@ -52,8 +78,9 @@ class Command(BaseCommand):
             activate=not opts["no_activate"], optimizer=opts["optimizer"],
             label_smoothing=opts["label_smoothing"], weight_decay=opts["weight_decay"],
             augment=not opts["no_augment"], threads=opts["threads"], verbosity=opts["verbosity"],
-            command_line=shlex.join(["python", "manage.py", *sys.argv[2:]])
-            if len(sys.argv) > 1 and sys.argv[1] == "finetune" else "call_command('finetune')",
+            include_pending=opts["include_pending"], holdout_fraction=opts["holdout_fraction"],
+            drawings_weight=opts["drawings_weight"], tolerance=opts["tolerance"],
+            command_line=command_line(sys.argv, opts),
         )
 
         def log(message):
