@@ -527,12 +527,20 @@ def main():
     def throughput(name):
         return results["modes"].get(name, {}).get("live_guesses_per_second")
 
+    def cpu_per_guess(name):
+        return results["modes"].get(name, {}).get("server_cpu_ms_per_guess")
+
     results["ratios"] = {
         "two_vs_one_throughput": ratio(throughput("two"), throughput("one")),
         "two_vs_one_on_services_throughput": ratio(throughput("two"),
                                                    throughput("one-services")),
         "batched_vs_unbatched_throughput": ratio(throughput("one"),
                                                  throughput("one-unbatched")),
+        # Server CPU per guess, unbatched over batched: unlike throughput, it
+        # hardly depends on what else the machine is running at the time.
+        "unbatched_vs_batched_cpu_per_guess": ratio(cpu_per_guess("one-unbatched"),
+                                                    cpu_per_guess("one")),
+        "two_vs_one_cpu_per_guess": ratio(cpu_per_guess("two"), cpu_per_guess("one")),
     }
     results["machine"] = machine_summary()
     path = write_results("load", results)
