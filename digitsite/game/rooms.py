@@ -311,6 +311,53 @@ def disconnect(player_id, channel_name):
     return events + _after_change(room.code)
 
 
+def heartbeat(code, player_id, channel_name):
+    """A live connection renews its seat, and releases seats of dead processes.
+
+    A process that dies without closing its sockets leaves its players'
+    seats marked connected: they would keep the host role and count as still
+    drawing for ever. Whichever live connection in the room notices a seat
+    not renewed for SEAT_STALE_SECONDS disconnects it as if its socket had
+    closed then. Returns messages to broadcast (none when nothing changed).
+    """
+    at = now()
+    renewed = Seat.objects.filter(player_id=player_id, channel_name=channel_name,
+                                  connected=True).update(last_seen=at)
+    cutoff = at - timedelta(seconds=rules.SEAT_STALE_SECONDS)
+    stale = Seat.objects.filter(room__code=code, connected=True, gone=False,
+                                last_seen__lt=cutoff)
+    if renewed and not stale.exists():
+        return []
+    events = []
+    with transaction.atomic():
+        room = _lock_room(code)
+        if not renewed:
+            # This connection was itself taken for dead (a stalled process):
+            # it takes its seat back unless the seat moved on meanwhile.
+            Seat.objects.filter(player_id=player_id, room=room, connected=False,
+                                gone=False, channel_name="").update(
+                connected=True, channel_name=channel_name, last_seen=at,
+                disconnected_at=None)
+        for seat in list(stale.filter(room=room)):
+            # Conditional on the seat being unchanged since it was read.
+            if not Seat.objects.filter(pk=seat.pk, channel_name=seat.channel_name,
+                                       connected=True, last_seen__lt=cutoff).update(
+                    connected=False, channel_name="", disconnected_at=seat.last_seen):
+                continue
+            seat.refresh_from_db()
+            if room.state == Room.State.PLAYING:
+                progress = RoundProgress.objects.filter(
+                    seat=seat, game_id=room.game_id, round_number=room.round,
+                    drawing__isnull=False,
+                ).first()
+                if progress is not None:
+                    finished = _finish(room, seat, progress, "disconnected", at)
+                    if finished:
+                        events.append(finished)
+        _ensure_host(room)
+    return events + _after_change(code)
+
+
 def leave(player_id):
     """The player gives the seat up for good."""
     seat = Seat.objects.filter(player_id=player_id).select_related("room").first()

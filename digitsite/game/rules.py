@@ -21,6 +21,13 @@ NAME_MAX_LENGTH = 24
 # than announced so that such a drawing counts, and is the one stored.
 ROUND_GRACE_SECONDS = 0.5
 
+# Every open connection renews its seat this often. A seat not renewed for
+# SEAT_STALE_SECONDS belongs to a server process that died without closing
+# its sockets (killed, machine lost): it is treated as disconnected then, so
+# the host role moves on and the rejoin window starts.
+SEAT_HEARTBEAT_SECONDS = 10.0
+SEAT_STALE_SECONDS = 35.0
+
 ACCURACY_POINTS = 100
 SPEED_POINTS = 50
 

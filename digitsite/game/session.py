@@ -322,6 +322,7 @@ class PlayerSession:
         if self.join_timer is not None:
             self.join_timer.cancel()
         await self.transport.subscribe(self.code)
+        self._spawn(self._heartbeat())
         if result.replaced_channel:
             await self.transport.notify_replaced(result.replaced_channel)
         snapshot = dict(result.events[0])
@@ -573,6 +574,20 @@ class PlayerSession:
         events = await db(rooms.advance)(self.code)
         await self.broadcast_all(events)
         return bool(events)
+
+    async def _heartbeat(self):
+        while not self.closed:
+            await asyncio.sleep(rules.SEAT_HEARTBEAT_SECONDS * random.uniform(0.9, 1.1))
+            if self.closed:
+                return
+            try:
+                events = await asyncio.shield(db(rooms.heartbeat)(
+                    self.code, self.player_id, self.transport.channel_name))
+                await self.broadcast_all(events)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup: the next beat tries again
+                logger.exception("seat heartbeat in room %s failed", self.code)
 
     def _set_expiry(self, expiry_ms):
         if self.expiry_ms is not None and self.expiry_ms <= expiry_ms and (
