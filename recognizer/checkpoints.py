@@ -6,12 +6,11 @@ metadata) loaded with `weights_only=True`, so a file cannot run code.
 
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from recognizer.atomic_files import write_atomically
 from recognizer.network import ARCHITECTURE, build_model
 
 
@@ -30,9 +29,7 @@ def sha256_of(path):
 def save_checkpoint(model, path, metadata=None):
     """Write the model to `path` atomically and return its sha256.
 
-    The bytes go to a temporary file in the same folder, are flushed to disk,
-    and only then renamed over `path`: a crash or Ctrl-C at any moment leaves
-    either no file or a complete one.
+    A crash or Ctrl-C at any moment leaves either no file or a complete one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,19 +38,7 @@ def save_checkpoint(model, path, metadata=None):
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomically(path, data)
     return hashlib.sha256(data).hexdigest()
 
 

@@ -20,14 +20,13 @@ versions and the images themselves, so the trainer builds it once.
 import hashlib
 import logging
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from recognizer import preprocessing
+from recognizer.atomic_files import atomic_writer
 
 logger = logging.getLogger(__name__)
 
@@ -279,20 +278,8 @@ def _load_cache(path, count):
 
 
 def _save_cache(path, inputs, labels):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, inputs=inputs, labels=labels)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_writer(path) as handle:
+        np.savez_compressed(handle, inputs=inputs, labels=labels)
 
 
 def default_cache_dir():

@@ -15,7 +15,6 @@ import http.client
 import logging
 import os
 import struct
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from recognizer.atomic_files import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -150,25 +151,7 @@ def write_idx(path, array):
     path = Path(path)
     if path.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
-    _write_atomically(path, data)
-
-
-def _write_atomically(path, data):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomically(path, data)
 
 
 # -- finding and downloading -------------------------------------------------------
@@ -204,7 +187,7 @@ def download_file(spec, data_dir, mirrors=None, timeout=30):
             failures.append(f"{url}: md5 {digest} does not match the official {spec.md5}")
             continue
         target = Path(data_dir) / spec.gz_name
-        _write_atomically(target, data)
+        write_atomically(target, data)
         logger.info("downloaded %s from %s", spec.gz_name, url)
         return target
     raise MnistError(f"could not download {spec.gz_name}: " + "; ".join(failures))

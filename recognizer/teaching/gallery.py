@@ -7,8 +7,6 @@ them, and a restart costs nothing.
 """
 
 import logging
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ import torch
 from django.conf import settings
 
 from recognizer import versions
+from recognizer.atomic_files import atomic_writer
 from recognizer.models import Drawing
 
 logger = logging.getLogger(__name__)
@@ -115,15 +114,8 @@ def mnist_test_probabilities(version):
                 pass
         logger.info("computing MNIST test predictions of %s", version.version)
         probabilities = predict(model_for(version), images)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".predictions.", suffix=".npy", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, probabilities)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_writer(path) as handle:
+            np.save(handle, probabilities)
         return probabilities
 
 
