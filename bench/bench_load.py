@@ -477,6 +477,8 @@ def main():
                         help="DATABASE_CONN_MAX_AGE of each server process")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="RECOGNIZER_TORCH_THREADS of each server process")
+    parser.add_argument("--output", default="load",
+                        help="results file name under bench/results (without .json)")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL")
                         or "postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL")
@@ -543,7 +545,7 @@ def main():
         "two_vs_one_cpu_per_guess": ratio(cpu_per_guess("two"), cpu_per_guess("one")),
     }
     results["machine"] = machine_summary()
-    path = write_results("load", results)
+    path = write_results(args.output, results)
     print(json.dumps(results["ratios"], indent=2))
     print(f"results written to {path.relative_to(Path(__file__).resolve().parent.parent)}")
     ran = [m for m in results["modes"].values() if "skipped" not in m]
