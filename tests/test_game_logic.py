@@ -295,6 +295,34 @@ def test_the_round_ends_once_and_the_game_runs_its_rounds(room):
     assert RoundProgress.objects.filter(finished=False).count() == 0
 
 
+def test_a_drawing_received_in_time_but_written_late_is_still_kept(room):
+    """An overloaded server scores a drawing (the player sees a guess) and
+    writes it after the round closed: the drawing is kept, once."""
+    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    rooms.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    set_deadline_passed(r)
+    received = Room.objects.get(pk=room.pk).ends_at - timedelta(milliseconds=200)
+    assert [m["type"] for m in rooms.advance(room.code)] == ["round_end", "room"]
+    assert Drawing.objects.count() == 0  # the round closed before any write landed
+
+    # Sent after the round ended: refused, nothing kept.
+    accepted, _ = rooms.record_guess(
+        room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
+        prediction=prediction(r.target, 0.3), target=r.target,
+        received_at=received + timedelta(seconds=1))
+    assert not accepted
+    # Received while the round was on: kept, with its model reading.
+    for _ in range(2):  # a retry does not store it twice
+        accepted, _ = rooms.record_guess(
+            room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
+            prediction=prediction(r.target, 0.3), target=r.target, received_at=received)
+    [drawing] = Drawing.objects.all()
+    assert drawing.player_id == bob.seat.player_id and drawing.label == r.target
+    assert drawing.strokes == DRAWING and bytes(drawing.input_image) == INPUT
+    assert drawing.probabilities[r.target] == pytest.approx(0.3)
+
+
 def test_disconnect_during_a_round_stores_the_drawing(room):
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
     rooms.start_game(room.code, ada.seat.player_id)

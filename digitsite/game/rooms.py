@@ -483,14 +483,16 @@ def _progress_updates(prediction, p_target, drawing, input_bytes):
 
 
 def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
-                 target=None):
+                 target=None, received_at=None):
     """Keep a scored drawing as the player's latest for the round.
 
     Returns (accepted, messages). Not accepted when the round or the player's
     part in it is over. Reaching the room's target confidence finishes the
     player's round at once. `target`, when the caller knows it, allows the
     common case (a later drawing that does not reach the target) in one
-    conditional UPDATE instead of a locked transaction.
+    conditional UPDATE instead of a locked transaction. `received_at`, when
+    the server got the drawing, lets a drawing that arrived in time but whose
+    write came late (an overloaded server) still be kept.
     """
     at = now()
     if target is not None:
@@ -509,7 +511,10 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         room = _lock_room(code)
         if (room.state != Room.State.PLAYING or room.game_id != game_id
                 or room.round != round_number or at >= closes_at(room)):
-            return False, []
+            late = received_at is not None and room.game_id == game_id and _record_late(
+                room, player_id, game_id, round_number, drawing=drawing,
+                input_bytes=input_bytes, prediction=prediction, received_at=received_at)
+            return late, []
         seat = Seat.objects.filter(player_id=player_id, room=room).first()
         if seat is None or seat.gone:
             return False, []
@@ -529,6 +534,33 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         progress.refresh_from_db()
         finished = _finish(room, seat, progress, "reached", at)
     return True, [finished] + _after_change(code)
+
+
+def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
+                 received_at):
+    """Keep a drawing that reached the server before the player's round ended
+    but was written after, when the round kept no drawing for the player.
+
+    Under overload the write can land after the round closed; without this the
+    player would have seen a guess for a drawing that is then lost. The points
+    announced with the round's results stay as they were. Runs with the room
+    locked.
+    """
+    progress = (RoundProgress.objects.select_related("seat")
+                .filter(seat__player_id=player_id, room=room, game_id=game_id,
+                        round_number=round_number, finished=True, drawing__isnull=True)
+                .first())
+    if (progress is None or progress.seat.gone or progress.finished_at is None
+            or received_at > progress.finished_at + GRACE):
+        return False
+    updates = _progress_updates(prediction, float(prediction.probabilities[progress.target]),
+                                drawing, input_bytes)
+    if not RoundProgress.objects.filter(pk=progress.pk, drawing__isnull=True).update(**updates):
+        return False
+    progress.refresh_from_db()
+    if not progress.seat.opt_out:
+        _store_drawing(room, progress.seat, progress)
+    return True
 
 
 def finish_player(code, player_id, game_id, round_number, reason):

@@ -371,11 +371,12 @@ class PlayerSession:
         if _count_points(raw) > MAX_POINTS:
             raise GameError("too_many_points", f"a drawing has at most {MAX_POINTS} points")
         room = self.room
+        received_at = rooms.now()
         # Only the newest drawing waiting is scored, and only it is checked in
         # full: a fast sender cannot queue work or make the server parse
         # drawings nobody will look at.
         self.pending = (raw, seq, room["game"], round_number, room["target"],
-                        room["settings"]["target_confidence"])
+                        room["settings"]["target_confidence"], received_at)
         if self.scorer is None or self.scorer.done():
             self.scorer = self._spawn(self._score_pending())
 
@@ -434,7 +435,7 @@ class PlayerSession:
                 logger.exception("scoring a drawing in room %s failed", self.code)
                 await self.error("internal", "the server failed to score the drawing", "draw")
 
-    async def _score(self, raw, seq, game, round_number, target, confidence):
+    async def _score(self, raw, seq, game, round_number, target, confidence, received_at):
         from recognizer.inference import get_service
         from recognizer.preprocessing import input_to_bytes
 
@@ -459,7 +460,7 @@ class PlayerSession:
         if reached:
             self.reaching = True  # nothing drawn after this counts
         self.unrecorded = (game, round_number, target, drawing.as_json(),
-                           input_to_bytes(image), prediction, reached)
+                           input_to_bytes(image), prediction, received_at, reached)
         if self.recorder is None or self.recorder.done():
             self.recorder = self._spawn(self._record_pending())
 
@@ -482,10 +483,11 @@ class PlayerSession:
                 logger.exception("recording a drawing in room %s failed", self.code)
 
     async def _record(self, game, round_number, target, drawing, input_bytes, prediction,
-                      reached):
+                      received_at, reached):
         accepted, events = await db(rooms.record_guess)(
             self.code, self.player_id, game, round_number,
             drawing=drawing, input_bytes=input_bytes, prediction=prediction, target=target,
+            received_at=received_at,
         )
         if accepted and reached:
             self.finished = True
