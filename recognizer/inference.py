@@ -96,11 +96,7 @@ class InferenceService:
             return self._loaded
         with self._lock:
             self._last_check = now
-            close_old_connections()
-            try:
-                row = versions.active_version()
-            finally:
-                close_old_connections()
+            row = versions.active_version()
             if row is None:
                 if self._loaded is None:
                     raise ModelUnavailable("no model version is active")
@@ -210,6 +206,10 @@ class InferenceService:
                 request.future.set_result(result)
 
     def _forward(self, batch):
+        # The worker thread's own database connection lives as long as the
+        # thread: drop it when it broke or outlived CONN_MAX_AGE, as Django
+        # does for a request.
+        close_old_connections()
         loaded = self.refresh()
         inputs = torch.from_numpy(np.stack([r.image for r in batch]))[:, None]
         want_activations = any(r.with_activations for r in batch)
