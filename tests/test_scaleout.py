@@ -617,11 +617,8 @@ def test_persistence_tests_pass_on_postgresql(postgres_database, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
     env.update({"DATABASE_URL": postgres_database, "DIGITSITE_VAR_DIR": str(tmp_path / "var")})
     result = subprocess.run(
-        # That one test calls the inference service's refresh, which closes the
-        # thread's connection, inside the test's own transaction: only SQLite's
-        # in-memory test database survives that, so it runs in the main suite.
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
-         "-k", "not test_migrate_registered_the_shipped_model", *PERSISTENCE_TESTS],
+         *PERSISTENCE_TESTS],
         cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=600,
     )
     output = result.stdout[-4000:] + result.stderr[-2000:]
