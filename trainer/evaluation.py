@@ -59,12 +59,15 @@ def errors(model, data, limit=20, device="cpu"):
     return [(int(i), int(data.labels[i]), int(predictions[i])) for i in wrong]
 
 
-def compare(candidate, baseline, set_names):
+def compare(candidate, baseline, set_names, tolerances=None):
     """Whether `candidate` is at least as accurate as `baseline` on every named set.
 
-    Both are {set name: metrics}. Returns (not_worse, reasons) where reasons
-    lists, for each set, the two accuracies and the verdict.
+    Both are {set name: metrics}. `tolerances` maps a set name to the
+    percentage points of accuracy the candidate may lose there and still
+    count as not worse (none elsewhere). Returns (not_worse, reasons) where
+    reasons lists, for each set, the two accuracies and the verdict.
     """
+    tolerances = tolerances or {}
     not_worse = True
     reasons = []
     for name in set_names:
@@ -73,7 +76,15 @@ def compare(candidate, baseline, set_names):
         if new is None or old is None:
             reasons.append(f"{name}: not measured on both models")
             continue
-        ok = new >= old
-        not_worse = not_worse and ok
-        reasons.append(f"{name}: {new:.4%} vs {old:.4%} {'(not worse)' if ok else '(worse)'}")
+        points = float(tolerances.get(name, 0.0))
+        # Accuracies are stored rounded to 6 decimals: a tolerance of exactly
+        # the difference must not fail on the last bit.
+        if new >= old:
+            verdict = "(not worse)"
+        elif new >= old - points / 100 - 1e-9:
+            verdict = f"(within the {points:g}-point tolerance)"
+        else:
+            verdict = "(worse)"
+        not_worse = not_worse and verdict != "(worse)"
+        reasons.append(f"{name}: {new:.4%} vs {old:.4%} {verdict}")
     return not_worse, reasons
