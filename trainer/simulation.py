@@ -1,0 +1,456 @@
+"""Simulated players who draw in a consistent style, and a driver that plays them through the game.
+
+Shows that the feedback loop works: players whose handwriting differs
+systematically from MNIST play the real game, the game stores their drawings,
+an admin approves them, `finetune` trains on them, and the new model reads
+that handwriting better. The test suite runs it small
+(tests/test_feedback_loop.py), the benchmark at full size
+(bench/bench_feedback_loop.py).
+
+**Drawings.** Each drawing starts from an MNIST *train* digit, traced into
+strokes (trainer.canvas_eval.trace_strokes), changed by the player's style
+(`PlayerStyle.apply`, on the strokes, as a hand would change them) and redrawn
+on a canvas with a person's size, position, jitter and timings
+(trainer.canvas_eval.redraw_on_canvas). The game then renders it with the
+site's own preprocessing, like any player's drawing. Every player draws from
+their own MNIST digits, none shared with another player.
+
+**Styles** (`STYLES`): each is a consistent habit applied to every digit a
+player draws; each player has their own strength of it (their angle, say,
+varies a little around the style's), and each drawing a little more. Tilts
+and slants replace the MNIST writer's own lean (MNIST digits lean by up to 20
+degrees either way), so the player's hand is what shows.
+
+- `tilted` (the default): every digit turned about 35 degrees clockwise, as
+  by someone who keeps the page or the phone turned. The training
+  augmentation turns digits by at most 12 degrees;
+- `slanted`: strong forward slant (shear) of about 45 degrees; the
+  augmentation shears by at most about 10;
+- `continental`: crossed sevens, ones with a long flag and a foot, and a
+  moderate forward slant;
+- `wide`: digits about 1.8 times as wide as MNIST's.
+
+docs/training.md lists how often the shipped model reads each one right.
+
+**The game.** `play_room` seats a room's players over any WebSocket
+connection (`Connection`: a real socket in the benchmark, Channels'
+WebsocketCommunicator in tests). The first player is the host and starts
+`games` games of `rounds` rounds once everyone is seated; each round every
+player draws the target digit in their style, sends it, waits for the guess
+and says `done`. The game stores one drawing per player per round, pending
+review.
+"""
+
+import asyncio
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trainer.canvas_eval import redraw_on_canvas, trace_strokes
+
+# -- styles --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Style:
+    """A handwriting habit; a player's own version of it comes from `for_player`."""
+
+    name: str
+    description: str
+    # Forward slant in degrees (the top of the digit moves right), and how
+    # much it varies between players and between one player's drawings.
+    slant: float = 0.0
+    slant_between_players: float = 0.0
+    slant_within_player: float = 0.0
+    # Clockwise turn of the whole digit in degrees (a tilted hand or page).
+    rotation: float = 0.0
+    rotation_between_players: float = 0.0
+    rotation_within_player: float = 0.0
+    # Width relative to MNIST's (height unchanged), with its variation.
+    width: float = 1.0
+    width_between_players: float = 0.0
+    crossed_sevens: bool = False
+    flag_ones: bool = False
+
+    def for_player(self, rng):
+        """This style as one player has it: fixed for all of that player's drawings."""
+        return PlayerStyle(
+            style=self,
+            slant=self.slant + rng.normal(0.0, self.slant_between_players),
+            rotation=self.rotation + rng.normal(0.0, self.rotation_between_players),
+            width=self.width * math.exp(rng.normal(0.0, self.width_between_players)),
+            # Some people put a foot under their ones and some do not.
+            one_foot=bool(rng.random() < 0.7),
+        )
+
+
+STYLES = {
+    "tilted": Style(
+        "tilted", "every digit turned about 35 degrees clockwise",
+        rotation=35.0, rotation_between_players=4.0, rotation_within_player=3.0,
+    ),
+    "slanted": Style(
+        "slanted", "strong forward slant (about 45 degrees)",
+        slant=45.0, slant_between_players=4.0, slant_within_player=3.0,
+    ),
+    "continental": Style(
+        "continental", "crossed sevens, flagged ones with a foot, 20-degree slant",
+        slant=20.0, slant_between_players=4.0, slant_within_player=3.0,
+        crossed_sevens=True, flag_ones=True,
+    ),
+    "wide": Style(
+        "wide", "digits about 1.8 times as wide as MNIST's",
+        width=1.8, width_between_players=0.1,
+    ),
+}
+DEFAULT_STYLE = "tilted"
+
+
+def _bbox(strokes):
+    points = np.vstack(strokes)
+    return points.min(axis=0), points.max(axis=0)
+
+
+def cross_seven(strokes, rng):
+    """Add the bar across a seven's stem, a little below half its height."""
+    (left, top), (right, bottom) = _bbox(strokes)
+    height = max(bottom - top, 1.0)
+    level = top + height * rng.uniform(0.5, 0.6)
+    points = np.vstack(strokes)
+    near = points[np.abs(points[:, 1] - level) < max(1.5, 0.08 * height)]
+    if len(near) == 0:
+        return strokes
+    # The stem is the right-most ink at that height in a seven drawn
+    # top-left to bottom-left; its middle works for any seven.
+    centre = float(np.median(near[:, 0]))
+    half = height * rng.uniform(0.17, 0.22)
+    bar = np.array([[centre - half, level], [centre + half, level + rng.normal(0.0, 0.3)]])
+    return [*strokes, bar]
+
+
+def flag_one(strokes, rng, foot=True):
+    """Give a one a long upstroke flag at the top and, with `foot`, a base."""
+    (left, top), (right, bottom) = _bbox(strokes)
+    height = max(bottom - top, 1.0)
+    points = np.vstack(strokes)
+    top_point = points[np.argmin(points[:, 1])]
+    bottom_point = points[np.argmax(points[:, 1])]
+    reach = height * rng.uniform(0.3, 0.4)
+    flag = np.array([
+        [top_point[0] - reach * 0.9, top_point[1] + reach * 0.8],
+        top_point,
+    ])
+    added = [flag]
+    if foot:
+        half = height * rng.uniform(0.18, 0.25)
+        added.append(np.array([[bottom_point[0] - half, bottom_point[1]],
+                               [bottom_point[0] + half, bottom_point[1]]]))
+    # The flag is drawn first, leading into the stem.
+    return [added[0], *strokes, *added[1:]]
+
+
+def own_lean(strokes):
+    """How far x moves right per unit of height upward along the digit (its slant's tangent).
+
+    From the second moments of the stroke points, the usual deskewing
+    estimate; clipped, since a few digits (a lone stroke of a 1) give wild
+    values.
+    """
+    points = np.vstack(strokes)
+    centred = points - points.mean(axis=0)
+    var_y = float((centred[:, 1] ** 2).mean())
+    if var_y < 1e-6:
+        return 0.0
+    # Covariance of x with -y (y grows downward): positive when the top leans right.
+    lean = float((centred[:, 0] * -centred[:, 1]).mean()) / var_y
+    return float(np.clip(lean, -0.6, 0.6))
+
+
+@dataclass(frozen=True)
+class PlayerStyle:
+    style: Style
+    slant: float
+    width: float
+    rotation: float = 0.0
+    one_foot: bool = True
+
+    def apply(self, strokes, label, rng):
+        """Strokes (28x28 pixel coordinates, y down) as this player draws `label`."""
+        strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes if len(s)]
+        if not strokes:
+            raise ValueError("there are no strokes to restyle")
+        if self.style.crossed_sevens and label == 7:
+            strokes = cross_seven(strokes, rng)
+        if self.style.flag_ones and label == 1:
+            strokes = flag_one(strokes, rng, foot=self.one_foot)
+        (left, top), (right, bottom) = _bbox(strokes)
+        centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
+        slant = self.slant + rng.normal(0.0, self.style.slant_within_player)
+        # The slant replaces the MNIST writer's own (MNIST digits lean by up
+        # to 20 degrees either way): the player's hand is what shows.
+        tilted = self.style.slant or self.style.rotation
+        shear = math.tan(math.radians(slant)) - own_lean(strokes) if tilted else 0.0
+        turn = math.radians(self.rotation + rng.normal(0.0, self.style.rotation_within_player))
+        cos, sin = math.cos(turn), math.sin(turn)
+        out = []
+        for stroke in strokes:
+            x = centre_x + (stroke[:, 0] - centre_x) * self.width
+            # y grows downward: points above the centre move right.
+            x = x + shear * (centre_y - stroke[:, 1])
+            dx, dy = x - centre_x, stroke[:, 1] - centre_y
+            # Clockwise on the screen, where y grows downward.
+            out.append(np.column_stack([centre_x + cos * dx - sin * dy,
+                                        centre_y + sin * dx + cos * dy]))
+        return out
+
+    def as_dict(self):
+        return {"style": self.style.name, "slant": round(self.slant, 2),
+                "rotation": round(self.rotation, 2), "width": round(self.width, 3),
+                "one_foot": self.one_foot}
+
+
+def styled_drawing(image28, label, player_style, rng):
+    """One MNIST digit drawn by a player with `player_style`: a drawing payload for the game."""
+    strokes = trace_strokes(image28)
+    if not strokes:
+        strokes = trace_strokes(image28, threshold=0.1)
+    if not strokes:
+        raise ValueError("the image has no ink to trace")
+    styled = player_style.apply(strokes, label, rng)
+    drawn, width, height = redraw_on_canvas(styled, rng)
+    return {"width": width, "height": height,
+            "strokes": [[list(point) for point in stroke] for stroke in drawn]}
+
+
+def styled_inputs(images, labels, style, players=10, seed=0):
+    """Network inputs of MNIST digits drawn in `style` by `players` simulated players.
+
+    For measuring how well a model reads a style without playing games:
+    digit i is drawn by player i % players.
+    """
+    from recognizer.preprocessing import strokes_to_input
+
+    rng = np.random.default_rng([seed, 1])
+    styles = [style.for_player(rng) for _ in range(players)]
+    inputs = np.empty((len(images), 28, 28), dtype=np.float32)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        digit_rng = np.random.default_rng([seed, 2, index])
+        payload = styled_drawing(image, int(label), styles[index % players], digit_rng)
+        inputs[index] = strokes_to_input(payload["strokes"], payload["width"], payload["height"])
+    return inputs, np.asarray(labels, dtype=np.int64)
+
+
+# -- players -------------------------------------------------------------------
+
+
+@dataclass
+class SimulatedPlayer:
+    """A player with a style and their own MNIST train digits to draw from."""
+
+    index: int
+    name: str
+    style: PlayerStyle
+    # For each digit, the MNIST train indices this player draws it from, in order.
+    pool: dict
+    images: np.ndarray
+    seed: int = 0
+    id: str | None = None
+    host: bool = False
+    # (game, round) -> {"label", "drawing", "guess", "result"}
+    rounds: dict = field(default_factory=dict)
+    errors: list = field(default_factory=list)
+    games_finished: int = 0
+    used: dict = field(default_factory=dict)
+
+    def drawing_for(self, label):
+        """The player's next drawing of `label` (the n-th one is always the same)."""
+        label = int(label)
+        position = self.used.get(label, 0)
+        self.used[label] = position + 1
+        indices = self.pool[label]
+        image = self.images[indices[position % len(indices)]]
+        rng = np.random.default_rng([self.seed, self.index, label, position])
+        return styled_drawing(image, label, self.style, rng)
+
+
+def make_players(style, images, labels, count, per_digit, seed=0, name_prefix="sim"):
+    """`count` players of `style`, each with `per_digit` MNIST digits of each label.
+
+    No MNIST digit is given to two players. `images`/`labels`: MNIST train
+    (uint8 (N, 28, 28), ints (N,)).
+    """
+    if isinstance(style, str):
+        if style not in STYLES:
+            raise ValueError(f"unknown style {style!r}: one of {', '.join(STYLES)}")
+        style = STYLES[style]
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, 0])
+    by_label = {d: rng.permutation(np.flatnonzero(labels == d)) for d in range(10)}
+    for d, found in by_label.items():
+        if len(found) < count * per_digit:
+            raise ValueError(f"only {len(found)} digits {d} for {count} players x {per_digit}")
+    players = []
+    for index in range(count):
+        pool = {d: by_label[d][index * per_digit:(index + 1) * per_digit] for d in range(10)}
+        players.append(SimulatedPlayer(
+            index=index, name=f"{name_prefix}{index:03d}", style=style.for_player(rng),
+            pool=pool, images=np.asarray(images), seed=seed,
+        ))
+    return players
+
+
+# -- playing the game --------------------------------------------------------
+
+
+class GameClosed(Exception):
+    """The server closed the connection."""
+
+
+class Connection:
+    """One player's WebSocket as JSON messages; adapters below wrap real sockets."""
+
+    async def send(self, message):
+        raise NotImplementedError
+
+    async def receive(self, timeout):
+        raise NotImplementedError
+
+    async def close(self):
+        raise NotImplementedError
+
+
+class WebsocketsConnection(Connection):
+    """A `websockets` client connection (a real server)."""
+
+    def __init__(self, ws):
+        self.ws = ws
+
+    async def send(self, message):
+        await self.ws.send(json.dumps(message))
+
+    async def receive(self, timeout):
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        except ConnectionClosed as exc:
+            raise GameClosed(f"closed with {exc.rcvd.code if exc.rcvd else None}") from exc
+
+    async def close(self):
+        await self.ws.close()
+
+
+class CommunicatorConnection(Connection):
+    """Channels' WebsocketCommunicator (the ASGI application in-process)."""
+
+    def __init__(self, communicator):
+        self.communicator = communicator
+
+    async def send(self, message):
+        await self.communicator.send_to(text_data=json.dumps(message))
+
+    async def receive(self, timeout):
+        output = await self.communicator.receive_output(timeout)
+        if output["type"] == "websocket.close":
+            raise GameClosed(f"closed with {output.get('code')}")
+        return json.loads(output["text"])
+
+    async def close(self):
+        await self.communicator.disconnect()
+
+
+def _seated(room):
+    return sum(1 for p in room.get("players", []) if p["connected"] and not p["gone"])
+
+
+async def play(player, connection, *, games, rounds, room_size, timeout=60.0, welcomed=None):
+    """Play `games` games in the room `connection` is open to; returns when the last is over.
+
+    The host (the first to join) starts each game once `room_size` players
+    are seated. Each round the player draws the target in their style, sends
+    the whole drawing, waits for its guess and says `done` (unless the guess
+    already reached the target and so ended the round for them).
+    """
+    await connection.send({"type": "join", "protocol": 1, "name": player.name})
+    started = False
+    game = number = None
+
+    async def start():
+        await connection.send({"type": "start", "rounds": rounds})
+
+    while player.games_finished < games:
+        message = await connection.receive(timeout)
+        kind = message["type"]
+        if kind in ("welcome", "room"):
+            if kind == "welcome":
+                player.id = message["you"]["id"]
+                player.host = message["you"]["host"]
+                if welcomed is not None:
+                    welcomed.set()
+            room = message["room"] if kind == "welcome" else message
+            if player.host and not started and _seated(room) >= room_size:
+                started = True
+                await start()
+        elif kind == "round_start":
+            game, number, target = message["game"], message["round"], message["target"]
+            drawing = await asyncio.to_thread(player.drawing_for, target)
+            player.rounds[(game, number)] = {"label": target, "drawing": drawing}
+            await connection.send({"type": "draw", "round": number, "seq": number,
+                                   "drawing": drawing})
+        elif kind == "guess":
+            entry = player.rounds.get((game, message["round"]))
+            if entry is not None:
+                entry["guess"] = message
+            if not message["reached"]:
+                await connection.send({"type": "done", "round": message["round"]})
+        elif kind == "round_end":
+            mine = next((r for r in message["results"] if r["player"] == player.id), None)
+            entry = player.rounds.get((message["game"], message["round"]))
+            if entry is not None and mine is not None:
+                entry["result"] = {k: mine[k] for k in ("digit", "reason", "points")}
+        elif kind == "game_over":
+            player.games_finished += 1
+            # Everyone is still seated: they leave only after the last game.
+            if player.host and player.games_finished < games:
+                await start()
+        elif kind == "error":
+            player.errors.append(message["code"])
+            if message.get("for") == "draw" and number is not None:
+                # The drawing was refused: end the round for this player anyway.
+                await connection.send({"type": "done", "round": number})
+    await connection.send({"type": "leave"})
+
+
+async def play_room(players, connect, *, games, rounds, timeout=60.0):
+    """Seat `players` in one room (the first one hosts) and play; `connect()` opens a Connection.
+
+    Returns the players (with their rounds filled in).
+    """
+    welcomed = asyncio.Event()
+    connections = []
+
+    async def run(player, first):
+        connection = await connect()
+        connections.append(connection)
+        try:
+            await play(player, connection, games=games, rounds=rounds, room_size=len(players),
+                       timeout=timeout, welcomed=welcomed if first else None)
+        finally:
+            try:
+                await connection.close()
+            except Exception:  # already closed by the server after `leave`
+                pass
+
+    host = asyncio.ensure_future(run(players[0], True))
+    # The first to join becomes the host: the others wait for its welcome.
+    waiter = asyncio.ensure_future(welcomed.wait())
+    await asyncio.wait({host, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if host.done():
+        waiter.cancel()
+        host.result()
+        return players
+    others = [asyncio.ensure_future(run(p, False)) for p in players[1:]]
+    await asyncio.gather(host, *others)
+    return players
