@@ -72,7 +72,9 @@ def daphne_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Per module: Playwright's sync API keeps an event loop running in this thread
+# while it is open, which the asyncio tests of other modules cannot share.
+@pytest.fixture(scope="module")
 def browser():
     from tests.live import launch_chromium
 
