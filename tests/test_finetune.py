@@ -91,8 +91,9 @@ def test_finetune_creates_an_active_version_with_metrics(mnist_dir, model_dir, t
     assert metrics["activation"]["activated"] is True
 
     # The next run starts from this one: it is the parent, and the decision
-    # follows the measured accuracies of both on the same sets.
-    child = finetune(mnist_dir, limit=400, epochs=1, batch_size=32)
+    # follows the measured accuracies of both on the same sets (strictly, with
+    # no tolerance).
+    child = finetune(mnist_dir, limit=400, epochs=1, batch_size=32, tolerance=0.0)
     assert child.parent == row and child.training["from"] == row.version
     assert child.metrics["baseline"]["version"] == row.version
     assert child.metrics["baseline"]["mnist_test"]["accuracy"] == mnist_test["accuracy"]
@@ -205,6 +206,23 @@ def test_approved_drawings_join_the_training_data(mnist_dir, model_dir, trainer_
     call_command("finetune", data_dir=str(mnist_dir), from_scratch=True, limit=400,
                  dry_run=True, verbosity=1, holdout_fraction=0, drawings_weight=1)
     assert "Training on 402 samples (2 collected drawings)" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_canvas_style_training_digits(mnist_dir, model_dir, trainer_settings, capsys):
+    train_digits = datasets.mnist_split("train", mnist_dir, limit=30)
+    redrawn = datasets.canvas_style(train_digits, 20)
+    assert len(redrawn) == 20
+    assert redrawn.labels.tolist() == train_digits.labels[:20].tolist()
+    # The same digits, drawn anew: similar ink, different pixels.
+    assert not torch.equal(redrawn.images, train_digits.images[:20])
+    assert (redrawn.images > 128).any(dim=(1, 2)).all()
+
+    call_command("finetune", data_dir=str(mnist_dir), from_scratch=True, limit=400,
+                 canvas_train=50, dry_run=True, verbosity=1)
+    assert "Training on 450 samples" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="--canvas-train must not be negative"):
+        call_command("finetune", data_dir=str(mnist_dir), canvas_train=-1, verbosity=0)
 
 
 def test_the_recorded_command_line_is_the_one_typed():

@@ -53,6 +53,8 @@ DEFAULT_LR_SCRATCH = 3e-3
 DEFAULT_LR_FINETUNE = 5e-4
 # One fixed canvas-style set, so that the accuracies of all versions compare.
 CANVAS_SEED = 0
+# Canvas-style renderings of training digits (--canvas-train) use other draws.
+CANVAS_TRAIN_SEED = 1
 # Percentage points of MNIST test (and canvas-style) accuracy a new version may
 # lose and still be activated: a version that learns players' drawings pays
 # for it with a few MNIST digits, and a few digits in 10,000 are noise.
@@ -89,6 +91,7 @@ class FinetuneOptions:
     weight_decay: float = 1e-4
     augment: bool = True
     threads: int | None = None
+    canvas_train: int = 0
     include_pending: bool = False
     holdout_fraction: float = drawings.DEFAULT_HOLDOUT_FRACTION
     drawings_weight: float = drawings.DEFAULT_WEIGHT
@@ -227,6 +230,8 @@ def run_finetune(options, log=print):
         raise FinetuneError("--lr must be positive")
     if options.threads is not None and options.threads < 1:
         raise FinetuneError("--threads must be at least 1")
+    if options.canvas_train < 0:
+        raise FinetuneError("--canvas-train must not be negative")
     try:
         drawings.check_fraction(options.holdout_fraction)
     except ValueError as exc:
@@ -276,12 +281,20 @@ def _run_locked(options, device, model_dir, log):
     mnist_part = train_mnist.head(options.limit)
     train_data, drawing_samples = drawings.mix(
         mnist_part, collected.train, options.drawings_weight, seed=options.seed)
+    n_canvas_train = min(options.canvas_train, options.limit or options.canvas_train)
+    if n_canvas_train:
+        try:
+            canvas_train = datasets.canvas_style(train_mnist, n_canvas_train, CANVAS_TRAIN_SEED)
+        except ImportError as exc:
+            raise FinetuneError(f"--canvas-train needs trainer.canvas_eval: {exc}") from exc
+        train_data = datasets.concatenate(train_data, canvas_train)
     canvas_data, canvas_note = load_canvas_set(test_data, seed=CANVAS_SEED, limit=options.limit)
     if canvas_note:
         log(canvas_note)
     sets = _evaluation_sets(test_data, canvas_data, collected.heldout)
     data_counts = {
         "mnist_train": len(mnist_part),
+        "canvas_train": n_canvas_train,
         # Collected drawings used for training (each counted once).
         "collected": len(collected.train),
         "collected_weight": options.drawings_weight,

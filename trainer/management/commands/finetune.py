@@ -37,6 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("--weight-decay", type=float, default=1e-4)
         parser.add_argument("--no-augment", action="store_true",
                             help="train on the images as they are")
+        parser.add_argument("--canvas-train", type=int, default=0, metavar="N",
+                            help="also train on the first N MNIST train digits redrawn the way "
+                                 "the site's canvas draws (built once, then cached)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--data-dir", default=None,
                             help="folder with the MNIST IDX files (default: MNIST_DATA_DIR)")
@@ -78,6 +81,7 @@ class Command(BaseCommand):
             activate=not opts["no_activate"], optimizer=opts["optimizer"],
             label_smoothing=opts["label_smoothing"], weight_decay=opts["weight_decay"],
             augment=not opts["no_augment"], threads=opts["threads"], verbosity=opts["verbosity"],
+            canvas_train=opts["canvas_train"],
             include_pending=opts["include_pending"], holdout_fraction=opts["holdout_fraction"],
             drawings_weight=opts["drawings_weight"], tolerance=opts["tolerance"],
             command_line=command_line(sys.argv, opts),
