@@ -4,10 +4,12 @@ Runs the real training step (augmentation, forward, backward, AdamW) on
 batches of MNIST train in a few measured chunks after a warm-up, and reports
 the median samples per second and the seconds per 60,000-digit epoch it
 implies, plus the augmentation alone and evaluation (forward only) for
-comparison. The medians make one chunk slowed by another process count less.
+comparison, with one torch thread and with torch's default (one per core):
+on a small shared machine one thread is often the faster. The medians make
+one chunk slowed by another process count less.
 Results go to bench/results/training.json.
 
-    python bench/bench_training.py [--chunks 5] [--batches 20] [--threads N]
+    python bench/bench_training.py [--chunks 5] [--batches 20] [--threads 1,0]
 """
 
 import argparse
@@ -45,8 +47,14 @@ def main():
     parser.add_argument("--chunks", type=int, default=5)
     parser.add_argument("--batches", type=int, default=20, help="batches per measured chunk")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", default="1,0",
+                        help="comma-separated torch thread counts to measure; 0 = torch's "
+                             "default (default: 1,0)")
     args = parser.parse_args()
+    try:
+        thread_counts = [int(t) for t in args.threads.split(",") if t.strip()]
+    except ValueError:
+        parser.error("--threads takes whole numbers separated by commas")
 
     setup_django()
     import torch
@@ -57,8 +65,7 @@ def main():
     from trainer.augment import AugmentConfig, augment_batch
     from trainer.training import TrainConfig, build_optimizer, seed_everything
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    default_threads = torch.get_num_threads()
     seed_everything(0)
     data = datasets.mnist_split("train", args.data_dir)
     model = build_model()
@@ -98,16 +105,21 @@ def main():
 
     load_before = os.getloadavg()
     results = {}
-    for name, step in (("train_step", train_step), ("augment_only", augment_step),
-                       ("eval_forward", eval_step)):
-        measure(step, 1, 3, args.batch_size)  # warm-up: allocator, kernels
-        rates = measure(step, args.chunks, args.batches, args.batch_size)
-        median = statistics.median(rates)
-        results[name] = {
-            "samples_per_second_median": round(median, 1),
-            "samples_per_second_chunks": [round(r, 1) for r in rates],
-            "seconds_per_epoch": round(EPOCH / median, 1),
-        }
+    for threads in thread_counts:
+        threads = threads or default_threads
+        torch.set_num_threads(threads)
+        for name, step in (("train_step", train_step), ("augment_only", augment_step),
+                           ("eval_forward", eval_step)):
+            measure(step, 1, 3, args.batch_size)  # warm-up: allocator, kernels
+            rates = measure(step, args.chunks, args.batches, args.batch_size)
+            median = statistics.median(rates)
+            results[f"{name}@{threads}"] = {
+                "measure": name,
+                "threads": threads,
+                "samples_per_second_median": round(median, 1),
+                "samples_per_second_chunks": [round(r, 1) for r in rates],
+                "seconds_per_epoch": round(EPOCH / median, 1),
+            }
 
     report = {
         "benchmark": "training",
@@ -122,13 +134,12 @@ def main():
     }
     path = write_results("training", report)
 
-    print(f"{'measure':<14}{'samples/s (median)':>20}{'s per 60k epoch':>18}")
-    for name, values in results.items():
-        print(f"{name:<14}{values['samples_per_second_median']:>20.0f}"
-              f"{values['seconds_per_epoch']:>18.1f}")
+    print(f"{'measure':<14}{'threads':>8}{'samples/s (median)':>20}{'s per 60k epoch':>18}")
+    for values in results.values():
+        print(f"{values['measure']:<14}{values['threads']:>8}"
+              f"{values['samples_per_second_median']:>20.0f}{values['seconds_per_epoch']:>18.1f}")
     print(f"load average before/after: {report['load_average_before'][0]} / "
-          f"{report['load_average_after'][0]}; torch threads: "
-          f"{report['machine']['torch_threads']}")
+          f"{report['load_average_after'][0]} on {os.cpu_count()} CPUs")
     print(f"written to {path.relative_to(BASE_DIR)}")
 
 
