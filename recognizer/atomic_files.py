@@ -22,6 +22,9 @@ def atomic_writer(path):
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp makes the file private; other processes (a web server under
+        # another user) must be able to read what is written here.
+        os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
