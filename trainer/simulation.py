@@ -115,15 +115,14 @@ def _bbox(strokes):
 
 def cross_seven(strokes, rng):
     """Add the bar across a seven's stem, a little below half its height."""
-    (left, top), (right, bottom) = _bbox(strokes)
+    (_, top), (_, bottom) = _bbox(strokes)
     height = max(bottom - top, 1.0)
     level = top + height * rng.uniform(0.5, 0.6)
     points = np.vstack(strokes)
     near = points[np.abs(points[:, 1] - level) < max(1.5, 0.08 * height)]
     if len(near) == 0:
         return strokes
-    # The stem is the right-most ink at that height in a seven drawn
-    # top-left to bottom-left; its middle works for any seven.
+    # At that height a seven has only its stem: the bar crosses there.
     centre = float(np.median(near[:, 0]))
     half = height * rng.uniform(0.17, 0.22)
     bar = np.array([[centre - half, level], [centre + half, level + rng.normal(0.0, 0.3)]])
@@ -132,7 +131,7 @@ def cross_seven(strokes, rng):
 
 def flag_one(strokes, rng, foot=True):
     """Give a one a long upstroke flag at the top and, with `foot`, a base."""
-    (left, top), (right, bottom) = _bbox(strokes)
+    (_, top), (_, bottom) = _bbox(strokes)
     height = max(bottom - top, 1.0)
     points = np.vstack(strokes)
     top_point = points[np.argmin(points[:, 1])]
@@ -188,10 +187,10 @@ class PlayerStyle:
         (left, top), (right, bottom) = _bbox(strokes)
         centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
         slant = self.slant + rng.normal(0.0, self.style.slant_within_player)
-        # The slant replaces the MNIST writer's own (MNIST digits lean by up
-        # to 20 degrees either way): the player's hand is what shows.
-        tilted = self.style.slant or self.style.rotation
-        shear = math.tan(math.radians(slant)) - own_lean(strokes) if tilted else 0.0
+        # A slant or tilt replaces the MNIST writer's own lean (up to 20
+        # degrees either way): the player's hand is what shows.
+        replaces_lean = self.style.slant or self.style.rotation
+        shear = math.tan(math.radians(slant)) - own_lean(strokes) if replaces_lean else 0.0
         turn = math.radians(self.rotation + rng.normal(0.0, self.style.rotation_within_player))
         cos, sin = math.cos(turn), math.sin(turn)
         out = []
@@ -204,11 +203,6 @@ class PlayerStyle:
             out.append(np.column_stack([centre_x + cos * dx - sin * dy,
                                         centre_y + sin * dx + cos * dy]))
         return out
-
-    def as_dict(self):
-        return {"style": self.style.name, "slant": round(self.slant, 2),
-                "rotation": round(self.rotation, 2), "width": round(self.width, 3),
-                "one_foot": self.one_foot}
 
 
 def styled_drawing(image28, label, player_style, rng):
