@@ -134,10 +134,12 @@ class PlayerSession:
         self.last_rate_error = 0.0
         self.pending = None
         self.scorer = None
-        # The newest scored drawing not yet written, and the task writing it:
-        # scoring never waits for the database, and a slow database gets
-        # fewer, newer writes instead of a queue.
-        self.unrecorded = None
+        # The newest scored drawing not yet written, per (game, round), and the
+        # task writing them: scoring never waits for the database, a slow
+        # database gets fewer, newer writes instead of a queue, and a write that
+        # outlasts the results pause cannot let the next round's drawings
+        # replace the last one of the round before.
+        self.unrecorded = {}
         self.recorder = None
         self.last_record = 0.0
         self.flush = asyncio.Event()
@@ -459,21 +461,23 @@ class PlayerSession:
         })
         if reached:
             self.reaching = True  # nothing drawn after this counts
-        self.unrecorded = (game, round_number, target, drawing.as_json(),
-                           input_to_bytes(image), prediction, received_at, reached)
+        self.unrecorded[(game, round_number)] = (
+            game, round_number, target, drawing.as_json(), input_to_bytes(image), prediction,
+            received_at, reached)
         if self.recorder is None or self.recorder.done():
             self.recorder = self._spawn(self._record_pending())
 
     async def _record_pending(self):
-        while self.unrecorded is not None:
+        while self.unrecorded:
+            key = next(iter(self.unrecorded))  # the oldest round first
             wait = self.last_record + RECORD_INTERVAL - time.monotonic()
-            reached = self.unrecorded[-1]
+            reached = self.unrecorded[key][-1]
             if wait > 0 and not reached and not self.flush.is_set():
                 try:
                     await asyncio.wait_for(self.flush.wait(), wait)
                 except TimeoutError:
                     pass
-            item, self.unrecorded = self.unrecorded, None
+            item = self.unrecorded.pop(key)
             self.last_record = time.monotonic()
             try:
                 await asyncio.shield(self._record(*item))
