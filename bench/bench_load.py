@@ -317,6 +317,20 @@ print(json.dumps({{"model": version.version, "origin": origin, "rooms": codes}})
 """
 
 
+def settled_stored(database_url, codes, quiet=3.0, limit=60.0):
+    """The stored drawings once writes still queued in the servers have landed:
+    an overloaded server writes the last drawings of a round seconds late."""
+    deadline = time.monotonic() + limit
+    stored = fetch_stored(database_url, codes)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        again = fetch_stored(database_url, codes)
+        if len(again) == len(stored):
+            return again
+        stored = again
+    return stored
+
+
 def fetch_stored(database_url, codes):
     """(player, game, round) -> strokes of the drawings stored for these rooms."""
     query = ("SELECT player_id, game_id, round_number, strokes FROM recognizer_drawing "
@@ -395,8 +409,7 @@ def run_mode(name, args, workdir):
         client_cpu = time.process_time() - client_before
         cpu_after = [cpu_seconds(s.process.pid) for s in servers]
         crashed = [s.port for s in servers if s.process.poll() is not None]
-        time.sleep(1.0)  # the last disconnect handlers finish their writes
-        stored = fetch_stored(servers[0].env["DATABASE_URL"], info["rooms"])
+        stored = settled_stored(servers[0].env["DATABASE_URL"], info["rooms"])
 
     latencies = [s * 1000 for p in players for s in p.latencies]
     guesses = sum(p.guesses_in_window for p in players)
