@@ -7,6 +7,7 @@ approves them, `finetune` trains on them, and the held-out players' drawings
 are read better afterwards.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -36,11 +37,14 @@ ORIGIN = b"http://localhost"
 # The loop on small data: eight players, twenty drawings each, three of them
 # held out; a thousand MNIST digits, each collected drawing weighing ten (the
 # default), one epoch of 32 steps at a peak rate above finetune's default,
-# which is made for a whole MNIST epoch.
+# which is made for a whole MNIST epoch. The players turn their digits by 45
+# degrees, further than the `tilted` style's 35: on this little data a
+# milder habit can leave the held-out players' few misread digits unchanged.
 PLAYERS, GAMES, HELD_OUT = 8, 2, 3
+TILT = 45.0
 FINETUNE_LIMIT = 1000
 DRAWINGS_WEIGHT = 10
-FINETUNE_LR = 2e-3
+FINETUNE_LR = 1e-3
 
 
 def add_drawing(player, label=3, status="approved", user=None, number=0, fill=200):
@@ -275,10 +279,11 @@ async def test_styled_players_play_and_the_finetuned_model_reads_their_style(
     shipped = await sync_to_async(register_shipped_model)()
     await sync_to_async(get_service().refresh)(force=True)
 
-    # Players who turn every digit about 35 degrees, each drawing every digit
-    # once a game from their own MNIST train digits.
+    # Players who turn every digit, each drawing every digit once a game from
+    # their own MNIST train digits.
     train = await sync_to_async(mnist_split)("train", mnist_dir)
-    players = make_players("tilted", train.images.numpy(), train.labels.numpy(),
+    style = dataclasses.replace(STYLES["tilted"], rotation=TILT)
+    players = make_players(style, train.images.numpy(), train.labels.numpy(),
                            count=PLAYERS, per_digit=GAMES, seed=0)
     room = await sync_to_async(create_room)(
         "styled", rounds=10, seconds=30.0, results_seconds=0.0, target_confidence=1.0,
