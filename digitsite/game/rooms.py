@@ -425,12 +425,17 @@ def start_game(code, player_id, rounds=None):
         room.game_number += 1
         room.game_rounds = rounds
         room.targets = targets
-        room.round = 1
-        room.target = targets[0]
-        room.state = Room.State.PLAYING
-        room.round_started_at = at
-        room.ends_at = at + timedelta(seconds=room.round_seconds)
-        room.save()
+        return _begin_round(room, 1, at)
+
+
+def _begin_round(room, number, at):
+    """Start round `number` (from 1) of the room's game at `at`; the room is locked."""
+    room.round = number
+    room.target = room.targets[number - 1]
+    room.state = Room.State.PLAYING
+    room.round_started_at = at
+    room.ends_at = at + timedelta(seconds=room.round_seconds)
+    room.save()
     return [round_start_message(room), room_message(room)]
 
 
@@ -725,13 +730,7 @@ def next_round(code, game_id, round_number):
         if (room.state != Room.State.RESULTS or room.game_id != game_id
                 or room.round != round_number or at < room.ends_at):
             return []
-        room.round = round_number + 1
-        room.target = room.targets[round_number]
-        room.state = Room.State.PLAYING
-        room.round_started_at = at
-        room.ends_at = at + timedelta(seconds=room.round_seconds)
-        room.save()
-    return [round_start_message(room), room_message(room)]
+        return _begin_round(room, round_number + 1, at)
 
 
 def advance(code):
