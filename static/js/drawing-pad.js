@@ -132,6 +132,9 @@ export class DrawingPad {
     if (event.pointerType === "mouse" && event.button !== 0) return;
     if (this.pointCount >= MAX_POINTS) return;
     event.preventDefault();
+    // The pen touched now: the first point of a drawing is at t = 0, however
+    // long the pointer capture and layout below take.
+    const now = performance.now();
     this._activePointer = event.pointerId;
     try {
       this.canvas.setPointerCapture(event.pointerId);
@@ -139,11 +142,11 @@ export class DrawingPad {
       // Synthetic events may have no capturable pointer; drawing still works.
     }
     if (this._startTime === null) {
-      this._startTime = performance.now();
+      this._startTime = now;
       this._startEpoch = Date.now();
     }
     if (this._size === null) this._size = this._cssSize();
-    this._strokes.push([this._point(event)]);
+    this._strokes.push([this._point(event, now)]);
     this._scheduleRender();
     this._emit("start");
   }
@@ -195,7 +198,7 @@ export class DrawingPad {
     if (emit) this._emit("end");
   }
 
-  _point(event) {
+  _point(event, now = performance.now()) {
     const rect = this.canvas.getBoundingClientRect();
     const css = this._cssSize();
     const size = this._size || css;
@@ -204,7 +207,7 @@ export class DrawingPad {
     // Measured from the drawing surface, inside the canvas's CSS border.
     const x = clamp((event.clientX - rect.left - this.canvas.clientLeft) * sx, 0, size.width);
     const y = clamp((event.clientY - rect.top - this.canvas.clientTop) * sy, 0, size.height);
-    const t = Math.round(performance.now() - this._startTime);
+    const t = Math.round(now - this._startTime);
     return [round1(x), round1(y), t];
   }
 
