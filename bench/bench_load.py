@@ -2,9 +2,12 @@
 
 Every mode starts fresh Daphne processes on loopback, creates the rooms and
 lets the players play the game the way the page does for a fixed time: each
-player draws its digit progressively, sending the whole drawing 10 times a
-second for --draw-seconds, then says `done`; when a game is over its host
-starts the next one. Modes (all under the same load):
+player draws its digit progressively for --draw-seconds, the pen adding to it
+10 times a second; like the page, a player sends the whole drawing so far at
+most 10 times a second and only when its previous drawing has its guess (or
+waited 5 s), then waits briefly for the finished drawing's guess and says
+`done`; when a game is over its host starts the next one. Modes (all under
+the same load):
 
     one            1 process, SQLite and the in-memory layer (the embedded setup)
     one-unbatched  the same with RECOGNIZER_MAX_BATCH=1: no batched inference
@@ -21,9 +24,10 @@ window), guess latency p50/p95/p99 (a `draw` sent to its `guess`), errors
 `draw`/`done` refused because they reached the server after the round
 closed are counted apart as late refusals, as the page ignores them), and drawings
 stored against drawings submitted (every player and round that got a guess
-must have exactly one stored drawing: must be equal; how many stored drawings
-are not the last one the player saw scored is reported too), plus the servers'
-and the client's CPU time. Then the ratios two/one and batched/unbatched of
+saying its drawing was kept must have exactly one stored drawing, and nothing
+else is stored: must be equal; how many stored drawings are not the last one
+the player was told was kept is reported too), plus the servers' and the
+client's CPU time. Then the ratios two/one and batched/unbatched of
 guesses per second. Everything is bounded in time; results go to
 bench/results/load.json and the exit status is 1 when a mode has errors or
 lost drawings.
@@ -62,6 +66,10 @@ MODES = {
 }
 DEFAULT_MODES = ("one", "one-unbatched", "one-services", "two")
 UPDATES_PER_SECOND = 10
+# As the page: a drawing unanswered this long no longer holds the next one back.
+ANSWER_TIMEOUT = 5.0
+# How long a player waits for the guess of the finished drawing before `done`.
+DONE_WAIT = 2.0
 # What a server answers to a `draw` or `done` that arrives after the round
 # closed: the page expects these now and then and ignores them, so they are
 # counted apart from errors.
@@ -128,7 +136,7 @@ class Player:
         self.latencies = []  # seconds, for draws sent in the timed window
         self.guesses_in_window = 0
         self.draws_sent = 0
-        self.last_scored = {}  # (game, round) -> the drawing of the last guess
+        self.last_scored = {}  # (game, round) -> the drawing of the last kept guess
         self.errors = []
         self.late_refusals = 0
         self.late_guesses = 0
@@ -141,6 +149,14 @@ class Player:
         self.round_settled = asyncio.Event()  # no drawing of ours awaits storage
         self.round_settled.set()
         self.seq = 0
+        # What the page keeps to have one drawing at a time waiting for its guess.
+        self.round_number = None
+        self.latest = None  # step of the newest drawing on the pad
+        self.unsent = False
+        self.awaiting = None  # seq of the drawing waiting for its guess
+        self.awaiting_since = 0.0
+        self.last_send = -math.inf
+        self.send_timer = None
 
     async def connect(self):
         from websockets.asyncio.client import connect
@@ -186,13 +202,12 @@ class Player:
                 self.latencies.append(now - sent_at)
             if now <= self.clock["stop_at"]:
                 self.guesses_in_window += 1
-            key = (self.game, message["round"])
-            if key in self.ended:
-                # Scored after its round closed: not part of the round (the
-                # server refuses to record it), like a late draw.
-                self.late_guesses += 1
+            if message["kept"]:
+                self.last_scored[(self.game, message["round"])] = self.drawings[step][0]
             else:
-                self.last_scored[key] = self.drawings[step][0]
+                # Written after the player's round closed: not part of it.
+                self.late_guesses += 1
+            self.answered(message["seq"])
         elif kind == "round_start":
             self.game, self.round = message["game"], message["round"]
             if self.drawing_task is not None:
@@ -212,6 +227,8 @@ class Player:
             if self.host and not self.clock["stop"].is_set():
                 asyncio.ensure_future(self.start_game(delay=0.5))
         elif kind == "error":
+            if message.get("for") == "draw":
+                self.answered(None)
             if message["code"] in LATE_CODES and message.get("for") in ("draw", "done"):
                 self.late_refusals += 1
             else:
@@ -225,37 +242,91 @@ class Player:
         await self.ws.send(json.dumps({"type": "start"}))
 
     async def draw(self, round_number):
-        drew = False
+        self.round_number = round_number
+        self.awaiting = None
+        self.unsent = False
         try:
             # A person looks at the target before drawing.
             await asyncio.sleep(self.clock["rng"].uniform(0.5, 1.5) * self.clock["think"])
-            for step, (_, text) in enumerate(self.drawings):
+            for step in range(len(self.drawings)):
                 if self.clock["stop"].is_set():
                     break
-                self.seq += 1
-                self.sent[self.seq] = (time.perf_counter(), step)
-                await self.ws.send(
-                    f'{{"type":"draw","round":{round_number},"seq":{self.seq},"drawing":{text}}}')
-                self.draws_sent += 1
-                drew = True
+                self.latest = step
+                self.unsent = True
+                self.want_send()
                 await asyncio.sleep(1 / UPDATES_PER_SECOND)
-            # The page lets the last guess come back before the player is done.
-            await asyncio.sleep(0.3)
-            if drew:
-                await self.ws.send(json.dumps({"type": "done", "round": round_number}))
-            else:
+            if self.latest is None:
                 self.round_settled.set()
+                return
+            # The player watches the finished drawing's guess come back, then
+            # clicks done; the page sends the drawing at once if it is still held.
+            waited = time.perf_counter() + DONE_WAIT
+            while (self.unsent or self.awaiting is not None) and time.perf_counter() < waited:
+                await asyncio.sleep(0.02)
+            if self.unsent:
+                await self.send_draw()
+            await self.ws.send(json.dumps({"type": "done", "round": round_number}))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if not self.clock["closing"]:
                 self.errors.append(f"send failed: {exc!r}")
             self.round_settled.set()
+        finally:
+            if self.round_number == round_number:  # not yet the next round's
+                self.round_number = None
+                self.latest = None
+                if self.send_timer is not None:
+                    self.send_timer.cancel()
+                    self.send_timer = None
+
+    def want_send(self):
+        """The pad changed or a guess came back: send the newest drawing if the
+        page would (10 a second at most, one waiting for its guess at most)."""
+        now = time.perf_counter()
+        if (not self.unsent or self.round_number is None or self.send_timer is not None
+                or (self.awaiting is not None and now - self.awaiting_since < ANSWER_TIMEOUT)):
+            return
+        wait = self.last_send + 1 / UPDATES_PER_SECOND - now
+        if wait > 0:
+            self.send_timer = asyncio.get_running_loop().call_later(wait, self.send_later)
+        else:
+            self.send_later()
+
+    def send_later(self):
+        self.send_timer = None
+        if self.unsent and self.round_number is not None:
+            asyncio.ensure_future(self.send_draw())
+
+    async def send_draw(self):
+        self.seq += 1
+        step = self.latest
+        self.sent[self.seq] = (time.perf_counter(), step)
+        self.unsent = False
+        self.awaiting = self.seq
+        self.awaiting_since = self.last_send = time.perf_counter()
+        self.draws_sent += 1
+        try:
+            await self.ws.send(f'{{"type":"draw","round":{self.round_number},"seq":{self.seq},'
+                               f'"drawing":{self.drawings[step][1]}}}')
+        except Exception as exc:
+            if not self.clock["closing"]:
+                self.errors.append(f"send failed: {exc!r}")
+
+    def answered(self, seq):
+        if self.awaiting is None or (seq is not None and seq < self.awaiting):
+            return
+        self.awaiting = None
+        self.want_send()
 
     async def finish(self, timeout):
         """After the timed window: let the round in hand be stored, then leave."""
         try:
             await asyncio.wait_for(self.round_settled.wait(), timeout)
+            # A guess may still be on its way (kept after the round ended).
+            waited = time.perf_counter() + 10
+            while self.awaiting is not None and time.perf_counter() < waited:
+                await asyncio.sleep(0.05)
         except TimeoutError:
             self.errors.append("the round in hand did not end in time")
         self.clock["closing"] = True

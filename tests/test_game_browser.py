@@ -274,6 +274,112 @@ def test_a_dropped_connection_rejoins_the_same_seat(game_server, page):
     assert page.js_errors == []
 
 
+# Installed before the page's scripts: logs the draws the page sends and
+# holds every guess back 400 ms, as a busy server would.
+SLOW_GUESSES = """(() => {
+  const Native = window.WebSocket;
+  const log = window.socketLog = [];
+  window.WebSocket = class extends Native {
+    send(data) {
+      const message = JSON.parse(data);
+      if (message.type === "draw" || message.type === "done") {
+        log.push({way: "out", type: message.type, seq: message.seq ?? null,
+                  points: (message.drawing?.strokes ?? []).flat().length});
+      }
+      super.send(data);
+    }
+    addEventListener(type, listener, options) {
+      if (type !== "message") return super.addEventListener(type, listener, options);
+      return super.addEventListener(type, (event) => {
+        const message = JSON.parse(event.data);
+        if (message.type !== "guess") return listener.call(this, event);
+        setTimeout(() => {
+          log.push({way: "in", type: "guess", seq: message.seq, kept: message.kept});
+          listener.call(this, event);
+        }, 400);
+      }, options);
+    }
+  };
+})();"""
+
+
+def draw_slowly(page, digit, seconds):
+    """Draw `digit` in one pen stroke per stroke of it, taking about `seconds`."""
+    canvas = page.locator("canvas[data-pad]")
+    box = canvas.bounding_box()
+    strokes = DIGIT_STROKES[digit]
+    moves = 60
+    for stroke in strokes:
+        page.mouse.move(box["x"] + box["width"] * (0.1 + 0.8 * stroke[0][0]),
+                        box["y"] + box["height"] * (0.1 + 0.8 * stroke[0][1]))
+        page.mouse.down()
+        per_segment = max(1, moves // (len(stroke) - 1) // len(strokes))
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:], strict=False):
+            for k in range(1, per_segment + 1):
+                f = k / per_segment
+                page.mouse.move(box["x"] + box["width"] * (0.1 + 0.8 * (x0 + (x1 - x0) * f)),
+                                box["y"] + box["height"] * (0.1 + 0.8 * (y0 + (y1 - y0) * f)))
+                page.wait_for_timeout(seconds * 1000 / moves)
+        page.mouse.up()
+
+
+def test_the_page_keeps_one_drawing_waiting_for_its_guess(game_server, browser):
+    """With guesses slowed to 400 ms, the page sends a drawing only when the
+    previous one has its guess, still sends the newest drawing in the end, and
+    sends the finished drawing with `done` even while an older one waits."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(SLOW_GUESSES)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(game_server.url + "/")
+        page.fill("#id_name", "Flo")
+        page.click("form[action='/name/'] button[type=submit]")
+        page.click("form[action='/rooms/solo/'] button[type=submit]")
+        page.wait_for_selector("[data-room][data-connection-state='connected']",
+                               timeout=TIMEOUT_MS)
+        page.click("[data-start]")
+        # Not the target, so the model does not end the round early.
+        other = 0 if target_of(page) != 0 else 8
+        draw_slowly(page, other, seconds=2.5)
+        # The whole drawing goes out once the guess before it is back, and
+        # gets its own guess.
+        page.wait_for_function(
+            "() => { const last = socketLog.filter(e => e.way === 'out').at(-1);"
+            " const points = window.digitGame.pad.drawing.strokes.flat().length;"
+            " return last && last.points === points"
+            " && socketLog.some(e => e.way === 'in' && e.seq === last.seq); }",
+            timeout=TIMEOUT_MS)
+        log = page.evaluate("socketLog")
+        sent = [e for e in log if e["way"] == "out"]
+        waiting, most = set(), 0
+        for entry in log:
+            if entry["way"] == "out":
+                waiting.add(entry["seq"])
+            else:
+                waiting.discard(entry["seq"])
+            most = max(most, len(waiting))
+        # About 2.5 s of drawing at one guess per 400+ ms: several drawings,
+        # never two waiting at once (ten a second would be about 25, 4 waiting).
+        assert 3 <= len(sent) <= 12, sent
+        assert most == 1
+        assert all(e["kept"] for e in log if e["way"] == "in")
+
+        # More ink while a drawing waits, then done at once: the newest drawing
+        # goes out before `done` without waiting for the guess.
+        draw_slowly(page, 1, seconds=0.3)
+        page.locator("[data-done]").click()
+        page.wait_for_selector("[data-room][data-finished='true']", timeout=TIMEOUT_MS)
+        tail = [e for e in page.evaluate("socketLog") if e["way"] == "out"][len(sent):]
+        assert [e["type"] for e in tail[-2:]] == ["draw", "done"], tail
+        assert tail[-2]["points"] == page.evaluate(
+            "window.digitGame.pad.drawing.strokes.flat().length")
+        assert errors == []
+    finally:
+        context.close()
+
+
 def test_practice_page_guesses_while_drawing(game_server, page):
     page.goto(game_server.url + "/practice/")
     target = int(page.locator("[data-target]").inner_text())

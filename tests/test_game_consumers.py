@@ -137,6 +137,7 @@ async def test_solo_round_is_scored_and_stored(active_model):
     assert guess["digit"] == max(range(10), key=lambda d: guess["probabilities"][d])
     assert guess["top3"][0] == [guess["digit"], guess["probabilities"][guess["digit"]]]
     assert guess["target_probability"] == guess["probabilities"][start["target"]]
+    assert guess["kept"] is True and guess["reached"] is False
     await ada.send("done", round=1)
     finished = await ada.expect("player_finished")
     end = await ada.expect("round_end")
@@ -392,6 +393,35 @@ async def test_opted_out_players_drawings_are_not_stored(active_model):
     assert (await late.expect("game_over"))["leaderboard"] == over["leaderboard"]
     for client in (ada, bob, late):
         await client.close()
+
+
+@sync_to_async
+def round_progress(player_id, round_number):
+    from digitsite.models import RoundProgress
+
+    return RoundProgress.objects.get(seat__player_id=player_id, round_number=round_number)
+
+
+async def test_a_guess_marked_kept_comes_after_its_drawing_is_written(active_model):
+    """What a guess says was kept is in the database before the guess arrives,
+    so the drawing of the last kept guess is the one the round keeps."""
+    room = await new_room(rounds=1, solo=True, seconds=10.0)
+    ada = await join(room.code, "Ada")
+    await ada.send("start")
+    await ada.expect("round_start")
+    for seq in (1, 2, 3):
+        await ada.send("draw", round=1, seq=seq, drawing=seven(offset=10 * seq))
+        guess = await ada.expect("guess", seq=seq)
+        assert guess["kept"] is True
+        progress = await round_progress(ada.you["id"], 1)
+        assert progress.drawing == seven(offset=10 * seq)
+        assert progress.prediction == guess["digit"] and progress.guesses == seq
+        assert progress.probabilities == guess["probabilities"]
+    await ada.send("done", round=1)
+    await ada.expect("round_end")
+    [stored] = await stored_drawings(room_code=room.code)
+    assert stored.strokes == seven(offset=30)
+    await ada.close()
 
 
 async def test_fast_drawings_are_coalesced_and_the_newest_counts(active_model):

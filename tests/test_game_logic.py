@@ -323,6 +323,42 @@ def test_a_drawing_received_in_time_but_written_late_is_still_kept(room):
     assert drawing.probabilities[r.target] == pytest.approx(0.3)
 
 
+def test_a_drawing_received_before_done_but_written_after_it_is_kept(room):
+    """`done` overtakes the write of a drawing sent before it (the session waits
+    for the write only so long): the drawing is kept, and a second late write
+    for the same round does not replace it."""
+    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    rooms.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    received = rooms.now()
+    events = rooms.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    assert events[0]["reason"] == "done" and events[0]["points"] == 0
+    assert Drawing.objects.count() == 0
+
+    accepted, messages = rooms.record_guess(
+        room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
+        prediction=prediction(r.target, 0.4), target=r.target, received_at=received)
+    assert accepted and messages == []
+    [drawing] = Drawing.objects.all()
+    assert drawing.player_id == ada.seat.player_id and drawing.strokes == DRAWING
+    again, _ = rooms.record_guess(
+        room.code, ada.seat.player_id, r.game_id, 1, drawing={**DRAWING, "width": 50.0},
+        input_bytes=INPUT, prediction=prediction(r.target, 0.4), target=r.target,
+        received_at=received)
+    assert not again and Drawing.objects.get().strokes == DRAWING
+    # Bob says done too; a drawing of his received after that is not kept,
+    # nor one whose receipt time is unknown.
+    rooms.finish_player(room.code, bob.seat.player_id, r.game_id, 1, "done")
+    for received_at in (rooms.now(), None):
+        assert rooms.record_guess(
+            room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
+            prediction=prediction(r.target, 0.4), target=r.target,
+            received_at=received_at) == (False, [])
+    assert Drawing.objects.count() == 1
+    progress = RoundProgress.objects.get(seat__player_id=ada.seat.player_id)
+    assert progress.finished and progress.reason == "done" and progress.points == 0
+
+
 def test_disconnect_during_a_round_stores_the_drawing(room):
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
     rooms.start_game(room.code, ada.seat.player_id)

@@ -514,12 +514,15 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             return True, []
     with transaction.atomic():
         room = _lock_room(code)
-        if (room.state != Room.State.PLAYING or room.game_id != game_id
-                or room.round != round_number or at >= closes_at(room)):
-            late = received_at is not None and room.game_id == game_id and _record_late(
+
+        def late():
+            return received_at is not None and _record_late(
                 room, player_id, game_id, round_number, drawing=drawing,
                 input_bytes=input_bytes, prediction=prediction, received_at=received_at)
-            return late, []
+
+        if (room.state != Room.State.PLAYING or room.game_id != game_id
+                or room.round != round_number or at >= closes_at(room)):
+            return late(), []
         seat = Seat.objects.filter(player_id=player_id, room=room).first()
         if seat is None or seat.gone:
             return False, []
@@ -533,7 +536,9 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         if reached:
             updates["reached_at"] = at
         if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(**updates):
-            return False, []
+            # The player's round ended (`done`, a disconnect) while this
+            # drawing waited for its write.
+            return late(), []
         if not reached:
             return True, []
         progress.refresh_from_db()
@@ -546,17 +551,17 @@ def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes
     """Keep a drawing that reached the server before the player's round ended
     but was written after, when the round kept no drawing for the player.
 
-    Under overload the write can land after the round closed; without this the
-    player would have seen a guess for a drawing that is then lost. The points
-    announced with the round's results stay as they were. Runs with the room
-    locked.
+    Under overload the write can land after the round closed (even after the
+    next game began): the player drew in time, so the drawing is still kept.
+    The points announced with the round's results stay as they were. Runs
+    with the room locked.
     """
     progress = (RoundProgress.objects.select_related("seat")
                 .filter(seat__player_id=player_id, room=room, game_id=game_id,
                         round_number=round_number, finished=True, drawing__isnull=True)
                 .first())
     if (progress is None or progress.seat.gone or progress.finished_at is None
-            or received_at > progress.finished_at + GRACE):
+            or received_at > progress.finished_at):
         return False
     updates = _progress_updates(prediction, float(prediction.probabilities[progress.target]),
                                 drawing, input_bytes)

@@ -40,10 +40,6 @@ RATE_BURST = 30
 FLOOD_DROPS = 100
 FLOOD_WINDOW = 5.0
 JOIN_TIMEOUT = 30.0
-# A player's latest scored drawing is written at most this often (and at
-# once when their round ends); it stays below the round's grace period so the
-# drawing scored last before the end is the one written.
-RECORD_INTERVAL = 0.2
 MAX_TOKEN_LENGTH = 200
 
 CLOSE_LEAVE = 1000
@@ -134,16 +130,6 @@ class PlayerSession:
         self.last_rate_error = 0.0
         self.pending = None
         self.scorer = None
-        # The newest scored drawing not yet written, per (game, round), and the
-        # task writing them: scoring never waits for the database, a slow
-        # database gets fewer, newer writes instead of a queue, and a write that
-        # outlasts the results pause cannot let the next round's drawings
-        # replace the last one of the round before.
-        self.unrecorded = {}
-        self.recorder = None
-        self.last_record = 0.0
-        self.flush = asyncio.Event()
-        self.reaching = False
         self.join_timer = None
         self.deadline_task = None
         self.deadline_ms = None
@@ -170,8 +156,8 @@ class PlayerSession:
         """The socket is gone: keep the seat for the rejoin window, store what was drawn."""
         self.closed = True
         for task in list(self.tasks):
-            # Scoring and recording go on: the drawing in hand must still be kept.
-            if task is not self.scorer and task is not self.recorder:
+            # Scoring goes on: the drawing in hand must still be kept.
+            if task is not self.scorer:
                 task.cancel()
         if self.player_id is None or self.left:
             return
@@ -353,14 +339,15 @@ class PlayerSession:
         rounds = _field(message, "rounds", int, required=False)
         await self.broadcast_all(await db(rooms.start_game)(self.code, self.player_id, rounds))
 
-    def _check_round(self, round_number):
+    def _check_round(self, round_number, at=None):
         room = self.room
         if room is None or room["state"] != "playing":
             raise GameError("not_playing", "no round is being played now")
         if round_number != room["round"]:
             raise GameError("wrong_round", f"round {round_number} is not the current round "
                                            f"({room['round']})")
-        if room["ends_at"] is not None and time.time() * 1000 >= room["ends_at"]:
+        at_ms = (time.time() if at is None else at.timestamp()) * 1000
+        if room["ends_at"] is not None and at_ms >= room["ends_at"]:
             raise GameError("not_playing", f"time is up for round {round_number}")
         if self.finished:
             raise GameError("already_finished", "your round is already over")
@@ -369,16 +356,17 @@ class PlayerSession:
         round_number = _field(message, "round", int)
         raw = _field(message, "drawing", dict)
         seq = _field(message, "seq", int, required=False)
-        self._check_round(round_number)
+        # When the drawing arrived decides whether it counts for the round,
+        # however late its write lands (see rooms.record_guess).
+        received_at = rooms.now()
+        self._check_round(round_number, received_at)
         if _count_points(raw) > MAX_POINTS:
             raise GameError("too_many_points", f"a drawing has at most {MAX_POINTS} points")
         room = self.room
-        received_at = rooms.now()
         # Only the newest drawing waiting is scored, and only it is checked in
         # full: a fast sender cannot queue work or make the server parse
         # drawings nobody will look at.
-        self.pending = (raw, seq, room["game"], round_number, room["target"],
-                        room["settings"]["target_confidence"], received_at)
+        self.pending = (raw, seq, room["game"], round_number, room["target"], received_at)
         if self.scorer is None or self.scorer.done():
             self.scorer = self._spawn(self._score_pending())
 
@@ -407,15 +395,9 @@ class PlayerSession:
     # -- scoring -------------------------------------------------------------
 
     async def _drain(self, timeout=10.0):
-        """Wait until the drawing in hand (if any) is scored and recorded."""
-        self.flush.set()
-        try:
-            for attr in ("scorer", "recorder"):
-                task = getattr(self, attr)
-                if task is not None and not task.done():
-                    await asyncio.wait({task}, timeout=timeout)
-        finally:
-            self.flush.clear()
+        """Wait until the drawing in hand (if any) is scored and written."""
+        if self.scorer is not None and not self.scorer.done():
+            await asyncio.wait({self.scorer}, timeout=timeout)
 
     async def _score_pending(self):
         from recognizer.inference import ModelUnavailable
@@ -437,17 +419,28 @@ class PlayerSession:
                 logger.exception("scoring a drawing in room %s failed", self.code)
                 await self.error("internal", "the server failed to score the drawing", "draw")
 
-    async def _score(self, raw, seq, game, round_number, target, confidence, received_at):
+    async def _score(self, raw, seq, game, round_number, target, received_at):
         from recognizer.inference import get_service
         from recognizer.preprocessing import input_to_bytes
 
-        if self.finished or self.reaching:
+        if self.finished:
             return
         drawing, image = await asyncio.to_thread(_prepare, raw)
         prediction = await get_service().apredict(image)
+        # The drawing is written before its guess goes out, so a guess marked
+        # `kept` is a promise: this drawing is the player's for the round.
+        # An overloaded server then answers fewer drawings, later, but never
+        # loses one it told the player about.
+        kept, events = await db(rooms.record_guess)(
+            self.code, self.player_id, game, round_number,
+            drawing=drawing.as_json(), input_bytes=input_to_bytes(image),
+            prediction=prediction, target=target, received_at=received_at,
+        )
         p_target = float(prediction.probabilities[target])
-        reached = p_target >= confidence
-        # The guess goes out before the database write: it is what the player waits for.
+        reached = any(m["type"] == "player_finished" and m["player"] == self.player_id
+                      and m["reason"] == "reached" for m in events)
+        if reached:
+            self.finished = True  # nothing drawn after this counts
         await self.send({
             "type": "guess",
             "round": round_number,
@@ -457,44 +450,9 @@ class PlayerSession:
             "probabilities": prediction.probabilities,
             "target_probability": p_target,
             "reached": reached,
+            "kept": kept,
             "model": prediction.version,
         })
-        if reached:
-            self.reaching = True  # nothing drawn after this counts
-        self.unrecorded[(game, round_number)] = (
-            game, round_number, target, drawing.as_json(), input_to_bytes(image), prediction,
-            received_at, reached)
-        if self.recorder is None or self.recorder.done():
-            self.recorder = self._spawn(self._record_pending())
-
-    async def _record_pending(self):
-        while self.unrecorded:
-            key = next(iter(self.unrecorded))  # the oldest round first
-            wait = self.last_record + RECORD_INTERVAL - time.monotonic()
-            reached = self.unrecorded[key][-1]
-            if wait > 0 and not reached and not self.flush.is_set():
-                try:
-                    await asyncio.wait_for(self.flush.wait(), wait)
-                except TimeoutError:
-                    pass
-            item = self.unrecorded.pop(key)
-            self.last_record = time.monotonic()
-            try:
-                await asyncio.shield(self._record(*item))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("recording a drawing in room %s failed", self.code)
-
-    async def _record(self, game, round_number, target, drawing, input_bytes, prediction,
-                      received_at, reached):
-        accepted, events = await db(rooms.record_guess)(
-            self.code, self.player_id, game, round_number,
-            drawing=drawing, input_bytes=input_bytes, prediction=prediction, target=target,
-            received_at=received_at,
-        )
-        if accepted and reached:
-            self.finished = True
         await self.broadcast_all(events)
 
     # -- what the room says --------------------------------------------------
@@ -509,7 +467,6 @@ class PlayerSession:
         elif kind == "round_start" and self.room is not None:
             if (message["game"], message["round"]) != (self.room["game"], self.room["round"]):
                 self.finished = False
-                self.reaching = False
             self.room.update(state="playing", game=message["game"], round=message["round"],
                              target=message["target"], ends_at=message["ends_at"])
             self._set_deadline(message["ends_at"] + GRACE_MS)
@@ -532,8 +489,6 @@ class PlayerSession:
             snapshot["game"], snapshot["round"])
         if me is not None and (new_round or me["finished"]):
             self.finished = me["finished"]
-        if new_round:
-            self.reaching = False
         if snapshot["state"] == "playing":
             self._set_deadline(snapshot["ends_at"] + GRACE_MS)
         elif snapshot["state"] == "results":

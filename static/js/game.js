@@ -8,6 +8,8 @@ import {h, percent, renderBars, resetBars} from "./game-ui.js";
 const OPT_OUT_KEY = "digit-game-opt-out";
 // About ten live guesses a second, as the protocol asks.
 const DRAW_EVERY_MS = 100;
+// A drawing still unanswered after this long no longer holds the next one back.
+const ANSWER_TIMEOUT_MS = 5000;
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
 const root = document.querySelector("[data-room]");
@@ -62,6 +64,11 @@ const game = {
   finished: false, // my round is over
   seq: 0,
   shownSeq: -1,
+  // At most one drawing waits for its guess: a busy server gets fewer, newer
+  // drawings instead of a queue of stale ones, and answers sooner.
+  unsent: false, // the pad changed since the last drawing went out
+  awaiting: null, // seq of the drawing waiting for its guess
+  awaitingSince: 0,
   lastRoundEnd: null,
   leaving: false,
 };
@@ -95,9 +102,11 @@ const pad = new DrawingPad($("[data-pad]"), {
     ui.done.disabled = !canDraw() || drawing.strokes.length === 0;
     if (!canDraw() || drawing.strokes.length === 0) {
       sendDrawing.cancel();
+      game.unsent = false;
       if (drawing.strokes.length === 0) showNoGuess();
       return;
     }
+    game.unsent = true;
     sendDrawing();
     if (reason === "end") sendDrawing.flush();
   },
@@ -110,8 +119,11 @@ function canDraw() {
 }
 
 // The drawing is read when the message goes out, so it is always the latest.
-const sendDrawing = throttle(() => {
-  if (!canDraw() || pad.isEmpty()) return;
+function sendLatest({force = false} = {}) {
+  if (!canDraw() || pad.isEmpty() || !game.unsent) return;
+  const waiting = game.awaiting !== null
+    && performance.now() - game.awaitingSince < ANSWER_TIMEOUT_MS;
+  if (waiting && !force) return; // goes out when the guess comes back
   const drawing = pad.drawing;
   // Point times count from the round's start, as the protocol asks.
   const shift = game.roundStartLocal !== null && pad.startedAt !== null
@@ -120,12 +132,33 @@ const sendDrawing = throttle(() => {
     for (const stroke of drawing.strokes) for (const point of stroke) point[2] += shift;
   }
   game.seq += 1;
-  connection.send({type: "draw", round: game.round, seq: game.seq, drawing});
-}, DRAW_EVERY_MS);
+  if (connection.send({type: "draw", round: game.round, seq: game.seq, drawing})) {
+    game.unsent = false;
+    game.awaiting = game.seq;
+    game.awaitingSince = performance.now();
+  }
+}
+
+const sendDrawing = throttle(() => sendLatest(), DRAW_EVERY_MS);
+
+// The server answered the drawing waiting (a guess, or a refusal without seq).
+function answered(seq) {
+  if (game.awaiting === null || (seq != null && seq < game.awaiting)) return;
+  game.awaiting = null;
+  if (game.unsent) sendDrawing();
+}
+
+function resetSending() {
+  sendDrawing.cancel();
+  game.unsent = false;
+  game.awaiting = null;
+}
 
 ui.done.addEventListener("click", () => {
   if (!canDraw()) return;
-  sendDrawing.flush();
+  // The finished drawing goes out even while an older one waits for its guess.
+  sendDrawing.cancel();
+  sendLatest({force: true});
   connection.send({type: "done", round: game.round});
   ui.done.disabled = true;
 });
@@ -191,7 +224,11 @@ const handlers = {
     say(message.rejoined ? "Reconnected to your seat." : "");
     applyRoom(message.room);
     // A drawing made while offline gets its guess now.
-    if (canDraw() && !pad.isEmpty()) sendDrawing();
+    game.awaiting = null;
+    if (canDraw() && !pad.isEmpty()) {
+      game.unsent = true;
+      sendDrawing();
+    }
   },
   room(message) {
     applyRoom(message);
@@ -200,7 +237,9 @@ const handlers = {
     startRound(message);
   },
   guess(message) {
-    if (message.round !== game.round || (message.seq ?? 0) < game.shownSeq) return;
+    if (message.round !== game.round) return;
+    answered(message.seq);
+    if ((message.seq ?? 0) < game.shownSeq) return;
     game.shownSeq = message.seq ?? game.shownSeq;
     showGuess(message.digit, message.probabilities, message.target_probability);
     if (message.reached) finishMine(`Recognised! The model is ${percent(message.target_probability)} sure.`);
@@ -225,6 +264,7 @@ const handlers = {
     showGameOver(message);
   },
   error(message) {
+    if (message.for === "draw") answered(null);
     // A draw after the round ended is expected now and then; nothing to show.
     if (["not_playing", "wrong_round", "already_finished"].includes(message.code)
       && message.for === "draw") return;
@@ -293,7 +333,7 @@ function startRound(message) {
   root.dataset.state = "playing";
   root.dataset.round = String(message.round);
   root.dataset.finished = "false";
-  sendDrawing.cancel();
+  resetSending();
   pad.clear();
   pad.setEnabled(true);
   ui.done.disabled = true;
@@ -310,7 +350,7 @@ function startRound(message) {
 
 function finishMine(text) {
   game.finished = true;
-  sendDrawing.cancel();
+  resetSending();
   pad.setEnabled(false);
   ui.done.disabled = true;
   showOverlay(text, true);
@@ -402,7 +442,7 @@ const REASONS = {
 function showRoundEnd(message) {
   game.lastRoundEnd = message;
   game.finished = true;
-  sendDrawing.cancel();
+  resetSending();
   pad.setEnabled(false);
   ui.done.disabled = true;
   showOverlay(message.final ? "Game over" : `Round ${message.round} is over`, true);
