@@ -44,8 +44,13 @@ test: setup-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
+# Every benchmark in turn (about 40 minutes on 2 cores); results in bench/results/.
 bench: setup-dev
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/bench_inference.py
+	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_load.py --players 16 --rooms 4 --seconds 30 --modes one --output load-16
+	$(BIN)/python bench/bench_load.py
+	$(BIN)/python bench/bench_feedback_loop.py
 
 clean:
 	rm -rf $(VENV) staticfiles artifacts

@@ -42,6 +42,7 @@ database number are used and removed afterwards.
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import math
@@ -149,6 +150,7 @@ class Player:
         self.round_settled = asyncio.Event()  # no drawing of ours awaits storage
         self.round_settled.set()
         self.seq = 0
+        self.recent = collections.deque(maxlen=8)  # for reports of a stuck round
         # What the page keeps to have one drawing at a time waiting for its guess.
         self.round_number = None
         self.latest = None  # step of the newest drawing on the pad
@@ -193,6 +195,8 @@ class Player:
     def on_message(self, message):
         kind = message["type"]
         now = time.perf_counter()
+        self.recent.append((round(now - self.clock["start"], 2), kind, message.get("round"),
+                            message.get("code") or message.get("reason")))
         if kind == "guess":
             sent = self.sent.pop(message["seq"], None)
             if sent is None:
@@ -328,7 +332,8 @@ class Player:
             while self.awaiting is not None and time.perf_counter() < waited:
                 await asyncio.sleep(0.05)
         except TimeoutError:
-            self.errors.append("the round in hand did not end in time")
+            self.errors.append(f"the round in hand did not end in time (room {self.room}; "
+                               f"last messages: {list(self.recent)})")
         self.clock["closing"] = True
         await self.ws.close()
 

@@ -129,17 +129,28 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# How many undelivered messages the channel layer holds before it drops more.
+# channels_redis keeps the messages for all of a process's connections under
+# one Redis key, so its default of 100 is a process-wide limit: a burst such
+# as 25 rooms ending a round together exceeds it, and group messages past it
+# are dropped. Unread messages still expire after 60 s.
+CHANNEL_LAYER_CAPACITY = int(os.environ.get("CHANNEL_LAYER_CAPACITY", "5000"))
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 gives sockets a 5 s read timeout, as long as the layer's
-            # blocking receive: idle sockets would be torn down every 5 s.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+            "CONFIG": {
+                # redis-py 8 gives sockets a 5 s read timeout, as long as the
+                # layer's blocking receive: idle sockets would be torn down
+                # every 5 s.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "capacity": CHANNEL_LAYER_CAPACITY,
+            },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
+                                  "CONFIG": {"capacity": CHANNEL_LAYER_CAPACITY}}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -225,5 +236,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # Reports group messages dropped for a full channel, at INFO.
+        "channels_redis": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

@@ -188,6 +188,39 @@ async def test_the_redis_layer_carries_messages_and_groups_between_processes(red
         await two.close_pools()
 
 
+async def test_the_configured_redis_layer_keeps_a_burst_of_room_messages(redis_url):
+    """channels_redis counts its capacity per process, not per connection: 25
+    rooms ending a round together send one process hundreds of group messages
+    before it reads any. With the library's default capacity (100) most would
+    be dropped; the site's setting keeps them all, in order."""
+    from channels_redis.core import RedisChannelLayer
+    from django.conf import settings
+
+    config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [redis_url]}
+    sender, receiver = RedisChannelLayer(**config), RedisChannelLayer(**config)
+    burst = 25 * 3 * 8  # rooms x messages at a round's end x players, to spare
+    try:
+        channels = [await receiver.new_channel() for _ in range(8)]
+        for room in range(25):
+            await sender.group_add(f"room-{room}", channels[room % 8])
+        for n in range(burst):
+            await sender.group_send(f"room-{n % 25}", {"type": "game.event", "n": n})
+        received = []
+        for channel in channels:
+            while True:
+                try:
+                    message = await asyncio.wait_for(receiver.receive(channel), 0.5)
+                except TimeoutError:
+                    break
+                received.append(message["n"])
+        assert sorted(received) == list(range(burst))
+        default = RedisChannelLayer(hosts=[redis_url])
+        assert default.capacity < burst <= config["capacity"]
+    finally:
+        await sender.close_pools()
+        await receiver.close_pools()
+
+
 # -- health and model versions across processes ----------------------------
 
 
