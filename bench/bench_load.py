@@ -144,6 +144,7 @@ class Player:
         self.ended = set()  # (game, round) whose round_end arrived
         self.rounds_ended = 0
         self.games_started = 0
+        self.games_over = set()
         self.game = None
         self.round = None
         self.drawing_task = None
@@ -228,7 +229,11 @@ class Player:
                 self.drawing_task.cancel()
             self.round_settled.set()
         elif kind == "game_over":
-            if self.host and not self.clock["stop"].is_set():
+            # A connection that missed a broadcast is caught up with the same
+            # messages again: one start per game.
+            if (self.host and not self.clock["stop"].is_set()
+                    and message["game"] not in self.games_over):
+                self.games_over.add(message["game"])
                 asyncio.ensure_future(self.start_game(delay=0.5))
         elif kind == "error":
             if message.get("for") == "draw":

@@ -424,6 +424,47 @@ async def test_a_guess_marked_kept_comes_after_its_drawing_is_written(active_mod
     await ada.close()
 
 
+async def test_a_client_whose_round_end_broadcast_was_lost_is_caught_up(active_model,
+                                                                          monkeypatch):
+    """The channel layer loses the broadcasts that end the game (channels_redis
+    drops group messages past its capacity, and a process can die after acting
+    and before broadcasting): the connection sees its view of the room fall
+    behind the database and sends its client the results and the room itself."""
+    from digitsite.consumers import GameConsumer
+
+    lost = []
+    broadcast = GameConsumer.broadcast
+
+    async def lossy_broadcast(self, message):
+        if message["type"] in ("round_end", "game_over") or message.get("state") == "finished":
+            lost.append(message["type"])
+            return
+        await broadcast(self, message)
+
+    monkeypatch.setattr(GameConsumer, "broadcast", lossy_broadcast)
+    room = await new_room(rounds=1, solo=True, seconds=1.0)
+    ada = await join(room.code, "Ada")
+    await ada.send("start")
+    start = await ada.expect("round_start")
+    await ada.send("draw", round=1, seq=1, drawing=seven())
+    guess = await ada.expect("guess")
+    # The round ends by the timer; everything that says so is lost on the way.
+    end = await ada.expect("round_end", timeout=15)
+    assert lost == ["round_end", "game_over", "room"]
+    assert end["final"] and end["target"] == start["target"]
+    [result] = end["results"]
+    assert result["player"] == ada.you["id"] and result["reason"] == "time"
+    assert result["drawing"] == seven() and result["digit"] == guess["digit"]
+    over = await ada.expect("game_over")
+    assert [row["player"] for row in over["leaderboard"]] == [ada.you["id"]]
+    snapshot = next(m for m in ada.seen if m["type"] == "room" and m["state"] == "finished")
+    assert snapshot["players"][0]["score"] == result["score"]
+    # The client's view is current again: the host may start the next game.
+    await ada.send("start")
+    assert (await ada.expect("round_start"))["game"] != start["game"]
+    await ada.close()
+
+
 async def test_fast_drawings_are_coalesced_and_the_newest_counts(active_model):
     room = await new_room(rounds=1, solo=True, seconds=5.0)
     ada = await join(room.code, "Ada")

@@ -389,7 +389,7 @@ def test_data_page_shows_a_class_and_the_active_models_mistakes(client, settings
     model, _ = versions.load_version(active_model)
     with torch.inference_mode():
         guesses = torch.cat([
-            model(torch.from_numpy(images[i:i + 500]).float().div(255)[:, None]).argmax(1)
+            model(torch.from_numpy(images[i:i + 500].copy()).float().div(255)[:, None]).argmax(1)
             for i in range(0, 1000, 500)
         ]).numpy()
     wrong = guesses != labels

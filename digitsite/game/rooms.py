@@ -275,9 +275,24 @@ def join(code, *, name=None, token=None, user=None, channel_name="", opt_out=Non
         room.refresh_from_db()
     result = JoinResult(room, seat, new_token, rejoined, replaced)
     result.events = [room_message(room)]
-    if room.state in (Room.State.RESULTS, Room.State.FINISHED) and room.game_id:
-        result.catch_up = _round_end_messages(room, room.game_id, room.round)
+    result.catch_up = _results_shown(room)
     return result
+
+
+def _results_shown(room):
+    """The last round's results (and the leaderboard) while the room shows them."""
+    if room.state in (Room.State.RESULTS, Room.State.FINISHED) and room.game_id:
+        return _round_end_messages(room, room.game_id, room.round)
+    return []
+
+
+def catch_up(code):
+    """What a connection that missed the room's broadcasts needs to send its
+    client: the room snapshot, then the results it shows. [] without a room."""
+    room = Room.objects.filter(code=code).first()
+    if room is None:
+        return []
+    return [room_message(room)] + _results_shown(room)
 
 
 def disconnect(player_id, channel_name):

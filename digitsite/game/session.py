@@ -41,6 +41,10 @@ FLOOD_DROPS = 100
 FLOOD_WINDOW = 5.0
 JOIN_TIMEOUT = 30.0
 MAX_TOKEN_LENGTH = 200
+# A connection whose view of the room is still behind the database this long
+# after a deadline missed a broadcast (its sender died, or the channel layer
+# dropped it) and catches its client up directly.
+CATCH_UP_AFTER = 4.0
 
 CLOSE_LEAVE = 1000
 CLOSE_TOO_LARGE = 1009
@@ -517,19 +521,37 @@ class PlayerSession:
                                 + random.uniform(0.0, 0.05))
             if deadline_ms != self.deadline_ms:
                 return
-            if await asyncio.shield(self._advance()):
-                return
-            # Not due yet, or another connection acted first: its broadcast
-            # replaces this timer. Should none come, look again.
+            await asyncio.shield(self._advance())
+            # Whoever moved the room on (this connection or another) broadcast
+            # it, and the broadcast replaces this timer. Should none come, look
+            # again.
             await asyncio.sleep(1.0)
             if deadline_ms != self.deadline_ms:
                 return
             phase = await db(rooms.phase)(self.code)
-            if phase is None or phase.closes_at is None or phase.state not in ("playing",
-                                                                             "results"):
+            if phase is None:
+                return
+            if self._behind(phase):
+                await asyncio.sleep(CATCH_UP_AFTER)
+                if deadline_ms == self.deadline_ms and not self.closed:
+                    await self._catch_up()
+                return
+            if phase.closes_at is None or phase.state not in ("playing", "results"):
                 return
             deadline_ms = rooms.epoch_ms(phase.closes_at)
             self.deadline_ms = deadline_ms
+
+    def _behind(self, phase):
+        room = self.room
+        return room is not None and (room["state"], room["game"], room["round"]) != (
+            phase.state, phase.game or None, phase.round)
+
+    async def _catch_up(self):
+        """Tell this client what the room's lost broadcasts would have told it."""
+        logger.warning("room %s: a broadcast did not arrive; catching the client up",
+                       self.code)
+        for message in await db(rooms.catch_up)(self.code):
+            await self.on_event(message)
 
     async def _advance(self):
         events = await db(rooms.advance)(self.code)
