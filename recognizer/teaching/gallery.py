@@ -83,7 +83,8 @@ def predict(model, images, batch_size=500):
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+            # A copy: the MNIST arrays are read-only views of the IDX files.
+            batch = torch.tensor(images[start:start + batch_size])
             logits = model(batch[:, None].float().div_(255.0))
             chunks.append(torch.softmax(logits, dim=1).numpy())
     if not chunks:
