@@ -532,9 +532,12 @@ class PlayerSession:
             if phase is None:
                 return
             if self._behind(phase):
+                # A busy server's broadcast may only be late: give it time.
                 await asyncio.sleep(CATCH_UP_AFTER)
                 if deadline_ms == self.deadline_ms and not self.closed:
-                    await self._catch_up()
+                    phase = await db(rooms.phase)(self.code)
+                    if phase is not None and self._behind(phase):
+                        await self._catch_up()
                 return
             if phase.closes_at is None or phase.state not in ("playing", "results"):
                 return
@@ -542,6 +545,7 @@ class PlayerSession:
             self.deadline_ms = deadline_ms
 
     def _behind(self, phase):
+        """This connection's view of the room is older than the database's."""
         room = self.room
         return room is not None and (room["state"], room["game"], room["round"]) != (
             phase.state, phase.game or None, phase.round)
