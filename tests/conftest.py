@@ -86,10 +86,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, artifacts_dir):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.js_errors = errors
-    yield page
-    context.close()
+    from tests.live import open_page
+
+    with open_page(browser, viewport={"width": 1280, "height": 900}) as page:
+        yield page

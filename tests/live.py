@@ -1,5 +1,6 @@
 """A real Daphne server in a subprocess, and headless Chromium, for end-to-end tests."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -113,3 +114,19 @@ def launch_chromium():
         playwright.stop()
         raise
     return playwright, browser
+
+
+@contextlib.contextmanager
+def open_page(browser, init_script=None, **context_options):
+    """A page in a fresh browser context; its uncaught script errors collect in
+    `page.js_errors`. `init_script` runs before the page's own scripts."""
+    context = browser.new_context(**context_options)
+    if init_script is not None:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    page.js_errors = []
+    page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+    try:
+        yield page
+    finally:
+        context.close()

@@ -9,6 +9,16 @@ import pytest
 BASE_DIR = Path(__file__).resolve().parent.parent
 ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+# A 7 drawn on a 300x300 canvas (with a cross bar), with point times in ms.
+SEVEN = {
+    "width": 300,
+    "height": 300,
+    "strokes": [
+        [[60, 50, 0], [240, 50, 120], [150, 260, 400]],
+        [[100, 150, 900], [200, 150, 1000]],
+    ],
+}
+
 
 def require(condition, reason):
     """Skip when `condition` is false, or fail under CI=true where all must be present."""

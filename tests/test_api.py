@@ -7,18 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.support import SEVEN
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/api/recognize"
-
-SEVEN = {
-    "width": 300,
-    "height": 300,
-    "strokes": [
-        [[60, 50, 0], [240, 50, 120], [150, 260, 400]],
-        [[100, 150, 900], [200, 150, 1000]],
-    ],
-}
 
 
 def post_json(client, payload, **extra):

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from tests.live import open_page
 from tests.support import BASE_DIR
 
 pytestmark = pytest.mark.browser
@@ -60,14 +61,9 @@ def game_server(daphne_server):
 @pytest.fixture
 def phone(browser):
     """A second player on a phone-sized, high-DPI, touch screen."""
-    context = browser.new_context(viewport={"width": 360, "height": 800},
-                                  device_scale_factor=2, has_touch=True)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.js_errors = errors
-    yield page
-    context.close()
+    with open_page(browser, viewport={"width": 360, "height": 800},
+                   device_scale_factor=2, has_touch=True) as page:
+        yield page
 
 
 def draw_digit(page, digit):
@@ -327,12 +323,7 @@ def test_the_page_keeps_one_drawing_waiting_for_its_guess(game_server, browser):
     """With guesses slowed to 400 ms, the page sends a drawing only when the
     previous one has its guess, still sends the newest drawing in the end, and
     sends the finished drawing with `done` even while an older one waits."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.add_init_script(SLOW_GUESSES)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    try:
+    with open_page(browser, SLOW_GUESSES, viewport={"width": 1280, "height": 900}) as page:
         page.goto(game_server.url + "/")
         page.fill("#id_name", "Flo")
         page.click("form[action='/name/'] button[type=submit]")
@@ -375,9 +366,7 @@ def test_the_page_keeps_one_drawing_waiting_for_its_guess(game_server, browser):
         assert [e["type"] for e in tail[-2:]] == ["draw", "done"], tail
         assert tail[-2]["points"] == page.evaluate(
             "window.digitGame.pad.drawing.strokes.flat().length")
-        assert errors == []
-    finally:
-        context.close()
+        assert page.js_errors == []
 
 
 def test_practice_page_guesses_while_drawing(game_server, page):
@@ -406,67 +395,65 @@ PAD_SETUP = """async () => {
 
 
 def test_drawing_pad_records_strokes_in_css_pixels(game_server, browser):
-    context = browser.new_context(viewport={"width": 800, "height": 600}, device_scale_factor=2)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(game_server.url + "/practice/")
-    page.evaluate(PAD_SETUP)
-    # The surface starts inside the 2 px border: (22, 32) on the page is (0, 0).
-    assert page.evaluate("[padTest.canvas.width, padTest.canvas.height]") == [400, 400]
-    page.mouse.move(22 + 10, 32 + 10)
-    page.mouse.down()
-    page.mouse.move(22 + 150, 32 + 120, steps=20)
-    page.mouse.up()
-    drawing = page.evaluate("padTest.pad.drawing")
-    assert (drawing["width"], drawing["height"]) == (200, 200)
-    [stroke] = drawing["strokes"]
-    assert len(stroke) >= 10
-    assert stroke[0][:2] == pytest.approx([10, 10], abs=1)
-    assert stroke[-1][:2] == pytest.approx([150, 120], abs=1)
-    times = [point[2] for point in stroke]
-    assert times[0] == 0 and times == sorted(times)
-    reasons = page.evaluate("padTest.reasons")
-    assert reasons[0] == "start" and "move" in reasons and reasons[-1] == "end"
-    # Ink where the line ran, none far from it (device pixels: twice the CSS ones).
-    ink = page.evaluate("""([x, y]) => padTest.canvas.getContext('2d')
-        .getImageData(x, y, 1, 1).data[3]""", [160, 130])
-    assert ink > 0
-    assert page.evaluate("padTest.canvas.getContext('2d').getImageData(380, 20, 1, 1).data[3]") == 0
+    with open_page(browser, viewport={"width": 800, "height": 600},
+                   device_scale_factor=2) as page:
+        page.goto(game_server.url + "/practice/")
+        page.evaluate(PAD_SETUP)
+        # The surface starts inside the 2 px border: (22, 32) on the page is (0, 0).
+        assert page.evaluate("[padTest.canvas.width, padTest.canvas.height]") == [400, 400]
+        page.mouse.move(22 + 10, 32 + 10)
+        page.mouse.down()
+        page.mouse.move(22 + 150, 32 + 120, steps=20)
+        page.mouse.up()
+        drawing = page.evaluate("padTest.pad.drawing")
+        assert (drawing["width"], drawing["height"]) == (200, 200)
+        [stroke] = drawing["strokes"]
+        assert len(stroke) >= 10
+        assert stroke[0][:2] == pytest.approx([10, 10], abs=1)
+        assert stroke[-1][:2] == pytest.approx([150, 120], abs=1)
+        times = [point[2] for point in stroke]
+        assert times[0] == 0 and times == sorted(times)
+        reasons = page.evaluate("padTest.reasons")
+        assert reasons[0] == "start" and "move" in reasons and reasons[-1] == "end"
+        # Ink where the line ran, none far from it (device pixels: twice the CSS ones).
+        ink = page.evaluate("""([x, y]) => padTest.canvas.getContext('2d')
+            .getImageData(x, y, 1, 1).data[3]""", [160, 130])
+        assert ink > 0
+        assert page.evaluate(
+            "padTest.canvas.getContext('2d').getImageData(380, 20, 1, 1).data[3]") == 0
 
-    # A second stroke, then undo and clear.
-    page.mouse.move(22 + 100, 32 + 20)
-    page.mouse.down()
-    page.mouse.move(22 + 100, 32 + 180, steps=10)
-    page.mouse.up()
-    assert len(page.evaluate("padTest.pad.drawing.strokes")) == 2
-    page.evaluate("padTest.pad.undo()")
-    assert len(page.evaluate("padTest.pad.drawing.strokes")) == 1
-    page.evaluate("padTest.pad.clear()")
-    assert page.evaluate("padTest.pad.isEmpty()") is True
-    assert page.evaluate("padTest.reasons.slice(-2)") == ["undo", "clear"]
+        # A second stroke, then undo and clear.
+        page.mouse.move(22 + 100, 32 + 20)
+        page.mouse.down()
+        page.mouse.move(22 + 100, 32 + 180, steps=10)
+        page.mouse.up()
+        assert len(page.evaluate("padTest.pad.drawing.strokes")) == 2
+        page.evaluate("padTest.pad.undo()")
+        assert len(page.evaluate("padTest.pad.drawing.strokes")) == 1
+        page.evaluate("padTest.pad.clear()")
+        assert page.evaluate("padTest.pad.isEmpty()") is True
+        assert page.evaluate("padTest.reasons.slice(-2)") == ["undo", "clear"]
 
-    # A disabled pad ignores the pointer.
-    page.evaluate("padTest.pad.setEnabled(false)")
-    page.mouse.move(22 + 50, 32 + 50)
-    page.mouse.down()
-    page.mouse.move(22 + 90, 32 + 90, steps=5)
-    page.mouse.up()
-    assert page.evaluate("padTest.pad.isEmpty()") is True
+        # A disabled pad ignores the pointer.
+        page.evaluate("padTest.pad.setEnabled(false)")
+        page.mouse.move(22 + 50, 32 + 50)
+        page.mouse.down()
+        page.mouse.move(22 + 90, 32 + 90, steps=5)
+        page.mouse.up()
+        assert page.evaluate("padTest.pad.isEmpty()") is True
 
-    # throttle: the first call runs at once, a burst collapses into one trailing call.
-    page.evaluate("for (let i = 0; i < 10; i++) padTest.throttled(i)")
-    assert page.evaluate("padTest.calls") == [0]
-    page.wait_for_function("padTest.calls.length >= 2", timeout=5000)
-    page.wait_for_timeout(200)
-    assert page.evaluate("padTest.calls") == [0, 9]
+        # throttle: the first call runs at once, a burst collapses into one trailing call.
+        page.evaluate("for (let i = 0; i < 10; i++) padTest.throttled(i)")
+        assert page.evaluate("padTest.calls") == [0]
+        page.wait_for_function("padTest.calls.length >= 2", timeout=5000)
+        page.wait_for_timeout(200)
+        assert page.evaluate("padTest.calls") == [0, 9]
 
-    # Reconnection backoff: grows exponentially, jittered, capped.
-    delays = page.evaluate("""[0, 1, 2, 3, 10].map((n) => [
-        padTest.backoffDelay(n, 500, 15000, () => 0),
-        padTest.backoffDelay(n, 500, 15000, () => 0.999)])""")
-    ceilings = [500, 1000, 2000, 4000, 15000]
-    assert [low for low, _ in delays] == [c // 2 for c in ceilings]
-    assert all(0.99 * c <= high <= c for (_, high), c in zip(delays, ceilings, strict=True))
-    assert errors == []
-    context.close()
+        # Reconnection backoff: grows exponentially, jittered, capped.
+        delays = page.evaluate("""[0, 1, 2, 3, 10].map((n) => [
+            padTest.backoffDelay(n, 500, 15000, () => 0),
+            padTest.backoffDelay(n, 500, 15000, () => 0.999)])""")
+        ceilings = [500, 1000, 2000, 4000, 15000]
+        assert [low for low, _ in delays] == [c // 2 for c in ceilings]
+        assert all(0.99 * c <= high <= c for (_, high), c in zip(delays, ceilings, strict=True))
+    assert page.js_errors == []

@@ -17,21 +17,13 @@ from recognizer.network import build_model, count_parameters, describe_layers
 from recognizer.preprocessing import strokes_to_stages
 from recognizer.teaching import explain
 from recognizer.teaching.encoding import dequantise_maps, quantisation_step, quantise_maps
-from tests.support import register_random_model
+from tests.support import SEVEN, register_random_model
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STAGES_URL = "/learn/api/stages"
 ATTENTION_URL = "/learn/api/attention"
 
-SEVEN = {
-    "width": 300,
-    "height": 300,
-    "strokes": [
-        [[60, 50, 0], [240, 50, 120], [150, 260, 400]],
-        [[100, 150, 900], [200, 150, 1000]],
-    ],
-}
 ZERO = {
     "width": 300,
     "height": 300,

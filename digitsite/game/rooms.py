@@ -314,16 +314,24 @@ def disconnect(player_id, channel_name):
         if not changed:
             return []  # replaced by a newer connection, or already left
         seat.refresh_from_db()
-        if room.state == Room.State.PLAYING:
-            progress = RoundProgress.objects.filter(
-                seat=seat, game_id=room.game_id, round_number=room.round, drawing__isnull=False
-            ).first()
-            if progress is not None:
-                finished = _finish(room, seat, progress, "disconnected", at)
-                if finished:
-                    events.append(finished)
+        events += _end_players_round(room, seat, "disconnected", at, drew_only=True)
         _ensure_host(room)
     return events + _after_change(room.code)
+
+
+def _end_players_round(room, seat, reason, at, *, drew_only=False):
+    """Finish the seat's part in the round being played, if it has one (with a
+    drawing, when `drew_only`). Returns the `player_finished` message in a
+    list, or []. Runs with the room locked."""
+    if room.state != Room.State.PLAYING:
+        return []
+    progress = RoundProgress.objects.filter(seat=seat, game_id=room.game_id,
+                                            round_number=room.round)
+    if drew_only:
+        progress = progress.filter(drawing__isnull=False)
+    progress = progress.first()
+    finished = progress and _finish(room, seat, progress, reason, at)
+    return [finished] if finished else []
 
 
 def heartbeat(code, player_id, channel_name):
@@ -360,15 +368,7 @@ def heartbeat(code, player_id, channel_name):
                     connected=False, channel_name="", disconnected_at=seat.last_seen):
                 continue
             seat.refresh_from_db()
-            if room.state == Room.State.PLAYING:
-                progress = RoundProgress.objects.filter(
-                    seat=seat, game_id=room.game_id, round_number=room.round,
-                    drawing__isnull=False,
-                ).first()
-                if progress is not None:
-                    finished = _finish(room, seat, progress, "disconnected", at)
-                    if finished:
-                        events.append(finished)
+            events += _end_players_round(room, seat, "disconnected", at, drew_only=True)
         _ensure_host(room)
     return events + _after_change(code)
 
@@ -385,14 +385,7 @@ def leave(player_id):
         seat.refresh_from_db()
         if seat.gone:
             return []
-        if room.state == Room.State.PLAYING:
-            progress = RoundProgress.objects.filter(
-                seat=seat, game_id=room.game_id, round_number=room.round
-            ).first()
-            if progress is not None:
-                finished = _finish(room, seat, progress, "left", at)
-                if finished:
-                    events.append(finished)
+        events += _end_players_round(room, seat, "left", at)
         Seat.objects.filter(pk=seat.pk).update(
             gone=True, connected=False, channel_name="", disconnected_at=at, last_seen=at
         )
