@@ -28,16 +28,19 @@ def _strings(value):
             yield from _strings(item)
 
 
-def rows_containing(*needles):
+def rows_containing(*needles, apps_only=None):
     """[(model, pk, field)] for every stored value of every model (Django's own
-    included) that holds one of `needles`: a float equal to a float needle
-    (in a column or anywhere in a JSON value), a str needle inside text, a
-    bytes needle inside a binary column."""
+    included, or only those of the app labels in `apps_only`) that holds one
+    of `needles`: a float equal to a float needle (in a column or anywhere in
+    a JSON value), a str needle inside text, a bytes needle inside a binary
+    column."""
     floats = {n for n in needles if isinstance(n, float)}
     texts = [n for n in needles if isinstance(n, str)]
     blobs = [n for n in needles if isinstance(n, bytes)]
     found = []
     for model in apps.get_models(include_auto_created=True):
+        if apps_only is not None and model._meta.app_label not in apps_only:
+            continue
         for row in model._base_manager.all().iterator():
             for field in model._meta.concrete_fields:
                 value = field.value_from_object(row)
