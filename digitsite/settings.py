@@ -224,10 +224,19 @@ GAME_REJOIN_SECONDS = env_float("GAME_REJOIN_SECONDS", 60.0)
 # seats and round progress by `manage.py purge_old_data` (run it daily; see
 # docs/deployment.md). Collected drawings are training data and are kept
 # until staff delete them (or everything of their player) in the admin.
-DATA_RETENTION_DAYS = env_float("DATA_RETENTION_DAYS", 30.0)
-if not 0 < DATA_RETENTION_DAYS <= 36500:  # also refuses nan and inf
-    raise ImproperlyConfigured("DATA_RETENTION_DAYS must be a number of days, above 0 and "
-                               "at most 36500")
+def _retention_days(name, default):
+    raw = os.environ.get(name, "")
+    try:
+        days = float(raw) if raw.strip() else default
+    except ValueError:
+        days = float("nan")
+    if not 0 < days <= 36500:  # also refuses nan and inf
+        raise ImproperlyConfigured(f"{name} must be a number of days above 0 and at most "
+                                   f"36500, not {raw!r}")
+    return days
+
+
+DATA_RETENTION_DAYS = _retention_days("DATA_RETENTION_DAYS", 30.0)
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 # "plain" for a terminal, "json" (one object per line) for a log collector.

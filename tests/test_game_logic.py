@@ -1,10 +1,12 @@
 """Game rules and state transitions, without any server or socket."""
 
+import importlib
 import math
 import random
 from datetime import timedelta
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth.models import User
 from django.utils import timezone
 
@@ -491,6 +493,34 @@ def test_the_opt_out_in_force_when_the_round_ends_decides(room):
     assert {label for label, _, _ in rows_containing(*ada_round1)} == {
         "recognizer.Drawing", "game.RoundProgress"}
     assert Drawing.objects.filter(player_id=ada.seat.player_id).get().round_number == 1
+
+
+def test_the_migration_deletes_opted_out_drawings_of_rounds_already_over(room):
+    """Rows written before drawings were deleted at a round's end: the
+    migration deletes those of finished rounds and leaves the round being
+    played (its end deletes them)."""
+    migration = importlib.import_module("digitsite.migrations.0003_round_progress_drawing_deleted")
+    ada = seat(room.code, "Ada", opt_out=True)
+    bob = seat(room.code, "Bob")
+    rooms.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    for player in (ada, bob):
+        draw_private(room, player, 50, 0.5)
+    set_deadline_passed(r)
+    rooms.advance(room.code)
+    _, _, old_needles = private_drawing(50)
+    RoundProgress.objects.filter(seat=ada.seat).update(  # as an older version left it
+        drawing=private_drawing(50)[0], input_image=old_needles[1], drawing_deleted=False)
+    set_deadline_passed(r)
+    rooms.advance(room.code)  # round 2 is on
+    _, _, playing_needles = draw_private(room, ada, 51, 0.5)
+
+    migration.forget_opted_out_drawings(django_apps, None)
+    ada_rows = {p.round_number: p for p in RoundProgress.objects.filter(seat=ada.seat)}
+    assert ada_rows[1].drawing is None and ada_rows[1].input_image is None
+    assert ada_rows[1].drawing_deleted and ada_rows[1].points == 50
+    assert ada_rows[2].drawing is not None and not ada_rows[2].drawing_deleted
+    assert RoundProgress.objects.get(seat=bob.seat, round_number=1).drawing is not None
 
 
 def test_open_rooms_lists_joinable_rooms_only(db):

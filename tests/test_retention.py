@@ -154,3 +154,15 @@ def test_the_retention_comes_from_the_setting_or_the_option(data, settings):
         with pytest.raises(CommandError):
             purge("--days", bad)
     assert Room.objects.count() == 5
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "inf", "thirty"])
+def test_a_bad_retention_setting_stops_the_site_with_a_clear_error(tmp_path, value):
+    """Every process reads the setting at start-up: a value that would delete
+    everything (0, negative) or nothing ever (inf, text) is refused."""
+    from tests.test_deploy_check import manage
+
+    result = manage(tmp_path, {"DATA_RETENTION_DAYS": value}, "check")
+    assert result.returncode != 0
+    assert f"DATA_RETENTION_DAYS must be a number of days above 0 and at most 36500, " \
+           f"not {value!r}" in result.stderr
