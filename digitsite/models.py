@@ -109,6 +109,9 @@ class RoundProgress(models.Model):
     reason = models.CharField(max_length=16, blank=True)
     points = models.IntegerField(default=0)
     seconds = models.FloatField(null=True, blank=True)
+    # The player had opted out when the round ended: the strokes, the input
+    # and the probabilities were deleted then, and nothing may write them again.
+    drawing_deleted = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

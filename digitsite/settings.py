@@ -220,6 +220,24 @@ GAME_ROUND_SECONDS = env_float("GAME_ROUND_SECONDS", 20.0)
 GAME_TARGET_CONFIDENCE = env_float("GAME_TARGET_CONFIDENCE", 0.9)
 GAME_REJOIN_SECONDS = env_float("GAME_REJOIN_SECONDS", 60.0)
 
+# Privacy: rooms nobody has used for this many days are deleted with their
+# seats and round progress by `manage.py purge_old_data` (run it daily; see
+# docs/deployment.md). Collected drawings are training data and are kept
+# until staff delete them (or everything of their player) in the admin.
+def _retention_days(name, default):
+    raw = os.environ.get(name, "")
+    try:
+        days = float(raw) if raw.strip() else default
+    except ValueError:
+        days = float("nan")
+    if not 0 < days <= 36500:  # also refuses nan and inf
+        raise ImproperlyConfigured(f"{name} must be a number of days above 0 and at most "
+                                   f"36500, not {raw!r}")
+    return days
+
+
+DATA_RETENTION_DAYS = _retention_days("DATA_RETENTION_DAYS", 30.0)
+
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 # "plain" for a terminal, "json" (one object per line) for a log collector.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower() or "plain"

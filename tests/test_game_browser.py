@@ -270,6 +270,38 @@ def test_a_dropped_connection_rejoins_the_same_seat(game_server, page):
     assert page.js_errors == []
 
 
+def test_an_opted_out_players_results_say_the_drawing_was_not_kept(game_server, page):
+    """Opal opts out, plays a one-round game and says she is done: her result
+    card shows her points and "not kept" where the drawing and the model's
+    input were, since the server deleted them when the round ended."""
+    page.goto(game_server.url + "/")
+    page.fill("#id_name", "Opal")
+    page.click("form[action='/name/'] button[type=submit]")
+    page.wait_for_selector("[data-display-name]")
+    page.fill("#id_rounds", "1")
+    page.fill("#id_seconds", "60")
+    page.click("form[action='/rooms/new/'] button[type=submit]")
+    page.wait_for_selector("[data-room][data-connection-state='connected']", timeout=TIMEOUT_MS)
+    if not page.locator("[data-opt-out]").is_checked():
+        page.click("label.switch")
+    page.wait_for_function("() => window.digitGame.state.me && window.digitGame.state.me.opt_out",
+                           timeout=TIMEOUT_MS)
+    page.select_option("[data-start-rounds]", "1")
+    page.click("[data-start]")
+    draw_digit(page, target_of(page))
+    wait_for_guess(page)
+    finish_round(page)
+
+    page.wait_for_selector("[data-final]:not([hidden])", timeout=TIMEOUT_MS)
+    card = page.locator("[data-results-grid] .result")
+    assert card.count() == 1
+    assert card.locator(".thumb--deleted").all_inner_texts() == ["not kept", "not kept"]
+    assert card.locator("canvas[data-result-drawing], img.thumb--pixels").count() == 0
+    assert re.search(r"\+\d+", card.inner_text())
+    assert re.search(r"Guess: \d\n", card.inner_text() + "\n")
+    assert page.js_errors == []
+
+
 # Installed before the page's scripts: logs the draws the page sends and
 # holds every guess back 400 ms, as a busy server would.
 SLOW_GUESSES = """(() => {

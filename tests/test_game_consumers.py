@@ -13,6 +13,7 @@ from digitsite.game import create_room
 from digitsite.game import session as game_session
 from digitsite.models import Room, Seat
 from recognizer.models import Drawing
+from tests.tables import rows_containing
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -391,6 +392,54 @@ async def test_opted_out_players_drawings_are_not_stored(active_model):
     assert last["round"] == 2 and last["final"]
     assert {r["player"] for r in last["results"]} == {ada.you["id"], bob.you["id"]}
     assert (await late.expect("game_over"))["leaderboard"] == over["leaderboard"]
+    for client in (ada, bob, late):
+        await client.close()
+
+
+async def test_a_player_who_opts_out_mid_round_leaves_no_drawing_once_it_ends(active_model):
+    """Over the socket: Ada draws while opted in, opts out mid-round, says
+    `done`; Bob draws and says `done`, which ends the round. While it was on,
+    her progress held her drawing; after `round_end` no strokes, 28x28 input
+    or probabilities of hers remain in any table, and the results (and a late
+    joiner's catch-up) show her points with `drawing_deleted`. Bob's drawing
+    is stored. The round ends by everyone finishing: no timer is waited on."""
+    room = await new_room(rounds=1, seconds=120.0)
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    await ada.send("start")
+    for client in (ada, bob):
+        await client.expect("round_start")
+    await ada.send("draw", round=1, seq=1, drawing=seven(offset=0.123456))
+    guess = await ada.expect("guess", seq=1)
+    progress = await round_progress(ada.you["id"], 1)
+    assert progress.drawing == seven(offset=0.123456)
+    # Her coordinate, her input and the probabilities other than the target's
+    # (whose value the scoreboard keeps as target_probability).
+    target = (await room_row(room.code)).target
+    needles = (60.123456, bytes(progress.input_image),
+               *(p for digit, p in enumerate(guess["probabilities"]) if digit != target))
+    await ada.send("opt_out", value=True)
+    while not any(player["id"] == ada.you["id"] and player["opt_out"]
+                  for player in (await ada.expect("room", timeout=10))["players"]):
+        pass
+    await ada.send("done", round=1)
+    await ada.expect("player_finished", player=ada.you["id"])
+    await bob.send("draw", round=1, seq=1, drawing=one())
+    await bob.expect("guess", seq=1)
+    await bob.send("done", round=1)
+    ended = await ada.expect("round_end", timeout=10)
+
+    assert await sync_to_async(rows_containing)(*needles) == []
+    results = {r["player"]: r for r in ended["results"]}
+    mine = results[ada.you["id"]]
+    assert mine["drawing_deleted"] is True and mine["reason"] == "done"
+    assert mine["drawing"] is None and mine["input"] is None and mine["probabilities"] is None
+    assert mine["points"] == round(100 * guess["target_probability"])
+    assert results[bob.you["id"]]["drawing"] == one()
+    assert [d.player_id for d in await stored_drawings(room_code=room.code)] == [bob.you["id"]]
+    late = await join(room.code, "Late")
+    caught_up = await late.expect("round_end")
+    assert caught_up["results"] == ended["results"]
     for client in (ada, bob, late):
         await client.close()
 

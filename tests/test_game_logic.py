@@ -1,10 +1,12 @@
 """Game rules and state transitions, without any server or socket."""
 
+import importlib
 import math
 import random
 from datetime import timedelta
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth.models import User
 from django.utils import timezone
 
@@ -13,6 +15,7 @@ from digitsite.game.rules import GameError
 from digitsite.models import Room, RoundProgress, Seat
 from recognizer.inference import Prediction
 from recognizer.models import Drawing
+from tests.tables import rows_containing
 
 # -- pure rules ---------------------------------------------------------------
 
@@ -382,6 +385,142 @@ def test_opt_out_keeps_drawings_out(room):
                        input_bytes=INPUT, prediction=prediction(r.target, 0.95))
     assert Seat.objects.get(pk=ada.seat.pk).score > 0
     assert Drawing.objects.count() == 0
+
+
+def private_drawing(mark):
+    """A drawing, input and probabilities that only one player's are: `mark`
+    (1 to 99) is in a coordinate, every input byte and the probabilities, so
+    a search of every table finds any copy. Returns the needles too: the
+    coordinate, the input and (from draw_private) a non-target probability."""
+    x = 123.4567 + mark / 1e6
+    drawing = {"width": 280.0, "height": 280.0,
+               "strokes": [[[x, 40.0, 0.0], [200.0, 220.0, 350.0 + mark]]]}
+    image = bytes([mark]) * 784
+    return drawing, image, (x, image)
+
+
+def draw_private(room, player, mark, p_target, **fields):
+    r = Room.objects.get(pk=room.pk)
+    drawing, image, needles = private_drawing(mark)
+    guess = prediction(r.target, p_target)
+    accepted, events = rooms.record_guess(
+        room.code, player.seat.player_id, r.game_id, r.round, drawing=drawing,
+        input_bytes=image, prediction=guess, **fields)
+    other = (r.target + 1) % 10
+    return accepted, events, (*needles, guess.probabilities[other])
+
+
+def test_an_opted_out_players_drawing_leaves_no_trace_once_the_round_ends(room):
+    """Ada opted out from the start; Cy reached the target (her drawing was
+    stored) and opted out afterwards, still in the round. While the round is
+    on, Ada's drawing is in her progress (the round's end scores it); once it
+    ends, no strokes, input or probabilities of either remain in any table,
+    the results and a late joiner's catch-up show only their points, and a
+    drawing of Ada's received in time but written after the end (an
+    overloaded server) is dropped. Bob, opted in, keeps his."""
+    ada = seat(room.code, "Ada", opt_out=True)
+    bob, cy = seat(room.code, "Bob"), seat(room.code, "Cy")
+    rooms.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    _, _, ada_needles = draw_private(room, ada, 31, 0.4031)
+    _, _, bob_needles = draw_private(room, bob, 32, 0.4032)
+    _, events, cy_needles = draw_private(room, cy, 33, 0.9033)
+    assert events[0]["type"] == "player_finished" and events[0]["reason"] == "reached"
+    assert RoundProgress.objects.get(seat=ada.seat).drawing is not None
+    assert ("recognizer.Drawing", Drawing.objects.get(player_id=cy.seat.player_id).pk,
+            "strokes") in rows_containing(*cy_needles)
+    rooms.set_opt_out(cy.seat.player_id, True)
+    received = rooms.now()
+
+    set_deadline_passed(r)
+    ended = rooms.advance(room.code)
+    assert [m["type"] for m in ended] == ["round_end", "room"]
+    assert rows_containing(*ada_needles, *cy_needles) == []
+    assert {label for label, _, _ in rows_containing(*bob_needles)} == {
+        "recognizer.Drawing", "game.RoundProgress"}
+    results = {res["name"]: res for res in ended[0]["results"]}
+    for name, points, reason in (("Ada", 40, "time"), ("Cy", None, "reached")):
+        result = results[name]
+        assert result["drawing"] is None and result["input"] is None
+        assert result["probabilities"] is None and result["drawing_deleted"] is True
+        assert result["reason"] == reason and result["seconds"] is not None
+        assert result["digit"] is not None
+        assert result["points"] == (points if points is not None else result["points"]) > 0
+    assert results["Cy"]["points"] > 100  # reached, with the time bonus
+    assert results["Bob"]["drawing"] is not None and results["Bob"]["drawing_deleted"] is False
+    assert Seat.objects.get(pk=cy.seat.pk).score == results["Cy"]["points"]
+    late_view = rooms.catch_up(room.code)
+    assert late_view[1]["type"] == "round_end" and late_view[1]["results"] == ended[0]["results"]
+
+    accepted, _, _ = draw_private(room, ada, 31, 0.4031, target=r.target, received_at=received)
+    assert not accepted
+    rooms.set_opt_out(ada.seat.player_id, False)  # opting in later brings nothing back
+    accepted, _, _ = draw_private(room, ada, 31, 0.4031, target=r.target, received_at=received)
+    assert not accepted
+    assert rows_containing(*ada_needles, *cy_needles) == []
+    assert [d.player_id for d in Drawing.objects.all()] == [bob.seat.player_id]
+
+
+def test_the_opt_out_in_force_when_the_round_ends_decides(room):
+    """Round 1: Ada finishes (`done`) while opted out, then opts back in before
+    the round ends; Bob joins opted out, draws, and opts in: both drawings are
+    stored when the round ends. Ada opts out between rounds: her round-2
+    drawing is deleted at its end, her round-1 drawing stays."""
+    ada = seat(room.code, "Ada")
+    bob = seat(room.code, "Bob", opt_out=True)
+    rooms.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    _, _, ada_round1 = draw_private(room, ada, 41, 0.3041)
+    draw_private(room, bob, 42, 0.3042)
+    rooms.set_opt_out(ada.seat.player_id, True)
+    rooms.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    assert Drawing.objects.count() == 0
+    rooms.set_opt_out(ada.seat.player_id, False)
+    rooms.set_opt_out(bob.seat.player_id, False)
+    set_deadline_passed(r)
+    ended = rooms.advance(room.code)
+    assert not any(res["drawing_deleted"] for res in ended[0]["results"])
+    assert sorted(d.player_name for d in Drawing.objects.all()) == ["Ada", "Bob"]
+
+    rooms.set_opt_out(ada.seat.player_id, True)
+    set_deadline_passed(r)
+    assert rooms.advance(room.code)[0]["type"] == "round_start"
+    _, _, ada_round2 = draw_private(room, ada, 43, 0.3043)
+    events = rooms.finish_player(room.code, ada.seat.player_id, r.game_id, 2, "done")
+    events += rooms.finish_player(room.code, bob.seat.player_id, r.game_id, 2, "done")
+    assert "game_over" in [m["type"] for m in events]
+    assert rows_containing(*ada_round2) == []
+    assert {label for label, _, _ in rows_containing(*ada_round1)} == {
+        "recognizer.Drawing", "game.RoundProgress"}
+    assert Drawing.objects.filter(player_id=ada.seat.player_id).get().round_number == 1
+
+
+def test_the_migration_deletes_opted_out_drawings_of_rounds_already_over(room):
+    """Rows written before drawings were deleted at a round's end: the
+    migration deletes those of finished rounds and leaves the round being
+    played (its end deletes them)."""
+    migration = importlib.import_module("digitsite.migrations.0003_round_progress_drawing_deleted")
+    ada = seat(room.code, "Ada", opt_out=True)
+    bob = seat(room.code, "Bob")
+    rooms.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    for player in (ada, bob):
+        draw_private(room, player, 50, 0.5)
+    set_deadline_passed(r)
+    rooms.advance(room.code)
+    _, _, old_needles = private_drawing(50)
+    RoundProgress.objects.filter(seat=ada.seat).update(  # as an older version left it
+        drawing=private_drawing(50)[0], input_image=old_needles[1], drawing_deleted=False)
+    set_deadline_passed(r)
+    rooms.advance(room.code)  # round 2 is on
+    _, _, playing_needles = draw_private(room, ada, 51, 0.5)
+
+    migration.forget_opted_out_drawings(django_apps, None)
+    ada_rows = {p.round_number: p for p in RoundProgress.objects.filter(seat=ada.seat)}
+    assert ada_rows[1].drawing is None and ada_rows[1].input_image is None
+    assert ada_rows[1].drawing_deleted and ada_rows[1].points == 50
+    assert ada_rows[2].drawing is not None and not ada_rows[2].drawing_deleted
+    assert RoundProgress.objects.get(seat=bob.seat, round_number=1).drawing is not None
 
 
 def test_open_rooms_lists_joinable_rooms_only(db):

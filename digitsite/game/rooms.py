@@ -407,8 +407,12 @@ def set_opt_out(player_id, value):
     seat = Seat.objects.filter(player_id=player_id).select_related("room").first()
     if seat is None:
         return []
-    Seat.objects.filter(pk=seat.pk).update(opt_out=bool(value))
-    return [room_message(Room.objects.get(pk=seat.room_id))]
+    with transaction.atomic():
+        # Under the room's lock: a round that ends at the same moment reads
+        # the choice either before or after, never half-way.
+        room = _lock_room(seat.room.code)
+        Seat.objects.filter(pk=seat.pk).update(opt_out=bool(value))
+    return [room_message(room)]
 
 
 # -- games and rounds ---------------------------------------------------------
@@ -566,14 +570,22 @@ def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes
     """
     progress = (RoundProgress.objects.select_related("seat")
                 .filter(seat__player_id=player_id, room=room, game_id=game_id,
-                        round_number=round_number, finished=True, drawing__isnull=True)
+                        round_number=round_number, finished=True, drawing__isnull=True,
+                        drawing_deleted=False)
                 .first())
     if (progress is None or progress.seat.gone or progress.finished_at is None
             or received_at > progress.finished_at):
         return False
+    round_over = (room.state != Room.State.PLAYING or room.game_id != game_id
+                  or room.round != round_number)
+    if progress.seat.opt_out and round_over:
+        # The round's end deleted what an opted-out player drew; writing this
+        # one now would leave it in the table for good.
+        return False
     updates = _progress_updates(prediction, float(prediction.probabilities[progress.target]),
                                 drawing, input_bytes)
-    if not RoundProgress.objects.filter(pk=progress.pk, drawing__isnull=True).update(**updates):
+    if not RoundProgress.objects.filter(pk=progress.pk, drawing__isnull=True,
+                                        drawing_deleted=False).update(**updates):
         return False
     progress.refresh_from_db()
     if not progress.seat.opt_out:
@@ -678,6 +690,32 @@ def _store_drawing(room, seat, progress):
     )
 
 
+def _forget_opted_out_drawings(room, seats, game_id, round_number):
+    """The round is over: delete every trace of opted-out players' drawings.
+
+    The strokes (with their per-point times), the 28x28 input and the
+    probabilities were kept while the round ran, because whichever process
+    ends a player's round scores and stores the latest drawing. Once the
+    round is over only the scoreboard needs the row: points, seconds, the
+    reason, the guessed digit and the target's probability stay. A drawing
+    stored before the player opted out (they finished first) goes too, as
+    the opt-out covers the round that ends after it. Runs with the room
+    locked.
+    """
+    from recognizer.models import Drawing
+
+    opted_out = [seat for seat in seats if seat.opt_out]
+    if not opted_out:
+        return
+    RoundProgress.objects.filter(
+        room=room, game_id=game_id, round_number=round_number, seat__in=opted_out,
+    ).update(drawing=None, input_image=None, probabilities=None, drawing_deleted=True)
+    Drawing.objects.filter(
+        game_id=game_id, round_number=round_number,
+        player_id__in=[seat.player_id for seat in opted_out],
+    ).delete()
+
+
 def _all_finished(room):
     active = list(
         Seat.objects.filter(room=room, gone=False, connected=True).values_list("pk", flat=True)
@@ -719,8 +757,14 @@ def end_round(code, game_id, round_number, *, early=False):
         for progress in RoundProgress.objects.filter(
                 room=room, game_id=game_id, round_number=round_number):
             present.add(progress.seat_id)
+            seat = seats[progress.seat_id]
             if not progress.finished:
-                _finish(room, seats[progress.seat_id], progress, "time", at)
+                _finish(room, seat, progress, "time", at)
+            elif progress.drawing is not None and not seat.opt_out:
+                # Finished while opted out, then opted back in: the choice
+                # in force when the round ends decides (a no-op if stored).
+                _store_drawing(room, seat, progress)
+        _forget_opted_out_drawings(room, seats.values(), game_id, round_number)
         # Those who drew nothing get a row too: the round's results are then
         # fixed, whoever joins the room later.
         RoundProgress.objects.bulk_create([
@@ -788,6 +832,7 @@ def round_results(room, game_id, round_number):
             "name": seat.name,
             "drawing": entry.drawing,
             "input": input_data_url(entry.input_image),
+            "drawing_deleted": entry.drawing_deleted,
             "digit": entry.prediction,
             "probabilities": entry.probabilities,
             "target_probability": entry.target_probability,

@@ -460,12 +460,19 @@ function showRoundEnd(message) {
 }
 
 function resultCard(result, target) {
+  // An opted-out player's drawing was deleted when the round ended: say so
+  // instead of showing an empty frame.
+  const empty = () => result.drawing_deleted
+    ? h("div", {class: "thumb thumb--deleted"}, "not kept")
+    : h("div", {class: "thumb"});
   const input = result.input
     ? h("img", {class: "thumb thumb--pixels", src: result.input, alt: `What the model saw of ${result.name}'s drawing`, width: 28, height: 28})
-    : h("div", {class: "thumb"});
+    : empty();
   const guess = result.digit === null || result.digit === undefined
     ? "no guess"
-    : `${result.digit} (${percent(result.probabilities?.[result.digit])})`;
+    : result.probabilities
+      ? `${result.digit} (${percent(result.probabilities[result.digit])})`
+      : String(result.digit);
   return h("article", {class: "result", dataset: {player: result.player}},
     h("div", {class: "result__line"},
       h("span", {class: "result__name"}, result.name, result.player === game.me?.id ? " (you)" : ""),
@@ -474,7 +481,7 @@ function resultCard(result, target) {
       h("figure", {},
         result.drawing
           ? h("canvas", {class: "thumb", dataset: {resultDrawing: result.player}, role: "img", "aria-label": `${result.name}'s drawing`})
-          : h("div", {class: "thumb"}),
+          : empty(),
         h("figcaption", {}, "drawing")),
       h("figure", {}, input, h("figcaption", {}, "model input (28×28)"))),
     h("div", {class: "result__line"},
