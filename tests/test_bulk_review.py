@@ -38,7 +38,9 @@ def make_drawings(count=COUNT):
 
 
 def transactions(queries):
-    """The statements of each transaction, split at each BEGIN."""
+    """The statements of each transaction, split at each BEGIN (which only SQLite is sent)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("counts the BEGINs Django sends SQLite; PostgreSQL's are implicit")
     groups = []
     for query in queries:
         sql = query["sql"]
