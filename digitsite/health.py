@@ -3,9 +3,10 @@
 A load balancer polls it on every server process. It answers 200 when the
 database answers a query, the channel layer carries a message through a round
 trip, and the active model version's file is intact and is the one this
-process serves; 503 with the failing part named otherwise (a process serving
-an older version because the active one does not load says so). The process id is
-in the answer so that one can tell which process behind the proxy replied.
+process serves; 503 with the failing part named otherwise (a process that
+serves an older version because the active one does not load says which). The
+process id is in the answer so that one can tell which process behind the
+proxy replied.
 """
 
 import asyncio

@@ -149,12 +149,13 @@ class InferenceService:
                 model, metadata = versions.load_version(row)
             except CheckpointError as exc:
                 self.refused = Refusal(row.version, str(exc), attempt)
-                if current is None:
+                if current is not None:
+                    serving = f"still serving {current.version}"
+                else:
                     current = self._load_fallback(row)
-                logger.error(
-                    "refusing model version %s: %s; %s", row.version, exc,
-                    f"still serving {current.version}" if current else "no model to serve",
-                )
+                    serving = (f"serving {current.version} instead, the newest version that "
+                               "loads" if current else "no model to serve")
+                logger.error("refusing model version %s: %s; %s", row.version, exc, serving)
                 return self._serve_instead_of(row)
             self.refused = None
             self._loaded = LoadedModel(row.version, row.pk, row.sha256, model, metadata)

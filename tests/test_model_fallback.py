@@ -80,7 +80,8 @@ def test_a_broken_active_file_at_start_falls_back_and_heals_when_restored(
         for _ in range(3):
             assert service.refresh().version == "oldest"
     [error] = errors(caplog)
-    assert "refusing model version active" in error and "still serving oldest" in error
+    assert "refusing model version active" in error
+    assert "serving oldest instead, the newest version that loads" in error
     assert any("newer-broken cannot be loaded either" in r.getMessage()
                for r in caplog.records)
 
