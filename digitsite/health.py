@@ -3,8 +3,10 @@
 A load balancer polls it on every server process. It answers 200 when the
 database answers a query, the channel layer carries a message through a round
 trip, and the active model version's file is intact and is the one this
-process serves; 503 with the failing part named otherwise. The process id is
-in the answer so that one can tell which process behind the proxy replied.
+process serves; 503 with the failing part named otherwise (a process that
+serves an older version because the active one does not load says which). The
+process id is in the answer so that one can tell which process behind the
+proxy replied.
 """
 
 import asyncio
@@ -89,6 +91,16 @@ def _model_check():
     except ModelUnavailable as exc:
         result.setdefault("error", str(exc))
     result["loaded"] = service.current_version
+    refused = service.refused
+    if refused is not None and refused.version == row.version:
+        # Serving an older version (or none) because the active one does not
+        # load: a degraded process, which the balancer should see. A file
+        # problem found above stays the headline; this says what serves.
+        result["fallback"] = result["loaded"]
+        result.setdefault("error", (
+            f"the active version {row.version} cannot be loaded ({refused.error}); "
+            + (f"serving {result['loaded']} instead" if result["loaded"] else "serving nothing")
+        ))
     if result["checksum_ok"] and result["loaded"] != row.version:
         result.setdefault("error", f"this process serves {result['loaded']}, not {row.version}")
     result["ok"] = result["checksum_ok"] and result["loaded"] == row.version

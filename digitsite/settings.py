@@ -6,11 +6,12 @@ in-memory channel layer and the shipped model, with DEBUG off.
 """
 
 import os
-import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from digitsite.secret_key import is_production, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -45,22 +46,14 @@ VAR_DIR = Path(os.environ.get("DIGITSITE_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key():
-    key = os.environ.get("SECRET_KEY")
-    if key:
-        return key
-    # No key given: make one per installation and keep it, so sessions survive
-    # a restart without anyone having to invent a secret for a local run.
-    key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(64))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# Production: DIGITSITE_ENV=production, or (unset) ALLOWED_HOSTS naming a host
+# other than this machine. There SECRET_KEY must come from the environment;
+# elsewhere one is generated once into VAR_DIR and kept, so sessions survive
+# a restart without anyone having to invent a secret for a local run.
+PRODUCTION = is_production(os.environ.get("DIGITSITE_ENV"), ALLOWED_HOSTS)
+SECRET_KEY = secret_key(os.environ.get("SECRET_KEY"), VAR_DIR, PRODUCTION)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [

@@ -10,7 +10,10 @@ The worker also looks at the database every RECOGNIZER_RELOAD_SECONDS for the
 active model version, so an activation in the admin (or by `finetune`) reaches
 every process without a restart. A version whose file is corrupt or fails its
 checksum is refused with an error log line and the current model keeps
-serving.
+serving; a process that starts with such an active version serves the newest
+version that loads instead (and /healthz fails, naming both). The refused
+version is tried again whenever its file changes, so restoring the file heals
+every process without a restart.
 """
 
 import asyncio
@@ -28,8 +31,14 @@ from django.db import close_old_connections
 
 from recognizer import versions
 from recognizer.checkpoints import CheckpointError
+from recognizer.models import ModelVersion
 
 logger = logging.getLogger(__name__)
+
+# Versions tried, newest first, when the active one does not load at start-up.
+# A handful: a model folder whose newest several files are all broken has a
+# problem that serving something older would only hide.
+FALLBACK_CANDIDATES = 5
 
 
 class ModelUnavailable(Exception):
@@ -57,6 +66,25 @@ class _Request:
     with_activations: bool = False
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An active version this process could not load, and why."""
+
+    version: str
+    error: str
+    # (id, checksum, file state): the same attempt is not repeated.
+    attempt: tuple
+
+
+def _file_state(path):
+    """What changes when a file is restored or replaced: (inode, size, mtime), or None."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 @dataclass
 class LoadedModel:
     version: str
@@ -77,7 +105,8 @@ class InferenceService:
         self._queue = queue.Queue()
         self._lock = threading.Lock()
         self._loaded = None
-        self._refused_sha = None
+        # The active version this process could not load, while it cannot.
+        self.refused = None
         self._last_check = 0.0
         self._worker = None
         self.batches_run = 0
@@ -89,7 +118,10 @@ class InferenceService:
         """Load the active version if it changed; return the loaded model.
 
         Safe to call from any synchronous thread. Keeps the current model when
-        the active one cannot be loaded.
+        the active one cannot be loaded; with no model yet (a start-up with a
+        broken active file) it serves the newest version that loads instead.
+        Either way the active one is tried again at every check once its file
+        has changed, so restoring the file heals the process.
         """
         now = time.monotonic()
         if not force and self._loaded is not None and now - self._last_check < self.reload_seconds:
@@ -98,29 +130,53 @@ class InferenceService:
             self._last_check = now
             row = versions.active_version()
             if row is None:
+                self.refused = None
                 if self._loaded is None:
                     raise ModelUnavailable("no model version is active")
                 return self._loaded
             current = self._loaded
             # The checksum too: a test database reuses ids after a rollback.
             if current is not None and (current.version_id, current.sha256) == (row.pk, row.sha256):
+                self.refused = None
                 return current
-            if row.sha256 == self._refused_sha:
-                return self._require_loaded(row)
+            attempt = (row.pk, row.sha256, _file_state(versions.resolve_path(row.path)))
+            if self.refused is not None and self.refused.attempt == attempt:
+                # Refused before and its file has not changed since: reading
+                # and hashing 1.9 MB at every check would cost the worker
+                # thread for nothing.
+                return self._serve_instead_of(row)
             try:
                 model, metadata = versions.load_version(row)
             except CheckpointError as exc:
-                self._refused_sha = row.sha256
-                logger.error(
-                    "refusing model version %s: %s; %s", row.version, exc,
-                    f"still serving {current.version}" if current else "no model to serve",
-                )
-                return self._require_loaded(row)
+                self.refused = Refusal(row.version, str(exc), attempt)
+                if current is not None:
+                    serving = f"still serving {current.version}"
+                else:
+                    current = self._load_fallback(row)
+                    serving = (f"serving {current.version} instead, the newest version that "
+                               "loads" if current else "no model to serve")
+                logger.error("refusing model version %s: %s; %s", row.version, exc, serving)
+                return self._serve_instead_of(row)
+            self.refused = None
             self._loaded = LoadedModel(row.version, row.pk, row.sha256, model, metadata)
             logger.info("serving model version %s", row.version)
             return self._loaded
 
-    def _require_loaded(self, row):
+    def _load_fallback(self, active):
+        """Load the newest version other than `active` that loads; None if none does."""
+        candidates = ModelVersion.objects.exclude(pk=active.pk).order_by("-created", "-id")
+        for row in candidates[:FALLBACK_CANDIDATES]:
+            try:
+                model, metadata = versions.load_version(row)
+            except CheckpointError as exc:
+                logger.warning("fallback model version %s cannot be loaded either: %s",
+                               row.version, exc)
+                continue
+            self._loaded = LoadedModel(row.version, row.pk, row.sha256, model, metadata)
+            return self._loaded
+        return None
+
+    def _serve_instead_of(self, row):
         if self._loaded is None:
             raise ModelUnavailable(f"the active model version {row.version} cannot be loaded")
         return self._loaded

@@ -27,8 +27,16 @@ DECISIONS = {
 
 QUEUE_BATCH_DEFAULT = 24
 QUEUE_BATCH_MAX = 200
-# Keeps each IN (...) list well below SQLite's limit on query parameters.
-RELABEL_CHUNK = 500
+# Drawings changed per transaction by a bulk action. SQLite has one write lock
+# for the whole database, and a game's drawing waits for it: "relabel all" on
+# 20,000 drawings in one transaction held it for 4.4 s on a loaded 2-core
+# machine (and delayed a live guess by 2.2 s elsewhere). In batches of 500 the
+# same relabelling took 36 transactions of at most 147 ms (approve all: 40 of
+# at most 62 ms); the lock is free between batches, so a waiting writer gets
+# in after at most one. Smaller batches cost more round trips for little
+# gain. 500 also keeps each IN (...) list well below SQLite's limit on query
+# parameters.
+BULK_BATCH = 500
 
 
 class ReviewError(ValueError):
@@ -56,16 +64,36 @@ def parse_digit(value):
     return digit
 
 
+def batches(ids, size=BULK_BATCH):
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
 def set_status(queryset, status, user=None):
-    """Give every drawing in `queryset` the review `status`; return how many changed."""
+    """Give every drawing in `queryset` the review `status`; return how many changed.
+
+    One transaction per BULK_BATCH drawings, so a bulk decision never holds
+    the write lock for long. Each batch is complete or absent: an action
+    that stops half-way has decided some drawings fully and left the rest as
+    they were, and running it again finishes it.
+    """
     status = Status(status)
     if status == Status.PENDING:
         fields = {"reviewed_by": None, "reviewed_at": None}
     else:
         fields = {"reviewed_by": user if user and user.is_authenticated else None,
                   "reviewed_at": timezone.now()}
-    # Ordering would make some databases refuse the UPDATE's subquery.
-    return queryset.order_by().exclude(status=status).update(status=status, **fields)
+    # By primary key, without the admin's joins and filters, which would make
+    # some databases refuse the UPDATE's subquery anyway.
+    ids = list(queryset.order_by("id").exclude(status=status).values_list("id", flat=True))
+    changed = 0
+    for batch in batches(ids):
+        with transaction.atomic():
+            # Again excluding the status: a drawing decided by someone else
+            # since the ids were read is not counted (nor re-stamped).
+            changed += (Drawing.objects.filter(pk__in=batch).exclude(status=status)
+                        .update(status=status, **fields))
+    return changed
 
 
 def decide(drawing_id, decision, user=None):
@@ -83,18 +111,21 @@ def relabel(queryset, digit, user=None):
     """Give every drawing in `queryset` the label `digit`, keeping the old one in its history.
 
     Returns how many drawings changed (those already labelled `digit` stay
-    as they are and get no history entry).
+    as they are and get no history entry). Committed in batches, like
+    set_status: a drawing's new label and its history entry are always in the
+    same transaction.
     """
     digit = parse_digit(digit)
     actor = user if user and user.is_authenticated else None
     changed = 0
-    with transaction.atomic():
-        ids = list(queryset.order_by().exclude(label=digit).values_list("id", flat=True))
-        for start in range(0, len(ids), RELABEL_CHUNK):
+    ids = list(queryset.order_by("id").exclude(label=digit).values_list("id", flat=True))
+    # One transaction per BULK_BATCH drawings (see set_status).
+    for batch in batches(ids):
+        with transaction.atomic():
             # Locked by primary key, without the admin's joins, so that two
             # reviewers relabelling at once each record the label they replaced.
             rows = list(
-                Drawing.objects.filter(pk__in=ids[start:start + RELABEL_CHUNK])
+                Drawing.objects.filter(pk__in=batch)
                 .exclude(label=digit).select_for_update().order_by("id")
                 .values_list("id", "label")
             )

@@ -4,6 +4,7 @@ The runs use real MNIST with --limit, so each trains on a few hundred digits
 for one or two epochs: enough to tell a trained network from an untrained one.
 """
 
+import io
 import os
 import re
 import signal
@@ -18,13 +19,14 @@ import pytest
 import torch
 from django.core.management import CommandError, call_command
 
+from recognizer import versions
 from recognizer.checkpoints import load_checkpoint, sha256_of
 from recognizer.models import Drawing, ModelVersion
 from recognizer.network import build_model
 from recognizer.versions import active_version, resolve_path
-from tests.support import BASE_DIR, free_port
+from tests.support import BASE_DIR, free_port, register_random_model
 from trainer import datasets
-from trainer.finetune import LOCK_NAME, finetune_lock
+from trainer.finetune import LOCK_NAME, activation_decision, finetune_lock
 from trainer.training import TrainConfig, seed_everything, train
 
 
@@ -345,3 +347,65 @@ def test_kill_9_mid_training_leaves_nothing_and_no_stale_lock(finetune_process):
     # The lock died with its process.
     with finetune_lock(runner.model_dir) as lock:
         assert lock.exists()
+
+
+# -- an activation by someone else during training ------------------------------
+
+
+def test_activation_decision_respects_a_change_of_the_active_version():
+    """The pure rule: activate only what the gate wants, and only against the same version."""
+    gate = ["mnist_test: 99.00% vs 98.00% (not worse)"]
+    assert activation_decision(True, gate, "a", "a") == (True, gate)
+    assert activation_decision(False, gate, "a", "a") == (False, gate)
+    # Hostile timelines: a rollback to another version, an activation where
+    # none was active, the active version deactivated away.
+    for started, now in (("a", "b"), (None, "b"), ("a", None)):
+        activate, reasons = activation_decision(True, gate, started, now)
+        assert activate is False
+        assert reasons[:-1] == gate
+        assert "the active version changed during training" in reasons[-1]
+        assert f"from {started or 'none'} to {now or 'none'}" in reasons[-1]
+    # A refused version stays refused, with no word about a change it did not need.
+    assert activation_decision(False, gate, "a", "b") == (False, gate)
+    # The caller's list is not changed.
+    activation_decision(True, gate, "a", "b")
+    assert gate == ["mnist_test: 99.00% vs 98.00% (not worse)"]
+
+
+class ActivateDuringTraining(io.StringIO):
+    """The command's output; when training starts, an operator activates `other`."""
+
+    def __init__(self, other):
+        super().__init__()
+        self.other = other
+
+    def write(self, text):
+        if text.startswith("Training on"):
+            versions.activate_version(self.other)
+        return super().write(text)
+
+
+@pytest.mark.django_db
+def test_a_rollback_during_training_is_not_overridden(mnist_dir, model_dir, trainer_settings):
+    """An operator rolls back to another version while finetune trains.
+
+    Before the fix finetune activated its own version at the end anyway,
+    undoing the rollback. --force overrules the quality gate, not the operator.
+    """
+    ModelVersion.objects.all().delete()
+    started = register_random_model(model_dir, seed=1, activate=True, version="started")
+    rolled_back_to = register_random_model(model_dir, seed=2, activate=False, version="older")
+    output = ActivateDuringTraining(rolled_back_to)
+    call_command("finetune", data_dir=str(mnist_dir), limit=400, epochs=1, batch_size=32,
+                 seed=0, force=True, verbosity=1, stdout=output)
+
+    new = ModelVersion.objects.order_by("-id").first()
+    assert new not in (started, rolled_back_to) and new.parent == started
+    assert not new.is_active
+    assert active_version() == rolled_back_to
+    assert new.metrics["activation"]["activated"] is False
+    [reason] = [r for r in new.metrics["activation"]["reasons"] if "changed" in r]
+    assert "from started to older" in reason
+    text = output.getvalue()
+    assert reason in text
+    assert f"Version {new.version} is not activated." in text

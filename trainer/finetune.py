@@ -13,7 +13,9 @@
 4. write the weights atomically, register the version (parent: the version it
    started from), and make it active only if it is not worse than the active
    one on every evaluation set (MNIST test and canvas-style within a
-   tolerance), unless told otherwise.
+   tolerance), unless told otherwise, and only if the version it was compared
+   with is still the active one: an operator who activated or rolled back
+   another version during training has the last word.
 
 Nothing is written or registered until training has finished, so Ctrl-C or a
 crash leaves the model folder and the active version as they were.
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import torch
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from recognizer import versions
@@ -257,6 +259,32 @@ def run_finetune(options, log=print):
         return _run_locked(options, device, model_dir, log)
 
 
+def activation_decision(wanted, reasons, compared_with, active_now):
+    """Whether to activate the new version: (activate, reasons).
+
+    `wanted` is the gate's verdict (or the options') with its `reasons`;
+    `compared_with` is the name of the version active when the run started
+    (the one it was measured against; None if none was), `active_now` the
+    name of the one active at the end, read under the version-row lock. A run
+    takes minutes to hours; if someone activated or rolled back another
+    version meanwhile, activating now would silently undo that decision, and
+    the comparison was made against a version that is no longer the one
+    serving. --force does not override this: it overrules the gate, not an
+    operator.
+    """
+    reasons = list(reasons)
+    if not wanted:
+        return False, reasons
+    if compared_with != active_now:
+        reasons.append(
+            f"the active version changed during training (from {compared_with or 'none'} to "
+            f"{active_now or 'none'}: activated or rolled back meanwhile); not activated, "
+            f"run finetune again to compare with {active_now or 'no version'}"
+        )
+        return False, reasons
+    return True, reasons
+
+
 def _run_locked(options, device, model_dir, log):
     from trainer.mnist import MnistError
 
@@ -425,7 +453,6 @@ def _run_locked(options, device, model_dir, log):
         activate = not_worse or options.force
         if options.force and not not_worse:
             reasons.append("--force: activated although worse")
-    metrics["activation"] = {"activated": activate, "reasons": reasons}
 
     # -- writing ---------------------------------------------------------------
     stamp = f"{timezone.now():%Y%m%d-%H%M%S}"
@@ -435,14 +462,24 @@ def _run_locked(options, device, model_dir, log):
     sha = save_checkpoint(model, path, metadata={"training": json.loads(json.dumps(training))})
     version_name = f"{stamp}-{sha[:8]}"
     try:
-        row = versions.register_version(
-            path, parent=parent, training=training, metrics=metrics, activate=activate,
-            version=version_name,
-        )
-        builtin = _stored_path(path)
-        if builtin:
-            type(row).objects.filter(pk=row.pk).update(path=builtin)
-            row.path = builtin
+        # Reading the active version, deciding and activating in one
+        # transaction under the version-row lock: an activation in the admin
+        # lands either before (and is seen here) or after (and wins).
+        with transaction.atomic():
+            active_now = versions.lock_versions()
+            activate, reasons = activation_decision(
+                activate, reasons, active.version if active is not None else None,
+                active_now.version if active_now is not None else None,
+            )
+            metrics["activation"] = {"activated": activate, "reasons": reasons}
+            row = versions.register_version(
+                path, parent=parent, training=training, metrics=metrics, activate=activate,
+                version=version_name,
+            )
+            builtin = _stored_path(path)
+            if builtin:
+                type(row).objects.filter(pk=row.pk).update(path=builtin)
+                row.path = builtin
         if options.output:
             write_manifest(path, row, training, metrics)
     except BaseException:

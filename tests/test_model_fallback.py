@@ -1,0 +1,133 @@
+"""A process that starts while the active model file is broken, and heals when it is restored.
+
+Real model files in a temporary model folder, damaged the ways a disk or a
+careless copy damages them: bytes flipped in the middle, the file cut short,
+the file gone. Before, such a start-up answered 503 to every drawing, and
+restoring the file changed nothing until another restart.
+"""
+
+import json
+import logging
+
+import pytest
+
+from recognizer import inference
+from recognizer.atomic_files import write_atomically
+from recognizer.inference import InferenceService
+from recognizer.models import ModelVersion
+from tests.support import register_random_model
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STROKES = {"width": 300, "height": 300,
+           "strokes": [[[150, 40, 0], [150, 260, 300]]]}
+
+
+def damage(path, how):
+    good = path.read_bytes()
+    if how == "corrupt bytes":
+        middle = len(good) // 2
+        write_atomically(path, good[:middle] + bytes(b ^ 0xFF for b in good[middle:middle + 64])
+                         + good[middle + 64:])
+    elif how == "truncated":
+        write_atomically(path, good[: len(good) // 3])
+    else:
+        path.unlink()
+    return good
+
+
+@pytest.fixture
+def versions_on_disk(model_dir):
+    """Oldest (good), a newer one whose file is broken too, and the active one, newest."""
+    ModelVersion.objects.all().delete()
+    oldest = register_random_model(model_dir, seed=1, activate=False, version="oldest")
+    newer = register_random_model(model_dir, seed=2, activate=False, version="newer-broken")
+    active = register_random_model(model_dir, seed=3, activate=True, version="active")
+    (model_dir / newer.path).write_bytes(b"\x00" * 1000)
+    return oldest, newer, active
+
+
+@pytest.fixture
+def service(monkeypatch):
+    """A fresh process's service: nothing loaded yet (a start-up)."""
+    fresh = InferenceService(reload_seconds=0)
+    monkeypatch.setattr(inference, "_service", fresh)
+    return fresh
+
+
+def errors(caplog):
+    return [r.getMessage() for r in caplog.records
+            if r.levelno >= logging.ERROR and r.name == "recognizer.inference"]
+
+
+@pytest.mark.parametrize("how", ["corrupt bytes", "truncated", "missing"])
+def test_a_broken_active_file_at_start_falls_back_and_heals_when_restored(
+        versions_on_disk, service, model_dir, client, caplog, how):
+    oldest, newer, active = versions_on_disk
+    path = model_dir / active.path
+    good = damage(path, how)
+
+    with caplog.at_level(logging.WARNING, logger="recognizer.inference"):
+        # The newest version that loads serves: "newer-broken" is skipped.
+        assert service.refresh().version == "oldest"
+        response = client.post("/api/recognize", json.dumps(STROKES),
+                               content_type="application/json")
+        assert response.status_code == 200, response.content
+        assert response.json()["model"] == "oldest"
+        health = client.get("/healthz")
+        # Checked again at every refresh, but the unchanged file is not
+        # reloaded and the refusal is logged once.
+        for _ in range(3):
+            assert service.refresh().version == "oldest"
+    [error] = errors(caplog)
+    assert "refusing model version active" in error
+    assert "serving oldest instead, the newest version that loads" in error
+    assert any("newer-broken cannot be loaded either" in r.getMessage()
+               for r in caplog.records)
+
+    assert health.status_code == 503
+    model = health.json()["checks"]["model"]
+    assert model["ok"] is False
+    assert model["active"] == "active" and model["loaded"] == "oldest"
+    assert model["fallback"] == "oldest"
+    assert "version active" in model["error"]
+
+    # Restored as an operator would, from a backup: the process heals
+    # without a restart.
+    write_atomically(path, good)
+    assert service.refresh().version == "active"
+    assert service.refused is None
+    response = client.post("/api/recognize", json.dumps(STROKES),
+                           content_type="application/json")
+    assert response.json()["model"] == "active"
+    health = client.get("/healthz")
+    assert health.status_code == 200, health.content
+    assert "fallback" not in health.json()["checks"]["model"]
+
+
+def test_a_file_that_loads_but_was_registered_broken_falls_back(model_dir, service, caplog):
+    """Registered truncated (its checksum matches), so only loading it fails."""
+    ModelVersion.objects.all().delete()
+    register_random_model(model_dir, seed=1, activate=False, version="good")
+    path = model_dir / "cut.pt"
+    good = (model_dir / "random-1.pt").read_bytes()
+    path.write_bytes(good[:40_000])
+    from recognizer.versions import register_version
+
+    register_version(path, version="cut", activate=True)
+    with caplog.at_level(logging.ERROR, logger="recognizer.inference"):
+        assert service.refresh().version == "good"
+    [error] = errors(caplog)
+    assert "refusing model version cut" in error and "cannot be read" in error
+
+
+def test_nothing_loadable_is_still_a_503_not_a_500(versions_on_disk, service, model_dir, client):
+    oldest, _, active = versions_on_disk
+    damage(model_dir / oldest.path, "truncated")
+    damage(model_dir / active.path, "corrupt bytes")
+    with pytest.raises(inference.ModelUnavailable):
+        service.refresh()
+    response = client.post("/api/recognize", json.dumps(STROKES),
+                           content_type="application/json")
+    assert response.status_code == 503
+    assert client.get("/healthz").status_code == 503
