@@ -58,13 +58,15 @@ MIN_STEP = 0.1
 MIN_EXTENT = 1.0
 # The longest ink a drawing may have, in lengths of the longer side of its
 # own bounding box, each stroke counting one pen width more for its round
-# ends. Real digits are far below it: at most 4.1 (median 2.2) on the
-# 10,000 canvas-style redrawn MNIST digits and 4.1 on 8,000 simulated
-# players' drawings (an "8" is about 3.5; a "0" gone over five times, 16).
-# A scribble or zigzag of thousands of points across the canvas is hundreds:
-# it is refused with InkLimitError before any rendering. The limit also
-# bounds the renderer's work (docs/preprocessing.md): at most about
-# 17.6 * 20 = 352 pixels of path, hence at most ~3,500 segments after thinning.
+# ends (so taps are not free). Real digits are far below it: at most 6.4
+# (99th percentile 4.3, median 2.7) on the 10,000 canvas-style redrawn MNIST
+# test digits, whose traced strokes are split at every junction, and 5.6 on
+# 8,000 simulated players' drawings; an "8" is about 3.5, a "0" gone over
+# five times 16. A scribble or zigzag of thousands of points across the
+# canvas measures hundreds to thousands: it is refused with InkLimitError
+# before anything is rendered. The limit also bounds the renderer's work
+# (docs/preprocessing.md): at most 17.6 * 20 = 352 pixels of path, so at
+# most ~3,500 segments once thinned to one point per MIN_STEP.
 MAX_INK_LENGTH = 20.0
 # The renderer measures at most this many (segment, pixel) pairs at a time,
 # so its scratch memory stays around 2 MB whatever the drawing.
@@ -295,7 +297,7 @@ def _runs(counts, limit):
         start = stop
 
 
-def _render_segments(seg_a, seg_b, pen_width, size=SIZE):
+def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None):
     """Rasterise line segments (index coordinates) with a round pen, anti-aliased.
 
     A pixel's value is clip(r + 0.5 - d, 0, 1) with d the distance from its
@@ -314,6 +316,9 @@ def _render_segments(seg_a, seg_b, pen_width, size=SIZE):
     whatever the drawing. The distances are computed with the same
     arithmetic as before (float32 points, float64 distances), and a pixel
     left out is one whose value would be 0, so the image is the same.
+
+    `work`, a dict, if given, counts what was done: "renders", "segments",
+    "pairs" and "largest_chunk" (pairs at once), for tests and benchmarks.
     """
     reach = pen_width / 2 + 0.5
     a = seg_a.astype(np.float32)
@@ -371,6 +376,12 @@ def _render_segments(seg_a, seg_b, pen_width, size=SIZE):
             ey *= ey
             ex += ey
             np.minimum.at(dist2, pixel, ex.astype(np.float32))
+            if work is not None:
+                work["pairs"] = work.get("pairs", 0) + len(column)
+                work["largest_chunk"] = max(work.get("largest_chunk", 0), len(column))
+    if work is not None:
+        work["renders"] = work.get("renders", 0) + 1
+        work["segments"] = max(work.get("segments", 0), len(a))
     return np.clip(reach - np.sqrt(dist2), 0.0, 1.0).reshape(size, size)
 
 
