@@ -165,8 +165,9 @@ def _point_array(raw):
     """Every stroke's points in one (n, 2) array, and each stroke's number of points.
 
     One conversion for the whole drawing: stroke by stroke costs a few
-    microseconds a stroke (30 ms for 10,000 one-point strokes). Anything the
-    fast path cannot read goes stroke by stroke, whose error names the stroke.
+    microseconds a stroke (26 ms for 10,000 one-point strokes, against 1.8 ms
+    here). Anything the fast path cannot read goes stroke by stroke, whose
+    error names the stroke.
     """
     try:
         counts = np.array([len(stroke) for stroke in raw], dtype=np.int64)
@@ -217,7 +218,7 @@ def _clip(points, counts, width, height):
     canvas ends its piece, and the next piece starts where a segment comes
     back. A stroke wholly inside is one piece, as it was drawn. All strokes at
     once, without a Python loop over points: a 10,000-point zigzag across the
-    canvas edge is cut in about a millisecond.
+    canvas edge is cut in 2 ms (40 ms segment by segment).
     """
     counts = counts[counts > 0]
     offsets = np.cumsum(counts) - counts
