@@ -23,6 +23,26 @@ def _content_length(request):
         return 0
 
 
+class UnsupportedMediaType(PayloadError):
+    """A body that is neither JSON declared as such nor a multipart image upload."""
+
+
+def require_json(request, what):
+    """Refuse a body not declared as application/json, with a 415.
+
+    A cross-site page can make its visitors' browsers POST a "simple" request
+    (text/plain, a form, or a Blob without a type, which Django sees as no
+    content type) without asking first; declaring application/json needs a
+    CORS preflight, which this site does not answer, so only pages of this
+    site (and non-browser clients) can send drawings.
+    """
+    if request.content_type != "application/json":
+        declared = request.content_type or "none"
+        raise UnsupportedMediaType(
+            f"send {what} as JSON with Content-Type: application/json (got {declared})"
+        )
+
+
 def _input_from_request(request):
     """Decode the request into a 28x28 input; raise PayloadError/DrawingError."""
     content_type = request.content_type or ""
@@ -31,8 +51,7 @@ def _input_from_request(request):
         if upload is None:
             raise PayloadError("a multipart request needs the image in the field 'image'")
         return image_to_input(upload.read())
-    if content_type not in ("application/json", ""):
-        raise PayloadError("send JSON (application/json) or an image (multipart/form-data)")
+    require_json(request, "the drawing (or an image as multipart/form-data)")
     try:
         data = json.loads(request.body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -53,6 +72,8 @@ async def recognize(request):
     try:
         # Decoding and rendering are CPU work: keep them off the event loop.
         image = await asyncio.to_thread(_input_from_request, request)
+    except UnsupportedMediaType as exc:
+        return error(str(exc), status=415)
     except (PayloadError, DrawingError) as exc:
         return error(str(exc))
     try:

@@ -111,8 +111,49 @@ def test_more_than_ten_thousand_points_is_refused(client, active_model):
 
 
 def test_exactly_ten_thousand_points_is_fine(client, active_model):
-    strokes = [[[i % 100, (i // 100) % 100] for i in range(5_000)] for _ in range(2)]
-    assert post_json(client, {"width": 100, "height": 100, "strokes": strokes}).status_code == 200
+    # A "0" traced by a fast stylus: 10,000 points, an ordinary amount of ink.
+    angles = np.linspace(0, 2 * np.pi, 10_000)
+    stroke = [[round(150 + 80 * np.cos(a), 2), round(150 + 110 * np.sin(a), 2)] for a in angles]
+    assert post_json(client, {"width": 300, "height": 300, "strokes": [stroke]}).status_code == 200
+
+
+def test_more_strokes_than_points_allowed_is_refused(client, active_model):
+    """10,001 empty strokes: each would cost a loop step; refused before any."""
+    strokes = [[] for _ in range(10_001)]
+    strokes[0] = [[1, 2]]
+    assert_error(post_json(client, {"width": 100, "height": 100, "strokes": strokes}), 400,
+                 "too many strokes")
+
+
+def test_a_zigzag_between_opposite_corners_is_refused_as_too_much_ink(client, active_model):
+    """The 10,000-point corner-to-corner zigzag that cost 1.4 s and 530 MB to render."""
+    from tests.worst_drawings import corner_zigzag
+
+    response = post_json(client, corner_zigzag(10_000))
+    assert_error(response, 400, "too much ink for one digit")
+    assert "at most 20" in response.json()["error"]
+
+
+def test_a_number_too_large_for_a_float_is_refused_not_a_500(client, active_model):
+    body = '{"width": 100, "height": 100, "strokes": [[[' + "9" * 400 + ', 5], [6, 7]]]}'
+    assert_error(post_json(client, body), 400, "finite")
+
+
+@pytest.mark.parametrize("content_type", [
+    "",  # what a Blob without a type sends: a cross-site "simple" request
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "application/octet-stream",
+])
+def test_json_must_be_declared_as_application_json(client, active_model, content_type):
+    response = client.post(URL, data=json.dumps(SEVEN), content_type=content_type)
+    assert_error(response, 415, "Content-Type: application/json")
+
+
+def test_application_json_with_a_charset_is_json(client, active_model):
+    response = client.post(URL, data=json.dumps(SEVEN),
+                           content_type="application/json; charset=utf-8")
+    assert response.status_code == 200
 
 
 def test_a_body_over_one_mebibyte_is_refused(client, active_model):

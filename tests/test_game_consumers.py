@@ -642,6 +642,10 @@ async def test_malformed_messages_get_clear_errors_and_the_socket_stays(active_m
     points = [[i % 280, (i * 7) % 280] for i in range(game_session.MAX_POINTS + 1)]
     await client.send("draw", round=1, drawing={"width": 280, "height": 280, "strokes": [points]})
     await client.error("too_many_points")
+    # The corner-to-corner zigzag: valid JSON within the point limit, far too much ink.
+    zigzag = [[0, 0] if i % 2 == 0 else [280, 280] for i in range(game_session.MAX_POINTS)]
+    await client.send("draw", round=1, drawing={"width": 280, "height": 280, "strokes": [zigzag]})
+    await client.error("too_much_ink")
     await client.send("opt_out", value="yes")
     await client.error("bad_message")
     await client.send("draw", round=1, seq="x", drawing=seven())

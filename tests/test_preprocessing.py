@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from recognizer import preprocessing
-from recognizer.payloads import parse_drawing
+from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import (
     PEN_WIDTH,
     DrawingError,
@@ -147,6 +147,25 @@ def test_points_with_times_as_parse_drawing_returns_them():
     image = strokes_to_input(drawing.strokes, drawing.width, drawing.height)
     plain = strokes_to_input([[(40, 30), (200, 30), (90, 220)]], 320, 240)
     np.testing.assert_array_equal(image, plain)
+
+
+def test_parse_drawing_gives_floats_and_names_the_point_at_fault():
+    """The whole-drawing check and the point-by-point one agree."""
+    drawing = parse_drawing({
+        "width": 320, "height": 240,
+        "strokes": [[[40, 30.5, 0], [200, 30]], [], [[1, 2]]],
+    })
+    assert drawing.strokes == (((40.0, 30.5, 0.0), (200.0, 30.0)), ((1.0, 2.0),))
+    assert all(type(v) is float for stroke in drawing.strokes for p in stroke for v in p)
+    with pytest.raises(PayloadError, match="point 1 of stroke 2 must be a number"):
+        parse_drawing({"width": 9, "height": 9,
+                       "strokes": [[[1, 2]], [], [[3, 4], [5, False]]]})
+    with pytest.raises(PayloadError, match="point 0 of stroke 1 must be finite"):
+        parse_drawing({"width": 9, "height": 9, "strokes": [[[1, 2]], [[10 ** 400, 4]]]})
+    with pytest.raises(PayloadError, match="too many points"):
+        parse_drawing({"width": 9, "height": 9, "strokes": [[[1, 2]] * 6]}, max_points=5)
+    with pytest.raises(PayloadError, match="too many strokes"):
+        parse_drawing({"width": 9, "height": 9, "strokes": [[]] * 6}, max_points=5)
 
 
 # -- strokes: awkward input --------------------------------------------------

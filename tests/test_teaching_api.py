@@ -258,8 +258,26 @@ def test_wrong_method_and_size(client, active_model):
     assert response.status_code == 413
     assert "larger" in response.json()["error"]
     response = client.post(STAGES_URL, data="width=3", content_type="text/plain")
+    assert response.status_code == 415
+    assert "Content-Type: application/json" in response.json()["error"]
+
+
+@pytest.mark.parametrize("url", [STAGES_URL, ATTENTION_URL])
+@pytest.mark.parametrize("content_type", ["", "text/plain", "application/x-www-form-urlencoded"])
+def test_a_drawing_not_declared_as_json_is_a_415(client, active_model, url, content_type):
+    """What a cross-site page can send without a preflight (a Blob without a type is "")."""
+    response = client.post(url, data=json.dumps(SEVEN), content_type=content_type)
+    assert response.status_code == 415
+    assert "Content-Type: application/json" in response.json()["error"]
+
+
+@pytest.mark.parametrize("url", [STAGES_URL, ATTENTION_URL])
+def test_too_much_ink_is_refused_on_the_teaching_endpoints(client, active_model, url):
+    from tests.worst_drawings import corner_zigzag
+
+    response = post(client, url, corner_zigzag(10_000))
     assert response.status_code == 400
-    assert "JSON" in response.json()["error"]
+    assert "too much ink for one digit" in response.json()["error"]
 
 
 def test_no_active_model_is_a_503_with_a_reason(client, db):

@@ -107,11 +107,13 @@ def _count_points(drawing):
 def _prepare(raw):
     """Validate a drawing and render the network's input (CPU work, run in a thread)."""
     from recognizer.payloads import PayloadError, parse_drawing
-    from recognizer.preprocessing import DrawingError, strokes_to_input
+    from recognizer.preprocessing import DrawingError, InkLimitError, strokes_to_input
 
     try:
         drawing = parse_drawing(raw, max_points=MAX_POINTS)
         return drawing, strokes_to_input(drawing.strokes, drawing.width, drawing.height)
+    except InkLimitError as exc:
+        raise GameError("too_much_ink", str(exc)) from exc
     except (PayloadError, DrawingError) as exc:
         raise GameError("bad_drawing", str(exc)) from exc
 

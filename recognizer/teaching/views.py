@@ -28,7 +28,7 @@ from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import DrawingError
 from recognizer.teaching import explain, gallery, modelcard
 from recognizer.teaching.encoding import png_data_url, sprite
-from recognizer.views import error
+from recognizer.views import UnsupportedMediaType, error, require_json
 
 LESSONS = [
     ("teaching:how_it_works", "How it works",
@@ -228,9 +228,7 @@ def _input_array(value):
 
 def _parse_body(request):
     """(parsed drawing or None, 28x28 input or None, target digit or None)."""
-    content_type = request.content_type or ""
-    if content_type not in ("application/json", ""):
-        raise PayloadError("send the drawing as JSON (application/json)")
+    require_json(request, "the drawing")
     try:
         data = json.loads(request.body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -261,6 +259,8 @@ async def _read(request):
         return None, error(f"the body is larger than {limit} bytes", status=413)
     try:
         return await asyncio.to_thread(_parse_body, request), None
+    except UnsupportedMediaType as exc:
+        return None, error(str(exc), status=415)
     except PayloadError as exc:
         return None, error(str(exc))
 
