@@ -21,8 +21,18 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, FloatField, OuterRef, Q, Value
-from django.db.models.functions import Greatest
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from digitsite.game import names, rules
@@ -205,28 +215,47 @@ def _sweep_now_and_then():
         close_idle_rooms()
 
 
+MAX_LOBBY_ROOMS = 100
+
+
+def lobby_query(limit=50):
+    """The lobby's query (see open_rooms), at most MAX_LOBBY_ROOMS rows."""
+    limit = max(1, min(int(limit), MAX_LOBBY_ROOMS))
+    fresh = now() - NEW_ROOM_LISTED
+    # Counted per room in correlated subqueries rather than one JOIN and GROUP
+    # BY: grouping made the database count the seats of every open room and
+    # sort them all before the LIMIT; this way it walks room_lobby_idx newest
+    # first and stops once `limit` rooms qualify.
+    seats = Seat.objects.filter(room=OuterRef("pk"), gone=False)
+    return (
+        Room.objects.filter(closed_at__isnull=True, solo=False, private=False)
+        .annotate(
+            players=_count(seats),
+            online=_count(seats.filter(connected=True)),
+        )
+        .filter(Q(online__gt=0) | Q(created__gte=fresh, players=0))
+        .filter(players__lt=F("max_players"))
+        .order_by("-created")[:limit]
+    )
+
+
+def _count(queryset):
+    """COUNT(*) of `queryset` as a scalar subquery (0, not NULL, when empty)."""
+    return Coalesce(Subquery(queryset.order_by().values("room").annotate(n=Count("pk"))
+                             .values("n"), output_field=IntegerField()), 0)
+
+
 def open_rooms(limit=50):
     """Rooms a visitor can join: open, listed, not solo, someone there (or just
-    created), a seat free. Newest first, at most `limit` (capped at 100).
+    created), a seat free. Newest first, at most `limit` (capped at MAX_LOBBY_ROOMS).
 
     The filter on the room row itself (open, not solo, not private) and the
     order match the partial index room_lobby_idx, and idle rooms are closed
     as the lobby is polled, so the rows counted follow the rooms in use, not
     every room ever made.
     """
-    limit = max(1, min(int(limit), 100))
     _sweep_now_and_then()
-    fresh = now() - NEW_ROOM_LISTED
-    rooms = (
-        Room.objects.filter(closed_at__isnull=True, solo=False, private=False)
-        .annotate(
-            players=Count("seats", filter=Q(seats__gone=False)),
-            online=Count("seats", filter=Q(seats__gone=False, seats__connected=True)),
-        )
-        .filter(Q(online__gt=0) | Q(created__gte=fresh, players=0))
-        .filter(players__lt=F("max_players"))
-        .order_by("-created")[:limit]
-    )
+    rooms = lobby_query(limit)
     return [
         {"code": room.code, "title": room.title, "players": room.players,
          "max_players": room.max_players, "state": room.state}
@@ -357,9 +386,13 @@ def join(code, *, name=None, token=None, user=None, channel_name="", opt_out=Non
     at = now()
     user = user if user is not None and getattr(user, "is_authenticated", False) else None
     session_hash = hash_session(session_key)
+    # Closed on its own (autocommit) UPDATE: the refusal below must not roll it back.
+    unlocked = Room.objects.filter(code=code).first()
+    if unlocked is not None:
+        _close_if_idle(unlocked, at)
     with transaction.atomic():
         room = _lock_room(code)
-        if _close_if_idle(room, at):
+        if room.closed_at is not None:
             raise GameError("room_closed", f"room {room.code} was closed after standing "
                                            "empty; create a new one")
         _check_not_kicked(room, token=token, session_hash=session_hash, user=user)
