@@ -107,6 +107,21 @@ def test_rooms_nobody_was_in_for_a_while_are_closed(settings):
     assert never_used.code not in [r["code"] for r in rooms.open_rooms()]
 
 
+def test_idle_rooms_are_closed_in_short_batches_oldest_first(settings):
+    settings.GAME_EMPTY_ROOM_MINUTES = 10
+    made = [rooms.create_room("") for _ in range(7)]
+    for minutes, room in enumerate(made, start=20):
+        _age(room, minutes)  # the last made is the oldest
+    with CaptureQueriesContext(connection) as queries:
+        assert rooms.close_idle_rooms(batch=3, budget_seconds=0) == 3
+    assert len([q for q in queries if q["sql"].startswith("UPDATE")]) == 1
+    oldest = {room.code for room in made[-3:]}
+    assert set(Room.objects.filter(closed_at__isnull=False).values_list("code", flat=True)) \
+        == oldest
+    assert rooms.close_idle_rooms(batch=3) == 4  # no budget: until none is left
+    assert not Room.objects.filter(closed_at__isnull=True).exists()
+
+
 def test_joining_an_idle_room_closes_it_even_before_a_sweep(settings):
     settings.GAME_EMPTY_ROOM_MINUTES = 10
     room = rooms.create_room("Old")

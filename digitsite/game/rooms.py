@@ -46,6 +46,9 @@ NEW_ROOM_LISTED = timedelta(minutes=10)
 # UPDATE over the open rooms, cheap but not free, and the lobby is polled
 # every 4 s by every visitor of the home page.
 SWEEP_EVERY_SECONDS = 30.0
+# Idle rooms closed per write, and the time the lobby's sweep may take.
+CLOSE_BATCH = 500
+SWEEP_BUDGET_SECONDS = 0.2
 # Removed players a room remembers; beyond it the oldest are forgotten (a
 # host removes a few players, not thousands).
 MAX_KICKED = 100
@@ -184,10 +187,25 @@ def _idle_rooms(at):
     return Room.objects.filter(closed_at__isnull=True, created__lt=cutoff).filter(~Exists(seen))
 
 
-def close_idle_rooms(at=None):
-    """Close every room found idle; returns how many were closed."""
+def close_idle_rooms(at=None, *, budget_seconds=None, batch=CLOSE_BATCH):
+    """Close rooms found idle, oldest first, `batch` at a time; returns how many.
+
+    Each batch is its own short write: one UPDATE over a 200,000-room backlog
+    held SQLite's write lock for 7.8 s (bench/bench_lobby.py), stalling every
+    room's moves meanwhile. With `budget_seconds`, stops after the batch that
+    passes it (the lobby's sweep: a backlog then clears over several polls).
+    """
     at = at or now()
-    return _idle_rooms(at).update(closed_at=at)
+    started = time.monotonic()
+    closed = 0
+    while True:
+        ids = list(_idle_rooms(at).order_by("created").values_list("pk", flat=True)[:batch])
+        if ids:
+            closed += Room.objects.filter(pk__in=ids, closed_at__isnull=True).update(
+                closed_at=at)
+        if len(ids) < batch or (budget_seconds is not None
+                                and time.monotonic() - started >= budget_seconds):
+            return closed
 
 
 def _close_if_idle(room, at):
@@ -212,7 +230,7 @@ def _sweep_now_and_then():
     stamp = time.monotonic()
     if stamp - _last_sweep[0] >= SWEEP_EVERY_SECONDS:
         _last_sweep[0] = stamp
-        close_idle_rooms()
+        close_idle_rooms(budget_seconds=SWEEP_BUDGET_SECONDS)
 
 
 MAX_LOBBY_ROOMS = 100
