@@ -60,9 +60,7 @@ def _creator(request):
 
 def _too_many_rooms(request, exc, *, create_form=None, solo_error=""):
     response = _home(request, create_form=create_form, solo_error=solo_error, status=429)
-    seconds = "".join(ch for ch in exc.message.split("try again in ")[-1] if ch.isdigit())
-    if seconds:
-        response["Retry-After"] = seconds
+    response["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -93,7 +93,8 @@ def _default(value, name):
 def check_creation_limit(*, creator_ip=None, creator_session="", at=None):
     """Refuse a new room when this client made too many lately.
 
-    GameError('too_many_rooms') says when the next one is allowed. Counted in
+    GameError('too_many_rooms') says when the next one is allowed (also as
+    its `retry_after`, in seconds). Counted in
     the database (indexed by creator and time), so every server process sees
     the same count.
     """
@@ -113,8 +114,10 @@ def check_creation_limit(*, creator_ip=None, creator_session="", at=None):
             waits.append((recent[-1] + window - at).total_seconds())
     if waits:
         seconds = max(1, math.ceil(max(waits)))
-        raise GameError("too_many_rooms", f"you created too many rooms in a short time; "
-                                          f"try again in {seconds} s, or join one")
+        error = GameError("too_many_rooms", f"you created too many rooms in a short time; "
+                                            f"try again in {seconds} s, or join one")
+        error.retry_after = seconds
+        raise error
 
 
 def create_room(host_name="", *, rounds=None, seconds=None, max_players=None, solo=False,
