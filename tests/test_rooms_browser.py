@@ -11,6 +11,9 @@ from tests.live import open_page
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 30_000
+PLAYER_NAMES_ARE = """(expected) => [...document.querySelectorAll(
+    '[data-players] .player__name > span:first-child')].map((e) => e.textContent).join(',')
+    === expected"""
 
 
 def lobby_codes(page, base):
@@ -80,3 +83,31 @@ def test_private_room_is_unlisted_joinable_by_link_and_the_host_removes_a_player
         assert "You were removed from room" in visitor.content()
         assert visitor.locator("text=Join the room").count() == 0
         assert visitor.js_errors == [] and page.js_errors == []
+
+
+def test_a_name_imitating_a_seated_player_asks_for_another_on_the_room_page(
+        daphne_server, page, browser):
+    """Hostile input: "ＡＤＡ" (full-width capitals) joining where "Ada" sits."""
+    base = daphne_server.url
+    page.goto(base + "/")
+    page.fill("#id_name", "Ada")
+    page.click("form[action='/name/'] button[type=submit]")
+    page.wait_for_selector("[data-display-name]")
+    page.click("form[action='/rooms/new/'] button[type=submit]")
+    page.wait_for_url(re.compile(r".*/room/[A-Z2-9]{6}/$"))
+    room_url = page.url
+    page.wait_for_selector("[data-room][data-connection-state='connected']", timeout=TIMEOUT_MS)
+
+    with open_page(browser, viewport={"width": 1280, "height": 900}) as other:
+        other.goto(room_url)
+        other.fill("#id_name", "ＡＤＡ")
+        other.click("text=Join the room")
+        other.wait_for_selector("[data-rename]:not([hidden])", timeout=TIMEOUT_MS)
+        assert "already called 'Ada'" in other.locator("[data-rename-reason]").inner_text()
+        assert other.locator("[data-room]").is_hidden()
+        other.fill("#id_rename", "Cy")
+        other.click("[data-rename] button[type=submit]")
+        other.wait_for_selector("[data-room][data-connection-state='connected']",
+                                timeout=TIMEOUT_MS)
+        page.wait_for_function(PLAYER_NAMES_ARE, arg="Ada,Cy", timeout=TIMEOUT_MS)
+        assert other.js_errors == [] and page.js_errors == []
