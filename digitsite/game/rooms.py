@@ -245,7 +245,7 @@ def lobby_query(limit=50):
     fresh = now() - NEW_ROOM_LISTED
     # Counted per room in correlated subqueries rather than one JOIN and GROUP
     # BY: grouping made the database count the seats of every open room and
-    # sort them all before the LIMIT; this way it walks room_lobby_idx newest
+    # sort them all before the LIMIT; this way it walks room_open_idx newest
     # first and stops once `limit` rooms qualify.
     seats = Seat.objects.filter(room=OuterRef("pk"), gone=False)
     return (
@@ -270,10 +270,9 @@ def open_rooms(limit=50):
     """Rooms a visitor can join: open, listed, not solo, someone there (or just
     created), a seat free. Newest first, at most `limit` (capped at MAX_LOBBY_ROOMS).
 
-    The filter on the room row itself (open, not solo, not private) and the
-    order match the partial index room_lobby_idx, and idle rooms are closed
-    as the lobby is polled, so the rows counted follow the rooms in use, not
-    every room ever made.
+    The rooms are read newest first through the partial index of open rooms
+    (room_open_idx), and idle rooms are closed as the lobby is polled, so the
+    rows read follow the rooms in use, not every room ever made.
     """
     _sweep_now_and_then()
     rooms = lobby_query(limit)
