@@ -235,10 +235,12 @@ def _room_page(request, room, *, name_form=None, status=200):
     snapshot = game.room_snapshot(room)
     seats = [p for p in snapshot["players"] if not p["gone"]]
     session_key = request.session.session_key
-    if room.closed_at is not None or rooms.is_kicked(room, session_key, request.user):
-        return render(request, "game/room_closed.html", {
-            "code": room.code, "kicked": room.closed_at is None}, status=403 if
-            room.closed_at is None else 410)
+    if room.closed_at is not None:
+        return render(request, "game/room_closed.html", {"code": room.code, "kicked": False},
+                      status=410)
+    if rooms.is_kicked(room, session_key, request.user):
+        return render(request, "game/room_closed.html", {"code": room.code, "kicked": True},
+                      status=403)
     # A visitor who holds no seat is told the room is full instead of being
     # offered a join that would fail; a seated player (a reload) plays on.
     full = (len(seats) >= room.max_players

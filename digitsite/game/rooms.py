@@ -42,9 +42,9 @@ from digitsite.models import Room, RoundProgress, Seat
 
 # A room nobody has connected to yet is listed for this long after creation.
 NEW_ROOM_LISTED = timedelta(minutes=10)
-# The lobby closes idle rooms at most this often per process: the sweep is one
-# UPDATE over the open rooms, cheap but not free, and the lobby is polled
-# every 4 s by every visitor of the home page.
+# The lobby closes idle rooms at most this often per process: the sweep reads
+# the open rooms, cheap but not free, and the lobby is polled every 4 s by
+# every visitor of the home page.
 SWEEP_EVERY_SECONDS = 30.0
 # Idle rooms closed per write, and the time the lobby's sweep may take.
 CLOSE_BATCH = 500
@@ -94,9 +94,8 @@ def check_creation_limit(*, creator_ip=None, creator_session="", at=None):
     """Refuse a new room when this client made too many lately.
 
     GameError('too_many_rooms') says when the next one is allowed (also as
-    its `retry_after`, in seconds). Counted in
-    the database (indexed by creator and time), so every server process sees
-    the same count.
+    its `retry_after`, in seconds). Counted in the database (indexed by
+    creator and time), so every server process sees the same count.
     """
     at = at or now()
     window = timedelta(seconds=settings.GAME_ROOMS_WINDOW_SECONDS)
