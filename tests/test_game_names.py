@@ -68,6 +68,8 @@ def test_names_are_trimmed_and_whitespace_collapsed():
     "A\u200bda", "Ad\u00ada",     # a zero-width space, a soft hyphen inside
     " Ada ", "Ada\u2060",          # spaces around, a word joiner after
     "ＡＤＡ",
+    "\u0410da", "Ad\u0430",       # a Cyrillic А / а in place of the Latin one
+    "\u0391DA",                    # a Greek capital alpha
 ])
 def test_a_name_that_imitates_a_seated_player_is_refused(imitation):
     error = refused(imitation, taken=["Bob", "Ada"])
@@ -77,12 +79,15 @@ def test_a_name_that_imitates_a_seated_player_is_refused(imitation):
 def test_different_names_are_not_imitations():
     names.check_name_for_room("Ada L", taken=["Ada"])
     names.check_name_for_room("Adam", taken=["Ada"])
+    names.check_name_for_room("Ада", taken=["Ada"])  # Cyrillic д looks nothing like d
     assert names.name_key("Straße") == names.name_key("STRASSE")  # case folding
 
 
 @pytest.mark.parametrize("reserved", [
     "admin", "Admin", "ADMIN", "Ａｄｍｉｎ", "ad\u200bmin", "a.d.m.i.n", "Staff",
     "moderator", "Host", "SYSTEM", "a d m i n",
+    "\u0410dmin",                  # Cyrillic А
+    "\u041d\u041e\u0405\u0422",     # HOST, all four letters Cyrillic
 ])
 def test_staff_names_are_reserved_for_staff(reserved):
     error = refused(reserved)

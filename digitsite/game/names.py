@@ -29,6 +29,20 @@ RESERVED_NAMES = frozenset({
 })
 
 
+# Cyrillic and Greek letters drawn like Latin ones in common fonts (after
+# case folding), from Unicode's confusables list: NFKC leaves them alone, so
+# "Аdmin" with a Cyrillic А would pass for "Admin". Only whole names are
+# compared, so a name written in Cyrillic ("Ада") stays distinct from a
+# Latin one ("Ada") as long as one letter differs in shape.
+LOOKALIKES = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "һ": "h", "і": "i", "ј": "j", "к": "k", "м": "m",
+    "н": "h", "о": "o", "р": "p", "с": "c", "ѕ": "s", "т": "t", "у": "y", "х": "x",
+    "ԁ": "d", "ԛ": "q", "ԝ": "w", "ё": "e", "ї": "i",
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "μ": "u", "ν": "v",
+    "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ζ": "z",
+})
+
+
 def _invisible(ch):
     """Draws nothing on its own: format characters (zero-width space, joiners,
     soft hyphen, word joiner, direction marks), combining marks, spaces and
@@ -63,12 +77,13 @@ def clean_name(name):
 
 def name_key(name):
     """What two names are compared by: invisible characters dropped, NFKC,
-    case folded, spaces collapsed. "Ada", "ADA", "Ａｄａ" and "A\u200bda" share a key."""
+    case folded, Cyrillic and Greek look-alikes read as Latin, spaces
+    collapsed. "Ada", "ADA", "Ａｄａ", "A\u200bda" and "Аda" (Cyrillic А) share a key."""
     text = unicodedata.normalize("NFKC", name)
     text = "".join(ch if not _invisible(ch) or ch.isspace() else "" for ch in text)
     # Folding can leave text that NFKC changes again (e.g. "ß" -> "ss" is fine,
     # but some folded characters decompose): normalise once more.
-    text = unicodedata.normalize("NFKC", text.casefold())
+    text = unicodedata.normalize("NFKC", text.casefold()).translate(LOOKALIKES)
     return " ".join(text.split())
 
 
