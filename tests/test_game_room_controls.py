@@ -306,3 +306,18 @@ def test_staff_accounts_may_use_reserved_names(lobby_room):
     other = rooms.create_room("x")
     plain = User.objects.create_user("moderator", password="x")
     refused("name_reserved", seat, other.code, "", user=plain)
+
+
+def test_the_command_closes_the_whole_backlog_of_idle_rooms(settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.GAME_EMPTY_ROOM_MINUTES = 10
+    for _ in range(3):
+        _age(rooms.create_room(""), 30)
+    kept = rooms.create_room("")
+    out = StringIO()
+    call_command("close_idle_rooms", stdout=out)
+    assert "closed 3 rooms" in out.getvalue()
+    assert list(Room.objects.filter(closed_at__isnull=True)) == [kept]
