@@ -17,6 +17,8 @@ class GameConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.group = None
         self.user = self.scope.get("user")
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None)
         await self.accept()
         self.session = PlayerSession(self.scope["url_route"]["kwargs"]["code"], self)
         await self.session.opened()
@@ -39,6 +41,9 @@ class GameConsumer(AsyncWebsocketConsumer):
     async def game_replaced(self, event):
         await self.session.replaced_elsewhere()
 
+    async def game_kicked(self, event):
+        await self.session.kicked_by_host()
+
     # The transport the session uses.
 
     async def send_message(self, message):
@@ -54,6 +59,9 @@ class GameConsumer(AsyncWebsocketConsumer):
 
     async def notify_replaced(self, channel_name):
         await self.channel_layer.send(channel_name, {"type": "game.replaced"})
+
+    async def notify_kicked(self, channel_name):
+        await self.channel_layer.send(channel_name, {"type": "game.kicked"})
 
     async def close_socket(self, code):
         await self.close(code=code)

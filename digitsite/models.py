@@ -27,6 +27,20 @@ class Room(models.Model):
     max_players = models.PositiveSmallIntegerField()
     target_confidence = models.FloatField()
     solo = models.BooleanField(default=False)
+    # The host's choice: a private room is left out of the lobby list and is
+    # joined only by its code or link.
+    private = models.BooleanField(default=False)
+    # Set when the room was found empty for GAME_EMPTY_ROOM_MINUTES: it is no
+    # longer listed nor joinable. Closed rooms are most rows of a long-lived
+    # site, so the lobby's index leaves them out.
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # Who created the room, to limit rooms per client: the address and a hash
+    # of the session key (the key itself is a credential, never stored).
+    creator_ip = models.GenericIPAddressField(null=True, blank=True)
+    creator_session = models.CharField(max_length=64, blank=True)
+    # Players the host removed: hashes of their seat token and session, and
+    # their user id. None of them gets a seat in this room again.
+    kicked = models.JSONField(default=list, blank=True)
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.LOBBY)
     host_player = models.CharField(max_length=32, blank=True)
@@ -44,6 +58,18 @@ class Room(models.Model):
 
     class Meta:
         ordering = ["-created"]
+        indexes = [
+            # Open rooms by creation time: the lobby walks it newest first and
+            # stops at its LIMIT, the idle-room sweep oldest first. A partial
+            # index holds only open rows, so its size follows the rooms in
+            # use, not every room ever made. (A narrower one that also left
+            # out private and solo rooms was not chosen by SQLite's nor by
+            # PostgreSQL's planner over this one, so it is not kept.)
+            models.Index(fields=["created"], name="room_open_idx",
+                         condition=models.Q(closed_at__isnull=True)),
+            models.Index(fields=["creator_ip", "created"], name="room_creator_ip_idx"),
+            models.Index(fields=["creator_session", "created"], name="room_creator_session_idx"),
+        ]
 
     def __str__(self):
         return f"{self.code} ({self.state})"
@@ -72,10 +98,17 @@ class Seat(models.Model):
     disconnected_at = models.DateTimeField(null=True, blank=True)
     gone = models.BooleanField(default=False)
     opt_out = models.BooleanField(default=False)
+    # A hash of the Django session that took the seat (blank without one): a
+    # player the host removes cannot come back from the same browser.
+    session_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["joined", "id"]
-        indexes = [models.Index(fields=["room", "gone"])]
+        indexes = [
+            models.Index(fields=["room", "gone"]),
+            # "Anyone seen in this room lately?" when closing idle rooms.
+            models.Index(fields=["room", "last_seen"], name="seat_room_last_seen_idx"),
+        ]
 
     def __str__(self):
         return f"{self.name} in {self.room.code}"

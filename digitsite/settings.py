@@ -212,6 +212,16 @@ GAME_ROUNDS = env_int("GAME_ROUNDS", 5)
 GAME_ROUND_SECONDS = env_float("GAME_ROUND_SECONDS", 20.0)
 GAME_TARGET_CONFIDENCE = env_float("GAME_TARGET_CONFIDENCE", 0.9)
 GAME_REJOIN_SECONDS = env_float("GAME_REJOIN_SECONDS", 60.0)
+# A room nobody was connected to for this long is closed: no longer listed
+# nor joinable (its results and drawings stay).
+GAME_EMPTY_ROOM_MINUTES = env_float("GAME_EMPTY_ROOM_MINUTES", 10.0)
+# Rooms (solo ones included) one browser session, and one IP address, may
+# create per GAME_ROOMS_WINDOW_SECONDS. One client once made 1,000 rooms in
+# 20 s; people make one or two. The address limit is higher because a class
+# or an office shares one address.
+GAME_ROOMS_PER_SESSION = env_int("GAME_ROOMS_PER_SESSION", 5)
+GAME_ROOMS_PER_IP = env_int("GAME_ROOMS_PER_IP", 20)
+GAME_ROOMS_WINDOW_SECONDS = env_float("GAME_ROOMS_WINDOW_SECONDS", 60.0)
 
 # Privacy: rooms nobody has used for this many days are deleted with their
 # seats and round progress by `manage.py purge_old_data` (run it daily; see

@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from digitsite import game
-from digitsite.game import rules
+from digitsite.game import names, rooms, rules
 from digitsite.game.rules import NAME_MAX_LENGTH, GameError, clean_name
 
 SESSION_NAME = "display_name"
@@ -34,10 +34,34 @@ def display_name(request):
 
 
 def _clean_display_name(value):
+    """A name a visitor may pick: shown correctly, and not one kept for staff
+    (the room checks the rest: another player's name)."""
     try:
-        return clean_name(value)
+        name = clean_name(value)
+        names.check_name_for_room(name)
+        return name
     except GameError as exc:
-        raise forms.ValidationError(exc.message) from exc
+        raise forms.ValidationError(exc.message, code=exc.code) from exc
+
+
+def client_ip(request):
+    """The address rooms are counted against: the connection's peer. Behind a
+    proxy that is the proxy, unless the deployment rewrites REMOTE_ADDR from
+    a header it trusts."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _creator(request):
+    """(ip, session hash) of the visitor, for the rooms-per-client limit."""
+    if request.session.session_key is None:
+        request.session.save()  # a visitor without a session gets one now
+    return client_ip(request), rooms.hash_session(request.session.session_key)
+
+
+def _too_many_rooms(request, exc, *, create_form=None, solo_error=""):
+    response = _home(request, create_form=create_form, solo_error=solo_error, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 class NameForm(forms.Form):
@@ -55,6 +79,7 @@ class CreateRoomForm(forms.Form):
     seconds = forms.IntegerField(label="Seconds per round", min_value=math.ceil(game.MIN_SECONDS),
                                  max_value=int(game.MAX_SECONDS))
     max_players = forms.IntegerField(label="Max players", min_value=1, max_value=game.MAX_PLAYERS)
+    private = forms.BooleanField(label="Private: not listed in the lobby", required=False)
 
     def __init__(self, *args, needs_name=False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -95,7 +120,7 @@ def _lobby_rooms():
 
 
 def _home(request, *, name_form=None, create_form=None, join_error="", join_code="",
-          status=200):
+          solo_error="", status=200):
     name = display_name(request)
     locked = request.user.is_authenticated
     context = {
@@ -105,6 +130,7 @@ def _home(request, *, name_form=None, create_form=None, join_error="", join_code
         "create_form": create_form or CreateRoomForm(needs_name=not name),
         "join_error": join_error,
         "join_code": join_code,
+        "solo_error": solo_error,
         "rooms": _lobby_rooms(),
         "lobby_refresh_ms": LOBBY_REFRESH_MS,
         "name_max_length": NAME_MAX_LENGTH,
@@ -144,15 +170,20 @@ def create_room(request):
     if not name:
         name = form.cleaned_data["name"]
         request.session[SESSION_NAME] = name
+    ip, session_hash = _creator(request)
     try:
         room = game.create_room(
             name,
             rounds=form.cleaned_data["rounds"],
             seconds=float(form.cleaned_data["seconds"]),
             max_players=form.cleaned_data["max_players"],
+            private=form.cleaned_data["private"],
+            creator_ip=ip, creator_session=session_hash, min_seconds=game.MIN_SECONDS,
         )
     except GameError as exc:
         form.add_error(None, exc.message)
+        if exc.code == "too_many_rooms":
+            return _too_many_rooms(request, exc, create_form=form)
         return _home(request, create_form=form, status=400)
     return redirect(_room_url(room.code))
 
@@ -171,7 +202,13 @@ def create_solo(request):
             # A solo player needs no name others could read; one is made up.
             name = f"Player {random.randint(100, 999)}"
         request.session[SESSION_NAME] = name
-    room = game.create_room(name, solo=True)
+    ip, session_hash = _creator(request)
+    try:
+        room = game.create_room(name, solo=True, creator_ip=ip, creator_session=session_hash)
+    except GameError as exc:
+        if exc.code == "too_many_rooms":
+            return _too_many_rooms(request, exc, solo_error=exc.message)
+        raise
     return redirect(_room_url(room.code))
 
 
@@ -197,6 +234,17 @@ def _room_page(request, room, *, name_form=None, status=200):
     name = display_name(request)
     snapshot = game.room_snapshot(room)
     seats = [p for p in snapshot["players"] if not p["gone"]]
+    session_key = request.session.session_key
+    if room.closed_at is not None:
+        return render(request, "game/room_closed.html", {"code": room.code, "kicked": False},
+                      status=410)
+    if rooms.is_kicked(room, session_key, request.user):
+        return render(request, "game/room_closed.html", {"code": room.code, "kicked": True},
+                      status=403)
+    # A visitor who holds no seat is told the room is full instead of being
+    # offered a join that would fail; a seated player (a reload) plays on.
+    full = (len(seats) >= room.max_players
+            and not rooms.session_holds_seat(room, session_key, request.user))
     config = {
         "code": room.code,
         "wsPath": f"/ws/v1/rooms/{room.code}/",
@@ -212,7 +260,7 @@ def _room_page(request, room, *, name_form=None, status=200):
         "snapshot": snapshot,
         "players": snapshot["players"],
         "seats_taken": len(seats),
-        "full": len(seats) >= room.max_players,
+        "full": full,
         "name": name,
         "name_form": name_form or NameForm(initial={"name": name}),
         "needs_name": not name,
@@ -224,6 +272,9 @@ def _room_page(request, room, *, name_form=None, status=200):
         "target_percent": round(room.target_confidence * 100),
         "name_max_length": NAME_MAX_LENGTH,
         "rounds_choices": range(game.MIN_ROUNDS, game.MAX_ROUNDS + 1),
+        "min_seconds": math.ceil(game.MIN_SECONDS),
+        "max_seconds": int(game.MAX_SECONDS),
+        "max_players": game.MAX_PLAYERS,
     }
     return render(request, "game/room.html", context, status=status)
 
@@ -237,6 +288,7 @@ def room(request, code):
         return render(request, "game/room_missing.html", {"code": shown}, status=404)
     if found.code != code:
         return redirect(_room_url(found.code))
+    rooms.close_room_if_idle(found)
     return _room_page(request, found)
 
 

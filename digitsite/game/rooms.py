@@ -12,24 +12,46 @@ the room, in order; the caller sends them.
 
 import base64
 import hashlib
+import math
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, FloatField, Q, Value
-from django.db.models.functions import Greatest
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from digitsite.game import rules
+from digitsite.game import names, rules
 from digitsite.game.codes import generate_code, normalise_code
 from digitsite.game.rules import GameError
 from digitsite.models import Room, RoundProgress, Seat
 
 # A room nobody has connected to yet is listed for this long after creation.
 NEW_ROOM_LISTED = timedelta(minutes=10)
+# The lobby closes idle rooms at most this often per process: the sweep reads
+# the open rooms, cheap but not free, and the lobby is polled every 4 s by
+# every visitor of the home page.
+SWEEP_EVERY_SECONDS = 30.0
+# Idle rooms closed per write, and the time the lobby's sweep may take.
+CLOSE_BATCH = 500
+SWEEP_BUDGET_SECONDS = 0.2
+# Removed players a room remembers; beyond it the oldest are forgotten (a
+# host removes a few players, not thousands).
+MAX_KICKED = 100
 
 
 def now():
@@ -54,6 +76,13 @@ def hash_token(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def hash_session(session_key):
+    """What is kept of a Django session key: its hash ("" without a session)."""
+    if not session_key:
+        return ""
+    return hashlib.sha256(b"session:" + session_key.encode()).hexdigest()
+
+
 def _default(value, name):
     return getattr(settings, name) if value is None else value
 
@@ -61,9 +90,44 @@ def _default(value, name):
 # -- the API the pages use ----------------------------------------------------
 
 
+def check_creation_limit(*, creator_ip=None, creator_session="", at=None):
+    """Refuse a new room when this client made too many lately.
+
+    GameError('too_many_rooms') says when the next one is allowed (also as
+    its `retry_after`, in seconds). Counted in the database (indexed by
+    creator and time), so every server process sees the same count.
+    """
+    at = at or now()
+    window = timedelta(seconds=settings.GAME_ROOMS_WINDOW_SECONDS)
+    since = at - window
+    waits = []
+    for field_name, value, limit in (
+            ("creator_session", creator_session, settings.GAME_ROOMS_PER_SESSION),
+            ("creator_ip", creator_ip, settings.GAME_ROOMS_PER_IP)):
+        if not value or limit <= 0:
+            continue
+        recent = list(Room.objects.filter(**{field_name: value}, created__gte=since)
+                      .order_by("-created").values_list("created", flat=True)[:limit])
+        if len(recent) >= limit:
+            # The oldest of the last `limit` rooms leaves the window first.
+            waits.append((recent[-1] + window - at).total_seconds())
+    if waits:
+        seconds = max(1, math.ceil(max(waits)))
+        error = GameError("too_many_rooms", f"you created too many rooms in a short time; "
+                                            f"try again in {seconds} s, or join one")
+        error.retry_after = seconds
+        raise error
+
+
 def create_room(host_name="", *, rounds=None, seconds=None, max_players=None, solo=False,
-                target_confidence=None, results_seconds=None):
-    """Create a room in the lobby; the first player to join it becomes the host."""
+                target_confidence=None, results_seconds=None, private=False,
+                creator_ip=None, creator_session="", min_seconds=rules.TECHNICAL_MIN_SECONDS):
+    """Create a room in the lobby; the first player to join it becomes the host.
+
+    `creator_ip` and `creator_session` (a hash, see hash_session) identify the
+    client for the per-client limit; pages pass them, and then the players'
+    minimum round length, rules.MIN_SECONDS, as `min_seconds`.
+    """
     room_settings = rules.room_settings(
         rounds=_default(rounds, "GAME_ROUNDS"),
         seconds=_default(seconds, "GAME_ROUND_SECONDS"),
@@ -74,8 +138,11 @@ def create_room(host_name="", *, rounds=None, seconds=None, max_players=None, so
         max_players=_default(max_players, "GAME_MAX_PLAYERS"),
         target_confidence=_default(target_confidence, "GAME_TARGET_CONFIDENCE"),
         solo=solo,
+        min_seconds=min_seconds,
     )
     title = rules.clean_name(host_name) if host_name else ""
+    if creator_ip or creator_session:
+        check_creation_limit(creator_ip=creator_ip, creator_session=creator_session)
     for _ in range(20):
         try:
             with transaction.atomic():
@@ -88,7 +155,10 @@ def create_room(host_name="", *, rounds=None, seconds=None, max_players=None, so
                     max_players=room_settings.max_players,
                     target_confidence=room_settings.target_confidence,
                     solo=room_settings.solo,
+                    private=bool(private),
                     game_rounds=room_settings.rounds,
+                    creator_ip=creator_ip or None,
+                    creator_session=creator_session or "",
                 )
         except IntegrityError:
             continue  # the code was taken: draw another
@@ -107,19 +177,104 @@ def room_exists(code):
     return Room.objects.filter(code=code).exists()
 
 
-def open_rooms(limit=50):
-    """Rooms a visitor can join: not solo, someone there (or just created), a seat free."""
+def _idle_rooms(at):
+    """Open rooms nobody was seen in for GAME_EMPTY_ROOM_MINUTES (and older than that).
+
+    A connected seat renews `last_seen` every SEAT_HEARTBEAT_SECONDS, and a
+    disconnect stamps it, so "no seat seen since the cutoff" means nobody
+    connected or seated for that long.
+    """
+    cutoff = at - timedelta(minutes=settings.GAME_EMPTY_ROOM_MINUTES)
+    seen = Seat.objects.filter(room=OuterRef("pk"), last_seen__gte=cutoff)
+    return Room.objects.filter(closed_at__isnull=True, created__lt=cutoff).filter(~Exists(seen))
+
+
+def close_idle_rooms(at=None, *, budget_seconds=None, batch=CLOSE_BATCH):
+    """Close rooms found idle, oldest first, `batch` at a time; returns how many.
+
+    Each batch is its own short write: one UPDATE over a 200,000-room backlog
+    held SQLite's write lock for 7.8 s (bench/bench_lobby.py), stalling every
+    room's moves meanwhile. With `budget_seconds`, stops after the batch that
+    passes it (the lobby's sweep: a backlog then clears over several polls).
+    """
+    at = at or now()
+    started = time.monotonic()
+    closed = 0
+    while True:
+        ids = list(_idle_rooms(at).order_by("created").values_list("pk", flat=True)[:batch])
+        if ids:
+            closed += Room.objects.filter(pk__in=ids, closed_at__isnull=True).update(
+                closed_at=at)
+        if len(ids) < batch or (budget_seconds is not None
+                                and time.monotonic() - started >= budget_seconds):
+            return closed
+
+
+def _close_if_idle(room, at):
+    """Close this one room if it is idle; True when it is (now) closed."""
+    if room.closed_at is not None:
+        return True
+    if _idle_rooms(at).filter(pk=room.pk).update(closed_at=at):
+        room.closed_at = at
+        return True
+    return False
+
+
+def close_room_if_idle(room):
+    """For the room page: close the room now if it stands idle (see join)."""
+    return room.closed_at is not None or _close_if_idle(room, now())
+
+
+_last_sweep = [float("-inf")]
+
+
+def _sweep_now_and_then():
+    stamp = time.monotonic()
+    if stamp - _last_sweep[0] >= SWEEP_EVERY_SECONDS:
+        _last_sweep[0] = stamp
+        close_idle_rooms(budget_seconds=SWEEP_BUDGET_SECONDS)
+
+
+MAX_LOBBY_ROOMS = 100
+
+
+def lobby_query(limit=50):
+    """The lobby's query (see open_rooms), at most MAX_LOBBY_ROOMS rows."""
+    limit = max(1, min(int(limit), MAX_LOBBY_ROOMS))
     fresh = now() - NEW_ROOM_LISTED
-    rooms = (
-        Room.objects.filter(solo=False)
+    # Counted per room in correlated subqueries rather than one JOIN and GROUP
+    # BY: grouping made the database count the seats of every open room and
+    # sort them all before the LIMIT; this way it walks room_open_idx newest
+    # first and stops once `limit` rooms qualify.
+    seats = Seat.objects.filter(room=OuterRef("pk"), gone=False)
+    return (
+        Room.objects.filter(closed_at__isnull=True, solo=False, private=False)
         .annotate(
-            players=Count("seats", filter=Q(seats__gone=False)),
-            online=Count("seats", filter=Q(seats__gone=False, seats__connected=True)),
+            players=_count(seats),
+            online=_count(seats.filter(connected=True)),
         )
         .filter(Q(online__gt=0) | Q(created__gte=fresh, players=0))
         .filter(players__lt=F("max_players"))
         .order_by("-created")[:limit]
     )
+
+
+def _count(queryset):
+    """COUNT(*) of `queryset` as a scalar subquery (0, not NULL, when empty)."""
+    return Coalesce(Subquery(queryset.order_by().values("room").annotate(n=Count("pk"))
+                             .values("n"), output_field=IntegerField()), 0)
+
+
+def open_rooms(limit=50):
+    """Rooms a visitor can join: open, listed, not solo, someone there (or just
+    created), a seat free. Newest first, at most `limit` (capped at MAX_LOBBY_ROOMS).
+
+    The rooms are read newest first through the partial index of open rooms
+    (room_open_idx), and idle rooms are closed as the lobby is polled, so the
+    rows read follow the rooms in use, not every room ever made.
+    """
+    _sweep_now_and_then()
+    rooms = lobby_query(limit)
     return [
         {"code": room.code, "title": room.title, "players": room.players,
          "max_players": room.max_players, "state": room.state}
@@ -174,6 +329,7 @@ def room_snapshot(room, seats=None):
             "max_players": room.max_players,
             "target_confidence": room.target_confidence,
             "solo": room.solo,
+            "private": room.private,
         },
         "players": players,
     }
@@ -230,12 +386,35 @@ def _expire(room, at):
     ).update(gone=True, channel_name="")
 
 
-def join(code, *, name=None, token=None, user=None, channel_name="", opt_out=None):
-    """Seat a player (or give a returning one their seat back)."""
+def _check_not_kicked(room, *, token, session_hash, user):
+    for entry in room.kicked or []:
+        if ((token and entry.get("token") == hash_token(token))
+                or (session_hash and entry.get("session") == session_hash)
+                or (user is not None and entry.get("user") == user.pk)):
+            raise GameError("kicked", f"the host removed you from room {room.code}; "
+                                      "you cannot rejoin it")
+
+
+def join(code, *, name=None, token=None, user=None, channel_name="", opt_out=None,
+         session_key=None):
+    """Seat a player (or give a returning one their seat back).
+
+    `session_key`, the connection's Django session, marks the seat so that a
+    player the host removes cannot come back from the same browser.
+    """
     at = now()
     user = user if user is not None and getattr(user, "is_authenticated", False) else None
+    session_hash = hash_session(session_key)
+    # Closed on its own (autocommit) UPDATE: the refusal below must not roll it back.
+    unlocked = Room.objects.filter(code=code).first()
+    if unlocked is not None:
+        _close_if_idle(unlocked, at)
     with transaction.atomic():
         room = _lock_room(code)
+        if room.closed_at is not None:
+            raise GameError("room_closed", f"room {room.code} was closed after standing "
+                                           "empty; create a new one")
+        _check_not_kicked(room, token=token, session_hash=session_hash, user=user)
         _expire(room, at)
         seat = None
         if isinstance(token, str) and token:
@@ -253,23 +432,29 @@ def join(code, *, name=None, token=None, user=None, channel_name="", opt_out=Non
             seat.channel_name = channel_name
             seat.last_seen = at
             seat.disconnected_at = None
+            if session_hash:
+                seat.session_hash = session_hash
             if opt_out is not None:
                 seat.opt_out = bool(opt_out)
             seat.save(update_fields=["token_hash", "connected", "channel_name", "last_seen",
-                                     "disconnected_at", "opt_out"])
+                                     "disconnected_at", "opt_out", "session_hash"])
         else:
             rejoined = False
             if user is not None:
                 display = user.get_username()[: rules.NAME_MAX_LENGTH]
             else:
                 display = rules.clean_name(name)
-            if Seat.objects.filter(room=room, gone=False).count() >= room.max_players:
+            seated = list(Seat.objects.filter(room=room, gone=False).values_list("name",
+                                                                                 flat=True))
+            if len(seated) >= room.max_players:
                 raise GameError("room_full", f"room {room.code} is full "
                                              f"({room.max_players} players)")
+            names.check_name_for_room(display, taken=seated,
+                                      staff=user is not None and user.is_staff)
             seat = Seat.objects.create(
                 room=room, player_id=uuid.uuid4().hex[:12], token_hash=hash_token(new_token),
                 name=display, user=user, connected=True, channel_name=channel_name,
-                last_seen=at, opt_out=bool(opt_out),
+                last_seen=at, opt_out=bool(opt_out), session_hash=session_hash,
             )
         _ensure_host(room)
         room.refresh_from_db()
@@ -277,6 +462,97 @@ def join(code, *, name=None, token=None, user=None, channel_name="", opt_out=Non
     result.events = [room_message(room)]
     result.catch_up = _results_shown(room)
     return result
+
+
+def session_holds_seat(room, session_key, user=None):
+    """This browser session (or account) already has a seat in the room."""
+    session_hash = hash_session(session_key)
+    mine = Q(session_hash=session_hash) if session_hash else Q(pk__in=[])
+    if user is not None and getattr(user, "is_authenticated", False):
+        mine |= Q(user=user)
+    return Seat.objects.filter(mine, room=room, gone=False).exists()
+
+
+def is_kicked(room, session_key, user=None):
+    """The host removed this browser session (or account) from the room."""
+    try:
+        _check_not_kicked(room, token=None, session_hash=hash_session(session_key),
+                          user=user if getattr(user, "is_authenticated", False) else None)
+    except GameError:
+        return True
+    return False
+
+
+# -- the host's controls ------------------------------------------------------
+
+
+def change_settings(code, player_id, changes):
+    """The host changes the room's settings between games. Returns messages.
+
+    `changes` may hold `private` (bool), `rounds`, `seconds`, `max_players`;
+    each is checked as on creation, with the players' minimum round length.
+    """
+    with transaction.atomic():
+        room = _lock_room(code)
+        if room.host_player != player_id:
+            raise GameError("not_host", "only the host can change the room's settings")
+        if room.state not in (Room.State.LOBBY, Room.State.FINISHED):
+            raise GameError("already_playing", "settings can be changed only between games")
+        fields = []
+        if "private" in changes:
+            if not isinstance(changes["private"], bool):
+                raise GameError("bad_message", "'private' must be true or false")
+            room.private = changes["private"]
+            fields.append("private")
+        if "rounds" in changes:
+            room.rounds = rules.check_rounds(changes["rounds"])
+            room.game_rounds = room.rounds
+            fields += ["rounds", "game_rounds"]
+        if "seconds" in changes:
+            room.round_seconds = rules.check_seconds(changes["seconds"])
+            fields.append("round_seconds")
+        if "max_players" in changes:
+            if room.solo:
+                raise GameError("bad_message", "a solo room has one seat")
+            seated = Seat.objects.filter(room=room, gone=False).count()
+            room.max_players = rules.check_max_players(changes["max_players"], seated)
+            fields.append("max_players")
+        if not fields:
+            raise GameError("bad_message", "name at least one of private, rounds, seconds, "
+                                           "max_players")
+        room.save(update_fields=fields)
+    return [room_message(room)]
+
+
+@dataclass
+class KickResult:
+    events: list
+    # The connection of the removed player, to tell and close ("" if offline).
+    channel_name: str
+
+
+def kick(code, player_id, target_id):
+    """The host removes a player: the seat is given up, and the player's token,
+    session and account cannot take a seat in this room again."""
+    at = now()
+    with transaction.atomic():
+        room = _lock_room(code)
+        if room.host_player != player_id:
+            raise GameError("not_host", "only the host can remove players")
+        if target_id == player_id:
+            raise GameError("bad_message", "the host cannot remove themselves; use leave")
+        seat = Seat.objects.filter(room=room, player_id=target_id, gone=False).first()
+        if seat is None:
+            raise GameError("no_such_player", "there is no such player in this room")
+        events = _end_players_round(room, seat, "kicked", at)
+        channel = seat.channel_name if seat.connected else ""
+        Seat.objects.filter(pk=seat.pk).update(
+            gone=True, connected=False, channel_name="", disconnected_at=at, last_seen=at)
+        entry = {"token": seat.token_hash, "session": seat.session_hash, "user": seat.user_id}
+        room.kicked = ([*(room.kicked or []), entry])[-MAX_KICKED:]
+        Room.objects.filter(pk=room.pk).update(kicked=room.kicked)
+        _ensure_host(room)
+    return KickResult(events + _after_change(room.code), channel)
 
 
 def _results_shown(room):

@@ -10,6 +10,8 @@ outside world only through a transport (the Channels consumer in production):
     await transport.broadcast(dict)        to everyone in the room, this client included
     await transport.subscribe(code)        start receiving the room's broadcasts
     await transport.notify_replaced(channel_name)   tell an older connection it lost its seat
+    await transport.notify_kicked(channel_name)     tell a removed player's connection
+    transport.session_key       the Django session key of the connection, or None
     await transport.close_socket(code)
 
 Broadcasts come back through `on_event`, so everything a client learns about
@@ -52,12 +54,19 @@ CLOSE_JOIN_TIMEOUT = 4000
 CLOSE_PROTOCOL = 4001
 CLOSE_ROOM_FULL = 4003
 CLOSE_NOT_FOUND = 4004
+CLOSE_KICKED = 4005
 CLOSE_FLOOD = 4008
 CLOSE_REPLACED = 4010
 
 GRACE_MS = int(rules.ROUND_GRACE_SECONDS * 1000)
 
-CLIENT_TYPES = ("join", "start", "draw", "done", "opt_out", "leave", "ping")
+CLIENT_TYPES = ("join", "start", "settings", "kick", "draw", "done", "opt_out", "leave",
+                "ping")
+# The room settings a host may change between games (docs/protocol.md).
+SETTINGS_FIELDS = ("private", "rounds", "seconds", "max_players")
+# Join refusals that end the connection, and the close code that follows.
+JOIN_CLOSES = {"room_full": CLOSE_ROOM_FULL, "room_not_found": CLOSE_NOT_FOUND,
+               "room_closed": CLOSE_NOT_FOUND, "kicked": CLOSE_KICKED}
 
 
 def db(function):
@@ -177,6 +186,12 @@ class PlayerSession:
         self.replaced = True
         await self.error("replaced", "this seat was taken over by a newer connection")
         await self.close(CLOSE_REPLACED)
+
+    async def kicked_by_host(self):
+        # The seat is already given up: nothing to keep when the socket closes.
+        self.left = True
+        await self.error("kicked", "the host removed you from this room")
+        await self.close(CLOSE_KICKED)
 
     async def close(self, code):
         if not self.closed:
@@ -299,11 +314,12 @@ class PlayerSession:
             result = await db(rooms.join)(
                 self.code, name=name, token=token, user=self.transport.user,
                 channel_name=self.transport.channel_name, opt_out=opt_out,
+                session_key=getattr(self.transport, "session_key", None),
             )
         except GameError as exc:
-            if exc.code in ("room_full", "room_not_found"):
+            if exc.code in JOIN_CLOSES:
                 await self.error(exc.code, exc.message, "join")
-                await self.close(CLOSE_ROOM_FULL if exc.code == "room_full" else CLOSE_NOT_FOUND)
+                await self.close(JOIN_CLOSES[exc.code])
                 return
             raise
         if self.closed:
@@ -344,6 +360,19 @@ class PlayerSession:
     async def on_start(self, message):
         rounds = _field(message, "rounds", int, required=False)
         await self.broadcast_all(await db(rooms.start_game)(self.code, self.player_id, rounds))
+
+    async def on_settings(self, message):
+        changes = {name: message[name] for name in SETTINGS_FIELDS
+                   if message.get(name) is not None}
+        await self.broadcast_all(await db(rooms.change_settings)(self.code, self.player_id,
+                                                                 changes))
+
+    async def on_kick(self, message):
+        target = _field(message, "player", str)
+        result = await db(rooms.kick)(self.code, self.player_id, target[:64])
+        if result.channel_name:
+            await self.transport.notify_kicked(result.channel_name)
+        await self.broadcast_all(result.events)
 
     def _check_round(self, round_number, at=None):
         room = self.room

@@ -11,6 +11,7 @@ const FINAL_CLOSES = {
   4001: "This page is out of date. Reload it to play.",
   4003: "The room is full.",
   4004: "This room does not exist any more.",
+  4005: "The host removed you from this room.",
   4010: "You opened this room in another tab or window, so this one was disconnected.",
 };
 
@@ -135,12 +136,23 @@ export class GameConnection {
       const final = this.leaving ? "You left the room." : FINAL_CLOSES[event.code];
       if (final) {
         this.stopped = true;
-        if (this.leaving || event.code === 4004) this.token = null;
+        if (this.leaving || event.code === 4004 || event.code === 4005) this.token = null;
         this._setState("closed", {code: event.code, reason: final});
         return;
       }
       this._scheduleRetry(event.reason || "");
     });
+  }
+
+  /** Stop for good (no reconnection), e.g. after the server refused to seat us. */
+  stop(reason) {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this._stopPings();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close(1000);
+    this._setState("closed", {code: 1000, reason});
   }
 
   send(message) {

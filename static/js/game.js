@@ -50,7 +50,19 @@ const ui = {
   leave: $("[data-leave]"),
   copyLink: $("[data-copy-link]"),
   shareUrl: $("[data-share-url]"),
+  settings: $("[data-room-settings]"),
+  settingsSeconds: $("[data-settings-seconds]"),
+  settingsPlayers: $("[data-settings-players]"),
+  settingsPrivate: $("[data-settings-private]"),
+  settingsSave: $("[data-settings-save]"),
+  settingsLine: document.querySelector("[data-settings-line]"),
+  privateBadge: document.querySelector("[data-private-badge]"),
+  rename: document.querySelector("[data-rename]"),
+  renameReason: document.querySelector("[data-rename-reason]"),
 };
+
+// Join refusals about the name: the player picks another one (a page form).
+const NAME_ERRORS = ["bad_name", "name_taken", "name_reserved"];
 
 const game = {
   me: null, // {id, name, host, opt_out}
@@ -252,6 +264,7 @@ const handlers = {
         time: "Time is up.",
         disconnected: "Your round ended while you were offline.",
         left: "You left.",
+        kicked: "You were removed by the host.",
       }[message.reason] || "Your round is over.";
       finishMine(`${why} +${message.points} points`);
     }
@@ -264,6 +277,10 @@ const handlers = {
     showGameOver(message);
   },
   error(message) {
+    if (message.for === "join" && NAME_ERRORS.includes(message.code)) {
+      askForAnotherName(message.message || message.code);
+      return;
+    }
     if (message.for === "draw") answered(null);
     // A draw after the round ended is expected now and then; nothing to show.
     if (["not_playing", "wrong_round", "already_finished"].includes(message.code)
@@ -309,6 +326,7 @@ function applyRoom(room) {
   }
 
   ui.roundLabel.textContent = room.round ? `Round ${room.round} of ${room.rounds}` : "Lobby";
+  renderSettings(room, me);
   renderPlayers(room);
   renderHostControls(room, me);
   if (previous?.state !== room.state && room.state === "playing") ui.final.hidden = true;
@@ -381,6 +399,17 @@ function renderPlayers(room) {
     if (showFinished && p.finished && !p.gone) {
       badges.push(h("span", {class: "badge badge--good", dataset: {finishedBadge: ""}}, "✓ done"));
     }
+    if (game.me?.host && p.id !== game.me.id && !p.gone) {
+      badges.push(h("button", {
+        type: "button", class: "button--ghost button--small", dataset: {kick: p.id},
+        "aria-label": `Remove ${p.name} from the room`,
+        onclick: () => {
+          if (window.confirm(`Remove ${p.name} from the room? They cannot come back.`)) {
+            connection.send({type: "kick", player: p.id});
+          }
+        },
+      }, "Remove"));
+    }
     return h("li", {
       class: `player${p.gone ? " is-gone" : ""}${p.id === game.me?.id ? " is-me" : ""}`,
       dataset: {player: p.id},
@@ -399,6 +428,35 @@ function renderHostControls(room, me) {
   const host = room.players.find((p) => p.host);
   ui.waitHost.hidden = !(room.state === "lobby" && !isHost);
   ui.waitHost.textContent = host ? `Waiting for ${host.name} (the host) to start the game.` : "Waiting for a host.";
+}
+
+// The settings line in the header, and the host's settings form between games.
+function renderSettings(room, me) {
+  const s = room.settings || {};
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  if (ui.settingsLine && s.rounds) {
+    ui.settingsLine.textContent = `${plural(s.rounds, "round")} of ${Math.round(s.seconds)} s · up to ${plural(s.max_players, "player")}`;
+  }
+  if (ui.privateBadge) ui.privateBadge.hidden = !s.private;
+  const between = room.state === "lobby" || room.state === "finished";
+  const show = Boolean(me?.host) && between;
+  if (show && ui.settings.hidden) {
+    // Filled in when the form appears, not while the host is editing it.
+    ui.settingsSeconds.value = String(Math.round(s.seconds));
+    ui.settingsPlayers.value = String(s.max_players);
+    ui.settingsPrivate.checked = Boolean(s.private);
+  }
+  ui.settings.hidden = !show;
+}
+
+function askForAnotherName(reason) {
+  connection.stop(reason);
+  root.hidden = true;
+  if (ui.rename) {
+    ui.renameReason.textContent = reason;
+    ui.rename.hidden = false;
+    ui.rename.querySelector("input[name=name]").focus();
+  }
 }
 
 function showNoGuess() {
@@ -436,6 +494,7 @@ const REASONS = {
   time: () => "out of time",
   disconnected: () => "disconnected",
   left: () => "left",
+  kicked: () => "removed by the host",
   absent: () => "did not draw",
 };
 
@@ -532,6 +591,12 @@ setInterval(tick, 100);
 
 ui.start.addEventListener("click", () => {
   connection.send({type: "start", rounds: Number(ui.startRounds.value)});
+});
+ui.settingsSave.addEventListener("click", () => {
+  const change = {type: "settings", private: ui.settingsPrivate.checked,
+    seconds: Number(ui.settingsSeconds.value)};
+  if (!ui.settingsPlayers.disabled) change.max_players = Number(ui.settingsPlayers.value);
+  if (connection.send(change)) say("Settings saved.");
 });
 ui.playAgain.addEventListener("click", () => {
   connection.send({type: "start"});
