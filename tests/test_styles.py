@@ -1,4 +1,4 @@
-"""Handwriting styles (trainer/styles.py) and the styles sets built from them (trainer/styles_set.py).
+"""Handwriting styles (trainer/styles.py) and the styles sets (trainer/styles_set.py).
 
 The generators run on real traced MNIST digits, 20 of each, each with its own
 seed: every assertion holds for every draw of the random parameters, not for
