@@ -90,6 +90,8 @@ export RECOGNIZER_MODEL_DIR="$scratch/models"
 export DATABASE_URL="sqlite:///$scratch/var/db.sqlite3"
 export SECRET_KEY="${SECRET_KEY:-training-run-only}"
 export PYTHONUNBUFFERED=1
+# The in-memory channel layer: the trainer needs no Redis.
+unset REDIS_URL
 # Deterministic cuBLAS, so that a seed gives the same weights on the same machine.
 export CUBLAS_WORKSPACE_CONFIG=:4096:8
 mkdir -p "$DIGITSITE_VAR_DIR"
@@ -140,8 +142,9 @@ cal = metrics["calibration"]
 print(f"temperature {cal['temperature']}")
 for name, row in cal["after"].items():
     c = row["calibrated"]
+    wrong = "-" if c["wrong_reaching"] is None else f"{c['wrong_reaching']:.2%}"
     print(f"  {name}: right and >= 0.9 {c['correct_reaching']:.2%}, wrong and >= 0.9 "
-          f"{c['wrong_reaching']}, ECE {c['ece']:.4f}")
+          f"{wrong}, ECE {c['ece']:.4f}")
 for epoch in metrics["curves"]:
     print(f"  epoch {epoch['epoch']}: {epoch['seconds']} s, test {epoch.get('eval_accuracy')}")
 EOF

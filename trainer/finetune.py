@@ -422,7 +422,7 @@ def _run_locked(options, device, model_dir, log):
                 baseline["results"]["styles"] = styles_set.evaluate(active_model, styles_eval)
             baseline["confidence"] = confidence.reports(
                 active_model, calibration.temperature_of(active_metadata), confidence_sets)
-        except (versions.CheckpointError, ValueError) as exc:
+        except versions.CheckpointError as exc:
             log(f"The active version {active.version} cannot be loaded for comparison: {exc}")
     duration = round(time.perf_counter() - started, 1)
 
