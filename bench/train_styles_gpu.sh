@@ -72,9 +72,12 @@ out=${OUT:-bench/results/gpu-run}
 [ "$mode" = check ] && out=$scratch/out
 mkdir -p "$out"
 
-# -- Python: the project's virtualenv if it has Django and torch, else python3 + the wheels --
+# -- Python: the project's virtualenv if it has Django and torch (with CUDA, to train),
+# else python3 (on the GPU machine, the one with a CUDA build of PyTorch) + the wheels --
 if [ -z "${PYTHON:-}" ]; then
-    if .venv/bin/python -c "import django, torch" 2>/dev/null; then
+    need_cuda=$([ "$mode" = train ] && echo 1 || echo 0)
+    if .venv/bin/python -c "import sys, django, torch
+sys.exit(0 if torch.cuda.is_available() or not $need_cuda else 1)" 2>/dev/null; then
         PYTHON=.venv/bin/python
     else
         PYTHON=python3
