@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from recognizer import calibration
 from recognizer.atomic_files import write_atomically
 from recognizer.network import ARCHITECTURE, build_model
 
@@ -71,4 +72,9 @@ def load_checkpoint(path, expected_sha256=None):
     except Exception as exc:
         raise CheckpointError(f"model file {path} has weights that do not fit: {exc}") from exc
     model.eval()
-    return model, payload.get("metadata", {})
+    metadata = payload.get("metadata", {})
+    try:
+        calibration.temperature_of(metadata)
+    except ValueError as exc:
+        raise CheckpointError(f"model file {path} has an unusable temperature: {exc}") from exc
+    return model, metadata

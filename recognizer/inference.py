@@ -29,7 +29,7 @@ import torch
 from django.conf import settings
 from django.db import close_old_connections
 
-from recognizer import versions
+from recognizer import calibration, versions
 from recognizer.checkpoints import CheckpointError
 from recognizer.models import ModelVersion
 
@@ -273,7 +273,10 @@ class InferenceService:
             logits, activations = loaded.model.forward_with_activations(
                 inputs, keep=want_activations
             )
-            probabilities = torch.softmax(logits.double(), dim=1).numpy()
+            # The version's temperature (recognizer/calibration.py): the
+            # probabilities the game and the API use are calibrated.
+            probabilities = calibration.probabilities(
+                logits, calibration.temperature_of(loaded.metadata)).numpy()
         self.batches_run += 1
         self.requests_served += len(batch)
         results = []

@@ -345,7 +345,11 @@ async def test_styled_players_play_and_the_finetuned_model_reads_their_style(
     assert data["drawing_statuses"] == ["approved"]
 
     table = new.metrics["before_after"]
-    assert set(table) == {"mnist_test", "canvas", "heldout_drawings"}
+    # The three sets of the activation rule, and the styles set (as a whole and per style).
+    from trainer.styles import STYLE_NAMES
+
+    assert set(table) == {"mnist_test", "canvas", "heldout_drawings", "styles",
+                          *(f"styles/{name}" for name in STYLE_NAMES)}
     heldout = table["heldout_drawings"]
     assert heldout["count"] == HELD_OUT * GAMES * 10
     assert new.metrics["baseline"]["version"] == shipped.version

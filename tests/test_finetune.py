@@ -227,6 +227,76 @@ def test_canvas_style_training_digits(mnist_dir, model_dir, trainer_settings, ca
         call_command("finetune", data_dir=str(mnist_dir), canvas_train=-1, verbosity=0)
 
 
+@pytest.mark.django_db
+def test_styles_training_styles_evaluation_and_calibration(mnist_dir, model_dir,
+                                                          trainer_settings):
+    """One tiny run with every new option: what was trained on, measured and stored."""
+    from recognizer import calibration
+    from trainer import styles
+
+    ModelVersion.objects.all().delete()
+    row = finetune(mnist_dir, from_scratch=True, limit=300, epochs=1, batch_size=32,
+                   styles_train=110, calibration_holdout=300, workers=1)
+    data = row.training["data"]
+    assert data["styles_train"] == 110
+    assert data["train_total"] == 300 + 110
+    # 300 held-out digits redrawn canvas-style, and 27 of them in each of 11 styles.
+    assert data["calibration"] == 300 + 27 * 11
+    # 27 test digits per style (300 // 11), fewer for a digit rarer than that.
+    test_labels = datasets.mnist_split("test", mnist_dir, limit=300).labels
+    expected = sum(27 if d is None else min(27, int((test_labels == d).sum()))
+                   for d in styles.STYLE_DIGITS.values())
+    assert data["styles"] == row.metrics["styles"]["count"] == expected
+
+    metrics = row.metrics
+    per_style = metrics["styles"]["per_style"]
+    assert list(per_style) == list(styles.STYLE_NAMES)
+    assert all(0 < r["count"] <= 27 and sum(r["read_as"]) == r["count"]
+               for r in per_style.values())
+    assert metrics["styles_accuracy"] == metrics["styles"]["accuracy"]
+    for name in styles.STYLE_NAMES:
+        assert metrics["before_after"][f"styles/{name}"]["after"] == per_style[name]["accuracy"]
+
+    # The temperature is fitted (the NLL on the held-out digits drops), stored
+    # in the checkpoint, and reported on the canvas-style and styles sets.
+    fit = metrics["calibration"]["fit"]
+    assert fit["count"] == data["calibration"]
+    assert fit["nll_after"] <= fit["nll_before"]
+    temperature = metrics["calibration"]["temperature"]
+    _, metadata = load_checkpoint(resolve_path(row.path))
+    assert calibration.temperature_of(metadata) == temperature == row.training["temperature"]
+    assert temperature != 1.0
+    for name in ("canvas", "styles"):
+        report = metrics["calibration"]["after"][name]
+        assert report["calibrated"]["temperature"] == temperature
+        assert report["uncalibrated"]["temperature"] == 1.0
+        assert 0 <= report["calibrated"]["ece"] <= 1
+
+    # The training loss measured like the test loss, on a fixed subset.
+    [epoch] = metrics["curves"]
+    assert epoch["train_eval_loss"] > 0 and 0 <= epoch["train_eval_accuracy"] <= 1
+
+    with pytest.raises(CommandError, match="--styles-train must not be negative"):
+        call_command("finetune", data_dir=str(mnist_dir), styles_train=-1, verbosity=0)
+    with pytest.raises(CommandError, match="--calibration-holdout must be between"):
+        call_command("finetune", data_dir=str(mnist_dir), calibration_holdout=60000,
+                     verbosity=0)
+    with pytest.raises(CommandError, match="--workers must be at least 1"):
+        call_command("finetune", data_dir=str(mnist_dir), workers=0, verbosity=0)
+
+
+def test_the_calibration_digits_are_never_trained_on(mnist_dir):
+    from trainer import confidence
+
+    train = datasets.mnist_split("train", mnist_dir)
+    pool, held = confidence.split_holdout(train, 2000)
+    assert len(pool) == 58000 and len(held) == 2000
+    assert torch.equal(held.images, train.images[58000:])
+    assert confidence.split_holdout(train, 0) == (train, None)
+    with pytest.raises(ValueError, match="must be smaller"):
+        confidence.split_holdout(train, 60000)
+
+
 def test_the_recorded_command_line_is_the_one_typed():
     from trainer.management.commands.finetune import command_line
 

@@ -377,6 +377,36 @@ def test_model_page_shows_the_active_models_real_numbers(client, model_dir):
     assert "older-model" in html and ">95.00%<" in html
 
 
+def test_model_page_shows_styles_confidence_and_a_comparable_training_loss(client, model_dir):
+    """A version trained with the styles, calibrated, with the training loss measured like the
+    test loss: the card shows each style, the confidence numbers and those loss values."""
+    active = register_random_model(model_dir, seed=0, activate=True, version="styled")
+    metrics = model_metrics()
+    for epoch, value in zip(metrics["curves"], (0.31, 0.0917, 0.0312), strict=True):
+        epoch["train_eval_loss"] = value
+        epoch["train_eval_accuracy"] = 0.99
+    metrics["styles"] = {"count": 600, "accuracy": 0.975, "per_style": {
+        "zero_slashed": {"count": 300, "accuracy": 0.9633, "read_as": [289, 0, 0, 0, 0, 0, 0,
+                                                                          0, 11, 0]},
+        "one_flag": {"count": 300, "accuracy": 0.9867, "read_as": [0, 296, 0, 0, 0, 0, 0, 4,
+                                                                      0, 0]},
+    }}
+    metrics["calibration"] = {"temperature": 0.612, "after": {"canvas": {"calibrated": {
+        "correct_reaching": 0.9781, "wrong_reaching": 0.1234, "ece": 0.004}}}}
+    active.metrics = metrics
+    active.save()
+
+    html = client.get("/learn/model/").content.decode()
+    assert ">97.50%<" in html  # the styles set as a whole
+    assert 'data-style="zero_slashed">96.3%<' in html and "0 with a slash" in html
+    assert 'data-style="one_flag">98.7%<' in html
+    assert "97.8% get 90% or more" in html and "12.3% get 90% for the wrong one" in html
+    assert "divided by 0.612" in html
+    # The training line is the one measured like the test line.
+    assert "training, epoch 2: 0.0917" in html and "training, epoch 2: 0.1200" not in html
+    assert "measured exactly like the test line" in html
+
+
 def test_model_page_without_an_active_model(client, db):
     response = client.get("/learn/model/")
     assert response.status_code == 200

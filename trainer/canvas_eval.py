@@ -237,17 +237,24 @@ def canvas_input(image28, rng):
     return preprocessing.strokes_to_input(drawn, width, height)
 
 
-def _build(images, seed):
-    inputs = np.empty((len(images), 28, 28), dtype=np.float32)
-    for index, image in enumerate(images):
-        # One generator per digit, seeded by (seed, index): digit i is the same
-        # whatever the limit, and any subset can be rebuilt on its own.
-        rng = np.random.default_rng([seed, index])
-        try:
-            inputs[index] = canvas_input(image, rng)
-        except ValueError as exc:
-            raise ValueError(f"image {index}: {exc}") from exc
-    return inputs
+def seeded_canvas_input(image28, seed, index):
+    """canvas_input with the generator of digit `index` of the set seeded `seed`."""
+    # One generator per digit, seeded by (seed, index): digit i is the same
+    # whatever the limit and the number of processes, and any subset can be
+    # rebuilt on its own.
+    try:
+        return canvas_input(image28, np.random.default_rng([seed, index]))
+    except ValueError as exc:
+        raise ValueError(f"image {index}: {exc}") from exc
+
+
+def _build(images, seed, workers=None):
+    from trainer.parallel import map_stacked
+
+    if not len(images):
+        return np.empty((0, 28, 28), dtype=np.float32)
+    items = [(image, seed, index) for index, image in enumerate(images)]
+    return map_stacked(seeded_canvas_input, items, workers).astype(np.float32, copy=False)
 
 
 def _cache_path(cache_dir, images, labels, seed, limit):
@@ -288,13 +295,15 @@ def default_cache_dir():
     return Path(settings.VAR_DIR) / "cache"
 
 
-def build_canvas_eval_set(images, labels, seed=0, limit=None, cache_dir=None, use_cache=True):
+def build_canvas_eval_set(images, labels, seed=0, limit=None, cache_dir=None, use_cache=True,
+                          workers=None):
     """Inputs (N, 28, 28) float32 and labels (N,) int64 of MNIST redrawn canvas-style.
 
     `images`: (N, 28, 28) uint8 (255 = ink) or floats in [0, 1]; `labels`:
     (N,). Only the first `limit` digits are used when `limit` is given. The
     same seed always gives the same set; the result is cached in `cache_dir`
-    (default VAR_DIR/cache) unless `use_cache` is false.
+    (default VAR_DIR/cache) unless `use_cache` is false. `workers`: processes
+    that render (default: every core, trainer.parallel).
     """
     images = np.asarray(images)
     labels = np.asarray(labels)
@@ -314,7 +323,7 @@ def build_canvas_eval_set(images, labels, seed=0, limit=None, cache_dir=None, us
         if cached is not None:
             return cached
     started = time.monotonic()
-    inputs = _build(images, seed)
+    inputs = _build(images, seed, workers)
     logger.info("built the canvas-style set: %d digits in %.1f s", len(images),
                 time.monotonic() - started)
     if path is not None:

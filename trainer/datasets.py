@@ -98,16 +98,18 @@ def batches(data, batch_size, generator=None, shuffle=True, drop_last=False):
         yield data.inputs(index), data.labels[index]
 
 
-def canvas_style(data, count, seed=1):
+def canvas_style(data, count, seed=1, workers=None):
     """The first `count` digits of `data` redrawn the way the site's canvas draws.
 
     Players draw with a pen of one width along smooth strokes; training on
     such renderings of MNIST train digits (trainer.canvas_eval, cached after
     the first build) shows the network that style next to MNIST's scans.
-    Raises ImportError when the canvas renderer is not available.
+    Raises ImportError when the canvas renderer is not available. `workers`:
+    processes that render (default: every core).
     """
     from trainer.canvas_eval import build_canvas_eval_set
 
     part = data.head(count)
-    inputs, labels = build_canvas_eval_set(part.images.numpy(), part.labels.numpy(), seed=seed)
+    inputs, labels = build_canvas_eval_set(part.images.numpy(), part.labels.numpy(), seed=seed,
+                                           workers=workers)
     return DigitData.from_arrays(inputs, labels)

@@ -37,10 +37,10 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from recognizer import versions
+from recognizer import calibration, versions
 from recognizer.checkpoints import save_checkpoint
 from recognizer.network import ARCHITECTURE, build_model, count_parameters
-from trainer import datasets, drawings
+from trainer import confidence, datasets, drawings, styles_set
 from trainer.augment import AugmentConfig
 from trainer.evaluation import compare, evaluate
 from trainer.training import TrainConfig, resolve_device, seed_everything, train
@@ -63,7 +63,7 @@ CANVAS_TRAIN_SEED = 1
 DEFAULT_TOLERANCE = 0.2
 HELDOUT_SET = "heldout_drawings"
 SET_TITLES = {"mnist_test": "MNIST test", "canvas": "canvas-style",
-              HELDOUT_SET: "held-out drawings"}
+              HELDOUT_SET: "held-out drawings", "styles": "styles (all)"}
 
 
 class FinetuneError(Exception):
@@ -94,6 +94,10 @@ class FinetuneOptions:
     augment: bool = True
     threads: int | None = None
     canvas_train: int = 0
+    styles_train: int = 0
+    styles_per_style: int = styles_set.DEFAULT_PER_STYLE
+    calibration_holdout: int = confidence.DEFAULT_HOLDOUT
+    workers: int | None = None
     include_pending: bool = False
     holdout_fraction: float = drawings.DEFAULT_HOLDOUT_FRACTION
     drawings_weight: float = drawings.DEFAULT_WEIGHT
@@ -234,6 +238,14 @@ def run_finetune(options, log=print):
         raise FinetuneError("--threads must be at least 1")
     if options.canvas_train < 0:
         raise FinetuneError("--canvas-train must not be negative")
+    if options.styles_train < 0:
+        raise FinetuneError("--styles-train must not be negative")
+    if not 0 <= options.styles_per_style <= 5000:
+        raise FinetuneError("--styles-per-style must be between 0 and 5000")
+    if not 0 <= options.calibration_holdout <= 20000:
+        raise FinetuneError("--calibration-holdout must be between 0 and 20000")
+    if options.workers is not None and options.workers < 1:
+        raise FinetuneError("--workers must be at least 1")
     try:
         drawings.check_fraction(options.holdout_fraction)
     except ValueError as exc:
@@ -306,23 +318,49 @@ def _run_locked(options, device, model_dir, log):
         raise FinetuneError(
             f"the database is not ready ({exc}); run `python manage.py migrate` first"
         ) from exc
-    mnist_part = train_mnist.head(options.limit)
+    # The last --calibration-holdout MNIST train digits are never trained
+    # on: the temperature is fitted on them (trainer/confidence.py).
+    train_pool, calibration_digits = confidence.split_holdout(
+        train_mnist, options.calibration_holdout)
+    mnist_part = train_pool.head(options.limit)
     train_data, drawing_samples = drawings.mix(
         mnist_part, collected.train, options.drawings_weight, seed=options.seed)
-    n_canvas_train = min(options.canvas_train, options.limit or options.canvas_train)
+    n_canvas_train = min(options.canvas_train, options.limit or options.canvas_train,
+                         len(train_pool))
     if n_canvas_train:
         try:
-            canvas_train = datasets.canvas_style(train_mnist, n_canvas_train, CANVAS_TRAIN_SEED)
+            canvas_train = datasets.canvas_style(train_pool, n_canvas_train, CANVAS_TRAIN_SEED,
+                                                 workers=options.workers)
         except ImportError as exc:
             raise FinetuneError(f"--canvas-train needs trainer.canvas_eval: {exc}") from exc
         train_data = datasets.concatenate(train_data, canvas_train)
+    n_styles_train = 0
+    if options.styles_train:
+        styles_train = styles_set.training_digits(
+            train_pool, min(options.styles_train, options.limit or options.styles_train),
+            options.workers)
+        n_styles_train = len(styles_train)
+        train_data = datasets.concatenate(train_data, styles_train)
     canvas_data, canvas_note = load_canvas_set(test_data, seed=CANVAS_SEED, limit=options.limit)
     if canvas_note:
         log(canvas_note)
+    styles_eval = None
+    if options.styles_per_style:
+        per_style = options.styles_per_style
+        if options.limit:
+            per_style = min(per_style, max(2, options.limit // len(styles_set.styles.STYLE_NAMES)))
+        styles_eval = styles_set.evaluation_set(test_data, per_style, options.workers)
+    calibration_data = None
+    if calibration_digits is not None:
+        calibration_data = confidence.calibration_set(
+            calibration_digits, limit=options.limit, workers=options.workers)
     sets = _evaluation_sets(test_data, canvas_data, collected.heldout)
     data_counts = {
         "mnist_train": len(mnist_part),
         "canvas_train": n_canvas_train,
+        "styles_train": n_styles_train,
+        "calibration": len(calibration_data) if calibration_data is not None else 0,
+        "calibration_holdout_mnist": options.calibration_holdout,
         # Collected drawings used for training (each counted once).
         "collected": len(collected.train),
         "collected_weight": options.drawings_weight,
@@ -335,6 +373,7 @@ def _run_locked(options, device, model_dir, log):
         "train_total": len(train_data),
         "mnist_test": len(test_data),
         "canvas": len(canvas_data) if canvas_data is not None else 0,
+        "styles": len(styles_eval) if styles_eval is not None else 0,
         "train_per_class": train_data.counts(),
     }
     n_collected = len(collected.train)
@@ -388,14 +427,29 @@ def _run_locked(options, device, model_dir, log):
         return FinetuneResult(training={"data": data_counts, "device": device})
     model.to("cpu")
 
-    # -- evaluation ----------------------------------------------------------
+    # -- calibration and evaluation --------------------------------------------
+    temperature, calibration_fit = 1.0, None
+    if calibration_data is not None:
+        temperature, calibration_fit = confidence.fit(model, calibration_data)
+    confidence_sets = {"canvas": canvas_data}
+    if styles_eval is not None:
+        confidence_sets["styles"] = styles_set.as_digit_data(styles_eval)
+    confidence_sets = {k: v for k, v in confidence_sets.items() if v is not None}
     new_results = _evaluate_all(model, sets, "cpu")
+    if styles_eval is not None:
+        # Measured and shown, not part of the activation rule below.
+        new_results["styles"] = styles_set.evaluate(model, styles_eval)
+    new_confidence = confidence.reports(model, temperature, confidence_sets)
     baseline = None
     if active is not None:
         try:
-            active_model, _ = versions.load_version(active)
+            active_model, active_metadata = versions.load_version(active)
             baseline = {"version": active.version,
                         "results": _evaluate_all(active_model, sets, "cpu")}
+            if styles_eval is not None:
+                baseline["results"]["styles"] = styles_set.evaluate(active_model, styles_eval)
+            baseline["confidence"] = confidence.reports(
+                active_model, calibration.temperature_of(active_metadata), confidence_sets)
         except versions.CheckpointError as exc:
             log(f"The active version {active.version} cannot be loaded for comparison: {exc}")
     duration = round(time.perf_counter() - started, 1)
@@ -403,6 +457,7 @@ def _run_locked(options, device, model_dir, log):
     metrics = {
         "accuracy": new_results["mnist_test"]["accuracy"],
         "canvas_accuracy": new_results["canvas"]["accuracy"] if "canvas" in new_results else None,
+        "styles_accuracy": new_results["styles"]["accuracy"] if "styles" in new_results else None,
         **new_results,
         "curves": history,
     }
@@ -416,6 +471,15 @@ def _run_locked(options, device, model_dir, log):
     # after = the new one, on the same sets.
     metrics["before_after"] = before_after(
         new_results, baseline["results"] if baseline is not None else None)
+    metrics["before_after"].update(styles_set.before_after_rows(
+        new_results.get("styles"), baseline["results"].get("styles") if baseline else None))
+    metrics["calibration"] = {
+        "temperature": temperature,
+        "fit": calibration_fit,
+        "after": new_confidence,
+        "before": {"version": baseline["version"], **baseline["confidence"]}
+        if baseline is not None else None,
+    }
     training = {
         "command": options.command_line,
         "seed": options.seed,
@@ -425,6 +489,7 @@ def _run_locked(options, device, model_dir, log):
         "optimizer": options.optimizer,
         "weight_decay": options.weight_decay,
         "label_smoothing": options.label_smoothing,
+        "temperature": temperature,
         "augment": config.augment.as_dict() if config.augment else None,
         "limit": options.limit,
         "include_pending": options.include_pending,
@@ -459,7 +524,8 @@ def _run_locked(options, device, model_dir, log):
     path = Path(options.output) if options.output else _unique_path(model_dir, f"digitcnn-{stamp}")
     # Through JSON, so that the metadata holds only the plain types a
     # weights_only load accepts (torch.__version__, for one, is a str subclass).
-    sha = save_checkpoint(model, path, metadata={"training": json.loads(json.dumps(training))})
+    sha = save_checkpoint(model, path, metadata={"training": json.loads(json.dumps(training)),
+                                                 calibration.METADATA_KEY: temperature})
     version_name = f"{stamp}-{sha[:8]}"
     try:
         # Reading the active version, deciding and activating in one
@@ -494,6 +560,13 @@ def _run_locked(options, device, model_dir, log):
     log("Accuracy before -> after" + (f" ({baseline['version']} -> {row.version}):"
                                        if baseline is not None else ":"))
     for line in describe_before_after(metrics["before_after"]):
+        log(line)
+    log(f"Confidence (the game's 0.9; without -> with the temperature, fitted on "
+        f"{calibration_fit['count'] if calibration_fit else 0} held-out training digits):")
+    if baseline is not None:
+        for line in confidence.describe(f"before ({baseline['version']})", baseline["confidence"]):
+            log(line)
+    for line in confidence.describe("after", new_confidence):
         log(line)
     for reason in reasons:
         log(f"  {reason}")

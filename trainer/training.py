@@ -21,8 +21,9 @@ from torch import nn
 from tqdm import tqdm
 
 from trainer.augment import AugmentConfig, augment_batch
-from trainer.datasets import batches
+from trainer.datasets import DigitData, batches
 from trainer.evaluation import evaluate
+from trainer.progress import Progress
 
 
 @dataclass
@@ -39,6 +40,9 @@ class TrainConfig:
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     # Stop after this many batches in total (a dry run uses 1).
     max_steps: int | None = None
+    # Training digits measured after each epoch like the test set (see
+    # fixed_subset); 0 measures none.
+    train_eval_samples: int = 5000
 
     def as_dict(self):
         values = asdict(self)
@@ -100,12 +104,34 @@ def one_cycle(optimizer, max_lr, total_steps, warmup=0.25):
     )
 
 
-def train(model, train_data, config, eval_data=None, verbosity=1):
+def fixed_subset(data, count):
+    """`count` samples spread evenly over `data` (all of them if it has fewer).
+
+    Evenly spaced rather than the first ones, so that every part of the
+    training data (MNIST, drawings, canvas-style and styles digits, which are
+    concatenated in that order) is in it.
+    """
+    if count <= 0 or not len(data):
+        return None
+    if count >= len(data):
+        return data
+    index = torch.linspace(0, len(data) - 1, count).round().long()
+    return DigitData(data.images[index], data.labels[index])
+
+
+def train(model, train_data, config, eval_data=None, verbosity=1, progress_stream=None):
     """Train `model` in place; return the per-epoch history (a list of dicts).
 
     Each history entry has the epoch's mean training loss and accuracy, its
     duration and throughput, the learning rate at its end and, when
     `eval_data` is given, the loss and accuracy on it.
+
+    `train_loss` is the running mean while training: augmented digits,
+    dropout on, label smoothing in the loss, weights changing as it goes.
+    It cannot be compared with the test loss, so `train_eval_loss` and
+    `train_eval_accuracy` measure a fixed subset of the training digits the
+    way the test set is measured (eval mode, no augmentation, plain cross
+    entropy) at the end of each epoch.
     """
     device = config.device
     model.to(device)
@@ -117,16 +143,15 @@ def train(model, train_data, config, eval_data=None, verbosity=1):
     total_steps = max(1, steps_per_epoch * config.epochs)
     scheduler = one_cycle(optimizer, config.lr, total_steps)
     quiet = verbosity < 1
+    train_subset = fixed_subset(train_data, config.train_eval_samples)
     history = []
     steps = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
-        progress = tqdm(
-            total=len(train_data), desc=f"epoch {epoch}/{config.epochs}", unit="img",
-            disable=quiet, leave=verbosity >= 2, dynamic_ncols=True,
-        )
+        progress = Progress(len(train_data), f"epoch {epoch}/{config.epochs}",
+                            stream=progress_stream, enabled=not quiet, leave=verbosity >= 2)
         for inputs, labels in batches(train_data, config.batch_size, generator):
             inputs = augment_batch(inputs.to(device), config.augment, augment_generator)
             labels = labels.to(device)
@@ -143,9 +168,7 @@ def train(model, train_data, config, eval_data=None, verbosity=1):
             loss_sum += loss.item() * batch
             correct += int((logits.argmax(dim=1) == labels).sum())
             seen += batch
-            progress.update(batch)
-            elapsed = time.perf_counter() - started
-            progress.set_postfix(loss=f"{loss_sum / seen:.4f}", rate=f"{seen / elapsed:.0f}/s")
+            progress.update(batch, loss=loss_sum / seen)
             if config.max_steps is not None and steps >= config.max_steps:
                 break
         progress.close()
@@ -158,6 +181,10 @@ def train(model, train_data, config, eval_data=None, verbosity=1):
             "seconds": round(seconds, 2),
             "samples_per_second": round(seen / seconds, 1) if seconds > 0 else None,
         }
+        if train_subset is not None and config.max_steps is None:
+            result = evaluate(model, train_subset, device=device)
+            entry["train_eval_loss"] = result["loss"]
+            entry["train_eval_accuracy"] = result["accuracy"]
         if eval_data is not None and len(eval_data):
             result = evaluate(model, eval_data, device=device)
             entry["eval_loss"] = result["loss"]

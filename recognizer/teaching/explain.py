@@ -21,7 +21,7 @@ import asyncio
 import numpy as np
 import torch
 
-from recognizer import preprocessing
+from recognizer import calibration, preprocessing
 from recognizer.inference import get_service
 from recognizer.teaching.encoding import image_bytes, quantise_maps
 
@@ -123,16 +123,16 @@ def occlusion_inputs(image):
     return copies
 
 
-def _probabilities(model, inputs):
+def _probabilities(model, inputs, temperature=1.0):
     with torch.inference_mode():
         logits = model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))[:, None])
-        return torch.softmax(logits.double(), dim=1).numpy()
+        return calibration.probabilities(logits, temperature).numpy()
 
 
-def occlusion_map(model, image, target):
+def occlusion_map(model, image, target, temperature=1.0):
     """(14, 14) drop of the target's probability when each patch is blanked out."""
-    base = _probabilities(model, np.asarray(image, dtype=np.float32)[None])[0]
-    occluded = _probabilities(model, occlusion_inputs(image))
+    base = _probabilities(model, np.asarray(image, dtype=np.float32)[None], temperature)[0]
+    occluded = _probabilities(model, occlusion_inputs(image), temperature)
     drop = base[target] - occluded[:, target]
     return drop.reshape(OCCLUSION_CELLS, OCCLUSION_CELLS), base
 
@@ -155,10 +155,11 @@ def attention_maps(image, target=None):
     """
     loaded = get_service().refresh()
     model = loaded.model
-    base = _probabilities(model, np.asarray(image, dtype=np.float32)[None])[0]
+    temperature = calibration.temperature_of(loaded.metadata)
+    base = _probabilities(model, np.asarray(image, dtype=np.float32)[None], temperature)[0]
     predicted = int(base.argmax())
     target = predicted if target is None else int(target)
-    occlusion, _ = occlusion_map(model, image, target)
+    occlusion, _ = occlusion_map(model, image, target, temperature)
     saliency = gradient_saliency(model, image, target)
     return {
         "model": loaded.version,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from django.conf import settings
 
-from recognizer import versions
+from recognizer import calibration, versions
 from recognizer.atomic_files import atomic_writer
 from recognizer.models import Drawing
 
@@ -64,29 +64,38 @@ def mnist_test():
         return _mnist_test[1], _mnist_test[2]
 
 
-def model_for(version):
-    """The weights of a ModelVersion row, loaded once per process."""
+def _loaded(version):
     with _lock:
-        model = _models.get(version.sha256)
-        if model is None:
+        loaded = _models.get(version.sha256)
+        if loaded is None:
             try:
-                model, _ = versions.load_version(version)
+                model, metadata = versions.load_version(version)
             except versions.CheckpointError as exc:
                 raise DataUnavailable(str(exc)) from exc
             _models.clear()  # keep one: the active version changes rarely
-            _models[version.sha256] = model
-        return model
+            loaded = _models[version.sha256] = (model, calibration.temperature_of(metadata))
+        return loaded
 
 
-def predict(model, images, batch_size=500):
-    """Probabilities (N, 10) float32 for uint8 images (N, 28, 28)."""
+def model_for(version):
+    """The weights of a ModelVersion row, loaded once per process."""
+    return _loaded(version)[0]
+
+
+def temperature_for(version):
+    """The version's calibration temperature (recognizer/calibration.py)."""
+    return _loaded(version)[1]
+
+
+def predict(model, images, batch_size=500, temperature=1.0):
+    """Probabilities (N, 10) float32 for uint8 images (N, 28, 28), at `temperature`."""
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             # A copy: the MNIST arrays are read-only views of the IDX files.
             batch = torch.tensor(images[start:start + batch_size])
             logits = model(batch[:, None].float().div_(255.0))
-            chunks.append(torch.softmax(logits, dim=1).numpy())
+            chunks.append(calibration.probabilities(logits, temperature).numpy())
     if not chunks:
         return np.zeros((0, 10), dtype=np.float32)
     return np.concatenate(chunks).astype(np.float32)
@@ -114,7 +123,8 @@ def mnist_test_probabilities(version):
             except (OSError, ValueError):
                 pass
         logger.info("computing MNIST test predictions of %s", version.version)
-        probabilities = predict(model_for(version), images)
+        probabilities = predict(model_for(version), images,
+                                temperature=temperature_for(version))
         with atomic_writer(path) as handle:
             np.save(handle, probabilities)
         return probabilities

@@ -64,6 +64,7 @@ def evaluation_sets(metrics):
     names = {
         "mnist_test": "MNIST test",
         "canvas": "MNIST test redrawn like the site's canvas",
+        "styles": "MNIST test written in styles from around the world",
     }
     sets = []
     for key, label in names.items():
@@ -74,6 +75,28 @@ def evaluation_sets(metrics):
     return sets
 
 
+# Style names of trainer/styles.py as the model card shows them.
+STYLE_LABELS = {
+    "zero_slashed": "0 with a slash",
+    "one_flag": "1 with a long flag",
+    "one_serif": "1 with a base serif",
+    "seven_bar": "7 with a crossbar",
+    "four_open": "4 with an open top",
+    "four_closed": "4 with a closed top",
+    "nine_straight": "9 with a straight tail",
+    "nine_curved": "9 with a curved tail",
+    "two_loop": "2 with a loop",
+    "slanted": "any digit slanted 20-30 degrees",
+    "turned": "any digit turned 20-30 degrees",
+}
+
+
+def measured_like_test(curves):
+    """Whether every epoch has the training loss measured the way the test loss is."""
+    return bool(curves) and all(isinstance(e, dict) and e.get("train_eval_loss") is not None
+                                for e in curves)
+
+
 def curves_charts(curves):
     if not isinstance(curves, list) or not curves:
         return {}
@@ -82,15 +105,45 @@ def curves_charts(curves):
         return [(entry.get("epoch", i + 1), entry.get(key)) for i, entry in enumerate(curves)
                 if isinstance(entry, dict)]
 
+    # The running loss while training (augmented digits, dropout, label
+    # smoothing) sits well above the test loss for reasons that are not
+    # overfitting; a version that measured a fixed set of training digits like
+    # the test set shows those numbers instead.
+    train = "train_eval_" if measured_like_test(curves) else "train_"
     return {
         "loss": charts.line_chart(
-            [("training", series("train_loss")), ("test", series("eval_loss"))],
+            [("training", series(train + "loss")), ("test", series("eval_loss"))],
             "Loss per epoch (lower is better)", "epoch", "loss",
         ),
         "accuracy": charts.line_chart(
-            [("training", series("train_accuracy")), ("test", series("eval_accuracy"))],
+            [("training", series(train + "accuracy")), ("test", series("eval_accuracy"))],
             "Accuracy per epoch", "epoch", "accuracy", percent=True,
         ),
+    }
+
+
+def styles_rows(metrics):
+    """One row per handwriting style: its label, digits and accuracy."""
+    per_style = _metric_set(metrics, "styles").get("per_style")
+    if not isinstance(per_style, dict):
+        return []
+    return [{"key": key, "label": STYLE_LABELS.get(key, key), "count": row.get("count"),
+             "accuracy_text": percent(row.get("accuracy"), 1)}
+            for key, row in per_style.items() if isinstance(row, dict)]
+
+
+def confidence_summary(metrics):
+    """The calibration of the version on canvas-style digits, for the card."""
+    calibration = _metric_set(metrics, "calibration")
+    canvas = (calibration.get("after") or {}).get("canvas") or {}
+    calibrated = canvas.get("calibrated") or {}
+    if calibrated.get("correct_reaching") is None:
+        return None
+    return {
+        "temperature": calibration.get("temperature"),
+        "correct_reaching_text": percent(calibrated.get("correct_reaching"), 1),
+        "wrong_reaching_text": percent(calibrated.get("wrong_reaching"), 1),
+        "ece": calibrated.get("ece"),
     }
 
 
@@ -162,6 +215,9 @@ def model_card(version, collected=None, collected_error="", history=None):
             collected["per_class"], "Accuracy on approved player drawings for each digit")
         if collected else "",
         "curves": curves_charts(metrics.get("curves")),
+        "curves_measured_like_test": measured_like_test(metrics.get("curves")),
+        "styles": styles_rows(metrics),
+        "confidence": confidence_summary(metrics),
         "history": history,
         "history_svg": history_chart(history),
     }

@@ -5,7 +5,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from trainer import drawings
+from trainer import confidence, drawings, styles_set
 from trainer.finetune import DEFAULT_TOLERANCE, FinetuneError, FinetuneOptions, run_finetune
 
 
@@ -28,22 +28,50 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--epochs", type=int, default=3)
-        parser.add_argument("--batch-size", type=int, default=128)
+        parser.add_argument("--epochs", type=int, default=3,
+                            help="passes over the training data (default %(default)s)")
+        parser.add_argument("--batch-size", type=int, default=128,
+                            help="samples per training step (default %(default)s)")
         parser.add_argument("--lr", type=float, default=None,
                             help="peak learning rate (default 3e-3 from scratch, 5e-4 otherwise)")
-        parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
-        parser.add_argument("--label-smoothing", type=float, default=0.05)
-        parser.add_argument("--weight-decay", type=float, default=1e-4)
+        parser.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw",
+                            help="AdamW, or SGD with Nesterov momentum (default %(default)s)")
+        parser.add_argument("--label-smoothing", type=float, default=0.05,
+                            help="share of the target spread over the other digits; the "
+                            "temperature fitted after training restores confident "
+                            "probabilities (default %(default)s)")
+        parser.add_argument("--weight-decay", type=float, default=1e-4,
+                            help="AdamW/SGD weight decay on weights, not on biases and norms "
+                            "(default %(default)s)")
         parser.add_argument("--no-augment", action="store_true",
                             help="train on the images as they are")
         parser.add_argument("--canvas-train", type=int, default=0, metavar="N",
                             help="also train on the first N MNIST train digits redrawn the way "
                                  "the site's canvas draws (built once, then cached)")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--styles-train", type=int, default=0, metavar="N",
+                            help="also train on N MNIST train digits written in the styles of "
+                            "trainer/styles.py (slashed zeros, flagged ones, crossed sevens, ...; "
+                            "the same number per style; built once, then cached)")
+        parser.add_argument("--styles-per-style", type=int,
+                            default=styles_set.DEFAULT_PER_STYLE, metavar="N",
+                            help="MNIST test digits per style in the styles evaluation set "
+                            "(default %(default)s; 0 skips it)")
+        parser.add_argument("--calibration-holdout", type=int,
+                            default=confidence.DEFAULT_HOLDOUT, metavar="N",
+                            help="keep the last N MNIST train digits out of training and fit the "
+                            "new version's temperature on them, redrawn canvas-style and in the "
+                            "styles (default %(default)s; 0: no calibration, temperature 1)")
+        parser.add_argument("--workers", type=int, default=None,
+                            help="processes that render canvas-style and styles digits "
+                            "(default: every core, at most 16)")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="seeds the weights, shuffling and augmentation; the same seed "
+                            "on the same machine gives the same weights (default %(default)s)")
         parser.add_argument("--data-dir", default=None,
                             help="folder with the MNIST IDX files (default: MNIST_DATA_DIR)")
-        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+        parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                            help="where to train: auto takes cuda when torch sees a GPU "
+                            "(default %(default)s)")
         parser.add_argument("--threads", type=int, default=None,
                             help="CPU threads for torch (default: torch's choice)")
         parser.add_argument("--limit", type=int, default=None,
@@ -81,7 +109,9 @@ class Command(BaseCommand):
             activate=not opts["no_activate"], optimizer=opts["optimizer"],
             label_smoothing=opts["label_smoothing"], weight_decay=opts["weight_decay"],
             augment=not opts["no_augment"], threads=opts["threads"], verbosity=opts["verbosity"],
-            canvas_train=opts["canvas_train"],
+            canvas_train=opts["canvas_train"], styles_train=opts["styles_train"],
+            styles_per_style=opts["styles_per_style"],
+            calibration_holdout=opts["calibration_holdout"], workers=opts["workers"],
             include_pending=opts["include_pending"], holdout_fraction=opts["holdout_fraction"],
             drawings_weight=opts["drawings_weight"], tolerance=opts["tolerance"],
             command_line=command_line(sys.argv, opts),
