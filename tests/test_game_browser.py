@@ -316,18 +316,6 @@ ANSWER_TIMEOUT_MS = int(re.search(r"const ANSWER_TIMEOUT_MS = (\d+);",
                                   (BASE_DIR / "static/js/game.js").read_text()).group(1))
 
 
-def create_room_on(server, **settings):
-    """A room made directly in the live server's database; its code."""
-    script = (
-        "import django, sys; django.setup()\n"
-        "from digitsite.game import create_room\n"
-        f"sys.stdout.write(create_room('Flo', **{settings!r}).code)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=server.env,
-                          check=True, timeout=300, capture_output=True, text=True)
-    return done.stdout.strip()
-
-
 def draw_stroke(page, points):
     """One pen stroke through `points` (unit square, y down) on the page's canvas."""
     box = page.locator("canvas[data-pad]").bounding_box()
@@ -369,8 +357,8 @@ def test_the_page_keeps_one_drawing_waiting_for_its_guess(game_server, browser):
     Deterministic: the room's target confidence is 1.0 and the round lasts
     5 minutes, so no guess ends the round; guesses are held until the test
     releases them, not for a time, so the machine's speed changes nothing."""
-    code = create_room_on(game_server, rounds=1, seconds=300.0, max_players=2,
-                          target_confidence=1.0)
+    code = game_server.create_room("Flo", rounds=1, seconds=300.0, max_players=2,
+                                   target_confidence=1.0)
     with open_page(browser, HELD_GUESSES, viewport={"width": 1280, "height": 900}) as page:
         page.goto(f"{game_server.url}/room/{code}/")
         page.fill("#id_name", "Flo")

@@ -620,13 +620,53 @@ async def test_unsupported_protocol_version_closes(active_model):
     await client.close()
 
 
-async def test_oversized_message_closes_with_1009(active_model):
+async def test_oversized_message_closes_with_4009(active_model):
+    """Hostile inputs: a 70 kB text frame, and a 70 kB binary one."""
     room = await new_room()
-    client = await join(room.code, "Ada")
-    await client.ws.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * 70_000}))
-    await client.error("too_large")
-    assert await client.closed() == 1009
-    await client.close()
+    for frame in ({"text_data": json.dumps({"type": "ping", "pad": "x" * 70_000})},
+                  {"bytes_data": b"\x00" * 70_000}):
+        client = await join(room.code, "Ada")
+        await client.ws.send_to(**frame)
+        await client.error("too_large")
+        assert await client.closed() == game_session.CLOSE_TOO_LARGE == 4009
+        await client.close()
+
+
+async def test_oversized_message_on_a_real_server_closes_with_4009_and_one_log_line(
+        daphne_server):
+    """Through Daphne, whose WebSocket library refuses close codes an application
+    may not send (1009 among them: it then closes with 1011 and logs an ERROR
+    traceback). Hostile input: a 70 kB text frame after join."""
+    import websockets
+
+    code = await asyncio.to_thread(daphne_server.create_room)
+    logged_before = daphne_server.log_path.stat().st_size
+    async with websockets.connect(f"{daphne_server.ws_url}/ws/v1/rooms/{code}/",
+                                  origin=daphne_server.url, proxy=None) as ws:
+        await ws.send(json.dumps({"type": "join", "protocol": 1, "name": "Ada"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "welcome"
+        await ws.send(json.dumps({"type": "ping", "pad": "x" * 70_000}))
+        seen = []
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                seen.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+    assert [m["code"] for m in seen if m["type"] == "error"] == ["too_large"]
+    assert closed.value.rcvd.code == 4009
+
+    def new_log():
+        with open(daphne_server.log_path, "rb") as log:
+            log.seek(logged_before)
+            return log.read().decode(errors="replace")
+
+    # The server logs its one line before it closes the socket, so it is there
+    # once the client saw the close; give a slow disk a while all the same.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while "over the 65536-byte limit" not in new_log() and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    lines = [line for line in new_log().splitlines() if "over the 65536-byte limit" in line]
+    assert len(lines) == 1 and "WARNING" in lines[0] and code in lines[0], new_log()
+    assert "Traceback" not in new_log() and " ERROR " not in new_log(), new_log()
 
 
 async def test_no_join_in_time_closes(active_model, monkeypatch):
