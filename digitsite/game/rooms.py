@@ -21,9 +21,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, FloatField, Q, Value
 from django.db.models.functions import Greatest
-from django.utils import timezone
 
-from digitsite.game import rules
+from digitsite.game import clock, rules
 from digitsite.game.codes import generate_code, normalise_code
 from digitsite.game.rules import GameError
 from digitsite.models import Room, RoundProgress, Seat
@@ -33,7 +32,7 @@ NEW_ROOM_LISTED = timedelta(minutes=10)
 
 
 def now():
-    return timezone.now()
+    return clock.now()
 
 
 def epoch_ms(moment):

@@ -20,13 +20,12 @@ import asyncio
 import json
 import logging
 import random
-import time
 from collections import deque
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from digitsite.game import rooms, rules
+from digitsite.game import clock, rooms, rules
 from digitsite.game.codes import normalise_code
 from digitsite.game.rules import GameError
 
@@ -133,9 +132,9 @@ class PlayerSession:
         # the last word on everything that changes the game.
         self.room = None
         self.finished = False
-        self.bucket = rules.TokenBucket(RATE_PER_SECOND, RATE_BURST)
+        self.bucket = rules.TokenBucket(RATE_PER_SECOND, RATE_BURST, clock=clock.monotonic)
         self.drops = deque()
-        self.last_rate_error = 0.0
+        self.last_rate_error = float("-inf")
         self.pending = None
         self.scorer = None
         self.join_timer = None
@@ -155,7 +154,7 @@ class PlayerSession:
         self.join_timer = self._spawn(self._join_timeout())
 
     async def _join_timeout(self):
-        await asyncio.sleep(JOIN_TIMEOUT)
+        await clock.sleep(JOIN_TIMEOUT)
         if self.player_id is None and not self.closed:
             await self.error("not_joined", f"no join within {JOIN_TIMEOUT:g} seconds")
             await self.close(CLOSE_JOIN_TIMEOUT)
@@ -258,7 +257,7 @@ class PlayerSession:
     def _allowed(self):
         if self.bucket.take():
             return True
-        now = time.monotonic()
+        now = clock.monotonic()
         self.drops.append(now)
         while self.drops and self.drops[0] < now - FLOOD_WINDOW:
             self.drops.popleft()
@@ -269,7 +268,7 @@ class PlayerSession:
             await self.error("rate_limited", "too many messages: disconnecting")
             await self.close(CLOSE_FLOOD)
             return
-        now = time.monotonic()
+        now = clock.monotonic()
         if now - self.last_rate_error >= 1.0:
             self.last_rate_error = now
             await self.error("rate_limited", f"too many messages: at most about "
@@ -359,7 +358,7 @@ class PlayerSession:
         if round_number != room["round"]:
             raise GameError("wrong_round", f"round {round_number} is not the current round "
                                            f"({room['round']})")
-        at_ms = (time.time() if at is None else at.timestamp()) * 1000
+        at_ms = (clock.time() if at is None else at.timestamp()) * 1000
         if room["ends_at"] is not None and at_ms >= room["ends_at"]:
             raise GameError("not_playing", f"time is up for round {round_number}")
         if self.finished:
@@ -526,7 +525,7 @@ class PlayerSession:
         while not self.closed:
             # A little jitter so the room's connections do not all hit the
             # database in the same millisecond.
-            await asyncio.sleep(max(deadline_ms / 1000 - time.time(), 0)
+            await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0)
                                 + random.uniform(0.0, 0.05))
             if deadline_ms != self.deadline_ms:
                 return
@@ -534,7 +533,7 @@ class PlayerSession:
             # Whoever moved the room on (this connection or another) broadcast
             # it, and the broadcast replaces this timer. Should none come, look
             # again.
-            await asyncio.sleep(1.0)
+            await clock.sleep(1.0)
             if deadline_ms != self.deadline_ms:
                 return
             phase = await db(rooms.phase)(self.code)
@@ -542,7 +541,7 @@ class PlayerSession:
                 return
             if self._behind(phase):
                 # A busy server's broadcast may only be late: give it time.
-                await asyncio.sleep(CATCH_UP_AFTER)
+                await clock.sleep(CATCH_UP_AFTER)
                 if deadline_ms == self.deadline_ms and not self.closed:
                     phase = await db(rooms.phase)(self.code)
                     if phase is not None and self._behind(phase):
@@ -573,7 +572,7 @@ class PlayerSession:
 
     async def _heartbeat(self):
         while not self.closed:
-            await asyncio.sleep(rules.SEAT_HEARTBEAT_SECONDS * random.uniform(0.9, 1.1))
+            await clock.sleep(rules.SEAT_HEARTBEAT_SECONDS * random.uniform(0.9, 1.1))
             if self.closed:
                 return
             try:
@@ -593,7 +592,7 @@ class PlayerSession:
         self.expiry_task = self._spawn(self._expire(expiry_ms))
 
     async def _expire(self, expiry_ms):
-        await asyncio.sleep(max(expiry_ms / 1000 - time.time(), 0) + random.uniform(0.05, 0.15))
+        await clock.sleep(max(expiry_ms / 1000 - clock.time(), 0) + random.uniform(0.05, 0.15))
         if expiry_ms != self.expiry_ms:
             return
         self.expiry_ms = None
