@@ -123,6 +123,28 @@ async def test_the_manual_clock_wakes_sleepers_in_order_only_when_advanced():
         manual.advance(-1)
 
 
+async def test_run_timers_fires_timers_in_order_and_never_past_its_window():
+    manual = clock.ManualClock()
+    fired = []
+
+    async def chain():  # a timer that sets the next one, as the round timers do
+        for _ in range(4):
+            await manual.sleep(1.0)
+            fired.append(manual.monotonic())
+
+    task = asyncio.ensure_future(chain())
+
+    async def two_fired():
+        while len(fired) < 2:
+            await asyncio.sleep(0.01)
+
+    await manual.run_timers(two_fired(), within=2.5)
+    assert fired == [1.0, 2.0] and manual.monotonic() == 2.0
+    await manual.run_for(1.5)  # the third fires; the fourth (at 4.0) is past 3.5
+    assert fired == [1.0, 2.0, 3.0] and manual.monotonic() == 3.5
+    task.cancel()
+
+
 def test_the_game_reads_the_installed_clock(manual_clock):
     before = rooms.now()
     manual_clock.advance(3600)

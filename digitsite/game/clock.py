@@ -80,6 +80,41 @@ class ManualClock:
         with self._lock:
             return sum(1 for _, _, future in self._sleepers if not future.done())
 
+    def next_wake(self):
+        """The monotonic time of the earliest sleep waiting, or None."""
+        with self._lock:
+            pending = [at for at, _, future in self._sleepers if not future.done()]
+        return min(pending, default=None)
+
+    async def run_timers(self, awaitable, within):
+        """Await `awaitable` while firing, one at a time and in order, the
+        timers due in the next `within` seconds; time never moves past that.
+
+        Time jumps to the earliest sleeper due, then waits (in real time) for
+        what it woke to run, database work included; a timer that sets a new
+        one within the window gets it fired too. How long all that takes in
+        real time changes nothing the game sees; `awaitable` keeps its own
+        real-time timeout.
+        """
+        limit = self._elapsed + within
+        task = asyncio.ensure_future(awaitable)
+        try:
+            while not task.done():
+                wake = self.next_wake()
+                if wake is not None and wake <= limit:
+                    self.advance(max(wake - self._elapsed, 0.0))
+                await asyncio.wait({task}, timeout=0.01)
+        finally:
+            task.cancel()
+        return task.result()
+
+    async def run_for(self, seconds, settle=0.5):
+        """Let `seconds` pass, firing the timers due meanwhile (as run_timers,
+        for `settle` real seconds), and end exactly `seconds` later."""
+        end = self._elapsed + seconds
+        await self.run_timers(asyncio.sleep(settle), within=seconds)
+        self.advance(max(end - self._elapsed, 0.0))
+
     def advance(self, seconds):
         """Move time on by `seconds` and wake every sleeper due by then."""
         if seconds < 0:
