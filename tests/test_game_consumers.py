@@ -486,9 +486,11 @@ async def test_a_client_whose_round_end_broadcast_was_lost_is_caught_up(active_m
     guess = await ada.expect("guess")
     # The round ends by the timer; everything that says so is lost on the way.
     # The connection looks again a second after the deadline, waits
-    # CATCH_UP_AFTER for a late broadcast, then catches its client up.
-    end = await game_clock.run_timers(
-        ada.expect("round_end"), within=20 + 0.6 + 1 + game_session.CATCH_UP_AFTER + 1)
+    # CATCH_UP_AFTER for a late broadcast, then catches its client up: about
+    # 26 s in all. Those waits start when the database work before them is
+    # done, and heartbeats may fire meanwhile and move time on, so the window
+    # is wide; nothing here minds time passing.
+    end = await game_clock.run_timers(ada.expect("round_end"), within=60)
     assert lost == ["round_end", "game_over", "room"]
     assert end["final"] and end["target"] == start["target"]
     [result] = end["results"]
