@@ -43,11 +43,11 @@ class ManualClock:
     """Virtual time that stands still until `advance` moves it.
 
     It starts at the real time of its creation, so rows the database stamps
-    itself (a room's `created`) still look recent. `advance` wakes, in time
-    order, every sleeper due by the new time; it may be called from any
-    thread, and from synchronous code. A sleeper that goes back to sleep
-    after waking waits for a later `advance`: a test moves time in steps no
-    longer than the shortest timer it wants to see fire more than once.
+    itself (a room's `created`) still look recent. `advance` wakes at once
+    every sleeper due by the new time; it may be called from any thread, and
+    from synchronous code. `run_timers` and `run_for` fire timers one at a
+    time instead, for timers that set the next one (a round's end sets the
+    results pause).
     """
 
     def __init__(self, start=None):
@@ -90,11 +90,15 @@ class ManualClock:
         """Await `awaitable` while firing, one at a time and in order, the
         timers due in the next `within` seconds; time never moves past that.
 
-        Time jumps to the earliest sleeper due, then waits (in real time) for
-        what it woke to run, database work included; a timer that sets a new
-        one within the window gets it fired too. How long all that takes in
-        real time changes nothing the game sees; `awaitable` keeps its own
-        real-time timeout.
+        Time jumps to the earliest sleeper due, then gives what it woke 10 ms
+        of real time before the next jump (what a timer does next may wait on
+        a database thread, which the loop cannot see finish); a timer that
+        sets a new one within the window gets it fired too. A timer set after
+        such a wait counts from when it is set, so when other timers fired
+        meanwhile it lands later than on a real clock: a window should leave
+        room for that, or cover only timers set from deadlines (those are
+        absolute). How long any of this takes in real time changes nothing
+        the game sees; `awaitable` keeps its own real-time timeout.
         """
         limit = self._elapsed + within
         task = asyncio.ensure_future(awaitable)

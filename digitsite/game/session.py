@@ -134,6 +134,8 @@ class PlayerSession:
         self.finished = False
         self.bucket = rules.TokenBucket(RATE_PER_SECOND, RATE_BURST, clock=clock.monotonic)
         self.drops = deque()
+        # The first drop is always reported, whatever the clock reads (a test's
+        # manual clock starts at 0).
         self.last_rate_error = float("-inf")
         self.pending = None
         self.scorer = None
@@ -526,7 +528,7 @@ class PlayerSession:
             # A little jitter so the room's connections do not all hit the
             # database in the same millisecond.
             await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0)
-                                + random.uniform(0.0, 0.05))
+                              + random.uniform(0.0, 0.05))
             if deadline_ms != self.deadline_ms:
                 return
             await asyncio.shield(self._advance())
