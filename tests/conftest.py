@@ -6,6 +6,9 @@
   model but not a good one.
 - `daphne_server`: a real Daphne process serving the site on a free port.
 - `browser`: headless Chromium driven by Playwright.
+- `manual_clock`: the game's clock replaced by one that moves only when the
+  test advances it, so game timers fire when the test says, not after real
+  seconds that a loaded machine stretches.
 
 Tests that need something this machine lacks skip with the reason, except
 under CI=true, where a missing dependency is a failure.
@@ -53,6 +56,16 @@ def inference_service(settings):
     from recognizer.inference import InferenceService
 
     return InferenceService(reload_seconds=0)
+
+
+@pytest.fixture
+def manual_clock():
+    from digitsite.game import clock
+
+    manual = clock.ManualClock()
+    previous = clock.install(manual)
+    yield manual
+    clock.install(previous)
 
 
 @pytest.fixture(scope="session")

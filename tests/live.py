@@ -58,6 +58,18 @@ class LiveServer:
             capture_output=True, text=True, check=check, timeout=300,
         )
 
+    def create_room(self, host_name="Test", **settings):
+        """A room made directly in the server's database (settings as for
+        digitsite.game.create_room); its code."""
+        script = (
+            "import django, sys; django.setup()\n"
+            "from digitsite.game import create_room\n"
+            f"sys.stdout.write(create_room({host_name!r}, **{settings!r}).code)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=self.env,
+                              check=True, timeout=300, capture_output=True, text=True)
+        return done.stdout.strip()
+
     def start(self, timeout=60):
         if self.migrate:
             self.manage("migrate", "--noinput")

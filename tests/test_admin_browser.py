@@ -75,7 +75,7 @@ def card_ids(page):
     return page.eval_on_selector_all(".rq-card", "cards => cards.map(c => Number(c.dataset.id))")
 
 
-def wait_until_sent(page, expected_pending, timeout=10):
+def wait_until_sent(page, expected_pending, timeout=60):
     """Poll the queue's own endpoint until the server has every decision."""
     deadline = time.monotonic() + timeout
     while True:

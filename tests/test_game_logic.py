@@ -1,5 +1,6 @@
 """Game rules and state transitions, without any server or socket."""
 
+import asyncio
 import importlib
 import math
 import random
@@ -10,7 +11,7 @@ from django.apps import apps as django_apps
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from digitsite.game import codes, rooms, rules
+from digitsite.game import clock, codes, rooms, rules
 from digitsite.game.rules import GameError
 from digitsite.models import Room, RoundProgress, Seat
 from recognizer.inference import Prediction
@@ -94,6 +95,66 @@ def test_token_bucket_allows_bursts_then_the_rate():
     assert sum(bucket.take() for _ in range(10)) == 3
 
 
+async def test_the_manual_clock_wakes_sleepers_in_order_only_when_advanced():
+    """Hostile uses: advancing from another thread, a sleep cancelled while
+    waiting, a negative step."""
+    manual = clock.ManualClock(start=1_000_000.0)
+    assert manual.time() == 1_000_000.0 and manual.monotonic() == 0.0
+    assert manual.now().timestamp() == 1_000_000.0 and manual.now().tzinfo is not None
+    woken = []
+
+    async def sleeper(name, seconds):
+        await manual.sleep(seconds)
+        woken.append((name, manual.monotonic()))
+
+    tasks = [asyncio.ensure_future(sleeper(name, seconds))
+             for name, seconds in (("late", 3.0), ("early", 1.0), ("cancelled", 2.0))]
+    while manual.sleepers() < 3:
+        await asyncio.sleep(0)
+    tasks[2].cancel()
+    manual.advance(0.5)
+    await asyncio.sleep(0.05)
+    assert woken == [] and manual.sleepers() == 1 + 1  # the cancelled one is not counted
+    await asyncio.to_thread(manual.advance, 2.0)
+    await asyncio.wait_for(tasks[1], 10)
+    assert woken == [("early", 2.5)]
+    manual.advance(0.5)
+    await asyncio.wait_for(tasks[0], 10)
+    assert woken == [("early", 2.5), ("late", 3.0)] and tasks[2].cancelled()
+    assert manual.time() == 1_000_003.0
+    with pytest.raises(ValueError):
+        manual.advance(-1)
+
+
+async def test_run_timers_fires_timers_in_order_and_never_past_its_window():
+    manual = clock.ManualClock()
+    fired = []
+
+    async def chain():  # a timer that sets the next one, as the round timers do
+        for _ in range(4):
+            await manual.sleep(1.0)
+            fired.append(manual.monotonic())
+
+    task = asyncio.ensure_future(chain())
+
+    async def two_fired():
+        while len(fired) < 2:
+            await asyncio.sleep(0.01)
+
+    await manual.run_timers(two_fired(), within=2.5)
+    assert fired == [1.0, 2.0] and manual.monotonic() == 2.0
+    await manual.run_for(1.5)  # the third fires; the fourth (at 4.0) is past 3.5
+    assert fired == [1.0, 2.0, 3.0] and manual.monotonic() == 3.5
+    task.cancel()
+
+
+def test_the_game_reads_the_installed_clock(manual_clock):
+    before = rooms.now()
+    manual_clock.advance(3600)
+    assert (rooms.now() - before).total_seconds() == pytest.approx(3600)
+    assert clock.time() == manual_clock.time() and clock.monotonic() == manual_clock.monotonic()
+
+
 def test_room_codes_are_readable_and_normalised():
     for _ in range(200):
         code = codes.generate_code()
@@ -125,13 +186,20 @@ def seat(code, name, channel=None, **fields):
 
 
 @pytest.fixture
-def room(db):
+def room(db, manual_clock):
+    """A room whose rounds run in virtual time: 20 s rounds, 3 s results."""
     return rooms.create_room("Host", rounds=2, seconds=20, max_players=3, target_confidence=0.8,
                              results_seconds=3)
 
 
+def play_out_round(clock):
+    """Let the 20 s round run out, and its grace after it."""
+    clock.advance(20 + rules.ROUND_GRACE_SECONDS)
+
+
 def set_deadline_passed(room):
-    Room.objects.filter(pk=room.pk).update(ends_at=timezone.now() - timedelta(seconds=1))
+    """Move the round's deadline a second into the game clock's past."""
+    Room.objects.filter(pk=room.pk).update(ends_at=rooms.now() - timedelta(seconds=1))
 
 
 def test_create_room_validates_and_get_room_finds_it(db):
@@ -188,13 +256,14 @@ def test_host_moves_to_the_next_connected_player(room):
     assert Seat.objects.get(pk=cy.seat.pk).connected
 
 
-def test_seats_expire_after_the_rejoin_window(room, settings):
+def test_seats_expire_after_the_rejoin_window(room, settings, manual_clock):
     settings.GAME_REJOIN_SECONDS = 60
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
     rooms.disconnect(bob.seat.player_id, "chan-Bob")
     assert rooms.expire_seats(room.code) == []
-    Seat.objects.filter(pk=bob.seat.pk).update(
-        disconnected_at=timezone.now() - timedelta(seconds=61))
+    manual_clock.advance(59.9)
+    assert rooms.expire_seats(room.code) == []
+    manual_clock.advance(0.2)
     [snapshot] = rooms.expire_seats(room.code)
     assert [p["gone"] for p in snapshot["players"]] == [False, True]
     late = seat(room.code, "Bob", channel="chan-late", token=bob.token)
@@ -210,7 +279,7 @@ def test_start_needs_the_host_and_no_game_on(room):
     start, snapshot = rooms.start_game(room.code, ada.seat.player_id)
     assert start["type"] == "round_start" and start["round"] == 1 and start["rounds"] == 2
     assert snapshot["state"] == "playing" and snapshot["target"] == start["target"]
-    assert start["ends_at"] - start["server_time"] == pytest.approx(20_000, abs=500)
+    assert start["ends_at"] - start["server_time"] == 20_000
     with pytest.raises(GameError) as caught:
         rooms.start_game(room.code, ada.seat.player_id)
     assert caught.value.code == "already_playing"
@@ -232,8 +301,8 @@ def test_reaching_the_target_finishes_once_and_stores_one_drawing(room):
     assert accepted
     finished = events[0]
     assert finished["type"] == "player_finished" and finished["reason"] == "reached"
-    # 100 * 0.9 + 50 * (almost all of the 20 s left)
-    assert 138 <= finished["points"] <= 140
+    # 100 * 0.9 + 50 * (all of the 20 s left: the clock stood still)
+    assert finished["points"] == 140 and finished["seconds"] == 0
     assert events[-1]["type"] == "room"  # Bob is still drawing: no round end yet
     # Nothing more counts for her this round.
     accepted, _ = rooms.record_guess(
@@ -250,7 +319,7 @@ def test_reaching_the_target_finishes_once_and_stores_one_drawing(room):
     assert Seat.objects.get(pk=ada.seat.pk).score == finished["points"]
 
 
-def test_the_round_ends_once_and_the_game_runs_its_rounds(room):
+def test_the_round_ends_once_and_the_game_runs_its_rounds(room, manual_clock):
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
     rooms.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
@@ -264,7 +333,9 @@ def test_the_round_ends_once_and_the_game_runs_its_rounds(room):
     assert RoundProgress.objects.get(seat=bob.seat).guesses == 2
     assert rooms.end_round(room.code, r.game_id, 1) == []  # not due yet
     assert rooms.advance(room.code) == []
-    set_deadline_passed(r)
+    manual_clock.advance(20)
+    assert rooms.advance(room.code) == []  # the round's end, but not its grace yet
+    manual_clock.advance(rules.ROUND_GRACE_SECONDS)
     ended = rooms.advance(room.code)
     assert [m["type"] for m in ended] == ["round_end", "room"]
     assert rooms.end_round(room.code, r.game_id, 1) == []  # a second process loses
@@ -283,7 +354,9 @@ def test_the_round_ends_once_and_the_game_runs_its_rounds(room):
         assert not accepted
     assert RoundProgress.objects.get(seat=bob.seat, round_number=1).target_probability == 0.3
 
-    set_deadline_passed(r)
+    manual_clock.advance(2.9)
+    assert rooms.advance(room.code) == []
+    manual_clock.advance(0.1)
     started = rooms.advance(room.code)
     assert [m["type"] for m in started] == ["round_start", "room"]
     assert started[0]["round"] == 2 and started[0]["target"] != r.target
@@ -298,14 +371,14 @@ def test_the_round_ends_once_and_the_game_runs_its_rounds(room):
     assert RoundProgress.objects.filter(finished=False).count() == 0
 
 
-def test_a_drawing_received_in_time_but_written_late_is_still_kept(room):
+def test_a_drawing_received_in_time_but_written_late_is_still_kept(room, manual_clock):
     """An overloaded server scores a drawing (the player sees a guess) and
     writes it after the round closed: the drawing is kept, once."""
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
     rooms.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
-    set_deadline_passed(r)
     received = Room.objects.get(pk=room.pk).ends_at - timedelta(milliseconds=200)
+    play_out_round(manual_clock)
     assert [m["type"] for m in rooms.advance(room.code)] == ["round_end", "room"]
     assert Drawing.objects.count() == 0  # the round closed before any write landed
 
@@ -326,7 +399,7 @@ def test_a_drawing_received_in_time_but_written_late_is_still_kept(room):
     assert drawing.probabilities[r.target] == pytest.approx(0.3)
 
 
-def test_a_drawing_received_before_done_but_written_after_it_is_kept(room):
+def test_a_drawing_received_before_done_but_written_after_it_is_kept(room, manual_clock):
     """`done` overtakes the write of a drawing sent before it (the session waits
     for the write only so long): the drawing is kept, and a second late write
     for the same round does not replace it."""
@@ -352,6 +425,7 @@ def test_a_drawing_received_before_done_but_written_after_it_is_kept(room):
     # Bob says done too; a drawing of his received after that is not kept,
     # nor one whose receipt time is unknown.
     rooms.finish_player(room.code, bob.seat.player_id, r.game_id, 1, "done")
+    manual_clock.advance(0.001)
     for received_at in (rooms.now(), None):
         assert rooms.record_guess(
             room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,

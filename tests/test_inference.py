@@ -37,8 +37,9 @@ def test_prediction_matches_a_direct_forward_pass(active_model, inference_servic
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(active_model):
-    # A wait window makes batching visible even on a fast machine.
-    service = InferenceService(reload_seconds=60, batch_wait_ms=50, max_batch=64)
+    # A wait window makes batching visible even on a fast machine; a wide one
+    # (500 ms, not 50) still gathers the threads a loaded machine wakes slowly.
+    service = InferenceService(reload_seconds=60, batch_wait_ms=500, max_batch=64)
     images = random_inputs(40, seed=1)
     expected = direct_probabilities(active_model, images)
     results = [None] * len(images)

@@ -33,9 +33,8 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce, Greatest
-from django.utils import timezone
 
-from digitsite.game import names, rules
+from digitsite.game import clock, names, rules
 from digitsite.game.codes import generate_code, normalise_code
 from digitsite.game.rules import GameError
 from digitsite.models import Room, RoundProgress, Seat
@@ -55,7 +54,7 @@ MAX_KICKED = 100
 
 
 def now():
-    return timezone.now()
+    return clock.now()
 
 
 def epoch_ms(moment):

@@ -22,13 +22,12 @@ import asyncio
 import json
 import logging
 import random
-import time
 from collections import deque
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from digitsite.game import rooms, rules
+from digitsite.game import clock, rooms, rules
 from digitsite.game.codes import normalise_code
 from digitsite.game.rules import GameError
 
@@ -49,7 +48,11 @@ MAX_TOKEN_LENGTH = 200
 CATCH_UP_AFTER = 4.0
 
 CLOSE_LEAVE = 1000
-CLOSE_TOO_LARGE = 1009
+# Not 1009 (WebSocket's "message too big"): that code is the WebSocket
+# library's own, and Daphne's (autobahn) refuses any code from the
+# application but 1000 and 3000-4999, closing with 1011 and logging a
+# traceback instead. 4009 keeps the 9 for those who know 1009.
+CLOSE_TOO_LARGE = 4009
 CLOSE_JOIN_TIMEOUT = 4000
 CLOSE_PROTOCOL = 4001
 CLOSE_ROOM_FULL = 4003
@@ -140,9 +143,11 @@ class PlayerSession:
         # the last word on everything that changes the game.
         self.room = None
         self.finished = False
-        self.bucket = rules.TokenBucket(RATE_PER_SECOND, RATE_BURST)
+        self.bucket = rules.TokenBucket(RATE_PER_SECOND, RATE_BURST, clock=clock.monotonic)
         self.drops = deque()
-        self.last_rate_error = 0.0
+        # The first drop is always reported, whatever the clock reads (a test's
+        # manual clock starts at 0).
+        self.last_rate_error = float("-inf")
         self.pending = None
         self.scorer = None
         self.join_timer = None
@@ -162,7 +167,7 @@ class PlayerSession:
         self.join_timer = self._spawn(self._join_timeout())
 
     async def _join_timeout(self):
-        await asyncio.sleep(JOIN_TIMEOUT)
+        await clock.sleep(JOIN_TIMEOUT)
         if self.player_id is None and not self.closed:
             await self.error("not_joined", f"no join within {JOIN_TIMEOUT:g} seconds")
             await self.close(CLOSE_JOIN_TIMEOUT)
@@ -227,15 +232,16 @@ class PlayerSession:
             return
         if text is None:
             if len(data or b"") > MAX_MESSAGE_BYTES:
-                await self._too_large()
+                await self._too_large(len(data))
             elif not self._allowed():
                 await self._rate_limited()
             else:
                 await self.error("bad_json", "send JSON in text frames, not binary ones")
             return
         # At most 4 bytes per character: short texts need no encoding to measure.
-        if len(text) * 4 > MAX_MESSAGE_BYTES and len(text.encode("utf-8")) > MAX_MESSAGE_BYTES:
-            await self._too_large()
+        if len(text) * 4 > MAX_MESSAGE_BYTES and (
+                size := len(text.encode("utf-8"))) > MAX_MESSAGE_BYTES:
+            await self._too_large(size)
             return
         if not self._allowed():
             await self._rate_limited()
@@ -270,7 +276,7 @@ class PlayerSession:
     def _allowed(self):
         if self.bucket.take():
             return True
-        now = time.monotonic()
+        now = clock.monotonic()
         self.drops.append(now)
         while self.drops and self.drops[0] < now - FLOOD_WINDOW:
             self.drops.popleft()
@@ -281,13 +287,17 @@ class PlayerSession:
             await self.error("rate_limited", "too many messages: disconnecting")
             await self.close(CLOSE_FLOOD)
             return
-        now = time.monotonic()
+        now = clock.monotonic()
         if now - self.last_rate_error >= 1.0:
             self.last_rate_error = now
             await self.error("rate_limited", f"too many messages: at most about "
                              f"{RATE_PER_SECOND} a second; messages are being dropped")
 
-    async def _too_large(self):
+    async def _too_large(self, size):
+        # One line, no traceback: a client's mistake, not the server's.
+        logger.warning("room %s: a message of %d bytes is over the %d-byte limit; "
+                       "closing the connection with %d", self.code, size, MAX_MESSAGE_BYTES,
+                       CLOSE_TOO_LARGE)
         await self.error("too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
         await self.close(CLOSE_TOO_LARGE)
 
@@ -381,7 +391,7 @@ class PlayerSession:
         if round_number != room["round"]:
             raise GameError("wrong_round", f"round {round_number} is not the current round "
                                            f"({room['round']})")
-        at_ms = (time.time() if at is None else at.timestamp()) * 1000
+        at_ms = (clock.time() if at is None else at.timestamp()) * 1000
         if room["ends_at"] is not None and at_ms >= room["ends_at"]:
             raise GameError("not_playing", f"time is up for round {round_number}")
         if self.finished:
@@ -548,15 +558,15 @@ class PlayerSession:
         while not self.closed:
             # A little jitter so the room's connections do not all hit the
             # database in the same millisecond.
-            await asyncio.sleep(max(deadline_ms / 1000 - time.time(), 0)
-                                + random.uniform(0.0, 0.05))
+            await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0)
+                              + random.uniform(0.0, 0.05))
             if deadline_ms != self.deadline_ms:
                 return
             await asyncio.shield(self._advance())
             # Whoever moved the room on (this connection or another) broadcast
             # it, and the broadcast replaces this timer. Should none come, look
             # again.
-            await asyncio.sleep(1.0)
+            await clock.sleep(1.0)
             if deadline_ms != self.deadline_ms:
                 return
             phase = await db(rooms.phase)(self.code)
@@ -564,7 +574,7 @@ class PlayerSession:
                 return
             if self._behind(phase):
                 # A busy server's broadcast may only be late: give it time.
-                await asyncio.sleep(CATCH_UP_AFTER)
+                await clock.sleep(CATCH_UP_AFTER)
                 if deadline_ms == self.deadline_ms and not self.closed:
                     phase = await db(rooms.phase)(self.code)
                     if phase is not None and self._behind(phase):
@@ -595,7 +605,7 @@ class PlayerSession:
 
     async def _heartbeat(self):
         while not self.closed:
-            await asyncio.sleep(rules.SEAT_HEARTBEAT_SECONDS * random.uniform(0.9, 1.1))
+            await clock.sleep(rules.SEAT_HEARTBEAT_SECONDS * random.uniform(0.9, 1.1))
             if self.closed:
                 return
             try:
@@ -615,7 +625,7 @@ class PlayerSession:
         self.expiry_task = self._spawn(self._expire(expiry_ms))
 
     async def _expire(self, expiry_ms):
-        await asyncio.sleep(max(expiry_ms / 1000 - time.time(), 0) + random.uniform(0.05, 0.15))
+        await clock.sleep(max(expiry_ms / 1000 - clock.time(), 0) + random.uniform(0.05, 0.15))
         if expiry_ms != self.expiry_ms:
             return
         self.expiry_ms = None
