@@ -120,8 +120,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # instead of failing with "database is locked", take it when a transaction
     # starts (so two writers never deadlock upgrading a read lock), and use the
     # write-ahead log, which lets readers run beside the writer.
+    # How long a write waits for another writer's lock before it fails: 20 s
+    # by default. Shorter would turn a busy minute into failed joins and
+    # moves; a drawing's write is retried after a failure anyway
+    # (GAME_WRITE_PATIENCE_SECONDS), and with the game's thread pool a
+    # waiting write no longer holds up the process's reads.
     DATABASES["default"].setdefault("OPTIONS", {}).update({
-        "timeout": 20,
+        "timeout": env_float("SQLITE_BUSY_TIMEOUT", 20.0),
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
@@ -219,6 +224,23 @@ GAME_ROUNDS = env_int("GAME_ROUNDS", 5)
 GAME_ROUND_SECONDS = env_float("GAME_ROUND_SECONDS", 20.0)
 GAME_TARGET_CONFIDENCE = env_float("GAME_TARGET_CONFIDENCE", 0.9)
 GAME_REJOIN_SECONDS = env_float("GAME_REJOIN_SECONDS", 60.0)
+# Threads (and so database connections) per process for the game's database
+# work: one slow call then holds up one of them, not every room
+# (digitsite/game/database.py).
+GAME_DB_THREADS = env_int("GAME_DB_THREADS", 4)
+# How long a drawing that reached the server is kept in memory and its write
+# tried again while the database refuses it (locked, restarting).
+GAME_WRITE_PATIENCE_SECONDS = env_float("GAME_WRITE_PATIENCE_SECONDS", 300.0)
+# How often each server process closes rounds whose deadline passed with
+# nobody left to close them (a stopped or killed process); 0 turns it off.
+GAME_SWEEP_SECONDS = env_float("GAME_SWEEP_SECONDS", 5.0)
+# How long a graceful stop (SIGTERM) spends writing the drawings in hand and
+# finishing its players' rounds before the process exits.
+GAME_STOP_SECONDS = env_float("GAME_STOP_SECONDS", 10.0)
+
+# /healthz fails when the free space on the volume of var/, the model folder
+# or the SQLite database falls under this many MiB.
+HEALTH_MIN_FREE_MB = env_float("HEALTH_MIN_FREE_MB", 200.0)
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 # "plain" for a terminal, "json" (one object per line) for a log collector.

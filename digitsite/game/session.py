@@ -23,11 +23,9 @@ import random
 import time
 from collections import deque
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
-
 from digitsite.game import rooms, rules
 from digitsite.game.codes import normalise_code
+from digitsite.game.database import db, patiently
 from digitsite.game.rules import GameError
 
 logger = logging.getLogger(__name__)
@@ -58,19 +56,6 @@ CLOSE_REPLACED = 4010
 GRACE_MS = int(rules.ROUND_GRACE_SECONDS * 1000)
 
 CLIENT_TYPES = ("join", "start", "draw", "done", "opt_out", "leave", "ping")
-
-
-def db(function):
-    """Run a synchronous database function off the event loop."""
-
-    def call(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(call, thread_sensitive=True)
 
 
 def _field(data, name, kind, *, required=True, default=None):
@@ -434,9 +419,13 @@ class PlayerSession:
         # The drawing is written before its guess goes out, so a guess marked
         # `kept` is a promise: this drawing is the player's for the round.
         # An overloaded server then answers fewer drawings, later, but never
-        # loses one it told the player about.
-        kept, events = await db(rooms.record_guess)(
-            self.code, self.player_id, game, round_number,
+        # loses one it told the player about. A database that refuses the
+        # write (locked, restarting) delays the guess: the write is tried
+        # again until it lands, and `received_at` still decides whether the
+        # drawing counts for the round.
+        kept, events = await patiently(
+            rooms.record_guess, self.code, self.player_id, game, round_number,
+            what=f"a drawing in room {self.code}",
             drawing=drawing.as_json(), input_bytes=input_to_bytes(image),
             prediction=prediction, target=target, received_at=received_at,
         )
