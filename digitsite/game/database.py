@@ -41,13 +41,24 @@ _executor = None
 _executor_lock = threading.Lock()
 
 
+def _threads():
+    from django.db import connections
+
+    database = connections["default"]
+    if database.vendor == "sqlite" and database.is_in_memory_db():
+        # A shared in-memory SQLite database (Django's test database) answers
+        # a lock held by another connection with "database table is locked"
+        # at once instead of waiting the busy timeout: one thread, as before.
+        return 1
+    return max(1, settings.GAME_DB_THREADS)
+
+
 def executor():
     """The process's pool for game database work, made on first use."""
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=max(1, settings.GAME_DB_THREADS),
-                                           thread_name_prefix="game-db")
+            _executor = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="game-db")
         return _executor
 
 
@@ -76,7 +87,10 @@ async def patiently(function, *args, what="a write", patience=None, **kwargs):
     patience = settings.GAME_WRITE_PATIENCE_SECONDS if patience is None else patience
     give_up_at = time.monotonic() + patience
     pause = FIRST_PAUSE_SECONDS
+    attempt = 0
     while True:
+        attempt += 1
+        logger.debug("%s: attempt %d", what, attempt)
         try:
             return await db(function)(*args, **kwargs)
         except (OperationalError, InterfaceError) as exc:
