@@ -118,6 +118,9 @@ def _disk_check():
     minimum = settings.HEALTH_MIN_FREE_MB
     free_mb, low = {}, []
     for name, folder in _watched_folders().items():
+        # A folder not made yet (no model trained here) will live on its parent's volume.
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent
         free_mb[name] = round(shutil.disk_usage(folder).free / 2**20, 1)
         if free_mb[name] < minimum:
             low.append(name)
