@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 CHECK_TIMEOUT_SECONDS = 3.0
 # The write probe gives up waiting for a lock after this long, inside the
 # database: a probe abandoned by the timeout above would otherwise keep its
-# thread waiting for SQLite's busy timeout (20 s) or for ever on PostgreSQL.
+# thread waiting for the lock timeout (DATABASE_LOCK_TIMEOUT, 20 s).
 WRITE_TIMEOUT_SECONDS = 2.0
 
 # Hashing the model file on every probe would cost a read of the whole file;
@@ -88,7 +88,8 @@ def _write_probe():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL lock_timeout = {wait_ms}")
-                cursor.execute(f"SET LOCAL statement_timeout = {wait_ms}")
+                # Longer than the lock wait, so that a lock reads as one.
+                cursor.execute(f"SET LOCAL statement_timeout = {int(CHECK_TIMEOUT_SECONDS * 1000)}")
         _rewrite(HealthProbe)
 
 

@@ -115,21 +115,32 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# How long a statement waits for a lock another transaction holds before it
+# fails: 20 s by default. Shorter would turn a busy minute into failed joins
+# and moves; a drawing's write is tried again after a failure anyway
+# (GAME_WRITE_PATIENCE_SECONDS), and with the game's thread pool a waiting
+# write no longer holds up the other rooms (digitsite/game/database.py).
+DATABASE_LOCK_TIMEOUT = env_float("DATABASE_LOCK_TIMEOUT", 20.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Game servers write from many coroutines at once: wait for the lock
     # instead of failing with "database is locked", take it when a transaction
     # starts (so two writers never deadlock upgrading a read lock), and use the
     # write-ahead log, which lets readers run beside the writer.
-    # How long a write waits for another writer's lock before it fails: 20 s
-    # by default. Shorter would turn a busy minute into failed joins and
-    # moves; a drawing's write is retried after a failure anyway
-    # (GAME_WRITE_PATIENCE_SECONDS), and with the game's thread pool a
-    # waiting write no longer holds up the process's reads.
     DATABASES["default"].setdefault("OPTIONS", {}).update({
-        "timeout": env_float("SQLITE_BUSY_TIMEOUT", 20.0),
+        "timeout": DATABASE_LOCK_TIMEOUT,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
+
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # PostgreSQL waits for a lock for ever by default: game writes stuck
+    # behind one long transaction (an admin action, a manual session) would
+    # each hold a thread of the game's pool until it ended, and a few of them
+    # the whole pool. With a bound they fail, a drawing's write is tried
+    # again after a pause, and the threads serve other rooms meanwhile.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = " ".join(filter(None, [
+        _options.get("options", ""), f"-c lock_timeout={int(DATABASE_LOCK_TIMEOUT * 1000)}"]))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -25,7 +25,7 @@ SERVER_BUSY_TIMEOUT = 15
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     server = LiveServer(tmp_path_factory.mktemp("outage"), env={
-        "SQLITE_BUSY_TIMEOUT": str(SERVER_BUSY_TIMEOUT),
+        "DATABASE_LOCK_TIMEOUT": str(SERVER_BUSY_TIMEOUT),
         # The game's database module says at DEBUG when a write attempt starts.
         "LOG_LEVEL": "DEBUG",
     })
@@ -139,3 +139,80 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
     label, strokes = rows[0]
     assert label == start["target"]
     assert json.loads(strokes)["strokes"] == sketch(7)["strokes"]
+
+
+@contextlib.contextmanager
+def postgres_lock(url, *tables):
+    """Hold EXCLUSIVE locks on PostgreSQL tables: others may read them, not write."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as connection:
+        connection.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            connection.rollback()
+
+
+@pytest.mark.services
+async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_them(
+        postgres_database, tmp_path):
+    """Hostile condition: another session holds the round-progress and health
+    tables locked against writes for longer than the server's lock timeout,
+    as a long admin transaction would. PostgreSQL would let the writes wait
+    for ever; the lock timeout makes them fail, and a drawing is written
+    again once the lock goes."""
+    import websockets
+
+    lock_timeout = 5
+    server = LiveServer(tmp_path, env={
+        "DATABASE_URL": postgres_database, "REDIS_URL": "",
+        "DATABASE_LOCK_TIMEOUT": str(lock_timeout), "LOG_LEVEL": "DEBUG",
+    })
+    await asyncio.to_thread(server.start)
+    ada = Player("Ada")
+    try:
+        await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,
+                                60, "a healthy server")
+        code = await asyncio.to_thread(new_room, server)
+        await ada.connect(server, code)
+        await ada.send({"type": "start"})
+        start = await ada.expect("round_start")
+        offset = len(server.log_path.read_text(errors="replace"))
+        what = f"a drawing in room {code}"
+        with postgres_lock(postgres_database, "game_roundprogress", "game_healthprobe"):
+            status, body = await asyncio.to_thread(get_json, server.url + "/healthz",
+                                                   lock_timeout * 4)
+            assert status == 503, body
+            assert body["checks"]["database"]["ok"] is False
+            assert "lock" in json.dumps(body["checks"]["database"])
+
+            await ada.send({"type": "draw", "round": 1, "seq": 1, "drawing": sketch(8)})
+            await wait_for_log(server, offset, f"{what}: attempt 1")
+            async with websockets.connect(f"{server.ws_url}/ws/v1/rooms/ZZZZZZ/",
+                                          origin=server.url, proxy=None,
+                                          open_timeout=30) as stranger:
+                answer = json.loads(await asyncio.wait_for(stranger.recv(), 60))
+            assert answer["code"] == "room_not_found"
+            assert f"{what}: the database refused it" not in log_since(server, offset), (
+                "the other room's read waited for the drawing's write")
+            await wait_for_log(server, offset, f"{what}: the database refused it",
+                               timeout=lock_timeout * 8)
+        guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
+        assert guess["kept"] is True
+        await ada.send({"type": "done", "round": 1})
+        await ada.expect("round_end")
+        await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,
+                                60, "healthy again")
+    finally:
+        await ada.close()
+        server.stop()
+
+    import psycopg
+
+    with psycopg.connect(postgres_database.replace("postgres://", "postgresql://", 1)) as c:
+        rows = c.execute("SELECT label, strokes FROM recognizer_drawing WHERE game_id = %s",
+                         (start["game"],)).fetchall()
+    assert len(rows) == 1
+    assert rows[0][0] == start["target"]
+    assert rows[0][1]["strokes"] == sketch(8)["strokes"]
