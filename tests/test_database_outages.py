@@ -100,12 +100,22 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
     The drawing is kept and written when the lock goes, its guess says
     `kept`, and the round stores it. While the write waits, other rooms'
     database work goes on: a connection to a room that does not exist is told
-    so before the waiting write gives up.
+    so before the waiting write gives up. A player joining another room
+    meanwhile (a write, which SQLite makes wait for the lock too) gets a seat
+    once the lock goes, not an error.
     """
     import websockets
 
     code = await asyncio.to_thread(new_room, server)
+    other_room = await asyncio.to_thread(new_room, server)
     ada = Player("Ada")
+
+    async def join_other_room():
+        async with websockets.connect(f"{server.ws_url}/ws/v1/rooms/{other_room}/",
+                                      origin=server.url, proxy=None, open_timeout=30) as bob:
+            await bob.send(json.dumps({"type": "join", "protocol": 1, "name": "Bob"}))
+            return json.loads(await asyncio.wait_for(bob.recv(), SERVER_BUSY_TIMEOUT * 8))
+
     try:
         await ada.connect(server, code)
         await ada.send({"type": "start"})
@@ -122,9 +132,16 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
             assert answer["code"] == "room_not_found"
             assert f"{what}: the database refused it" not in log_since(server, offset), (
                 "the other room's read waited for the drawing's write")
-            # Held until the write failed once: it is then tried again.
+            joining = asyncio.ensure_future(join_other_room())
+            # Held until both writes failed once: they are then tried again.
             await wait_for_log(server, offset, f"{what}: the database refused it",
                                timeout=SERVER_BUSY_TIMEOUT * 4)
+            await wait_for_log(server, offset,
+                               f"a join in room {other_room}: the database refused it",
+                               timeout=SERVER_BUSY_TIMEOUT * 4)
+        welcome = await joining
+        assert welcome["type"] == "welcome", welcome
+        assert welcome["you"]["name"] == "Bob"
         guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
         assert guess["kept"] is True
         assert not [m for m in ada.messages if m["type"] == "error"]

@@ -279,9 +279,14 @@ class PlayerSession:
             raise GameError("bad_message", "'token' is too long")
         opt_out = _field(message, "opt_out", bool, required=False)
         try:
-            result = await db(rooms.join)(
-                self.code, name=name, token=token, user=self.transport.user,
+            # A join is a write: on SQLite it waits for any other writer,
+            # and fails after the lock timeout (20 s) while one holds the
+            # lock longer. It is tried again for as long as the client is
+            # given to join at all.
+            result = await patiently(
+                rooms.join, self.code, name=name, token=token, user=self.transport.user,
                 channel_name=self.transport.channel_name, opt_out=opt_out,
+                what=f"a join in room {self.code}", patience=JOIN_TIMEOUT,
             )
         except GameError as exc:
             if exc.code in ("room_full", "room_not_found"):
