@@ -10,13 +10,21 @@ reads at once (SQLite's write-ahead log lets readers run beside a writer),
 and on PostgreSQL, which locks rooms row by row, other rooms' writes too.
 The pool is bounded so that a stalled database ties up a few threads and
 connections, not one per player; each thread keeps its own connection, so a
-process holds up to GAME_DB_THREADS game connections.
+process holds up to GAME_DB_THREADS game connections. Measured with another
+session holding a lock for 25 s while a drawing's write waited for it: on
+PostgreSQL a join in another room took 19.3 s with one thread and 0.09 s
+with four; on SQLite a join is a write and waited for the lock either way.
+Four threads did not cost SQLite throughput under load either (load
+benchmark, one process, 96 players in 12 rooms for 30 s on a busy 2-core
+machine: 27 guesses/s and p50 1.3 s with one thread, 49/s and 0.9 s with
+four; no errors, every drawing stored in both).
 
 A drawing that reached the server is written with `patiently`: when the
 database refuses (locked, busy, connection lost) the write is tried again
 with growing pauses, for up to GAME_WRITE_PATIENCE_SECONDS, while the thread
 is free for other work. Its guess goes out only once it is written, so a
-guess marked `kept` still means the drawing is stored.
+guess marked `kept` still means the drawing is stored. A `join` is tried
+again the same way, for as long as a client is given to join.
 """
 
 import asyncio
