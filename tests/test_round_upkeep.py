@@ -72,6 +72,37 @@ def test_an_overdue_round_is_closed_once_and_its_drawing_stored_with_its_label()
     assert rooms.end_round(room.code, room.game_id, 1) == []
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_a_server_speaking_lifespan_sweeps_from_start_up_until_shutdown():
+    """Servers with the ASGI lifespan protocol (uvicorn, hypercorn) start the
+    sweep at start-up, before any request, and stop it at shutdown."""
+    from asgiref.sync import sync_to_async
+    from channels.testing import ApplicationCommunicator
+
+    from digitsite.asgi import application
+    from digitsite.game import upkeep
+    from digitsite.models import Room
+
+    room, _ = await sync_to_async(_playing_room_with_a_drawing)()
+    await sync_to_async(_move_deadline)(room, 600)
+    server = ApplicationCommunicator(application, {"type": "lifespan"})
+    await server.send_input({"type": "lifespan.startup"})
+    assert (await server.receive_output(30))["type"] == "lifespan.startup.complete"
+    try:
+        sweeping = upkeep.upkeep.task
+        assert sweeping is not None and not sweeping.done()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while (await sync_to_async(Room.objects.get)(pk=room.pk)).state == Room.State.PLAYING:
+            assert loop.time() < deadline, "the start-up sweep did not close the round"
+            await asyncio.sleep(0.05)
+    finally:
+        await server.send_input({"type": "lifespan.shutdown"})
+        assert (await server.receive_output(30))["type"] == "lifespan.shutdown.complete"
+    await asyncio.wait({sweeping}, timeout=10)
+    assert sweeping.cancelled() and upkeep.upkeep.task is None
+
+
 def rules_grace():
     from digitsite.game import rules
 

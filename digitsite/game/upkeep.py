@@ -139,8 +139,9 @@ class Upkeep:
             self.task = asyncio.get_event_loop().create_task(sweep_forever(interval))
 
     async def stop(self):
-        if self.task is not None:
-            self.task.cancel()
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
         await stop_gracefully()
 
 
