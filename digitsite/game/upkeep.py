@@ -19,7 +19,9 @@ drawing they have is stored, their seat stays theirs for the rejoin window,
 and a round whose players have all finished ends at once. The round of a
 player who then reconnects through another process is over; nothing they
 drew is lost. A stop that takes longer than GAME_STOP_SECONDS leaves the rest
-to the sweep of the next process to start.
+to the sweep of the next process to start; only a drawing whose write the
+database still refuses then (it is kept in memory, digitsite.game.database)
+goes with the process.
 
 How a process hooks start-up and shutdown: Daphne does not implement the
 ASGI lifespan protocol, and AppConfig.ready also runs for `migrate`, `shell`
