@@ -12,13 +12,17 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from digitsite.game import upkeep  # noqa: E402
 from digitsite.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+application = upkeep.ProcessUpkeep(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
-)
+))
+# Closing overdue rounds on start-up and every few seconds, and a graceful
+# stop on SIGTERM (see digitsite/game/upkeep.py for why it hooks in here).
+upkeep.hook_into_daphne()

@@ -4,6 +4,7 @@ import json
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from digitsite.game import upkeep
 from digitsite.game.session import PlayerSession
 
 
@@ -21,6 +22,8 @@ class GameConsumer(AsyncWebsocketConsumer):
         self.session_key = getattr(session, "session_key", None)
         await self.accept()
         self.session = PlayerSession(self.scope["url_route"]["kwargs"]["code"], self)
+        # A graceful stop finishes the rounds of the process's players.
+        upkeep.live_sessions.add(self.session)
         await self.session.opened()
 
     async def receive(self, text_data=None, bytes_data=None):

@@ -1,24 +1,29 @@
 """GET /healthz: is this process fit to serve?
 
 A load balancer polls it on every server process. It answers 200 when the
-database answers a query, the channel layer carries a message through a round
-trip, and the active model version's file is intact and is the one this
-process serves; 503 with the failing part named otherwise (a process that
-serves an older version because the active one does not load says which). The
-process id is in the answer so that one can tell which process behind the
-proxy replied.
+database answers a query and takes a small write within a bound, the volumes
+of var/, the models and the SQLite database have free space above a
+threshold, the channel layer carries a message through a round trip, and the
+active model version's file is intact and is the one this process serves;
+503 with the failing part named otherwise (a process that serves an older
+version because the active one does not load says which). The process id is
+in the answer so that one can tell which process behind the proxy replied.
 """
 
 import asyncio
 import logging
 import os
+import shutil
 import time
 import uuid
+from pathlib import Path
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import close_old_connections, connection
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from recognizer import versions
@@ -30,6 +35,10 @@ logger = logging.getLogger(__name__)
 # A check that takes longer than this counts as failed: a proxy's health probe
 # has its own timeout and a hung dependency must not hang the probe.
 CHECK_TIMEOUT_SECONDS = 3.0
+# The write probe gives up waiting for a lock after this long, inside the
+# database: a probe abandoned by the timeout above would otherwise keep its
+# thread waiting for the lock timeout (DATABASE_LOCK_TIMEOUT, 20 s).
+WRITE_TIMEOUT_SECONDS = 2.0
 
 # Hashing the model file on every probe would cost a read of the whole file;
 # the digest is kept for as long as the file's size and mtime stay the same.
@@ -50,9 +59,77 @@ def _database_check():
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             (value,) = cursor.fetchone()
-        return {"ok": value == 1, "vendor": connection.vendor}
+        # Reading is not enough: with another writer holding SQLite's lock
+        # (or a PostgreSQL lock on the table) reads go on while every move of
+        # the game waits.
+        _write_probe()
+        return {"ok": value == 1, "vendor": connection.vendor, "write": True}
     finally:
         close_old_connections()
+
+
+def _write_probe():
+    """Rewrite the health row in a transaction that waits at most WRITE_TIMEOUT_SECONDS."""
+    from digitsite.models import HealthProbe
+
+    wait_ms = int(WRITE_TIMEOUT_SECONDS * 1000)
+    if connection.vendor == "sqlite":
+        # The busy timeout is the connection's; a kept connection gets its own back.
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout")
+            (previous_ms,) = cursor.fetchone()
+            cursor.execute(f"PRAGMA busy_timeout = {wait_ms}")
+        try:
+            _rewrite(HealthProbe)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(f"PRAGMA busy_timeout = {int(previous_ms)}")
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = {wait_ms}")
+                # Longer than the lock wait, so that a lock reads as one.
+                cursor.execute(f"SET LOCAL statement_timeout = {int(CHECK_TIMEOUT_SECONDS * 1000)}")
+        _rewrite(HealthProbe)
+
+
+def _rewrite(model):
+    with transaction.atomic():
+        if not model.objects.filter(pk=1).update(checked_at=timezone.now()):
+            # The row is made by the migration; a flushed database lacks it.
+            model.objects.bulk_create([model(pk=1, checked_at=timezone.now())],
+                                      ignore_conflicts=True)
+
+
+def _watched_folders():
+    """The folders whose volumes must have room: var/, the models, a SQLite database."""
+    folders = {"var": Path(settings.VAR_DIR), "models": Path(settings.RECOGNIZER_MODEL_DIR)}
+    name = str(connection.settings_dict["NAME"])
+    if connection.vendor == "sqlite" and not name.startswith(("file:", ":memory:")):
+        folders["database"] = Path(name).parent
+    return folders
+
+
+def _disk_check():
+    """Free space on each watched volume against HEALTH_MIN_FREE_MB.
+
+    A full disk fails writes of every kind (drawings, model versions, the
+    SQLite journal), so the process reports it before that happens.
+    """
+    minimum = settings.HEALTH_MIN_FREE_MB
+    free_mb, low = {}, []
+    for name, folder in _watched_folders().items():
+        # A folder not made yet (no model trained here) will live on its parent's volume.
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent
+        free_mb[name] = round(shutil.disk_usage(folder).free / 2**20, 1)
+        if free_mb[name] < minimum:
+            low.append(name)
+    result = {"ok": not low, "min_free_mb": minimum, "free_mb": free_mb}
+    if low:
+        result["error"] = f"less than {minimum:g} MiB free for {', '.join(low)}"
+    return result
 
 
 def _file_digest(path):
@@ -151,6 +228,7 @@ async def healthz(request):
         return response
     checks = dict(await asyncio.gather(
         _timed("database", sync_to_async(_database_check)()),
+        _timed("disk", sync_to_async(_disk_check, thread_sensitive=False)()),
         _timed("channel_layer", _channel_layer_check(), backend=_layer_backend()),
         _timed("model", sync_to_async(_model_check)()),
     ))

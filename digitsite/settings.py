@@ -108,16 +108,32 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# How long a statement waits for a lock another transaction holds before it
+# fails: 20 s by default. Shorter would turn a busy minute into failed joins
+# and moves; a drawing's write is tried again after a failure anyway
+# (GAME_WRITE_PATIENCE_SECONDS), and with the game's thread pool a waiting
+# write no longer holds up the other rooms (digitsite/game/database.py).
+DATABASE_LOCK_TIMEOUT = env_float("DATABASE_LOCK_TIMEOUT", 20.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Game servers write from many coroutines at once: wait for the lock
     # instead of failing with "database is locked", take it when a transaction
     # starts (so two writers never deadlock upgrading a read lock), and use the
     # write-ahead log, which lets readers run beside the writer.
     DATABASES["default"].setdefault("OPTIONS", {}).update({
-        "timeout": 20,
+        "timeout": DATABASE_LOCK_TIMEOUT,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
+
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # PostgreSQL waits for a lock for ever by default: game writes stuck
+    # behind one long transaction (an admin action, a manual session) would
+    # each hold a thread of the game's pool until it ended, and a few of them
+    # the whole pool. With a bound they fail, a drawing's write is tried
+    # again after a pause, and the threads serve other rooms meanwhile.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = " ".join(filter(None, [
+        _options.get("options", ""), f"-c lock_timeout={int(DATABASE_LOCK_TIMEOUT * 1000)}"]))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -240,6 +256,24 @@ def _retention_days(name, default):
 
 
 DATA_RETENTION_DAYS = _retention_days("DATA_RETENTION_DAYS", 30.0)
+
+# Threads (and so database connections) per process for the game's database
+# work: one slow call then holds up one of them, not every room
+# (digitsite/game/database.py).
+GAME_DB_THREADS = env_int("GAME_DB_THREADS", 4)
+# How long a drawing that reached the server is kept in memory and its write
+# tried again while the database refuses it (locked, restarting).
+GAME_WRITE_PATIENCE_SECONDS = env_float("GAME_WRITE_PATIENCE_SECONDS", 300.0)
+# How often each server process closes rounds whose deadline passed with
+# nobody left to close them (a stopped or killed process); 0 turns it off.
+GAME_SWEEP_SECONDS = env_float("GAME_SWEEP_SECONDS", 5.0)
+# How long a graceful stop (SIGTERM) spends writing the drawings in hand and
+# finishing its players' rounds before the process exits.
+GAME_STOP_SECONDS = env_float("GAME_STOP_SECONDS", 10.0)
+
+# /healthz fails when the free space on the volume of var/, the model folder
+# or the SQLite database falls under this many MiB.
+HEALTH_MIN_FREE_MB = env_float("HEALTH_MIN_FREE_MB", 200.0)
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 # "plain" for a terminal, "json" (one object per line) for a log collector.

@@ -26,7 +26,7 @@ def test_all_parts_working_gives_200_and_reports_each(client, active_model):
     assert body["status"] == "ok"
     assert body["pid"] == os.getpid()
     checks = body["checks"]
-    assert set(checks) == {"database", "channel_layer", "model"}
+    assert set(checks) == {"database", "disk", "channel_layer", "model"}
     assert checks["database"]["ok"] is True
     assert checks["database"]["vendor"] == "sqlite"
     layer = checks["channel_layer"]
@@ -82,6 +82,39 @@ def test_no_active_version_gives_503(client, model_dir):
     assert model["ok"] is False
     assert model["active"] is None
     assert "no model version is active" in model["error"]
+
+
+def test_the_database_check_writes_the_health_row(client, active_model):
+    from digitsite.models import HealthProbe
+
+    HealthProbe.objects.all().delete()  # a flushed database: the probe makes its row
+    for _ in range(2):
+        response = client.get(URL)
+        assert response.status_code == 200, response.content
+        assert response.json()["checks"]["database"]["write"] is True
+    (probe,) = HealthProbe.objects.all()
+    assert probe.checked_at is not None
+
+
+def test_free_space_under_the_threshold_gives_503(client, active_model, settings):
+    """Hostile input: a threshold above the real free space, as on a full disk."""
+    import shutil
+
+    free_mb = shutil.disk_usage(settings.VAR_DIR).free / 2**20
+    response = client.get(URL)
+    assert response.status_code == 200, response.content
+    disk = response.json()["checks"]["disk"]
+    assert disk["ok"] is True and disk["free_mb"]["var"] > 0
+
+    settings.HEALTH_MIN_FREE_MB = free_mb * 2 + 1
+    response = client.get(URL)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "failing"
+    disk = body["checks"]["disk"]
+    assert disk["ok"] is False
+    assert "var" in disk["error"] and "MiB free" in disk["error"]
+    assert body["checks"]["database"]["ok"] is True
 
 
 def test_other_methods_are_refused(client):

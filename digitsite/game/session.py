@@ -24,11 +24,9 @@ import logging
 import random
 from collections import deque
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
-
 from digitsite.game import clock, rooms, rules
 from digitsite.game.codes import normalise_code
+from digitsite.game.database import db, patiently
 from digitsite.game.rules import GameError
 
 logger = logging.getLogger(__name__)
@@ -70,19 +68,6 @@ SETTINGS_FIELDS = ("private", "rounds", "seconds", "max_players")
 # Join refusals that end the connection, and the close code that follows.
 JOIN_CLOSES = {"room_full": CLOSE_ROOM_FULL, "room_not_found": CLOSE_NOT_FOUND,
                "room_closed": CLOSE_NOT_FOUND, "kicked": CLOSE_KICKED}
-
-
-def db(function):
-    """Run a synchronous database function off the event loop."""
-
-    def call(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(call, thread_sensitive=True)
 
 
 def _field(data, name, kind, *, required=True, default=None):
@@ -321,10 +306,15 @@ class PlayerSession:
             raise GameError("bad_message", "'token' is too long")
         opt_out = _field(message, "opt_out", bool, required=False)
         try:
-            result = await db(rooms.join)(
-                self.code, name=name, token=token, user=self.transport.user,
+            # A join is a write: on SQLite it waits for any other writer,
+            # and fails after the lock timeout (20 s) while one holds the
+            # lock longer. It is tried again for as long as the client is
+            # given to join at all.
+            result = await patiently(
+                rooms.join, self.code, name=name, token=token, user=self.transport.user,
                 channel_name=self.transport.channel_name, opt_out=opt_out,
                 session_key=getattr(self.transport, "session_key", None),
+                what=f"a join in room {self.code}", patience=JOIN_TIMEOUT,
             )
         except GameError as exc:
             if exc.code in JOIN_CLOSES:
@@ -475,9 +465,13 @@ class PlayerSession:
         # The drawing is written before its guess goes out, so a guess marked
         # `kept` is a promise: this drawing is the player's for the round.
         # An overloaded server then answers fewer drawings, later, but never
-        # loses one it told the player about.
-        kept, events = await db(rooms.record_guess)(
-            self.code, self.player_id, game, round_number,
+        # loses one it told the player about. A database that refuses the
+        # write (locked, restarting) delays the guess: the write is tried
+        # again until it lands, and `received_at` still decides whether the
+        # drawing counts for the round.
+        kept, events = await patiently(
+            rooms.record_guess, self.code, self.player_id, game, round_number,
+            what=f"a drawing in room {self.code}",
             drawing=drawing.as_json(), input_bytes=input_to_bytes(image),
             prediction=prediction, target=target, received_at=received_at,
         )

@@ -1,0 +1,253 @@
+"""A database that refuses writes for a while, on a real Daphne server over SQLite.
+
+This test process holds SQLite's write lock on the server's database file
+(BEGIN IMMEDIATE on a connection of its own), as a long admin action, a
+backup or a second program writing would. The server waits SERVER_BUSY_TIMEOUT
+seconds for a lock before a write fails.
+"""
+
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+import time
+
+import pytest
+
+from tests.live import LiveServer
+from tests.test_scaleout import Player, get_json, sketch, wait_until
+
+pytestmark = pytest.mark.slow
+
+SERVER_BUSY_TIMEOUT = 15
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = LiveServer(tmp_path_factory.mktemp("outage"), env={
+        "DATABASE_LOCK_TIMEOUT": str(SERVER_BUSY_TIMEOUT),
+        # The game's database module says at DEBUG when a write attempt starts.
+        "LOG_LEVEL": "DEBUG",
+    })
+    server.start()
+    yield server
+    server.stop()
+
+
+@contextlib.contextmanager
+def write_lock(server):
+    """Hold the write lock of the server's SQLite database, as another writer would."""
+    connection = sqlite3.connect(server.workdir / "db.sqlite3", timeout=120,
+                                 isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
+def query(server, sql, params=()):
+    with contextlib.closing(sqlite3.connect(server.workdir / "db.sqlite3", timeout=60)) as c:
+        return c.execute(sql, params).fetchall()
+
+
+def new_room(server, **options):
+    options = {"rounds": 1, "seconds": 300, "target_confidence": 1.0, **options}
+    arguments = ", ".join(f"{key}={value!r}" for key, value in options.items())
+    result = server.manage("shell", "-c", "from digitsite.game import create_room\n"
+                                          f"print(create_room('Ada', {arguments}).code)")
+    return result.stdout.strip().splitlines()[-1]
+
+
+def log_since(server, offset):
+    return server.log_path.read_text(errors="replace")[offset:]
+
+
+async def wait_for_log(server, offset, text, timeout=60):
+    deadline = time.monotonic() + timeout
+    while text not in log_since(server, offset):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the server never logged {text!r}:\n{log_since(server, offset)[-3000:]}")
+        await asyncio.sleep(0.1)
+
+
+def test_a_locked_database_fails_healthz_within_its_bound(server):
+    """Hostile condition: another writer holds the lock longer than the server's busy timeout.
+
+    Reads still work (the write-ahead log lets them), so a read-only probe
+    said ok while every move of the game waited for the lock.
+    """
+    wait_until(lambda: get_json(server.url + "/healthz")[0] == 200, 60, "a healthy server")
+    with write_lock(server):
+        start = time.monotonic()
+        status, body = get_json(server.url + "/healthz", timeout=SERVER_BUSY_TIMEOUT * 4)
+        elapsed = time.monotonic() - start
+    assert status == 503, body
+    assert body["status"] == "failing"
+    assert body["checks"]["database"]["ok"] is False
+    assert "locked" in json.dumps(body["checks"]["database"])
+    # The probe gives up within its own bound, not after the server's busy timeout.
+    assert elapsed < SERVER_BUSY_TIMEOUT, f"/healthz took {elapsed:.1f} s"
+    # The lock released, the probe passes again.
+    wait_until(lambda: get_json(server.url + "/healthz")[0] == 200, 60, "healthy again")
+
+
+async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
+    """Hostile condition: the lock is held while a drawing is being written, for
+    longer than the server's busy timeout, so the write fails at least once.
+
+    The drawing is kept and written when the lock goes, its guess says
+    `kept`, and the round stores it. While the write waits, other rooms'
+    database work goes on: a connection to a room that does not exist is told
+    so before the waiting write gives up. A player joining another room
+    meanwhile (a write, which SQLite makes wait for the lock too) gets a seat
+    once the lock goes, not an error.
+    """
+    import websockets
+
+    code = await asyncio.to_thread(new_room, server)
+    other_room = await asyncio.to_thread(new_room, server)
+    ada = Player("Ada")
+
+    async def join_other_room():
+        async with websockets.connect(f"{server.ws_url}/ws/v1/rooms/{other_room}/",
+                                      origin=server.url, proxy=None, open_timeout=30) as bob:
+            await bob.send(json.dumps({"type": "join", "protocol": 1, "name": "Bob"}))
+            return json.loads(await asyncio.wait_for(bob.recv(), SERVER_BUSY_TIMEOUT * 8))
+
+    try:
+        await ada.connect(server, code)
+        await ada.send({"type": "start"})
+        start = await ada.expect("round_start")
+        offset = len(server.log_path.read_text(errors="replace"))
+        what = f"a drawing in room {code}"
+        with write_lock(server):
+            await ada.send({"type": "draw", "round": 1, "seq": 1, "drawing": sketch(7)})
+            await wait_for_log(server, offset, f"{what}: attempt 1")
+            async with websockets.connect(f"{server.ws_url}/ws/v1/rooms/ZZZZZZ/",
+                                          origin=server.url, proxy=None,
+                                          open_timeout=30) as stranger:
+                answer = json.loads(await asyncio.wait_for(stranger.recv(), 60))
+            assert answer["code"] == "room_not_found"
+            assert f"{what}: the database refused it" not in log_since(server, offset), (
+                "the other room's read waited for the drawing's write")
+            joining = asyncio.ensure_future(join_other_room())
+            # Held until both writes failed once: they are then tried again.
+            await wait_for_log(server, offset, f"{what}: the database refused it",
+                               timeout=SERVER_BUSY_TIMEOUT * 4)
+            await wait_for_log(server, offset,
+                               f"a join in room {other_room}: the database refused it",
+                               timeout=SERVER_BUSY_TIMEOUT * 4)
+        welcome = await joining
+        assert welcome["type"] == "welcome", welcome
+        assert welcome["you"]["name"] == "Bob"
+        guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
+        assert guess["kept"] is True
+        assert not [m for m in ada.messages if m["type"] == "error"]
+        await ada.send({"type": "done", "round": 1})
+        await ada.expect("round_end")
+    finally:
+        await ada.close()
+    rows = await asyncio.to_thread(
+        query, server, "SELECT label, strokes FROM recognizer_drawing WHERE game_id = ?",
+        (start["game"],))
+    assert len(rows) == 1
+    label, strokes = rows[0]
+    assert label == start["target"]
+    assert json.loads(strokes)["strokes"] == sketch(7)["strokes"]
+
+
+@pytest.fixture
+def fresh_postgres():
+    """A PostgreSQL database of this test's own: the session's shared one holds
+    model versions other tests activated, with files elsewhere."""
+    from tests.services import DEFAULT_POSTGRES_URL, ServiceUnavailable, fresh_postgres_database
+    from tests.support import require
+
+    server_url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(fresh_postgres_database(server_url))
+        except ServiceUnavailable as exc:
+            require(False, f"{exc} (set TEST_POSTGRES_URL)")
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_lock(url, *tables):
+    """Hold EXCLUSIVE locks on PostgreSQL tables: others may read them, not write."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as connection:
+        connection.execute(f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            connection.rollback()
+
+
+@pytest.mark.services
+async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_them(
+        fresh_postgres, tmp_path):
+    """Hostile condition: another session holds the round-progress and health
+    tables locked against writes for longer than the server's lock timeout,
+    as a long admin transaction would. PostgreSQL would let the writes wait
+    for ever; the lock timeout makes them fail, and a drawing is written
+    again once the lock goes."""
+    import websockets
+
+    postgres_database = fresh_postgres
+    lock_timeout = 5
+    server = LiveServer(tmp_path, env={
+        "DATABASE_URL": postgres_database, "REDIS_URL": "",
+        "DATABASE_LOCK_TIMEOUT": str(lock_timeout), "LOG_LEVEL": "DEBUG",
+    })
+    await asyncio.to_thread(server.start)
+    ada = Player("Ada")
+    try:
+        await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,
+                                60, "a healthy server")
+        code = await asyncio.to_thread(new_room, server)
+        await ada.connect(server, code)
+        await ada.send({"type": "start"})
+        start = await ada.expect("round_start")
+        offset = len(server.log_path.read_text(errors="replace"))
+        what = f"a drawing in room {code}"
+        with postgres_lock(postgres_database, "game_roundprogress", "game_healthprobe"):
+            status, body = await asyncio.to_thread(get_json, server.url + "/healthz",
+                                                   lock_timeout * 4)
+            assert status == 503, body
+            assert body["checks"]["database"]["ok"] is False
+            assert "lock" in json.dumps(body["checks"]["database"])
+
+            await ada.send({"type": "draw", "round": 1, "seq": 1, "drawing": sketch(8)})
+            await wait_for_log(server, offset, f"{what}: attempt 1")
+            async with websockets.connect(f"{server.ws_url}/ws/v1/rooms/ZZZZZZ/",
+                                          origin=server.url, proxy=None,
+                                          open_timeout=30) as stranger:
+                answer = json.loads(await asyncio.wait_for(stranger.recv(), 60))
+            assert answer["code"] == "room_not_found"
+            assert f"{what}: the database refused it" not in log_since(server, offset), (
+                "the other room's read waited for the drawing's write")
+            await wait_for_log(server, offset, f"{what}: the database refused it",
+                               timeout=lock_timeout * 8)
+        guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
+        assert guess["kept"] is True
+        await ada.send({"type": "done", "round": 1})
+        await ada.expect("round_end")
+        await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,
+                                60, "healthy again")
+    finally:
+        await ada.close()
+        server.stop()
+
+    import psycopg
+
+    with psycopg.connect(postgres_database.replace("postgres://", "postgresql://", 1)) as c:
+        rows = c.execute("SELECT label, strokes FROM recognizer_drawing WHERE game_id = %s",
+                         (start["game"],)).fetchall()
+    assert len(rows) == 1
+    assert rows[0][0] == start["target"]
+    assert rows[0][1]["strokes"] == sketch(8)["strokes"]
