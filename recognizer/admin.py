@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
-from recognizer import exports, review, thumbnails
+from recognizer import exports, json_input, review, thumbnails
 from recognizer.checkpoints import CheckpointError
 from recognizer.models import Drawing, DrawingLabelChange, ModelVersion
 from recognizer.versions import activate_version, load_version
@@ -421,9 +421,10 @@ class DrawingAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
 
     def _review_decide(self, request):
         try:
-            data = json.loads(request.body or b"")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return JsonResponse({"error": "the body must be JSON: {\"id\": ..., "
+            data = json_input.loads(request.body or b"")
+        except json_input.JSONInputError as exc:
+            return JsonResponse({"error": f"the body is not valid JSON ({exc}); send "
+                                          "{\"id\": ..., "
                                           "\"decision\": \"approve\"|\"reject\"|\"pending\"}"},
                                 status=400)
         if not isinstance(data, dict):

@@ -17,7 +17,6 @@ the room, from this process or another, goes the same way.
 """
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -29,6 +28,7 @@ from django.db import close_old_connections
 from digitsite.game import rooms, rules
 from digitsite.game.codes import normalise_code
 from digitsite.game.rules import GameError
+from recognizer import json_input
 
 logger = logging.getLogger(__name__)
 
@@ -224,9 +224,9 @@ class PlayerSession:
             await self._rate_limited()
             return
         try:
-            message = json.loads(text)
-        except (ValueError, RecursionError):
-            await self.error("bad_json", "the message is not valid JSON")
+            message = json_input.loads(text)
+        except json_input.JSONInputError as exc:
+            await self.error("bad_json", f"the message is not valid JSON: {exc}")
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             await self.error("bad_json", "a message must be a JSON object with a string 'type'")
