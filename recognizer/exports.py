@@ -94,11 +94,28 @@ def idx_bytes(array):
     return header + array.tobytes()
 
 
+# A spreadsheet reads a cell that starts with one of these as a formula:
+# a player named =HYPERLINK("//e.vil") becomes a live link in whoever opens the
+# export. OWASP's rule: prefix such text with a single quote, which spreadsheets
+# show as text and do not display. Numbers are written by us, not players, and
+# stay numbers (a negative one would otherwise gain a quote).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV cell that no spreadsheet evaluates as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def _csv_text(header, rows):
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    # RFC 4180's CRLF: with "\n" as the terminator the csv module leaves a CR
+    # inside a name unquoted, and readers split the row there.
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
     return buffer.getvalue()
 
 

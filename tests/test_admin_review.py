@@ -312,6 +312,27 @@ def test_export_csv(manager, export_set):
         assert float(row["confidence"]) == pytest.approx(drawing.confidence)
 
 
+FORMULA_NAMES = ['=HYPERLINK("//e.vil")', "+1+2", "-2+3", "@SUM(A1:A9)", "\tTab", "\rReturn"]
+
+
+@pytest.mark.parametrize("action, read_rows", [
+    ("export_csv", lambda content: content.decode()),
+    ("export_idx", lambda content: zipfile.ZipFile(io.BytesIO(content))
+     .read(exports.INDEX_NAME).decode()),
+])
+def test_export_neutralises_spreadsheet_formulas(manager, db, action, read_rows):
+    """Player names =HYPERLINK("//e.vil"), +1+2, -2+3, @SUM(A1:A9), a leading tab and
+    a leading CR reach the CSV prefixed with a quote (OWASP), so no spreadsheet runs
+    them; a plain name and the numbers stay as they are."""
+    drawings = [make_drawing(label=1, player=name) for name in [*FORMULA_NAMES, "alice"]]
+    response = post_action(manager, action, drawings)
+    rows = list(csv.DictReader(io.StringIO(read_rows(response.content), newline="")))
+    assert [r["player_name"] for r in rows] == [f"'{n}" for n in FORMULA_NAMES] + ["alice"]
+    # player_id is f"p-{name}": text that does not start with a formula character.
+    assert [r["player_id"] for r in rows] == [d.player_id for d in drawings]
+    assert all(float(r["confidence"]) == pytest.approx(0.9) for r in rows)
+
+
 def test_export_npz(manager, export_set):
     response = post_action(manager, "export_npz", export_set)
     data = np.load(io.BytesIO(response.content), allow_pickle=False)
