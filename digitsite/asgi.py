@@ -1,4 +1,9 @@
-"""ASGI entry point: HTTP through Django, WebSockets under /ws/ through Channels."""
+"""ASGI entry point: HTTP through Django, WebSockets under /ws/ through Channels.
+
+Around both: the proxy headers are believed only from TRUSTED_PROXIES
+(proxies.py). WebSockets are accepted only from the site's own pages, port
+included (origins.py).
+"""
 
 import os
 
@@ -10,15 +15,16 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from digitsite.origins import same_origin_only  # noqa: E402
+from digitsite.proxies import TrustedProxyMiddleware  # noqa: E402
 from digitsite.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+application = TrustedProxyMiddleware(ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": same_origin_only(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
-)
+))

@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from digitsite.proxies import parse_networks
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -79,6 +81,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "digitsite.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -172,9 +175,21 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # collectstatic step; production puts nginx in front of STATIC_ROOT.
 WHITENOISE_USE_FINDERS = True
 
+# Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed
+# (addresses or networks, e.g. "127.0.0.1,10.0.0.0/8"); from anyone else the
+# headers are ignored (digitsite/proxies.py). Empty: no proxy is trusted, so
+# a client cannot claim https or another address by sending the headers.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+try:
+    parse_networks(TRUSTED_PROXIES)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+
 # Production hardening: on unless DEBUG, each switchable for a plain-HTTP
-# deployment behind a proxy that terminates TLS elsewhere.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# deployment behind a proxy that terminates TLS elsewhere. The proxy's https
+# header counts only with TRUSTED_PROXIES set, and proxies.py strips it from
+# requests that do not come through one of them.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
@@ -185,7 +200,15 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Everything is served from this site (see digitsite/csp.py); data: images are
+# the generated 28x28 inputs. default-src covers fetch() and the WebSocket
+# ('self' includes ws:/wss: to the same host).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 # The API refuses bodies over 1 MiB itself with a JSON error; Django's own
 # limit sits above it so that the API's message is the one clients see.

@@ -30,6 +30,9 @@ from recognizer.models import Drawing, DrawingLabelChange, ModelVersion
 from recognizer.versions import activate_version, load_version
 
 ADMIN_CSS = ("css/admin/review.css",)
+# Applies data-width and data-background: the Content-Security-Policy refuses
+# style="..." attributes (digitsite/csp.py).
+ADMIN_JS = ("js/admin/data-styles.js",)
 
 
 class RefuseForbiddenActionsMixin:
@@ -212,6 +215,7 @@ class DrawingAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ADMIN_CSS}
+        js = ADMIN_JS
 
     # -- permissions ----------------------------------------------------------
 
@@ -305,7 +309,7 @@ class DrawingAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
             '<div class="prob-bars">{}</div>',
             format_html_join(
                 "", '<div class="prob-bar{}"><span class="prob-bar__digit">{}</span>'
-                '<span class="prob-bar__fill" style="width: {}%"></span>'
+                '<span class="prob-bar__fill" data-width="{}"></span>'
                 '<span class="prob-bar__value">{}</span></div>',
                 ((" prob-bar--top" if d == obj.prediction else "", d,
                   f"{max(min(p, 1.0), 0.0) * 100:.1f}", f"{p:.1%}")
@@ -574,6 +578,7 @@ class ModelVersionAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ADMIN_CSS}
+        js = ADMIN_JS
 
     def get_readonly_fields(self, request, obj=None):
         return tuple(f for fs in self.fieldsets for f in fs[1]["fields"] if f != "notes")

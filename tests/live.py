@@ -119,13 +119,18 @@ def launch_chromium():
 @contextlib.contextmanager
 def open_page(browser, init_script=None, **context_options):
     """A page in a fresh browser context; its uncaught script errors collect in
-    `page.js_errors`. `init_script` runs before the page's own scripts."""
+    `page.js_errors`, console errors (Content-Security-Policy refusals among
+    them) in `page.console_errors`. `init_script` runs before the page's own
+    scripts."""
     context = browser.new_context(**context_options)
     if init_script is not None:
         context.add_init_script(init_script)
     page = context.new_page()
     page.js_errors = []
+    page.console_errors = []
     page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+    page.on("console", lambda message: message.type == "error"
+            and page.console_errors.append(message.text))
     try:
         yield page
     finally:
