@@ -229,6 +229,14 @@ CONTENT_SECURITY_POLICY = (
 RECOGNIZER_MAX_BODY_BYTES = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Any request body past this gets a 413 while it arrives, before the server or
+# Django store it (digitsite/serve.py, digitsite/body_limit.py). Above the
+# API's limit, so that the API's own message answers bodies between the two.
+HTTP_MAX_BODY_BYTES = env_int("HTTP_MAX_BODY_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE)
+# A request's headers and body must arrive within this many seconds of its
+# first line, and an idle connection closes after it (digitsite/serve.py).
+# A drawing is under 150 kB; 1 MiB at 512 kbit/s takes about 16 s.
+HTTP_RECEIVE_TIMEOUT_SECONDS = env_float("HTTP_RECEIVE_TIMEOUT_SECONDS", 30.0)
 
 # Recognizer
 RECOGNIZER_MODEL_DIR = Path(os.environ.get("RECOGNIZER_MODEL_DIR", VAR_DIR / "models"))

@@ -62,7 +62,8 @@ class LiveServer:
         if self.migrate:
             self.manage("migrate", "--noinput")
         log = open(self.log_path, "ab")
-        daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+        # The site's entry point around Daphne (bounded bodies, slow-client timeout).
+        daphne = [sys.executable, "-m", "digitsite.serve", "-b", "127.0.0.1", "-p", str(self.port),
                   "digitsite.asgi:application"]
         self.process = subprocess.Popen(daphne, cwd=BASE_DIR, env=self.env, stdout=log,
                                         stderr=subprocess.STDOUT)
