@@ -13,9 +13,10 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -339,16 +340,18 @@ class DrawingAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
         self._review(request, queryset, Drawing.Status.REJECTED, "Rejected")
 
     def export_response(self, request, queryset, fmt):
-        content, extension, content_type, data = exports.export(queryset, fmt)
-        if data.skipped:
+        export = exports.export(queryset, fmt)
+        if export.skipped:
             self.message_user(
-                request, f"Left out {len(data.skipped)} drawing(s) whose stored input is "
-                f"damaged: ids {', '.join(map(str, data.skipped[:20]))}.", messages.WARNING,
+                request, f"Left out {len(export.skipped)} drawing(s) whose stored input is "
+                f"damaged: ids {', '.join(map(str, export.skipped[:20]))}.", messages.WARNING,
             )
-        response = HttpResponse(content, content_type=content_type)
-        name = f"drawings-{timezone.now():%Y%m%d-%H%M%S}-{len(data)}.{extension}"
+        # Streamed: see recognizer/exports.py for how each format bounds memory.
+        chunks = export.async_chunks() if isinstance(request, ASGIRequest) else export.chunks
+        response = StreamingHttpResponse(chunks, content_type=export.content_type)
+        name = f"drawings-{timezone.now():%Y%m%d-%H%M%S}-{export.count}.{export.extension}"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
-        response["X-Export-Count"] = str(len(data))
+        response["X-Export-Count"] = str(export.count)
         return response
 
     # -- extra pages ---------------------------------------------------------------
