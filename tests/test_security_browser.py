@@ -5,11 +5,16 @@ page's guesses and its data: image, the admin's bars and colours, which arrive
 as data-* attributes now that style="..." is refused).
 """
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.live import LiveServer, open_page
+from tests.support import BASE_DIR
 from tests.test_game_browser import TIMEOUT_MS, draw_digit, wait_for_guess
 
 pytestmark = pytest.mark.browser
@@ -51,15 +56,19 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 
 
+def mnist_env():
+    """MNIST for the data page's gallery of digits (data: images), where it is found."""
+    candidates = [os.environ.get("MNIST_DATA_DIR"), BASE_DIR.parent / "shared" / "data" / "mnist"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "t10k-labels-idx1-ubyte.gz").exists():
+            return {"MNIST_DATA_DIR": str(candidate), "TEACHING_MNIST_LIMIT": "2000"}
+    return {}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    live = LiveServer(tmp_path_factory.mktemp("csp"))
+    live = LiveServer(tmp_path_factory.mktemp("csp"), env=mnist_env())
     live.start()
-    import subprocess
-    import sys
-
-    from tests.support import BASE_DIR
-
     output = subprocess.run([sys.executable, "-c", SETUP % {"password": PASSWORD}],
                             cwd=BASE_DIR, env=live.env, check=True, timeout=300,
                             capture_output=True, text=True)
