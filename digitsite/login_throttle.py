@@ -21,7 +21,9 @@ The address is REMOTE_ADDR, which digitsite/proxies.py sets to the client
 behind a trusted proxy.
 """
 
+import functools
 import hashlib
+import logging
 import math
 import time
 
@@ -30,8 +32,25 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
 from django.dispatch import receiver
 
+logger = logging.getLogger(__name__)
+
 # Replaced in tests to move time forward without waiting.
 clock = time.time
+
+
+def _cache_may_fail(default):
+    """With the cache (Redis) down, logins go unthrottled rather than fail with a
+    500: the admin stays usable to deal with the outage. Logged each time."""
+    def wrap(function):
+        @functools.wraps(function)
+        def guarded(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except Exception:
+                logger.warning("login throttling is off: the cache failed", exc_info=True)
+                return default
+        return guarded
+    return wrap
 
 PREFIX = "login-throttle"
 
@@ -52,6 +71,7 @@ def _subjects(request, username):
     return subjects
 
 
+@_cache_may_fail(0)
 def locked_seconds(request, username):
     """Seconds until this login may be tried again; 0 when it may be tried now."""
     now = clock()
@@ -60,6 +80,7 @@ def locked_seconds(request, username):
     return max(0, math.ceil(until - now))
 
 
+@_cache_may_fail(None)
 def record_failure(request, username):
     now = clock()
     lockout = settings.LOGIN_LOCKOUT_SECONDS
@@ -81,6 +102,7 @@ def record_failure(request, username):
             cache.delete(count_key)
 
 
+@_cache_may_fail(None)
 def clear_account(username):
     now = clock()
     window = int(now // settings.LOGIN_LOCKOUT_SECONDS)

@@ -188,3 +188,34 @@ def test_a_staff_user_from_anywhere_gets_the_details(client, active_model, dead_
                       HTTP_X_FORWARDED_FOR="198.51.100.1").json()
     assert str(dead_redis) in body["checks"]["channel_layer"]["error"]
     assert body["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.slow
+def test_a_real_server_tells_a_proxied_visitor_only_the_status(tmp_path):
+    """Daphne (python -m digitsite.serve) with a dead Redis: asked through a proxy
+    (X-Forwarded-For), the answer names no host or port; asked directly, it does."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from tests.live import LiveServer
+    from tests.support import free_port
+
+    dead_redis = free_port()
+    server = LiveServer(tmp_path, env={"REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0"})
+    server.start()
+    try:
+        def ask(**headers):
+            request = urllib.request.Request(server.url + URL, headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(request, timeout=30)
+            assert caught.value.code == 503
+            return caught.value.read().decode()
+
+        public = ask(**{"X-Forwarded-For": "203.0.113.7"})
+        assert json.loads(public) == {"status": "failing", "checks": {
+            "database": "ok", "channel_layer": "failing", "model": "ok"}}
+        assert str(dead_redis) not in public and "127.0.0.1" not in public
+        assert str(dead_redis) in ask()
+    finally:
+        server.stop()

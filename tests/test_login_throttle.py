@@ -113,3 +113,17 @@ def test_user_names_differing_in_case_share_a_count(client, root):
     for n, name in enumerate(["root", "ROOT", "Root", "rOOt", "roOT"]):
         log_in(client, name, f"guess-{n}", address=f"198.51.100.{n}")
     assert "Too many failed logins" in log_in(client, "root", PASSWORD).content.decode()
+
+
+def test_with_the_cache_down_logins_work_unthrottled(client, root, settings, caplog):
+    """Redis gone: the admin must stay reachable (no 500), and the log says why
+    nothing is throttled."""
+    from tests.support import free_port
+
+    working = settings.CACHES
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
+    assert log_in(client, "root", "wrong").status_code == 200
+    assert logged_in(log_in(client, "root", PASSWORD))
+    assert "login throttling is off" in caplog.text
+    settings.CACHES = working  # for the fixture's clean-up
