@@ -34,8 +34,15 @@ system-deps:
 		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver; fi; \
 	fi
 
+# Daphne through digitsite.serve, which bounds request bodies and cuts off
+# clients that send too slowly (HTTP_MAX_BODY_BYTES, HTTP_RECEIVE_TIMEOUT_SECONDS);
+# a WebSocket must finish connecting within 20 s and answer a ping every 20 s
+# within 30 s.
+SERVE = $(BIN)/python -m digitsite.serve --websocket_connect_timeout 20 \
+	--ping-interval 20 --ping-timeout 30
+
 run: setup
-	$(BIN)/daphne -b $(HOST) -p $(PORT) digitsite.asgi:application
+	$(SERVE) -b $(HOST) -p $(PORT) digitsite.asgi:application
 
 test: setup-dev
 	$(BIN)/ruff check .

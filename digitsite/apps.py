@@ -7,3 +7,11 @@ class GameConfig(AppConfig):
     name = "digitsite"
     label = "game"
     verbose_name = "Game"
+
+    def ready(self):
+        from django.contrib import admin
+        from django.contrib.admin.forms import AdminAuthenticationForm
+
+        from digitsite import login_throttle  # connects its signal receivers
+
+        admin.site.login_form = login_throttle.throttled_form(AdminAuthenticationForm)

@@ -1,4 +1,11 @@
-"""ASGI entry point: HTTP through Django, WebSockets under /ws/ through Channels."""
+"""ASGI entry point: HTTP through Django, WebSockets under /ws/ through Channels.
+
+Around both: the proxy headers are believed only from TRUSTED_PROXIES
+(proxies.py). HTTP bodies over HTTP_MAX_BODY_BYTES get a 413 before Django
+reads them (body_limit.py). WebSockets are accepted only from the site's own
+pages, port included (origins.py). Run it with `python -m digitsite.serve`
+(serve.py), which also bounds what Daphne itself buffers.
+"""
 
 import os
 
@@ -10,19 +17,23 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from digitsite.body_limit import BodyLimitMiddleware  # noqa: E402
 from digitsite.game import upkeep  # noqa: E402
+from digitsite.origins import same_origin_only  # noqa: E402
+from digitsite.proxies import TrustedProxyMiddleware  # noqa: E402
 from digitsite.routing import websocket_urlpatterns  # noqa: E402
 
-application = upkeep.ProcessUpkeep(ProtocolTypeRouter(
+# Outermost, the process's own upkeep (lifespan on servers that speak it);
+# then the proxy headers, believed only from TRUSTED_PROXIES.
+application = upkeep.ProcessUpkeep(TrustedProxyMiddleware(ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "http": BodyLimitMiddleware(django_asgi_app),
+        "websocket": same_origin_only(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
-))
+)))
 # Closing overdue rounds on start-up and every few seconds, and a graceful
 # stop on SIGTERM (see digitsite/game/upkeep.py for why it hooks in here).
 upkeep.hook_into_daphne()

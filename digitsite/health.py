@@ -6,11 +6,19 @@ of var/, the models and the SQLite database have free space above a
 threshold, the channel layer carries a message through a round trip, and the
 active model version's file is intact and is the one this process serves;
 503 with the failing part named otherwise (a process that serves an older
-version because the active one does not load says which). The process id is
-in the answer so that one can tell which process behind the proxy replied.
+version because the active one does not load says which).
+
+Anyone may ask, so the public answer is the overall status and ok/failing per
+check, nothing more: a failure's text names database hosts, ports, roles and
+the Redis host. The details (each check's findings, errors and timings, and
+the process id, to tell which process behind the proxy replied) go to staff
+users and to requests made on this machine straight to the process: from a
+loopback address and with no proxy's forwarding header, since a proxy on the
+same machine would otherwise make every visitor local.
 """
 
 import asyncio
+import ipaddress
 import logging
 import os
 import shutil
@@ -220,6 +228,45 @@ async def _timed(name, coroutine, **known):
     return name, result
 
 
+# Headers a proxy adds: their presence means the loopback peer is a proxy
+# relaying someone else.
+FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+
+def _is_direct_loopback(request):
+    try:
+        peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR") or "")
+    except ValueError:
+        return False
+    return peer.is_loopback and not any(h in request.META for h in FORWARDING_HEADERS)
+
+
+async def _is_staff(request):
+    """Whether the request comes from a logged-in staff user; False if that cannot be told.
+
+    Looking up the session needs the database, which may be the very thing
+    that is failing: a lookup that fails or hangs counts as anonymous.
+    """
+    try:
+        user = await asyncio.wait_for(request.auser(), CHECK_TIMEOUT_SECONDS)
+    except Exception:  # the database is down or slow: no details, but no 500 either
+        return False
+    return bool(user.is_active and user.is_staff)
+
+
+async def may_see_details(request):
+    return _is_direct_loopback(request) or await _is_staff(request)
+
+
+def public_answer(body):
+    """The status and each check's ok/failing: no hosts, errors or timings."""
+    return {
+        "status": body["status"],
+        "checks": {name: "ok" if check["ok"] else "failing"
+                   for name, check in body["checks"].items()},
+    }
+
+
 @never_cache
 async def healthz(request):
     if request.method not in ("GET", "HEAD"):
@@ -234,4 +281,6 @@ async def healthz(request):
     ))
     healthy = all(check["ok"] for check in checks.values())
     body = {"status": "ok" if healthy else "failing", "pid": os.getpid(), "checks": checks}
+    if not await may_see_details(request):
+        body = public_answer(body)
     return JsonResponse(body, status=200 if healthy else 503)

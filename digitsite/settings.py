@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from digitsite.proxies import parse_networks
 from digitsite.secret_key import is_production, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -72,6 +73,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "digitsite.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -161,6 +163,20 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
                                   "CONFIG": {"capacity": CHANNEL_LAYER_CAPACITY}}}
 
+# Shared by every process through Redis when there is one (login throttling
+# must count a guesser's tries on all processes); one process's memory otherwise.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Failed logins (digitsite/login_throttle.py): this many for one user name, or
+# from one address, within LOGIN_LOCKOUT_SECONDS lock it for that long.
+LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
+LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -181,9 +197,21 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # collectstatic step; production puts nginx in front of STATIC_ROOT.
 WHITENOISE_USE_FINDERS = True
 
+# Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed
+# (addresses or networks, e.g. "127.0.0.1,10.0.0.0/8"); from anyone else the
+# headers are ignored (digitsite/proxies.py). Empty: no proxy is trusted, so
+# a client cannot claim https or another address by sending the headers.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+try:
+    parse_networks(TRUSTED_PROXIES)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+
 # Production hardening: on unless DEBUG, each switchable for a plain-HTTP
-# deployment behind a proxy that terminates TLS elsewhere.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# deployment behind a proxy that terminates TLS elsewhere. The proxy's https
+# header counts only with TRUSTED_PROXIES set, and proxies.py strips it from
+# requests that do not come through one of them.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
@@ -194,13 +222,29 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Everything is served from this site (see digitsite/csp.py); data: images are
+# the generated 28x28 inputs. default-src covers fetch() and the WebSocket
+# ('self' includes ws:/wss: to the same host).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 
 # The API refuses bodies over 1 MiB itself with a JSON error; Django's own
 # limit sits above it so that the API's message is the one clients see.
 RECOGNIZER_MAX_BODY_BYTES = 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Any request body past this gets a 413 while it arrives, before the server or
+# Django store it (digitsite/serve.py, digitsite/body_limit.py). Above the
+# API's limit, so that the API's own message answers bodies between the two.
+HTTP_MAX_BODY_BYTES = env_int("HTTP_MAX_BODY_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE)
+# A request's headers and body must arrive within this many seconds of its
+# first line, and an idle connection closes after it (digitsite/serve.py).
+# A drawing is under 150 kB; 1 MiB at 512 kbit/s takes about 16 s.
+HTTP_RECEIVE_TIMEOUT_SECONDS = env_float("HTTP_RECEIVE_TIMEOUT_SECONDS", 30.0)
 
 # Recognizer
 RECOGNIZER_MODEL_DIR = Path(os.environ.get("RECOGNIZER_MODEL_DIR", VAR_DIR / "models"))

@@ -13,9 +13,10 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -24,12 +25,15 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
-from recognizer import exports, review, thumbnails
+from recognizer import exports, json_input, review, thumbnails
 from recognizer.checkpoints import CheckpointError
 from recognizer.models import Drawing, DrawingLabelChange, ModelVersion
 from recognizer.versions import activate_version, load_version
 
 ADMIN_CSS = ("css/admin/review.css",)
+# Applies data-width and data-background: the Content-Security-Policy refuses
+# style="..." attributes (digitsite/csp.py).
+ADMIN_JS = ("js/admin/data-styles.js",)
 
 
 class RefuseForbiddenActionsMixin:
@@ -212,6 +216,7 @@ class DrawingAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ADMIN_CSS}
+        js = ADMIN_JS
 
     # -- permissions ----------------------------------------------------------
 
@@ -305,7 +310,7 @@ class DrawingAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
             '<div class="prob-bars">{}</div>',
             format_html_join(
                 "", '<div class="prob-bar{}"><span class="prob-bar__digit">{}</span>'
-                '<span class="prob-bar__fill" style="width: {}%"></span>'
+                '<span class="prob-bar__fill" data-width="{}"></span>'
                 '<span class="prob-bar__value">{}</span></div>',
                 ((" prob-bar--top" if d == obj.prediction else "", d,
                   f"{max(min(p, 1.0), 0.0) * 100:.1f}", f"{p:.1%}")
@@ -335,16 +340,18 @@ class DrawingAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
         self._review(request, queryset, Drawing.Status.REJECTED, "Rejected")
 
     def export_response(self, request, queryset, fmt):
-        content, extension, content_type, data = exports.export(queryset, fmt)
-        if data.skipped:
+        export = exports.export(queryset, fmt)
+        if export.skipped:
             self.message_user(
-                request, f"Left out {len(data.skipped)} drawing(s) whose stored input is "
-                f"damaged: ids {', '.join(map(str, data.skipped[:20]))}.", messages.WARNING,
+                request, f"Left out {len(export.skipped)} drawing(s) whose stored input is "
+                f"damaged: ids {', '.join(map(str, export.skipped[:20]))}.", messages.WARNING,
             )
-        response = HttpResponse(content, content_type=content_type)
-        name = f"drawings-{timezone.now():%Y%m%d-%H%M%S}-{len(data)}.{extension}"
+        # Streamed: see recognizer/exports.py for how each format bounds memory.
+        chunks = export.async_chunks() if isinstance(request, ASGIRequest) else export.chunks
+        response = StreamingHttpResponse(chunks, content_type=export.content_type)
+        name = f"drawings-{timezone.now():%Y%m%d-%H%M%S}-{export.count}.{export.extension}"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
-        response["X-Export-Count"] = str(len(data))
+        response["X-Export-Count"] = str(export.count)
         return response
 
     # -- extra pages ---------------------------------------------------------------
@@ -421,9 +428,10 @@ class DrawingAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
 
     def _review_decide(self, request):
         try:
-            data = json.loads(request.body or b"")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return JsonResponse({"error": "the body must be JSON: {\"id\": ..., "
+            data = json_input.loads(request.body or b"")
+        except json_input.JSONInputError as exc:
+            return JsonResponse({"error": f"the body is not valid JSON ({exc}); send "
+                                          "{\"id\": ..., "
                                           "\"decision\": \"approve\"|\"reject\"|\"pending\"}"},
                                 status=400)
         if not isinstance(data, dict):
@@ -573,6 +581,7 @@ class ModelVersionAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ADMIN_CSS}
+        js = ADMIN_JS
 
     def get_readonly_fields(self, request, obj=None):
         return tuple(f for fs in self.fieldsets for f in fs[1]["fields"] if f != "notes")

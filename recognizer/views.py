@@ -1,12 +1,12 @@
 """The recognition API: POST /api/recognize (see docs/api.md)."""
 
 import asyncio
-import json
 
 from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from recognizer import json_input
 from recognizer.inference import ModelUnavailable, get_service
 from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import DrawingError, image_to_input, strokes_to_input
@@ -53,8 +53,8 @@ def _input_from_request(request):
         return image_to_input(upload.read())
     require_json(request, "the drawing (or an image as multipart/form-data)")
     try:
-        data = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json_input.loads(request.body)
+    except json_input.JSONInputError as exc:
         raise PayloadError(f"the body is not valid JSON: {exc}") from exc
     drawing = parse_drawing(data)
     return strokes_to_input(drawing.strokes, drawing.width, drawing.height)

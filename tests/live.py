@@ -74,7 +74,8 @@ class LiveServer:
         if self.migrate:
             self.manage("migrate", "--noinput")
         log = open(self.log_path, "ab")
-        daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+        # The site's entry point around Daphne (bounded bodies, slow-client timeout).
+        daphne = [sys.executable, "-m", "digitsite.serve", "-b", "127.0.0.1", "-p", str(self.port),
                   "digitsite.asgi:application"]
         self.process = subprocess.Popen(daphne, cwd=BASE_DIR, env=self.env, stdout=log,
                                         stderr=subprocess.STDOUT)
@@ -131,13 +132,18 @@ def launch_chromium():
 @contextlib.contextmanager
 def open_page(browser, init_script=None, **context_options):
     """A page in a fresh browser context; its uncaught script errors collect in
-    `page.js_errors`. `init_script` runs before the page's own scripts."""
+    `page.js_errors`, console errors (Content-Security-Policy refusals among
+    them) in `page.console_errors`. `init_script` runs before the page's own
+    scripts."""
     context = browser.new_context(**context_options)
     if init_script is not None:
         context.add_init_script(init_script)
     page = context.new_page()
     page.js_errors = []
+    page.console_errors = []
     page.on("pageerror", lambda exc: page.js_errors.append(str(exc)))
+    page.on("console", lambda message: message.type == "error"
+            and page.console_errors.append(message.text))
     try:
         yield page
     finally:

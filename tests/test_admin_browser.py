@@ -92,7 +92,7 @@ def wait_until_sent(page, expected_pending, timeout=60):
 def test_keyboard_triage_across_a_refill(page, server, artifacts_dir):
     ids = server.drawing_ids
     log_in(page, server, "/admin/recognizer/drawing/review/")
-    page.wait_for_function("document.querySelectorAll('.rq-card').length === 24")
+    page.wait_for_function("() => document.querySelectorAll('.rq-card').length === 24")
     assert card_ids(page) == ids[:24]
     assert page.locator(".rq-card svg.drawing-thumb").count() == 24
 
@@ -115,7 +115,7 @@ def test_keyboard_triage_across_a_refill(page, server, artifacts_dir):
     for _ in range(22):
         page.keyboard.press("a")
     page.wait_for_function(
-        f"Number(document.querySelector('.rq-card')?.dataset.id) === {ids[24]}")
+        f"() => Number(document.querySelector('.rq-card')?.dataset.id) === {ids[24]}")
     assert card_ids(page) == ids[24:]
     for _ in range(6):
         page.keyboard.press("a")

@@ -261,6 +261,12 @@ def test_detail_page_replays_the_strokes_and_offers_decisions(reviewer, db):
 # -- exports ------------------------------------------------------------------------------------
 
 
+def exported(response):
+    """An export's bytes: it is streamed, in chunks."""
+    assert response.streaming
+    return b"".join(response)
+
+
 @pytest.fixture
 def export_set(db):
     drawings = [make_drawing(label=d, confidence=0.6 + d / 100, player=f"pl{d}")
@@ -276,7 +282,7 @@ def test_export_idx_pair_reads_back_as_mnist(manager, export_set, tmp_path):
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
     assert response["Content-Disposition"].startswith('attachment; filename="drawings-')
-    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    archive = zipfile.ZipFile(io.BytesIO(exported(response)))
     images_raw = archive.read(exports.IDX_IMAGES_NAME)
     labels_raw = archive.read(exports.IDX_LABELS_NAME)
     # MNIST's header: magic 0x00000803 then N, 28, 28 big-endian; labels 0x00000801 then N.
@@ -302,7 +308,7 @@ def test_export_idx_pair_reads_back_as_mnist(manager, export_set, tmp_path):
 def test_export_csv(manager, export_set):
     response = post_action(manager, "export_csv", export_set[1:3])
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(exported(response).decode())))
     assert [int(r["id"]) for r in rows] == [d.pk for d in export_set[1:3]]
     for row, drawing in zip(rows, export_set[1:3], strict=True):
         pixels = bytes(int(row[f"pixel{i}"]) for i in range(784))
@@ -312,9 +318,30 @@ def test_export_csv(manager, export_set):
         assert float(row["confidence"]) == pytest.approx(drawing.confidence)
 
 
+FORMULA_NAMES = ['=HYPERLINK("//e.vil")', "+1+2", "-2+3", "@SUM(A1:A9)", "\tTab", "\rReturn"]
+
+
+@pytest.mark.parametrize("action, read_rows", [
+    ("export_csv", lambda content: content.decode()),
+    ("export_idx", lambda content: zipfile.ZipFile(io.BytesIO(content))
+     .read(exports.INDEX_NAME).decode()),
+])
+def test_export_neutralises_spreadsheet_formulas(manager, db, action, read_rows):
+    """Player names =HYPERLINK("//e.vil"), +1+2, -2+3, @SUM(A1:A9), a leading tab and
+    a leading CR reach the CSV prefixed with a quote (OWASP), so no spreadsheet runs
+    them; a plain name and the numbers stay as they are."""
+    drawings = [make_drawing(label=1, player=name) for name in [*FORMULA_NAMES, "alice"]]
+    response = post_action(manager, action, drawings)
+    rows = list(csv.DictReader(io.StringIO(read_rows(exported(response)), newline="")))
+    assert [r["player_name"] for r in rows] == [f"'{n}" for n in FORMULA_NAMES] + ["alice"]
+    # player_id is f"p-{name}": text that does not start with a formula character.
+    assert [r["player_id"] for r in rows] == [d.player_id for d in drawings]
+    assert all(float(r["confidence"]) == pytest.approx(0.9) for r in rows)
+
+
 def test_export_npz(manager, export_set):
     response = post_action(manager, "export_npz", export_set)
-    data = np.load(io.BytesIO(response.content), allow_pickle=False)
+    data = np.load(io.BytesIO(exported(response)), allow_pickle=False)
     order = np.argsort([d.pk for d in export_set])
     expected = [export_set[i] for i in order]
     assert data["ids"].tolist() == [d.pk for d in expected]
@@ -329,7 +356,7 @@ def test_export_npz(manager, export_set):
 def test_export_leaves_out_a_damaged_input(manager, export_set):
     Drawing.objects.filter(pk=export_set[1].pk).update(input_image=b"\x00" * 10)
     response = post_action(manager, "export_npz", export_set)
-    data = np.load(io.BytesIO(response.content), allow_pickle=False)
+    data = np.load(io.BytesIO(exported(response)), allow_pickle=False)
     assert export_set[1].pk not in data["ids"].tolist() and len(data["ids"]) == 3
     follow = manager.get(reverse(CHANGELIST)).content.decode()
     assert f"ids {export_set[1].pk}" in follow
@@ -554,10 +581,10 @@ def test_model_version_page_shows_metrics_and_confusion_matrix(manager, model_di
                                args=[version.pk])).content.decode()
     assert "99.93%" in html and "98.71%" in html
     assert html.count('class="confusion-matrix"') == 2
-    mistake = re.search(r'<td class="mistake" style="background-color: rgba\(210, 50, 40, '
+    mistake = re.search(r'<td class="mistake" data-background="rgba\(210, 50, 40, '
                         r'([0-9.]+)\)" title="true 4, answered 9: 7 of 975">7</td>', html)
     assert mistake and 0.1 < float(mistake.group(1)) < 0.9
-    assert re.search(r'<td class="diagonal" style="background-color: rgba\(40, 160, 70, '
+    assert re.search(r'<td class="diagonal" data-background="rgba\(40, 160, 70, '
                      r'0\.900\)" title="true 1, answered 1: 1130 of 1130">1130</td>', html)
     assert "python manage.py finetune --epochs 3" in html and "60,240" in html
     assert f"Roll back to {parent.version}" in html

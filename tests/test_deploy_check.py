@@ -7,6 +7,7 @@ subprocess of its own.
 import json
 import logging
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -35,8 +36,24 @@ _SCRUBBED = {
     "DEBUG", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "SECRET_KEY", "SESSION_COOKIE_SECURE",
     "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
     "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "LOG_FORMAT", "LOG_LEVEL",
-    "DATABASE_URL", "REDIS_URL",
+    "DATABASE_URL", "REDIS_URL", "TRUSTED_PROXIES", "DATABASE_CONN_MAX_AGE",
+    "RECOGNIZER_MODEL_DIR", "RECOGNIZER_TORCH_THREADS", "STATIC_ROOT", "DIGITSITE_VAR_DIR",
 }
+
+
+def documented_env(tmp_path):
+    """The example environment file of docs/deployment.md, as written there, with a
+    real key for its placeholder and tmp_path for /srv/digitsite (not writable here)."""
+    text = (BASE_DIR / "docs" / "deployment.md").read_text()
+    block = re.search(r"Put the environment in one file.*?```sh\n(.*?)```", text, re.S).group(1)
+    env = {}
+    for line in block.splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = value.replace("/srv/digitsite", str(tmp_path / "srv"))
+    assert env["SECRET_KEY"].startswith("..."), "the key is a placeholder in the docs"
+    env["SECRET_KEY"] = secrets.token_urlsafe(50)
+    return env
 
 
 def manage(tmp_path, env, *args):
@@ -54,6 +71,15 @@ def test_check_deploy_passes_with_the_production_env(tmp_path):
     assert result.returncode == 0, output
     assert "System check identified no issues" in output, output
     assert "WARNINGS" not in output
+
+
+def test_check_deploy_passes_with_the_deployment_guides_own_env_file(tmp_path):
+    env = documented_env(tmp_path)
+    assert env["TRUSTED_PROXIES"] == "127.0.0.1" and env["SECURE_SSL_REDIRECT"] == "true"
+    result = manage(tmp_path, env, "check", "--deploy", "--fail-level", "WARNING")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "System check identified no issues" in output, output
 
 
 def test_check_deploy_flags_a_setup_left_at_its_defaults(tmp_path):

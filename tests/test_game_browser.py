@@ -519,7 +519,7 @@ def test_drawing_pad_records_strokes_in_css_pixels(game_server, browser):
         # throttle: the first call runs at once, a burst collapses into one trailing call.
         page.evaluate("for (let i = 0; i < 10; i++) padTest.throttled(i)")
         assert page.evaluate("padTest.calls") == [0]
-        page.wait_for_function("padTest.calls.length >= 2", timeout=TIMEOUT_MS)
+        page.wait_for_function("() => padTest.calls.length >= 2", timeout=TIMEOUT_MS)
         page.wait_for_timeout(200)
         assert page.evaluate("padTest.calls") == [0, 9]
 

@@ -160,3 +160,98 @@ def test_unreachable_database_and_redis_give_503_quickly(tmp_path):
         assert elapsed < 30, f"the probe took {elapsed:.1f} s"
     finally:
         server.stop()
+
+
+# -- who sees the details ------------------------------------------------------------
+
+
+@pytest.fixture
+def dead_redis(settings):
+    """The channel layer pointed at a Redis that is not there: its failure names the host."""
+    from tests.support import free_port
+
+    port = free_port()
+    settings.CHANNEL_LAYERS = {"default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]},
+    }}
+    return port
+
+
+def assert_public(response, port):
+    assert response.status_code == 503
+    body = response.json()
+    assert body == {"status": "failing", "checks": {
+        "database": "ok", "channel_layer": "failing", "model": "ok"}}
+    text = response.content.decode()
+    for leak in (str(port), "127.0.0.1", "redis", "Redis", "Error", "pid"):
+        assert leak not in text, (leak, text)
+
+
+@pytest.mark.parametrize("headers", [
+    {"REMOTE_ADDR": "203.0.113.7"},
+    {"REMOTE_ADDR": "2001:db8::7"},
+    # A proxy on this machine relaying a visitor: loopback peer, forwarding header.
+    {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.7"},
+    {"REMOTE_ADDR": "127.0.0.1", "HTTP_FORWARDED": "for=203.0.113.7"},
+    {"REMOTE_ADDR": "::1", "HTTP_X_REAL_IP": "203.0.113.7"},
+])
+def test_the_public_answer_names_no_host_port_or_error(client, active_model, dead_redis,
+                                                       headers):
+    """A failing Redis at 127.0.0.1:<port>: visitors from elsewhere, also through a
+    proxy on this machine, learn only that channel_layer is failing."""
+    assert_public(client.get(URL, **headers), dead_redis)
+
+
+@pytest.mark.parametrize("remote", ["127.0.0.1", "::1"])
+def test_a_direct_loopback_request_gets_the_details(client, active_model, dead_redis, remote):
+    body = client.get(URL, REMOTE_ADDR=remote).json()
+    layer = body["checks"]["channel_layer"]
+    assert layer["ok"] is False and layer["backend"] == "RedisChannelLayer"
+    assert str(dead_redis) in layer["error"]
+    assert body["pid"] == os.getpid()
+
+
+def test_a_staff_user_from_anywhere_gets_the_details(client, active_model, dead_redis,
+                                                     django_user_model):
+    plain = django_user_model.objects.create_user("pat", password="pw-12345-long")
+    client.force_login(plain)
+    assert_public(client.get(URL, REMOTE_ADDR="203.0.113.7"), dead_redis)
+    staff = django_user_model.objects.create_user("sam", password="pw-12345-long",
+                                                  is_staff=True)
+    client.force_login(staff)
+    body = client.get(URL, REMOTE_ADDR="203.0.113.7",
+                      HTTP_X_FORWARDED_FOR="198.51.100.1").json()
+    assert str(dead_redis) in body["checks"]["channel_layer"]["error"]
+    assert body["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.slow
+def test_a_real_server_tells_a_proxied_visitor_only_the_status(tmp_path):
+    """Daphne (python -m digitsite.serve) with a dead Redis: asked through a proxy
+    (X-Forwarded-For), the answer names no host or port; asked directly, it does."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from tests.live import LiveServer
+    from tests.support import free_port
+
+    dead_redis = free_port()
+    server = LiveServer(tmp_path, env={"REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0"})
+    server.start()
+    try:
+        def ask(**headers):
+            request = urllib.request.Request(server.url + URL, headers=headers)
+            with pytest.raises(urllib.error.HTTPError) as caught:
+                urllib.request.urlopen(request, timeout=30)
+            assert caught.value.code == 503
+            return caught.value.read().decode()
+
+        public = ask(**{"X-Forwarded-For": "203.0.113.7"})
+        assert json.loads(public) == {"status": "failing", "checks": {
+            "database": "ok", "channel_layer": "failing", "model": "ok"}}
+        assert str(dead_redis) not in public and "127.0.0.1" not in public
+        assert str(dead_redis) in ask()
+    finally:
+        server.stop()

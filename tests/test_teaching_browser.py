@@ -135,7 +135,8 @@ def test_how_it_works_follows_the_drawing(server, page, artifacts_dir):
 
     # Clearing empties every view again.
     page.click('[data-pad-action="clear"]')
-    page.wait_for_function("document.querySelector('[data-explorer]').dataset.state === 'empty'")
+    page.wait_for_function(
+        "() => document.querySelector('[data-explorer]').dataset.state === 'empty'")
     assert page.locator("[data-probabilities] li").count() == 0
     assert page.js_errors == []
 

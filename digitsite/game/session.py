@@ -19,7 +19,6 @@ the room, from this process or another, goes the same way.
 """
 
 import asyncio
-import json
 import logging
 import random
 from collections import deque
@@ -28,6 +27,7 @@ from digitsite.game import clock, rooms, rules
 from digitsite.game.codes import normalise_code
 from digitsite.game.database import db, patiently
 from digitsite.game.rules import GameError
+from recognizer import json_input
 
 logger = logging.getLogger(__name__)
 
@@ -232,9 +232,9 @@ class PlayerSession:
             await self._rate_limited()
             return
         try:
-            message = json.loads(text)
-        except (ValueError, RecursionError):
-            await self.error("bad_json", "the message is not valid JSON")
+            message = json_input.loads(text)
+        except json_input.JSONInputError as exc:
+            await self.error("bad_json", f"the message is not valid JSON: {exc}")
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             await self.error("bad_json", "a message must be a JSON object with a string 'type'")

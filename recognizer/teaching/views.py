@@ -12,7 +12,6 @@ Both accept the drawing the recognition API takes ({"width", "height",
 """
 
 import asyncio
-import json
 import math
 
 import numpy as np
@@ -22,7 +21,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
-from recognizer import versions
+from recognizer import json_input, versions
 from recognizer.inference import ModelUnavailable
 from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import DrawingError
@@ -230,8 +229,8 @@ def _parse_body(request):
     """(parsed drawing or None, 28x28 input or None, target digit or None)."""
     require_json(request, "the drawing")
     try:
-        data = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json_input.loads(request.body)
+    except json_input.JSONInputError as exc:
         raise PayloadError(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise PayloadError("the body must be a JSON object: a drawing or {'input': ...}")

@@ -1,0 +1,106 @@
+"""Hostile JSON never causes a 500: every endpoint that reads JSON answers it
+with a clear 4xx error (or, on the WebSocket, an error message) and keeps working.
+
+The hostile inputs: `[` x 100,000 (RecursionError in json.loads), a
+5,000-digit number (ValueError past Python's 4,300-digit limit), NaN,
+Infinity, -Infinity, 1e999 (overflows to inf), and a lone surrogate "\\ud800"
+(decodes, but cannot be encoded as UTF-8 or stored).
+"""
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from recognizer import json_input
+from tests.support import SEVEN
+from tests.test_game_consumers import connect, new_room
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# A drawing with the hostile value where its first x coordinate belongs.
+HOSTILE_BODIES = {
+    "nested_100000_brackets": "[" * 100_000 + "]" * 100_000,
+    "nested_unclosed_100000": "[" * 100_000,
+    "5000_digit_number": '{"width": 100, "height": 100, "strokes": [[[' + "9" * 5000
+                         + ", 5], [6, 7]]]}",
+    "nan": '{"width": 100, "height": 100, "strokes": [[[NaN, 5], [6, 7]]]}',
+    "infinity": '{"width": 100, "height": 100, "strokes": [[[Infinity, 5], [6, 7]]]}',
+    "minus_infinity": '{"width": 100, "height": 100, "strokes": [[[-Infinity, 5], [6, 7]]]}',
+    "huge_exponent_1e999": '{"width": 1e999, "height": 100, "strokes": [[[1, 5], [6, 7]]]}',
+    "lone_surrogate_value": '{"width": 100, "height": 100, "strokes": [[[1, 5], [6, 7]]], '
+                            '"note": "\\ud800"}',
+    "lone_surrogate_key": '{"\\udfff": 1, "width": 100, "height": 100, '
+                          '"strokes": [[[1, 5], [6, 7]]]}',
+}
+
+ENDPOINTS = ["/api/recognize", "/learn/api/stages", "/learn/api/attention"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_service(monkeypatch):
+    from recognizer import inference
+
+    monkeypatch.setattr(inference, "_service", inference.InferenceService(reload_seconds=0))
+
+
+@pytest.mark.parametrize("url", ENDPOINTS)
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+def test_hostile_json_gets_a_400_naming_the_problem(client, active_model, url, name):
+    response = client.post(url, data=HOSTILE_BODIES[name], content_type="application/json")
+    assert response.status_code == 400, (response.status_code, response.content[:300])
+    assert "not valid JSON" in response.json()["error"]
+    # And the endpoint still works afterwards.
+    assert client.post(url, data=json.dumps(SEVEN),
+                       content_type="application/json").status_code == 200
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BODIES))
+def test_hostile_json_to_the_review_queue_gets_a_400(admin_client, name):
+    response = admin_client.post(reverse("admin:recognizer_drawing_review_decide"),
+                                 data=HOSTILE_BODIES[name], content_type="application/json")
+    assert response.status_code == 400, (response.status_code, response.content[:300])
+    assert "not valid JSON" in response.json()["error"]
+
+
+async def test_hostile_json_on_the_websocket_gets_bad_json_and_the_socket_stays(active_model):
+    """Over the game's socket: 20,000 brackets (100,000 exceed the message size
+    limit), a 5,000-digit round number, NaN and 1e999 in a drawing, and a lone
+    surrogate as the display name, which would otherwise reach the database."""
+    room = await new_room(rounds=1, solo=True)
+    client = await connect(room.code)
+    hostile = [
+        "[" * 20_000 + "]" * 20_000,
+        '{"type": "join", "protocol": 1, "name": "Ada", "seq": ' + "9" * 5000 + "}",
+        '{"type": "join", "protocol": 1, "name": "Ada", "seq": NaN}',
+        '{"type": "join", "protocol": 1, "name": "Ada", "seq": 1e999}',
+        '{"type": "join", "protocol": 1, "name": "\\ud800"}',
+    ]
+    for text in hostile:
+        await client.ws.send_to(text_data=text)
+        message = await client.error("bad_json")
+        assert "not valid JSON" in message["message"]
+    await client.send("join", protocol=1, name="Ada")
+    assert (await client.expect("welcome"))["you"]["name"] == "Ada"
+    await client.close()
+
+
+def test_ordinary_json_decodes_as_the_standard_library_does():
+    text = json.dumps({"width": 280.5, "height": 280, "strokes": [[[1, 2, 3], [-4.5, 5e3, 6]]],
+                       "name": "Zoë \U0001F600", "nested": [[[[[[[[1]]]]]]]], "big": 10**19})
+    assert json_input.loads(text) == json.loads(text)
+    assert json_input.loads(text.encode()) == json.loads(text)
+    # Brackets inside strings are text, not nesting.
+    assert json_input.loads(json.dumps({"text": "[" * 1000})) == {"text": "[" * 1000}
+
+
+@pytest.mark.parametrize("text", [
+    '"' + '\\"' * 200_000,        # an unterminated string full of escaped quotes
+    '"' + "a" * 1_000_000,        # an unterminated long string
+    "[]" * 500_000,               # a megabyte of shallow brackets
+])
+def test_the_depth_scan_stays_linear_on_a_megabyte(text):
+    """A regex that backtracked on these would take minutes; linear is milliseconds.
+    No timing asserted: a quadratic scan would hang the test, not slow it."""
+    with pytest.raises(json_input.JSONInputError):
+        json_input.loads(text)
