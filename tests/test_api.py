@@ -135,7 +135,11 @@ def test_a_zigzag_between_opposite_corners_is_refused_as_too_much_ink(client, ac
 
 
 def test_a_number_too_large_for_a_float_is_refused_not_a_500(client, active_model):
+    """Hostile inputs: a 400-digit integer (refused while decoding, before
+    Python builds it) and 1e400 (a float too large to be finite)."""
     body = '{"width": 100, "height": 100, "strokes": [[[' + "9" * 400 + ', 5], [6, 7]]]}'
+    assert_error(post_json(client, body), 400, "more than 20 digits")
+    body = '{"width": 100, "height": 100, "strokes": [[[1e400, 5], [6, 7]]]}'
     assert_error(post_json(client, body), 400, "finite")
 
 

@@ -182,7 +182,7 @@ def assert_public(response, port):
     assert response.status_code == 503
     body = response.json()
     assert body == {"status": "failing", "checks": {
-        "database": "ok", "channel_layer": "failing", "model": "ok"}}
+        "database": "ok", "disk": "ok", "channel_layer": "failing", "model": "ok"}}
     text = response.content.decode()
     for leak in (str(port), "127.0.0.1", "redis", "Redis", "Error", "pid"):
         assert leak not in text, (leak, text)
@@ -250,7 +250,7 @@ def test_a_real_server_tells_a_proxied_visitor_only_the_status(tmp_path):
 
         public = ask(**{"X-Forwarded-For": "203.0.113.7"})
         assert json.loads(public) == {"status": "failing", "checks": {
-            "database": "ok", "channel_layer": "failing", "model": "ok"}}
+            "database": "ok", "disk": "ok", "channel_layer": "failing", "model": "ok"}}
         assert str(dead_redis) not in public and "127.0.0.1" not in public
         assert str(dead_redis) in ask()
     finally:

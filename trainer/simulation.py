@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trainer.canvas_eval import redraw_on_canvas, trace_strokes
+from trainer.styles import own_lean
 
 # -- styles --------------------------------------------------------------------
 
@@ -150,21 +151,6 @@ def flag_one(strokes, rng, foot=True):
     return [added[0], *strokes, *added[1:]]
 
 
-def own_lean(strokes):
-    """How far x moves right per unit of height upward along the digit (its slant's tangent).
-
-    From the second moments of the stroke points, the usual deskewing
-    estimate; clipped, since a few digits (a lone stroke of a 1) give wild
-    values.
-    """
-    points = np.vstack(strokes)
-    centred = points - points.mean(axis=0)
-    var_y = float((centred[:, 1] ** 2).mean())
-    if var_y < 1e-6:
-        return 0.0
-    # Covariance of x with -y (y grows downward): positive when the top leans right.
-    lean = float((centred[:, 0] * -centred[:, 1]).mean()) / var_y
-    return float(np.clip(lean, -0.6, 0.6))
 
 
 @dataclass(frozen=True)
