@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 from django.apps import apps as django_apps
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from recognizer.checkpoints import load_checkpoint, save_checkpoint, sha256_of
 from recognizer.inference import InferenceService
@@ -20,7 +22,13 @@ from tests.support import register_random_model
 shipped_migration = importlib.import_module(
     "recognizer.migrations.0002_register_shipped_model"
 )
+styles_migration = importlib.import_module("recognizer.migrations.0005_ship_styles_model")
 MANIFEST = BUILTIN_DIR / "manifest.json"
+# The first shipped model: no longer the one `migrate` activates, but kept,
+# since existing databases have it registered.
+FIRST_MANIFEST = BUILTIN_DIR / "digitcnn-v1-seed1.manifest.json"
+FIRST_SHA256 = "e1cceaab452403f364f8e5f42d0edf30df18db92beef1db1931698a2f0db1a0a"
+SHIPPED_SHA256 = "454df92397e92fb900730c88e4d4dddde6918225ff7d5dbefe2f97281c440c18"
 
 
 def digit_like_input():
@@ -115,13 +123,25 @@ def shipped_manifest():
 
 def test_the_shipped_file_matches_its_manifest():
     manifest = shipped_manifest()
+    assert manifest["file"] == "digitcnn-v2-styles-seed1.pt"
+    assert manifest["sha256"] == SHIPPED_SHA256
     weights = BUILTIN_DIR / manifest["file"]
     assert weights.stat().st_size == manifest["size_bytes"] <= 2_000_000
     assert sha256_of(weights) == manifest["sha256"]
-    model, _ = load_checkpoint(weights, expected_sha256=manifest["sha256"])
+    model, metadata = load_checkpoint(weights, expected_sha256=manifest["sha256"])
     assert manifest["metrics"]["accuracy"] >= 0.99
     assert manifest["seed"] == manifest["training"]["seed"]
     assert "--from-scratch" in manifest["command"]
+    # Calibrated: the temperature in the file is the one the manifest reports.
+    assert metadata["temperature"] == manifest["training"]["temperature"] < 1.0
+
+
+def test_the_first_shipped_file_is_kept_for_existing_databases():
+    manifest = json.loads(FIRST_MANIFEST.read_text())
+    weights = BUILTIN_DIR / manifest["file"]
+    assert manifest["file"] == "digitcnn-v1-seed1.pt"
+    assert manifest["sha256"] == sha256_of(weights) == FIRST_SHA256
+    load_checkpoint(weights, expected_sha256=FIRST_SHA256)
 
 
 def test_shipped_model_recognises_mnist(mnist_dir):
@@ -144,6 +164,9 @@ def test_migrate_registered_the_shipped_model():
     assert row.path == f"builtin:{manifest['file']}"
     assert row.sha256 == manifest["sha256"]
     assert row.is_active
+    # A fresh database also has the first shipped model, inactive (to roll back to).
+    first = ModelVersion.objects.get(path=styles_migration.REPLACES)
+    assert first.sha256 == FIRST_SHA256 and not first.is_active
     assert row.metrics["accuracy"] == manifest["metrics"]["accuracy"]
     service = InferenceService(reload_seconds=3600)
     assert service.refresh(force=True).version == manifest["version"]
@@ -151,7 +174,7 @@ def test_migrate_registered_the_shipped_model():
 
 @pytest.mark.django_db
 def test_shipped_registration_is_idempotent_and_respects_an_active_version(model_dir):
-    manifest = shipped_manifest()
+    manifest = json.loads(shipped_migration.MANIFEST.read_text())
     ModelVersion.objects.all().delete()
     other = register_random_model(model_dir, seed=0, activate=True, version="mine")
 
@@ -180,3 +203,89 @@ def test_shipped_registration_without_a_usable_manifest_does_nothing(tmp_path):
     shutil.copy(BUILTIN_DIR / manifest["file"], tmp_path / manifest["file"])
     shipped_migration.register_shipped_model(django_apps, None, tmp_path / "manifest.json")
     assert active_version().version == manifest["version"]
+
+
+# -- the second shipped model taking over (migration 0005) ----------------------
+
+BEFORE_STYLES = [("recognizer", "0004_review_groups")]
+WITH_STYLES = [("recognizer", "0005_ship_styles_model")]
+
+
+@pytest.fixture
+def migrate_recognizer(transactional_db):
+    """migrate_recognizer(targets) -> the app registry of that migration state.
+
+    The database goes back to the latest migrations afterwards.
+    """
+    def migrate(targets):
+        executor = MigrationExecutor(connection)
+        executor.migrate(targets)
+        return MigrationExecutor(connection).loader.project_state(targets).apps
+
+    yield migrate
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def as_before_the_styles_model(old_apps):
+    """A database as the site left it before: only the first shipped model, active."""
+    old_apps.get_model("recognizer", "ModelVersion").objects.all().delete()
+    shipped_migration.register_shipped_model(old_apps, None)
+    return old_apps.get_model("recognizer", "ModelVersion")
+
+
+def test_upgrading_a_database_with_the_first_model_active_activates_the_new_one(
+        migrate_recognizer):
+    manifest = shipped_manifest()
+    OldVersion = as_before_the_styles_model(migrate_recognizer(BEFORE_STYLES))
+    [first] = OldVersion.objects.all()
+    assert first.path == styles_migration.REPLACES and first.is_active
+
+    migrate_recognizer(WITH_STYLES)
+    active = active_version()
+    assert active.version == manifest["version"]
+    assert active.path == f"builtin:{manifest['file']}" and active.sha256 == SHIPPED_SHA256
+    assert active.training["temperature"] == manifest["training"]["temperature"]
+    assert ModelVersion.objects.get(pk=first.pk).is_active is False
+    service = InferenceService(reload_seconds=3600)
+    assert service.refresh(force=True).version == manifest["version"]
+
+    # Migrating back hands activation back to the first model and keeps the row.
+    migrate_recognizer(BEFORE_STYLES)
+    assert active_version().pk == first.pk
+    assert ModelVersion.objects.filter(version=manifest["version"]).exists()
+
+
+def test_upgrading_keeps_an_operators_own_active_version(migrate_recognizer, model_dir):
+    """Hostile for an upgrade: the operator fine-tuned a version of their own and
+    activated it; the shipped model must not take its place."""
+    manifest = shipped_manifest()
+    as_before_the_styles_model(migrate_recognizer(BEFORE_STYLES))
+    mine = register_random_model(model_dir, seed=0, activate=True, version="mine")
+
+    migrate_recognizer(WITH_STYLES)
+    assert active_version() == mine
+    shipped = ModelVersion.objects.get(version=manifest["version"])
+    assert not shipped.is_active and shipped.sha256 == SHIPPED_SHA256
+    # Running it again changes nothing (no second row, still the operator's).
+    styles_migration.ship_styles_model(django_apps, None)
+    assert ModelVersion.objects.filter(version=manifest["version"]).count() == 1
+    assert active_version() == mine
+
+
+@pytest.mark.django_db
+def test_the_styles_migration_ignores_unusable_or_other_manifests(tmp_path):
+    """Tried: no manifest, broken JSON, a manifest of another file, and one whose
+    file is not beside it: nothing is registered, the active version stays."""
+    before = list(ModelVersion.objects.values_list("version", "is_active"))
+    styles_migration.ship_styles_model(django_apps, None, tmp_path / "absent.json")
+    damaged = tmp_path / "manifest.json"
+    damaged.write_text("{not json")
+    styles_migration.ship_styles_model(django_apps, None, damaged)
+    manifest = shipped_manifest()
+    damaged.write_text(json.dumps({**manifest, "file": "digitcnn-v3.pt", "version": "v3"}))
+    shutil.copy(BUILTIN_DIR / manifest["file"], tmp_path / "digitcnn-v3.pt")
+    styles_migration.ship_styles_model(django_apps, None, damaged)
+    damaged.write_text(json.dumps({**manifest, "version": "elsewhere"}))
+    styles_migration.ship_styles_model(django_apps, None, damaged)
+    assert list(ModelVersion.objects.values_list("version", "is_active")) == before

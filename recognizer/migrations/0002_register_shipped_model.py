@@ -1,9 +1,14 @@
-"""Register the model shipped in recognizer/weights/ as a model version.
+"""Register the first model shipped in recognizer/weights/ as a model version.
 
 After `migrate` the site recognizes digits at once, without anyone training
 first. The manifest beside the weights says which file it is and how it was
 made; without a manifest (or without its file) this does nothing. The shipped
 version becomes active only when no other version is.
+
+This migration always reads the first shipped model's own manifest
+(digitcnn-v1-seed1), so a database set up today holds the same rows as one
+set up when it was the only model; each later shipped model is registered,
+and takes over from its predecessor, by a migration of its own.
 """
 
 import json
@@ -12,7 +17,7 @@ from pathlib import Path
 from django.db import migrations
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-MANIFEST = WEIGHTS_DIR / "manifest.json"
+MANIFEST = WEIGHTS_DIR / "digitcnn-v1-seed1.manifest.json"
 
 
 def register_shipped_model(apps, schema_editor, manifest_path=None):
