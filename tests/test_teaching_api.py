@@ -17,7 +17,12 @@ from recognizer.models import Drawing
 from recognizer.network import build_model, count_parameters, describe_layers
 from recognizer.preprocessing import strokes_to_stages
 from recognizer.teaching import explain
-from recognizer.teaching.encoding import dequantise_maps, quantisation_step, quantise_maps
+from recognizer.teaching.encoding import (
+    dequantise_maps,
+    inflate_image,
+    quantisation_step,
+    quantise_maps,
+)
 from tests.support import SEVEN, register_random_model
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,6 +71,8 @@ def all_stages(client, payload):
 
 
 def decode_image(encoded):
+    if "deflated" in encoded:
+        return inflate_image(encoded) / 255.0
     data = np.frombuffer(base64.b64decode(encoded["data"]), dtype=np.uint8)
     return data.reshape(encoded["shape"]) / 255.0
 

@@ -25,7 +25,12 @@ import torch
 
 from recognizer import preprocessing
 from recognizer.inference import get_service
-from recognizer.teaching.encoding import exact_values, image_bytes, quantise_within
+from recognizer.teaching.encoding import (
+    deflated_image,
+    exact_values,
+    image_bytes,
+    quantise_within,
+)
 from recognizer.teaching.memo import Memo
 
 # Occlusion: a 6x6 blank patch moved 2 pixels at a time, starting 2 pixels
@@ -60,7 +65,7 @@ def preprocessing_payload(stages):
     payload = {}
     for key, value in stages.items():
         if isinstance(value, np.ndarray) and value.ndim == 2:
-            payload[key] = {"shape": list(value.shape), "data": image_bytes(value)}
+            payload[key] = {"shape": list(value.shape), "deflated": deflated_image(value)}
         elif isinstance(value, np.ndarray):
             payload[key] = [_json_number(v, 4) for v in value.ravel()]
         elif isinstance(value, (list, tuple)):
@@ -107,7 +112,7 @@ def _answer(prediction, activations, image, stages, names):
     """The whole answer, its maps fitted into what the rest leaves of ANSWER_BYTES."""
     payload = {
         "prediction": prediction_payload(prediction, activations["logits"]),
-        "input": {"shape": [28, 28], "data": image_bytes(image)},
+        "input": {"shape": [28, 28], "deflated": deflated_image(image)},
     }
     if stages is not None:
         payload["preprocessing"] = preprocessing_payload(stages)
@@ -229,7 +234,9 @@ async def attention(image, target=None):
     """attention_maps, computed once per (model, input, digit) while cached."""
     loaded = await asyncio.to_thread(get_service().refresh)
     image = np.array(image, dtype=np.float32)
-    key = (loaded.sha256, input_key(image), target)
+    # The version's id and weights: the answer names the version, and a file
+    # replaced under the same name must not be answered from the old one.
+    key = (loaded.version_id, loaded.sha256, input_key(image), target)
     future = attention_cache.get(key, lambda: attention_maps(image, target, loaded))
     # shield: a client that goes away does not cancel the computation that
     # other learners (or its own next request) are waiting for.

@@ -238,4 +238,5 @@ def _collected_accuracy(version):
 
 def collected_accuracy(version, stamp):
     """accuracy_on every approved drawing, cached per (version, stamp); a Future."""
-    return collected_cache.get((version.sha256, stamp), lambda: _collected_accuracy(version))
+    key = (version.pk, version.sha256, stamp)
+    return collected_cache.get(key, lambda: _collected_accuracy(version))

@@ -123,6 +123,12 @@ export async function decodeMaps(encoded) {
   };
 }
 
+/** An image sent deflated ({shape, deflated}) or as base64 uint8 ({shape, data}) -> [0, 1]. */
+export async function inflateImage(encoded) {
+  if (!encoded.deflated) return decodeImage(encoded);
+  return Float32Array.from(await inflate(encoded.deflated), (b) => b / 255);
+}
+
 /** A 28x28 image sent as base64 uint8 (255 = ink) -> Float32Array in [0, 1]. */
 export function decodeImage(encoded) {
   const bytes = decodeBase64(encoded.data);

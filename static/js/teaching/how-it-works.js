@@ -3,7 +3,7 @@
 
 import {DrawingPad, bindPadControls, throttle} from "../drawing-pad.js";
 import {
-  EXAMPLES, decodeImage, decodeMaps, drawPixelGrid, formatPercent, inkColour, latestOnly,
+  EXAMPLES, decodeMaps, drawPixelGrid, formatPercent, inflateImage, inkColour, latestOnly,
   paintValues, postJSON, renderBars, sequentialColour,
 } from "./common.js";
 
@@ -48,16 +48,20 @@ function wantedStages() {
 const request = latestOnly(
   async (base, stages) => {
     const data = await postJSON(url, {...base, stages});
-    return {data, maps: await decodeAll(data.activations)};
+    const images = {input: await inflateImage(data.input)};
+    for (const name of ["fitted", "centered_box"]) {
+      if (data.preprocessing) images[name] = await inflateImage(data.preprocessing[name]);
+    }
+    return {data, images, maps: await decodeAll(data.activations)};
   },
-  ({data, maps}, base) => {
+  ({data, images, maps}, base) => {
     if (last && last.base === base) {
       // More stages of the same drawing.
       Object.assign(last.maps, maps);
       last.data.prediction = data.prediction;
     } else {
       drawings += 1;
-      last = {data, drawing: base.strokes ? base : null, base, maps};
+      last = {data, images, drawing: base.strokes ? base : null, base, maps};
     }
     render(Object.keys(maps));
     // The stages that did not fit, unless a newer drawing is already waiting.
@@ -196,7 +200,7 @@ function renderReadyInput() {
     const target = root.querySelector(`[data-image="${name}"]`);
     target.getContext("2d").clearRect(0, 0, target.width, target.height);
   }
-  const input = decodeImage(last.data.input);
+  const input = last.images.input;
   paintImage(root.querySelector('[data-image="shifted"]'), input, 28, 7);
   paintImage(root.querySelector('[data-image="input"]'), input, 28, 10);
   const note = "This digit comes from the MNIST test set, which was scanned from paper and " +
@@ -208,7 +212,7 @@ function renderReadyInput() {
 function renderPreprocessing() {
   const pre = last.data.preprocessing;
   const fitted = root.querySelector('[data-image="fitted"]');
-  paintImage(fitted, decodeImage(pre.fitted), 20, 10);
+  paintImage(fitted, last.images.fitted, 20, 10);
   setFacts("fitted", pre.scale === null
     ? "A single dot: there is nothing to scale."
     : `Scale: ${pre.scale.toFixed(3)} (each pixel of your canvas became ` +
@@ -216,7 +220,7 @@ function renderPreprocessing() {
 
   const cell = 7;
   const boxCanvas = root.querySelector('[data-image="centered_box"]');
-  paintImage(boxCanvas, decodeImage(pre.centered_box), 28, cell);
+  paintImage(boxCanvas, last.images.centered_box, 28, cell);
   const ctx = boxCanvas.getContext("2d");
   // The 20x20 box inside the 28x28 field.
   ctx.save();
@@ -232,7 +236,7 @@ function renderPreprocessing() {
   cross(ctx, (cx + 0.5) * cell, (cy + 0.5) * cell, "#dc2626");
 
   const shifted = root.querySelector('[data-image="shifted"]');
-  const input = decodeImage(last.data.input);
+  const input = last.images.input;
   paintImage(shifted, input, 28, cell);
   const sctx = shifted.getContext("2d");
   cross(sctx, (centre + 0.5) * cell, (centre + 0.5) * cell, "#2563eb");
@@ -376,7 +380,7 @@ root.querySelector('[data-image="input"]').addEventListener("mousemove", (event)
   const col = Math.floor(((event.clientX - rect.left) / rect.width) * 28);
   const row = Math.floor(((event.clientY - rect.top) / rect.height) * 28);
   if (col < 0 || col > 27 || row < 0 || row > 27) return;
-  const value = decodeImage(last.data.input)[row * 28 + col];
+  const value = last.images.input[row * 28 + col];
   setFacts("input", `Row ${row + 1}, column ${col + 1}: ${value.toFixed(2)}`);
 });
 
