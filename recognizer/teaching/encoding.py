@@ -120,15 +120,17 @@ def quantise_within(stages, budget):
     is left out too. So the answer never exceeds the budget, and every stage
     it holds says its own levels, which bound its error.
     """
-    encoded = {}
-    for name, array in stages.items():
-        encoded[name] = quantise_maps(array)
-    total = sum(encoded_size(e) for e in encoded.values())
-    omitted = []
-    while total > budget and len(encoded) > 1:
-        name = list(encoded)[-1]
-        total -= encoded_size(encoded.pop(name))
-        omitted.insert(0, name)
+    encoded, omitted, total = {}, [], 0
+    names = list(stages)
+    for index, name in enumerate(names):
+        stage = quantise_maps(stages[name])
+        if encoded and total + encoded_size(stage) > budget:
+            # Precision first: this one and the rest go in the next answer,
+            # and are not deflated for nothing now.
+            omitted = names[index:]
+            break
+        encoded[name] = stage
+        total += encoded_size(stage)
     if total > budget and encoded:
         (name,) = encoded
         for levels in LEVEL_STEPS[1:]:
