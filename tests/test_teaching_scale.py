@@ -45,6 +45,7 @@ def fresh_service_and_caches(monkeypatch):
     monkeypatch.setattr(inference, "_service", inference.InferenceService(reload_seconds=0))
     explain.attention_cache.clear()
     gallery.collected_cache.clear()
+    gallery._guesses.update(version=None, by_id={})
     yield
     explain.attention_cache.clear()
     gallery.collected_cache.clear()
@@ -207,41 +208,48 @@ def test_model_page_follows_approvals_relabels_and_versions(client, model_dir):
     assert "right on 3 approved player drawings" in html and ">100.0%<" in html
     assert gallery.collected_cache.misses == 1
 
-    loaded = []
-    real = gallery.approved_inputs
+    predicted = []  # how many images each forward pass of the page's measurement ran
+    real = gallery.predict
 
-    def counting():
-        loaded.append(1)
-        return real()
+    def counting(model, images):
+        predicted.append(len(images))
+        return real(model, images)
 
-    gallery.approved_inputs = counting
+    gallery.predict = counting
     try:
-        # Nothing changed: the cached result, no drawing loaded.
+        # Nothing changed: the cached result, no drawing run again.
         client.get("/learn/model/")
-        assert loaded == [] and gallery.collected_cache.hits == 1
+        assert predicted == [] and gallery.collected_cache.hits == 1
 
-        # A drawing approved in review, labelled as the model does not guess: counted at once.
+        # A drawing approved in review, labelled as the model does not guess: counted
+        # at once, and only it is run through the model.
         wrong = (labels[3] + 1) % 10
         pending = Drawing.objects.create(
             label=wrong, strokes={}, input_image=images[3].tobytes(), prediction=0,
             probabilities=[0.1] * 10, player_id="p-new", player_name="Bo", game_id="g",
             round_number=1)
         client.get("/learn/model/")  # a pending drawing changes nothing
-        assert loaded == []
+        assert predicted == []
         review.set_status(Drawing.objects.filter(pk=pending.pk), Drawing.Status.APPROVED)
         html = client.get("/learn/model/").content.decode()
         assert "right on 4 approved player drawings" in html and ">75.0%<" in html
-        assert loaded == [1]
+        assert predicted == [1]
 
-        # Relabelled to what the model guesses: measured again against the new label.
+        # Relabelled to what the model guesses: measured again against the new label
+        # (no forward pass needed: the drawing itself did not change).
         review.relabel(Drawing.objects.filter(pk=pending.pk), labels[3])
         html = client.get("/learn/model/").content.decode()
-        assert ">100.0%<" in html and loaded == [1, 1]
+        assert ">100.0%<" in html and gallery.collected_cache.misses == 3
 
-        # Another active version: its own accuracy on the same drawings.
+        # Rejected again: out of the figure.
+        review.set_status(Drawing.objects.filter(pk=pending.pk), Drawing.Status.REJECTED)
+        html = client.get("/learn/model/").content.decode()
+        assert "right on 3 approved player drawings" in html
+
+        # Another active version: its own guesses on every drawing.
         second = register_random_model(model_dir, seed=9, activate=True, version="v-two")
         html = client.get("/learn/model/").content.decode()
-        assert 'data-version="v-two"' in html and loaded == [1, 1, 1]
-        assert accuracy_text(second, images, labels) in html
+        assert 'data-version="v-two"' in html and predicted == [1, 3]
+        assert accuracy_text(second, images[:3], labels[:3]) in html
     finally:
-        gallery.approved_inputs = real
+        gallery.predict = real
