@@ -21,7 +21,8 @@ its own thread and keep-alive connection, for --seconds per scenario:
                  of 3 target digits), looking 1 s at each answer;
                  `own`: every learner sends its own drawing, a new one 2 s
                  after each answer (no two inputs alike: nothing to reuse).
-    model        GET /learn/model/ by every learner at once, with
+    model        GET /learn/model/ by every learner, again a second after each
+                 answer, with
                  --drawings approved drawings (the "before" with
                  --before-drawings, as 20,000 cost it about 22 s per view);
                  the first (cold) view after the data changed is reported
@@ -62,6 +63,9 @@ from bench.common import BASE_DIR, machine_summary, percentile, write_results  #
 DEFAULT_BEFORE = "873231a"
 STAGES = ["conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "dense"]
 THROTTLE_S = 0.15
+# A learner on the model page reloads it after a second: 30 views a second for
+# the class, far more than a lesson makes, none of them from a warm browser cache.
+MODEL_READ_S = 1.0
 REQUEST_TIMEOUT = 60
 
 SEED_SCRIPT = """
@@ -330,6 +334,7 @@ def model_scenario(server, learners, seconds, drawings):
                 stats.add(seconds=took, size=len(data), error=status != 200)
             except (OSError, http.client.HTTPException):
                 stats.add(error=True)
+            time.sleep(MODEL_READ_S)
 
     run_learners(learners, seconds, learner)
     return stats.summary()
@@ -365,19 +370,26 @@ def snapshot(revision, dest):
 
 
 def measure(server, args, label, drawings):
-    print(f"[{label}] stages", flush=True)
     compact = label == "after"
-    cpu0 = server.cpu_seconds()
-    result = {"stages": stages_scenario(server, args.learners, args.seconds, compact)}
-    cpu1 = server.cpu_seconds()
-    result["stages"]["server_cpu_ms_per_request"] = round(
-        (cpu1 - cpu0) * 1000 / max(1, result["stages"]["requests"]), 2)
-    for kind in ("shared", "own"):
-        print(f"[{label}] attention ({kind})", flush=True)
-        result[f"attention_{kind}"] = attention_scenario(server, args.learners, args.seconds,
-                                                         kind == "shared")
-    print(f"[{label}] model page, {drawings} approved drawings", flush=True)
-    result["model"] = model_scenario(server, args.learners, args.model_seconds, drawings)
+    scenarios = [
+        ("stages", lambda: stages_scenario(server, args.learners, args.seconds, compact)),
+        ("attention_shared",
+         lambda: attention_scenario(server, args.learners, args.seconds, True)),
+        ("attention_own", lambda: attention_scenario(server, args.learners, args.seconds, False)),
+        ("model", lambda: model_scenario(server, args.learners, args.model_seconds, drawings)),
+    ]
+    result = {}
+    for name, scenario in scenarios:
+        print(f"[{label}] {name}", flush=True)
+        server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
+        result[name] = scenario()
+        requests = max(1, result[name]["requests"])
+        # CPU per request, the server's and this benchmark's own (its learners
+        # share the machine's cores with the server).
+        result[name]["server_cpu_ms_per_request"] = round(
+            (server.cpu_seconds() - server_cpu) * 1000 / requests, 2)
+        result[name]["client_cpu_ms_per_request"] = round(
+            (time.process_time() - client_cpu) * 1000 / requests, 2)
     return result
 
 

@@ -103,24 +103,32 @@ async def attention_page(request):
     return await _render(request, "teaching/attention.html", context)
 
 
+def _model_state():
+    """(active version, approved_stamp, version history): one trip to the database thread."""
+    version = versions.active_version()
+    stamp = gallery.approved_stamp() if version is not None else None
+    return version, stamp, modelcard.version_history()
+
+
 async def model_page(request):
     context = lesson_context("teaching:model")
-    version = await sync_to_async(versions.active_version)()
+    # One hop to the thread that serves every synchronous call of the
+    # process, not one per query: with a class opening the page at once,
+    # each hop waits behind everyone else's.
+    version, stamp, history = await sync_to_async(_model_state)()
     if version is None:
-        context["history"] = await sync_to_async(modelcard.version_history)()
+        context["history"] = history
         return await _render(request, "teaching/model.html", context)
     # Cached per model version and state of the approved drawings (see
     # gallery.approved_stamp): a view costs a few index lookups, however many
     # drawings there are.
-    stamp = await sync_to_async(gallery.approved_stamp)()
     collected, collected_error = None, ""
     try:
         collected = await asyncio.wrap_future(gallery.collected_accuracy(version, stamp))
     except gallery.DataUnavailable as exc:
         collected_error = str(exc)
-    context.update(
-        await sync_to_async(modelcard.model_card)(version, collected, collected_error)
-    )
+    # Charts and tables from numbers already read: no database, no thread.
+    context.update(modelcard.model_card(version, collected, collected_error, history))
     return await _render(request, "teaching/model.html", context)
 
 
