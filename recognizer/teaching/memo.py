@@ -52,8 +52,11 @@ class Memo:
                     del self._entries[key]
 
     def clear(self):
+        """Forget every result and start counting hits and misses afresh."""
         with self._lock:
             self._entries.clear()
+            self.hits = 0
+            self.misses = 0
 
     def __len__(self):
         return len(self._entries)
