@@ -141,7 +141,7 @@ def main():
         def run():
             request = factory.post("/learn/api/stages", data=body,
                                    content_type="application/json")
-            drawing, _, _ = teaching_views._parse_body(request)
+            drawing = teaching_views._parse_body(request)[0]
             strokes_to_stages(drawing.strokes, drawing.width, drawing.height)
         return run
 

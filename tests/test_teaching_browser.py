@@ -6,6 +6,7 @@ screenshot of each as artifacts/teaching-*.png.
 """
 
 import hashlib
+import json
 
 import pytest
 
@@ -71,6 +72,26 @@ def wait_for_update(page, root_selector, after):
     return int(page.get_attribute(root_selector, "data-updates"))
 
 
+def show_stages(page, names):
+    """Scroll to each stage in turn and wait until it is drawn for the newest drawing.
+
+    The page asks only for the stages on screen, so a stage off screen is
+    drawn when the learner scrolls to it.
+    """
+    for name in names:
+        page.locator(f'[data-step="{name}"]').scroll_into_view_if_needed()
+        selector = "[data-dense]" if name == "dense" else f'[data-maps="{name}"]'
+        page.wait_for_function(
+            "([selector]) => document.querySelector(selector).dataset.drawing !== undefined"
+            " && document.querySelector(selector).dataset.drawing"
+            " === document.querySelector('[data-explorer]').dataset.drawing",
+            arg=[selector], timeout=20_000,
+        )
+
+
+MAP_STAGES = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2")
+
+
 def canvas_digest(page, selector):
     """A hash of the canvas's pixels and how many of them are coloured.
 
@@ -104,9 +125,18 @@ def test_how_it_works_follows_the_drawing(server, page, artifacts_dir):
     assert page.get_attribute(root, "data-state") == "empty"
     pad = page.locator("canvas[data-pad]")
 
+    answers = []
+
+    def keep(response):
+        if response.url.endswith("/learn/api/stages"):
+            answers.append(response)
+
+    page.on("response", keep)
+
     # A vertical stroke: a "1".
     stroke(page, pad, [(0.5, 0.15), (0.5, 0.85)])
     first = wait_for_update(page, root, 0)
+    show_stages(page, MAP_STAGES + ("dense",))
     maps_before = {name: canvas_digest(page, f'[data-maps="{name}"]')
                    for name in ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2")}
     dense_before = canvas_digest(page, "[data-dense]")
@@ -121,8 +151,10 @@ def test_how_it_works_follows_the_drawing(server, page, artifacts_dir):
     assert page.text_content("[data-guess-digit]") == str(probs_before.index(max(probs_before)))
 
     # A second stroke across the top turns it into a "7"-like shape.
+    page.locator("canvas[data-pad]").scroll_into_view_if_needed()
     stroke(page, pad, [(0.25, 0.15), (0.5, 0.15)])
     wait_for_update(page, root, first)
+    show_stages(page, MAP_STAGES + ("dense",))
     for name, (digest, _, _) in maps_before.items():
         assert canvas_digest(page, f'[data-maps="{name}"]')[0] != digest, name
     assert canvas_digest(page, "[data-dense]")[0] != dense_before[0]
@@ -131,6 +163,10 @@ def test_how_it_works_follows_the_drawing(server, page, artifacts_dir):
     assert probs_after != probs_before
     assert sum(probs_after) == pytest.approx(1.0, abs=1e-6)
     assert "2 strokes" in page.text_content('[data-facts="strokes"]')
+    # Only the stages on screen travel: no answer over 15 kB, none with every stage.
+    bodies = [answer.body() for answer in answers if answer.ok]
+    assert bodies and max(len(body) for body in bodies) <= 15_000
+    assert all(len(json.loads(body)["activations"]) < 7 for body in bodies)
     page.screenshot(path=str(artifacts_dir / "teaching-how-it-works.png"), full_page=True)
 
     # Clearing empties every view again.
@@ -144,8 +180,17 @@ def test_how_it_works_follows_the_drawing(server, page, artifacts_dir):
 def test_attention_maps_for_the_answer_and_for_a_chosen_digit(server, page, artifacts_dir):
     page.goto(server.url + "/learn/attention/")
     root = "[data-attention]"
+    # Every state the page goes through, to see "computing" while the maps are made.
+    page.evaluate("""() => {
+        const root = document.querySelector('[data-attention]');
+        window.attentionStates = [];
+        new MutationObserver(() => window.attentionStates.push(root.dataset.state))
+            .observe(root, {attributes: true, attributeFilter: ['data-state']});
+    }""")
     page.click('[data-example="7"]')
     count = wait_for_update(page, root, 0)
+    states = page.evaluate("window.attentionStates")
+    assert states[0] == "computing" and states[-1] == "ready", states
     occlusion_auto, coloured, _ = canvas_digest(page, '[data-heat="occlusion"]')
     assert coloured > 0
     answer = int(page.text_content("[data-guess-digit]"))

@@ -17,13 +17,21 @@ very model the service is serving.
 """
 
 import asyncio
+import hashlib
+import json
 
 import numpy as np
 import torch
 
 from recognizer import calibration, preprocessing
 from recognizer.inference import get_service
-from recognizer.teaching.encoding import image_bytes, quantise_maps
+from recognizer.teaching.encoding import (
+    deflated_image,
+    exact_values,
+    image_bytes,
+    quantise_within,
+)
+from recognizer.teaching.memo import Memo
 
 # Occlusion: a 6x6 blank patch moved 2 pixels at a time, starting 2 pixels
 # outside the image, so that cell (i, j) of the 14x14 map is centred on the
@@ -34,6 +42,14 @@ OCCLUSION_OFFSET = -2
 OCCLUSION_CELLS = 14
 
 STAGE_ORDER = ("conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "dense")
+# The most an answer of /learn/api/stages may weigh, in bytes of JSON. A class
+# of 30 on one classroom connection shares a few Mbit/s: 125 kB answers (all
+# seven stages) six times a second each did not fit. The page asks only for
+# the stages on screen; those that do not fit come back listed in "omitted"
+# and the page asks for them next.
+ANSWER_BYTES = 15_000
+# JSON around each encoded stage: keys, shape, levels, quotes.
+STAGE_OVERHEAD = 120
 
 
 def _json_number(value, digits=6):
@@ -49,7 +65,7 @@ def preprocessing_payload(stages):
     payload = {}
     for key, value in stages.items():
         if isinstance(value, np.ndarray) and value.ndim == 2:
-            payload[key] = {"shape": list(value.shape), "data": image_bytes(value)}
+            payload[key] = {"shape": list(value.shape), "deflated": deflated_image(value)}
         elif isinstance(value, np.ndarray):
             payload[key] = [_json_number(v, 4) for v in value.ravel()]
         elif isinstance(value, (list, tuple)):
@@ -64,8 +80,21 @@ def preprocessing_payload(stages):
     return payload
 
 
-def activations_payload(activations):
-    return {name: quantise_maps(activations[name]) for name in STAGE_ORDER}
+def activations_payload(activations, names=STAGE_ORDER, budget=ANSWER_BYTES):
+    """({name: encoded stage}, [names left out]) for the stages asked for, within `budget`.
+
+    The dense layer's 128 values are sent exactly (the page prints them); the
+    feature maps, drawn as images, are quantised (see encoding.py).
+    """
+    encoded, omitted = {}, []
+    maps = {name: activations[name] for name in names if name != "dense"}
+    if "dense" in names:
+        encoded["dense"] = exact_values(activations["dense"])
+        budget -= len(encoded["dense"]["float32"]) + STAGE_OVERHEAD
+    fitted, omitted = quantise_within(maps, budget - STAGE_OVERHEAD * len(maps))
+    # In the page's order, whatever order they were asked in.
+    ordered = {**fitted, **encoded}
+    return {name: ordered[name] for name in STAGE_ORDER if name in ordered}, omitted
 
 
 def prediction_payload(prediction, logits=None):
@@ -79,27 +108,33 @@ def prediction_payload(prediction, logits=None):
     return payload
 
 
-async def explain_input(image, stages=None):
-    """The network's stages for a 28x28 input in [0, 1] (and its preprocessing, if any)."""
-    prediction, activations = await get_service().apredict_with_activations(image)
-    # Quantising and base64 of about 85 kB of maps: worker thread, not the loop.
-    encoded = await asyncio.to_thread(activations_payload, activations)
+def _answer(prediction, activations, image, stages, names):
+    """The whole answer, its maps fitted into what the rest leaves of ANSWER_BYTES."""
     payload = {
         "prediction": prediction_payload(prediction, activations["logits"]),
-        "input": {"shape": [28, 28], "data": image_bytes(image)},
-        "activations": encoded,
+        "input": {"shape": [28, 28], "deflated": deflated_image(image)},
     }
     if stages is not None:
-        payload["preprocessing"] = await asyncio.to_thread(preprocessing_payload, stages)
+        payload["preprocessing"] = preprocessing_payload(stages)
+    rest = len(json.dumps(payload)) + len('"activations": {}, "omitted": []') + 20 * len(names)
+    payload["activations"], payload["omitted"] = activations_payload(
+        activations, names, ANSWER_BYTES - rest)
     return payload
 
 
-async def explain_drawing(drawing):
+async def explain_input(image, stages=None, names=STAGE_ORDER):
+    """The network's stages `names` for a 28x28 input in [0, 1] (and its preprocessing, if any)."""
+    prediction, activations = await get_service().apredict_with_activations(image)
+    # Quantising and deflating the maps: a worker thread, not the loop.
+    return await asyncio.to_thread(_answer, prediction, activations, image, stages, names)
+
+
+async def explain_drawing(drawing, names=STAGE_ORDER):
     """Follow a parsed Drawing through the preprocessing and the network."""
     stages = await asyncio.to_thread(
         preprocessing.strokes_to_stages, drawing.strokes, drawing.width, drawing.height
     )
-    return await explain_input(stage_input(stages), stages)
+    return await explain_input(stage_input(stages), stages, names)
 
 
 def stage_input(stages):
@@ -130,10 +165,21 @@ def _probabilities(model, inputs, temperature=1.0):
 
 
 def occlusion_map(model, image, target, temperature=1.0):
-    """(14, 14) drop of the target's probability when each patch is blanked out."""
-    base = _probabilities(model, np.asarray(image, dtype=np.float32)[None], temperature)[0]
-    occluded = _probabilities(model, occlusion_inputs(image), temperature)
-    drop = base[target] - occluded[:, target]
+    """(14, 14) drop of the target's probability when each patch is blanked out.
+
+    A patch over blank paper leaves the input as it is, so its drop is 0
+    without a forward pass: only the copies that differ from the input are
+    run. A digit's ink touches about half the patches, which halves the cost
+    of the map (about 200 ms of CPU for all 196 on one slow core).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    base = _probabilities(model, image[None], temperature)[0]
+    copies = occlusion_inputs(image)
+    changed = np.flatnonzero((copies != image[None]).reshape(len(copies), -1).any(axis=1))
+    drop = np.zeros(len(copies), dtype=np.float64)
+    if len(changed):
+        drop[changed] = (base[target]
+                         - _probabilities(model, copies[changed], temperature)[:, target])
     return drop.reshape(OCCLUSION_CELLS, OCCLUSION_CELLS), base
 
 
@@ -147,13 +193,28 @@ def gradient_saliency(model, image, target):
     return gradient[0, 0].numpy()
 
 
-def attention_maps(image, target=None):
+# Attention answers by (model weights, input bytes, digit asked for). One
+# answer is about 12 kB of JSON (60 kB as Python objects): 256 of them cost
+# at most 16 MB. One worker: each computation already uses the cores through
+# PyTorch, and two at once on two cores finished no sooner than one after the
+# other while doubling the time to the first answer.
+ATTENTION_CACHE_SIZE = 256
+attention_cache = Memo(ATTENTION_CACHE_SIZE, workers=1, name="teaching-attention")
+
+
+def input_key(image):
+    """The exact 28x28 float32 input, as a short digest."""
+    data = np.ascontiguousarray(image, dtype=np.float32)
+    return hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest()
+
+
+def attention_maps(image, target=None, loaded=None):
     """Occlusion and saliency maps for `target` (default: the predicted digit).
 
     Blocking; call it in a worker thread. Uses the model the inference
     service is serving, so the maps and the page's prediction agree.
     """
-    loaded = get_service().refresh()
+    loaded = loaded or get_service().refresh()
     model = loaded.model
     temperature = calibration.temperature_of(loaded.metadata)
     base = _probabilities(model, np.asarray(image, dtype=np.float32)[None], temperature)[0]
@@ -182,7 +243,16 @@ def attention_maps(image, target=None):
 
 
 async def attention(image, target=None):
-    return await asyncio.to_thread(attention_maps, image, target)
+    """attention_maps, computed once per (model, input, digit) while cached."""
+    loaded = await asyncio.to_thread(get_service().refresh)
+    image = np.array(image, dtype=np.float32)
+    # The version's id and weights: the answer names the version, and a file
+    # replaced under the same name must not be answered from the old one.
+    key = (loaded.version_id, loaded.sha256, input_key(image), target)
+    future = attention_cache.get(key, lambda: attention_maps(image, target, loaded))
+    # shield: a client that goes away does not cancel the computation that
+    # other learners (or its own next request) are waiting for.
+    return await asyncio.shield(asyncio.wrap_future(future))
 
 
 def drawing_input(drawing):

@@ -6,6 +6,8 @@ the network in this code, and the accuracy on the player drawings approved
 so far.
 """
 
+import functools
+
 from recognizer.models import ModelVersion
 from recognizer.network import build_model, count_parameters, describe_layers
 from recognizer.teaching import charts
@@ -31,8 +33,12 @@ def percent(value, digits=2):
     return f"{value * 100:.{digits}f}%"
 
 
+@functools.lru_cache(maxsize=1)
 def architecture():
-    """Rows for the architecture table and the total number of parameters."""
+    """Rows for the architecture table and the total number of parameters.
+
+    The same for every version (the code's network): built once per process.
+    """
     model = build_model()
     rows = []
     for name, kind, shape, params in describe_layers(model):

@@ -102,21 +102,32 @@ async def attention_page(request):
     return await _render(request, "teaching/attention.html", context)
 
 
+def _model_state():
+    """(active version, approved_stamp, version history): one trip to the database thread."""
+    version = versions.active_version()
+    stamp = gallery.approved_stamp() if version is not None else None
+    return version, stamp, modelcard.version_history()
+
+
 async def model_page(request):
     context = lesson_context("teaching:model")
-    version = await sync_to_async(versions.active_version)()
+    # One hop to the thread that serves every synchronous call of the
+    # process, not one per query: with a class opening the page at once,
+    # each hop waits behind everyone else's.
+    version, stamp, history = await sync_to_async(_model_state)()
     if version is None:
-        context["history"] = await sync_to_async(modelcard.version_history)()
+        context["history"] = history
         return await _render(request, "teaching/model.html", context)
-    labels, images = await sync_to_async(gallery.approved_inputs)()
+    # Cached per model version and state of the approved drawings (see
+    # gallery.approved_stamp): a view costs a few index lookups, however many
+    # drawings there are.
     collected, collected_error = None, ""
     try:
-        collected = await asyncio.to_thread(gallery.accuracy_on, version, labels, images)
+        collected = await asyncio.wrap_future(gallery.collected_accuracy(version, stamp))
     except gallery.DataUnavailable as exc:
         collected_error = str(exc)
-    context.update(
-        await sync_to_async(modelcard.model_card)(version, collected, collected_error)
-    )
+    # Charts and tables from numbers already read: no database, no thread.
+    context.update(modelcard.model_card(version, collected, collected_error, history))
     return await _render(request, "teaching/model.html", context)
 
 
@@ -225,8 +236,19 @@ def _input_array(value):
     return np.asarray(rows, dtype=np.float32)
 
 
+def _stage_names(value):
+    """The stages a "How it works" request asks for: all of them when not said."""
+    if value is None:
+        return explain.STAGE_ORDER
+    if (not isinstance(value, list) or not value
+            or not all(isinstance(v, str) and v in explain.STAGE_ORDER for v in value)):
+        raise PayloadError("'stages' must be a non-empty list of stage names from "
+                           + ", ".join(explain.STAGE_ORDER))
+    return tuple(name for name in explain.STAGE_ORDER if name in value)
+
+
 def _parse_body(request):
-    """(parsed drawing or None, 28x28 input or None, target digit or None)."""
+    """(parsed drawing or None, 28x28 input or None, target digit or None, stage names)."""
     require_json(request, "the drawing")
     try:
         data = json_input.loads(request.body)
@@ -237,9 +259,10 @@ def _parse_body(request):
     target = data.get("target")
     if target is not None and (isinstance(target, bool) or target not in range(10)):
         raise PayloadError("'target' must be a digit from 0 to 9")
+    names = _stage_names(data.get("stages"))
     if "input" in data:
-        return None, _input_array(data["input"]), target
-    return parse_drawing(data), None, target
+        return None, _input_array(data["input"]), target, names
+    return parse_drawing(data), None, target, names
 
 
 async def _read(request):
@@ -269,12 +292,12 @@ async def api_stages(request):
     parsed, response = await _read(request)
     if response is not None:
         return response
-    drawing, image, _ = parsed
+    drawing, image, _, names = parsed
     try:
         if drawing is not None:
-            payload = await explain.explain_drawing(drawing)
+            payload = await explain.explain_drawing(drawing, names)
         else:
-            payload = await explain.explain_input(image)
+            payload = await explain.explain_input(image, names=names)
     except DrawingError as exc:
         return error(str(exc))
     except ModelUnavailable as exc:
@@ -287,7 +310,7 @@ async def api_attention(request):
     parsed, response = await _read(request)
     if response is not None:
         return response
-    drawing, image, target = parsed
+    drawing, image, target, _ = parsed
     try:
         if drawing is not None:
             image = await asyncio.to_thread(explain.drawing_input, drawing)

@@ -24,7 +24,13 @@ function chosenTarget() {
 
 // `body` is a drawing ({width, height, strokes}) or a ready 28x28 input ({input}).
 const request = latestOnly(
-  (body, target) => postJSON(url, target === null ? body : {...body, target}),
+  (body, target) => {
+    // About 200 forward passes when the server has not seen this drawing
+    // yet: say so while they run (a cached drawing answers at once).
+    root.dataset.state = "computing";
+    status.textContent = "Computing: covering each part of the drawing in turn…";
+    return postJSON(url, target === null ? body : {...body, target});
+  },
   (data) => render(data),
   (error) => {
     status.textContent = error.message;

@@ -58,6 +58,8 @@ export function latestOnly(send, onResult, onError) {
     pending = {args, gen: generation};
     pump();
   };
+  // Whether a newer call is waiting (follow-up requests then give way to it).
+  call.hasPending = () => pending !== null;
   // Forget whatever is queued or on its way (after "clear").
   call.reset = () => {
     generation += 1;
@@ -66,26 +68,65 @@ export function latestOnly(send, onResult, onError) {
   return call;
 }
 
-/** Maps sent as uint8 with per-map min/max (see recognizer/teaching/encoding.py). */
-export function decodeMaps(encoded) {
-  const bytes = decodeBase64(encoded.data);
-  const channels = encoded.channels;
-  const size = bytes.length / channels;
-  const maps = [];
-  for (let c = 0; c < channels; c++) {
-    const low = encoded.min[c];
-    const span = encoded.max[c] - low;
-    const values = new Float32Array(size);
-    for (let i = 0; i < size; i++) values[i] = low + (bytes[c * size + i] / 255) * span;
-    maps.push(values);
-  }
+/** Deflated (zlib) bytes sent as base64 -> Uint8Array. */
+async function inflate(text) {
+  const stream = new Blob([decodeBase64(text)]).stream()
+    .pipeThrough(new DecompressionStream("deflate"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** Little-endian float32 values sent as base64 -> Float32Array, exactly. */
+export function decodeFloats(text) {
+  const bytes = decodeBase64(text);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const values = new Float32Array(bytes.length / 4);
+  for (let i = 0; i < values.length; i++) values[i] = view.getFloat32(i * 4, true);
+  return values;
+}
+
+/**
+ * One stage as sent by /learn/api/stages (see recognizer/teaching/encoding.py):
+ * either exact float32 values (the dense layer) or deflated bytes quantised to
+ * `levels` steps between each map's exact min and max.
+ */
+export async function decodeMaps(encoded) {
   const shape = encoded.shape;
+  const channels = encoded.channels;
+  const maps = [];
+  let low;
+  let high;
+  if (encoded.float32) {
+    const values = decodeFloats(encoded.float32);
+    maps.push(values);
+    low = [values.reduce((m, v) => Math.min(m, v), Infinity)];
+    high = [values.reduce((m, v) => Math.max(m, v), -Infinity)];
+  } else {
+    const bytes = await inflate(encoded.data);
+    low = decodeFloats(encoded.min);
+    high = decodeFloats(encoded.max);
+    const size = bytes.length / channels;
+    for (let c = 0; c < channels; c++) {
+      const span = high[c] - low[c];
+      const values = new Float32Array(size);
+      for (let i = 0; i < size; i++) values[i] = low[c] + (bytes[c * size + i] / encoded.levels) * span;
+      maps.push(values);
+    }
+  }
   return {
     maps,
     channels,
+    min: low,
+    max: high,
+    levels: encoded.levels ?? null,
     height: shape.length === 3 ? shape[1] : 1,
     width: shape.length === 3 ? shape[2] : shape[0],
   };
+}
+
+/** An image sent deflated ({shape, deflated}) or as base64 uint8 ({shape, data}) -> [0, 1]. */
+export async function inflateImage(encoded) {
+  if (!encoded.deflated) return decodeImage(encoded);
+  return Float32Array.from(await inflate(encoded.deflated), (b) => b / 255);
 }
 
 /** A 28x28 image sent as base64 uint8 (255 = ink) -> Float32Array in [0, 1]. */

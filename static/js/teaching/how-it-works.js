@@ -3,7 +3,7 @@
 
 import {DrawingPad, bindPadControls, throttle} from "../drawing-pad.js";
 import {
-  EXAMPLES, decodeImage, decodeMaps, drawPixelGrid, formatPercent, inkColour, latestOnly,
+  EXAMPLES, decodeMaps, drawPixelGrid, formatPercent, inflateImage, inkColour, latestOnly,
   paintValues, postJSON, renderBars, sequentialColour,
 } from "./common.js";
 
@@ -28,22 +28,73 @@ const guessDigit = root.querySelector("[data-guess-digit]");
 const scaleEach = document.querySelector("[data-scale-each]");
 const url = root.dataset.stagesUrl;
 
-let last = null; // {data, drawing} of the newest answer
+let last = null; // {data, drawing, base, maps} of the newest drawing's answers
 let updates = 0;
+let drawings = 0; // how many distinct drawings have been answered
 
-// A drawing ({width, height, strokes}) or a ready 28x28 input ({input}).
+// The network's stages, each asked for only while its card is on screen: all
+// seven came to 125 kB per answer; the server keeps an answer under 15 kB and
+// lists in `omitted` the stages that did not fit, which are asked for next.
+const STAGES = ["conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "dense"];
+const onScreen = new Set();
+
+function wantedStages() {
+  const wanted = STAGES.filter((name) => onScreen.has(name));
+  // Nothing on screen (the drawing pad alone): the smallest stage, for the guess.
+  return wanted.length ? wanted : ["dense"];
+}
+
+// `base` is a drawing ({width, height, strokes}) or a ready 28x28 input ({input}).
 const request = latestOnly(
-  (body) => postJSON(url, body),
-  (data, body) => {
-    last = {data, drawing: body.strokes ? body : null, maps: decodeAll(data.activations)};
-    render();
+  async (base, stages) => {
+    const data = await postJSON(url, {...base, stages});
+    const images = {input: await inflateImage(data.input)};
+    for (const name of ["fitted", "centered_box"]) {
+      if (data.preprocessing) images[name] = await inflateImage(data.preprocessing[name]);
+    }
+    return {data, images, maps: await decodeAll(data.activations)};
+  },
+  ({data, images, maps}, base) => {
+    if (last && last.base === base) {
+      // More stages of the same drawing.
+      Object.assign(last.maps, maps);
+      last.data.prediction = data.prediction;
+    } else {
+      drawings += 1;
+      last = {data, images, drawing: base.strokes ? base : null, base, maps};
+    }
+    render(Object.keys(maps));
+    // The stages that did not fit, unless a newer drawing is already waiting.
+    if (data.omitted?.length && Object.keys(maps).length && !request.hasPending()) {
+      request(base, data.omitted);
+    }
   },
   (error) => {
     status.textContent = error.message;
     root.dataset.state = "error";
   },
 );
-const send = throttle((drawing) => request(drawing), THROTTLE_MS);
+const send = throttle((drawing) => request(drawing, wantedStages()), THROTTLE_MS);
+
+const observer = new IntersectionObserver((entries) => {
+  const appeared = [];
+  for (const entry of entries) {
+    const name = entry.target.dataset.step;
+    if (entry.isIntersecting) {
+      if (!onScreen.has(name)) appeared.push(name);
+      onScreen.add(name);
+    } else {
+      onScreen.delete(name);
+    }
+  }
+  // Scrolled to a stage this drawing has no answer for yet: ask for it.
+  const missing = appeared.filter((name) => last && !(name in last.maps));
+  if (missing.length && !request.hasPending()) request(last.base, missing);
+});
+for (const name of STAGES) {
+  const section = root.querySelector(`[data-step="${name}"]`);
+  if (section) observer.observe(section);
+}
 
 const sampleNote = root.querySelector("[data-sample-note]");
 
@@ -65,19 +116,20 @@ for (const button of root.querySelectorAll("[data-example]")) {
   button.addEventListener("click", () => {
     if (sampleNote) sampleNote.hidden = true;
     pad.load(EXAMPLES[button.dataset.example]);
-    request(pad.drawing);
+    request(pad.drawing, wantedStages());
   });
 }
-scaleEach.addEventListener("change", () => last && renderMaps());
+scaleEach.addEventListener("change", () => last && renderMaps(Object.keys(last.maps)));
 
-function decodeAll(activations) {
+async function decodeAll(activations) {
   const maps = {};
-  for (const [name, encoded] of Object.entries(activations)) maps[name] = decodeMaps(encoded);
+  for (const [name, encoded] of Object.entries(activations)) maps[name] = await decodeMaps(encoded);
   return maps;
 }
 
 function reset() {
   last = null;
+  drawings += 1;
   guessDigit.textContent = "?";
   status.textContent = "Draw a digit to begin.";
   root.dataset.state = "empty";
@@ -89,7 +141,7 @@ function reset() {
   for (const facts of root.querySelectorAll("[data-facts]")) facts.textContent = "";
 }
 
-function render() {
+function render(received) {
   const {data} = last;
   const prediction = data.prediction;
   const p = prediction.probabilities[prediction.digit];
@@ -101,11 +153,12 @@ function render() {
   } else {
     renderReadyInput();
   }
-  renderMaps();
-  renderDense();
+  renderMaps(received);
+  if (received.includes("dense")) renderDense();
   renderProbabilities();
   updates += 1;
   root.dataset.updates = String(updates);
+  root.dataset.drawing = String(drawings);
   root.dataset.state = "ready";
 }
 
@@ -147,7 +200,7 @@ function renderReadyInput() {
     const target = root.querySelector(`[data-image="${name}"]`);
     target.getContext("2d").clearRect(0, 0, target.width, target.height);
   }
-  const input = decodeImage(last.data.input);
+  const input = last.images.input;
   paintImage(root.querySelector('[data-image="shifted"]'), input, 28, 7);
   paintImage(root.querySelector('[data-image="input"]'), input, 28, 10);
   const note = "This digit comes from the MNIST test set, which was scanned from paper and " +
@@ -159,7 +212,7 @@ function renderReadyInput() {
 function renderPreprocessing() {
   const pre = last.data.preprocessing;
   const fitted = root.querySelector('[data-image="fitted"]');
-  paintImage(fitted, decodeImage(pre.fitted), 20, 10);
+  paintImage(fitted, last.images.fitted, 20, 10);
   setFacts("fitted", pre.scale === null
     ? "A single dot: there is nothing to scale."
     : `Scale: ${pre.scale.toFixed(3)} (each pixel of your canvas became ` +
@@ -167,7 +220,7 @@ function renderPreprocessing() {
 
   const cell = 7;
   const boxCanvas = root.querySelector('[data-image="centered_box"]');
-  paintImage(boxCanvas, decodeImage(pre.centered_box), 28, cell);
+  paintImage(boxCanvas, last.images.centered_box, 28, cell);
   const ctx = boxCanvas.getContext("2d");
   // The 20x20 box inside the 28x28 field.
   ctx.save();
@@ -183,7 +236,7 @@ function renderPreprocessing() {
   cross(ctx, (cx + 0.5) * cell, (cy + 0.5) * cell, "#dc2626");
 
   const shifted = root.querySelector('[data-image="shifted"]');
-  const input = decodeImage(last.data.input);
+  const input = last.images.input;
   paintImage(shifted, input, 28, cell);
   const sctx = shifted.getContext("2d");
   cross(sctx, (centre + 0.5) * cell, (centre + 0.5) * cell, "#2563eb");
@@ -246,18 +299,22 @@ function arrow(ctx, x0, y0, x1, y1) {
 
 // -- part two: the network ------------------------------------------------------------
 
-function renderMaps() {
+function renderMaps(names) {
   for (const [name, layout] of Object.entries(MAP_LAYOUT)) {
+    if (!names.includes(name)) continue;
     const target = root.querySelector(`[data-maps="${name}"]`);
     const stage = last.maps[name];
     paintTiles(target, stage, layout);
-    const peaks = stage.maps.map((values) => values.reduce((m, v) => Math.max(m, v), 0));
+    // The exact maxima sent with the maps, not the quantised pixels.
+    const peaks = Array.from(stage.max, (v) => Math.max(0, v));
     const strongest = peaks.indexOf(Math.max(...peaks));
     const silent = peaks.filter((v) => v <= 0).length;
     target.dataset.peak = String(peaks[strongest]);
+    target.dataset.drawing = String(drawings);
     setFacts(name, `${stage.channels} maps of ${stage.height}x${stage.width}. ` +
       `Strongest: map ${strongest + 1} (up to ${peaks[strongest].toFixed(2)}). ` +
-      (silent ? `${silent} stay blank for this drawing.` : "Every map responds somewhere."));
+      (silent ? `${silent} stay blank for this drawing.` : "Every map responds somewhere.") +
+      (stage.levels < 255 ? ` Drawn with ${stage.levels + 1} shades to keep the answer small.` : ""));
   }
 }
 
@@ -272,16 +329,15 @@ function paintTiles(target, stage, {columns, cell}) {
   // The gaps between tiles in grey, so that a blank (white) map still reads as a tile.
   ctx.fillStyle = "#d9deea";
   ctx.fillRect(0, 0, target.width, target.height);
-  const layerPeak = Math.max(1e-9, ...maps.map((values) => values.reduce((m, v) => Math.max(m, v), 0)));
+  const layerPeak = Math.max(1e-9, ...stage.max);
   maps.forEach((values, index) => {
-    const peak = scaleEach.checked
-      ? Math.max(1e-9, values.reduce((m, v) => Math.max(m, v), 0))
-      : layerPeak;
+    const peak = scaleEach.checked ? Math.max(1e-9, stage.max[index]) : layerPeak;
     const x = (index % columns) * (tileW + TILE_GAP);
     const y = Math.floor(index / columns) * (tileH + TILE_GAP);
     paintValues(ctx, values, width, height, {x, y, cell, colour: (v) => sequentialColour(v / peak)});
   });
   target.dataset.columns = String(columns);
+  target.dataset.drawing = String(drawings);
   target.dataset.tile = `${tileW}x${tileH}`;
 }
 
@@ -294,6 +350,7 @@ function renderDense() {
   target.height = Math.ceil(values.length / columns) * cell;
   const ctx = target.getContext("2d");
   const peak = Math.max(1e-9, ...values);
+  target.dataset.drawing = String(drawings);
   ctx.fillStyle = "#d9deea";
   ctx.fillRect(0, 0, target.width, target.height);
   values.forEach((v, i) => {
@@ -323,13 +380,13 @@ root.querySelector('[data-image="input"]').addEventListener("mousemove", (event)
   const col = Math.floor(((event.clientX - rect.left) / rect.width) * 28);
   const row = Math.floor(((event.clientY - rect.top) / rect.height) * 28);
   if (col < 0 || col > 27 || row < 0 || row > 27) return;
-  const value = decodeImage(last.data.input)[row * 28 + col];
+  const value = last.images.input[row * 28 + col];
   setFacts("input", `Row ${row + 1}, column ${col + 1}: ${value.toFixed(2)}`);
 });
 
 for (const [name, layout] of Object.entries(MAP_LAYOUT)) {
   root.querySelector(`[data-maps="${name}"]`).addEventListener("mousemove", (event) => {
-    if (!last) return;
+    if (!last || !last.maps[name]) return;
     const stage = last.maps[name];
     const target = event.currentTarget;
     const rect = target.getBoundingClientRect();
@@ -339,7 +396,7 @@ for (const [name, layout] of Object.entries(MAP_LAYOUT)) {
     const tileH = stage.height * layout.cell + TILE_GAP;
     const index = Math.floor(y / tileH) * layout.columns + Math.floor(x / tileW);
     if (index < 0 || index >= stage.maps.length) return;
-    const peak = stage.maps[index].reduce((m, v) => Math.max(m, v), 0);
+    const peak = Math.max(0, stage.max[index]);
     setFacts(name, `Map ${index + 1} of ${stage.channels}: strongest response ${peak.toFixed(2)}.`);
   });
 }
@@ -367,4 +424,4 @@ function signed(value) {
 
 reset();
 const sample = document.getElementById("mnist-sample");
-if (sample) request({input: JSON.parse(sample.textContent).input});
+if (sample) request({input: JSON.parse(sample.textContent).input}, wantedStages());

@@ -1,0 +1,465 @@
+"""Teaching pages benchmark: a class of learners against a real Daphne server.
+
+Starts Daphne on loopback (SQLite, the shipped model active) for this code
+and, beside it in the same run, for an earlier revision of the code (the
+"before", by default the commit the teaching changes started from, taken with
+`git archive`), seeds both with the same approved drawings, and lets
+--learners learners use the teaching pages the way the pages do, each from
+its own thread and keep-alive connection, for --seconds per scenario:
+
+    stages       "How it works": each learner draws its digit progressively,
+                 the pen adding points; like the page, it sends the drawing at
+                 most every 150 ms and only when the previous answer is in.
+                 Before: every stage in every answer (the old page). After:
+                 the stages of the two cards on screen (learner i looks at
+                 cards i mod 6 and the next), then those the answer omitted.
+                 Per request and per update (an update is complete when every
+                 stage asked for is in): p50/p95 latency, bytes per answer.
+    attention    "What the model looks at", two ways a class uses it:
+                 `shared`: every learner opens the lesson's example digits and
+                 MNIST samples (the same 12 inputs for the class, each for one
+                 of 3 target digits), looking 1 s at each answer;
+                 `own`: every learner sends its own drawing, a new one 2 s
+                 after each answer (no two inputs alike: nothing to reuse).
+    model        GET /learn/model/ by every learner, again a second after each
+                 answer, with
+                 --drawings approved drawings (the "before" with
+                 --before-drawings, as 20,000 cost it about 22 s per view);
+                 the first (cold) view after the data changed is reported
+                 apart from the rest.
+
+Plus the forward pass at batch 1 in this process (eager, the same weights), as
+a yardstick of the machine's speed during the run. Everything is bounded:
+each scenario stops after --seconds, each request after 60 s. Results go to
+bench/results/teaching.json.
+
+    python bench/bench_teaching.py                         # 30 learners, 20 s a scenario
+    python bench/bench_teaching.py --learners 10 --seconds 8 --drawings 2000
+    python bench/bench_teaching.py --before none           # this code only
+"""
+
+import argparse
+import http.client
+import json
+import math
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import BASE_DIR, machine_summary, percentile, write_results  # noqa: E402
+
+# The commit before the teaching pages sent only the stages on screen.
+DEFAULT_BEFORE = "873231a"
+STAGES = ["conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "dense"]
+THROTTLE_S = 0.15
+# A learner on the model page reloads it after a second: 30 views a second for
+# the class, far more than a lesson makes, none of them from a warm browser cache.
+MODEL_READ_S = 1.0
+REQUEST_TIMEOUT = 60
+
+SEED_SCRIPT = """
+import numpy as np
+from recognizer.models import Drawing
+count = {count}
+rng = np.random.default_rng(7)
+batch = []
+for index in range(count):
+    image = ((rng.random((28, 28)) > 0.85) * 255).astype(np.uint8)
+    label = int(index % 10)
+    batch.append(Drawing(label=label, strokes={{}}, input_image=image.tobytes(),
+                         prediction=label, probabilities=[0.1] * 10,
+                         player_id=f"bench-{{index}}", player_name="bench", game_id="bench",
+                         round_number=index % 30000, status=Drawing.Status.APPROVED))
+    if len(batch) == 2000:
+        Drawing.objects.bulk_create(batch)
+        batch = []
+Drawing.objects.bulk_create(batch)
+print(Drawing.objects.filter(status=Drawing.Status.APPROVED).count())
+"""
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """Daphne for the code in `code_dir`, on its own SQLite database and var folder."""
+
+    def __init__(self, code_dir, workdir, label):
+        self.code_dir = Path(code_dir)
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.label = label
+        self.port = free_port()
+        self.env = dict(os.environ)
+        self.env.update({
+            "DIGITSITE_VAR_DIR": str(self.workdir / "var"),
+            "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SETTINGS_MODULE": "digitsite.settings",
+            "PYTHONUNBUFFERED": "1",
+            "DEBUG": "0",
+        })
+        self.process = None
+
+    def manage(self, *args):
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=self.code_dir,
+                              env=self.env, capture_output=True, text=True, check=True,
+                              timeout=600)
+
+    def start(self):
+        self.manage("migrate", "--noinput")
+        log = open(self.workdir / "daphne.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+             "digitsite.asgi:application"],
+            cwd=self.code_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2)
+                return self
+            except urllib.error.HTTPError:
+                return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.label}: daphne did not answer")
+
+    def seed(self, count):
+        return int(self.manage("shell", "-c", SEED_SCRIPT.format(count=count)).stdout.split()[-1])
+
+    def cpu_seconds(self):
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class Client:
+    """One learner's keep-alive HTTP connection."""
+
+    def __init__(self, port):
+        self.port = port
+        self.connection = None
+
+    def request(self, method, path, body=None):
+        """(status, body bytes, seconds)."""
+        for attempt in range(2):
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                             timeout=REQUEST_TIMEOUT)
+            start = time.perf_counter()
+            try:
+                headers = {"Content-Type": "application/json"} if body is not None else {}
+                self.connection.request(method, path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                data = response.read()
+                return response.status, data, time.perf_counter() - start
+            except (http.client.HTTPException, OSError):
+                self.connection.close()
+                self.connection = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def digit_path(seed):
+    """A seven-like polyline of 60 points with the learner's own wobble."""
+    rng = random.Random(seed)
+    corners = [(70, 70), (230, 75), (190, 150), (150, 240)]
+    points = []
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:], strict=False):
+        for i in range(20):
+            f = i / 20
+            points.append([round(x0 + (x1 - x0) * f + rng.uniform(-6, 6), 1),
+                           round(y0 + (y1 - y0) * f + rng.uniform(-6, 6), 1)])
+    return points
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latencies = []
+        self.updates = []
+        self.sizes = []
+        self.errors = 0
+        self.extra = {}
+
+    def add(self, seconds=None, size=None, update=None, error=False):
+        with self.lock:
+            if seconds is not None:
+                self.latencies.append(seconds)
+            if size is not None:
+                self.sizes.append(size)
+            if update is not None:
+                self.updates.append(update)
+            self.errors += bool(error)
+
+    def summary(self):
+        def ms(values, q):
+            return round(percentile(values, q) * 1000, 1) if values else None
+
+        return {
+            "requests": len(self.latencies),
+            "errors": self.errors,
+            "p50_ms": ms(self.latencies, 50),
+            "p95_ms": ms(self.latencies, 95),
+            "max_ms": ms(self.latencies, 100),
+            "updates": len(self.updates) or None,
+            "update_p50_ms": ms(self.updates, 50),
+            "update_p95_ms": ms(self.updates, 95),
+            "bytes_p50": int(percentile(self.sizes, 50)) if self.sizes else None,
+            "bytes_max": max(self.sizes) if self.sizes else None,
+            **self.extra,
+        }
+
+
+def run_learners(count, seconds, learner):
+    stop_at = time.monotonic() + seconds
+    threads = [threading.Thread(target=learner, args=(i, stop_at), daemon=True)
+               for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + REQUEST_TIMEOUT + 10)
+
+
+def stages_scenario(server, learners, seconds, compact):
+    stats = Stats()
+
+    def learner(index, stop_at):
+        client = Client(server.port)
+        path = digit_path(index)
+        on_screen = STAGES[index % 6: index % 6 + 2]
+        length = 4
+        while time.monotonic() < stop_at:
+            begun = time.perf_counter()
+            drawing = {"width": 300, "height": 300, "strokes": [path[:length]]}
+            length = length + 2 if length < len(path) else 4  # a new drawing
+            asked = list(on_screen) if compact else None
+            update = 0.0
+            try:
+                while True:
+                    body = dict(drawing, stages=asked) if asked else drawing
+                    status, data, took = client.request("POST", "/learn/api/stages",
+                                                        json.dumps(body))
+                    update += took
+                    ok = status == 200
+                    stats.add(seconds=took, size=len(data), error=not ok)
+                    if not ok:
+                        break
+                    answer = json.loads(data)
+                    asked = answer.get("omitted")
+                    if not asked or not answer["activations"]:
+                        stats.add(update=update)
+                        break
+            except (OSError, http.client.HTTPException, ValueError):
+                stats.add(error=True)
+            # The page's throttle: at most one drawing every 150 ms.
+            time.sleep(max(0.0, THROTTLE_S - (time.perf_counter() - begun)))
+
+    run_learners(learners, seconds, learner)
+    return stats.summary()
+
+
+def attention_scenario(server, learners, seconds, shared):
+    stats = Stats()
+    examples = [{"width": 300, "height": 300, "strokes": [digit_path(1000 + k)]}
+                for k in range(12)]
+    counter = iter(range(10**9))
+    counter_lock = threading.Lock()
+
+    def learner(index, stop_at):
+        client = Client(server.port)
+        rng = random.Random(index)
+        while time.monotonic() < stop_at:
+            if shared:
+                body = dict(rng.choice(examples), target=rng.choice([None, 3, 8]))
+                body = {k: v for k, v in body.items() if v is not None}
+                look = 1.0
+            else:
+                with counter_lock:
+                    serial = next(counter)
+                body = {"width": 300, "height": 300, "strokes": [digit_path(10_000 + serial)]}
+                look = 2.0
+            try:
+                status, data, took = client.request("POST", "/learn/api/attention",
+                                                    json.dumps(body))
+                stats.add(seconds=took, size=len(data), error=status != 200)
+            except (OSError, http.client.HTTPException):
+                stats.add(error=True)
+            time.sleep(look)
+
+    run_learners(learners, seconds, learner)
+    return stats.summary()
+
+
+def model_scenario(server, learners, seconds, drawings):
+    stats = Stats()
+    client = Client(server.port)
+    status, data, cold = client.request("GET", "/learn/model/")
+    stats.extra["cold_view_ms"] = round(cold * 1000, 1)
+    stats.extra["approved_drawings"] = drawings
+    if status != 200:
+        stats.add(error=True)
+    warm_cpu = server.cpu_seconds()
+
+    def learner(index, stop_at):
+        client = Client(server.port)
+        while time.monotonic() < stop_at:
+            try:
+                status, data, took = client.request("GET", "/learn/model/")
+                stats.add(seconds=took, size=len(data), error=status != 200)
+            except (OSError, http.client.HTTPException):
+                stats.add(error=True)
+            time.sleep(MODEL_READ_S)
+
+    run_learners(learners, seconds, learner)
+    # Without the cold view's measurement of every drawing.
+    stats.extra["warm_server_cpu_ms_per_request"] = round(
+        (server.cpu_seconds() - warm_cpu) * 1000 / max(1, len(stats.latencies)), 2)
+    return stats.summary()
+
+
+def forward_yardstick(repeats=300):
+    import numpy as np
+    import torch
+
+    from recognizer.checkpoints import load_checkpoint
+
+    loaded = load_checkpoint(BASE_DIR / "recognizer/weights/digitcnn-v1-seed1.pt")
+    model = (loaded[0] if isinstance(loaded, tuple) else loaded).eval()
+    x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32))
+    durations = []
+    with torch.inference_mode():
+        for _ in range(20):
+            model(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            durations.append(time.perf_counter() - start)
+    return round(percentile(durations, 50) * 1000, 3)
+
+
+def snapshot(revision, dest):
+    """The code at `revision`, unpacked in `dest` (git archive: nothing else is touched)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=BASE_DIR,
+                             capture_output=True, check=True, timeout=120).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True, timeout=120)
+    return dest
+
+
+def measure(server, args, label, drawings):
+    compact = label == "after"
+    scenarios = [
+        ("stages", lambda: stages_scenario(server, args.learners, args.seconds, compact)),
+        ("attention_shared",
+         lambda: attention_scenario(server, args.learners, args.seconds, True)),
+        ("attention_own", lambda: attention_scenario(server, args.learners, args.seconds, False)),
+        ("model", lambda: model_scenario(server, args.learners, args.model_seconds, drawings)),
+    ]
+    result = {}
+    for name, scenario in scenarios:
+        print(f"[{label}] {name}", flush=True)
+        server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
+        result[name] = scenario()
+        requests = max(1, result[name]["requests"])
+        # CPU per request, the server's and this benchmark's own (its learners
+        # share the machine's cores with the server).
+        result[name]["server_cpu_ms_per_request"] = round(
+            (server.cpu_seconds() - server_cpu) * 1000 / requests, 2)
+        result[name]["client_cpu_ms_per_request"] = round(
+            (time.process_time() - client_cpu) * 1000 / requests, 2)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learners", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--model-seconds", type=float, default=10.0)
+    parser.add_argument("--drawings", type=int, default=20_000)
+    parser.add_argument("--before-drawings", type=int, default=2_000)
+    parser.add_argument("--before", default=DEFAULT_BEFORE,
+                        help="git revision to compare with, or 'none'")
+    args = parser.parse_args()
+    if not 1 <= args.learners <= 200 or not 0 < args.seconds <= 300:
+        parser.error("1..200 learners and up to 300 s a scenario")
+
+    work = Path(tempfile.mkdtemp(prefix="bench-teaching-"))
+    results = {
+        "benchmark": "teaching",
+        "settings": {"learners": args.learners, "seconds": args.seconds,
+                     "model_seconds": args.model_seconds, "drawings": args.drawings,
+                     "before_drawings": args.before_drawings, "before": args.before},
+        "machine": machine_summary(),
+        "forward_pass_batch1_ms_start": forward_yardstick(),
+    }
+    servers = []
+    try:
+        runs = [("after", BASE_DIR, args.drawings)]
+        if args.before != "none":
+            code = snapshot(args.before, work / "before-code")
+            runs.insert(0, ("before", code, args.before_drawings))
+        for label, code, drawings in runs:
+            server = Server(code, work / label, label).start()
+            servers.append(server)
+            seeded = server.seed(drawings)
+            results[label] = measure(server, args, label, seeded)
+            server.stop()
+        results["forward_pass_batch1_ms_end"] = forward_yardstick()
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    if "before" in results:
+        before, after = results["before"], results["after"]
+        results["ratios"] = {
+            "stages_p95_before_over_after": ratio(before["stages"]["p95_ms"],
+                                                  after["stages"]["p95_ms"]),
+            "stages_bytes_before_over_after": ratio(before["stages"]["bytes_p50"],
+                                                    after["stages"]["bytes_p50"]),
+            "attention_shared_p95_before_over_after": ratio(
+                before["attention_shared"]["p95_ms"], after["attention_shared"]["p95_ms"]),
+        }
+    path = write_results("teaching", results)
+    print(json.dumps(results, indent=2))
+    print(f"written to {path}")
+    failed = any(results[label][s]["errors"] for label in ("before", "after")
+                 if label in results for s in results[label])
+    return 1 if failed else 0
+
+
+def ratio(a, b):
+    if not a or not b or math.isnan(a) or math.isnan(b):
+        return None
+    return round(a / b, 2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""A small bounded cache of computations, shared by concurrent askers.
+
+The attention maps cost about 200 forward passes; the model page's accuracy
+on every approved drawing costs seconds with 20,000 of them. Both depend
+only on their input and the model version, and a class of 30 tends to ask
+for the same things at once (the same example digit, the same model page).
+`Memo.get` starts a computation once per key: askers arriving while it runs
+wait for that same result instead of starting their own, later askers get it
+at once, and the least recently used results are dropped beyond `size`.
+A computation that fails is forgotten, so the next asker tries again.
+
+Results are concurrent.futures.Future objects, which any thread or event loop
+can wait for (asyncio.wrap_future); computations run in the Memo's own
+bounded pool, so a burst of distinct inputs queues instead of starting 30
+PyTorch computations that share two cores.
+"""
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+
+
+class Memo:
+    def __init__(self, size, workers=1, name="memo"):
+        self.size = size
+        self._entries = OrderedDict()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key, compute):
+        """A Future of compute()'s result for `key`, computed at most once while kept."""
+        with self._lock:
+            future = self._entries.get(key)
+            if future is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return future
+            self.misses += 1
+            future = self._pool.submit(compute)
+            self._entries[key] = future
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        future.add_done_callback(lambda done: self._forget_failure(key, done))
+        return future
+
+    def _forget_failure(self, key, future):
+        if future.cancelled() or future.exception() is not None:
+            with self._lock:
+                if self._entries.get(key) is future:
+                    del self._entries[key]
+
+    def clear(self):
+        """Forget every result and start counting hits and misses afresh."""
+        with self._lock:
+            self._entries.clear()
+            self.hits = 0
+            self.misses = 0
+
+    def __len__(self):
+        return len(self._entries)
