@@ -199,6 +199,12 @@ RECOGNIZER_RELOAD_SECONDS = env_float("RECOGNIZER_RELOAD_SECONDS", 2.0)
 # the event loop) share the cores. 0 leaves torch's default.
 RECOGNIZER_TORCH_THREADS = env_int("RECOGNIZER_TORCH_THREADS", 1)
 RECOGNIZER_MAX_POINTS = 10_000
+# Per-client limits of /api/recognize (recognizer/clients.py): requests being
+# computed at once, and a sustained rate a second with bursts. One client
+# flooding the API then delays another's request by about one request's work.
+RECOGNIZER_API_MAX_IN_FLIGHT = env_int("RECOGNIZER_API_MAX_IN_FLIGHT", 2)
+RECOGNIZER_API_RATE = env_float("RECOGNIZER_API_RATE", 10.0)
+RECOGNIZER_API_BURST = env_int("RECOGNIZER_API_BURST", 20)
 
 # Trainer
 MNIST_DATA_DIR = Path(os.environ.get("MNIST_DATA_DIR", VAR_DIR / "mnist"))
