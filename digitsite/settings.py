@@ -200,11 +200,15 @@ RECOGNIZER_RELOAD_SECONDS = env_float("RECOGNIZER_RELOAD_SECONDS", 2.0)
 RECOGNIZER_TORCH_THREADS = env_int("RECOGNIZER_TORCH_THREADS", 1)
 RECOGNIZER_MAX_POINTS = 10_000
 # Per-client limits of /api/recognize (recognizer/clients.py): requests being
-# computed at once, and a sustained rate a second with bursts. One client
-# flooding the API then delays another's request by about one request's work.
+# computed at once, and tokens a second with bursts, a request costing one
+# token plus one per RECOGNIZER_API_BYTES_PER_TOKEN bytes of body.
 RECOGNIZER_API_MAX_IN_FLIGHT = env_int("RECOGNIZER_API_MAX_IN_FLIGHT", 2)
 RECOGNIZER_API_RATE = env_float("RECOGNIZER_API_RATE", 10.0)
 RECOGNIZER_API_BURST = env_int("RECOGNIZER_API_BURST", 20)
+RECOGNIZER_API_BYTES_PER_TOKEN = env_int("RECOGNIZER_API_BYTES_PER_TOKEN", 10_000)
+# Seconds a refused request waits for its 429 (at most its Retry-After): a
+# client resending at once is slowed to one request a second per connection.
+RECOGNIZER_API_REFUSAL_DELAY = env_float("RECOGNIZER_API_REFUSAL_DELAY", 1.0)
 
 # Trainer
 MNIST_DATA_DIR = Path(os.environ.get("MNIST_DATA_DIR", VAR_DIR / "mnist"))

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from recognizer.clients import LimitExceeded, api_limits, client_address
+from recognizer.clients import LimitExceeded, api_limits, client_address, request_cost
 from recognizer.inference import ModelUnavailable, get_service
 from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import DrawingError, image_to_input, strokes_to_input
@@ -70,7 +70,9 @@ async def recognize(request):
     client = client_address(request)
     limits = api_limits()
     try:
-        limits.acquire(client)
+        # The declared length, or for a chunked upload the body Django has read.
+        size = _content_length(request) or len(request.body)
+        limits.acquire(client, request_cost(size))
     except LimitExceeded as exc:
         response = error(str(exc), status=429)
         response["Retry-After"] = str(exc.retry_after)

@@ -141,7 +141,7 @@ def test_the_rate_limit_refuses_a_burst_and_says_when_to_retry():
     for _ in range(3):
         limits.acquire("a")
         limits.release("a")
-    with pytest.raises(LimitExceeded, match=r"at most 2 a second \(bursts of 3\)") as refused:
+    with pytest.raises(LimitExceeded, match=r"at most 2 a second \(bursts of 3;") as refused:
         limits.acquire("a")
     assert refused.value.retry_after == 1
     limits.acquire("b")  # another client has its own bucket
@@ -180,3 +180,39 @@ def test_ten_thousand_one_off_addresses_do_not_grow_the_table_without_bound():
         limits.acquire(f"late-{index}")
         limits.release(f"late-{index}")
     assert limits.in_flight("busy") == 1  # a client in flight is never forgotten
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_asgi_guard_refuses_before_reading_the_body(active_model, service, limits,
+                                                               settings):
+    """A client flooding past its limit gets the 429 before its body is read at all."""
+    from digitsite.asgi import application
+
+    settings.RECOGNIZER_API_REFUSAL_DELAY = 0  # the delay is a rate knob, not tested by time
+    assert (await AsgiRequest(application, "10.0.0.5").response())[0] == 200
+    with service._lock:
+        held = [AsgiRequest(application, "10.0.0.5") for _ in range(2)]
+        await until(lambda: limits.in_flight("10.0.0.5") == 2, "two requests in flight")
+        flood = AsgiRequest(application, "10.0.0.5")
+        status, headers, body = await flood.response()
+        assert status == 429 and headers[b"retry-after"] == b"1"
+        assert "at most 2 at a time" in body["error"]
+        # Its body is still where the server left it: nobody read it.
+        assert flood.inbox.qsize() == 1
+    for request in held:
+        assert (await request.response())[0] == 200
+
+
+def test_a_large_body_costs_several_requests(settings):
+    """Two 100 kB drawings in a row exhaust a burst that twenty small ones fit in."""
+    settings.RECOGNIZER_API_BYTES_PER_TOKEN = 10_000
+    assert clients.request_cost(5_000) == 1
+    assert clients.request_cost(100_000) == 11
+    limits = ClientLimits(max_in_flight=5, rate=10.0, burst=20, clock=FakeClock())
+    limits.acquire("a", clients.request_cost(100_000))
+    with pytest.raises(LimitExceeded, match="retry in 0.2 s"):
+        limits.acquire("a", clients.request_cost(100_000))
+    for _ in range(9):
+        limits.acquire("b", 1)
+        limits.release("b")
+    assert limits.refusal("b", 1) is None
