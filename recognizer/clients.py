@@ -29,10 +29,11 @@ from dataclasses import dataclass
 def client_address(request):
     """The address the API's limits count against, of a Django request or an ASGI scope.
 
-    The peer's address as the server saw it. Behind a reverse proxy every
-    request shares the proxy's address; trusting a forwarded header is a
-    deployment decision, made here and only here (for both forms: the ASGI
-    guard below sees the scope before Django builds a request).
+    The peer's address as the ASGI server reports it (Daphne with
+    --proxy-headers, as deployed, reports X-Forwarded-For's). Any further
+    trust in forwarded headers is decided here and only here, for both
+    forms: the ASGI guard below sees the scope before Django builds a
+    request.
     """
     if isinstance(request, dict):  # an ASGI scope: Django's REMOTE_ADDR comes from it
         peer = request.get("client")
