@@ -4,19 +4,21 @@ A client is its address (`client_address`, the one place that decides it).
 Each may have RECOGNIZER_API_MAX_IN_FLIGHT requests being computed at once
 and spend RECOGNIZER_API_RATE tokens a second on average, in bursts of up to
 RECOGNIZER_API_BURST (a token bucket). A request costs one token plus one per
-RECOGNIZER_API_BYTES_PER_TOKEN bytes of body: decoding and rendering grow
-with the body, so a 100 kB drawing of 10,000 points (about 20 ms of CPU)
-costs 11 tokens and an ordinary 5 kB drawing (about 1 ms) costs 1. Counting
-requests alone let a flood of the largest drawings through at the full rate,
-and that raised another client's p95 16-fold (bench/bench_abuse.py). A
-request over either limit is
+RECOGNIZER_API_BYTES_PER_TOKEN bytes of body past the first FREE_BODY_BYTES:
+decoding and rendering grow with the body, so an ordinary drawing (a few
+hundred points, under 10 kB, about 2 ms of CPU) costs 1 and the largest one
+accepted (10,000 points, about 100 kB, tens of ms) costs 37, one every two
+seconds at the default rate. Counting requests alone let a flood of the
+largest drawings through at the full rate, and that raised another client's
+p95 16-fold (bench/bench_abuse.py); one token per 10 kB, 7-fold. A request
+over either limit is
 answered 429 at once, with a Retry-After, before its body is decoded: a flood
 costs the server the reading of each request, not its rendering nor a forward
 pass, and cannot queue ahead of other clients' work.
 
 Two in flight lets a client overlap one request's upload with another's
 computation, which is all a single user (or a well-behaved script) needs;
-the rate is ten times what a person drawing digits produces.
+the rate is twice what the game's live guesses ask of a player.
 """
 
 import asyncio
@@ -160,11 +162,15 @@ def api_limits():
     return _limits
 
 
+# What an ordinary drawing's JSON weighs at most (260 points with times: 9.7 kB).
+FREE_BODY_BYTES = 10_000
+
+
 def request_cost(body_bytes):
     """The tokens a request with a body of `body_bytes` bytes costs."""
     from django.conf import settings
 
-    return 1 + body_bytes // settings.RECOGNIZER_API_BYTES_PER_TOKEN
+    return 1 + max(0, body_bytes - FREE_BODY_BYTES) // settings.RECOGNIZER_API_BYTES_PER_TOKEN
     return _limits
 
 

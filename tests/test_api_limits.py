@@ -204,14 +204,15 @@ async def test_the_asgi_guard_refuses_before_reading_the_body(active_model, serv
 
 
 def test_a_large_body_costs_several_requests(settings):
-    """Two 100 kB drawings in a row exhaust a burst that twenty small ones fit in."""
-    settings.RECOGNIZER_API_BYTES_PER_TOKEN = 10_000
-    assert clients.request_cost(5_000) == 1
-    assert clients.request_cost(100_000) == 11
-    limits = ClientLimits(max_in_flight=5, rate=10.0, burst=20, clock=FakeClock())
+    """Two 100 kB drawings in a row exhaust a burst that forty small ones fit in."""
+    settings.RECOGNIZER_API_BYTES_PER_TOKEN = 2_500
+    assert clients.request_cost(9_700) == 1
+    assert clients.request_cost(100_000) == 37
+    limits = ClientLimits(max_in_flight=5, rate=20.0, burst=40, clock=FakeClock())
     limits.acquire("a", clients.request_cost(100_000))
-    with pytest.raises(LimitExceeded, match="retry in 0.2 s"):
+    with pytest.raises(LimitExceeded, match="retry in 1.7 s") as refused:
         limits.acquire("a", clients.request_cost(100_000))
+    assert refused.value.retry_after == 2
     for _ in range(9):
         limits.acquire("b", 1)
         limits.release("b")
