@@ -2,8 +2,10 @@
 
 Reports medians side by side from one run:
 - end to end (validate JSON drawing, preprocess strokes, batched service) for one
-  request at a time and for many concurrent ones;
-- the network's forward pass alone at batch 1 and batch 64;
+  request at a time and for many concurrent ones, with batching (up to 64) and
+  without (RECOGNIZER_MAX_BATCH=1), and their throughput ratio;
+- the network's forward pass alone at batch 1 and batch 64, eager and in the
+  frozen, batch-norm-folded form the service runs;
 so the ratio of end-to-end time to model time is visible.
 
     python bench/bench_inference.py [--repeats 200] [--concurrency 64]
@@ -48,6 +50,7 @@ def main():
     setup_django()
     import torch
 
+    from recognizer.frozen import freeze
     from recognizer.inference import InferenceService
     from recognizer.payloads import parse_drawing
     from recognizer.preprocessing import strokes_to_input
@@ -56,6 +59,7 @@ def main():
     version, origin = ensure_model()
     model, _ = load_version(version)
     service = InferenceService(reload_seconds=3600)
+    unbatched = InferenceService(reload_seconds=3600, max_batch=1)
 
     def end_to_end(payload):
         drawing = parse_drawing(payload)
@@ -71,7 +75,7 @@ def main():
         lambda: strokes_to_input(payloads[0]["strokes"], 400, 400), args.repeats
     )
 
-    async def concurrent_round():
+    async def concurrent_round(service):
         async def one(payload):
             start = time.perf_counter()
             drawing = parse_drawing(payload)
@@ -88,24 +92,49 @@ def main():
         return time.perf_counter() - start, latencies
 
     rounds = max(5, args.repeats // args.concurrency)
-    walls, latencies = [], []
-    batches_before, served_before = service.batches_run, service.requests_served
-    for _ in range(rounds):
-        wall, lat = asyncio.run(concurrent_round())
-        walls.append(wall)
-        latencies.extend(lat)
-    mean_batch = (service.requests_served - served_before) / max(
-        1, service.batches_run - batches_before
-    )
 
+    def concurrent(service):
+        walls, latencies = [], []
+        asyncio.run(concurrent_round(service))  # warm up
+        batches_before, served_before = service.batches_run, service.requests_served
+        for _ in range(rounds):
+            wall, lat = asyncio.run(concurrent_round(service))
+            walls.append(wall)
+            latencies.extend(lat)
+        mean_batch = (service.requests_served - served_before) / max(
+            1, service.batches_run - batches_before
+        )
+        return {
+            "clients": args.concurrency,
+            "median_latency_ms": statistics.median(latencies) * 1000,
+            "throughput_per_s": args.concurrency / statistics.median(walls),
+            "mean_batch_size": mean_batch,
+        }
+
+    # Alternated, so that a neighbour's load on the machine hits both alike.
+    batched_runs, unbatched_runs = [], []
+    for _ in range(2):
+        batched_runs.append(concurrent(service))
+        unbatched_runs.append(concurrent(unbatched))
+    batched_result = max(batched_runs, key=lambda r: r["throughput_per_s"])
+    unbatched_result = max(unbatched_runs, key=lambda r: r["throughput_per_s"])
+    mean_batch = batched_result["mean_batch_size"]
+
+    torch.set_num_threads(1)  # as the service's worker runs
+    frozen_model = freeze(model)
     batch1 = torch.rand(1, 1, 28, 28)
     batch64 = torch.rand(64, 1, 28, 28)
+    forwards = {}
     with torch.inference_mode():
-        for _ in range(10):
-            model(batch1)
-            model(batch64)
-        forward1 = timed(lambda: model(batch1), args.repeats)
-        forward64 = timed(lambda: model(batch64), max(20, args.repeats // 4))
+        for name, network in (("eager", model), ("frozen", frozen_model)):
+            for _ in range(10):
+                network(batch1)
+                network(batch64)
+            forwards[name] = (
+                timed(lambda network=network: network(batch1), args.repeats),
+                timed(lambda network=network: network(batch64), max(20, args.repeats // 4)),
+            )
+    forward1, forward64 = forwards["frozen"]
 
     results = {
         "model": {"version": version.version, "origin": origin},
@@ -115,30 +144,40 @@ def main():
         "forward_batch1_ms": median_ms(forward1),
         "forward_batch64_ms": median_ms(forward64),
         "forward_batch64_per_item_ms": median_ms(forward64) / 64,
-        "concurrent": {
-            "clients": args.concurrency,
-            "median_latency_ms": statistics.median(latencies) * 1000,
-            "throughput_per_s": args.concurrency / statistics.median(walls),
-            "mean_batch_size": mean_batch,
-        },
+        "eager_forward_batch1_ms": median_ms(forwards["eager"][0]),
+        "eager_forward_batch64_per_item_ms": median_ms(forwards["eager"][1]) / 64,
+        "concurrent": batched_result,
+        "concurrent_unbatched": unbatched_result,
+        "batched_to_unbatched_throughput": (
+            batched_result["throughput_per_s"] / unbatched_result["throughput_per_s"]
+        ),
     }
     results["ratio_end_to_end_to_forward_batch1"] = (
         results["end_to_end_single_ms"] / results["forward_batch1_ms"]
     )
     path = write_results("inference", results)
 
-    concurrent = results["concurrent"]
+    concurrent, single_file = results["concurrent"], results["concurrent_unbatched"]
     print(f"model: {version.version} ({origin}); torch threads {torch.get_num_threads()}")
     print(f"{'measure':44s} {'median':>10s}")
     rows = [
         ("strokes -> probabilities, one at a time", results["end_to_end_single_ms"], "ms"),
         ("  of which preprocessing", results["preprocess_only_ms"], "ms"),
-        ("forward pass, batch 1", results["forward_batch1_ms"], "ms"),
-        ("forward pass, batch 64", results["forward_batch64_ms"], "ms"),
-        ("forward pass, batch 64, per drawing", results["forward_batch64_per_item_ms"], "ms"),
-        (f"{args.concurrency} concurrent: latency", concurrent["median_latency_ms"], "ms"),
-        (f"{args.concurrency} concurrent: throughput", concurrent["throughput_per_s"], "/s"),
+        ("forward pass, batch 1, eager", results["eager_forward_batch1_ms"], "ms"),
+        ("forward pass, batch 1, frozen", results["forward_batch1_ms"], "ms"),
+        ("forward pass, batch 64, per drawing, eager",
+         results["eager_forward_batch64_per_item_ms"], "ms"),
+        ("forward pass, batch 64, per drawing, frozen",
+         results["forward_batch64_per_item_ms"], "ms"),
+        (f"{args.concurrency} concurrent, batched: latency", concurrent["median_latency_ms"], "ms"),
+        (f"{args.concurrency} concurrent, batched: throughput",
+         concurrent["throughput_per_s"], "/s"),
         ("  mean batch size", mean_batch, ""),
+        (f"{args.concurrency} concurrent, unbatched: latency",
+         single_file["median_latency_ms"], "ms"),
+        (f"{args.concurrency} concurrent, unbatched: throughput",
+         single_file["throughput_per_s"], "/s"),
+        ("batched / unbatched throughput", results["batched_to_unbatched_throughput"], "x"),
         ("end-to-end / forward(batch 1)", results["ratio_end_to_end_to_forward_batch1"], "x"),
     ]
     for name, value, unit in rows:

@@ -23,12 +23,13 @@ from digitsite.game import upkeep  # noqa: E402
 from digitsite.origins import same_origin_only  # noqa: E402
 from digitsite.proxies import TrustedProxyMiddleware  # noqa: E402
 from digitsite.routing import websocket_urlpatterns  # noqa: E402
+from recognizer.clients import ApiLimitsGuard  # noqa: E402
 
 # Outermost, the process's own upkeep (lifespan on servers that speak it);
 # then the proxy headers, believed only from TRUSTED_PROXIES.
 application = upkeep.ProcessUpkeep(TrustedProxyMiddleware(ProtocolTypeRouter(
     {
-        "http": BodyLimitMiddleware(django_asgi_app),
+        "http": ApiLimitsGuard(BodyLimitMiddleware(django_asgi_app)),
         "websocket": same_origin_only(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

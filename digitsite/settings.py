@@ -259,6 +259,17 @@ RECOGNIZER_RELOAD_SECONDS = env_float("RECOGNIZER_RELOAD_SECONDS", 2.0)
 # the event loop) share the cores. 0 leaves torch's default.
 RECOGNIZER_TORCH_THREADS = env_int("RECOGNIZER_TORCH_THREADS", 1)
 RECOGNIZER_MAX_POINTS = 10_000
+# Per-client limits of /api/recognize (recognizer/clients.py): requests being
+# computed at once, and tokens a second with bursts, a request costing one
+# token plus one per RECOGNIZER_API_BYTES_PER_TOKEN bytes of body past the
+# first 10 kB (an ordinary drawing costs 1, the largest accepted one 37).
+RECOGNIZER_API_MAX_IN_FLIGHT = env_int("RECOGNIZER_API_MAX_IN_FLIGHT", 2)
+RECOGNIZER_API_RATE = env_float("RECOGNIZER_API_RATE", 20.0)
+RECOGNIZER_API_BURST = env_int("RECOGNIZER_API_BURST", 40)
+RECOGNIZER_API_BYTES_PER_TOKEN = env_int("RECOGNIZER_API_BYTES_PER_TOKEN", 2_500)
+# Seconds a refused request waits for its 429 (at most its Retry-After): a
+# client resending at once is slowed to one request a second per connection.
+RECOGNIZER_API_REFUSAL_DELAY = env_float("RECOGNIZER_API_REFUSAL_DELAY", 1.0)
 
 # Trainer
 MNIST_DATA_DIR = Path(os.environ.get("MNIST_DATA_DIR", VAR_DIR / "mnist"))

@@ -6,6 +6,18 @@ one forward pass and resolves each caller's future. Under load requests pile
 up while a pass runs, so batches grow by themselves; when idle a request waits
 for nobody (unless RECOGNIZER_BATCH_WAIT_MS asks it to).
 
+Predictions go through the frozen, batch-norm-folded form of the network
+(`recognizer.frozen`), about twice as fast as the eager one with the same
+probabilities; requests for the layers' activations (the teaching pages) go
+through the eager network in the same batch.
+
+Waiting requests queue per client (an IP address, a player: whatever the
+caller names) and a batch takes them round robin, so a client with a thousand
+requests waiting delays another client's one by at most one batch, not by a
+thousand requests. A request whose caller gave up (its future cancelled: the
+coroutine awaiting it was cancelled because its client went away) leaves the
+queue at once and is never computed.
+
 The worker also looks at the database every RECOGNIZER_RELOAD_SECONDS for the
 active model version, so an activation in the admin (or by `finetune`) reaches
 every process without a restart. A version whose file is corrupt or fails its
@@ -18,9 +30,9 @@ every process without a restart.
 
 import asyncio
 import logging
-import queue
 import threading
 import time
+from collections import OrderedDict, deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -29,7 +41,7 @@ import torch
 from django.conf import settings
 from django.db import close_old_connections
 
-from recognizer import calibration, versions
+from recognizer import calibration, frozen, versions
 from recognizer.checkpoints import CheckpointError
 from recognizer.models import ModelVersion
 
@@ -59,11 +71,79 @@ class Prediction:
         return {"digit": self.digit, "probabilities": self.probabilities, "model": self.version}
 
 
-@dataclass
+@dataclass(eq=False)
 class _Request:
     image: np.ndarray
     future: Future
     with_activations: bool = False
+    client: object = None
+
+
+class FairQueue:
+    """Requests waiting for the worker: one FIFO lane per client, taken round robin.
+
+    Thread-safe. `discard` removes a request in O(1) (a cancelled one).
+    Requests without a client share one lane, which is plain FIFO.
+    """
+
+    def __init__(self):
+        self._lanes = OrderedDict()  # client -> deque of requests, oldest first
+        self._size = 0
+        self._ready = threading.Condition(threading.Lock())
+
+    def __len__(self):
+        return self._size
+
+    def put(self, request):
+        with self._ready:
+            self._lanes.setdefault(request.client, deque()).append(request)
+            self._size += 1
+            self._ready.notify()
+
+    def discard(self, request):
+        """Remove `request` if it is still waiting; True if it was."""
+        with self._ready:
+            lane = self._lanes.get(request.client)
+            if lane is None:
+                return False
+            try:
+                lane.remove(request)
+            except ValueError:
+                return False
+            # A deque's remove is linear in its lane, which per-client limits
+            # keep short (2 for an API client); other lanes are not scanned.
+            self._size -= 1
+            if not lane:
+                del self._lanes[request.client]
+            return True
+
+    def take(self, limit, wait=0.0):
+        """Block until a request waits; return up to `limit`, one client at a time.
+
+        After the first request, wait up to `wait` seconds for more while the
+        batch is not full.
+        """
+        with self._ready:
+            while not self._size:
+                self._ready.wait()
+            deadline = time.monotonic() + wait
+            batch = []
+            while True:
+                self._take_round_robin(batch, limit)
+                remaining = deadline - time.monotonic()
+                if len(batch) >= limit or remaining <= 0:
+                    return batch
+                self._ready.wait(remaining)
+
+    def _take_round_robin(self, batch, limit):
+        while self._size and len(batch) < limit:
+            client, lane = next(iter(self._lanes.items()))
+            batch.append(lane.popleft())
+            self._size -= 1
+            if lane:
+                self._lanes.move_to_end(client)
+            else:
+                del self._lanes[client]
 
 
 @dataclass(frozen=True)
@@ -90,8 +170,14 @@ class LoadedModel:
     version: str
     version_id: int
     sha256: str
-    model: torch.nn.Module
+    model: torch.nn.Module  # eager: activations, gradients (the teaching pages)
     metadata: dict = field(default_factory=dict)
+    # The frozen, batch-norm-folded graph that answers plain predictions.
+    serving: torch.nn.Module = None
+
+    @classmethod
+    def build(cls, row, model, metadata):
+        return cls(row.version, row.pk, row.sha256, model, metadata, frozen.freeze(model))
 
 
 class InferenceService:
@@ -102,15 +188,17 @@ class InferenceService:
         self.reload_seconds = (
             settings.RECOGNIZER_RELOAD_SECONDS if reload_seconds is None else reload_seconds
         )
-        self._queue = queue.Queue()
+        self._queue = FairQueue()
         self._lock = threading.Lock()
+        self._lock_counts = threading.Lock()
         self._loaded = None
         # The active version this process could not load, while it cannot.
         self.refused = None
         self._last_check = 0.0
         self._worker = None
         self.batches_run = 0
-        self.requests_served = 0
+        self.requests_served = 0  # inputs that went through a forward pass
+        self.requests_dropped = 0  # cancelled while waiting: never computed
 
     # -- model loading -------------------------------------------------------
 
@@ -158,7 +246,7 @@ class InferenceService:
                 logger.error("refusing model version %s: %s; %s", row.version, exc, serving)
                 return self._serve_instead_of(row)
             self.refused = None
-            self._loaded = LoadedModel(row.version, row.pk, row.sha256, model, metadata)
+            self._loaded = LoadedModel.build(row, model, metadata)
             logger.info("serving model version %s", row.version)
             return self._loaded
 
@@ -172,7 +260,7 @@ class InferenceService:
                 logger.warning("fallback model version %s cannot be loaded either: %s",
                                row.version, exc)
                 continue
-            self._loaded = LoadedModel(row.version, row.pk, row.sha256, model, metadata)
+            self._loaded = LoadedModel.build(row, model, metadata)
             return self._loaded
         return None
 
@@ -187,33 +275,52 @@ class InferenceService:
 
     # -- requests ------------------------------------------------------------
 
-    def submit(self, image, with_activations=False):
+    def submit(self, image, with_activations=False, client=None):
         """Queue a (28, 28) float image in [0, 1]; return a Future.
 
         The future resolves to a Prediction, or to (Prediction, activations)
-        when `with_activations` is true.
+        when `with_activations` is true. `client` (any hashable: an address,
+        a player) picks the request's lane in the round robin. Cancelling
+        the future while it waits removes the request: it is not computed.
         """
         image = np.asarray(image, dtype=np.float32)
         if image.shape != (28, 28):
             raise ValueError(f"expected a 28x28 input, got shape {image.shape}")
-        future = Future()
+        request = _Request(image, Future(), with_activations, client)
+        request.future.add_done_callback(lambda future: self._forget(request, future))
         self._ensure_worker()
-        self._queue.put(_Request(image, future, with_activations))
-        return future
+        self._queue.put(request)
+        return request.future
 
-    def predict(self, image, timeout=30):
+    def _forget(self, request, future):
+        if future.cancelled() and self._queue.discard(request):
+            with self._lock_counts:
+                self.requests_dropped += 1
+
+    @property
+    def waiting(self):
+        """Requests queued for the worker, not yet taken."""
+        return len(self._queue)
+
+    def predict(self, image, timeout=30, client=None):
         """Blocking prediction, for synchronous code."""
-        return self.submit(image).result(timeout=timeout)
+        return self.submit(image, client=client).result(timeout=timeout)
 
-    async def apredict(self, image):
-        """Prediction for coroutines: the event loop never waits on torch."""
-        return await asyncio.wrap_future(self.submit(image))
+    async def apredict(self, image, client=None):
+        """Prediction for coroutines: the event loop never waits on torch.
 
-    async def apredict_with_activations(self, image):
-        return await asyncio.wrap_future(self.submit(image, with_activations=True))
+        Cancelling the awaiting task (a client that went away) cancels the
+        request: still queued, it is dropped without being computed.
+        """
+        return await asyncio.wrap_future(self.submit(image, client=client))
 
-    def predict_with_activations(self, image, timeout=30):
-        return self.submit(image, with_activations=True).result(timeout=timeout)
+    async def apredict_with_activations(self, image, client=None):
+        return await asyncio.wrap_future(
+            self.submit(image, with_activations=True, client=client)
+        )
+
+    def predict_with_activations(self, image, timeout=30, client=None):
+        return self.submit(image, with_activations=True, client=client).result(timeout=timeout)
 
     # -- the worker ----------------------------------------------------------
 
@@ -222,43 +329,36 @@ class InferenceService:
             return
         with self._lock:
             if self._worker is None or not self._worker.is_alive():
-                if settings.RECOGNIZER_TORCH_THREADS:
-                    torch.set_num_threads(settings.RECOGNIZER_TORCH_THREADS)
                 self._worker = threading.Thread(
                     target=self._run, name="recognizer-inference", daemon=True
                 )
                 self._worker.start()
 
-    def _next_batch(self):
-        batch = [self._queue.get()]
-        deadline = time.monotonic() + self.batch_wait
-        while len(batch) < self.max_batch:
-            remaining = deadline - time.monotonic()
-            try:
-                if remaining > 0:
-                    batch.append(self._queue.get(timeout=remaining))
-                else:
-                    batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
-
     def _run(self):
+        # In the worker itself: OpenMP's thread count is a per-thread setting,
+        # and a thread left at the default splits oneDNN's convolutions
+        # differently (answers differing in the 7th digit from one thread to
+        # the next).
+        if settings.RECOGNIZER_TORCH_THREADS:
+            torch.set_num_threads(settings.RECOGNIZER_TORCH_THREADS)
         while True:
-            batch = self._next_batch()
-            # Callers that gave up (cancelled futures) cost nothing.
-            batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
-            if not batch:
+            batch = self._queue.take(self.max_batch, self.batch_wait)
+            # A caller that gave up between `take` and here costs nothing either.
+            live = [r for r in batch if r.future.set_running_or_notify_cancel()]
+            if len(live) < len(batch):
+                with self._lock_counts:
+                    self.requests_dropped += len(batch) - len(live)
+            if not live:
                 continue
             try:
-                results = self._forward(batch)
+                results = self._forward(live)
             except Exception as exc:  # deliver the failure to every caller
                 if not isinstance(exc, ModelUnavailable):
                     logger.exception("inference failed")
-                for request in batch:
+                for request in live:
                     request.future.set_exception(exc)
                 continue
-            for request, result in zip(batch, results, strict=True):
+            for request, result in zip(live, results, strict=True):
                 request.future.set_result(result)
 
     def _forward(self, batch):
@@ -267,24 +367,33 @@ class InferenceService:
         # does for a request.
         close_old_connections()
         loaded = self.refresh()
-        inputs = torch.from_numpy(np.stack([r.image for r in batch]))[:, None]
-        want_activations = any(r.with_activations for r in batch)
+        explained = [i for i, r in enumerate(batch) if r.with_activations]
+        plain = [i for i, r in enumerate(batch) if not r.with_activations]
+        logits = torch.empty(len(batch), 10)
+        activations = {}
         with torch.inference_mode():
-            logits, activations = loaded.model.forward_with_activations(
-                inputs, keep=want_activations
-            )
+            if plain:
+                inputs = torch.from_numpy(np.stack([batch[i].image for i in plain]))[:, None]
+                logits[plain] = loaded.serving(inputs)
+            if explained:
+                # Every layer's output: the eager network, which keeps them.
+                inputs = torch.from_numpy(np.stack([batch[i].image for i in explained]))[:, None]
+                eager_logits, activations = loaded.model.forward_with_activations(inputs)
+                logits[explained] = eager_logits
             # The version's temperature (recognizer/calibration.py): the
             # probabilities the game and the API use are calibrated.
             probabilities = calibration.probabilities(
                 logits, calibration.temperature_of(loaded.metadata)).numpy()
         self.batches_run += 1
         self.requests_served += len(batch)
+        row_of = {index: row for row, index in enumerate(explained)}
         results = []
         for index, request in enumerate(batch):
             probs = probabilities[index]
             prediction = Prediction(int(probs.argmax()), [float(p) for p in probs], loaded.version)
             if request.with_activations:
-                acts = {name: value[index].numpy().copy() for name, value in activations.items()}
+                acts = {name: value[row_of[index]].numpy().copy()
+                        for name, value in activations.items()}
                 results.append((prediction, acts))
             else:
                 results.append(prediction)

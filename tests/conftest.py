@@ -58,6 +58,13 @@ def inference_service(settings):
     return InferenceService(reload_seconds=0)
 
 
+@pytest.fixture(autouse=True)
+def fresh_api_limits(monkeypatch):
+    from recognizer import clients
+
+    monkeypatch.setattr(clients, "_limits", None)
+
+
 @pytest.fixture
 def manual_clock():
     from digitsite.game import clock

@@ -2,6 +2,7 @@
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,12 @@ def register_random_model(model_dir, seed=0, activate=True, version=None):
     save_checkpoint(model, path, metadata={"seed": seed, "trained": False})
     return register_version(path, activate=activate, version=version or f"random-{seed}",
                             training={"seed": seed, "untrained": True})
+
+
+def wait_until(condition, timeout=30, what="the condition"):
+    """Poll `condition` until it is true; fail after `timeout` seconds (a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)

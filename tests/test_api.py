@@ -34,6 +34,14 @@ def fresh_service(monkeypatch):
     monkeypatch.setattr(inference, "_service", inference.InferenceService(reload_seconds=0))
 
 
+@pytest.fixture(autouse=True)
+def fresh_limits(monkeypatch):
+    """Each test starts with a full rate bucket for the test client's address."""
+    from recognizer import clients
+
+    monkeypatch.setattr(clients, "_limits", None)
+
+
 def test_strokes_give_a_digit_probabilities_and_the_model_version(client, active_model):
     response = post_json(client, SEVEN)
     assert response.status_code == 200

@@ -453,6 +453,33 @@ def test_practice_page_guesses_while_drawing(game_server, page):
     assert page.js_errors == []
 
 
+def test_practice_page_retries_a_drawing_refused_for_the_rate(game_server, page):
+    """The API's per-client rate answers 429: the page sends the latest drawing again
+    after Retry-After instead of showing an error (a long drawing costs more tokens).
+
+    Every drawing is refused the first time it is sent and answered the second
+    time: only a page that retries ever shows a guess.
+    """
+    seen = set()
+
+    def refuse_each_drawing_once(route):
+        body = route.request.post_data
+        if body in seen:
+            route.continue_()
+        else:
+            seen.add(body)
+            route.fulfill(status=429, headers={"Retry-After": "1"}, content_type="application/json",
+                          body='{"error": "too many requests from your address"}')
+
+    page.route("**/api/recognize", refuse_each_drawing_once)
+    page.goto(game_server.url + "/practice/")
+    target = int(page.locator("[data-target]").inner_text())
+    draw_digit(page, target)
+    wait_for_guess(page)
+    assert "too many" not in page.locator("body").inner_text()
+    assert page.js_errors == []
+
+
 PAD_SETUP = """async () => {
   const {DrawingPad, throttle} = await import("/static/js/drawing-pad.js");
   const {backoffDelay} = await import("/static/js/game-connection.js");

@@ -1,14 +1,17 @@
-"""The inference service: answers match a direct forward pass, batching, concurrency."""
+"""The inference service: answers match a direct forward pass, batching, concurrency,
+cancelled requests dropped before the forward pass, clients served round robin."""
 
 import asyncio
 import threading
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
 import torch
 
-from recognizer.inference import InferenceService, ModelUnavailable
+from recognizer.inference import FairQueue, InferenceService, ModelUnavailable, _Request
 from recognizer.versions import load_version
+from tests.support import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -102,3 +105,77 @@ def test_no_active_model_is_a_clear_error(model_dir, inference_service):
 def test_wrong_input_shape_is_refused(active_model, inference_service):
     with pytest.raises(ValueError, match="28x28"):
         inference_service.submit(np.zeros((27, 28)))
+
+
+def test_cancelled_waiting_requests_are_dropped_not_computed(active_model):
+    """Ten requests wait behind a busy worker; five are cancelled; only five are computed."""
+    # reload_seconds=0: the worker takes the service's lock at every batch to
+    # look for a new version, so holding it holds the worker mid-batch.
+    service = InferenceService(reload_seconds=0)
+    image = random_inputs(1, seed=4)[0]
+    service.predict(image)
+    served = service.requests_served
+    with service._lock:
+        first = service.submit(image)
+        wait_until(lambda: service.waiting == 0, what="the worker to take the first request")
+        waiting = [service.submit(image) for _ in range(10)]
+        assert service.waiting == 10
+        for future in waiting[::2]:
+            assert future.cancel()
+        # Gone from the queue at once, not when the worker reaches them.
+        assert service.waiting == 5
+        assert service.requests_dropped == 5
+    first.result(timeout=30)
+    answers = [future.result(timeout=30) for future in waiting[1::2]]
+    assert all(answer.digit == first.result().digit for answer in answers)
+    assert service.requests_served == served + 1 + 5
+    assert service.requests_dropped == 5
+
+
+async def test_a_cancelled_coroutine_takes_its_request_out_of_the_queue(active_model):
+    """The path of a client that went away: its view's task is cancelled while it awaits."""
+    service = InferenceService(reload_seconds=0)
+    image = random_inputs(1, seed=5)[0]
+    await service.apredict(image)
+    served = service.requests_served
+    with service._lock:
+        first = service.submit(image)
+        wait_until(lambda: service.waiting == 0, what="the worker to take the first request")
+        tasks = [asyncio.create_task(service.apredict(image)) for _ in range(4)]
+        await asyncio.sleep(0)  # let them queue their requests
+        assert service.waiting == 4
+        tasks[0].cancel()
+        tasks[3].cancel()
+        await asyncio.gather(tasks[0], tasks[3], return_exceptions=True)
+        assert service.waiting == 2
+    assert (await asyncio.wrap_future(first)).version == active_model.version
+    answers = await asyncio.gather(tasks[1], tasks[2])
+    assert tasks[0].cancelled() and tasks[3].cancelled()
+    assert all(len(answer.probabilities) == 10 for answer in answers)
+    assert service.requests_served == served + 3
+    assert service.requests_dropped == 2
+
+
+def test_clients_are_taken_round_robin():
+    """A flood of 100 requests from one client; another's one is in the first batch."""
+    fair = FairQueue()
+    image = np.zeros((28, 28), dtype=np.float32)
+
+    def request(client):
+        return _Request(image, Future(), client=client)
+
+    flood = [request("flood") for _ in range(100)]
+    for item in flood:
+        fair.put(item)
+    others = [request("player"), request(None), request(None)]
+    for item in others:
+        fair.put(item)
+    batch = fair.take(8)
+    assert others[0] in batch and others[1] in batch
+    assert sum(item.client == "flood" for item in batch) == 5
+    assert len(fair) == 103 - 8
+    # Each client's own requests stay in order.
+    assert [item for item in batch if item.client == "flood"] == flood[:5]
+    assert fair.discard(flood[50]) and not fair.discard(flood[50])
+    assert not fair.discard(batch[0])
+    assert len(fair) == 103 - 8 - 1

@@ -20,6 +20,9 @@ let solved = false;
 let sequence = 0;
 let inFlight = false;
 let queued = null;
+// Set when the server refused a request for its per-client rate (429): the
+// latest drawing is sent again after its Retry-After, not shown as an error.
+let retryDelay = 0;
 
 const pad = new DrawingPad(document.querySelector("[data-pad]"), {
   onChange: (drawing, reason) => {
@@ -52,6 +55,11 @@ async function recognize(drawing) {
       headers: {"Content-Type": "application/json"},
       body: JSON.stringify(drawing),
     });
+    if (response.status === 429) {
+      retryDelay = (Number(response.headers.get("Retry-After")) || 1) * 1000;
+      if (mine === sequence && !queued) queued = drawing;
+      return;
+    }
     const answer = await response.json().catch(() => ({error: `HTTP ${response.status}`}));
     if (mine !== sequence) return;
     if (!response.ok) {
@@ -62,12 +70,23 @@ async function recognize(drawing) {
   } catch {
     if (mine === sequence) guessNote.textContent = "No connection to the server.";
   } finally {
-    inFlight = false;
-    if (queued) {
-      const next = queued;
-      queued = null;
-      recognize(next);
+    const delay = retryDelay;
+    retryDelay = 0;
+    if (delay) {
+      // Still "in flight" while waiting, so new strokes replace the queued drawing.
+      setTimeout(sendQueued, delay);
+    } else {
+      sendQueued();
     }
+  }
+}
+
+function sendQueued() {
+  inFlight = false;
+  if (queued) {
+    const next = queued;
+    queued = null;
+    recognize(next);
   }
 }
 

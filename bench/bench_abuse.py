@@ -1,0 +1,168 @@
+"""Abuse benchmark: an ordinary API client's latency alone and while another floods the API.
+
+A real Daphne server on loopback (SQLite, the shipped model). The ordinary
+client (source address 127.0.0.2) sends a plausible drawing every 100 ms on
+one keep-alive connection and times each answer. The abusive client (source
+address 127.0.0.3) keeps --flood connections busy with the worst valid
+drawings of tests/worst_drawings.py (10,000 points at the ink limit, about
+100 kB of JSON each), sending the next one the moment an answer (a 200 or a
+429) arrives. Each phase lasts --seconds; the whole run is bounded by
+--requests per phase for the ordinary client.
+
+Both configurations run in the same benchmark: the default per-client limits,
+and limits lifted (in flight and rate set very high), so the ratio of the
+ordinary client's p95 under the flood to its p95 alone is shown with and
+without them. Results in bench/results/abuse.json.
+
+    python bench/bench_abuse.py [--seconds 20] [--flood 16] [--requests 150]
+"""
+
+import argparse
+import http.client
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_inference import sample_drawing  # noqa: E402
+from bench.common import percentile, write_results  # noqa: E402
+
+ORDINARY_ADDRESS = "127.0.0.2"
+ABUSIVE_ADDRESS = "127.0.0.3"
+ORDINARY_INTERVAL = 0.1
+NO_LIMITS = {"RECOGNIZER_API_MAX_IN_FLIGHT": "100000", "RECOGNIZER_API_RATE": "1e9",
+             "RECOGNIZER_API_BURST": "1000000000"}
+
+
+def connect(port, address):
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=60,
+                                      source_address=(address, 0))
+
+
+def post(connection, body):
+    connection.request("POST", "/api/recognize", body=body,
+                       headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
+def ordinary_client(port, seconds, max_requests):
+    """Latencies (s) of a paced client, and any non-200 statuses."""
+    bodies = [json.dumps(sample_drawing(i)).encode() for i in range(16)]
+    connection = connect(port, ORDINARY_ADDRESS)
+    latencies, errors = [], []
+    deadline = time.monotonic() + seconds
+    index = 0
+    while time.monotonic() < deadline and index < max_requests:
+        start = time.perf_counter()
+        status = post(connection, bodies[index % len(bodies)])
+        latency = time.perf_counter() - start
+        if status == 200:
+            latencies.append(latency)
+        else:
+            errors.append(status)
+        index += 1
+        time.sleep(max(0.0, ORDINARY_INTERVAL - latency))
+    connection.close()
+    return latencies, errors
+
+
+def flood(port, bodies, stop, counts, lock):
+    connection = connect(port, ABUSIVE_ADDRESS)
+    index = 0
+    while not stop.is_set():
+        try:
+            status = post(connection, bodies[index % len(bodies)])
+        except (OSError, http.client.HTTPException):
+            status = "error"
+            connection.close()
+            connection = connect(port, ABUSIVE_ADDRESS)
+        with lock:
+            counts[status] = counts.get(status, 0) + 1
+        index += 1
+    connection.close()
+
+
+def summary(latencies, errors):
+    return {
+        "requests": len(latencies) + len(errors),
+        "errors": errors,
+        "p50_ms": statistics.median(latencies) * 1000 if latencies else None,
+        "p95_ms": percentile(latencies, 95) * 1000 if latencies else None,
+    }
+
+
+def run_configuration(name, env, args, bodies):
+    from tests.live import LiveServer
+
+    server = LiveServer(Path(tempfile.mkdtemp(prefix=f"bench-abuse-{name}-")), env=env)
+    server.start()
+    try:
+        warm = connect(server.port, ORDINARY_ADDRESS)
+        for i in range(5):  # model load and freezing, allocator
+            post(warm, json.dumps(sample_drawing(i)).encode())
+        warm.close()
+        alone = summary(*ordinary_client(server.port, args.seconds, args.requests))
+
+        stop, lock, counts = threading.Event(), threading.Lock(), {}
+        flooders = [threading.Thread(target=flood, args=(server.port, bodies, stop, counts, lock))
+                    for _ in range(args.flood)]
+        for thread in flooders:
+            thread.start()
+        time.sleep(1.0)  # let the flood reach its steady state
+        flooded = summary(*ordinary_client(server.port, args.seconds, args.requests))
+        stop.set()
+        for thread in flooders:
+            thread.join(timeout=120)
+    finally:
+        server.stop()
+    ratio = flooded["p95_ms"] / alone["p95_ms"] if alone["p95_ms"] and flooded["p95_ms"] else None
+    return {
+        "alone": alone,
+        "flooded": flooded,
+        "p95_ratio": ratio,
+        "abusive_answers": {str(k): v for k, v in sorted(counts.items(), key=str)},
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--flood", type=int, default=16, help="abusive connections")
+    parser.add_argument("--requests", type=int, default=150,
+                        help="most ordinary requests per phase")
+    args = parser.parse_args()
+
+    from tests.worst_drawings import worst_drawings
+
+    # The worst drawings the API accepts (the refused ones cost it less).
+    bodies = [json.dumps(case.drawing).encode() for case in worst_drawings(10_000)
+              if not case.refused]
+    results = {"seconds_per_phase": args.seconds, "abusive_connections": args.flood,
+               "ordinary_interval_ms": ORDINARY_INTERVAL * 1000,
+               "abusive_body_bytes_max": max(len(b) for b in bodies)}
+    for name, env in (("limits", {}), ("no_limits", NO_LIMITS)):
+        results[name] = run_configuration(name, env, args, bodies)
+    path = write_results("abuse", results)
+
+    print(f"{'configuration':12s} {'alone p50/p95':>18s} {'flooded p50/p95':>20s} "
+          f"{'p95 ratio':>10s}  abusive answers")
+    for name in ("limits", "no_limits"):
+        row = results[name]
+        alone, flooded = row["alone"], row["flooded"]
+        print(f"{name:12s} {alone['p50_ms']:8.1f} / {alone['p95_ms']:6.1f} ms "
+              f"{flooded['p50_ms']:9.1f} / {flooded['p95_ms']:7.1f} ms "
+              f"{row['p95_ratio']:9.2f}x  {row['abusive_answers']}")
+        if alone["errors"] or flooded["errors"]:
+            print(f"  ordinary client's errors: {alone['errors'] + flooded['errors']}")
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()

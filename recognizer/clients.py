@@ -1,0 +1,220 @@
+"""Per-client limits on the recognition API: requests in flight and a request rate.
+
+A client is its address (`client_address`, the one place that decides it).
+Each may have RECOGNIZER_API_MAX_IN_FLIGHT requests being computed at once
+and spend RECOGNIZER_API_RATE tokens a second on average, in bursts of up to
+RECOGNIZER_API_BURST (a token bucket). A request costs one token plus one per
+RECOGNIZER_API_BYTES_PER_TOKEN bytes of body past the first FREE_BODY_BYTES:
+decoding and rendering grow with the body, so an ordinary drawing (a few
+hundred points, under 10 kB, about 2 ms of CPU) costs 1 and the largest one
+accepted (10,000 points, about 100 kB, tens of ms) costs 37, one every two
+seconds at the default rate. Counting requests alone let a flood of the
+largest drawings through at the full rate, and that raised another client's
+p95 16-fold (bench/bench_abuse.py); one token per 10 kB, 7-fold. A request
+over either limit is
+answered 429 at once, with a Retry-After, before its body is decoded: a flood
+costs the server the reading of each request, not its rendering nor a forward
+pass, and cannot queue ahead of other clients' work.
+
+Two in flight lets a client overlap one request's upload with another's
+computation, which is all a single user (or a well-behaved script) needs;
+the rate is twice what the game's live guesses ask of a player.
+"""
+
+import asyncio
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+
+def client_address(request):
+    """The address the API's limits count against, of a Django request or an ASGI scope.
+
+    The peer's address as the ASGI server reports it (Daphne with
+    --proxy-headers, as deployed, reports X-Forwarded-For's). Any further
+    trust in forwarded headers is decided here and only here, for both
+    forms: the ASGI guard below sees the scope before Django builds a
+    request.
+    """
+    if isinstance(request, dict):  # an ASGI scope: Django's REMOTE_ADDR comes from it
+        peer = request.get("client")
+        return (peer[0] if peer else None) or "unknown"
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+class LimitExceeded(Exception):
+    def __init__(self, message, retry_after):
+        super().__init__(message)
+        self.retry_after = retry_after  # whole seconds, as Retry-After wants
+
+
+@dataclass
+class _Client:
+    tokens: float
+    updated: float
+    in_flight: int = 0
+
+
+class ClientLimits:
+    """Concurrency and rate limits per client key. Thread-safe; clock injectable."""
+
+    def __init__(self, max_in_flight, rate, burst, clock=time.monotonic):
+        if max_in_flight < 1 or rate <= 0 or burst < 1:
+            raise ValueError("limits need max_in_flight >= 1, rate > 0 and burst >= 1")
+        self.max_in_flight = max_in_flight
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._clients = {}
+        self._lock = threading.Lock()
+        self._prune_at = 1024
+
+    def acquire(self, key, cost=1):
+        """Count a request from `key` costing `cost` tokens as started, or raise LimitExceeded."""
+        with self._lock:
+            now = self.clock()
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = _Client(float(self.burst), now)
+                if len(self._clients) >= self._prune_at:
+                    self._prune(now)
+            client.tokens = min(self.burst, client.tokens + (now - client.updated) * self.rate)
+            client.updated = now
+            cost = min(cost, self.burst)  # what a full bucket cannot pay, it pays whole
+            refusal = self._refusal(client.in_flight, client.tokens, cost)
+            if refusal is not None:
+                raise refusal
+            client.tokens -= cost
+            client.in_flight += 1
+
+    def refusal(self, key, cost=1):
+        """The LimitExceeded `acquire(key, cost)` would raise now, or None; changes nothing."""
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                return None
+            tokens = min(self.burst, client.tokens + (self.clock() - client.updated) * self.rate)
+            return self._refusal(client.in_flight, tokens, min(cost, self.burst))
+
+    def _refusal(self, in_flight, tokens, cost):
+        if in_flight >= self.max_in_flight:
+            return LimitExceeded(
+                f"too many requests at once from your address: at most "
+                f"{self.max_in_flight} at a time; wait for an answer before sending more",
+                retry_after=1,
+            )
+        if tokens < cost:
+            wait = (cost - tokens) / self.rate
+            return LimitExceeded(
+                f"too many requests from your address: at most {self.rate:g} a second "
+                f"(bursts of {self.burst}; a large body counts as several); "
+                f"retry in {wait:.1f} s",
+                retry_after=max(1, math.ceil(wait)),
+            )
+        return None
+
+    def release(self, key):
+        with self._lock:
+            client = self._clients.get(key)
+            if client is not None and client.in_flight > 0:
+                client.in_flight -= 1
+
+    def in_flight(self, key):
+        with self._lock:
+            client = self._clients.get(key)
+            return client.in_flight if client else 0
+
+    def __len__(self):
+        return len(self._clients)
+
+    def _prune(self, now):
+        """Forget clients that would start afresh anyway: idle, bucket full again.
+
+        Run when the table doubles, so its size stays within twice the number
+        of clients active in the last burst / rate seconds (amortised O(1)).
+        """
+        full_after = self.burst / self.rate
+        self._clients = {
+            key: client for key, client in self._clients.items()
+            if client.in_flight or now - client.updated < full_after
+        }
+        self._prune_at = max(1024, 2 * len(self._clients))
+
+
+_limits = None
+_limits_lock = threading.Lock()
+
+
+def api_limits():
+    """The process-wide limits of /api/recognize (from the settings, on first use)."""
+    global _limits
+    if _limits is None:
+        from django.conf import settings
+
+        with _limits_lock:
+            if _limits is None:
+                _limits = ClientLimits(
+                    settings.RECOGNIZER_API_MAX_IN_FLIGHT,
+                    settings.RECOGNIZER_API_RATE,
+                    settings.RECOGNIZER_API_BURST,
+                )
+    return _limits
+
+
+# What an ordinary drawing's JSON weighs at most (260 points with times: 9.7 kB).
+FREE_BODY_BYTES = 10_000
+
+
+def request_cost(body_bytes):
+    """The tokens a request with a body of `body_bytes` bytes costs."""
+    from django.conf import settings
+
+    return 1 + max(0, body_bytes - FREE_BODY_BYTES) // settings.RECOGNIZER_API_BYTES_PER_TOKEN
+    return _limits
+
+
+class ApiLimitsGuard:
+    """ASGI middleware: a request the API's limits would refuse gets its 429 here.
+
+    Before Django reads the body and builds a request, and after
+    RECOGNIZER_API_REFUSAL_DELAY seconds (1): a client that ignores
+    Retry-After and resends at once gets one answer a second per connection
+    instead of hundreds. Measured with 16 abusive connections: answering
+    every 429 from the view (after Django read the 100 kB body) let 160
+    refusals a second through and raised another client's p95 8-fold;
+    answering them here at once, 350 a second and 18-fold (the flood's own
+    sending competes for the same cores); delayed, see the README. The view
+    still takes the slot itself (`acquire`), so this is only an earlier
+    answer of the same decision; anything else passes through untouched.
+    """
+
+    def __init__(self, app, path="/api/recognize"):
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == self.path:
+            length = 0
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length" and value.isdigit():
+                    length = int(value)
+            refusal = api_limits().refusal(client_address(scope), request_cost(length))
+            if refusal is not None:
+                from django.conf import settings
+
+                await asyncio.sleep(min(settings.RECOGNIZER_API_REFUSAL_DELAY,
+                                        refusal.retry_after))
+                return await _send_429(send, str(refusal), refusal.retry_after)
+        return await self.app(scope, receive, send)
+
+
+async def _send_429(send, message, retry_after):
+    import json
+
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": 429, "headers": [
+        (b"content-type", b"application/json"), (b"retry-after", str(retry_after).encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]})
+    await send({"type": "http.response.body", "body": body})
