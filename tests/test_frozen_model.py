@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from recognizer import frozen
+from recognizer import calibration, frozen
 from recognizer.checkpoints import load_checkpoint
 from recognizer.inference import InferenceService
 from recognizer.versions import BUILTIN_DIR, register_version
@@ -100,7 +100,13 @@ def test_the_service_answers_with_the_frozen_network(
     loaded = service.refresh(force=True)
     assert isinstance(loaded.serving, torch.jit.ScriptModule)
     assert loaded.model is not loaded.serving
-    eager = eager_probabilities[:100]
+    # The service answers with the version's temperature (recognizer/calibration.py):
+    # softmax(log p / T) equals softmax(logits / T), as log p differs from the
+    # logits by one constant per drawing.
+    temperature = calibration.temperature_of(loaded.metadata)
+    assert temperature != 1.0  # the shipped model is calibrated, so this checks something
+    eager = calibration.probabilities(
+        np.log(eager_probabilities[:100]), temperature).numpy()
     futures = [service.submit(image) for image in mnist_inputs[:100]]
     answers = np.array([future.result(timeout=60).probabilities for future in futures])
     assert np.abs(answers - eager).max() <= TOLERANCE
