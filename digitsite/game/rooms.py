@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import (
     Count,
     Exists,
@@ -118,6 +118,33 @@ def check_creation_limit(*, creator_ip=None, creator_session="", at=None):
         raise error
 
 
+def _creation_lock_key(kind, value):
+    """A PostgreSQL advisory lock key (a signed 64-bit integer) for one client."""
+    digest = hashlib.sha256(f"room-creation:{kind}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _serialise_creations(creator_ip, creator_session):
+    """Make the caller's transaction the only room creation of this client
+    (its address, and its session) until it ends.
+
+    PostgreSQL: transaction-scoped advisory locks, one per key, taken in key
+    order so that two clients sharing an address (one key each of theirs)
+    never wait on each other in a cycle; a row lock cannot serve, as the rows
+    to count may not exist yet. SQLite: the settings begin every transaction
+    IMMEDIATE, which takes the database's write lock at BEGIN, so the count
+    already runs with every other writer waiting.
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_creation_lock_key(kind, value)
+                   for kind, value in (("ip", creator_ip), ("session", creator_session))
+                   if value})
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 def create_room(host_name="", *, rounds=None, seconds=None, max_players=None, solo=False,
                 target_confidence=None, results_seconds=None, private=False,
                 creator_ip=None, creator_session="", min_seconds=rules.TECHNICAL_MIN_SECONDS):
@@ -140,11 +167,18 @@ def create_room(host_name="", *, rounds=None, seconds=None, max_players=None, so
         min_seconds=min_seconds,
     )
     title = rules.clean_name(host_name) if host_name else ""
-    if creator_ip or creator_session:
-        check_creation_limit(creator_ip=creator_ip, creator_session=creator_session)
+    limited = bool(creator_ip or creator_session)
     for _ in range(20):
         try:
             with transaction.atomic():
+                # Counted and inserted in one transaction that no other
+                # creation by this client runs beside: counted before it, as
+                # it was, 20 simultaneous POSTs from one client all found
+                # room under the limit and all made a room.
+                if limited:
+                    _serialise_creations(creator_ip, creator_session)
+                    check_creation_limit(creator_ip=creator_ip,
+                                         creator_session=creator_session)
                 return Room.objects.create(
                     code=generate_code(),
                     title=title,
