@@ -210,16 +210,54 @@ def room_exists(code):
     return Room.objects.filter(code=code).exists()
 
 
+# Between rounds or during one, a room is a game in progress: the upkeep of
+# every server process takes it on to its end (digitsite.game.upkeep), and
+# only then may it be found idle.
+LIVE_STATES = (Room.State.PLAYING, Room.State.RESULTS)
+
+
 def _idle_rooms(at):
     """Open rooms nobody was seen in for GAME_EMPTY_ROOM_MINUTES (and older than that).
 
     A connected seat renews `last_seen` every SEAT_HEARTBEAT_SECONDS, and a
     disconnect stamps it, so "no seat seen since the cutoff" means nobody
-    connected or seated for that long.
+    connected or seated for that long - unless the heartbeats could not be
+    written: after a database outage longer than the cutoff every seat is
+    stale, the live ones included, and closing on `last_seen` alone closed
+    rooms full of players. So a room with a seat still marked connected, or
+    with a game on, is not idle whatever its `last_seen`. The seats of a
+    server process that died without closing its sockets stay marked
+    connected; release_abandoned_seats frees them.
     """
     cutoff = at - timedelta(minutes=settings.GAME_EMPTY_ROOM_MINUTES)
     seen = Seat.objects.filter(room=OuterRef("pk"), last_seen__gte=cutoff)
-    return Room.objects.filter(closed_at__isnull=True, created__lt=cutoff).filter(~Exists(seen))
+    connected = Seat.objects.filter(room=OuterRef("pk"), connected=True)
+    return (Room.objects.filter(closed_at__isnull=True, created__lt=cutoff)
+            .exclude(state__in=LIVE_STATES)
+            .filter(~Exists(seen), ~Exists(connected)))
+
+
+def release_abandoned_seats(at=None):
+    """Seats marked connected but not renewed for GAME_EMPTY_ROOM_MINUTES, in
+    rooms with no game on, are disconnected as of `at`; returns how many.
+
+    A server process killed without closing its sockets leaves its players'
+    seats marked connected, and a room with connected seats is never idle.
+    The heartbeat of any live player in the room frees such seats within
+    SEAT_STALE_SECONDS; this frees them where nobody live is left. Releasing
+    is what an outage may do to a live player too, so it is undone as easily:
+    the connection's next heartbeat takes its seat back (see heartbeat), and
+    the release stamps `last_seen`, so the room can only be closed after
+    another GAME_EMPTY_ROOM_MINUTES in which no heartbeat came.
+    """
+    at = at or now()
+    cutoff = at - timedelta(minutes=settings.GAME_EMPTY_ROOM_MINUTES)
+    # Only rooms open since before the cutoff (room_open_idx), not every seat.
+    candidates = Room.objects.filter(closed_at__isnull=True, created__lt=cutoff).exclude(
+        state__in=LIVE_STATES)
+    return Seat.objects.filter(room__in=candidates, connected=True, gone=False,
+                               last_seen__lt=cutoff).update(
+        connected=False, channel_name="", disconnected_at=at, last_seen=at)
 
 
 def close_idle_rooms(at=None, *, budget_seconds=None, batch=CLOSE_BATCH):
@@ -229,9 +267,12 @@ def close_idle_rooms(at=None, *, budget_seconds=None, batch=CLOSE_BATCH):
     held SQLite's write lock for 7.8 s (bench/bench_lobby.py), stalling every
     room's moves meanwhile. With `budget_seconds`, stops after the batch that
     passes it (the lobby's sweep: a backlog then clears over several polls).
+    Seats abandoned by a dead process are released first (one more short
+    write), so their rooms close a cutoff later.
     """
     at = at or now()
     started = time.monotonic()
+    release_abandoned_seats(at)
     closed = 0
     while True:
         ids = list(_idle_rooms(at).order_by("created").values_list("pk", flat=True)[:batch])
