@@ -59,7 +59,9 @@ class RoomAdmin(ReadOnlyAdmin):
     search_fields = ("code", "title")
     date_hierarchy = "created"
     list_per_page = 100
-    exclude = ("targets",)
+    # Hashes and addresses identify clients, not the game: they serve the
+    # per-client room limit and the host's removals, and staff need neither.
+    exclude = ("targets", "kicked", "creator_session", "creator_ip")
     inlines = (SeatInline,)
 
 
@@ -71,7 +73,7 @@ class SeatAdmin(ReadOnlyAdmin):
     search_fields = ("name", "player_id", "room__code")
     list_select_related = ("room",)
     list_per_page = 100
-    exclude = ("token_hash", "channel_name")
+    exclude = ("token_hash", "session_hash", "channel_name")
     readonly_fields = ("delete_data",)
 
     @admin.display(description="everything of this player")

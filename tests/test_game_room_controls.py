@@ -114,12 +114,73 @@ def test_idle_rooms_are_closed_in_short_batches_oldest_first(settings):
         _age(room, minutes)  # the last made is the oldest
     with CaptureQueriesContext(connection) as queries:
         assert rooms.close_idle_rooms(batch=3, budget_seconds=0) == 3
-    assert len([q for q in queries if q["sql"].startswith("UPDATE")]) == 1
+    assert len([q for q in queries if q["sql"].startswith('UPDATE "game_room"')]) == 1
     oldest = {room.code for room in made[-3:]}
     assert set(Room.objects.filter(closed_at__isnull=False).values_list("code", flat=True)) \
         == oldest
     assert rooms.close_idle_rooms(batch=3) == 4  # no budget: until none is left
     assert not Room.objects.filter(closed_at__isnull=True).exists()
+
+
+def _open_codes():
+    return set(Room.objects.filter(closed_at__isnull=True).values_list("code", flat=True))
+
+
+def test_a_database_outage_longer_than_the_cutoff_closes_no_room_in_use(
+        settings, manual_clock, monkeypatch):
+    """Hostile timing: no heartbeat could be written for 30 minutes (three
+    times GAME_EMPTY_ROOM_MINUTES: the database was down), so every seat's
+    last_seen is stale, and the sweep runs before the next heartbeat. Neither
+    a room of connected players waiting in the lobby, nor a game in progress
+    (playing, or between rounds, its players' seats not even connected) is
+    closed; the lobby players' next heartbeat renews them as before."""
+    settings.GAME_EMPTY_ROOM_MINUTES = 10
+    waiting = rooms.create_room("Waiting")
+    ada = seat(waiting.code, "Ada").seat
+    live = {}
+    for state in (Room.State.PLAYING, Room.State.RESULTS):
+        room = rooms.create_room(state)
+        player = seat(room.code, f"P-{state}").seat
+        rooms.disconnect(player.player_id, f"chan-P-{state}")
+        Room.objects.filter(pk=room.pk).update(state=state)
+        live[state] = room
+    manual_clock.advance(30 * 60)
+
+    monkeypatch.setattr(rooms, "_last_sweep", [float("-inf")])
+    rooms.open_rooms()  # the lobby's own sweep, due at once
+    assert rooms.close_idle_rooms() == 0
+    assert _open_codes() == {waiting.code, *(room.code for room in live.values())}
+    # The sweep may have taken Ada's seat for abandoned; her heartbeat takes it back.
+    rooms.heartbeat(waiting.code, ada.player_id, "chan-Ada")
+    assert Seat.objects.get(pk=ada.pk).connected
+    for _ in range(4):
+        manual_clock.advance(5 * 60)
+        rooms.heartbeat(waiting.code, ada.player_id, "chan-Ada")
+        assert rooms.close_idle_rooms() == 0
+    assert waiting.code in _open_codes()
+    # The game over, a room nobody is in closes as before.
+    Room.objects.filter(pk=live[Room.State.RESULTS].pk).update(state=Room.State.FINISHED)
+    assert rooms.close_idle_rooms() == 1
+    assert live[Room.State.RESULTS].code not in _open_codes()
+
+
+def test_seats_of_a_dead_server_process_are_released_then_their_room_closes(
+        settings, manual_clock):
+    """A process killed without closing its sockets leaves its seats marked
+    connected, and nobody live is in the room to notice: the sweep releases
+    them after GAME_EMPTY_ROOM_MINUTES and closes the room one cutoff later
+    (so a connection only cut off by an outage has that long to come back)."""
+    settings.GAME_EMPTY_ROOM_MINUTES = 10
+    abandoned = rooms.create_room("Abandoned")
+    seat(abandoned.code, "Ada")
+    manual_clock.advance(11 * 60)
+    assert rooms.close_idle_rooms() == 0
+    assert not Seat.objects.filter(room=abandoned, connected=True).exists()
+    manual_clock.advance(9 * 60)
+    assert rooms.close_idle_rooms() == 0
+    manual_clock.advance(2 * 60)
+    assert rooms.close_idle_rooms() == 1
+    assert abandoned.code not in _open_codes()
 
 
 def test_joining_an_idle_room_closes_it_even_before_a_sweep(settings):

@@ -181,3 +181,61 @@ def test_staff_reach_rooms_seats_and_progress_read_only(players, client, django_
                        {"name": "Eve"}).status_code == 403
     room_page = client.get(reverse("admin:game_room_change", args=[seat.room.pk]))
     assert "Bob" in room_page.content.decode()
+
+
+def test_deleting_a_player_removes_their_session_hash_address_and_removals_from_rooms(
+        db, eraser, django_user_model):
+    """What rooms keep about clients goes too: the session hash and address of
+    the room Ada created (her session hash is her seats'), and the token hash,
+    session hash and user id a host's removal of her left in a room's kicked
+    list. Hostile case: she was removed from a room where her seat is then
+    kept as gone, and from one she never had a kept seat in (purged)."""
+    ada_user = django_user_model.objects.create_user("Ada")
+    ada_session = rooms.hash_session("ada-session-key")
+    bob_session = rooms.hash_session("bob-session-key")
+    made = rooms.create_room("Ada", creator_ip="203.0.113.77", creator_session=ada_session)
+    rooms.join(made.code, user=ada_user, channel_name="c-ada-1", session_key="ada-session-key")
+    rooms.join(made.code, name="Bob", channel_name="c-bob-1", session_key="bob-session-key")
+    bobs = rooms.create_room("Bob", creator_ip="198.51.100.5", creator_session=bob_session)
+    bob = rooms.join(bobs.code, name="Bob", channel_name="c-bob-2",
+                     session_key="bob-session-key").seat
+    ada = rooms.join(bobs.code, user=ada_user, channel_name="c-ada-2",
+                     session_key="ada-session-key").seat
+    carl = rooms.join(bobs.code, name="Carl", channel_name="c-carl", session_key="carl-key").seat
+    rooms.kick(bobs.code, bob.player_id, ada.player_id)
+    rooms.kick(bobs.code, bob.player_id, carl.player_id)
+    # A third room removed her seat's token long ago, its seat since purged.
+    third = rooms.create_room("Dora")
+    Room.objects.filter(pk=third.pk).update(kicked=[
+        {"token": ada.token_hash, "session": "", "user": None}])
+    ada_tokens = list(Seat.objects.filter(user=ada_user).values_list("token_hash", flat=True))
+    assert rows_containing(ada_session, "203.0.113.77", *ada_tokens)  # stored before
+
+    eraser.post(reverse(DELETE_URL), {"by": "name", "value": "Ada", "confirm": "yes"})
+    assert rows_containing(ada_session, "203.0.113.77", *ada_tokens) == []
+    assert not [room for room in Room.objects.all()
+                if any(entry.get("user") == ada_user.pk for entry in room.kicked)]
+    # Everyone else's stays: Bob's room, and Carl's removal.
+    bobs.refresh_from_db()
+    assert (bobs.creator_session, bobs.creator_ip) == (bob_session, "198.51.100.5")
+    assert bobs.kicked == [{"token": carl.token_hash, "session": rooms.hash_session("carl-key"),
+                            "user": None}]
+    assert rows_containing(bob_session) != []
+
+
+def test_the_admin_shows_no_session_hash_address_nor_removals(db, client, django_user_model):
+    client.force_login(staff(django_user_model, "vic", "game.view_room", "game.view_seat"))
+    session = rooms.hash_session("ada-session-key")
+    room = rooms.create_room("Ada", creator_ip="203.0.113.77", creator_session=session)
+    host = rooms.join(room.code, name="Ada", channel_name="c-1", session_key="ada-session-key")
+    other = rooms.join(room.code, name="Bob", channel_name="c-2", session_key="bob-key").seat
+    rooms.kick(room.code, host.seat.player_id, other.player_id)
+    pages = [client.get(reverse("admin:game_room_change", args=[room.pk])),
+             client.get(reverse("admin:game_seat_change", args=[host.seat.pk]))]
+    for page in pages:
+        html = page.content.decode()
+        assert page.status_code == 200
+        for secret in (session, rooms.hash_session("bob-key"), other.token_hash,
+                       "203.0.113.77", "session_hash", "creator_session", "creator_ip",
+                       "kicked"):
+            assert secret not in html, secret

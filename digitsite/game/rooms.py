@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import (
     Count,
     Exists,
@@ -118,6 +118,33 @@ def check_creation_limit(*, creator_ip=None, creator_session="", at=None):
         raise error
 
 
+def _creation_lock_key(kind, value):
+    """A PostgreSQL advisory lock key (a signed 64-bit integer) for one client."""
+    digest = hashlib.sha256(f"room-creation:{kind}:{value}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _serialise_creations(creator_ip, creator_session):
+    """Make the caller's transaction the only room creation of this client
+    (its address, and its session) until it ends.
+
+    PostgreSQL: transaction-scoped advisory locks, one per key, taken in key
+    order so that two clients sharing an address (one key each of theirs)
+    never wait on each other in a cycle; a row lock cannot serve, as the rows
+    to count may not exist yet. SQLite: the settings begin every transaction
+    IMMEDIATE, which takes the database's write lock at BEGIN, so the count
+    already runs with every other writer waiting.
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_creation_lock_key(kind, value)
+                   for kind, value in (("ip", creator_ip), ("session", creator_session))
+                   if value})
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 def create_room(host_name="", *, rounds=None, seconds=None, max_players=None, solo=False,
                 target_confidence=None, results_seconds=None, private=False,
                 creator_ip=None, creator_session="", min_seconds=rules.TECHNICAL_MIN_SECONDS):
@@ -140,11 +167,18 @@ def create_room(host_name="", *, rounds=None, seconds=None, max_players=None, so
         min_seconds=min_seconds,
     )
     title = rules.clean_name(host_name) if host_name else ""
-    if creator_ip or creator_session:
-        check_creation_limit(creator_ip=creator_ip, creator_session=creator_session)
+    limited = bool(creator_ip or creator_session)
     for _ in range(20):
         try:
             with transaction.atomic():
+                # Counted and inserted in one transaction that no other
+                # creation by this client runs beside: counted before it, as
+                # it was, 20 simultaneous POSTs from one client all found
+                # room under the limit and all made a room.
+                if limited:
+                    _serialise_creations(creator_ip, creator_session)
+                    check_creation_limit(creator_ip=creator_ip,
+                                         creator_session=creator_session)
                 return Room.objects.create(
                     code=generate_code(),
                     title=title,
@@ -176,16 +210,54 @@ def room_exists(code):
     return Room.objects.filter(code=code).exists()
 
 
+# Between rounds or during one, a room is a game in progress: the upkeep of
+# every server process takes it on to its end (digitsite.game.upkeep), and
+# only then may it be found idle.
+LIVE_STATES = (Room.State.PLAYING, Room.State.RESULTS)
+
+
 def _idle_rooms(at):
     """Open rooms nobody was seen in for GAME_EMPTY_ROOM_MINUTES (and older than that).
 
     A connected seat renews `last_seen` every SEAT_HEARTBEAT_SECONDS, and a
     disconnect stamps it, so "no seat seen since the cutoff" means nobody
-    connected or seated for that long.
+    connected or seated for that long - unless the heartbeats could not be
+    written: after a database outage longer than the cutoff every seat is
+    stale, the live ones included, and closing on `last_seen` alone closed
+    rooms full of players. So a room with a seat still marked connected, or
+    with a game on, is not idle whatever its `last_seen`. The seats of a
+    server process that died without closing its sockets stay marked
+    connected; release_abandoned_seats frees them.
     """
     cutoff = at - timedelta(minutes=settings.GAME_EMPTY_ROOM_MINUTES)
     seen = Seat.objects.filter(room=OuterRef("pk"), last_seen__gte=cutoff)
-    return Room.objects.filter(closed_at__isnull=True, created__lt=cutoff).filter(~Exists(seen))
+    connected = Seat.objects.filter(room=OuterRef("pk"), connected=True)
+    return (Room.objects.filter(closed_at__isnull=True, created__lt=cutoff)
+            .exclude(state__in=LIVE_STATES)
+            .filter(~Exists(seen), ~Exists(connected)))
+
+
+def release_abandoned_seats(at=None):
+    """Seats marked connected but not renewed for GAME_EMPTY_ROOM_MINUTES, in
+    rooms with no game on, are disconnected as of `at`; returns how many.
+
+    A server process killed without closing its sockets leaves its players'
+    seats marked connected, and a room with connected seats is never idle.
+    The heartbeat of any live player in the room frees such seats within
+    SEAT_STALE_SECONDS; this frees them where nobody live is left. Releasing
+    is what an outage may do to a live player too, so it is undone as easily:
+    the connection's next heartbeat takes its seat back (see heartbeat), and
+    the release stamps `last_seen`, so the room can only be closed after
+    another GAME_EMPTY_ROOM_MINUTES in which no heartbeat came.
+    """
+    at = at or now()
+    cutoff = at - timedelta(minutes=settings.GAME_EMPTY_ROOM_MINUTES)
+    # Only rooms open since before the cutoff (room_open_idx), not every seat.
+    candidates = Room.objects.filter(closed_at__isnull=True, created__lt=cutoff).exclude(
+        state__in=LIVE_STATES)
+    return Seat.objects.filter(room__in=candidates, connected=True, gone=False,
+                               last_seen__lt=cutoff).update(
+        connected=False, channel_name="", disconnected_at=at, last_seen=at)
 
 
 def close_idle_rooms(at=None, *, budget_seconds=None, batch=CLOSE_BATCH):
@@ -195,9 +267,12 @@ def close_idle_rooms(at=None, *, budget_seconds=None, batch=CLOSE_BATCH):
     held SQLite's write lock for 7.8 s (bench/bench_lobby.py), stalling every
     room's moves meanwhile. With `budget_seconds`, stops after the batch that
     passes it (the lobby's sweep: a backlog then clears over several polls).
+    Seats abandoned by a dead process are released first (one more short
+    write), so their rooms close a cutoff later.
     """
     at = at or now()
     started = time.monotonic()
+    release_abandoned_seats(at)
     closed = 0
     while True:
         ids = list(_idle_rooms(at).order_by("created").values_list("pk", flat=True)[:batch])

@@ -1,0 +1,105 @@
+"""The per-client room limit under simultaneous requests, on the real
+PostgreSQL and on an SQLite file.
+
+The limit was counted before, and outside, the transaction that inserts the
+room: parallel POSTs from one client all found the count under the limit and
+all made a room.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.services import DEFAULT_POSTGRES_URL, ServiceUnavailable, fresh_postgres_database
+from tests.support import BASE_DIR, require
+
+THREADS = 12
+ROUNDS = 4
+PER_SESSION = 3
+PER_IP = 4
+
+# Runs in its own process with DATABASE_URL naming a fresh database. Each
+# round, THREADS threads behind a barrier create a room at the same moment:
+# in "session" rounds all from one session and address, in "ip" rounds from
+# one address with a session each. Prints how many each round made.
+RACE_SCRIPT = r"""
+import json, sys, threading
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+call_command("migrate", verbosity=0)
+from digitsite.game import rooms
+from digitsite.game.rules import GameError
+
+threads, rounds = int(sys.argv[1]), int(sys.argv[2])
+connection.close()
+report = []
+for number in range(rounds):
+    kind = "session" if number % 2 == 0 else "ip"
+    barrier = threading.Barrier(threads)
+    made, refused, errors = [], [], []
+
+    def create(index):
+        session = f"s-{number}" if kind == "session" else f"s-{number}-{index}"
+        try:
+            barrier.wait(timeout=120)
+            made.append(rooms.create_room("", creator_ip=f"203.0.113.{number + 1}",
+                                          creator_session=rooms.hash_session(session)).code)
+        except GameError as exc:
+            (refused if exc.code == "too_many_rooms" else errors).append(str(exc))
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=create, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    report.append({"kind": kind, "made": len(made), "refused": len(refused), "errors": errors})
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.services), "sqlite"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'race.sqlite3'}"
+        return
+    server_url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+    try:
+        with fresh_postgres_database(server_url, prefix="digitsite_creation") as url:
+            yield url
+    except ServiceUnavailable as exc:
+        require(False, f"{exc} (set TEST_POSTGRES_URL)")
+
+
+def test_simultaneous_creations_by_one_client_stop_at_the_limit(database_url, tmp_path):
+    """Hostile input: 12 creations at the same moment from one session (limit
+    3), and from one address with 12 sessions (limit 4)."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "digitsite.settings",
+        "DATABASE_URL": database_url,
+        "DIGITSITE_VAR_DIR": str(tmp_path / "var"),
+        "RECOGNIZER_MODEL_DIR": str(tmp_path / "models"),
+        "GAME_ROOMS_PER_SESSION": str(PER_SESSION),
+        "GAME_ROOMS_PER_IP": str(PER_IP),
+        "GAME_ROOMS_WINDOW_SECONDS": "3600",
+    })
+    result = subprocess.run(
+        [sys.executable, "-c", RACE_SCRIPT, str(THREADS), str(ROUNDS)],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=540,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(report) == ROUNDS
+    for outcome in report:
+        limit = PER_SESSION if outcome["kind"] == "session" else PER_IP
+        assert outcome == {"kind": outcome["kind"], "made": limit,
+                           "refused": THREADS - limit, "errors": []}, report
