@@ -167,10 +167,10 @@ def main():
             run = make(text)
             status, error = outcome(run)
             if path_name == "game" and len(text.encode()) > session.MAX_MESSAGE_BYTES:
-                # The consumer closes the socket (1009) before decoding such a
+                # The consumer closes the socket (4009) before decoding such a
                 # message; what the drawing would cost past that is still measured.
                 status = "refused"
-                error = f"message over {session.MAX_MESSAGE_BYTES} bytes (closed with 1009)"
+                error = f"message over {session.MAX_MESSAGE_BYTES} bytes (closed with 4009)"
             cpu, repeats = cpu_ms(swallow(run), args.repeats)
             row = {
                 "path": path_name,

@@ -31,11 +31,19 @@ from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.cache import cache
 from django.dispatch import receiver
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
 # Replaced in tests to move time forward without waiting.
 clock = time.time
+
+
+# What a cache that is down or unreachable raises: redis-py's own errors
+# (its ConnectionError is not the builtin one) and socket errors. Anything else
+# is a bug or a bad setting and must not be logged as an outage while
+# throttling quietly stays off.
+CACHE_ERRORS = (RedisError, OSError)
 
 
 def _cache_may_fail(default):
@@ -46,7 +54,7 @@ def _cache_may_fail(default):
         def guarded(*args, **kwargs):
             try:
                 return function(*args, **kwargs)
-            except Exception:
+            except CACHE_ERRORS:
                 logger.warning("login throttling is off: the cache failed", exc_info=True)
                 return default
         return guarded

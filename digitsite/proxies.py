@@ -20,9 +20,34 @@ its presence to tell a proxied request from a local one.
 """
 
 import ipaddress
+import logging
 from functools import lru_cache
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# Warned once per process: every request through a misconfigured nginx would
+# otherwise log the same line.
+_warned_unconfigured_proxy = False
+
+
+def _warn_if_proxied_without_trust(address, headers):
+    """A loopback peer sending X-Forwarded-For is almost surely a local proxy
+    (nginx on the same machine) while TRUSTED_PROXIES is empty: then every
+    visitor has the proxy's address and shares one budget of the per-address
+    limits (rooms, login failures, the API). Said once, at WARNING."""
+    global _warned_unconfigured_proxy
+    if _warned_unconfigured_proxy or address is None or not address.is_loopback:
+        return
+    if not any(k == b"x-forwarded-for" for k, _ in headers):
+        return
+    _warned_unconfigured_proxy = True
+    logger.warning(
+        "a request from %s carries X-Forwarded-For but TRUSTED_PROXIES is empty: every "
+        "client behind this proxy shares its address, and so the per-address limits on "
+        "rooms, login failures and the API. Set TRUSTED_PROXIES to the proxy's address "
+        "(see docs/deployment.md); do not run Daphne with --proxy-headers.", address)
 
 
 def parse_networks(entries):
@@ -97,7 +122,10 @@ class TrustedProxyMiddleware:
         client = scope.get("client")
         peer = client[0] if client else ""
         headers = scope.get("headers", [])
-        if not _trusted(_address(peer), self.networks):
+        networks = self.networks
+        if not networks:
+            _warn_if_proxied_without_trust(_address(peer), headers)
+        if not _trusted(_address(peer), networks):
             stripped = [(k, v) for k, v in headers if k != b"x-forwarded-proto"]
             return {**scope, "headers": stripped} if len(stripped) != len(headers) else scope
         forwarded_for = [v.decode("latin1") for k, v in headers if k == b"x-forwarded-for"]

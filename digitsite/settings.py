@@ -173,9 +173,23 @@ else:
 
 # Failed logins (digitsite/login_throttle.py): this many for one user name, or
 # from one address, within LOGIN_LOCKOUT_SECONDS lock it for that long.
-LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
-LOGIN_FAILURES_PER_IP = env_int("LOGIN_FAILURES_PER_IP", 20)
-LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+# Each must be a whole number above 0: a lockout of 0 would divide by zero in
+# every window computation, and a limit of 0 would lock every name on its first
+# try; there is no "off" value (raise the counts instead).
+def _positive_int(name, default):
+    raw = os.environ.get(name, "")
+    try:
+        value = int(raw) if raw.strip() else default
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be a whole number above 0, not {raw!r}")
+    return value
+
+
+LOGIN_FAILURES_PER_ACCOUNT = _positive_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
+LOGIN_FAILURES_PER_IP = _positive_int("LOGIN_FAILURES_PER_IP", 20)
+LOGIN_LOCKOUT_SECONDS = _positive_int("LOGIN_LOCKOUT_SECONDS", 15 * 60)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 def client_address(request):
     """The address the API's limits count against, of a Django request or an ASGI scope.
 
-    The peer's address as the ASGI server reports it (Daphne with
-    --proxy-headers, as deployed, reports X-Forwarded-For's). Any further
-    trust in forwarded headers is decided here and only here, for both
-    forms: the ASGI guard below sees the scope before Django builds a
-    request.
+    The peer's address in the scope, which digitsite/proxies.py has already
+    replaced with the X-Forwarded-For client for a request from one of
+    TRUSTED_PROXIES (Daphne runs without --proxy-headers, which would believe
+    the header from anyone). Nothing here reads forwarded headers, for
+    either form: the ASGI guard below sees the scope before Django builds a
+    request, after the proxy middleware.
     """
     if isinstance(request, dict):  # an ASGI scope: Django's REMOTE_ADDR comes from it
         peer = request.get("client")

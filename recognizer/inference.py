@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from django.conf import settings
 from django.db import close_old_connections
+from django.db.models import Q
 
 from recognizer import calibration, frozen, versions
 from recognizer.checkpoints import CheckpointError
@@ -47,7 +48,8 @@ from recognizer.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
-# Versions tried, newest first, when the active one does not load at start-up.
+# Versions tried (previously active ones first) when the active one does not
+# load at start-up.
 # A handful: a model folder whose newest several files are all broken has a
 # problem that serving something older would only hide.
 FALLBACK_CANDIDATES = 5
@@ -180,6 +182,27 @@ class LoadedModel:
         return cls(row.version, row.pk, row.sha256, model, metadata, frozen.freeze(model))
 
 
+def fallback_candidates(active):
+    """Up to FALLBACK_CANDIDATES versions to serve instead of `active`, best first
+    (see InferenceService._load_fallback)."""
+    others = ModelVersion.objects.exclude(pk=active.pk)
+    tiers = [
+        others.filter(pk=active.parent_id) if active.parent_id else others.none(),
+        others.filter(last_activated__isnull=False).order_by("-last_activated", "-id"),
+        others.filter(last_activated__isnull=True).filter(
+            Q(path__startswith=versions.BUILTIN_PREFIX) | Q(metrics__activation__activated=True)
+        ).order_by("-created", "-id"),
+        others.order_by("-created", "-id"),
+    ]
+    chosen = {}
+    for tier in tiers:
+        for row in tier[:FALLBACK_CANDIDATES]:
+            chosen.setdefault(row.pk, row)
+            if len(chosen) == FALLBACK_CANDIDATES:
+                return list(chosen.values())
+    return list(chosen.values())
+
+
 class InferenceService:
     def __init__(self, max_batch=None, batch_wait_ms=None, reload_seconds=None):
         self.max_batch = max_batch or settings.RECOGNIZER_MAX_BATCH
@@ -241,8 +264,8 @@ class InferenceService:
                     serving = f"still serving {current.version}"
                 else:
                     current = self._load_fallback(row)
-                    serving = (f"serving {current.version} instead, the newest version that "
-                               "loads" if current else "no model to serve")
+                    serving = (f"serving {current.version} instead, the best earlier "
+                               "version that loads" if current else "no model to serve")
                 logger.error("refusing model version %s: %s; %s", row.version, exc, serving)
                 return self._serve_instead_of(row)
             self.refused = None
@@ -251,9 +274,19 @@ class InferenceService:
             return self._loaded
 
     def _load_fallback(self, active):
-        """Load the newest version other than `active` that loads; None if none does."""
-        candidates = ModelVersion.objects.exclude(pk=active.pk).order_by("-created", "-id")
-        for row in candidates[:FALLBACK_CANDIDATES]:
+        """Load a version other than `active` that loads; None if none does.
+
+        The newest row is often the wrong one: a fine-tune the gate refused, or
+        a version an operator rolled back from. Tried in order: `active`'s
+        parent (what it was fine-tuned from, usually what served before it);
+        versions that were active before, most recently activated first; the
+        shipped model and versions `finetune` activated before activations were
+        timed, newest first; only then any other, newest first.
+        """
+        return self._load_first(fallback_candidates(active))
+
+    def _load_first(self, candidates):
+        for row in candidates:
             try:
                 model, metadata = versions.load_version(row)
             except CheckpointError as exc:

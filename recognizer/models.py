@@ -21,6 +21,11 @@ class ModelVersion(models.Model):
     size_bytes = models.PositiveIntegerField(default=0)
     architecture = models.CharField(max_length=64, default="digitcnn-v1")
     is_active = models.BooleanField(default=False)
+    # When it was last made the active version (null: never, or only before
+    # this was recorded). What a process falls back to when the active file
+    # does not load: a version that served before, not the newest row, which
+    # is often a fine-tune the gate refused.
+    last_activated = models.DateTimeField(null=True, blank=True, editable=False)
     # How it was made: command line, seed, epochs, data counts.
     training = models.JSONField(default=dict, blank=True)
     # Evaluation: accuracy, per-class accuracy, confusion matrix, curves.

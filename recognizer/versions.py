@@ -80,8 +80,10 @@ def activate_version(version):
     with transaction.atomic():
         lock_versions()
         ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
-        ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+        now = timezone.now()
+        ModelVersion.objects.filter(pk=version.pk).update(is_active=True, last_activated=now)
     version.is_active = True
+    version.last_activated = now
     logger.info("model version %s activated", version.version)
     return version
 

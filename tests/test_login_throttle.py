@@ -127,3 +127,28 @@ def test_with_the_cache_down_logins_work_unthrottled(client, root, settings, cap
     assert logged_in(log_in(client, "root", PASSWORD))
     assert "login throttling is off" in caplog.text
     settings.CACHES = working  # for the fixture's clean-up
+
+
+def test_an_error_that_is_not_the_caches_is_not_reported_as_an_outage(settings, caplog):
+    """A lockout of 0 used to divide by zero inside the guard, which logged "the
+    cache failed" on every failed login while throttling stayed off. Only the
+    cache's own errors may turn throttling off."""
+    settings.LOGIN_LOCKOUT_SECONDS = 0
+    with pytest.raises(ZeroDivisionError):
+        login_throttle.record_failure(None, "root")
+    assert "login throttling is off" not in caplog.text
+
+
+@pytest.mark.parametrize("name, value", [
+    ("LOGIN_LOCKOUT_SECONDS", "0"), ("LOGIN_FAILURES_PER_ACCOUNT", "-1"),
+    ("LOGIN_FAILURES_PER_IP", "twenty"),
+])
+def test_a_login_limit_of_zero_or_less_stops_the_site_with_a_clear_error(tmp_path, name,
+                                                                         value):
+    """Hostile settings: 0 (divides by zero, or locks every name at once), a
+    negative count, text."""
+    from tests.test_deploy_check import manage
+
+    result = manage(tmp_path, {name: value}, "check")
+    assert result.returncode != 0
+    assert f"{name} must be a whole number above 0, not {value!r}" in result.stderr

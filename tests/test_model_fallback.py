@@ -68,7 +68,7 @@ def test_a_broken_active_file_at_start_falls_back_and_heals_when_restored(
     good = damage(path, how)
 
     with caplog.at_level(logging.WARNING, logger="recognizer.inference"):
-        # The newest version that loads serves: "newer-broken" is skipped.
+        # No version served before: the newest that loads serves, "newer-broken" skipped.
         assert service.refresh().version == "oldest"
         response = client.post("/api/recognize", json.dumps(STROKES),
                                content_type="application/json")
@@ -81,7 +81,7 @@ def test_a_broken_active_file_at_start_falls_back_and_heals_when_restored(
             assert service.refresh().version == "oldest"
     [error] = errors(caplog)
     assert "refusing model version active" in error
-    assert "serving oldest instead, the newest version that loads" in error
+    assert "serving oldest instead, the best earlier version that loads" in error
     assert any("newer-broken cannot be loaded either" in r.getMessage()
                for r in caplog.records)
 
@@ -131,3 +131,42 @@ def test_nothing_loadable_is_still_a_503_not_a_500(versions_on_disk, service, mo
                            content_type="application/json")
     assert response.status_code == 503
     assert client.get("/healthz").status_code == 503
+
+
+
+def test_the_fallback_is_a_version_that_served_before_not_the_newest(model_dir, service,
+                                                                     caplog):
+    """Hostile history: "older" served, then "previous"; then a newer version was
+    registered and never activated (a fine-tune the gate refused), then "active".
+    With the active file broken, the version most recently active before it
+    serves, not the newest row nor an older active one."""
+    ModelVersion.objects.all().delete()
+    register_random_model(model_dir, seed=4, activate=True, version="older")
+    register_random_model(model_dir, seed=1, activate=True, version="previous")
+    register_random_model(model_dir, seed=2, activate=False, version="refused-finetune")
+    active = register_random_model(model_dir, seed=3, activate=True, version="active")
+    damage(model_dir / active.path, "corrupt bytes")
+    with caplog.at_level(logging.ERROR, logger="recognizer.inference"):
+        assert service.refresh().version == "previous"
+    [error] = errors(caplog)
+    assert "serving previous instead" in error
+
+
+def test_the_fallback_prefers_the_active_versions_parent(model_dir, service):
+    """A fine-tune of "parent" activated, after "other" was activated over the
+    parent and rolled back from: the parent, what the fine-tune was made from,
+    serves, though "other" was activated more recently."""
+    from recognizer.versions import activate_version, register_version
+
+    ModelVersion.objects.all().delete()
+    parent = register_random_model(model_dir, seed=1, activate=True, version="parent")
+    register_random_model(model_dir, seed=3, activate=False, version="spare")
+    child_path = model_dir / "child.pt"
+    child_path.write_bytes((model_dir / "random-3.pt").read_bytes())
+    register_random_model(model_dir, seed=2, activate=True, version="other")
+    activate_version(parent)  # rolled back from "other"
+    register_random_model(model_dir, seed=5, activate=True, version="newest")
+    child = register_version(child_path, version="child", parent=parent, activate=True)
+    assert child.parent_id == parent.pk
+    damage(child_path, "truncated")
+    assert service.refresh().version == "parent"

@@ -121,3 +121,28 @@ async def test_security_headers_on_every_page(settings):
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert headers[b"Referrer-Policy"] == b"same-origin"
     assert headers[b"X-Content-Type-Options"] == b"nosniff"
+
+
+async def test_a_local_proxy_without_trusted_proxies_is_warned_about_once(settings, caplog,
+                                                                          monkeypatch):
+    """nginx on the same machine sending X-Forwarded-For while TRUSTED_PROXIES is
+    empty: every visitor would share 127.0.0.1's limits. Warned once per process,
+    not per request; a remote peer sending the header (a client forging it) and
+    a configured TRUSTED_PROXIES warn nothing."""
+    from digitsite import proxies
+
+    monkeypatch.setattr(proxies, "_warned_unconfigured_proxy", False)
+    forwarded = [(b"x-forwarded-for", b"203.0.113.9")]
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    await scope_seen(settings, "127.0.0.1", forwarded)
+    settings.TRUSTED_PROXIES = []
+    await scope_seen(settings, "203.0.113.50", forwarded)
+    await scope_seen(settings, "127.0.0.1", [])
+    assert "TRUSTED_PROXIES is empty" not in caplog.text
+
+    for peer in ("127.0.0.1", "::1", "127.0.0.1"):
+        seen = await scope_seen(settings, peer, forwarded)
+        assert seen["client"][0] == peer  # still not believed
+    warnings = [r for r in caplog.records
+                if r.name == "digitsite.proxies" and "TRUSTED_PROXIES is empty" in r.message]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"

@@ -73,6 +73,40 @@ def test_an_overdue_round_is_closed_once_and_its_drawing_stored_with_its_label()
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_the_sweep_repeats_on_the_game_clock(manual_clock):
+    """The sweep's interval is game time: with a manual clock the next sweep
+    comes when the clock moves past the interval (here an hour, which the real
+    clock would never reach in this test), and closes the round whose
+    deadline that move put behind it."""
+    from asgiref.sync import sync_to_async
+
+    from digitsite.game import upkeep
+    from digitsite.models import Room
+
+    room, _ = await sync_to_async(_playing_room_with_a_drawing)()
+    task = asyncio.ensure_future(upkeep.sweep_forever(3600))
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        # The first sweep (nothing due yet) is done once it sleeps on the clock.
+        while manual_clock.sleepers() == 0:
+            assert not task.done(), task
+            assert loop.time() < deadline, "the sweep never waited on the game clock"
+            await asyncio.sleep(0.05)
+        state = await sync_to_async(lambda: Room.objects.get(pk=room.pk).state)()
+        assert state == Room.State.PLAYING
+
+        manual_clock.advance(3600)
+        while (await sync_to_async(lambda: Room.objects.get(pk=room.pk).state)()
+               != Room.State.RESULTS):
+            assert loop.time() < deadline, "the second sweep did not close the round"
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.wait({task}, timeout=30)
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_server_speaking_lifespan_sweeps_from_start_up_until_shutdown():
     """Servers with the ASGI lifespan protocol (uvicorn, hypercorn) start the
     sweep at start-up, before any request, and stop it at shutdown."""

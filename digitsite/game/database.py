@@ -91,6 +91,12 @@ async def patiently(function, *args, what="a write", patience=None, **kwargs):
     InterfaceError: a closed connection) are retried; the function must be
     safe to run again after one of them, which holds for one that does its
     writes in a single transaction (a refused one changed nothing).
+
+    The patience and the pauses between tries are real time (time.monotonic,
+    asyncio.sleep), not the game clock's: a database outage, and the lock and
+    statement timeouts that end each try, pass in real time whatever a test's
+    ManualClock says, and a write waiting on virtual time would stand still
+    until a test happened to advance it.
     """
     patience = settings.GAME_WRITE_PATIENCE_SECONDS if patience is None else patience
     give_up_at = time.monotonic() + patience

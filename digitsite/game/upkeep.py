@@ -44,7 +44,7 @@ from datetime import timedelta
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from digitsite.game import rooms
+from digitsite.game import clock, rooms
 from digitsite.game.database import db
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,13 @@ async def sweep():
 
 
 async def sweep_forever(interval):
+    """Sweep now, then every `interval` seconds of the game clock.
+
+    Game time, not real time: the sweep closes rounds whose deadlines, read
+    from the same clock, have passed, so with a test's ManualClock it runs
+    when the test moves time on, as the round timers do, and not on the real
+    clock's schedule of a loaded machine.
+    """
     while True:
         try:
             await sweep()
@@ -107,7 +114,7 @@ async def sweep_forever(interval):
             raise
         except Exception:  # a database outage: the next sweep tries again
             logger.exception("closing overdue rounds failed")
-        await asyncio.sleep(interval)
+        await clock.sleep(interval)
 
 
 async def stop_gracefully(timeout=None):

@@ -22,7 +22,8 @@ EXPLANATIONS = {
     "conv4": "64 filters combining those parts.",
     "pool2": "Shrinks again, to 7x7: where roughly each part is.",
     "dense": "128 numbers that summarise the whole drawing.",
-    "logits": "One score per digit; softmax turns them into probabilities.",
+    "logits": "One score per digit; divided by the version's temperature T (under How "
+              "sure it is, when measured), softmax turns them into probabilities.",
 }
 
 

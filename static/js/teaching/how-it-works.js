@@ -368,7 +368,11 @@ function renderProbabilities() {
   renderBars(root.querySelector("[data-probabilities]"), prediction.probabilities);
   const scores = prediction.logits.map((v, d) => `${d}: ${v.toFixed(1).replace(/^-0\.0$/, "0.0")}`)
     .join(", ");
-  setFacts("probabilities", `Scores before softmax: ${scores}. Model version ${prediction.model}.`);
+  // The probabilities shown are softmax(scores / T), T the version's calibration
+  // temperature (recognizer/calibration.py); its value is on the model page.
+  setFacts("probabilities", `Scores before softmax: ${scores}. The probabilities are ` +
+    `softmax(scores / T), T being this version's temperature (see the model page). ` +
+    `Model version ${prediction.model}.`);
 }
 
 // -- hovering ---------------------------------------------------------------------
