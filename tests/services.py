@@ -5,6 +5,9 @@ Fixtures:
 - `postgres_database`: the URL of a fresh, uniquely named database, created on
   the server of $TEST_POSTGRES_URL (default: postgres@127.0.0.1:5432, trust
   auth) for the test session and dropped after it.
+- `own_postgres_database`: the URL of a fresh database for one test alone,
+  dropped after it, for tests whose races, locks or activations would
+  disturb the session's shared database.
 - `redis_url`: the URL of a Redis database number that this session claims
   for itself on $TEST_REDIS_URL's server (default 127.0.0.1:6379), flushed
   after. A TEST_REDIS_URL that names a database number (redis://host/7) uses
@@ -113,14 +116,28 @@ def _unavailable(exc, variable):
     require(False, f"{exc} (set {variable})")
 
 
-@pytest.fixture(scope="session")
-def postgres_database():
+@contextlib.contextmanager
+def _postgres_or_skip(prefix="digitsite_test"):
+    """A fresh database's URL; a missing server skips (fails under CI=true)."""
     server_url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
     with contextlib.ExitStack() as stack:
         try:
-            url = stack.enter_context(fresh_postgres_database(server_url))
+            url = stack.enter_context(fresh_postgres_database(server_url, prefix=prefix))
         except ServiceUnavailable as exc:
             _unavailable(exc, "TEST_POSTGRES_URL")
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    with _postgres_or_skip() as url:
+        yield url
+
+
+@pytest.fixture
+def own_postgres_database():
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(_postgres_or_skip(prefix="digitsite_own"))
         yield url
 
 

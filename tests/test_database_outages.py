@@ -9,7 +9,6 @@ seconds for a lock before a write fails.
 import asyncio
 import contextlib
 import json
-import os
 import sqlite3
 import time
 
@@ -159,22 +158,6 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
     assert json.loads(strokes)["strokes"] == sketch(7)["strokes"]
 
 
-@pytest.fixture
-def fresh_postgres():
-    """A PostgreSQL database of this test's own: the session's shared one holds
-    model versions other tests activated, with files elsewhere."""
-    from tests.services import DEFAULT_POSTGRES_URL, ServiceUnavailable, fresh_postgres_database
-    from tests.support import require
-
-    server_url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
-    with contextlib.ExitStack() as stack:
-        try:
-            url = stack.enter_context(fresh_postgres_database(server_url))
-        except ServiceUnavailable as exc:
-            require(False, f"{exc} (set TEST_POSTGRES_URL)")
-        yield url
-
-
 @contextlib.contextmanager
 def postgres_lock(url, *tables):
     """Hold EXCLUSIVE locks on PostgreSQL tables: others may read them, not write."""
@@ -190,7 +173,7 @@ def postgres_lock(url, *tables):
 
 @pytest.mark.services
 async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_them(
-        fresh_postgres, tmp_path):
+        own_postgres_database, tmp_path):
     """Hostile condition: another session holds the round-progress and health
     tables locked against writes for longer than the server's lock timeout,
     as a long admin transaction would. PostgreSQL would let the writes wait
@@ -198,7 +181,7 @@ async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_t
     again once the lock goes."""
     import websockets
 
-    postgres_database = fresh_postgres
+    postgres_database = own_postgres_database
     lock_timeout = 5
     server = LiveServer(tmp_path, env={
         "DATABASE_URL": postgres_database, "REDIS_URL": "",

@@ -14,8 +14,7 @@ import sys
 
 import pytest
 
-from tests.services import DEFAULT_POSTGRES_URL, ServiceUnavailable, fresh_postgres_database
-from tests.support import BASE_DIR, require
+from tests.support import BASE_DIR
 
 pytestmark = pytest.mark.services
 
@@ -62,17 +61,6 @@ for _ in range(rounds):
     connection.close()
 print(json.dumps({"errors": errors, "actives": actives}))
 """
-
-
-@pytest.fixture
-def own_postgres_database():
-    """A database of its own: the race changes which version is active."""
-    server_url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
-    try:
-        with fresh_postgres_database(server_url, prefix="digitsite_activation") as url:
-            yield url
-    except ServiceUnavailable as exc:
-        require(False, f"{exc} (set TEST_POSTGRES_URL)")
 
 
 def test_concurrent_activations_leave_exactly_one_active_on_postgresql(

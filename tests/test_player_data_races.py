@@ -17,8 +17,7 @@ import sys
 
 import pytest
 
-from tests.services import DEFAULT_POSTGRES_URL, ServiceUnavailable, fresh_postgres_database
-from tests.support import BASE_DIR, require
+from tests.support import BASE_DIR
 
 pytestmark = pytest.mark.services
 
@@ -128,16 +127,6 @@ for scenario in sys.argv[1:]:
     connection.close()
 print(json.dumps(report))
 """
-
-
-@pytest.fixture
-def own_postgres_database():
-    server_url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
-    try:
-        with fresh_postgres_database(server_url, prefix="digitsite_forget") as url:
-            yield url
-    except ServiceUnavailable as exc:
-        require(False, f"{exc} (set TEST_POSTGRES_URL)")
 
 
 def test_deleting_a_player_while_their_round_ends_leaves_nothing_and_never_deadlocks(

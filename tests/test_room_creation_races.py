@@ -13,8 +13,7 @@ import sys
 
 import pytest
 
-from tests.services import DEFAULT_POSTGRES_URL, ServiceUnavailable, fresh_postgres_database
-from tests.support import BASE_DIR, require
+from tests.support import BASE_DIR
 
 THREADS = 12
 ROUNDS = 4
@@ -69,14 +68,8 @@ print(json.dumps(report))
 @pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.services), "sqlite"])
 def database_url(request, tmp_path):
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'race.sqlite3'}"
-        return
-    server_url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
-    try:
-        with fresh_postgres_database(server_url, prefix="digitsite_creation") as url:
-            yield url
-    except ServiceUnavailable as exc:
-        require(False, f"{exc} (set TEST_POSTGRES_URL)")
+        return f"sqlite:///{tmp_path / 'race.sqlite3'}"
+    return request.getfixturevalue("own_postgres_database")
 
 
 def test_simultaneous_creations_by_one_client_stop_at_the_limit(database_url, tmp_path):
