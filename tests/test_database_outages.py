@@ -72,6 +72,19 @@ async def wait_for_log(server, offset, text, timeout=60):
         await asyncio.sleep(0.1)
 
 
+async def a_read_is_answered_while_the_write_waits(server, offset, what):
+    """A socket to a room that does not exist (a read) is answered before the
+    drawing's write, still waiting for the lock, gives up its first try."""
+    import websockets
+
+    async with websockets.connect(f"{server.ws_url}/ws/v1/rooms/ZZZZZZ/",
+                                  origin=server.url, proxy=None, open_timeout=30) as stranger:
+        answer = json.loads(await asyncio.wait_for(stranger.recv(), 60))
+    assert answer["code"] == "room_not_found"
+    assert f"{what}: the database refused it" not in log_since(server, offset), (
+        "the other room's read waited for the drawing's write")
+
+
 def test_a_locked_database_fails_healthz_within_its_bound(server):
     """Hostile condition: another writer holds the lock longer than the server's busy timeout.
 
@@ -125,13 +138,7 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
         with write_lock(server):
             await ada.send({"type": "draw", "round": 1, "seq": 1, "drawing": sketch(7)})
             await wait_for_log(server, offset, f"{what}: attempt 1")
-            async with websockets.connect(f"{server.ws_url}/ws/v1/rooms/ZZZZZZ/",
-                                          origin=server.url, proxy=None,
-                                          open_timeout=30) as stranger:
-                answer = json.loads(await asyncio.wait_for(stranger.recv(), 60))
-            assert answer["code"] == "room_not_found"
-            assert f"{what}: the database refused it" not in log_since(server, offset), (
-                "the other room's read waited for the drawing's write")
+            await a_read_is_answered_while_the_write_waits(server, offset, what)
             joining = asyncio.ensure_future(join_other_room())
             # Held until both writes failed once: they are then tried again.
             await wait_for_log(server, offset, f"{what}: the database refused it",
@@ -179,7 +186,6 @@ async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_t
     as a long admin transaction would. PostgreSQL would let the writes wait
     for ever; the lock timeout makes them fail, and a drawing is written
     again once the lock goes."""
-    import websockets
 
     postgres_database = own_postgres_database
     lock_timeout = 5
@@ -207,13 +213,7 @@ async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_t
 
             await ada.send({"type": "draw", "round": 1, "seq": 1, "drawing": sketch(8)})
             await wait_for_log(server, offset, f"{what}: attempt 1")
-            async with websockets.connect(f"{server.ws_url}/ws/v1/rooms/ZZZZZZ/",
-                                          origin=server.url, proxy=None,
-                                          open_timeout=30) as stranger:
-                answer = json.loads(await asyncio.wait_for(stranger.recv(), 60))
-            assert answer["code"] == "room_not_found"
-            assert f"{what}: the database refused it" not in log_since(server, offset), (
-                "the other room's read waited for the drawing's write")
+            await a_read_is_answered_while_the_write_waits(server, offset, what)
             await wait_for_log(server, offset, f"{what}: the database refused it",
                                timeout=lock_timeout * 8)
         guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
