@@ -133,7 +133,7 @@ def main():
         os.environ[key] = server.env[key]
     setup_django(var_dir=server.env["DIGITSITE_VAR_DIR"])
 
-    from digitsite.game import create_room
+    from digitsite.game.rooms import create_room
     from recognizer import review
     from recognizer.models import Drawing
     from recognizer.versions import active_version

@@ -382,7 +382,7 @@ def cpu_seconds(pid):
 SETUP_CODE = """
 import json
 from django.conf import settings
-from digitsite.game import create_room
+from digitsite.game.rooms import create_room
 from recognizer.versions import active_version
 from tests.support import register_random_model
 version = active_version()

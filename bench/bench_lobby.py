@@ -31,7 +31,7 @@ def fill(rooms_count, live_count, rng):
     from django.utils import timezone
 
     from digitsite.game.codes import generate_code
-    from digitsite.models import Room, Seat
+    from digitsite.game.models import Room, Seat
 
     now = timezone.now()
     codes = set()
@@ -77,8 +77,8 @@ def old_lobby_query(limit=50):
     from django.db.models import Count, F, Q
     from django.utils import timezone
 
+    from digitsite.game.models import Room
     from digitsite.game.rooms import NEW_ROOM_LISTED
-    from digitsite.models import Room
 
     fresh = timezone.now() - NEW_ROOM_LISTED
     return list(

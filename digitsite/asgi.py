@@ -20,9 +20,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from digitsite.body_limit import BodyLimitMiddleware  # noqa: E402
 from digitsite.game import upkeep  # noqa: E402
+from digitsite.game.routing import websocket_urlpatterns  # noqa: E402
 from digitsite.origins import same_origin_only  # noqa: E402
 from digitsite.proxies import TrustedProxyMiddleware  # noqa: E402
-from digitsite.routing import websocket_urlpatterns  # noqa: E402
 from recognizer.clients import ApiLimitsGuard  # noqa: E402
 
 # Outermost, the process's own upkeep (lifespan on servers that speak it);

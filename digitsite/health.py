@@ -78,7 +78,7 @@ def _database_check():
 
 def _write_probe():
     """Rewrite the health row in a transaction that waits at most WRITE_TIMEOUT_SECONDS."""
-    from digitsite.models import HealthProbe
+    from digitsite.game.models import HealthProbe
 
     wait_ms = int(WRITE_TIMEOUT_SECONDS * 1000)
     if connection.vendor == "sqlite":

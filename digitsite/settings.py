@@ -59,7 +59,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "digitsite.admin_site.SiteAdminConfig",  # django.contrib.admin, throttled logins
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -68,7 +68,7 @@ INSTALLED_APPS = [
     "channels",
     "recognizer",
     "trainer",
-    "digitsite.apps.GameConfig",
+    "digitsite.game",
 ]
 
 MIDDLEWARE = [

@@ -8,5 +8,5 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("learn/", include("recognizer.teaching.urls")),
     path("", include("recognizer.urls")),
-    path("", include("digitsite.game_urls")),
+    path("", include("digitsite.game.urls")),
 ]

@@ -63,7 +63,7 @@ class LiveServer:
         digitsite.game.create_room); its code."""
         script = (
             "import django, sys; django.setup()\n"
-            "from digitsite.game import create_room\n"
+            "from digitsite.game.rooms import create_room\n"
             f"sys.stdout.write(create_room({host_name!r}, **{settings!r}).code)\n"
         )
         done = subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=self.env,

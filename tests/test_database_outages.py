@@ -55,7 +55,7 @@ def query(server, sql, params=()):
 def new_room(server, **options):
     options = {"rounds": 1, "seconds": 300, "target_confidence": 1.0, **options}
     arguments = ", ".join(f"{key}={value!r}" for key, value in options.items())
-    result = server.manage("shell", "-c", "from digitsite.game import create_room\n"
+    result = server.manage("shell", "-c", "from digitsite.game.rooms import create_room\n"
                                           f"print(create_room('Ada', {arguments}).code)")
     return result.stdout.strip().splitlines()[-1]
 

@@ -271,7 +271,7 @@ def fraction_holding_out(keys, count):
 @pytest.mark.django_db(transaction=True)
 async def test_styled_players_play_and_the_finetuned_model_reads_their_style(
         mnist_dir, model_dir, settings, tmp_path):
-    from digitsite.game import create_room
+    from digitsite.game.rooms import create_room
     from recognizer.inference import get_service
     from trainer.datasets import mnist_split
 

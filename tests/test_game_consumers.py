@@ -15,9 +15,9 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from digitsite.asgi import application
-from digitsite.game import create_room
 from digitsite.game import session as game_session
-from digitsite.models import Room, Seat
+from digitsite.game.models import Room, Seat
+from digitsite.game.rooms import create_room
 from recognizer.models import Drawing
 from tests.tables import rows_containing
 
@@ -481,7 +481,7 @@ async def test_a_player_who_opts_out_mid_round_leaves_no_drawing_once_it_ends(ac
 
 @sync_to_async
 def round_progress(player_id, round_number):
-    from digitsite.models import RoundProgress
+    from digitsite.game.models import RoundProgress
 
     return RoundProgress.objects.get(seat__player_id=player_id, round_number=round_number)
 
@@ -515,7 +515,7 @@ async def test_a_client_whose_round_end_broadcast_was_lost_is_caught_up(active_m
     drops group messages past its capacity, and a process can die after acting
     and before broadcasting): the connection sees its view of the room fall
     behind the database and sends its client the results and the room itself."""
-    from digitsite.consumers import GameConsumer
+    from digitsite.game.consumers import GameConsumer
 
     lost = []
     broadcast = GameConsumer.broadcast

@@ -7,9 +7,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from digitsite import game
 from digitsite.game import rooms, rules
-from digitsite.models import Room
+from digitsite.game.models import Room
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +89,7 @@ def test_names_are_escaped(client):
 
 
 def test_set_name_goes_back_to_a_safe_next_page_only(client):
-    room = game.create_room("Ada")
+    room = rooms.create_room("Ada")
     response = client.post(reverse("game:set_name"), {"name": "Bob", "next": f"/room/{room.code}/"})
     assert response["Location"] == f"/room/{room.code}/"
     response = client.post(reverse("game:set_name"), {"name": "Bob", "next": "https://evil.example/"})
@@ -161,7 +160,7 @@ def test_get_is_not_allowed_on_forms_that_change_things(client):
 
 @pytest.mark.parametrize("typed", ["{code}", "{lower}", " {lower} ", "http://testserver/room/{code}/"])
 def test_joining_by_code_or_link_opens_the_room(client, typed):
-    room = game.create_room("Ada")
+    room = rooms.create_room("Ada")
     text = typed.format(code=room.code, lower=room.code.lower())
     response = client.get(reverse("game:join"), {"code": text})
     assert response.status_code == 302
@@ -193,7 +192,7 @@ def test_joining_with_nothing_typed_asks_for_a_code(client):
 
 def test_room_page_shows_code_players_rule_and_opt_out(client):
     named_client(client, "Bob")
-    room = game.create_room("Ada", rounds=2, seconds=10, max_players=3)
+    room = rooms.create_room("Ada", rounds=2, seconds=10, max_players=3)
     rooms.join(room.code, name="Ada", channel_name="test-ada")
     rooms.join(room.code, name="Cleo", channel_name="test-cleo")
     response = client.get(f"/room/{room.code}/")
@@ -201,7 +200,7 @@ def test_room_page_shows_code_players_rule_and_opt_out(client):
     html = response.content.decode()
     assert f'<span class="code" data-room-code>{room.code}</span>' in html
     assert ">Ada<" in html and ">Cleo<" in html
-    assert game.SCORING_RULE in html
+    assert rules.SCORING_RULE in html
     assert f"Points = {rules.ACCURACY_POINTS} × probability" in html
     assert "kept to train the model" in html
     assert "Don&#x27;t keep my drawings" in html or "Don't keep my drawings" in html
@@ -211,13 +210,13 @@ def test_room_page_shows_code_players_rule_and_opt_out(client):
     assert config["code"] == room.code
     assert config["wsPath"] == f"/ws/v1/rooms/{room.code}/"
     assert config["name"] == "Bob"
-    assert config["protocol"] == game.PROTOCOL_VERSION
+    assert config["protocol"] == rules.PROTOCOL_VERSION
     assert [p["name"] for p in config["snapshot"]["players"]] == ["Ada", "Cleo"]
 
 
 def test_a_player_who_left_is_shown_as_gone(client):
     named_client(client)
-    room = game.create_room("Ada")
+    room = rooms.create_room("Ada")
     joined = rooms.join(room.code, name="Dan", channel_name="test-dan")
     rooms.leave(joined.seat.player_id)
     html = client.get(f"/room/{room.code}/").content.decode()
@@ -226,7 +225,7 @@ def test_a_player_who_left_is_shown_as_gone(client):
 
 
 def test_room_page_without_a_name_asks_for_one_first(client):
-    room = game.create_room("Ada")
+    room = rooms.create_room("Ada")
     response = client.get(f"/room/{room.code}/")
     html = response.content.decode()
     assert "Pick a name to join" in html
@@ -238,7 +237,7 @@ def test_room_page_without_a_name_asks_for_one_first(client):
 
 
 def test_room_codes_in_another_case_redirect_to_the_room(client):
-    room = game.create_room("Ada")
+    room = rooms.create_room("Ada")
     response = client.get(f"/room/{room.code.lower()}/")
     assert response.status_code == 302
     assert response["Location"] == f"/room/{room.code}/"
@@ -258,10 +257,10 @@ def test_an_unknown_room_gets_a_clear_404(client, code):
 
 
 def test_lobby_lists_open_rooms_with_player_counts(client):
-    room = game.create_room("Ada", max_players=3)
+    room = rooms.create_room("Ada", max_players=3)
     rooms.join(room.code, name="Ada", channel_name="test-ada")
     rooms.join(room.code, name="Bob", channel_name="test-bob")
-    full = game.create_room("Full", max_players=1)
+    full = rooms.create_room("Full", max_players=1)
     rooms.join(full.code, name="Full", channel_name="test-full")
     data = client.get(reverse("game:lobby")).json()
     assert data["rooms"] == [{

@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from digitsite.game import rooms, rules
+from digitsite.game.models import Room, Seat
 from digitsite.game.rules import GameError
-from digitsite.models import Room, Seat
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from digitsite import game
 from digitsite.game import rooms
-from digitsite.models import Room
+from digitsite.game.models import Room
 from tests.test_game_pages import named_client
 
 pytestmark = pytest.mark.django_db
@@ -78,7 +77,7 @@ def test_reserved_and_invisible_names_are_refused_on_the_name_form(client, name)
 
 
 def test_a_full_room_says_so_instead_of_offering_to_join(client):
-    room = game.create_room("Ada", max_players=2)
+    room = rooms.create_room("Ada", max_players=2)
     rooms.join(room.code, name="Ada", channel_name="a")
     rooms.join(room.code, name="Bob", channel_name="b")
     html = client.get(reverse("game:room", args=[room.code])).content.decode()
@@ -90,7 +89,7 @@ def test_a_full_room_says_so_instead_of_offering_to_join(client):
 
 
 def test_a_seated_player_reloading_a_full_room_plays_on(client):
-    room = game.create_room("Ada", max_players=1)
+    room = rooms.create_room("Ada", max_players=1)
     named_client(client, "Ada")
     rooms.join(room.code, name="Ada", channel_name="a", session_key=client.session.session_key)
     html = client.get(reverse("game:room", args=[room.code])).content.decode()
@@ -99,12 +98,12 @@ def test_a_seated_player_reloading_a_full_room_plays_on(client):
 
 def test_a_closed_room_and_a_removed_player_get_a_page_that_says_so(client, settings):
     settings.GAME_EMPTY_ROOM_MINUTES = 10
-    old = game.create_room("Old")
+    old = rooms.create_room("Old")
     Room.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(minutes=30))
     response = client.get(reverse("game:room", args=[old.code]))
     assert response.status_code == 410 and "is closed" in response.content.decode()
 
-    room = game.create_room("Ada")
+    room = rooms.create_room("Ada")
     host = rooms.join(room.code, name="Ada", channel_name="a")
     named_client(client, "Bob")
     bob = rooms.join(room.code, name="Bob", channel_name="b",

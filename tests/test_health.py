@@ -85,7 +85,7 @@ def test_no_active_version_gives_503(client, model_dir):
 
 
 def test_the_database_check_writes_the_health_row(client, active_model):
-    from digitsite.models import HealthProbe
+    from digitsite.game.models import HealthProbe
 
     HealthProbe.objects.all().delete()  # a flushed database: the probe makes its row
     for _ in range(2):

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from digitsite.game import rooms
-from digitsite.models import Room, RoundProgress, Seat
+from digitsite.game.models import Room, RoundProgress, Seat
 from recognizer import review
 from recognizer.inference import Prediction
 from recognizer.models import Drawing, DrawingLabelChange

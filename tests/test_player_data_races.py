@@ -40,9 +40,9 @@ from django.core.management import call_command
 from django.db import connection, transaction
 call_command("migrate", verbosity=0)
 from django.utils import timezone
-from digitsite import player_data
+from digitsite.game import player_data
 from digitsite.game import rooms
-from digitsite.models import Room, Seat
+from digitsite.game.models import Room, Seat
 from recognizer.inference import Prediction
 from recognizer.models import Drawing
 

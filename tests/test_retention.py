@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from digitsite.game import rooms
-from digitsite.models import Room, RoundProgress, Seat
+from digitsite.game.models import Room, RoundProgress, Seat
 from recognizer.inference import Prediction
 from recognizer.models import Drawing
 

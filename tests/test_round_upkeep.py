@@ -23,7 +23,7 @@ DRAWING = {"width": 100.0, "height": 100.0, "strokes": [[[10.0, 10.0, 0.0], [90.
 
 def _playing_room_with_a_drawing():
     from digitsite.game import rooms
-    from digitsite.models import Room
+    from digitsite.game.models import Room
     from recognizer.inference import Prediction
 
     room = rooms.create_room("Ada", rounds=2, seconds=60, target_confidence=1.0)
@@ -39,7 +39,7 @@ def _playing_room_with_a_drawing():
 
 def _move_deadline(room, seconds_ago):
     from digitsite.game import rooms
-    from digitsite.models import Room
+    from digitsite.game.models import Room
 
     Room.objects.filter(pk=room.pk).update(ends_at=rooms.now() - timedelta(seconds=seconds_ago))
 
@@ -47,7 +47,7 @@ def _move_deadline(room, seconds_ago):
 @pytest.mark.django_db(transaction=True)
 def test_an_overdue_round_is_closed_once_and_its_drawing_stored_with_its_label():
     from digitsite.game import rooms, upkeep
-    from digitsite.models import Room
+    from digitsite.game.models import Room
     from recognizer.models import Drawing
 
     room, ada = _playing_room_with_a_drawing()
@@ -81,7 +81,7 @@ async def test_the_sweep_repeats_on_the_game_clock(manual_clock):
     from asgiref.sync import sync_to_async
 
     from digitsite.game import upkeep
-    from digitsite.models import Room
+    from digitsite.game.models import Room
 
     room, _ = await sync_to_async(_playing_room_with_a_drawing)()
     task = asyncio.ensure_future(upkeep.sweep_forever(3600))
@@ -115,7 +115,7 @@ async def test_a_server_speaking_lifespan_sweeps_from_start_up_until_shutdown():
 
     from digitsite.asgi import application
     from digitsite.game import upkeep
-    from digitsite.models import Room
+    from digitsite.game.models import Room
 
     room, _ = await sync_to_async(_playing_room_with_a_drawing)()
     await sync_to_async(_move_deadline)(room, 600)
@@ -154,7 +154,7 @@ def _query(path, sql, params=()):
 
 def _new_room(server):
     result = server.manage("shell", "-c", (
-        "from digitsite.game import create_room\n"
+        "from digitsite.game.rooms import create_room\n"
         "print(create_room('Ada', rounds=2, seconds=300, results_seconds=1.0,"
         " target_confidence=1.0).code)"))
     return result.stdout.strip().splitlines()[-1]

@@ -69,7 +69,7 @@ ROOMS_AHEAD = (TIMED_ROUND_SECONDS, LONG_ROUND_SECONDS)
 # never reached, so rounds end by `done` or the timer, as a test decides,
 # whatever model is active.
 CREATE_ROOMS = (
-    "from digitsite.game import create_room\n"
+    "from digitsite.game.rooms import create_room\n"
     "def create_rooms(lengths):\n"
     "    return [create_room('Ada', rounds=3, seconds=seconds, results_seconds=1.0,"
     " target_confidence=1.0).code for seconds in lengths]"
@@ -559,7 +559,7 @@ def _age_seat(seat, seconds):
     from datetime import timedelta
 
     from digitsite.game import rooms
-    from digitsite.models import Seat
+    from digitsite.game.models import Seat
 
     Seat.objects.filter(pk=seat.pk).update(last_seen=rooms.now() - timedelta(seconds=seconds))
 
@@ -567,7 +567,7 @@ def _age_seat(seat, seconds):
 @pytest.mark.django_db(transaction=True)
 def test_a_seat_whose_process_died_is_released_and_the_host_moves_on():
     from digitsite.game import rooms, rules
-    from digitsite.models import Seat
+    from digitsite.game.models import Seat
 
     room = rooms.create_room("Ada", rounds=2, seconds=20)
     ada, bob = _join(room.code, "Ada"), _join(room.code, "Bob")
@@ -595,7 +595,7 @@ def test_a_seat_whose_process_died_is_released_and_the_host_moves_on():
 @pytest.mark.django_db(transaction=True)
 def test_a_dead_process_players_drawing_is_stored_when_the_seat_is_released():
     from digitsite.game import rooms, rules
-    from digitsite.models import Room
+    from digitsite.game.models import Room
     from recognizer.inference import Prediction
     from recognizer.models import Drawing
 
@@ -624,7 +624,7 @@ def test_a_dead_process_players_drawing_is_stored_when_the_seat_is_released():
 @pytest.mark.django_db(transaction=True)
 def test_a_stalled_but_living_connection_takes_its_seat_back():
     from digitsite.game import rooms, rules
-    from digitsite.models import Seat
+    from digitsite.game.models import Seat
 
     room = rooms.create_room("Ada", rounds=2, seconds=20)
     ada, bob = _join(room.code, "Ada"), _join(room.code, "Bob")

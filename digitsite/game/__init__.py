@@ -1,26 +1,16 @@
-"""The draw-the-digit game, without any networking.
+"""The draw-the-digit game app (label `game`): rooms, seats, rounds and the
+WebSocket that plays them.
 
-`rules` holds the pure rules (scoring, targets, names, rate limits), `rooms`
-the state transitions in the database, `session` one player's connection as
-plain asyncio code. The Channels consumer only carries messages in and out.
-Pages use the functions re-exported here.
+The modules, from the outside in:
+- `views`, `urls`, templates: the pages (home and lobby, rooms, practice);
+- `consumers`, `routing`: the WebSocket, which only carries messages between
+  the socket and a `session`;
+- `session`: one player's connection as plain asyncio code;
+- `rooms`: the state transitions in the database;
+- `rules`, `names`, `codes`, `clock`: pure rules without any I/O;
+- `upkeep`: the per-process task that ends rounds whose players went quiet;
+- `models`, `migrations`, `admin`, `player_data`, `retention`: the data.
+
+The package itself imports nothing, so Django can load the app before its
+models are ready.
 """
-
-from digitsite.game.codes import normalise_code
-from digitsite.game.rooms import create_room, get_room, open_rooms, room_snapshot
-from digitsite.game.rules import (
-    MAX_PLAYERS,
-    MAX_ROUNDS,
-    MAX_SECONDS,
-    MIN_ROUNDS,
-    MIN_SECONDS,
-    PROTOCOL_VERSION,
-    SCORING_RULE,
-    GameError,
-)
-
-__all__ = [
-    "MAX_PLAYERS", "MAX_ROUNDS", "MAX_SECONDS", "MIN_ROUNDS", "MIN_SECONDS", "PROTOCOL_VERSION",
-    "SCORING_RULE", "GameError", "create_room", "get_room", "normalise_code", "open_rooms",
-    "room_snapshot",
-]

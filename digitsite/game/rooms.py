@@ -36,8 +36,8 @@ from django.db.models.functions import Coalesce, Greatest
 
 from digitsite.game import clock, names, rules
 from digitsite.game.codes import generate_code, normalise_code
+from digitsite.game.models import Room, RoundProgress, Seat
 from digitsite.game.rules import GameError
-from digitsite.models import Room, RoundProgress, Seat
 
 # A room nobody has connected to yet is listed for this long after creation.
 NEW_ROOM_LISTED = timedelta(minutes=10)

@@ -57,13 +57,13 @@ SWEEP_MARGIN_SECONDS = 5.0
 # sweep takes the rest.
 SWEEP_BATCH = 50
 
-# The sessions of this process's open connections (digitsite.consumers adds them).
+# The sessions of this process's open connections (digitsite.game.consumers adds them).
 live_sessions = weakref.WeakSet()
 
 
 def close_overdue_rounds(limit=SWEEP_BATCH):
     """Close rounds still `playing` well past their deadline; returns [(code, messages)]."""
-    from digitsite.models import Room
+    from digitsite.game.models import Room
 
     cutoff = rooms.now() - rooms.GRACE - timedelta(seconds=SWEEP_MARGIN_SECONDS)
     overdue = list(
@@ -86,7 +86,7 @@ def close_overdue_rounds(limit=SWEEP_BATCH):
 
 async def broadcast(code, messages):
     """Send messages to a room's connections, in whichever process they are."""
-    from digitsite.consumers import room_group
+    from digitsite.game.consumers import room_group
 
     layer = get_channel_layer()
     for message in messages:

@@ -10,7 +10,7 @@ Expired Django sessions (which hold a visitor's display name) go too.
 
 Collected drawings (recognizer.Drawing) are training data: they are kept,
 with the player's name and id, until staff delete them, or every piece of
-data of their player at once (digitsite.player_data).
+data of their player at once (digitsite.game.player_data).
 
 Deleting runs in batches of BATCH_ROOMS rooms, one short transaction each, so
 a purge of many rooms never holds the database's write lock for long
@@ -28,7 +28,7 @@ from django.db.models import Max
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from digitsite.models import Room, RoundProgress, Seat
+from digitsite.game.models import Room, RoundProgress, Seat
 
 # 200 rooms hold at most 1,600 seats and their progress: about 0.1 s of
 # deleting on SQLite here, short enough for a game's writes to wait for.

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from digitsite import views
+from digitsite.game import views
 
 app_name = "game"
 

@@ -16,8 +16,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from digitsite import player_data
-from digitsite.models import Room, RoundProgress, Seat
+from digitsite.game import player_data
+from digitsite.game.models import Room, RoundProgress, Seat
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from digitsite.models import Room, RoundProgress, Seat
+from digitsite.game.models import Room, RoundProgress, Seat
 
 BY_ID = "id"
 BY_NAME = "name"

@@ -16,8 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from digitsite import game
-from digitsite.game import names, rooms, rules
+from digitsite.game import codes, names, rooms, rules
 from digitsite.game.rules import NAME_MAX_LENGTH, GameError, clean_name
 
 SESSION_NAME = "display_name"
@@ -74,11 +73,11 @@ class NameForm(forms.Form):
 class CreateRoomForm(forms.Form):
     # Only asked when the visitor has no name yet, so one click creates a room.
     name = forms.CharField(label="Your name", max_length=200, required=False, strip=True)
-    rounds = forms.IntegerField(label="Rounds", min_value=game.MIN_ROUNDS,
-                                max_value=game.MAX_ROUNDS)
-    seconds = forms.IntegerField(label="Seconds per round", min_value=math.ceil(game.MIN_SECONDS),
-                                 max_value=int(game.MAX_SECONDS))
-    max_players = forms.IntegerField(label="Max players", min_value=1, max_value=game.MAX_PLAYERS)
+    rounds = forms.IntegerField(label="Rounds", min_value=rules.MIN_ROUNDS,
+                                max_value=rules.MAX_ROUNDS)
+    seconds = forms.IntegerField(label="Seconds per round", min_value=math.ceil(rules.MIN_SECONDS),
+                                 max_value=int(rules.MAX_SECONDS))
+    max_players = forms.IntegerField(label="Max players", min_value=1, max_value=rules.MAX_PLAYERS)
     private = forms.BooleanField(label="Private: not listed in the lobby", required=False)
 
     def __init__(self, *args, needs_name=False, **kwargs):
@@ -87,7 +86,7 @@ class CreateRoomForm(forms.Form):
         self.fields["name"].required = needs_name
         self.fields["rounds"].initial = settings.GAME_ROUNDS
         self.fields["seconds"].initial = int(settings.GAME_ROUND_SECONDS)
-        self.fields["max_players"].initial = min(settings.GAME_MAX_PLAYERS, game.MAX_PLAYERS)
+        self.fields["max_players"].initial = min(settings.GAME_MAX_PLAYERS, rules.MAX_PLAYERS)
 
     def clean_name(self):
         value = self.cleaned_data.get("name", "")
@@ -113,10 +112,10 @@ def _room_url(code):
 
 
 def _lobby_rooms():
-    rooms = game.open_rooms()
-    for room in rooms:
+    listed = rooms.open_rooms()
+    for room in listed:
         room["url"] = _room_url(room["code"])
-    return rooms
+    return listed
 
 
 def _home(request, *, name_form=None, create_form=None, join_error="", join_code="",
@@ -153,7 +152,7 @@ def set_name(request):
     form = NameForm(request.POST)
     if not form.is_valid():
         if next_url != reverse("game:home"):
-            room = game.get_room(next_url)
+            room = rooms.get_room(next_url)
             if room is not None:
                 return _room_page(request, room, name_form=form, status=400)
         return _home(request, name_form=form, status=400)
@@ -172,13 +171,13 @@ def create_room(request):
         request.session[SESSION_NAME] = name
     ip, session_hash = _creator(request)
     try:
-        room = game.create_room(
+        room = rooms.create_room(
             name,
             rounds=form.cleaned_data["rounds"],
             seconds=float(form.cleaned_data["seconds"]),
             max_players=form.cleaned_data["max_players"],
             private=form.cleaned_data["private"],
-            creator_ip=ip, creator_session=session_hash, min_seconds=game.MIN_SECONDS,
+            creator_ip=ip, creator_session=session_hash, min_seconds=rules.MIN_SECONDS,
         )
     except GameError as exc:
         form.add_error(None, exc.message)
@@ -204,7 +203,7 @@ def create_solo(request):
         request.session[SESSION_NAME] = name
     ip, session_hash = _creator(request)
     try:
-        room = game.create_room(name, solo=True, creator_ip=ip, creator_session=session_hash)
+        room = rooms.create_room(name, solo=True, creator_ip=ip, creator_session=session_hash)
     except GameError as exc:
         if exc.code == "too_many_rooms":
             return _too_many_rooms(request, exc, solo_error=exc.message)
@@ -219,11 +218,11 @@ def join_room(request):
     text = request.GET.get("code", "").strip()
     if not text:
         return _home(request, join_error="Type the room code you were given.", status=400)
-    code = game.normalise_code(text)
+    code = codes.normalise_code(text)
     if code is None:
         return _home(request, join_code=text[:100], status=400, join_error=(
             f"'{text[:40]}' is not a room code: codes have 6 letters and digits, like K7XQ2M."))
-    room = game.get_room(code)
+    room = rooms.get_room(code)
     if room is None:
         return _home(request, join_code=code, status=404,
                      join_error=f"There is no room {code}. Check the code, or create a room.")
@@ -232,7 +231,7 @@ def join_room(request):
 
 def _room_page(request, room, *, name_form=None, status=200):
     name = display_name(request)
-    snapshot = game.room_snapshot(room)
+    snapshot = rooms.room_snapshot(room)
     seats = [p for p in snapshot["players"] if not p["gone"]]
     session_key = request.session.session_key
     if room.closed_at is not None:
@@ -248,7 +247,7 @@ def _room_page(request, room, *, name_form=None, status=200):
     config = {
         "code": room.code,
         "wsPath": f"/ws/v1/rooms/{room.code}/",
-        "protocol": game.PROTOCOL_VERSION,
+        "protocol": rules.PROTOCOL_VERSION,
         "name": name,
         "loggedIn": request.user.is_authenticated,
         "homeUrl": reverse("game:home"),
@@ -265,16 +264,16 @@ def _room_page(request, room, *, name_form=None, status=200):
         "name_form": name_form or NameForm(initial={"name": name}),
         "needs_name": not name,
         "config": config,
-        "rule": game.SCORING_RULE,
+        "rule": rules.SCORING_RULE,
         "accuracy_points": rules.ACCURACY_POINTS,
         "speed_points": rules.SPEED_POINTS,
         "share_url": config["roomUrl"],
         "target_percent": round(room.target_confidence * 100),
         "name_max_length": NAME_MAX_LENGTH,
-        "rounds_choices": range(game.MIN_ROUNDS, game.MAX_ROUNDS + 1),
-        "min_seconds": math.ceil(game.MIN_SECONDS),
-        "max_seconds": int(game.MAX_SECONDS),
-        "max_players": game.MAX_PLAYERS,
+        "rounds_choices": range(rules.MIN_ROUNDS, rules.MAX_ROUNDS + 1),
+        "min_seconds": math.ceil(rules.MIN_SECONDS),
+        "max_seconds": int(rules.MAX_SECONDS),
+        "max_players": rules.MAX_PLAYERS,
     }
     return render(request, "game/room.html", context, status=status)
 
@@ -282,7 +281,7 @@ def _room_page(request, room, *, name_form=None, status=200):
 @never_cache
 @require_GET
 def room(request, code):
-    found = game.get_room(code)
+    found = rooms.get_room(code)
     if found is None:
         shown = code[:40]
         return render(request, "game/room_missing.html", {"code": shown}, status=404)

@@ -1,12 +1,12 @@
 """`python manage.py purge_old_data`: delete what the retention period allows
-(see digitsite/retention.py). Run it daily, e.g. from cron or a systemd timer
+(see digitsite/game/retention.py). Run it daily, e.g. from cron or a systemd timer
 (docs/deployment.md)."""
 
 import math
 
 from django.core.management.base import BaseCommand, CommandError
 
-from digitsite import retention
+from digitsite.game import retention
 
 
 def _days(value):

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from digitsite.consumers import GameConsumer
+from digitsite.game.consumers import GameConsumer
 
 websocket_urlpatterns = [
     # Any code reaches the consumer, which answers an unknown one with a

@@ -1,0 +1,47 @@
+"""The game app moved into digitsite/game/ under its old label: a database made
+before the move upgrades with nothing to do.
+
+What a database made before the move holds is fixed: its migration history
+under the label `game` (the five names below) and tables named game_*. This
+checks that the code still describes exactly that database.
+"""
+
+import io
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.recorder import MigrationRecorder
+
+# The history an existing database records for the game, from before the move.
+RECORDED_GAME_MIGRATIONS = [
+    "0001_initial",
+    "0002_round_progress_best_probability",
+    "0003_round_progress_drawing_deleted",
+    "0004_room_privacy_limits_and_kicks",
+    "0005_health_probe_and_round_deadline_index",
+]
+
+
+def test_the_game_app_lives_in_its_folder_under_its_old_label():
+    config = apps.get_app_config("game")
+    assert config.name == "digitsite.game"
+    assert config.path.endswith("digitsite/game") or config.path.endswith("digitsite\\game")
+    tables = {model._meta.db_table for model in config.get_models()}
+    assert {"game_room", "game_seat", "game_roundprogress", "game_healthprobe"} <= tables
+
+
+@pytest.mark.django_db
+def test_a_database_with_the_old_history_has_nothing_to_apply():
+    applied = {name for app, name in MigrationRecorder(connection).applied_migrations()
+               if app == "game"}
+    assert applied == set(RECORDED_GAME_MIGRATIONS)
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    assert plan == []
+    # and the models match the migrations: no new migration would be written
+    out = io.StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
