@@ -573,7 +573,8 @@ def test_the_migration_deletes_opted_out_drawings_of_rounds_already_over(room):
     """Rows written before drawings were deleted at a round's end: the
     migration deletes those of finished rounds and leaves the round being
     played (its end deletes them)."""
-    migration = importlib.import_module("digitsite.game.migrations.0003_round_progress_drawing_deleted")
+    migration = importlib.import_module(
+        "digitsite.game.migrations.0003_round_progress_drawing_deleted")
     ada = seat(room.code, "Ada", opt_out=True)
     bob = seat(room.code, "Bob")
     rooms.start_game(room.code, ada.seat.player_id)
