@@ -134,7 +134,7 @@ def main():
     setup_django(var_dir=server.env["DIGITSITE_VAR_DIR"])
 
     from digitsite.game.rooms import create_room
-    from recognizer import review
+    from recognizer.collection import review
     from recognizer.models import Drawing
     from recognizer.versions import active_version
     from trainer import datasets

@@ -19,7 +19,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from PIL import Image
 
-from recognizer import exports, review
+from recognizer.collection import exports, review
 from recognizer.models import Drawing, DrawingLabelChange, ModelVersion
 from recognizer.preprocessing import input_to_bytes, strokes_to_input
 from tests.support import register_random_model

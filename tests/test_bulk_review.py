@@ -16,7 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from recognizer import review
+from recognizer.collection import review
 from recognizer.models import Drawing, DrawingLabelChange
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 from django.test import AsyncClient
 from django.urls import reverse
 
-from recognizer import exports, review
+from recognizer.collection import exports, review
 from recognizer.models import Drawing, DrawingLabelChange
 from tests.test_admin_review import CHANGELIST, make_drawing, staff_user
 

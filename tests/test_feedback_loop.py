@@ -19,7 +19,8 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from digitsite.asgi import application
-from recognizer import review, versions
+from recognizer import versions
+from recognizer.collection import review
 from recognizer.models import Drawing, ModelVersion
 from tests.support import require
 from trainer import drawings

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from digitsite.game import rooms
 from digitsite.game.models import Room, RoundProgress, Seat
-from recognizer import review
+from recognizer.collection import review
 from recognizer.inference import Prediction
 from recognizer.models import Drawing, DrawingLabelChange
 from tests.tables import rows_containing

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from recognizer import review, versions
+from recognizer import versions
+from recognizer.collection import review
 from recognizer.models import Drawing
 from recognizer.preprocessing import strokes_to_stages
 from recognizer.teaching import explain, gallery

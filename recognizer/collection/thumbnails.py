@@ -15,8 +15,12 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from PIL import Image
 
-INPUT_SIDE = 28
-INPUT_BYTES = INPUT_SIDE * INPUT_SIDE
+from recognizer.preprocessing import SIZE
+
+# The stored network input (Drawing.input_image, preprocessing.input_to_bytes):
+# SIZE x SIZE bytes, row by row.
+INPUT_SIDE = SIZE
+INPUT_BYTES = SIZE * SIZE
 
 
 def _clean_strokes(data):

@@ -37,7 +37,12 @@ from django.db.models import OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, Length
 
 from recognizer.models import Drawing, DrawingLabelChange
-from recognizer.thumbnails import INPUT_BYTES, INPUT_SIDE
+from recognizer.preprocessing import SIZE
+
+# The stored network input (Drawing.input_image, preprocessing.input_to_bytes):
+# SIZE x SIZE bytes, row by row.
+INPUT_SIDE = SIZE
+INPUT_BYTES = SIZE * SIZE
 
 IDX_IMAGES_NAME = "drawings-images-idx3-ubyte"
 IDX_LABELS_NAME = "drawings-labels-idx1-ubyte"

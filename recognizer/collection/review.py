@@ -10,7 +10,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from recognizer import thumbnails
+from recognizer.collection import thumbnails
 from recognizer.models import Drawing, DrawingLabelChange
 
 Status = Drawing.Status

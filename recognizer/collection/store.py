@@ -1,0 +1,48 @@
+"""Storing a player's drawing of one round as training data.
+
+The game calls store_drawing when a player's round is over and they have not
+opted out (whether to store is the game's decision; opting out later deletes
+the drawing again). The drawing waits for review as "pending".
+"""
+
+
+def store_drawing(*, game_id, round_number, player_id, player_name, user_id, room_code,
+                  label, strokes, input_image, prediction, probabilities, model_version,
+                  source="game"):
+    """Store one player's drawing of one round, once; return (drawing, created).
+
+    - label: the digit the player was asked to draw (the round's target)
+    - strokes: the canvas strokes as the game received them
+    - input_image: the 28x28 network input, 784 bytes (any bytes-like value)
+    - prediction, probabilities: the model's guess and its ten probabilities
+    - model_version: the name of the model version that guessed ("" or None
+      when unknown); a name no ModelVersion has is stored as no version
+    - user_id: the signed-in player's user id, or None
+
+    The unique constraint (game, round, player) makes a second attempt a
+    no-op: the drawing already stored is returned unchanged, with created
+    False.
+    """
+    # Imported here: this module is imported while Django loads its apps.
+    from recognizer.models import Drawing, ModelVersion
+
+    version = (ModelVersion.objects.filter(version=model_version).first()
+               if model_version else None)
+    return Drawing.objects.get_or_create(
+        game_id=game_id,
+        round_number=round_number,
+        player_id=player_id,
+        defaults={
+            "label": label,
+            "strokes": strokes,
+            "input_image": bytes(input_image),
+            "prediction": prediction,
+            "probabilities": probabilities,
+            "model_version": version,
+            "player_name": player_name,
+            "user_id": user_id,
+            "room_code": room_code,
+            "source": source,
+            "status": Drawing.Status.PENDING,
+        },
+    )
