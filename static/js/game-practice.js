@@ -1,7 +1,9 @@
 // Solo practice: a random target digit, live guesses from the HTTP recognition API.
 
 import {bindPadControls, DrawingPad, throttle} from "./drawing-pad.js";
-import {percent, renderBars, resetBars} from "./game-ui.js";
+import {renderBars, resetBars} from "./game-ui.js";
+import {latestRequest, RetryLater} from "./latest-only.js";
+import {percent} from "./percent.js";
 
 const root = document.querySelector("[data-practice]");
 const url = root.dataset.recognizeUrl;
@@ -16,19 +18,41 @@ const bars = document.querySelector("[data-bars]");
 let target = Number(targetEl.textContent);
 let recognised = 0;
 let solved = false;
-// Answers can overtake each other; only the newest request's answer is shown.
-let sequence = 0;
-let inFlight = false;
-let queued = null;
-// Set when the server refused a request for its per-client rate (429): the
-// latest drawing is sent again after its Retry-After, not shown as an error.
-let retryDelay = 0;
+
+// One drawing on its way at a time, the newest next; answers can overtake
+// each other, and only the newest request's answer is shown (latest-only.js).
+const request = latestRequest(
+  async (drawing) => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: {"Content-Type": "application/json"},
+      body: JSON.stringify(drawing),
+    });
+    // Refused for the server's per-client rate (429): the latest drawing is
+    // sent again after its Retry-After, not shown as an error.
+    if (response.status === 429) {
+      throw new RetryLater((Number(response.headers.get("Retry-After")) || 1) * 1000);
+    }
+    const answer = await response.json().catch(() => ({error: `HTTP ${response.status}`}));
+    return {ok: response.ok, answer};
+  },
+  ({ok, answer}) => {
+    if (!ok) {
+      guessNote.textContent = answer.error || "The recogniser is not available.";
+      return;
+    }
+    showGuess(answer);
+  },
+  () => {
+    guessNote.textContent = "No connection to the server.";
+  },
+);
+const send = throttle((drawing) => request(drawing), 100);
 
 const pad = new DrawingPad(document.querySelector("[data-pad]"), {
   onChange: (drawing, reason) => {
     if (reason === "clear" || drawing.strokes.length === 0) {
-      sequence++;
-      queued = null;
+      request.reset();
       send.cancel();
       showIdle();
       return;
@@ -37,58 +61,6 @@ const pad = new DrawingPad(document.querySelector("[data-pad]"), {
   },
 });
 bindPadControls(pad, document);
-
-const send = throttle((drawing) => {
-  if (inFlight) {
-    queued = drawing;
-    return;
-  }
-  recognize(drawing);
-}, 100);
-
-async function recognize(drawing) {
-  const mine = ++sequence;
-  inFlight = true;
-  try {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: {"Content-Type": "application/json"},
-      body: JSON.stringify(drawing),
-    });
-    if (response.status === 429) {
-      retryDelay = (Number(response.headers.get("Retry-After")) || 1) * 1000;
-      if (mine === sequence && !queued) queued = drawing;
-      return;
-    }
-    const answer = await response.json().catch(() => ({error: `HTTP ${response.status}`}));
-    if (mine !== sequence) return;
-    if (!response.ok) {
-      guessNote.textContent = answer.error || "The recogniser is not available.";
-      return;
-    }
-    showGuess(answer);
-  } catch {
-    if (mine === sequence) guessNote.textContent = "No connection to the server.";
-  } finally {
-    const delay = retryDelay;
-    retryDelay = 0;
-    if (delay) {
-      // Still "in flight" while waiting, so new strokes replace the queued drawing.
-      setTimeout(sendQueued, delay);
-    } else {
-      sendQueued();
-    }
-  }
-}
-
-function sendQueued() {
-  inFlight = false;
-  if (queued) {
-    const next = queued;
-    queued = null;
-    recognize(next);
-  }
-}
 
 function showIdle() {
   guessDigit.textContent = "?";

@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the game room and the practice page.
 
+import {percent} from "./percent.js";
+
 /** Create an element: h("li", {class: "x", dataset: {id: 1}}, "text", child). */
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
@@ -17,11 +19,6 @@ export function h(tag, attrs = {}, ...children) {
     element.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return element;
-}
-
-export function percent(probability) {
-  const value = Math.max(0, Math.min(1, Number(probability) || 0)) * 100;
-  return `${value >= 99.95 ? "100" : value.toFixed(1)}%`;
 }
 
 /** The `k` most probable digits as [[digit, probability], ...], best first. */

@@ -2,10 +2,9 @@
 // drawing for the predicted digit or any digit they pick (POST /learn/api/attention).
 
 import {DrawingPad, bindPadControls, throttle} from "../drawing-pad.js";
-import {
-  EXAMPLES, decodeImage, divergingColour, drawPixelGrid, formatPercent, latestOnly, postJSON,
-  renderBars,
-} from "./common.js";
+import {latestRequest} from "../latest-only.js";
+import {percent} from "../percent.js";
+import {EXAMPLES, decodeImage, divergingColour, drawPixelGrid, postJSON, renderBars} from "./common.js";
 
 // Occlusion means 196 forward passes: ask less often than "How it works" does.
 const THROTTLE_MS = 300;
@@ -23,7 +22,7 @@ function chosenTarget() {
 }
 
 // `body` is a drawing ({width, height, strokes}) or a ready 28x28 input ({input}).
-const request = latestOnly(
+const request = latestRequest(
   (body, target) => {
     // About 200 forward passes when the server has not seen this drawing
     // yet: say so while they run (a cached drawing answers at once).
@@ -91,7 +90,7 @@ function reset() {
 function render(data) {
   const input = decodeImage(data.input);
   guessDigit.textContent = String(data.digit);
-  status.textContent = `${formatPercent(data.probabilities[data.digit])} sure`;
+  status.textContent = `${percent(data.probabilities[data.digit], {tiny: true})} sure`;
   renderBars(root.querySelector("[data-probabilities]"), data.probabilities, {target: data.target});
 
   // Occlusion cells line up with 2x2 blocks of the input (see explain.py).
@@ -103,11 +102,11 @@ function render(data) {
     (row, col) => occlusion.values[Math.floor(row / scale) * cols + Math.floor(col / scale)] / occlusionPeak);
   const strongest = occlusion.values.indexOf(Math.max(...occlusion.values));
   const p = data.probabilities[data.target];
-  setFacts("occlusion", `Probability of ${data.target}: ${formatPercent(p)}. The biggest drop, ` +
-    `${formatPercent(Math.max(0, occlusion.values[strongest]))}, comes from hiding the square ` +
+  setFacts("occlusion", `Probability of ${data.target}: ${percent(p, {tiny: true})}. The biggest drop, ` +
+    `${percent(Math.max(0, occlusion.values[strongest]), {tiny: true})}, comes from hiding the square ` +
     `around row ${Math.floor(strongest / cols) * 2 + 1}, column ${(strongest % cols) * 2 + 1}` +
     ` (${rows}x${cols} experiments; the strongest colour stands for a change of ` +
-    `${formatPercent(occlusionPeak)}).`);
+    `${percent(occlusionPeak, {tiny: true})}).`);
   root.querySelector('[data-caption="occlusion"]').textContent = `hiding parts: digit ${data.target}`;
 
   const saliency = data.saliency.values;

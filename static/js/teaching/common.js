@@ -2,6 +2,7 @@
 // and painting numbers as pixels.
 
 import {decodeBase64} from "../drawing-pad.js";
+import {percent} from "../percent.js";
 
 export {decodeBase64};
 
@@ -26,46 +27,6 @@ export async function postJSON(url, body, {signal} = {}) {
     throw new Error(data?.error || `the server answered ${response.status}`);
   }
   return data;
-}
-
-/**
- * Sends the latest request only: while one is on its way, newer calls wait
- * and only the newest of them goes next, so a slow answer never piles up work
- * on the server or shows an older drawing after a newer one.
- */
-export function latestOnly(send, onResult, onError) {
-  let busy = false;
-  let pending = null;
-  let generation = 0;
-
-  async function pump() {
-    if (busy || pending === null) return;
-    busy = true;
-    const {args, gen} = pending;
-    pending = null;
-    try {
-      const result = await send(...args);
-      if (gen === generation) onResult(result, ...args);
-    } catch (error) {
-      if (gen === generation) onError(error, ...args);
-    } finally {
-      busy = false;
-      pump();
-    }
-  }
-
-  const call = (...args) => {
-    pending = {args, gen: generation};
-    pump();
-  };
-  // Whether a newer call is waiting (follow-up requests then give way to it).
-  call.hasPending = () => pending !== null;
-  // Forget whatever is queued or on its way (after "clear").
-  call.reset = () => {
-    generation += 1;
-    pending = null;
-  };
-  return call;
 }
 
 /** Deflated (zlib) bytes sent as base64 -> Uint8Array. */
@@ -206,12 +167,6 @@ export function drawPixelGrid(ctx, width, height, cell, {colour = "rgba(120, 130
   ctx.restore();
 }
 
-export function formatPercent(p) {
-  if (p >= 0.9995) return "100%";
-  if (p < 0.0005) return p > 0 ? "<0.1%" : "0%";
-  return `${(p * 100).toFixed(1)}%`;
-}
-
 /** Fill a <ol data-bars> with one bar per digit (the same markup as the game's). */
 export function renderBars(list, probabilities, {target = null} = {}) {
   const top = probabilities.indexOf(Math.max(...probabilities));
@@ -231,7 +186,7 @@ export function renderBars(list, probabilities, {target = null} = {}) {
     item.classList.toggle("is-target", digit === target);
     item.dataset.probability = String(p);
     item.querySelector(".bar__fill").style.width = `${(p * 100).toFixed(2)}%`;
-    item.querySelector(".bar__value").textContent = formatPercent(p);
+    item.querySelector(".bar__value").textContent = percent(p, {tiny: true});
   });
 }
 

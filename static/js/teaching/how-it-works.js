@@ -2,9 +2,11 @@
 // is redrawn from what the server computed (POST /learn/api/stages).
 
 import {DrawingPad, bindPadControls, throttle} from "../drawing-pad.js";
+import {latestRequest} from "../latest-only.js";
+import {percent} from "../percent.js";
 import {
-  EXAMPLES, decodeMaps, drawPixelGrid, formatPercent, inflateImage, inkColour, latestOnly,
-  paintValues, postJSON, renderBars, sequentialColour,
+  EXAMPLES, decodeMaps, drawPixelGrid, inflateImage, inkColour, paintValues, postJSON, renderBars,
+  sequentialColour,
 } from "./common.js";
 
 // How the feature maps are tiled: columns of tiles and screen pixels per value.
@@ -45,7 +47,7 @@ function wantedStages() {
 }
 
 // `base` is a drawing ({width, height, strokes}) or a ready 28x28 input ({input}).
-const request = latestOnly(
+const request = latestRequest(
   async (base, stages) => {
     const data = await postJSON(url, {...base, stages});
     const images = {input: await inflateImage(data.input)};
@@ -146,7 +148,7 @@ function render(received) {
   const prediction = data.prediction;
   const p = prediction.probabilities[prediction.digit];
   guessDigit.textContent = String(prediction.digit);
-  status.textContent = `${formatPercent(p)} sure`;
+  status.textContent = `${percent(p, {tiny: true})} sure`;
   if (data.preprocessing) {
     renderStrokes();
     renderPreprocessing();
