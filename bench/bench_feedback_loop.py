@@ -4,9 +4,9 @@
    and model folder, so neither the shipped model nor the repository's var/
    is touched; `migrate` registers the shipped model, which must be there.
 2. Simulated players (trainer.simulation) who all write in one style play
-   rooms over real WebSockets: every round each draws the target digit in
-   their style from their own MNIST train digits; the game stores the
-   drawings (pending).
+   rooms over real WebSockets (digitsite.game.simulation): every round each
+   draws the target digit in their style from their own MNIST train digits;
+   the game stores the drawings (pending).
 3. Checks that every drawing sent was stored, with the round's target as its
    label and exactly the strokes sent, then approves them all through the
    admin's review function.
@@ -49,17 +49,13 @@ def default_data_dir():
 
 
 async def play_all(rooms, server, games, rounds, timeout):
-    from websockets.asyncio.client import connect
-
-    from trainer.simulation import WebsocketsConnection, play_room
+    from digitsite.game.simulation import play_room
 
     async def run(code, players):
-        async def open_connection():
-            ws = await connect(f"{server.ws_url}/ws/v1/rooms/{code}/", origin=server.url,
-                               max_size=2**22)
-            return WebsocketsConnection(ws)
+        async def open_client():
+            return await server.game_client(code, max_size=2**22)
 
-        return await play_room(players, open_connection, games=games, rounds=rounds,
+        return await play_room(players, open_client, games=games, rounds=rounds,
                                timeout=timeout)
 
     await asyncio.gather(*(run(code, players) for code, players in rooms))

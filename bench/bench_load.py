@@ -130,7 +130,7 @@ class Player:
         self.server = server
         self.drawings = drawings  # [(drawing, json text)] per update step
         self.clock = clock  # shared: start/stop times and the stop event
-        self.ws = None
+        self.client = None
         self.id = None
         self.host = False
         self.sent = {}  # seq -> (send time, step)
@@ -162,33 +162,21 @@ class Player:
         self.send_timer = None
 
     async def connect(self):
-        from websockets.asyncio.client import connect
-
-        self.ws = await connect(
-            f"{self.server.ws_url}/ws/v1/rooms/{self.room}/", origin=self.server.url,
-            proxy=None, compression=None, open_timeout=60, max_size=2**22,
+        self.client = await self.server.game_client(
+            self.room, f"player {self.index}", compression=None, open_timeout=60,
+            max_size=2**22,
         )
-        await self.ws.send(json.dumps({"type": "join", "protocol": 1,
-                                       "name": f"player {self.index}"}))
-        while True:
-            message = json.loads(await asyncio.wait_for(self.ws.recv(), 60))
-            if message["type"] == "welcome":
-                self.id = message["you"]["id"]
-                self.host = message["you"]["host"]
-                return
-            if message["type"] == "error":
-                raise RuntimeError(f"join refused: {message}")
+        welcome = await self.client.join(timeout=60)
+        self.id = welcome["you"]["id"]
+        self.host = welcome["you"]["host"]
 
     async def play(self):
         """Read messages until the socket closes; react like the page does."""
-        import websockets
-
         try:
-            async for raw in self.ws:
-                self.on_message(json.loads(raw))
-        except websockets.ConnectionClosedError as exc:
-            if not self.clock["closing"]:
-                self.errors.append(f"connection dropped: {exc}")
+            self.client.listen(self.on_message)
+            await self.client.closed(timeout=None)
+            if self.client.dropped and not self.clock["closing"]:
+                self.errors.append(f"connection dropped: {self.client.dropped}")
         finally:
             if self.drawing_task is not None:
                 self.drawing_task.cancel()
@@ -199,20 +187,7 @@ class Player:
         self.recent.append((round(now - self.clock["start"], 2), kind, message.get("round"),
                             message.get("code") or message.get("reason")))
         if kind == "guess":
-            sent = self.sent.pop(message["seq"], None)
-            if sent is None:
-                return
-            sent_at, step = sent
-            if self.clock["start"] <= sent_at <= self.clock["stop_at"]:
-                self.latencies.append(now - sent_at)
-            if now <= self.clock["stop_at"]:
-                self.guesses_in_window += 1
-            if message["kept"]:
-                self.last_scored[(self.game, message["round"])] = self.drawings[step][0]
-            else:
-                # Written after the player's round closed: not part of it.
-                self.late_guesses += 1
-            self.answered(message["seq"])
+            self.on_guess(message, now)
         elif kind == "round_start":
             self.game, self.round = message["game"], message["round"]
             if self.drawing_task is not None:
@@ -243,12 +218,28 @@ class Player:
             else:
                 self.errors.append(f"{message['code']}: {message['message']}")
 
+    def on_guess(self, message, now):
+        sent = self.sent.pop(message["seq"], None)
+        if sent is None:
+            return
+        sent_at, step = sent
+        if self.clock["start"] <= sent_at <= self.clock["stop_at"]:
+            self.latencies.append(now - sent_at)
+        if now <= self.clock["stop_at"]:
+            self.guesses_in_window += 1
+        if message["kept"]:
+            self.last_scored[(self.game, message["round"])] = self.drawings[step][0]
+        else:
+            # Written after the player's round closed: not part of it.
+            self.late_guesses += 1
+        self.answered(message["seq"])
+
     async def start_game(self, delay=0.0):
         await asyncio.sleep(delay)
         if self.clock["stop"].is_set():
             return
         self.games_started += 1
-        await self.ws.send(json.dumps({"type": "start"}))
+        await self.client.start()
 
     async def draw(self, round_number):
         self.round_number = round_number
@@ -274,7 +265,7 @@ class Player:
                 await asyncio.sleep(0.02)
             if self.unsent:
                 await self.send_draw()
-            await self.ws.send(json.dumps({"type": "done", "round": round_number}))
+            await self.client.done(round_number)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -316,8 +307,8 @@ class Player:
         self.awaiting_since = self.last_send = time.perf_counter()
         self.draws_sent += 1
         try:
-            await self.ws.send(f'{{"type":"draw","round":{self.round_number},"seq":{self.seq},'
-                               f'"drawing":{self.drawings[step][1]}}}')
+            await self.client.draw_serialised(self.round_number, self.seq,
+                                              self.drawings[step][1])
         except Exception as exc:
             if not self.clock["closing"]:
                 self.errors.append(f"send failed: {exc!r}")
@@ -340,7 +331,7 @@ class Player:
             self.errors.append(f"the round in hand did not end in time (room {self.room}; "
                                f"last messages: {list(self.recent)})")
         self.clock["closing"] = True
-        await self.ws.close()
+        await self.client.close()
 
 
 async def drive(players, seconds, finish_timeout):

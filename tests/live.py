@@ -1,4 +1,5 @@
-"""A real Daphne server in a subprocess, and headless Chromium, for end-to-end tests."""
+"""A real Daphne server in a subprocess (and game clients of its rooms), and headless
+Chromium, for end-to-end tests."""
 
 import contextlib
 import os
@@ -51,6 +52,12 @@ class LiveServer:
     @property
     def ws_url(self):
         return f"ws://127.0.0.1:{self.port}"
+
+    async def game_client(self, code, name=None, **options):
+        """A GameClient connected to room `code` (options as for GameClient.connect)."""
+        from digitsite.game.client import GameClient
+
+        return await GameClient.open(self.ws_url, code, name=name, origin=self.url, **options)
 
     def manage(self, *args, check=True):
         return subprocess.run(

@@ -75,11 +75,8 @@ async def wait_for_log(server, offset, text, timeout=60):
 async def a_read_is_answered_while_the_write_waits(server, offset, what):
     """A socket to a room that does not exist (a read) is answered before the
     drawing's write, still waiting for the lock, gives up its first try."""
-    import websockets
-
-    async with websockets.connect(f"{server.ws_url}/ws/v1/rooms/ZZZZZZ/",
-                                  origin=server.url, proxy=None, open_timeout=30) as stranger:
-        answer = json.loads(await asyncio.wait_for(stranger.recv(), 60))
+    async with await server.game_client("ZZZZZZ", open_timeout=30) as stranger:
+        answer = await stranger.receive(60)
     assert answer["code"] == "room_not_found"
     assert f"{what}: the database refused it" not in log_since(server, offset), (
         "the other room's read waited for the drawing's write")
@@ -117,26 +114,23 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
     meanwhile (a write, which SQLite makes wait for the lock too) gets a seat
     once the lock goes, not an error.
     """
-    import websockets
-
     code = await asyncio.to_thread(new_room, server)
     other_room = await asyncio.to_thread(new_room, server)
     ada = Player("Ada")
 
     async def join_other_room():
-        async with websockets.connect(f"{server.ws_url}/ws/v1/rooms/{other_room}/",
-                                      origin=server.url, proxy=None, open_timeout=30) as bob:
-            await bob.send(json.dumps({"type": "join", "protocol": 1, "name": "Bob"}))
-            return json.loads(await asyncio.wait_for(bob.recv(), SERVER_BUSY_TIMEOUT * 8))
+        async with await server.game_client(other_room, open_timeout=30) as bob:
+            await bob.join("Bob", wait=False)
+            return await bob.receive(SERVER_BUSY_TIMEOUT * 8)
 
     try:
-        await ada.connect(server, code)
-        await ada.send({"type": "start"})
+        await ada.join_room(server, code)
+        await ada.start()
         start = await ada.expect("round_start")
         offset = len(server.log_path.read_text(errors="replace"))
         what = f"a drawing in room {code}"
         with write_lock(server):
-            await ada.send({"type": "draw", "round": 1, "seq": 1, "drawing": sketch(7)})
+            await ada.draw(1, sketch(7), seq=1)
             await wait_for_log(server, offset, f"{what}: attempt 1")
             await a_read_is_answered_while_the_write_waits(server, offset, what)
             joining = asyncio.ensure_future(join_other_room())
@@ -152,7 +146,7 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
         guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
         assert guess["kept"] is True
         assert not [m for m in ada.messages if m["type"] == "error"]
-        await ada.send({"type": "done", "round": 1})
+        await ada.done(1)
         await ada.expect("round_end")
     finally:
         await ada.close()
@@ -199,8 +193,8 @@ async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_t
         await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,
                                 60, "a healthy server")
         code = await asyncio.to_thread(new_room, server)
-        await ada.connect(server, code)
-        await ada.send({"type": "start"})
+        await ada.join_room(server, code)
+        await ada.start()
         start = await ada.expect("round_start")
         offset = len(server.log_path.read_text(errors="replace"))
         what = f"a drawing in room {code}"
@@ -211,14 +205,14 @@ async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_t
             assert body["checks"]["database"]["ok"] is False
             assert "lock" in json.dumps(body["checks"]["database"])
 
-            await ada.send({"type": "draw", "round": 1, "seq": 1, "drawing": sketch(8)})
+            await ada.draw(1, sketch(8), seq=1)
             await wait_for_log(server, offset, f"{what}: attempt 1")
             await a_read_is_answered_while_the_write_waits(server, offset, what)
             await wait_for_log(server, offset, f"{what}: the database refused it",
                                timeout=lock_timeout * 8)
         guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
         assert guess["kept"] is True
-        await ada.send({"type": "done", "round": 1})
+        await ada.done(1)
         await ada.expect("round_end")
         await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,
                                 60, "healthy again")

@@ -19,6 +19,8 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from digitsite.asgi import application
+from digitsite.game.client import CommunicatorClient
+from digitsite.game.simulation import play_room
 from recognizer import versions
 from recognizer.collection import review
 from recognizer.models import Drawing, ModelVersion
@@ -26,13 +28,7 @@ from tests.support import require
 from trainer import drawings
 from trainer.datasets import DigitData
 from trainer.evaluation import compare
-from trainer.simulation import (
-    STYLES,
-    CommunicatorConnection,
-    make_players,
-    play_room,
-    styled_drawing,
-)
+from trainer.simulation import STYLES, make_players, styled_drawing
 
 ORIGIN = b"http://localhost"
 # The loop on small data: eight players, twenty drawings each, three of them
@@ -296,7 +292,7 @@ async def test_styled_players_play_and_the_finetuned_model_reads_their_style(
             headers=[(b"origin", ORIGIN), (b"host", b"localhost")])
         connected, _ = await communicator.connect()
         assert connected
-        return CommunicatorConnection(communicator)
+        return CommunicatorClient(communicator)
 
     await play_room(players, connect, games=GAMES, rounds=10, timeout=30)
     assert all(not p.errors for p in players), [p.errors for p in players]

@@ -735,21 +735,13 @@ async def test_oversized_message_on_a_real_server_closes_with_4009_and_one_log_l
     """Through Daphne, whose WebSocket library refuses close codes an application
     may not send (1009 among them: it then closes with 1011 and logs an ERROR
     traceback). Hostile input: a 70 kB text frame after join."""
-    import websockets
-
     code = await asyncio.to_thread(daphne_server.create_room)
     logged_before = daphne_server.log_path.stat().st_size
-    async with websockets.connect(f"{daphne_server.ws_url}/ws/v1/rooms/{code}/",
-                                  origin=daphne_server.url, proxy=None) as ws:
-        await ws.send(json.dumps({"type": "join", "protocol": 1, "name": "Ada"}))
-        assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "welcome"
-        await ws.send(json.dumps({"type": "ping", "pad": "x" * 70_000}))
-        seen = []
-        with pytest.raises(websockets.ConnectionClosed) as closed:
-            while True:
-                seen.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
-    assert [m["code"] for m in seen if m["type"] == "error"] == ["too_large"]
-    assert closed.value.rcvd.code == 4009
+    async with await daphne_server.game_client(code, "Ada") as ada:
+        await ada.join(timeout=30)
+        await ada.send("ping", pad="x" * 70_000)
+        assert await ada.closed(timeout=30) == 4009
+    assert [m["code"] for m in ada.all_of("error")] == ["too_large"]
 
     def new_log():
         with open(daphne_server.log_path, "rb") as log:

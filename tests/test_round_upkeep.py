@@ -171,10 +171,10 @@ async def test_a_round_open_when_its_server_stopped_is_closed_without_any_player
     ada = Player("Ada")
     try:
         code = await asyncio.to_thread(_new_room, first)
-        await ada.connect(first, code)
-        await ada.send({"type": "start"})
+        await ada.join_room(first, code)
+        await ada.start()
         start = await ada.expect("round_start")
-        guess = await ada.draw(1, sketch(5), seq=1, game=start["game"])
+        guess = await ada.draw_and_guess(1, sketch(5), seq=1, game=start["game"])
         assert guess["kept"] is True  # so it is in the database
 
         if stop == "SIGKILL":

@@ -21,6 +21,7 @@ import uuid
 
 import pytest
 
+from digitsite.game.client import GameClient
 from tests.live import LiveServer
 from tests.support import BASE_DIR
 
@@ -277,88 +278,23 @@ def test_activating_a_version_reaches_both_processes(running):
 # -- one game across two processes ------------------------------------------
 
 
-class Player:
-    """A game client over a real WebSocket, keeping every message it receives."""
+class Player(GameClient):
+    """A game client that also keeps the drawings it sent."""
 
     def __init__(self, name):
-        self.name = name
-        self.messages = []
-        self.cursor = 0
+        super().__init__(name)
         self.sent_drawings = {}  # (game, round) -> the last drawing sent
-        self.ws = None
-        self.you = None
-        self._arrived = asyncio.Event()
-        self._reader = None
 
-    async def connect(self, server, code, token=None):
-        import websockets
+    async def join_room(self, server, code, token=None):
+        await self.connect(server.ws_url, code, origin=server.url, open_timeout=20)
+        return await self.join(token=token)
 
-        self.ws = await websockets.connect(
-            f"{server.ws_url}/ws/v1/rooms/{code}/", origin=server.url, proxy=None,
-            open_timeout=20,
-        )
-        self.messages, self.cursor = [], 0
-        self._reader = asyncio.ensure_future(self._read(self.ws))
-        join = {"type": "join", "protocol": 1, "name": self.name}
-        if token:
-            join["token"] = token
-        await self.send(join)
-        welcome = await self.expect("welcome")
-        self.you = welcome["you"]
-        return welcome
-
-    async def _read(self, ws):
-        import websockets
-
-        try:
-            async for raw in ws:
-                self.messages.append(json.loads(raw))
-                self._arrived.set()
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            self._arrived.set()
-
-    async def send(self, message):
-        await self.ws.send(json.dumps(message))
-
-    async def draw(self, room_round, drawing, seq, game):
+    async def draw_and_guess(self, room_round, drawing, seq, game):
         self.sent_drawings[(game, room_round)] = drawing
-        await self.send({"type": "draw", "round": room_round, "seq": seq, "drawing": drawing})
+        await self.draw(room_round, drawing, seq=seq)
         guess = await self.expect("guess", lambda m: m["seq"] == seq)
         assert guess["round"] == room_round
         return guess
-
-    async def expect(self, kind, where=lambda message: True, timeout=30):
-        """The next message of `kind` (after the last one expected) that `where` accepts."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            for index in range(self.cursor, len(self.messages)):
-                message = self.messages[index]
-                if message["type"] == "error":
-                    pytest.fail(f"{self.name} got an error: {message}")
-                if message["type"] == kind and where(message):
-                    self.cursor = index + 1
-                    return message
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0 or self._reader.done():
-                seen = [m["type"] for m in self.messages[self.cursor:]]
-                pytest.fail(f"{self.name}: no {kind} within {timeout} s "
-                            f"(closed: {self._reader.done()}; since then: {seen})")
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                pass
-
-    def all_of(self, kind):
-        return [m for m in self.messages if m["type"] == kind]
-
-    async def close(self):
-        if self.ws is not None:
-            await self.ws.close()
-        if self._reader is not None:
-            await asyncio.wait({self._reader}, timeout=5)
 
 
 def sketch(seed):
@@ -404,23 +340,23 @@ async def test_two_players_on_two_processes_play_one_game(running):
     code = running.new_room(TIMED_ROUND_SECONDS)
     ada, bob = Player("Ada"), Player("Bob")
     try:
-        await ada.connect(server_a, code)
-        welcome = await bob.connect(server_b, code)
+        await ada.join_room(server_a, code)
+        welcome = await bob.join_room(server_b, code)
         assert [p["name"] for p in welcome["room"]["players"]] == ["Ada", "Bob"]
         # Ada's process hears of Bob, who joined on the other one.
         await ada.expect("room", lambda m: len(m["players"]) == 2)
         assert ada.you["host"] and not bob.you["host"]
 
-        await ada.send({"type": "start", "rounds": 2})
+        await ada.start(rounds=2)
         starts = [await p.expect("round_start") for p in (ada, bob)]
         assert starts[0] == starts[1]  # one broadcast, the same for both processes
         game = starts[0]["game"]
         targets = {1: starts[0]["target"]}
 
         # Round 1: Ada says done on process A, Bob hears it on B; the timer ends Bob's round.
-        await ada.draw(1, sketch(1), seq=1, game=game)
-        await bob.draw(1, sketch(2), seq=1, game=game)
-        await ada.send({"type": "done", "round": 1})
+        await ada.draw_and_guess(1, sketch(1), seq=1, game=game)
+        await bob.draw_and_guess(1, sketch(2), seq=1, game=game)
+        await ada.done(1)
         finished = await bob.expect("player_finished")
         assert finished["player"] == ada.you["id"] and finished["reason"] == "done"
         # Ada now waits several seconds with nothing to receive: longer than
@@ -438,10 +374,10 @@ async def test_two_players_on_two_processes_play_one_game(running):
         assert second[0]["round"] == second[1]["round"] == 2
         assert second[0]["ends_at"] == second[1]["ends_at"]
         targets[2] = second[0]["target"]
-        await bob.draw(2, sketch(3), seq=2, game=game)
-        await ada.draw(2, sketch(4), seq=2, game=game)
+        await bob.draw_and_guess(2, sketch(3), seq=2, game=game)
+        await ada.draw_and_guess(2, sketch(4), seq=2, game=game)
         for player in (ada, bob):
-            await player.send({"type": "done", "round": 2})
+            await player.done(2)
         final = [await p.expect("round_end", lambda m: m["round"] == 2) for p in (ada, bob)]
         assert final[0] == final[1] and final[0]["final"] is True
         overs = [await p.expect("game_over") for p in (ada, bob)]
@@ -469,24 +405,24 @@ async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(runni
     code = running.new_room(LONG_ROUND_SECONDS)
     ada, bob = Player("Ada"), Player("Bob")
     try:
-        await ada.connect(server_a, code)
-        await bob.connect(server_b, code)
+        await ada.join_room(server_a, code)
+        await bob.join_room(server_b, code)
         await ada.expect("room", lambda m: len(m["players"]) == 2)
-        await ada.send({"type": "start"})
+        await ada.start()
         start = await bob.expect("round_start")
         game, targets = start["game"], {1: start["target"]}
         # Round 1, to have scores to keep.
-        await ada.draw(1, sketch(11), seq=1, game=game)
-        await bob.draw(1, sketch(12), seq=1, game=game)
+        await ada.draw_and_guess(1, sketch(11), seq=1, game=game)
+        await bob.draw_and_guess(1, sketch(12), seq=1, game=game)
         for player in (ada, bob):
-            await player.send({"type": "done", "round": 1})
+            await player.done(1)
         end = await bob.expect("round_end")
         bob_score = next(r["score"] for r in end["results"] if r["player"] == bob.you["id"])
 
         # Round 2: Bob draws on process B, which then dies.
         start = await bob.expect("round_start")
         targets[2] = start["target"]
-        await bob.draw(2, sketch(13), seq=2, game=game)
+        await bob.draw_and_guess(2, sketch(13), seq=2, game=game)
 
         def bob_recorded():
             return running.sql(
@@ -499,12 +435,11 @@ async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(runni
         await asyncio.to_thread(wait_until, bob_recorded, 60, "Bob's drawing recorded")
         server_b.process.kill()  # SIGKILL: no disconnect handler, no goodbye
         server_b.process.wait(timeout=10)
-        await asyncio.wait({bob._reader}, timeout=10)
-        assert bob._reader.done(), "Bob's socket stayed open after its server died"
+        await bob.closed(timeout=10)  # else Bob's socket stayed open after its server died
 
         # Bob's page reconnects, with its seat token, through the other process.
         old_id = bob.you["id"]
-        welcome = await bob.connect(server_a, code, token=bob.you["token"])
+        welcome = await bob.join_room(server_a, code, token=bob.you["token"])
         assert welcome["rejoined"] is True
         assert bob.you["id"] == old_id
         me = next(p for p in welcome["room"]["players"] if p["id"] == old_id)
@@ -513,9 +448,9 @@ async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(runni
 
         # Bob ends the round without drawing again: the drawing sent to the dead
         # process is the one that counts and is stored.
-        await ada.draw(2, sketch(14), seq=2, game=game)
+        await ada.draw_and_guess(2, sketch(14), seq=2, game=game)
         for player in (bob, ada):
-            await player.send({"type": "done", "round": 2})
+            await player.done(2)
         end = await bob.expect("round_end", lambda m: m["round"] == 2)
         bob_result = next(r for r in end["results"] if r["player"] == old_id)
         assert bob_result["drawing"]["strokes"] == sketch(13)["strokes"]
@@ -524,10 +459,10 @@ async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(runni
         # And carries on: round 3 on the surviving process.
         start = await bob.expect("round_start", lambda m: m["round"] == 3)
         targets[3] = start["target"]
-        await bob.draw(3, sketch(15), seq=3, game=game)
-        await ada.draw(3, sketch(16), seq=3, game=game)
+        await bob.draw_and_guess(3, sketch(15), seq=3, game=game)
+        await ada.draw_and_guess(3, sketch(16), seq=3, game=game)
         for player in (ada, bob):
-            await player.send({"type": "done", "round": 3})
+            await player.done(3)
         overs = [await p.expect("game_over") for p in (ada, bob)]
         assert overs[0] == overs[1]
         assert {row["player"] for row in overs[0]["leaderboard"]} == {ada.you["id"], old_id}

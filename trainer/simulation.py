@@ -1,4 +1,4 @@
-"""Simulated players who draw in a consistent style, and a driver that plays them through the game.
+"""Simulated players who draw in a consistent style: their drawings, for the game to collect.
 
 Shows that the feedback loop works: players whose handwriting differs
 systematically from MNIST play the real game, the game stores their drawings,
@@ -32,17 +32,12 @@ degrees either way), so the player's hand is what shows.
 
 docs/training.md lists how often the shipped model reads each one right.
 
-**The game.** `play_room` seats a room's players over any WebSocket
-connection (`Connection`: a real socket in the benchmark, Channels'
-WebsocketCommunicator in tests). The first player is the host and starts
-`games` games of `rounds` rounds once everyone is seated; each round every
-player draws the target digit in their style, sends it, waits for the guess
-and says `done`. The game stores one drawing per player per round, pending
-review.
+**The game.** `SimulatedPlayer`s play through the real game with
+digitsite.game.simulation.play_room, which also records on each player what
+they drew and were told: the game stores one drawing per player per round,
+pending review.
 """
 
-import asyncio
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -236,6 +231,7 @@ class SimulatedPlayer:
     pool: dict
     images: np.ndarray
     seed: int = 0
+    # What the player did and was told in the game (digitsite.game.simulation).
     id: str | None = None
     host: bool = False
     # (game, round) -> {"label", "drawing", "guess", "result"}
@@ -278,159 +274,4 @@ def make_players(style, images, labels, count, per_digit, seed=0, name_prefix="s
             index=index, name=f"{name_prefix}{index:03d}", style=style.for_player(rng),
             pool=pool, images=np.asarray(images), seed=seed,
         ))
-    return players
-
-
-# -- playing the game --------------------------------------------------------
-
-
-class GameClosed(Exception):
-    """The server closed the connection."""
-
-
-class Connection:
-    """One player's WebSocket as JSON messages; adapters below wrap real sockets."""
-
-    async def send(self, message):
-        raise NotImplementedError
-
-    async def receive(self, timeout):
-        raise NotImplementedError
-
-    async def close(self):
-        raise NotImplementedError
-
-
-class WebsocketsConnection(Connection):
-    """A `websockets` client connection (a real server)."""
-
-    def __init__(self, ws):
-        self.ws = ws
-
-    async def send(self, message):
-        await self.ws.send(json.dumps(message))
-
-    async def receive(self, timeout):
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-        except ConnectionClosed as exc:
-            raise GameClosed(f"closed with {exc.rcvd.code if exc.rcvd else None}") from exc
-
-    async def close(self):
-        await self.ws.close()
-
-
-class CommunicatorConnection(Connection):
-    """Channels' WebsocketCommunicator (the ASGI application in-process)."""
-
-    def __init__(self, communicator):
-        self.communicator = communicator
-
-    async def send(self, message):
-        await self.communicator.send_to(text_data=json.dumps(message))
-
-    async def receive(self, timeout):
-        output = await self.communicator.receive_output(timeout)
-        if output["type"] == "websocket.close":
-            raise GameClosed(f"closed with {output.get('code')}")
-        return json.loads(output["text"])
-
-    async def close(self):
-        await self.communicator.disconnect()
-
-
-def _seated(room):
-    return sum(1 for p in room.get("players", []) if p["connected"] and not p["gone"])
-
-
-async def play(player, connection, *, games, rounds, room_size, timeout=60.0, welcomed=None):
-    """Play `games` games in the room `connection` is open to; returns when the last is over.
-
-    The host (the first to join) starts each game once `room_size` players
-    are seated. Each round the player draws the target in their style, sends
-    the whole drawing, waits for its guess and says `done` (unless the guess
-    already reached the target and so ended the round for them).
-    """
-    await connection.send({"type": "join", "protocol": 1, "name": player.name})
-    started = False
-    game = number = None
-
-    async def start():
-        await connection.send({"type": "start", "rounds": rounds})
-
-    while player.games_finished < games:
-        message = await connection.receive(timeout)
-        kind = message["type"]
-        if kind in ("welcome", "room"):
-            if kind == "welcome":
-                player.id = message["you"]["id"]
-                player.host = message["you"]["host"]
-                if welcomed is not None:
-                    welcomed.set()
-            room = message["room"] if kind == "welcome" else message
-            if player.host and not started and _seated(room) >= room_size:
-                started = True
-                await start()
-        elif kind == "round_start":
-            game, number, target = message["game"], message["round"], message["target"]
-            drawing = await asyncio.to_thread(player.drawing_for, target)
-            player.rounds[(game, number)] = {"label": target, "drawing": drawing}
-            await connection.send({"type": "draw", "round": number, "seq": number,
-                                   "drawing": drawing})
-        elif kind == "guess":
-            entry = player.rounds.get((game, message["round"]))
-            if entry is not None:
-                entry["guess"] = message
-            if not message["reached"]:
-                await connection.send({"type": "done", "round": message["round"]})
-        elif kind == "round_end":
-            mine = next((r for r in message["results"] if r["player"] == player.id), None)
-            entry = player.rounds.get((message["game"], message["round"]))
-            if entry is not None and mine is not None:
-                entry["result"] = {k: mine[k] for k in ("digit", "reason", "points")}
-        elif kind == "game_over":
-            player.games_finished += 1
-            # Everyone is still seated: they leave only after the last game.
-            if player.host and player.games_finished < games:
-                await start()
-        elif kind == "error":
-            player.errors.append(message["code"])
-            if message.get("for") == "draw" and number is not None:
-                # The drawing was refused: end the round for this player anyway.
-                await connection.send({"type": "done", "round": number})
-    await connection.send({"type": "leave"})
-
-
-async def play_room(players, connect, *, games, rounds, timeout=60.0):
-    """Seat `players` in one room (the first one hosts) and play; `connect()` opens a Connection.
-
-    Returns the players (with their rounds filled in).
-    """
-    welcomed = asyncio.Event()
-    connections = []
-
-    async def run(player, first):
-        connection = await connect()
-        connections.append(connection)
-        try:
-            await play(player, connection, games=games, rounds=rounds, room_size=len(players),
-                       timeout=timeout, welcomed=welcomed if first else None)
-        finally:
-            try:
-                await connection.close()
-            except Exception:  # already closed by the server after `leave`
-                pass
-
-    host = asyncio.ensure_future(run(players[0], True))
-    # The first to join becomes the host: the others wait for its welcome.
-    waiter = asyncio.ensure_future(welcomed.wait())
-    await asyncio.wait({host, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if host.done():
-        waiter.cancel()
-        host.result()
-        return players
-    others = [asyncio.ensure_future(run(p, False)) for p in players[1:]]
-    await asyncio.gather(host, *others)
     return players

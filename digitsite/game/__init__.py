@@ -9,7 +9,10 @@ The modules, from the outside in:
 - `rooms`: the state transitions in the database;
 - `rules`, `names`, `codes`, `clock`: pure rules without any I/O;
 - `upkeep`: the per-process task that ends rounds whose players went quiet;
-- `models`, `migrations`, `admin`, `player_data`, `retention`: the data.
+- `models`, `migrations`, `admin`, `player_data`, `retention`: the data;
+- `client`, `simulation`: the protocol as a program speaks it, and simulated
+  players playing whole games with it (for benchmarks and tests; the site
+  does not use them).
 
 The package itself imports nothing, so Django can load the app before its
 models are ready.
