@@ -343,6 +343,10 @@ GAME_STOP_SECONDS = env_float("GAME_STOP_SECONDS", 10.0)
 # /healthz fails when the free space on the volume of var/, the model folder
 # or the SQLite database falls under this many MiB.
 HEALTH_MIN_FREE_MB = env_float("HEALTH_MIN_FREE_MB", 200.0)
+# A /healthz check (database, channel layer, model, ...) that takes longer than
+# this counts as failed: a proxy's probe has its own timeout, and a hung
+# dependency must not hang the probe.
+HEALTH_CHECK_TIMEOUT_SECONDS = env_float("HEALTH_CHECK_TIMEOUT_SECONDS", 3.0)
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 # "plain" for a terminal, "json" (one object per line) for a log collector.

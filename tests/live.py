@@ -40,6 +40,10 @@ class LiveServer:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DJANGO_SETTINGS_MODULE": "digitsite.settings",
             "PYTHONUNBUFFERED": "1",
+            # A test's server shares two cores with the other tests and their
+            # browsers: a model check may wait seconds for a core. Tests of
+            # the timeout itself set their own.
+            "HEALTH_CHECK_TIMEOUT_SECONDS": "30",
         })
         self.env.update(env or {})
         self.process = None

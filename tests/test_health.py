@@ -139,6 +139,7 @@ def test_unreachable_database_and_redis_give_503_quickly(tmp_path):
     server = LiveServer(tmp_path, migrate=False, env={
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:{dead_pg}/nothing",
         "REDIS_URL": f"redis://127.0.0.1:{dead_redis}/0",
+        "HEALTH_CHECK_TIMEOUT_SECONDS": "3",  # the bound under test
     })
     server.start()
     try:
