@@ -20,7 +20,12 @@ class PayloadError(ValueError):
 
 
 @dataclass(frozen=True)
-class Drawing:
+class StrokeDrawing:
+    """A drawing as a client sent it, checked: canvas size and strokes.
+
+    Not recognizer.models.Drawing, the stored drawing with its label and review.
+    """
+
     width: float
     height: float
     # Each stroke is a list of (x, y) or (x, y, t) tuples of floats.
@@ -108,7 +113,7 @@ def _checked_strokes(raw_strokes, max_points):
 
 
 def parse_drawing(data, max_points=None, allow_empty=False):
-    """Check a decoded JSON object and return a Drawing; raise PayloadError."""
+    """Check a decoded JSON object and return a StrokeDrawing; raise PayloadError."""
     max_points = settings.RECOGNIZER_MAX_POINTS if max_points is None else max_points
     if not isinstance(data, dict):
         raise PayloadError("the body must be a JSON object with width, height and strokes")
@@ -131,4 +136,4 @@ def parse_drawing(data, max_points=None, allow_empty=False):
         strokes = _checked_strokes(raw_strokes, max_points)
     if not strokes and not allow_empty:
         raise PayloadError("the drawing is empty: draw something first")
-    return Drawing(width, height, tuple(strokes))
+    return StrokeDrawing(width, height, tuple(strokes))

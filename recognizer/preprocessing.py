@@ -27,14 +27,22 @@ defined in the normalised field, not on the canvas, so a digit comes out
 equally thick whatever the canvas size and however big it was drawn; the
 skeleton is scaled to (20 - PEN_WIDTH) so that the ink, pen included, fills
 the 20x20 box like MNIST's does. See docs/preprocessing.md.
+
+The module is long (about 800 lines) because it is the one pipeline for
+strokes and for uploaded images, whose steps share its constants, its
+centring and its errors; the renderer's steps are named functions below, and
+tests/reference_renderer.py holds a plain version it must match bit for bit.
 """
 
 import io
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from recognizer.images import png_bytes
 
 # Bump when a change alters the inputs produced from the same drawing, so
 # caches of preprocessed data (the canvas-style evaluation set) are rebuilt.
@@ -318,10 +326,48 @@ def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None):
     arithmetic as before (float32 points, float64 distances), and a pixel
     left out is one whose value would be 0, so the image is the same.
 
+    The steps: each segment's box of pixels within reach (_within_reach),
+    then per chunk of segments the span of pixels to measure in each of their
+    rows (_row_spans), then per chunk of pixels their distances
+    (_measure_pixels).
+
     `work`, a dict, if given, counts what was done: "renders", "segments",
     "pairs" and "largest_chunk" (pairs at once), for tests and benchmarks.
     """
     reach = pen_width / 2 + 0.5
+    segments = _within_reach(seg_a, seg_b, reach, size)
+    dist2 = np.full(size * size, np.inf, dtype=np.float32)
+    for first, last in _runs(segments.rows, RENDER_CHUNK // 4):
+        spans = _row_spans(segments, first, last, reach)
+        for start, stop in _runs(spans.span, RENDER_CHUNK):
+            pairs = _measure_pixels(spans, start, stop, dist2, size)
+            if work is not None:
+                work["pairs"] = work.get("pairs", 0) + pairs
+                work["largest_chunk"] = max(work.get("largest_chunk", 0), pairs)
+    if work is not None:
+        work["renders"] = work.get("renders", 0) + 1
+        work["segments"] = max(work.get("segments", 0), len(segments.a))
+    return np.clip(reach - np.sqrt(dist2), 0.0, 1.0).reshape(size, size)
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """Segments as the renderer measures them, with the pixels within their reach."""
+
+    a: np.ndarray  # starts, float32
+    d: np.ndarray  # end - start, float32
+    length2: np.ndarray  # squared lengths, 1 for a dot
+    low: np.ndarray  # (x, y) of the first pixel within reach
+    high: np.ndarray  # (x, y) one past the last
+    rows: np.ndarray  # how many rows are within reach
+    # The same starts and directions as float64, for the band arithmetic.
+    ax64: np.ndarray
+    ay64: np.ndarray
+    dx64: np.ndarray
+    dy64: np.ndarray
+
+
+def _within_reach(seg_a, seg_b, reach, size):
     a = seg_a.astype(np.float32)
     d = seg_b.astype(np.float32) - a
     length2 = (d * d).sum(axis=1)
@@ -330,60 +376,79 @@ def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None):
     low = np.clip(np.floor(np.minimum(a, a + d) - reach).astype(np.int64) + 1, 0, size)
     high = np.clip(np.ceil(np.maximum(a, a + d) + reach).astype(np.int64), 0, size)
     rows = np.maximum(high[:, 1] - low[:, 1], 0)
-    ax64, ay64 = a[:, 0].astype(np.float64), a[:, 1].astype(np.float64)
-    dx64, dy64 = d[:, 0].astype(np.float64), d[:, 1].astype(np.float64)
-    dist2 = np.full(size * size, np.inf, dtype=np.float32)
-    for first, last in _runs(rows, RENDER_CHUNK // 4):
-        block = rows[first:last]
-        seg = np.repeat(np.arange(first, last), block)
-        row = np.repeat(low[first:last, 1] - np.cumsum(block) + block, block)
-        row += np.arange(len(seg))
-        # The part of the segment inside the band |y - row| <= reach, as t in [0, 1].
-        ay, dy = ay64[seg], dy64[seg]
-        flat = dy == 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t_top = (row - reach - ay) / dy
-            t_bottom = (row + reach - ay) / dy
-        t_in = np.where(flat, 0.0, np.clip(np.minimum(t_top, t_bottom), 0.0, 1.0))
-        t_out = np.where(flat, 1.0, np.clip(np.maximum(t_top, t_bottom), 0.0, 1.0))
-        ax, dx = ax64[seg], dx64[seg]
-        x_in = ax + t_in * dx
-        x_out = ax + t_out * dx
-        # A hair wider than exact: a pixel too many is measured and gets 0.
-        left = np.floor(np.minimum(x_in, x_out) - reach - SPAN_MARGIN).astype(np.int64) + 1
-        right = np.ceil(np.maximum(x_in, x_out) + reach + SPAN_MARGIN).astype(np.int64)
-        left = np.maximum(left, low[seg, 0])
-        span = np.maximum(np.minimum(right, high[seg, 0]) - left, 0)
-        # Per row what every pixel of the row shares; the pairs then only
-        # repeat these (np.repeat is cheaper than indexing) and add the column.
-        # Same operands as the pixel-by-pixel formula, so the same bits.
-        row_ay = row - a[seg, 1]
-        row_ax, row_sx, row_sy, row_l2 = a[seg, 0], d[seg, 0], d[seg, 1], length2[seg]
-        for start, stop in _runs(span, RENDER_CHUNK):
-            widths = span[start:stop]
-            column = np.arange(int(widths.sum()))
-            before = np.cumsum(widths) - widths
-            px = np.repeat(left[start:stop] - before, widths) + column
-            pixel = np.repeat(row[start:stop] * size + left[start:stop] - before, widths) + column
-            sx = np.repeat(row_sx[start:stop], widths)
-            sy = np.repeat(row_sy[start:stop], widths)
-            ex = px - np.repeat(row_ax[start:stop], widths)
-            ey = np.repeat(row_ay[start:stop], widths)
-            t = (ex * sx + ey * sy) / np.repeat(row_l2[start:stop], widths)
-            np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)
-            ex -= t * sx
-            ey -= t * sy
-            ex *= ex
-            ey *= ey
-            ex += ey
-            np.minimum.at(dist2, pixel, ex.astype(np.float32))
-            if work is not None:
-                work["pairs"] = work.get("pairs", 0) + len(column)
-                work["largest_chunk"] = max(work.get("largest_chunk", 0), len(column))
-    if work is not None:
-        work["renders"] = work.get("renders", 0) + 1
-        work["segments"] = max(work.get("segments", 0), len(a))
-    return np.clip(reach - np.sqrt(dist2), 0.0, 1.0).reshape(size, size)
+    return _Segments(a, d, length2, low, high, rows,
+                     a[:, 0].astype(np.float64), a[:, 1].astype(np.float64),
+                     d[:, 0].astype(np.float64), d[:, 1].astype(np.float64))
+
+
+@dataclass(frozen=True)
+class _RowSpans:
+    """One entry per (segment, row within its reach): the pixels to measure there."""
+
+    row: np.ndarray
+    left: np.ndarray  # the first column to measure
+    span: np.ndarray  # how many columns
+    # What every pixel of the row shares: the pairs then only repeat these
+    # (np.repeat is cheaper than indexing) and add the column.
+    ay: np.ndarray  # row - the segment's start y
+    ax: np.ndarray  # the segment's start x
+    sx: np.ndarray  # its direction
+    sy: np.ndarray
+    l2: np.ndarray  # its squared length
+
+
+def _row_spans(segments, first, last, reach):
+    """The _RowSpans of segments first..last-1."""
+    block = segments.rows[first:last]
+    seg = np.repeat(np.arange(first, last), block)
+    row = np.repeat(segments.low[first:last, 1] - np.cumsum(block) + block, block)
+    row += np.arange(len(seg))
+    # The part of the segment inside the band |y - row| <= reach, as t in [0, 1].
+    ay, dy = segments.ay64[seg], segments.dy64[seg]
+    flat = dy == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_top = (row - reach - ay) / dy
+        t_bottom = (row + reach - ay) / dy
+    t_in = np.where(flat, 0.0, np.clip(np.minimum(t_top, t_bottom), 0.0, 1.0))
+    t_out = np.where(flat, 1.0, np.clip(np.maximum(t_top, t_bottom), 0.0, 1.0))
+    ax, dx = segments.ax64[seg], segments.dx64[seg]
+    x_in = ax + t_in * dx
+    x_out = ax + t_out * dx
+    # A hair wider than exact: a pixel too many is measured and gets 0.
+    left = np.floor(np.minimum(x_in, x_out) - reach - SPAN_MARGIN).astype(np.int64) + 1
+    right = np.ceil(np.maximum(x_in, x_out) + reach + SPAN_MARGIN).astype(np.int64)
+    left = np.maximum(left, segments.low[seg, 0])
+    span = np.maximum(np.minimum(right, segments.high[seg, 0]) - left, 0)
+    # Same operands as the pixel-by-pixel formula, so the same bits.
+    return _RowSpans(row, left, span, row - segments.a[seg, 1], segments.a[seg, 0],
+                     segments.d[seg, 0], segments.d[seg, 1], segments.length2[seg])
+
+
+def _measure_pixels(spans, start, stop, dist2, size):
+    """Squared distances of the pixels of spans start..stop-1 to their segments.
+
+    Each pixel keeps its nearest in `dist2` (flat, float32); returns how many
+    (segment, pixel) pairs were measured.
+    """
+    widths = spans.span[start:stop]
+    column = np.arange(int(widths.sum()))
+    before = np.cumsum(widths) - widths
+    px = np.repeat(spans.left[start:stop] - before, widths) + column
+    pixel = np.repeat(spans.row[start:stop] * size + spans.left[start:stop] - before,
+                      widths) + column
+    sx = np.repeat(spans.sx[start:stop], widths)
+    sy = np.repeat(spans.sy[start:stop], widths)
+    ex = px - np.repeat(spans.ax[start:stop], widths)
+    ey = np.repeat(spans.ay[start:stop], widths)
+    t = (ex * sx + ey * sy) / np.repeat(spans.l2[start:stop], widths)
+    np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)
+    ex -= t * sx
+    ey -= t * sy
+    ex *= ex
+    ey *= ey
+    ex += ey
+    np.minimum.at(dist2, pixel, ex.astype(np.float32))
+    return len(column)
 
 
 def _ink_length(points, starts, extent, pen_width):
@@ -420,6 +485,25 @@ def _prepare_strokes(strokes, width, height):
     return points, starts, width, height
 
 
+def _box_scale(points, starts, extent, pen_width):
+    """(scale, ink length, pieces to draw) of strokes `extent` canvas pixels across.
+
+    Scale and ink length are None for a dot (nothing to scale). Raises
+    InkLimitError when the ink is longer than MAX_INK_LENGTH bounding boxes.
+    """
+    if extent < MIN_EXTENT:
+        # A dot: every piece lands on the centre, and one of them draws the same.
+        return None, None, [points[:1]]
+    scale = (BOX - pen_width) / extent
+    ink_length = _ink_length(points, starts, extent, pen_width)
+    if ink_length > MAX_INK_LENGTH:
+        raise InkLimitError(
+            f"too much ink for one digit: its strokes are {ink_length:.0f} times as long "
+            f"as the drawing is wide or high, at most {MAX_INK_LENGTH:g} are accepted"
+        )
+    return scale, ink_length, np.split(points, starts[1:])
+
+
 def strokes_to_stages(strokes, width, height, pen_width=PEN_WIDTH):
     """Every step from canvas strokes to the network input, for the teaching pages.
 
@@ -447,22 +531,10 @@ def strokes_to_stages(strokes, width, height, pen_width=PEN_WIDTH):
     points, starts, width, height = _prepare_strokes(strokes, width, height)
     left, top = points.min(axis=0)
     right, bottom = points.max(axis=0)
-    extent = max(right - left, bottom - top)
     cx, cy = (left + right) / 2, (top + bottom) / 2
     piece_count = len(starts)
-    if extent >= MIN_EXTENT:
-        scale = (BOX - pen_width) / extent
-        ink_length = _ink_length(points, starts, extent, pen_width)
-        if ink_length > MAX_INK_LENGTH:
-            raise InkLimitError(
-                f"too much ink for one digit: its strokes are {ink_length:.0f} times as long "
-                f"as the drawing is wide or high, at most {MAX_INK_LENGTH:g} are accepted"
-            )
-        pieces = np.split(points, starts[1:])
-    else:
-        # A dot: every piece lands on the centre, and one of them draws the same.
-        scale, ink_length = None, None
-        pieces = [points[:1]]
+    scale, ink_length, pieces = _box_scale(points, starts, max(right - left, bottom - top),
+                                           pen_width)
     factor = scale if scale is not None else 0.0
     # Scale once; both renders below differ only by a translation.
     seg_a, seg_b = _segments([(piece - (cx, cy)) * factor + BOX_CENTRE for piece in pieces])
@@ -738,10 +810,4 @@ def input_to_png(array, scale=1):
     """The input as a PNG, white ink on black, enlarged `scale` times with hard pixels."""
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= 64:
         raise DrawingError("scale must be a whole number from 1 to 64")
-    pixels = np.rint(_check_input(array) * 255).astype(np.uint8)
-    image = Image.fromarray(pixels)
-    if scale > 1:
-        image = image.resize((SIZE * scale, SIZE * scale), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False)
-    return buffer.getvalue()
+    return png_bytes(np.rint(_check_input(array) * 255).astype(np.uint8), scale)

@@ -9,39 +9,9 @@ from django.views.decorators.csrf import csrf_exempt
 from recognizer import json_input
 from recognizer.clients import LimitExceeded, api_limits, client_address, request_cost
 from recognizer.inference import ModelUnavailable, get_service
+from recognizer.json_endpoints import UnsupportedMediaType, content_length, error, require_json
 from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import DrawingError, image_to_input, strokes_to_input
-
-
-def error(message, status=400):
-    return JsonResponse({"error": message}, status=status)
-
-
-def _content_length(request):
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
-
-
-class UnsupportedMediaType(PayloadError):
-    """A body that is neither JSON declared as such nor a multipart image upload."""
-
-
-def require_json(request, what):
-    """Refuse a body not declared as application/json, with a 415.
-
-    A cross-site page can make its visitors' browsers POST a "simple" request
-    (text/plain, a form, or a Blob without a type, which Django sees as no
-    content type) without asking first; declaring application/json needs a
-    CORS preflight, which this site does not answer, so only pages of this
-    site (and non-browser clients) can send drawings.
-    """
-    if request.content_type != "application/json":
-        declared = request.content_type or "none"
-        raise UnsupportedMediaType(
-            f"send {what} as JSON with Content-Type: application/json (got {declared})"
-        )
 
 
 def _input_from_request(request):
@@ -71,7 +41,7 @@ async def recognize(request):
     limits = api_limits()
     try:
         # The declared length, or for a chunked upload the body Django has read.
-        size = _content_length(request) or len(request.body)
+        size = content_length(request) or len(request.body)
         limits.acquire(client, request_cost(size))
     except LimitExceeded as exc:
         response = error(str(exc), status=429)
@@ -88,7 +58,7 @@ async def recognize(request):
 
 async def _recognize(request, client):
     limit = settings.RECOGNIZER_MAX_BODY_BYTES
-    if _content_length(request) > limit or len(request.body) > limit:
+    if content_length(request) > limit or len(request.body) > limit:
         return error(f"the body is larger than {limit} bytes", status=413)
     try:
         # Decoding and rendering are CPU work: keep them off the event loop.

@@ -25,8 +25,9 @@ from recognizer.models import Drawing, ModelVersion
 from recognizer.network import build_model
 from recognizer.versions import active_version, resolve_path
 from tests.support import BASE_DIR, free_port, register_random_model
-from trainer import datasets
-from trainer.finetune import LOCK_NAME, activation_decision, finetune_lock
+from trainer import datasets, drawings
+from trainer.activation import activation_decision
+from trainer.finetune import LOCK_NAME, finetune_lock
 from trainer.training import TrainConfig, seed_everything, train
 
 
@@ -195,13 +196,12 @@ def test_approved_drawings_join_the_training_data(mnist_dir, model_dir, trainer_
     drawing(7, "approved", 128, 2)
     drawing(4, "pending", 255, 3)
     drawing(2, "rejected", 255, 4)
-    collected = datasets.collected_drawings()
+    collected = drawings.load_collected(holdout_fraction=0).train
     assert collected.labels.tolist() == [1, 7]
     assert int(collected.images[0, 10, 13]) == 255 and int(collected.images[1, 10, 13]) == 128
     assert int(collected.images[0, 2, 2]) == 0
-    assert datasets.collected_drawings(statuses=("approved", "pending")).labels.tolist() == [
-        1, 7, 4,
-    ]
+    assert drawings.load_collected(include_pending=True,
+                                   holdout_fraction=0).train.labels.tolist() == [1, 7, 4]
 
     # No player held out and each drawing weighing as much as an MNIST digit:
     # both approved drawings are added to the 400 MNIST digits once.

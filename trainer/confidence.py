@@ -14,6 +14,7 @@ wrong, before and after.
 import numpy as np
 
 from recognizer import calibration
+from recognizer.metrics_display import percent
 from trainer import datasets, styles
 from trainer.evaluation import predict_logits
 
@@ -86,13 +87,10 @@ def describe(title, table):
         raw, cal = row["uncalibrated"], row["calibrated"]
         if not raw.get("count"):
             continue
-
-        def rate(value):
-            return "-" if value is None else f"{value:.1%}"
-
         lines.append(
-            f"  {title} {name}: read right and reaching 0.9 {rate(raw['correct_reaching'])} -> "
-            f"{rate(cal['correct_reaching'])}, read wrong and reaching 0.9 "
-            f"{rate(raw['wrong_reaching'])} -> {rate(cal['wrong_reaching'])}, "
+            f"  {title} {name}: read right and reaching 0.9 "
+            f"{percent(raw['correct_reaching'], 1)} -> {percent(cal['correct_reaching'], 1)}, "
+            f"read wrong and reaching 0.9 {percent(raw['wrong_reaching'], 1)} -> "
+            f"{percent(cal['wrong_reaching'], 1)}, "
             f"ECE {raw['ece']:.4f} -> {cal['ece']:.4f} (T = {cal['temperature']:.3f})")
     return lines

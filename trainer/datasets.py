@@ -68,23 +68,6 @@ def mnist_split(split, data_dir=None, limit=None, download=True):
     return DigitData.from_arrays(images, labels).head(limit)
 
 
-def collected_drawings(statuses=("approved",)):
-    """Drawings collected from players whose review status is in `statuses`."""
-    from recognizer.models import Drawing
-
-    # Only the two columns training needs, so that other columns of the table
-    # cannot slow this down or break it.
-    rows = (Drawing.objects.filter(status__in=list(statuses))
-            .only("id", "label", "input_image").order_by("id"))
-    images, labels = [], []
-    for row in rows.iterator():
-        images.append(row.input_array())
-        labels.append(row.label)
-    if not images:
-        return DigitData.from_arrays(np.zeros((0, 28, 28), dtype=np.uint8), [])
-    return DigitData.from_arrays(np.stack(images), labels)
-
-
 def batches(data, batch_size, generator=None, shuffle=True, drop_last=False):
     """Yield (inputs, labels) batches; a shuffle follows `generator`."""
     n = len(data)

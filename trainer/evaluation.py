@@ -7,6 +7,7 @@ and the manifest of the shipped model.
 import torch
 from torch.nn import functional as F
 
+from recognizer.metrics_display import percent
 from trainer.datasets import batches
 
 
@@ -51,14 +52,6 @@ def evaluate(model, data, batch_size=1000, device="cpu"):
     return metrics_from_logits(predict_logits(model, data, batch_size, device), data.labels)
 
 
-def errors(model, data, limit=20, device="cpu"):
-    """Indices, labels and predictions of the first `limit` misclassified samples."""
-    logits = predict_logits(model, data, device=device)
-    predictions = logits.argmax(dim=1)
-    wrong = (predictions != data.labels).nonzero().flatten()[:limit]
-    return [(int(i), int(data.labels[i]), int(predictions[i])) for i in wrong]
-
-
 def compare(candidate, baseline, set_names, tolerances=None):
     """Whether `candidate` is at least as accurate as `baseline` on every named set.
 
@@ -86,5 +79,5 @@ def compare(candidate, baseline, set_names, tolerances=None):
         else:
             verdict = "(worse)"
         not_worse = not_worse and verdict != "(worse)"
-        reasons.append(f"{name}: {new:.4%} vs {old:.4%} {verdict}")
+        reasons.append(f"{name}: {percent(new, 4)} vs {percent(old, 4)} {verdict}")
     return not_worse, reasons

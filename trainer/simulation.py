@@ -199,24 +199,6 @@ def styled_drawing(image28, label, player_style, rng):
             "strokes": [[list(point) for point in stroke] for stroke in drawn]}
 
 
-def styled_inputs(images, labels, style, players=10, seed=0):
-    """Network inputs of MNIST digits drawn in `style` by `players` simulated players.
-
-    For measuring how well a model reads a style without playing games:
-    digit i is drawn by player i % players.
-    """
-    from recognizer.preprocessing import strokes_to_input
-
-    rng = np.random.default_rng([seed, 1])
-    styles = [style.for_player(rng) for _ in range(players)]
-    inputs = np.empty((len(images), 28, 28), dtype=np.float32)
-    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
-        digit_rng = np.random.default_rng([seed, 2, index])
-        payload = styled_drawing(image, int(label), styles[index % players], digit_rng)
-        inputs[index] = strokes_to_input(payload["strokes"], payload["width"], payload["height"])
-    return inputs, np.asarray(labels, dtype=np.int64)
-
-
 # -- players -------------------------------------------------------------------
 
 

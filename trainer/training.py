@@ -119,6 +119,39 @@ def fixed_subset(data, count):
     return DigitData(data.images[index], data.labels[index])
 
 
+@dataclass
+class Optimisation:
+    """The model, its loss and optimizer, stepping under the one-cycle schedule."""
+
+    model: nn.Module
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    total_steps: int
+    steps: int = 0
+
+    @classmethod
+    def for_run(cls, model, config, total_steps):
+        optimizer = build_optimizer(model, config)
+        return cls(model, nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+                   optimizer, one_cycle(optimizer, config.lr, total_steps), total_steps)
+
+    def step(self, inputs, labels):
+        """One optimizer step on a batch; returns (loss, logits)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(inputs)
+        loss = self.criterion(logits, labels)
+        loss.backward()
+        self.optimizer.step()
+        if self.steps < self.total_steps - 1:
+            self.scheduler.step()
+        self.steps += 1
+        return loss, logits
+
+    def reached(self, max_steps):
+        return max_steps is not None and self.steps >= max_steps
+
+
 def train(model, train_data, config, eval_data=None, verbosity=1, progress_stream=None):
     """Train `model` in place; return the per-epoch history (a list of dicts).
 
@@ -137,67 +170,80 @@ def train(model, train_data, config, eval_data=None, verbosity=1, progress_strea
     model.to(device)
     generator = torch.Generator().manual_seed(config.seed)
     augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    optimizer = build_optimizer(model, config)
     steps_per_epoch = max(1, -(-len(train_data) // config.batch_size))
-    total_steps = max(1, steps_per_epoch * config.epochs)
-    scheduler = one_cycle(optimizer, config.lr, total_steps)
+    optimisation = Optimisation.for_run(model, config, max(1, steps_per_epoch * config.epochs))
     quiet = verbosity < 1
     train_subset = fixed_subset(train_data, config.train_eval_samples)
     history = []
-    steps = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         started = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
         progress = Progress(len(train_data), f"epoch {epoch}/{config.epochs}",
                             stream=progress_stream, enabled=not quiet, leave=verbosity >= 2)
-        for inputs, labels in batches(train_data, config.batch_size, generator):
-            inputs = augment_batch(inputs.to(device), config.augment, augment_generator)
-            labels = labels.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(inputs)
-            loss = criterion(logits, labels)
-            loss.backward()
-            optimizer.step()
-            if steps < total_steps - 1:
-                scheduler.step()
-            steps += 1
-
-            batch = len(labels)
-            loss_sum += loss.item() * batch
-            correct += int((logits.argmax(dim=1) == labels).sum())
-            seen += batch
-            progress.update(batch, loss=loss_sum / seen)
-            if config.max_steps is not None and steps >= config.max_steps:
-                break
+        loss_sum, correct, seen = train_epoch(optimisation, train_data, config,
+                                              (generator, augment_generator), progress)
         progress.close()
         seconds = time.perf_counter() - started
         entry = {
             "epoch": epoch,
             "train_loss": round(loss_sum / max(seen, 1), 6),
             "train_accuracy": round(correct / max(seen, 1), 6),
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": optimisation.optimizer.param_groups[0]["lr"],
             "seconds": round(seconds, 2),
             "samples_per_second": round(seen / seconds, 1) if seconds > 0 else None,
         }
-        if train_subset is not None and config.max_steps is None:
-            result = evaluate(model, train_subset, device=device)
-            entry["train_eval_loss"] = result["loss"]
-            entry["train_eval_accuracy"] = result["accuracy"]
-        if eval_data is not None and len(eval_data):
-            result = evaluate(model, eval_data, device=device)
-            entry["eval_loss"] = result["loss"]
-            entry["eval_accuracy"] = result["accuracy"]
+        entry.update(_measure_epoch(model, config, train_subset, eval_data))
         history.append(entry)
         if not quiet:
-            line = (f"epoch {epoch}/{config.epochs}: loss {entry['train_loss']:.4f}, "
-                    f"train accuracy {entry['train_accuracy']:.4%}, {seconds:.0f}s, "
-                    f"{entry['samples_per_second']:.0f} samples/s")
-            if "eval_accuracy" in entry:
-                line += f", test accuracy {entry['eval_accuracy']:.4%}"
-            tqdm.write(line)
-        if config.max_steps is not None and steps >= config.max_steps:
+            tqdm.write(_epoch_line(entry, config, seconds))
+        if optimisation.reached(config.max_steps):
             break
     model.eval()
     return history
+
+
+def train_epoch(optimisation, data, config, generators, progress):
+    """One pass over `data` (shuffled and augmented by `generators`).
+
+    Returns (summed loss, correct answers, samples seen); stops early once
+    config.max_steps steps are done in all.
+    """
+    device = config.device
+    generator, augment_generator = generators
+    loss_sum, correct, seen = 0.0, 0, 0
+    for inputs, labels in batches(data, config.batch_size, generator):
+        inputs = augment_batch(inputs.to(device), config.augment, augment_generator)
+        labels = labels.to(device)
+        loss, logits = optimisation.step(inputs, labels)
+
+        batch = len(labels)
+        loss_sum += loss.item() * batch
+        correct += int((logits.argmax(dim=1) == labels).sum())
+        seen += batch
+        progress.update(batch, loss=loss_sum / seen)
+        if optimisation.reached(config.max_steps):
+            break
+    return loss_sum, correct, seen
+
+
+def _measure_epoch(model, config, train_subset, eval_data):
+    """The fixed training subset and the held-out set, measured like a test set."""
+    measured = {}
+    if train_subset is not None and config.max_steps is None:
+        result = evaluate(model, train_subset, device=config.device)
+        measured["train_eval_loss"] = result["loss"]
+        measured["train_eval_accuracy"] = result["accuracy"]
+    if eval_data is not None and len(eval_data):
+        result = evaluate(model, eval_data, device=config.device)
+        measured["eval_loss"] = result["loss"]
+        measured["eval_accuracy"] = result["accuracy"]
+    return measured
+
+
+def _epoch_line(entry, config, seconds):
+    line = (f"epoch {entry['epoch']}/{config.epochs}: loss {entry['train_loss']:.4f}, "
+            f"train accuracy {entry['train_accuracy']:.4%}, {seconds:.0f}s, "
+            f"{entry['samples_per_second']:.0f} samples/s")
+    if "eval_accuracy" in entry:
+        line += f", test accuracy {entry['eval_accuracy']:.4%}"
+    return line

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 
 from recognizer.admin.base import ADMIN_CSS, ADMIN_JS, RefuseForbiddenActionsMixin, has_perm
 from recognizer.checkpoints import CheckpointError
+from recognizer.metrics_display import confusion_colour, percent
 from recognizer.models import ModelVersion
 from recognizer.versions import activate_version, load_version
 
@@ -45,13 +46,6 @@ def metric_sets(metrics):
             for key, value in found]
 
 
-def _percent(value):
-    try:
-        return f"{float(value):.2%}"
-    except (TypeError, ValueError):
-        return "—"
-
-
 def confusion_grid(matrix):
     """Rows of cells for the confusion matrix template, each with its colour.
 
@@ -71,13 +65,7 @@ def confusion_grid(matrix):
         cells = []
         for predicted, count in enumerate(row):
             share = count / total if total else 0.0
-            if predicted == true_digit:
-                alpha = 0.15 + 0.75 * share if count else 0.0
-                colour = f"rgba(40, 160, 70, {alpha:.3f})"
-            else:
-                # Square root: a 1% confusion is already clearly tinted.
-                alpha = min(0.9, 0.12 + 2.0 * share ** 0.5) if count else 0.0
-                colour = f"rgba(210, 50, 40, {alpha:.3f})"
+            colour = confusion_colour(count, total, predicted == true_digit)
             cells.append({"count": count, "share": share, "colour": colour,
                           "diagonal": predicted == true_digit, "predicted": predicted})
         grid.append({"digit": true_digit, "total": total, "cells": cells})
@@ -137,11 +125,11 @@ class ModelVersionAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="MNIST test accuracy")
     def accuracy_display(self, obj):
-        return _percent((obj.metrics or {}).get("accuracy"))
+        return percent((obj.metrics or {}).get("accuracy"))
 
     @admin.display(description="canvas accuracy")
     def canvas_accuracy_display(self, obj):
-        return _percent((obj.metrics or {}).get("canvas_accuracy"))
+        return percent((obj.metrics or {}).get("canvas_accuracy"))
 
     @admin.display(description="training data")
     def training_data_short(self, obj):
@@ -163,11 +151,11 @@ class ModelVersionAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
             per_class = values.get("per_class_accuracy") or []
             sets.append({
                 "key": key, "title": title,
-                "accuracy": _percent(values.get("accuracy")),
+                "accuracy": percent(values.get("accuracy")),
                 "count": values.get("count"),
                 "loss": values.get("loss"),
                 "per_class": [
-                    {"digit": d, "text": _percent(v),
+                    {"digit": d, "text": percent(v),
                      "width": f"{float(v) * 100:.1f}" if isinstance(v, (int, float)) else "0"}
                     for d, v in enumerate(per_class[:10])
                 ],
@@ -176,8 +164,8 @@ class ModelVersionAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
         activation = metrics.get("activation") if isinstance(metrics.get("activation"),
                                                                  dict) else None
         return render_to_string("admin/recognizer/modelversion/metrics.html", {
-            "accuracy": _percent(metrics.get("accuracy")),
-            "canvas_accuracy": _percent(metrics.get("canvas_accuracy")),
+            "accuracy": percent(metrics.get("accuracy")),
+            "canvas_accuracy": percent(metrics.get("canvas_accuracy")),
             "sets": sets,
             "digits": range(10),
             "activation": activation,

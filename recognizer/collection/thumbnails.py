@@ -7,14 +7,13 @@ data that is not what it should be: they return None instead of raising, and
 the page shows a dash.
 """
 
-import base64
-import io
 import math
 
+import numpy as np
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
-from PIL import Image
 
+from recognizer.images import png_data_url
 from recognizer.preprocessing import SIZE
 
 # The stored network input (Drawing.input_image, preprocessing.input_to_bytes):
@@ -94,21 +93,10 @@ def strokes_svg(data, size=84, label=""):
     )
 
 
-def input_png(data, scale=1):
-    """The stored 28x28 input as PNG bytes (white ink on black, as MNIST), or None."""
+def input_data_url(data, scale=1):
+    """The stored 28x28 input as a PNG data URL (white ink on black, as MNIST), or None."""
     data = bytes(data or b"")
     if len(data) != INPUT_BYTES:
         return None
-    image = Image.frombytes("L", (INPUT_SIDE, INPUT_SIDE), data)
-    if scale != 1:
-        image = image.resize((INPUT_SIDE * scale, INPUT_SIDE * scale), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False)
-    return buffer.getvalue()
-
-
-def input_data_url(data, scale=1):
-    png = input_png(data, scale)
-    if png is None:
-        return None
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return png_data_url(np.frombuffer(data, dtype=np.uint8).reshape(INPUT_SIDE, INPUT_SIDE),
+                        scale)

@@ -5,9 +5,12 @@ here and every label escaped, so the output is safe to insert as it is.
 """
 
 import math
+from dataclasses import dataclass
 
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
+
+from recognizer import metrics_display
 
 # The same palette as the CSS (teaching.css): series are told apart by colour
 # and by dash pattern, so the charts read in greyscale too.
@@ -42,8 +45,52 @@ def _nice_ticks(low, high, count=5):
 
 def _tick_label(value, percent):
     if percent:
-        return f"{value * 100:.{0 if abs(value * 100 - round(value * 100)) < 1e-6 else 1}f}%"
+        return metrics_display.percent(
+            value, 0 if abs(value * 100 - round(value * 100)) < 1e-6 else 1)
     return f"{value:.3g}"
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Where a chart's plot area sits, and the values its edges stand for."""
+
+    left: int
+    top: int
+    plot_w: float
+    plot_h: float
+    x_low: float
+    x_high: float
+    y_low: float
+    y_high: float
+
+    def sx(self, x):
+        return self.left + (x - self.x_low) / (self.x_high - self.x_low) * self.plot_w
+
+    def sy(self, y):
+        return self.top + (1 - (y - self.y_low) / (self.y_high - self.y_low)) * self.plot_h
+
+
+def _svg_open(title, width, height, frame):
+    """The chart's <svg>, its title and the plot area's background."""
+    return [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<rect class="chart__plot" x="{frame.left}" y="{frame.top}" width="{frame.plot_w}" '
+        f'height="{frame.plot_h}"/>',
+    ]
+
+
+def _y_grid(frame, ticks, percent):
+    """A grid line and a label at each of `ticks` on the y axis."""
+    parts = []
+    for tick in ticks:
+        y = frame.sy(tick)
+        parts.append(f'<line class="chart__grid" x1="{frame.left}" '
+                     f'x2="{frame.left + frame.plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<text class="chart__tick" x="{frame.left - 6}" y="{y + 4:.1f}" '
+                     f'text-anchor="end">{escape(_tick_label(tick, percent))}</text>')
+    return parts
 
 
 def line_chart(series, title, x_label, y_label, percent=False, width=440, height=260,
@@ -58,6 +105,28 @@ def line_chart(series, title, x_label, y_label, percent=False, width=440, height
     if not series:
         return ""
     xs = [x for _, points in series for x, _ in points]
+    frame = _line_frame(series, percent, y_range, width, height)
+    parts = _svg_open(title, width, height, frame)
+    parts += _y_grid(frame, _nice_ticks(frame.y_low, frame.y_high), percent)
+    x_ticks = sorted({round(x) for x in xs}) if len(set(xs)) <= 12 else _nice_ticks(
+        frame.x_low, frame.x_high)
+    for tick in x_ticks:
+        parts.append(f'<text class="chart__tick" x="{frame.sx(tick):.1f}" '
+                     f'y="{frame.top + frame.plot_h + 16}" '
+                     f'text-anchor="middle">{escape(_fmt(tick))}</text>')
+    parts.append(f'<text class="chart__label" x="{frame.left + frame.plot_w / 2:.1f}" '
+                 f'y="{height - 6}" text-anchor="middle">{escape(x_label)}</text>')
+    parts.append(f'<text class="chart__label" transform="translate(14 '
+                 f'{frame.top + frame.plot_h / 2:.1f}) rotate(-90)" '
+                 f'text-anchor="middle">{escape(y_label)}</text>')
+    parts += _lines(frame, series, percent)
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def _line_frame(series, percent, y_range, width, height):
+    """The line chart's frame: the points' range, padded; 0..100% at most for percentages."""
+    xs = [x for _, points in series for x, _ in points]
     ys = [y for _, points in series for _, y in points]
     x_low, x_high = min(xs), max(xs)
     if x_high == x_low:
@@ -71,53 +140,31 @@ def line_chart(series, title, x_label, y_label, percent=False, width=440, height
         if percent:
             y_low, y_high = max(0.0, y_low), min(1.0, y_high)
     left, right, top, bottom = 56, 12, 30, 44
-    plot_w, plot_h = width - left - right, height - top - bottom
+    return _Frame(left, top, width - left - right, height - top - bottom,
+                  x_low, x_high, y_low, y_high)
 
-    def sx(x):
-        return left + (x - x_low) / (x_high - x_low) * plot_w
 
-    def sy(y):
-        return top + (1 - (y - y_low) / (y_high - y_low)) * plot_h
-
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(title)}</title>",
-        f'<rect class="chart__plot" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>',
-    ]
-    for tick in _nice_ticks(y_low, y_high):
-        y = sy(tick)
-        parts.append(f'<line class="chart__grid" x1="{left}" x2="{left + plot_w}" '
-                     f'y1="{y:.1f}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="chart__tick" x="{left - 6}" y="{y + 4:.1f}" '
-                     f'text-anchor="end">{escape(_tick_label(tick, percent))}</text>')
-    x_ticks = sorted({round(x) for x in xs}) if len(set(xs)) <= 12 else _nice_ticks(x_low, x_high)
-    for tick in x_ticks:
-        x = sx(tick)
-        parts.append(f'<text class="chart__tick" x="{x:.1f}" y="{top + plot_h + 16}" '
-                     f'text-anchor="middle">{escape(_fmt(tick))}</text>')
-    parts.append(f'<text class="chart__label" x="{left + plot_w / 2:.1f}" y="{height - 6}" '
-                 f'text-anchor="middle">{escape(x_label)}</text>')
-    parts.append(f'<text class="chart__label" transform="translate(14 {top + plot_h / 2:.1f}) '
-                 f'rotate(-90)" text-anchor="middle">{escape(y_label)}</text>')
-    legend_x = left
+def _lines(frame, series, percent):
+    """Each series' line, its points (with their values as tooltips) and its legend entry."""
+    parts = []
+    legend_x = frame.left
     for index, (name, points) in enumerate(series):
         colour, dash = SERIES_STYLES[index % len(SERIES_STYLES)]
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+        path = " ".join(f"{frame.sx(x):.1f},{frame.sy(y):.1f}" for x, y in points)
         parts.append(f'<polyline class="chart__line" points="{path}" stroke="{colour}"'
                      f'{dash_attr}><title>{escape(name)}</title></polyline>')
         for x, y in points:
             label = f"{name}, epoch {_fmt(x)}: {_tick_label(y, percent) if percent else f'{y:.4f}'}"
-            parts.append(f'<circle class="chart__dot" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" '
+            parts.append(f'<circle class="chart__dot" cx="{frame.sx(x):.1f}" '
+                         f'cy="{frame.sy(y):.1f}" r="3" '
                          f'fill="{colour}"><title>{escape(label)}</title></circle>')
         parts.append(f'<line x1="{legend_x}" x2="{legend_x + 22}" y1="14" y2="14" '
                      f'stroke="{colour}" stroke-width="2.5"{dash_attr}/>')
         parts.append(f'<text class="chart__legend" x="{legend_x + 27}" y="18">'
                      f"{escape(name)}</text>")
         legend_x += 34 + 7 * len(name)
-    parts.append("</svg>")
-    return mark_safe("".join(parts))
+    return parts
 
 
 def bar_chart(values, title, labels=None, percent=True, width=440, height=230,
@@ -138,22 +185,10 @@ def bar_chart(values, title, labels=None, percent=True, width=440, height=230,
     plot_w, plot_h = width - left - right, height - top - bottom
     slot = plot_w / len(values)
     lowest = min(present)
-
-    def sy(y):
-        return top + (1 - (y - low) / (high - low)) * plot_h
-
-    parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(title)}</title>",
-        f'<rect class="chart__plot" x="{left}" y="{top}" width="{plot_w}" height="{plot_h}"/>',
-    ]
-    for tick in _nice_ticks(low, high, 4):
-        y = sy(tick)
-        parts.append(f'<line class="chart__grid" x1="{left}" x2="{left + plot_w}" '
-                     f'y1="{y:.1f}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="chart__tick" x="{left - 6}" y="{y + 4:.1f}" '
-                     f'text-anchor="end">{escape(_tick_label(tick, percent))}</text>')
+    frame = _Frame(left, top, plot_w, plot_h, 0, 1, low, high)  # bars go by slot, not by x
+    sy = frame.sy
+    parts = _svg_open(title, width, height, frame)
+    parts += _y_grid(frame, _nice_ticks(low, high, 4), percent)
     for index, value in enumerate(values):
         x = left + index * slot + slot * 0.15
         w = slot * 0.7
@@ -179,17 +214,15 @@ def bar_chart(values, title, labels=None, percent=True, width=440, height=230,
 def confusion_matrix(matrix, title="Confusion matrix", size=440):
     """A 10x10 heat map: rows the true digit, columns the model's guess.
 
-    The diagonal (right answers) is green and scaled on its own; mistakes are
-    red on a square-root scale, so that a handful of errors still shows.
+    Coloured like the admin's table (metrics_display.confusion_colour): the
+    diagonal (right answers) green, mistakes red on a square-root scale of
+    their share of the true digit, so that a handful of errors still shows.
     """
     if not matrix:
         return ""
     n = len(matrix)
     left, top = 44, 44
     cell = (size - left - 8) / n
-    off_diagonal = [matrix[i][j] for i in range(n) for j in range(n) if i != j]
-    max_wrong = max(off_diagonal) if off_diagonal else 0
-    max_right = max((matrix[i][i] for i in range(n)), default=0)
     parts = [
         f'<svg class="chart chart--matrix" viewBox="0 0 {size} {size}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
@@ -206,16 +239,10 @@ def confusion_matrix(matrix, title="Confusion matrix", size=440):
         parts.append(f'<text class="chart__tick" x="{left - 8}" y="{y:.1f}" '
                      f'text-anchor="end">{k}</text>')
     for i in range(n):
+        row_total = sum(int(count) for count in matrix[i])
         for j in range(n):
             count = int(matrix[i][j])
-            if i == j:
-                strength = count / max_right if max_right else 0
-                fill = f"rgba(22, 163, 74, {0.15 + 0.75 * strength:.3f})"
-            elif count:
-                strength = math.sqrt(count / max_wrong) if max_wrong else 0
-                fill = f"rgba(220, 38, 38, {0.12 + 0.78 * strength:.3f})"
-            else:
-                fill = "transparent"
+            fill = metrics_display.confusion_colour(count, row_total, i == j)
             x, y = left + j * cell, top + i * cell
             tip = f"true {i}, guessed {j}: {count}"
             parts.append(f'<rect class="chart__cell" x="{x:.1f}" y="{y:.1f}" width="{cell:.1f}" '

@@ -9,11 +9,9 @@ value is at most (max - min) / (2 * levels) of its map; with 255 levels,
 """
 
 import base64
-import io
 import zlib
 
 import numpy as np
-from PIL import Image
 
 # The most levels a map is drawn with: 8 bits, as before. When the stages
 # asked for do not fit the answer's byte budget at 8 bits (only pathological
@@ -164,36 +162,3 @@ def inflate_image(encoded):
     """deflated_image's inverse, as uint8 (H, W)."""
     data = zlib.decompress(base64.b64decode(encoded["deflated"]))
     return np.frombuffer(data, dtype=np.uint8).reshape(encoded["shape"])
-
-
-def png_bytes(pixels, scale=1):
-    """PNG of a uint8 (H, W) array drawn dark ink on white paper."""
-    pixels = np.asarray(pixels, dtype=np.uint8)
-    image = Image.fromarray(255 - pixels, mode="L")
-    if scale != 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
-
-
-def png_data_url(pixels, scale=1):
-    return "data:image/png;base64," + base64.b64encode(png_bytes(pixels, scale)).decode("ascii")
-
-
-def sprite(images, columns):
-    """Tile uint8 (N, 28, 28) images into one (rows*28, columns*28) array, 1 px apart."""
-    images = np.asarray(images, dtype=np.uint8)
-    count = len(images)
-    if count == 0:
-        return np.zeros((0, 0), dtype=np.uint8)
-    columns = max(1, min(columns, count))
-    rows = -(-count // columns)
-    h, w = images.shape[1:]
-    gap = 1
-    # The gaps carry a light grey ink value so the tiles read as separate cells.
-    sheet = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), 40, dtype=np.uint8)
-    for index, image in enumerate(images):
-        r, c = divmod(index, columns)
-        sheet[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = image
-    return sheet

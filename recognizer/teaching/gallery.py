@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max
 
-from recognizer import calibration, versions
+from recognizer import calibration, mnist_files, versions
 from recognizer.atomic_files import atomic_writer
 from recognizer.models import Drawing, DrawingLabelChange
 from recognizer.teaching.memo import Memo
@@ -53,15 +53,13 @@ def mnist_limit():
 def mnist_test():
     """(images uint8 (N, 28, 28), labels int64) from settings.MNIST_DATA_DIR; cached."""
     global _mnist_test
-    from trainer import mnist
-
     key = (Path(settings.MNIST_DATA_DIR), mnist_limit())
     with _lock:
         if _mnist_test is None or _mnist_test[0] != key:
             try:
                 # A page view never downloads: that is the trainer's job.
-                images, labels = mnist.load_split("test", data_dir=key[0], download=False)
-            except mnist.MnistError as exc:
+                images, labels = mnist_files.load_local_split("test", data_dir=key[0])
+            except mnist_files.MnistError as exc:
                 raise DataUnavailable(str(exc)) from exc
             _mnist_test = (key, images[:key[1]], labels[:key[1]])
         return _mnist_test[1], _mnist_test[2]

@@ -8,6 +8,7 @@ so far.
 
 import functools
 
+from recognizer.metrics_display import percent
 from recognizer.models import ModelVersion
 from recognizer.network import build_model, count_parameters, describe_layers
 from recognizer.teaching import charts
@@ -25,13 +26,6 @@ EXPLANATIONS = {
     "logits": "One score per digit; divided by the version's temperature T (under How "
               "sure it is, when measured), softmax turns them into probabilities.",
 }
-
-
-def percent(value, digits=2):
-    """0.98765 -> "98.77%"; "–" when unknown."""
-    if value is None:
-        return "–"
-    return f"{value * 100:.{digits}f}%"
 
 
 @functools.lru_cache(maxsize=1)

@@ -22,12 +22,13 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from recognizer import json_input, versions
+from recognizer.images import png_data_url, sprite
 from recognizer.inference import ModelUnavailable
+from recognizer.json_endpoints import UnsupportedMediaType, content_length, error, require_json
+from recognizer.metrics_display import percent
 from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import DrawingError
 from recognizer.teaching import explain, gallery, modelcard
-from recognizer.teaching.encoding import png_data_url, sprite
-from recognizer.views import UnsupportedMediaType, error, require_json
 
 LESSONS = [
     ("teaching:how_it_works", "How it works",
@@ -162,7 +163,7 @@ def _mnist_context(digit, page):
         "mnist_limited": gallery.mnist_limit() is not None,
         "mnist_count": len(images),
         "mnist_first": int(indices[0]) if len(indices) else 0,
-        "mnist_sprite": png_data_url(sprite(images, SPRITE_COLUMNS), scale=2)
+        "mnist_sprite": png_data_url(sprite(images, SPRITE_COLUMNS), scale=2, on_white=True)
         if len(images) else "",
         "pages": pages,
         "previous_page": page - 1 if page > 1 else None,
@@ -179,8 +180,8 @@ def _mistakes_context(version, digit):
     return {
         "mistakes": [
             {"index": m.index, "label": m.label, "guess": m.guess,
-             "confidence": m.confidence, "confidence_text": modelcard.percent(m.confidence, 0),
-             "image": png_data_url(m.pixels, scale=2)}
+             "confidence": m.confidence, "confidence_text": percent(m.confidence, 0),
+             "image": png_data_url(m.pixels, scale=2, on_white=True)}
             for m in shown
         ],
         "mistakes_total": per_class[digit],
@@ -201,7 +202,7 @@ async def data_page(request):
         "drawings_total": drawings_total,
         "drawings_count": len(drawings),
         "drawings_sprite": await asyncio.to_thread(
-            lambda: png_data_url(sprite(drawings, SPRITE_COLUMNS), scale=2)
+            lambda: png_data_url(sprite(drawings, SPRITE_COLUMNS), scale=2, on_white=True)
         ) if len(drawings) else "",
     })
 
@@ -271,13 +272,9 @@ async def _read(request):
         response["Allow"] = "POST"
         return None, response
     limit = settings.RECOGNIZER_MAX_BODY_BYTES
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
     # Checked before touching request.body, which Django refuses (with its own
     # HTML error) above DATA_UPLOAD_MAX_MEMORY_SIZE.
-    if declared > limit or len(request.body) > limit:
+    if content_length(request) > limit or len(request.body) > limit:
         return None, error(f"the body is larger than {limit} bytes", status=413)
     try:
         return await asyncio.to_thread(_parse_body, request), None

@@ -6,7 +6,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from trainer import confidence, drawings, styles_set
-from trainer.finetune import DEFAULT_TOLERANCE, FinetuneError, FinetuneOptions, run_finetune
+from trainer.activation import DEFAULT_TOLERANCE
+from trainer.finetune import FinetuneError, FinetuneOptions, run_finetune
 
 
 def command_line(argv, opts):
@@ -28,6 +29,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
+        # One declaration per flag, in the order --help lists them: long, but flat.
         parser.add_argument("--epochs", type=int, default=3,
                             help="passes over the training data (default %(default)s)")
         parser.add_argument("--batch-size", type=int, default=128,
