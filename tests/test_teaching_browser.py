@@ -5,9 +5,12 @@ the probabilities follow the drawing; visits every lesson and saves a
 screenshot of each as artifacts/teaching-*.png.
 """
 
+import base64
 import hashlib
 import json
+import urllib.request
 
+import numpy as np
 import pytest
 
 from tests.live import LiveServer
@@ -246,4 +249,168 @@ def test_lesson_path_model_card_and_data_pages(server, page, artifacts_dir):
     assert page.text_content("[data-guess-digit]") == guess
     assert f"a {digit}" in page.text_content("[data-sample-note]")
     page.screenshot(path=str(artifacts_dir / "teaching-attention-mistake.png"), full_page=True)
+    assert page.js_errors == []
+
+
+def wait_for_answer(page, root_selector, after):
+    """Wait until the page has drawn more than `after` answers and is ready; the count."""
+    page.wait_for_function(
+        "([selector, after]) => Number(document.querySelector(selector).dataset.updates || 0)"
+        " > after && document.querySelector(selector).dataset.state === 'ready'",
+        arg=[root_selector, after], timeout=30_000,
+    )
+    return int(page.get_attribute(root_selector, "data-updates"))
+
+
+def canvas_pixels(page, selector):
+    """(width, height, flat RGBA list) of a canvas."""
+    data = page.evaluate(
+        """(selector) => {
+            const canvas = document.querySelector(selector);
+            const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+            return {width: canvas.width, height: canvas.height, data: Array.from(pixels.data)};
+        }""",
+        selector,
+    )
+    return data["width"], data["height"], data["data"]
+
+
+def test_an_mnist_digit_in_lesson_one_is_shown_and_has_no_strokes(server, page, mnist_dir,
+                                                                  artifacts_dir):
+    from trainer.mnist import load_split
+
+    images, labels = load_split("test", data_dir=mnist_dir, download=False)
+    index = 42
+    page.goto(server.url + f"/learn/how-it-works/?mnist={index}")
+    root = "[data-explorer]"
+    wait_for_answer(page, root, 0)
+    page.wait_for_selector("[data-sample-image][data-painted]", state="visible")
+
+    # The drawing box shows the scanned digit, pixel for pixel.
+    width, height, data = canvas_pixels(page, "[data-sample-image]")
+    assert (width, height) == (28, 28)
+    shades = np.array(data, dtype=float).reshape(28, 28, 4)[..., 0]
+    np.testing.assert_allclose(shades, 255 * (1 - images[index] / 255.0), atol=1.5)
+
+    # Steps 1 to 3 say why they show no strokes.
+    notes = page.locator("[data-sample-step-note]")
+    assert notes.count() == 3
+    for i in range(3):
+        note = notes.nth(i)
+        assert note.is_visible()
+        assert "scanned image" in note.text_content() and "no strokes" in note.text_content()
+    assert f"a {labels[index]}" in page.text_content("[data-sample-note]")
+    page.screenshot(path=str(artifacts_dir / "teaching-how-it-works-mnist.png"), full_page=True)
+
+    # The learner's own drawing replaces the sample, and the notes go.
+    updates = int(page.get_attribute(root, "data-updates"))
+    stroke(page, page.locator("canvas[data-pad]"), [(0.5, 0.15), (0.5, 0.85)])
+    wait_for_answer(page, root, updates)
+    page.wait_for_selector("[data-sample-image]", state="hidden")
+    assert all(not notes.nth(i).is_visible() for i in range(3))
+    assert page.locator("[data-strokes-svg] circle").count() >= 2
+    assert page.js_errors == []
+
+
+def ask_attention(server, body):
+    request = urllib.request.Request(
+        server.url + "/learn/api/attention", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def map_cells(page, answer):
+    """Each measured occlusion cell of the map on screen: (value, colour intensity).
+
+    The colour is read at the centre of the cell's top-left input pixel, away
+    from pixel edges (grid lines, the ink's outline). Intensity: how far from
+    white towards the map's red (for a drop) or blue (for a rise).
+    """
+    width, _, data = canvas_pixels(page, '[data-heat="occlusion"]')
+    rgba = np.array(data).reshape(-1, width, 4)
+    cells = []
+    values = answer["occlusion"]["values"]
+    for index, paper in enumerate(answer["occlusion"]["paper"]):
+        if paper:
+            continue
+        i, j = divmod(index, 14)
+        r, g, _, _ = rgba[2 * i * 10 + 5, 2 * j * 10 + 5]
+        value = values[index]
+        cells.append((value, 255 - g if value > 0 else 255 - r if value < 0 else 0))
+    return rgba, cells
+
+
+def show_digit(page, digit, after):
+    page.click(f'.digit-picker__option:has(input[value="{digit}"])')
+    page.wait_for_function(
+        "([digit, after]) => document.querySelector('[data-caption=\"occlusion\"]').textContent"
+        " === `hiding parts: digit ${digit}`"
+        " && Number(document.querySelector('[data-attention]').dataset.updates) > after"
+        " && document.querySelector('[data-attention]').dataset.state === 'ready'",
+        arg=[digit, after], timeout=30_000,
+    )
+    return int(page.get_attribute("[data-attention]", "data-updates"))
+
+
+def test_attention_maps_outline_the_ink_and_share_one_colour_scale(server, page, artifacts_dir):
+    page.goto(server.url + "/learn/attention/")
+    root = "[data-attention]"
+    sent = []
+    page.on("request", lambda r: r.url.endswith("/learn/api/attention") and sent.append(r))
+    page.click('[data-example="7"]')
+    count = wait_for_answer(page, root, 0)
+    drawing = {k: v for k, v in json.loads(sent[0].post_data).items() if k != "target"}
+
+    # Every digit's map for this drawing, asked for as the page does (and cached
+    # by the server for the page). Most maps lean one way (hiding parts of a 7
+    # raises the other digits' probabilities): of those, the strongest and the
+    # weakest.
+    answers = {digit: ask_attention(server, {**drawing, "target": digit}) for digit in range(10)}
+    extreme = {d: max(a["occlusion"]["values"], key=abs) for d, a in answers.items()}
+    sign = 1 if sum(v > 0 for v in extreme.values()) > 5 else -1
+    leaning = {d: abs(v) for d, v in extreme.items() if v * sign > 0}
+    strong, weak = max(leaning, key=leaning.get), min(leaning, key=leaning.get)
+    assert leaning[weak] < leaning[strong] / 2
+
+    seen = {}
+    for digit in (strong, weak):
+        count = show_digit(page, digit, count)
+        seen[digit] = map_cells(page, answers[digit])
+    page.screenshot(path=str(artifacts_dir / "teaching-attention-scale.png"), full_page=True)
+
+    ink = np.frombuffer(base64.b64decode(answers[strong]["input"]["data"]),
+                        dtype=np.uint8).reshape(28, 28) / 255.0
+    for digit, (rgba, _) in seen.items():
+        # Ink does not darken the colours: the middle of an inked pixel keeps
+        # the map's own colour, which is always bright in one channel.
+        for row, col in zip(*np.nonzero(ink >= 0.9), strict=True):
+            assert rgba[row * 10 + 5, col * 10 + 5, :3].max() >= 200, (digit, row, col)
+        # It is outlined instead: a dark line along the top of every inked
+        # pixel under paper.
+        tops = [(row, col) for row, col in zip(*np.nonzero(ink >= 0.5), strict=True)
+                if row == 0 or ink[row - 1, col] < 0.5]
+        dark = [rgba[row * 10, col * 10 + 5, :3].sum() < 250 for row, col in tops]
+        assert tops and sum(dark) >= 0.95 * len(tops), digit
+        # Cells over paper only are hatched, not left white as if measured.
+        paper = answers[digit]["occlusion"]["paper"]
+        assert any(paper)
+        for index, flag in enumerate(paper):
+            if flag:
+                i, j = divmod(index, 14)
+                block = rgba[20 * i + 2:20 * i + 18, 20 * j + 2:20 * j + 18, :3]
+                assert (block.sum(axis=2) < 650).sum() > 10, (digit, i, j)
+
+    # One scale for every map: a bigger change is never paler, whichever map
+    # it is on (a map scaled to its own peak paints its weak peak as strongly
+    # as the strong map's).
+    cells = [(abs(v), i) for _, cells in seen.values() for v, i in cells if v * sign > 0]
+    for value_a, colour_a in cells:
+        for value_b, colour_b in cells:
+            if value_a > value_b + 0.005:
+                assert colour_a >= colour_b - 3, (value_a, colour_a, value_b, colour_b)
+    strongest = {digit: max(i for _, i in cells) for digit, (_, cells) in seen.items()}
+    assert strongest[weak] < strongest[strong] - 20, strongest
+    assert "paper over paper" in page.text_content("[data-paper-key]")
+    assert "100%" in page.get_attribute("[data-legend]", "aria-label")
     assert page.js_errors == []

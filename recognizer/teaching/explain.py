@@ -158,6 +158,24 @@ def occlusion_inputs(image):
     return copies
 
 
+def paper_cells(image):
+    """(14, 14) booleans: the cells whose patch covers only blank paper.
+
+    Blanking paper leaves the input as it was, so those cells measure nothing:
+    their drop is 0 by construction, not because that part does not matter.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    paper = np.ones((OCCLUSION_CELLS, OCCLUSION_CELLS), dtype=bool)
+    for i in range(OCCLUSION_CELLS):
+        top = max(0, OCCLUSION_OFFSET + i * OCCLUSION_STRIDE)
+        bottom = OCCLUSION_OFFSET + i * OCCLUSION_STRIDE + OCCLUSION_PATCH
+        for j in range(OCCLUSION_CELLS):
+            left = max(0, OCCLUSION_OFFSET + j * OCCLUSION_STRIDE)
+            right = OCCLUSION_OFFSET + j * OCCLUSION_STRIDE + OCCLUSION_PATCH
+            paper[i, j] = not image[top:bottom, left:right].any()
+    return paper
+
+
 def _probabilities(model, inputs, temperature=1.0):
     with torch.inference_mode():
         logits = model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))[:, None])
@@ -234,6 +252,8 @@ def attention_maps(image, target=None, loaded=None):
             "stride": OCCLUSION_STRIDE,
             "offset": OCCLUSION_OFFSET,
             "values": [_json_number(v) for v in occlusion.ravel()],
+            # 1 where the patch covered only blank paper: nothing to hide there.
+            "paper": [int(v) for v in paper_cells(image).ravel()],
         },
         "saliency": {
             "shape": [28, 28],

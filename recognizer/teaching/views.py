@@ -28,7 +28,14 @@ from recognizer.json_endpoints import UnsupportedMediaType, content_length, erro
 from recognizer.metrics_display import percent
 from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import DrawingError
-from recognizer.teaching import explain, gallery, modelcard
+from recognizer.teaching import (
+    augmentation,
+    explain,
+    gallery,
+    lesson_numbers,
+    modelcard,
+    unavailable,
+)
 
 LESSONS = [
     ("teaching:how_it_works", "How it works",
@@ -81,7 +88,7 @@ def _mnist_sample(request):
     try:
         images, labels = gallery.mnist_test()
     except gallery.DataUnavailable:
-        raise Http404("the MNIST files are not available on this server") from None
+        raise Http404("the MNIST examples are not installed on this server") from None
     index = _int_param(request, "mnist", 0, 0, len(images) - 1)
     return {
         "index": index,
@@ -93,6 +100,7 @@ def _mnist_sample(request):
 async def how_it_works(request):
     context = lesson_context("teaching:how_it_works")
     context["mnist_sample"] = await asyncio.to_thread(_mnist_sample, request)
+    context["numbers"] = await asyncio.to_thread(lesson_numbers.how_it_works)
     return await _render(request, "teaching/how_it_works.html", context)
 
 
@@ -126,9 +134,10 @@ async def model_page(request):
     try:
         collected = await asyncio.wrap_future(gallery.collected_accuracy(version, stamp))
     except gallery.DataUnavailable as exc:
-        collected_error = str(exc)
+        collected_error = unavailable.explained(unavailable.COLLECTED, exc, "model")
     # Charts and tables from numbers already read: no database, no thread.
     context.update(modelcard.model_card(version, collected, collected_error, history))
+    context["augmentation"] = augmentation.describe(context["training"].get("augment"))
     return await _render(request, "teaching/model.html", context)
 
 
@@ -139,9 +148,9 @@ def _int_param(request, name, default, low, high):
     try:
         value = int(raw)
     except ValueError:
-        raise Http404(f"{name} must be a whole number") from None
+        raise Http404(f"“{name}” must be a whole number, not “{raw[:20]}”") from None
     if not low <= value <= high:
-        raise Http404(f"{name} must be between {low} and {high}")
+        raise Http404(f"“{name}” must be between {low} and {high}, not {raw[:20]}")
     return value
 
 
@@ -154,10 +163,10 @@ def _mnist_context(digit, page):
     try:
         images, indices, total = gallery.mnist_digits(digit, page, MNIST_PER_PAGE)
     except gallery.DataUnavailable as exc:
-        return {"mnist_error": str(exc)}
+        return {"mnist_error": unavailable.explained(unavailable.MNIST, exc, "data")}
     pages = max(1, math.ceil(total / MNIST_PER_PAGE))
     if page > pages:
-        raise Http404("no such page")
+        raise Http404(f"page {page} is past the last page of these digits, {pages}")
     return {
         "mnist_total": total,
         "mnist_limited": gallery.mnist_limit() is not None,
@@ -176,7 +185,7 @@ def _mistakes_context(version, digit):
     try:
         shown, per_class, tested = gallery.mistakes(version, digit)
     except gallery.DataUnavailable as exc:
-        return {"mistakes_error": str(exc)}
+        return {"mistakes_error": unavailable.explained(unavailable.ANSWERS, exc, "data")}
     return {
         "mistakes": [
             {"index": m.index, "label": m.label, "guess": m.guess,

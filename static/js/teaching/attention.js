@@ -4,11 +4,18 @@
 import {DrawingPad, bindPadControls, throttle} from "../drawing-pad.js";
 import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
-import {EXAMPLES, decodeImage, divergingColour, drawPixelGrid, postJSON, renderBars} from "./common.js";
+import {
+  EXAMPLES, decodeImage, divergingColour, drawPixelGrid, paintValues, postJSON, renderBars,
+} from "./common.js";
 
 // Occlusion means 196 forward passes: ask less often than "How it works" does.
 const THROTTLE_MS = 300;
 const CELL = 10;
+// Ink at least this strong is inside the outline drawn over the maps.
+const INK_EDGE = 0.5;
+const OUTLINE = "rgba(15, 23, 42, 0.9)";
+// The probability changes marked on the occlusion key.
+const KEY_TICKS = [1, 0.5, 0.1, 0, -0.1, -0.5, -1];
 
 const root = document.querySelector("[data-attention]");
 const status = root.querySelector("[data-status]");
@@ -96,67 +103,155 @@ function render(data) {
   // Occlusion cells line up with 2x2 blocks of the input (see explain.py).
   const occlusion = data.occlusion;
   const [rows, cols] = occlusion.shape;
-  const occlusionPeak = Math.max(1e-6, ...occlusion.values.map(Math.abs));
   const scale = 28 / cols;
-  paintHeat(root.querySelector('[data-heat="occlusion"]'), input,
-    (row, col) => occlusion.values[Math.floor(row / scale) * cols + Math.floor(col / scale)] / occlusionPeak);
+  const cellOf = (row, col) => Math.floor(row / scale) * cols + Math.floor(col / scale);
+  const occlusionCanvas = root.querySelector('[data-heat="occlusion"]');
+  paintHeat(occlusionCanvas, input, (row, col) => occlusionColour(occlusion.values[cellOf(row, col)]));
+  const paper = occlusion.paper || [];
+  hatchCells(occlusionCanvas, paper, cols, scale * CELL);
+  outlineInk(occlusionCanvas, input);
   const strongest = occlusion.values.indexOf(Math.max(...occlusion.values));
   const p = data.probabilities[data.target];
+  const measured = paper.length ? paper.filter((v) => !v).length : rows * cols;
   setFacts("occlusion", `Probability of ${data.target}: ${percent(p, {tiny: true})}. The biggest drop, ` +
     `${percent(Math.max(0, occlusion.values[strongest]), {tiny: true})}, comes from hiding the square ` +
-    `around row ${Math.floor(strongest / cols) * 2 + 1}, column ${(strongest % cols) * 2 + 1}` +
-    ` (${rows}x${cols} experiments; the strongest colour stands for a change of ` +
-    `${percent(occlusionPeak, {tiny: true})}).`);
+    `around row ${Math.floor(strongest / cols) * 2 + 1}, column ${(strongest % cols) * 2 + 1} ` +
+    `(${measured} of the ${rows}x${cols} squares covered some ink; the others are hatched).`);
   root.querySelector('[data-caption="occlusion"]').textContent = `hiding parts: digit ${data.target}`;
 
   const saliency = data.saliency.values;
   const saliencyPeak = Math.max(1e-9, ...saliency.map(Math.abs));
-  paintHeat(root.querySelector('[data-heat="saliency"]'), input,
-    (row, col) => saliency[row * 28 + col] / saliencyPeak);
+  const saliencyCanvas = root.querySelector('[data-heat="saliency"]');
+  paintHeat(saliencyCanvas, input, (row, col) => divergingColour(saliency[row * 28 + col] / saliencyPeak));
+  outlineInk(saliencyCanvas, input);
   const positive = saliency.filter((v) => v > 0).length;
   setFacts("saliency", `For digit ${data.target}: ${positive} pixels would raise its score with ` +
-    `more ink, ${saliency.filter((v) => v < 0).length} would lower it. Model ${data.model}.`);
+    `more ink, ${saliency.filter((v) => v < 0).length} would lower it. The strongest colour stands ` +
+    `for ${saliencyPeak.toPrecision(2)} points of score per unit of ink. Model ${data.model}.`);
 
   updates += 1;
   root.dataset.updates = String(updates);
   root.dataset.state = "ready";
 }
 
-/** The heat map (values in -1..1) tinted over the drawing, on its pixel grid. */
-function paintHeat(target, input, valueAt) {
+/**
+ * The colour of a change in probability (-1..1), the same on every occlusion
+ * map: a drop of 100% is the strongest red. On the square root of the change,
+ * so that small changes stay visible: 1% gets a tenth of the colour, 25% half.
+ */
+function occlusionColour(change) {
+  return divergingColour(keyPosition(change));
+}
+
+function keyPosition(change) {
+  return Math.sign(change) * Math.sqrt(Math.min(1, Math.abs(change)));
+}
+
+/** The heat map on its pixel grid: `colourAt(row, col)` for each input pixel. */
+function paintHeat(target, input, colourAt) {
   target.width = 28 * CELL + 1;
   target.height = 28 * CELL + 1;
   const ctx = target.getContext("2d");
-  const image = ctx.createImageData(28 * CELL, 28 * CELL);
-  for (let row = 0; row < 28; row++) {
-    for (let col = 0; col < 28; col++) {
-      const [r, g, b] = divergingColour(valueAt(row, col));
-      // Ink darkens the colour, so the drawing stays visible under the map.
-      const shade = 1 - 0.7 * input[row * 28 + col];
-      for (let dy = 0; dy < CELL; dy++) {
-        let offset = ((row * CELL + dy) * 28 * CELL + col * CELL) * 4;
-        for (let dx = 0; dx < CELL; dx++) {
-          image.data[offset] = r * shade;
-          image.data[offset + 1] = g * shade;
-          image.data[offset + 2] = b * shade;
-          image.data[offset + 3] = 255;
-          offset += 4;
-        }
-      }
-    }
-  }
-  ctx.putImageData(image, 0, 0);
+  paintValues(ctx, input, 28, 28, {cell: CELL, colour: (_, index) => colourAt(Math.floor(index / 28), index % 28)});
   drawPixelGrid(ctx, 28, 28, CELL, {colour: "rgba(120, 130, 150, 0.18)"});
 }
 
+/** Diagonal hatching over the cells flagged in `cells` (one per cell, row by row). */
+function hatchCells(target, cells, columns, size) {
+  const ctx = target.getContext("2d");
+  ctx.save();
+  ctx.strokeStyle = "rgba(100, 116, 139, 0.55)";
+  ctx.lineWidth = 1;
+  cells.forEach((flag, index) => {
+    if (!flag) return;
+    const x = (index % columns) * size;
+    const y = Math.floor(index / columns) * size;
+    hatch(ctx, x, y, size);
+  });
+  ctx.restore();
+}
+
+function hatch(ctx, x, y, size) {
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(x, y, size, size);
+  ctx.clip();
+  ctx.beginPath();
+  for (let d = -size; d < size; d += 5) {
+    ctx.moveTo(x + d, y + size);
+    ctx.lineTo(x + d + size, y);
+  }
+  ctx.stroke();
+  ctx.restore();
+}
+
+/** The drawing as an outline: a line along every pixel edge between ink and paper. */
+function outlineInk(target, input) {
+  const inked = (row, col) => row >= 0 && row < 28 && col >= 0 && col < 28 &&
+    input[row * 28 + col] >= INK_EDGE;
+  const ctx = target.getContext("2d");
+  ctx.save();
+  ctx.strokeStyle = OUTLINE;
+  ctx.lineWidth = 2;
+  ctx.lineCap = "square";
+  ctx.beginPath();
+  for (let row = 0; row < 28; row++) {
+    for (let col = 0; col < 28; col++) {
+      if (!inked(row, col)) continue;
+      const x = col * CELL;
+      const y = row * CELL;
+      if (!inked(row - 1, col)) edge(ctx, x, y, x + CELL, y);
+      if (!inked(row + 1, col)) edge(ctx, x, y + CELL, x + CELL, y + CELL);
+      if (!inked(row, col - 1)) edge(ctx, x, y, x, y + CELL);
+      if (!inked(row, col + 1)) edge(ctx, x + CELL, y, x + CELL, y + CELL);
+    }
+  }
+  ctx.stroke();
+  ctx.restore();
+}
+
+function edge(ctx, x0, y0, x1, y1) {
+  ctx.moveTo(x0 + 0.5, y0 + 0.5);
+  ctx.lineTo(x1 + 0.5, y1 + 0.5);
+}
+
+/** The occlusion key: the colour bar with the changes it stands for, the same for every map. */
 function paintLegend() {
   const legend = root.querySelector("[data-legend]");
   const ctx = legend.getContext("2d");
-  for (let y = 0; y < legend.height; y++) {
-    const [r, g, b] = divergingColour(1 - (2 * y) / (legend.height - 1));
+  const margin = 14;
+  const width = legend.width - 2 * margin;
+  const barTop = 16;
+  const barHeight = 14;
+  // Rises (blue) on the left, drops (red) on the right.
+  const xOf = (change) => margin + ((1 + keyPosition(change)) / 2) * width;
+  for (let x = 0; x <= width; x++) {
+    const [r, g, b] = divergingColour((2 * x) / width - 1);
     ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
-    ctx.fillRect(0, y, legend.width, 1);
+    ctx.fillRect(margin + x, barTop, 1, barHeight);
   }
+  ctx.strokeStyle = "rgba(120, 130, 150, 0.8)";
+  ctx.strokeRect(margin + 0.5, barTop + 0.5, width, barHeight - 1);
+  ctx.fillStyle = getComputedStyle(legend).color || "#111";
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.textBaseline = "alphabetic";
+  ctx.textAlign = "left";
+  ctx.fillText("← probability rises by", margin, 11);
+  ctx.textAlign = "right";
+  ctx.fillText("probability drops by →", margin + width, 11);
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (const change of KEY_TICKS) {
+    const x = Math.round(xOf(change));
+    ctx.fillRect(x, barTop + barHeight, 1, 4);
+    ctx.fillText(change === 0 ? "0" : `${Math.round(Math.abs(change) * 100)}%`, x, barTop + barHeight + 6);
+  }
+  const swatch = root.querySelector("[data-legend-paper]");
+  const sctx = swatch.getContext("2d");
+  sctx.fillStyle = "#fff";
+  sctx.fillRect(0, 0, swatch.width, swatch.height);
+  sctx.strokeStyle = "rgba(100, 116, 139, 0.8)";
+  hatch(sctx, 0, 0, swatch.width);
 }
 
 function setFacts(name, text) {

@@ -122,12 +122,15 @@ function interpolate(stops, t) {
   return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
 }
 
-/** Paint one (width x height) array of values into a canvas at (x, y), `cell` px per value. */
+/**
+ * Paint one (width x height) array of values into a canvas at (x, y), `cell`
+ * px per value; `colour(value, index)` gives each value's [r, g, b].
+ */
 export function paintValues(ctx, values, width, height, {x = 0, y = 0, cell = 1, colour}) {
   const image = ctx.createImageData(width * cell, height * cell);
   for (let row = 0; row < height; row++) {
     for (let col = 0; col < width; col++) {
-      const [r, g, b] = colour(values[row * width + col]);
+      const [r, g, b] = colour(values[row * width + col], row * width + col);
       for (let dy = 0; dy < cell; dy++) {
         let offset = ((row * cell + dy) * width * cell + col * cell) * 4;
         for (let dx = 0; dx < cell; dx++) {

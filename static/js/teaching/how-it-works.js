@@ -98,11 +98,20 @@ for (const name of STAGES) {
   if (section) observer.observe(section);
 }
 
-const sampleNote = root.querySelector("[data-sample-note]");
+// An MNIST digit opened from the data page (?mnist=N): a scanned image, shown
+// in the drawing box, with a note on the steps that apply only to strokes;
+// all of it goes away once the learner draws.
+const sampleNotes = root.querySelectorAll("[data-sample-note], [data-sample-step-note]");
+const sampleImage = root.querySelector("[data-sample-image]");
+
+function dropSample() {
+  for (const note of sampleNotes) note.hidden = true;
+  if (sampleImage) sampleImage.hidden = true;
+}
 
 const pad = new DrawingPad(canvas, {
   onChange(drawing, reason) {
-    if (sampleNote) sampleNote.hidden = true;
+    dropSample();
     if (reason === "clear" || drawing.strokes.length === 0) {
       send.cancel();
       request.reset();
@@ -116,7 +125,7 @@ bindPadControls(pad, root);
 
 for (const button of root.querySelectorAll("[data-example]")) {
   button.addEventListener("click", () => {
-    if (sampleNote) sampleNote.hidden = true;
+    dropSample();
     pad.load(EXAMPLES[button.dataset.example]);
     request(pad.drawing, wantedStages());
   });
@@ -205,9 +214,9 @@ function renderReadyInput() {
   const input = last.images.input;
   paintImage(root.querySelector('[data-image="shifted"]'), input, 28, 7);
   paintImage(root.querySelector('[data-image="input"]'), input, 28, 10);
-  const note = "This digit comes from the MNIST test set, which was scanned from paper and " +
-    "already cropped, scaled and centred like this when it was made.";
-  for (const name of ["strokes", "fitted", "center"]) setFacts(name, note);
+  for (const name of ["strokes", "fitted"]) setFacts(name, "");
+  const com = centreOfMass(input, 28);
+  setFacts("center", com ? `Its centre of mass is at (${com[0].toFixed(1)}, ${com[1].toFixed(1)}).` : "");
   setFacts("input", `${input.filter((v) => v > 0).length} of 784 pixels have some ink.`);
 }
 
@@ -255,6 +264,19 @@ function renderPreprocessing() {
   const inked = input.filter((v) => v > 0).length;
   inputCanvas.dataset.inked = String(inked);
   setFacts("input", `${inked} of 784 pixels have some ink.`);
+}
+
+/** (x, y) of an image's ink in pixel-index coordinates, as the server measures it; null if blank. */
+function centreOfMass(values, side) {
+  let total = 0;
+  let x = 0;
+  let y = 0;
+  values.forEach((v, i) => {
+    total += v;
+    x += v * (i % side);
+    y += v * Math.floor(i / side);
+  });
+  return total > 0 ? [x / total, y / total] : null;
 }
 
 function paintImage(target, values, side, cell) {
@@ -430,4 +452,11 @@ function signed(value) {
 
 reset();
 const sample = document.getElementById("mnist-sample");
-if (sample) request({input: JSON.parse(sample.textContent).input}, wantedStages());
+if (sample) {
+  const input = JSON.parse(sample.textContent).input;
+  if (sampleImage) {
+    paintValues(sampleImage.getContext("2d"), input.flat(), 28, 28, {colour: inkColour});
+    sampleImage.dataset.painted = "true";
+  }
+  request({input}, wantedStages());
+}
