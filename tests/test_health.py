@@ -11,6 +11,14 @@ URL = "/healthz"
 
 
 @pytest.fixture(autouse=True)
+def patient_checks(settings):
+    """Each test loads the model afresh, which takes seconds on a loaded machine
+    (the production bound, 3 s, is for a warm process). Tests of the bound
+    itself set their own."""
+    settings.HEALTH_CHECK_TIMEOUT_SECONDS = 30.0
+
+
+@pytest.fixture(autouse=True)
 def fresh_service(monkeypatch):
     """A service of this test's own, so no model loaded by another test is reported."""
     from recognizer import inference
@@ -256,3 +264,24 @@ def test_a_real_server_tells_a_proxied_visitor_only_the_status(tmp_path):
         assert str(dead_redis) in ask()
     finally:
         server.stop()
+
+
+def test_a_hung_check_fails_after_the_configured_bound(client, active_model, settings,
+                                                        monkeypatch):
+    """A dependency that never answers is reported as failing, named, after
+    HEALTH_CHECK_TIMEOUT_SECONDS, instead of hanging the probe."""
+    import asyncio
+
+    from digitsite import health
+
+    async def never_answers():
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(health, "_channel_layer_check", never_answers)
+    settings.HEALTH_CHECK_TIMEOUT_SECONDS = 0.2
+    response = client.get(URL)
+    assert response.status_code == 503
+    layer = response.json()["checks"]["channel_layer"]
+    assert layer["ok"] is False
+    assert layer["error"] == "no answer within 0.2 s"
+    assert layer["ms"] >= 200
