@@ -8,7 +8,7 @@ what the server does with a drawing before the network sees it:
   object): content type, JSON decoding, parse_drawing, strokes_to_input;
 - game: a `draw` message as the consumer receives it (JSON text, at most
   64 KiB, so integer coordinates on a 4000-pixel canvas, where rounding adds
-  no ink), decoded and passed to session._prepare;
+  no ink), decoded and passed to scoring._prepare;
 - teaching: POST /learn/api/stages: the body check and decoding, then
   strokes_to_stages.
 
@@ -100,7 +100,7 @@ def main():
     from django.conf import settings
     from django.test import RequestFactory
 
-    from digitsite.game import session
+    from digitsite.game import protocol, scoring
     from recognizer import views
     from recognizer.payloads import parse_drawing
     from recognizer.preprocessing import strokes_to_input, strokes_to_stages
@@ -134,7 +134,7 @@ def main():
 
     def game_path(text):
         def run():
-            session._prepare(json.loads(text)["drawing"])
+            scoring._prepare(json.loads(text)["drawing"])
         return run
 
     def teaching_path(body):
@@ -154,7 +154,7 @@ def main():
     results = []
     plans = [
         ("api", api_points, 400, lambda d: json.dumps(d), api_path),
-        ("game", session.MAX_POINTS, GAME_CANVAS,
+        ("game", protocol.MAX_POINTS, GAME_CANVAS,
          lambda d: json.dumps({"type": "draw", "round": 1, "drawing": integer_drawing(d)},
                               separators=(",", ":")),
          game_path),
@@ -166,11 +166,11 @@ def main():
             text = encode(case.drawing)
             run = make(text)
             status, error = outcome(run)
-            if path_name == "game" and len(text.encode()) > session.MAX_MESSAGE_BYTES:
+            if path_name == "game" and len(text.encode()) > protocol.MAX_MESSAGE_BYTES:
                 # The consumer closes the socket (4009) before decoding such a
                 # message; what the drawing would cost past that is still measured.
                 status = "refused"
-                error = f"message over {session.MAX_MESSAGE_BYTES} bytes (closed with 4009)"
+                error = f"message over {protocol.MAX_MESSAGE_BYTES} bytes (closed with 4009)"
             cpu, repeats = cpu_ms(swallow(run), args.repeats)
             row = {
                 "path": path_name,
@@ -222,7 +222,7 @@ def main():
         "benchmark": "worst_drawing",
         "model": {"version": version.version, "origin": origin},
         "settings": {"repeats": args.repeats, "old_repeats": args.old_repeats,
-                     "api_max_points": api_points, "game_max_points": session.MAX_POINTS},
+                     "api_max_points": api_points, "game_max_points": protocol.MAX_POINTS},
         "machine": machine_summary(),
         "summary": summary,
         "results": results,

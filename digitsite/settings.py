@@ -41,6 +41,21 @@ def env_float(name, default):
     return float(value) if value not in (None, "") else default
 
 
+def env_checked(name, default, *, kind, allowed, must_be):
+    """A number from the environment (`default` when unset) that must pass
+    `allowed`: one whose wrong value would do harm stops the site at start-up
+    with "NAME must be <must_be>, not '<the value>'". Text that `kind` (int or
+    float) cannot read is refused the same way."""
+    raw = os.environ.get(name, "")
+    try:
+        value = kind(raw) if raw.strip() else default
+    except ValueError:
+        value = None
+    if value is None or not allowed(value):
+        raise ImproperlyConfigured(f"{name} must be {must_be}, not {raw!r}")
+    return value
+
+
 # Runtime data (SQLite database, trained models, the generated secret key)
 # lives outside the source tree's tracked files.
 VAR_DIR = Path(os.environ.get("DIGITSITE_VAR_DIR", BASE_DIR / "var"))
@@ -177,14 +192,8 @@ else:
 # every window computation, and a limit of 0 would lock every name on its first
 # try; there is no "off" value (raise the counts instead).
 def _positive_int(name, default):
-    raw = os.environ.get(name, "")
-    try:
-        value = int(raw) if raw.strip() else default
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be a whole number above 0, not {raw!r}")
-    return value
+    return env_checked(name, default, kind=int, allowed=lambda value: value > 0,
+                       must_be="a whole number above 0")
 
 
 LOGIN_FAILURES_PER_ACCOUNT = _positive_int("LOGIN_FAILURES_PER_ACCOUNT", 5)
@@ -295,6 +304,10 @@ TEACHING_MNIST_LIMIT = env_int("TEACHING_MNIST_LIMIT", 0)
 GAME_MAX_PLAYERS = env_int("GAME_MAX_PLAYERS", 8)
 GAME_ROUNDS = env_int("GAME_ROUNDS", 5)
 GAME_ROUND_SECONDS = env_float("GAME_ROUND_SECONDS", 20.0)
+# The pause between rounds that shows a round's results, in seconds (0 to
+# 60; like the defaults around it, checked with a room's other settings
+# when a room is made).
+GAME_RESULTS_SECONDS = env_float("GAME_RESULTS_SECONDS", 5.0)
 GAME_TARGET_CONFIDENCE = env_float("GAME_TARGET_CONFIDENCE", 0.9)
 GAME_REJOIN_SECONDS = env_float("GAME_REJOIN_SECONDS", 60.0)
 # A room nobody was connected to for this long is closed: no longer listed
@@ -312,19 +325,10 @@ GAME_ROOMS_WINDOW_SECONDS = env_float("GAME_ROOMS_WINDOW_SECONDS", 60.0)
 # seats and round progress by `manage.py purge_old_data` (run it daily; see
 # docs/deployment.md). Collected drawings are training data and are kept
 # until staff delete them (or everything of their player) in the admin.
-def _retention_days(name, default):
-    raw = os.environ.get(name, "")
-    try:
-        days = float(raw) if raw.strip() else default
-    except ValueError:
-        days = float("nan")
-    if not 0 < days <= 36500:  # also refuses nan and inf
-        raise ImproperlyConfigured(f"{name} must be a number of days above 0 and at most "
-                                   f"36500, not {raw!r}")
-    return days
-
-
-DATA_RETENTION_DAYS = _retention_days("DATA_RETENTION_DAYS", 30.0)
+DATA_RETENTION_DAYS = env_checked(
+    "DATA_RETENTION_DAYS", 30.0, kind=float,
+    allowed=lambda days: 0 < days <= 36500,  # also refuses nan and inf
+    must_be="a number of days above 0 and at most 36500")
 
 # Threads (and so database connections) per process for the game's database
 # work: one slow call then holds up one of them, not every room

@@ -27,6 +27,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from digitsite.ratelimit import TokenBucket
+
 
 def client_address(request):
     """The address the API's limits count against, of a Django request or an ASGI scope.
@@ -52,13 +54,13 @@ class LimitExceeded(Exception):
 
 @dataclass
 class _Client:
-    tokens: float
-    updated: float
+    bucket: TokenBucket
     in_flight: int = 0
 
 
 class ClientLimits:
-    """Concurrency and rate limits per client key. Thread-safe; clock injectable."""
+    """Concurrency and rate limits per client key (a token bucket each,
+    digitsite/ratelimit.py). Thread-safe; clock injectable."""
 
     def __init__(self, max_in_flight, rate, burst, clock=time.monotonic):
         if max_in_flight < 1 or rate <= 0 or burst < 1:
@@ -77,16 +79,16 @@ class ClientLimits:
             now = self.clock()
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = _Client(float(self.burst), now)
+                client = self._clients[key] = _Client(
+                    TokenBucket(self.rate, self.burst, clock=self.clock, now=now))
                 if len(self._clients) >= self._prune_at:
                     self._prune(now)
-            client.tokens = min(self.burst, client.tokens + (now - client.updated) * self.rate)
-            client.updated = now
+            tokens = client.bucket.refill(now)
             cost = min(cost, self.burst)  # what a full bucket cannot pay, it pays whole
-            refusal = self._refusal(client.in_flight, client.tokens, cost)
+            refusal = self._refusal(client.in_flight, tokens, cost)
             if refusal is not None:
                 raise refusal
-            client.tokens -= cost
+            client.bucket.take(cost, now)
             client.in_flight += 1
 
     def refusal(self, key, cost=1):
@@ -95,8 +97,8 @@ class ClientLimits:
             client = self._clients.get(key)
             if client is None:
                 return None
-            tokens = min(self.burst, client.tokens + (self.clock() - client.updated) * self.rate)
-            return self._refusal(client.in_flight, tokens, min(cost, self.burst))
+            return self._refusal(client.in_flight, client.bucket.level(),
+                                 min(cost, self.burst))
 
     def _refusal(self, in_flight, tokens, cost):
         if in_flight >= self.max_in_flight:
@@ -135,10 +137,9 @@ class ClientLimits:
         Run when the table doubles, so its size stays within twice the number
         of clients active in the last burst / rate seconds (amortised O(1)).
         """
-        full_after = self.burst / self.rate
         self._clients = {
             key: client for key, client in self._clients.items()
-            if client.in_flight or now - client.updated < full_after
+            if client.in_flight or not client.bucket.refilled_whole_by(now)
         }
         self._prune_at = max(1024, 2 * len(self._clients))
 

@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from digitsite.asgi import application
-from digitsite.game import session as game_session
+from digitsite.game import protocol
 from digitsite.game.models import Room, Seat
 from digitsite.game.rooms import create_room
 from recognizer.models import Drawing
@@ -361,7 +361,7 @@ async def test_same_token_twice_replaces_the_older_connection(active_model):
     again = await join(room.code, "Ada", token=ada.you["token"])
     assert again.you["id"] == ada.you["id"]
     await ada.error("replaced")
-    assert await ada.closed() == game_session.CLOSE_REPLACED
+    assert await ada.closed() == protocol.CLOSE_REPLACED
     await ada.close()
     seat = await seat_of(again.you["id"])
     assert seat.connected, "the replaced connection's close must not unseat the new one"
@@ -612,7 +612,7 @@ async def test_cross_origin_connections_are_refused(active_model):
 async def test_unknown_room_and_full_room_are_closed_with_codes(active_model):
     ghost = await connect("ZZZZZZ")
     await ghost.error("room_not_found")
-    assert await ghost.closed() == game_session.CLOSE_NOT_FOUND
+    assert await ghost.closed() == protocol.CLOSE_NOT_FOUND
     await ghost.close()
     bad = await connect("not-a-code")
     await bad.error("room_not_found")
@@ -624,7 +624,7 @@ async def test_unknown_room_and_full_room_are_closed_with_codes(active_model):
     cy = await connect(room.code)
     await cy.send("join", protocol=1, name="Cy")
     await cy.error("room_full")
-    assert await cy.closed() == game_session.CLOSE_ROOM_FULL
+    assert await cy.closed() == protocol.CLOSE_ROOM_FULL
     for client in (ada, bob, cy):
         await client.close()
 
@@ -680,11 +680,11 @@ async def test_malformed_messages_get_clear_errors_and_the_socket_stays(active_m
     await client.send("draw", round=1, drawing={"width": 280, "height": 280,
                                                  "strokes": [[[1, True]]]})
     await client.error("bad_drawing")
-    points = [[i % 280, (i * 7) % 280] for i in range(game_session.MAX_POINTS + 1)]
+    points = [[i % 280, (i * 7) % 280] for i in range(protocol.MAX_POINTS + 1)]
     await client.send("draw", round=1, drawing={"width": 280, "height": 280, "strokes": [points]})
     await client.error("too_many_points")
     # The corner-to-corner zigzag: valid JSON within the point limit, far too much ink.
-    zigzag = [[0, 0] if i % 2 == 0 else [280, 280] for i in range(game_session.MAX_POINTS)]
+    zigzag = [[0, 0] if i % 2 == 0 else [280, 280] for i in range(protocol.MAX_POINTS)]
     await client.send("draw", round=1, drawing={"width": 280, "height": 280, "strokes": [zigzag]})
     await client.error("too_much_ink")
     await client.send("opt_out", value="yes")
@@ -712,7 +712,7 @@ async def test_unsupported_protocol_version_closes(active_model):
     client = await connect(room.code)
     await client.send("join", protocol=2, name="Ada")
     await client.error("unsupported_protocol")
-    assert await client.closed() == game_session.CLOSE_PROTOCOL
+    assert await client.closed() == protocol.CLOSE_PROTOCOL
     await client.close()
 
 
@@ -726,7 +726,7 @@ async def test_oversized_message_closes_with_4009(active_model):
         client = await join(room.code, name)
         await client.ws.send_to(**frame)
         await client.error("too_large")
-        assert await client.closed() == game_session.CLOSE_TOO_LARGE == 4009
+        assert await client.closed() == protocol.CLOSE_TOO_LARGE == 4009
         await client.close()
 
 
@@ -762,10 +762,10 @@ async def test_oversized_message_on_a_real_server_closes_with_4009_and_one_log_l
 async def test_no_join_in_time_closes(active_model, game_clock):
     room = await new_room()
     client = await connect(room.code)
-    await game_clock.run_for(game_session.JOIN_TIMEOUT - 0.1)
+    await game_clock.run_for(protocol.JOIN_TIMEOUT - 0.1)
     assert client.ws.output_queue.empty()  # nothing before the timeout
     await game_clock.run_timers(client.error("not_joined"), within=0.2)
-    assert await client.closed() == game_session.CLOSE_JOIN_TIMEOUT
+    assert await client.closed() == protocol.CLOSE_JOIN_TIMEOUT
     await client.close()
 
 
@@ -778,18 +778,18 @@ async def test_flooding_is_rate_limited_then_cut_off_without_disturbing_others(a
     await ada.send("start")
     await ada.expect("round_start")
     # A burst over the bucket: some pings are dropped with one rate_limited error.
-    for _ in range(game_session.RATE_BURST + 10):
+    for _ in range(protocol.RATE_BURST + 10):
         await spammer.send("ping")
     await spammer.error("rate_limited")
     pongs = sum(1 for m in spammer.seen if m["type"] == "pong")
-    assert pongs == game_session.RATE_BURST - 1  # `join` took one
+    assert pongs == protocol.RATE_BURST - 1  # `join` took one
     # Ada plays normally meanwhile.
     await ada.send("draw", round=1, seq=1, drawing=seven())
     assert (await ada.expect("guess"))["seq"] == 1
     # Keeping on flooding gets the socket closed.
-    for _ in range(game_session.FLOOD_DROPS + 20):
+    for _ in range(protocol.FLOOD_DROPS + 20):
         await spammer.send("draw", round=1, drawing=seven())
-    assert await spammer.closed(timeout=10) == game_session.CLOSE_FLOOD
+    assert await spammer.closed(timeout=10) == protocol.CLOSE_FLOOD
     await spammer.close()
     await ada.send("draw", round=1, seq=2, drawing=one())
     assert (await ada.expect("guess"))["seq"] == 2

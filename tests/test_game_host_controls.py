@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.db import SessionStore
 
-from digitsite.game import session as game_session
+from digitsite.game import protocol
 from tests.test_game_consumers import connect, join, new_room, room_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,7 +70,7 @@ async def test_a_removed_player_is_told_closed_with_4005_and_kept_out():
     await ada.send("kick", player=bob.you["id"])
     told = await bob.error("kicked")
     assert "removed" in told["message"]
-    assert await bob.closed() == game_session.CLOSE_KICKED == 4005
+    assert await bob.closed() == protocol.CLOSE_KICKED == 4005
     while True:  # the snapshots of Bob's join come first
         snapshot = await ada.expect("room")
         if any(p["gone"] for p in snapshot["players"]):

@@ -11,7 +11,10 @@ from django.apps import apps as django_apps
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from digitsite.game import clock, codes, rooms, rules
+from digitsite import ratelimit
+from digitsite.game import clock, codes, guesses, rooms, rules, seats, snapshots
+from digitsite.game import lobby as game_lobby
+from digitsite.game import rounds as game_rounds
 from digitsite.game.models import Room, RoundProgress, Seat
 from digitsite.game.rules import GameError
 from recognizer.inference import Prediction
@@ -87,7 +90,7 @@ def test_room_settings_are_validated():
 
 def test_token_bucket_allows_bursts_then_the_rate():
     now = [0.0]
-    bucket = rules.TokenBucket(rate=10, capacity=3, clock=lambda: now[0])
+    bucket = ratelimit.TokenBucket(rate=10, capacity=3, clock=lambda: now[0])
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
     now[0] += 0.1
     assert bucket.take() is True and bucket.take() is False
@@ -149,9 +152,9 @@ async def test_run_timers_fires_timers_in_order_and_never_past_its_window():
 
 
 def test_the_game_reads_the_installed_clock(manual_clock):
-    before = rooms.now()
+    before = clock.now()
     manual_clock.advance(3600)
-    assert (rooms.now() - before).total_seconds() == pytest.approx(3600)
+    assert (clock.now() - before).total_seconds() == pytest.approx(3600)
     assert clock.time() == manual_clock.time() and clock.monotonic() == manual_clock.monotonic()
 
 
@@ -181,7 +184,7 @@ INPUT = bytes(range(256)) * 3 + bytes(16)
 
 
 def seat(code, name, channel=None, **fields):
-    result = rooms.join(code, name=name, channel_name=channel or f"chan-{name}", **fields)
+    result = seats.join(code, name=name, channel_name=channel or f"chan-{name}", **fields)
     return result
 
 
@@ -199,7 +202,7 @@ def play_out_round(clock):
 
 def set_deadline_passed(room):
     """Move the round's deadline a second into the game clock's past."""
-    Room.objects.filter(pk=room.pk).update(ends_at=rooms.now() - timedelta(seconds=1))
+    Room.objects.filter(pk=room.pk).update(ends_at=clock.now() - timedelta(seconds=1))
 
 
 def test_create_room_validates_and_get_room_finds_it(db):
@@ -232,7 +235,7 @@ def test_join_rejoin_and_full_room(room):
     with pytest.raises(GameError) as caught:  # the old token is void: it asks for a new seat
         seat(room.code, "Ada2", token=ada.token)
     assert caught.value.code == "room_full"
-    assert Seat.objects.get(pk=ada.seat.pk).token_hash == rooms.hash_token(again.token)
+    assert Seat.objects.get(pk=ada.seat.pk).token_hash == seats.hash_token(again.token)
     assert ada.token not in str(list(Seat.objects.values_list("token_hash", flat=True)))
 
 
@@ -240,31 +243,31 @@ def test_a_logged_in_user_plays_under_the_username_and_gets_the_seat_back(room):
     user = User.objects.create_user("grace", password="x")
     first = seat(room.code, "whatever", user=user)
     assert first.seat.name == "grace" and first.seat.user_id == user.pk
-    rooms.disconnect(first.seat.player_id, "chan-whatever")
+    seats.disconnect(first.seat.player_id, "chan-whatever")
     back = seat(room.code, "", channel="chan-2", user=user)
     assert back.rejoined and back.seat.pk == first.seat.pk
 
 
 def test_host_moves_to_the_next_connected_player(room):
     ada, bob, cy = (seat(room.code, n) for n in ("Ada", "Bob", "Cy"))
-    rooms.disconnect(ada.seat.player_id, "chan-Ada")
+    seats.disconnect(ada.seat.player_id, "chan-Ada")
     assert Room.objects.get(pk=room.pk).host_player == bob.seat.player_id
-    rooms.leave(bob.seat.player_id)
+    seats.leave(bob.seat.player_id)
     assert Room.objects.get(pk=room.pk).host_player == cy.seat.player_id
     # A disconnect from a connection that no longer holds the seat changes nothing.
-    assert rooms.disconnect(cy.seat.player_id, "some-old-channel") == []
+    assert seats.disconnect(cy.seat.player_id, "some-old-channel") == []
     assert Seat.objects.get(pk=cy.seat.pk).connected
 
 
 def test_seats_expire_after_the_rejoin_window(room, settings, manual_clock):
     settings.GAME_REJOIN_SECONDS = 60
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
-    rooms.disconnect(bob.seat.player_id, "chan-Bob")
-    assert rooms.expire_seats(room.code) == []
+    seats.disconnect(bob.seat.player_id, "chan-Bob")
+    assert seats.expire_seats(room.code) == []
     manual_clock.advance(59.9)
-    assert rooms.expire_seats(room.code) == []
+    assert seats.expire_seats(room.code) == []
     manual_clock.advance(0.2)
-    [snapshot] = rooms.expire_seats(room.code)
+    [snapshot] = seats.expire_seats(room.code)
     assert [p["gone"] for p in snapshot["players"]] == [False, True]
     late = seat(room.code, "Bob", channel="chan-late", token=bob.token)
     assert not late.rejoined
@@ -274,28 +277,28 @@ def test_seats_expire_after_the_rejoin_window(room, settings, manual_clock):
 def test_start_needs_the_host_and_no_game_on(room):
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
     with pytest.raises(GameError) as caught:
-        rooms.start_game(room.code, bob.seat.player_id)
+        game_rounds.start_game(room.code, bob.seat.player_id)
     assert caught.value.code == "not_host"
-    start, snapshot = rooms.start_game(room.code, ada.seat.player_id)
+    start, snapshot = game_rounds.start_game(room.code, ada.seat.player_id)
     assert start["type"] == "round_start" and start["round"] == 1 and start["rounds"] == 2
     assert snapshot["state"] == "playing" and snapshot["target"] == start["target"]
     assert start["ends_at"] - start["server_time"] == 20_000
     with pytest.raises(GameError) as caught:
-        rooms.start_game(room.code, ada.seat.player_id)
+        game_rounds.start_game(room.code, ada.seat.player_id)
     assert caught.value.code == "already_playing"
 
 
 def test_reaching_the_target_finishes_once_and_stores_one_drawing(room):
     ada = seat(room.code, "Ada")
     seat(room.code, "Bob")  # still drawing when Ada finishes
-    rooms.start_game(room.code, ada.seat.player_id)
+    game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
-    accepted, events = rooms.record_guess(
+    accepted, events = guesses.record_guess(
         room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
         prediction=prediction(r.target, 0.5))
     assert accepted and events == []
     # Reaching the target is never a one-statement write: it finishes her round.
-    accepted, events = rooms.record_guess(
+    accepted, events = guesses.record_guess(
         room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
         prediction=prediction(r.target, 0.9), target=r.target)
     assert accepted
@@ -305,12 +308,12 @@ def test_reaching_the_target_finishes_once_and_stores_one_drawing(room):
     assert finished["points"] == 140 and finished["seconds"] == 0
     assert events[-1]["type"] == "room"  # Bob is still drawing: no round end yet
     # Nothing more counts for her this round.
-    accepted, _ = rooms.record_guess(
+    accepted, _ = guesses.record_guess(
         room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
         prediction=prediction(r.target, 1.0))
     assert not accepted
     with pytest.raises(GameError) as caught:
-        rooms.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+        guesses.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
     assert caught.value.code == "already_finished"
     [drawing] = Drawing.objects.all()
     assert drawing.label == r.target and drawing.strokes == DRAWING
@@ -321,25 +324,25 @@ def test_reaching_the_target_finishes_once_and_stores_one_drawing(room):
 
 def test_the_round_ends_once_and_the_game_runs_its_rounds(room, manual_clock):
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
-    rooms.start_game(room.code, ada.seat.player_id)
+    game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
     # He had it better a moment ago; the last drawing counts. The second write
     # takes the one-statement path (the caller knows the target).
     for p_target, target in ((0.6, None), (0.3, r.target)):
-        accepted, _ = rooms.record_guess(
+        accepted, _ = guesses.record_guess(
             room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
             prediction=prediction(r.target, p_target), target=target)
         assert accepted
     assert RoundProgress.objects.get(seat=bob.seat).guesses == 2
-    assert rooms.end_round(room.code, r.game_id, 1) == []  # not due yet
-    assert rooms.advance(room.code) == []
+    assert game_rounds.end_round(room.code, r.game_id, 1) == []  # not due yet
+    assert game_rounds.advance(room.code) == []
     manual_clock.advance(20)
-    assert rooms.advance(room.code) == []  # the round's end, but not its grace yet
+    assert game_rounds.advance(room.code) == []  # the round's end, but not its grace yet
     manual_clock.advance(rules.ROUND_GRACE_SECONDS)
-    ended = rooms.advance(room.code)
+    ended = game_rounds.advance(room.code)
     assert [m["type"] for m in ended] == ["round_end", "room"]
-    assert rooms.end_round(room.code, r.game_id, 1) == []  # a second process loses
-    assert rooms.advance(room.code) == []  # the results pause is not over
+    assert game_rounds.end_round(room.code, r.game_id, 1) == []  # a second process loses
+    assert game_rounds.advance(room.code) == []  # the results pause is not over
     results = {res["name"]: res for res in ended[0]["results"]}
     assert results["Bob"]["points"] == 30 and results["Bob"]["reason"] == "time"
     assert results["Bob"]["best_target_probability"] == pytest.approx(0.6)
@@ -348,21 +351,21 @@ def test_the_round_ends_once_and_the_game_runs_its_rounds(room, manual_clock):
     assert Drawing.objects.count() == 1
     # Drawing after the round ended is refused, whichever way it is written.
     for target in (None, r.target):
-        accepted, _ = rooms.record_guess(room.code, bob.seat.player_id, r.game_id, 1,
-                                         drawing=DRAWING, input_bytes=INPUT,
-                                         prediction=prediction(r.target, 0.1), target=target)
+        accepted, _ = guesses.record_guess(room.code, bob.seat.player_id, r.game_id, 1,
+                                           drawing=DRAWING, input_bytes=INPUT,
+                                           prediction=prediction(r.target, 0.1), target=target)
         assert not accepted
     assert RoundProgress.objects.get(seat=bob.seat, round_number=1).target_probability == 0.3
 
     manual_clock.advance(2.9)
-    assert rooms.advance(room.code) == []
+    assert game_rounds.advance(room.code) == []
     manual_clock.advance(0.1)
-    started = rooms.advance(room.code)
+    started = game_rounds.advance(room.code)
     assert [m["type"] for m in started] == ["round_start", "room"]
     assert started[0]["round"] == 2 and started[0]["target"] != r.target
-    assert rooms.next_round(room.code, r.game_id, 1) == []
+    assert game_rounds.next_round(room.code, r.game_id, 1) == []
     for player in (ada, bob):
-        events = rooms.finish_player(room.code, player.seat.player_id, r.game_id, 2, "done")
+        events = guesses.finish_player(room.code, player.seat.player_id, r.game_id, 2, "done")
     assert [m["type"] for m in events] == ["player_finished", "round_end", "game_over", "room"]
     assert events[1]["final"] and events[3]["state"] == "finished"
     board = events[2]["leaderboard"]
@@ -375,22 +378,22 @@ def test_a_drawing_received_in_time_but_written_late_is_still_kept(room, manual_
     """An overloaded server scores a drawing (the player sees a guess) and
     writes it after the round closed: the drawing is kept, once."""
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
-    rooms.start_game(room.code, ada.seat.player_id)
+    game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
     received = Room.objects.get(pk=room.pk).ends_at - timedelta(milliseconds=200)
     play_out_round(manual_clock)
-    assert [m["type"] for m in rooms.advance(room.code)] == ["round_end", "room"]
+    assert [m["type"] for m in game_rounds.advance(room.code)] == ["round_end", "room"]
     assert Drawing.objects.count() == 0  # the round closed before any write landed
 
     # Sent after the round ended: refused, nothing kept.
-    accepted, _ = rooms.record_guess(
+    accepted, _ = guesses.record_guess(
         room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
         prediction=prediction(r.target, 0.3), target=r.target,
         received_at=received + timedelta(seconds=1))
     assert not accepted
     # Received while the round was on: kept, with its model reading.
     for _ in range(2):  # a retry does not store it twice
-        accepted, _ = rooms.record_guess(
+        accepted, _ = guesses.record_guess(
             room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
             prediction=prediction(r.target, 0.3), target=r.target, received_at=received)
     [drawing] = Drawing.objects.all()
@@ -404,30 +407,30 @@ def test_a_drawing_received_before_done_but_written_after_it_is_kept(room, manua
     for the write only so long): the drawing is kept, and a second late write
     for the same round does not replace it."""
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
-    rooms.start_game(room.code, ada.seat.player_id)
+    game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
-    received = rooms.now()
-    events = rooms.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    received = clock.now()
+    events = guesses.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
     assert events[0]["reason"] == "done" and events[0]["points"] == 0
     assert Drawing.objects.count() == 0
 
-    accepted, messages = rooms.record_guess(
+    accepted, messages = guesses.record_guess(
         room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
         prediction=prediction(r.target, 0.4), target=r.target, received_at=received)
     assert accepted and messages == []
     [drawing] = Drawing.objects.all()
     assert drawing.player_id == ada.seat.player_id and drawing.strokes == DRAWING
-    again, _ = rooms.record_guess(
+    again, _ = guesses.record_guess(
         room.code, ada.seat.player_id, r.game_id, 1, drawing={**DRAWING, "width": 50.0},
         input_bytes=INPUT, prediction=prediction(r.target, 0.4), target=r.target,
         received_at=received)
     assert not again and Drawing.objects.get().strokes == DRAWING
     # Bob says done too; a drawing of his received after that is not kept,
     # nor one whose receipt time is unknown.
-    rooms.finish_player(room.code, bob.seat.player_id, r.game_id, 1, "done")
+    guesses.finish_player(room.code, bob.seat.player_id, r.game_id, 1, "done")
     manual_clock.advance(0.001)
-    for received_at in (rooms.now(), None):
-        assert rooms.record_guess(
+    for received_at in (clock.now(), None):
+        assert guesses.record_guess(
             room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
             prediction=prediction(r.target, 0.4), target=r.target,
             received_at=received_at) == (False, [])
@@ -438,25 +441,25 @@ def test_a_drawing_received_before_done_but_written_after_it_is_kept(room, manua
 
 def test_disconnect_during_a_round_stores_the_drawing(room):
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
-    rooms.start_game(room.code, ada.seat.player_id)
+    game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
-    rooms.record_guess(room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING,
-                       input_bytes=INPUT, prediction=prediction(r.target, 0.4))
-    events = rooms.disconnect(bob.seat.player_id, "chan-Bob")
+    guesses.record_guess(room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING,
+                         input_bytes=INPUT, prediction=prediction(r.target, 0.4))
+    events = seats.disconnect(bob.seat.player_id, "chan-Bob")
     assert events[0]["reason"] == "disconnected" and events[0]["points"] == 40
     assert Drawing.objects.get().player_id == bob.seat.player_id
     # Ada is the only one connected: her finishing ends the round.
-    events = rooms.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    events = guesses.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
     assert "round_end" in [m["type"] for m in events]
     assert Drawing.objects.count() == 1  # Ada drew nothing; Bob's is not stored twice
 
 
 def test_opt_out_keeps_drawings_out(room):
     ada = seat(room.code, "Ada", opt_out=True)
-    rooms.start_game(room.code, ada.seat.player_id)
+    game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
-    rooms.record_guess(room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING,
-                       input_bytes=INPUT, prediction=prediction(r.target, 0.95))
+    guesses.record_guess(room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING,
+                         input_bytes=INPUT, prediction=prediction(r.target, 0.95))
     assert Seat.objects.get(pk=ada.seat.pk).score > 0
     assert Drawing.objects.count() == 0
 
@@ -477,7 +480,7 @@ def draw_private(room, player, mark, p_target, **fields):
     r = Room.objects.get(pk=room.pk)
     drawing, image, needles = private_drawing(mark)
     guess = prediction(r.target, p_target)
-    accepted, events = rooms.record_guess(
+    accepted, events = guesses.record_guess(
         room.code, player.seat.player_id, r.game_id, r.round, drawing=drawing,
         input_bytes=image, prediction=guess, **fields)
     other = (r.target + 1) % 10
@@ -494,7 +497,7 @@ def test_an_opted_out_players_drawing_leaves_no_trace_once_the_round_ends(room):
     overloaded server) is dropped. Bob, opted in, keeps his."""
     ada = seat(room.code, "Ada", opt_out=True)
     bob, cy = seat(room.code, "Bob"), seat(room.code, "Cy")
-    rooms.start_game(room.code, ada.seat.player_id)
+    game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
     _, _, ada_needles = draw_private(room, ada, 31, 0.4031)
     _, _, bob_needles = draw_private(room, bob, 32, 0.4032)
@@ -503,11 +506,11 @@ def test_an_opted_out_players_drawing_leaves_no_trace_once_the_round_ends(room):
     assert RoundProgress.objects.get(seat=ada.seat).drawing is not None
     assert ("recognizer.Drawing", Drawing.objects.get(player_id=cy.seat.player_id).pk,
             "strokes") in rows_containing(*cy_needles)
-    rooms.set_opt_out(cy.seat.player_id, True)
-    received = rooms.now()
+    seats.set_opt_out(cy.seat.player_id, True)
+    received = clock.now()
 
     set_deadline_passed(r)
-    ended = rooms.advance(room.code)
+    ended = game_rounds.advance(room.code)
     assert [m["type"] for m in ended] == ["round_end", "room"]
     assert rows_containing(*ada_needles, *cy_needles) == []
     assert {label for label, _, _ in rows_containing(*bob_needles)} == {
@@ -523,12 +526,12 @@ def test_an_opted_out_players_drawing_leaves_no_trace_once_the_round_ends(room):
     assert results["Cy"]["points"] > 100  # reached, with the time bonus
     assert results["Bob"]["drawing"] is not None and results["Bob"]["drawing_deleted"] is False
     assert Seat.objects.get(pk=cy.seat.pk).score == results["Cy"]["points"]
-    late_view = rooms.catch_up(room.code)
+    late_view = snapshots.catch_up(room.code)
     assert late_view[1]["type"] == "round_end" and late_view[1]["results"] == ended[0]["results"]
 
     accepted, _, _ = draw_private(room, ada, 31, 0.4031, target=r.target, received_at=received)
     assert not accepted
-    rooms.set_opt_out(ada.seat.player_id, False)  # opting in later brings nothing back
+    seats.set_opt_out(ada.seat.player_id, False)  # opting in later brings nothing back
     accepted, _, _ = draw_private(room, ada, 31, 0.4031, target=r.target, received_at=received)
     assert not accepted
     assert rows_containing(*ada_needles, *cy_needles) == []
@@ -542,26 +545,26 @@ def test_the_opt_out_in_force_when_the_round_ends_decides(room):
     drawing is deleted at its end, her round-1 drawing stays."""
     ada = seat(room.code, "Ada")
     bob = seat(room.code, "Bob", opt_out=True)
-    rooms.start_game(room.code, ada.seat.player_id)
+    game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
     _, _, ada_round1 = draw_private(room, ada, 41, 0.3041)
     draw_private(room, bob, 42, 0.3042)
-    rooms.set_opt_out(ada.seat.player_id, True)
-    rooms.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    seats.set_opt_out(ada.seat.player_id, True)
+    guesses.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
     assert Drawing.objects.count() == 0
-    rooms.set_opt_out(ada.seat.player_id, False)
-    rooms.set_opt_out(bob.seat.player_id, False)
+    seats.set_opt_out(ada.seat.player_id, False)
+    seats.set_opt_out(bob.seat.player_id, False)
     set_deadline_passed(r)
-    ended = rooms.advance(room.code)
+    ended = game_rounds.advance(room.code)
     assert not any(res["drawing_deleted"] for res in ended[0]["results"])
     assert sorted(d.player_name for d in Drawing.objects.all()) == ["Ada", "Bob"]
 
-    rooms.set_opt_out(ada.seat.player_id, True)
+    seats.set_opt_out(ada.seat.player_id, True)
     set_deadline_passed(r)
-    assert rooms.advance(room.code)[0]["type"] == "round_start"
+    assert game_rounds.advance(room.code)[0]["type"] == "round_start"
     _, _, ada_round2 = draw_private(room, ada, 43, 0.3043)
-    events = rooms.finish_player(room.code, ada.seat.player_id, r.game_id, 2, "done")
-    events += rooms.finish_player(room.code, bob.seat.player_id, r.game_id, 2, "done")
+    events = guesses.finish_player(room.code, ada.seat.player_id, r.game_id, 2, "done")
+    events += guesses.finish_player(room.code, bob.seat.player_id, r.game_id, 2, "done")
     assert "game_over" in [m["type"] for m in events]
     assert rows_containing(*ada_round2) == []
     assert {label for label, _, _ in rows_containing(*ada_round1)} == {
@@ -577,17 +580,17 @@ def test_the_migration_deletes_opted_out_drawings_of_rounds_already_over(room):
         "digitsite.game.migrations.0003_round_progress_drawing_deleted")
     ada = seat(room.code, "Ada", opt_out=True)
     bob = seat(room.code, "Bob")
-    rooms.start_game(room.code, ada.seat.player_id)
+    game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
     for player in (ada, bob):
         draw_private(room, player, 50, 0.5)
     set_deadline_passed(r)
-    rooms.advance(room.code)
+    game_rounds.advance(room.code)
     _, _, old_needles = private_drawing(50)
     RoundProgress.objects.filter(seat=ada.seat).update(  # as an older version left it
         drawing=private_drawing(50)[0], input_image=old_needles[1], drawing_deleted=False)
     set_deadline_passed(r)
-    rooms.advance(room.code)  # round 2 is on
+    game_rounds.advance(room.code)  # round 2 is on
     _, _, playing_needles = draw_private(room, ada, 51, 0.5)
 
     migration.forget_opted_out_drawings(django_apps, None)
@@ -606,6 +609,6 @@ def test_open_rooms_lists_joinable_rooms_only(db):
     Room.objects.filter(pk=stale.pk).update(created=timezone.now() - timedelta(hours=1))
     seat(lobby.code, "Ada")
     seat(full.code, "Bob")
-    listed = rooms.open_rooms()
+    listed = game_lobby.open_rooms()
     assert listed == [{"code": lobby.code, "title": "Ada", "players": 1, "max_players": 2,
                        "state": "lobby"}]

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from digitsite.game import rooms, rules
+from digitsite.game import protocol, rooms, rules, seats
 from digitsite.game.models import Room
 
 pytestmark = pytest.mark.django_db
@@ -193,8 +193,8 @@ def test_joining_with_nothing_typed_asks_for_a_code(client):
 def test_room_page_shows_code_players_rule_and_opt_out(client):
     named_client(client, "Bob")
     room = rooms.create_room("Ada", rounds=2, seconds=10, max_players=3)
-    rooms.join(room.code, name="Ada", channel_name="test-ada")
-    rooms.join(room.code, name="Cleo", channel_name="test-cleo")
+    seats.join(room.code, name="Ada", channel_name="test-ada")
+    seats.join(room.code, name="Cleo", channel_name="test-cleo")
     response = client.get(f"/room/{room.code}/")
     assert response.status_code == 200
     html = response.content.decode()
@@ -210,15 +210,15 @@ def test_room_page_shows_code_players_rule_and_opt_out(client):
     assert config["code"] == room.code
     assert config["wsPath"] == f"/ws/v1/rooms/{room.code}/"
     assert config["name"] == "Bob"
-    assert config["protocol"] == rules.PROTOCOL_VERSION
+    assert config["protocol"] == protocol.PROTOCOL_VERSION
     assert [p["name"] for p in config["snapshot"]["players"]] == ["Ada", "Cleo"]
 
 
 def test_a_player_who_left_is_shown_as_gone(client):
     named_client(client)
     room = rooms.create_room("Ada")
-    joined = rooms.join(room.code, name="Dan", channel_name="test-dan")
-    rooms.leave(joined.seat.player_id)
+    joined = seats.join(room.code, name="Dan", channel_name="test-dan")
+    seats.leave(joined.seat.player_id)
     html = client.get(f"/room/{room.code}/").content.decode()
     item = re.search(r'<li class="player is-gone" data-player="[^"]+">(.*?)</li>', html, re.S)
     assert item and "Dan" in item.group(1) and ">left<" in item.group(1)
@@ -258,10 +258,10 @@ def test_an_unknown_room_gets_a_clear_404(client, code):
 
 def test_lobby_lists_open_rooms_with_player_counts(client):
     room = rooms.create_room("Ada", max_players=3)
-    rooms.join(room.code, name="Ada", channel_name="test-ada")
-    rooms.join(room.code, name="Bob", channel_name="test-bob")
+    seats.join(room.code, name="Ada", channel_name="test-ada")
+    seats.join(room.code, name="Bob", channel_name="test-bob")
     full = rooms.create_room("Full", max_players=1)
-    rooms.join(full.code, name="Full", channel_name="test-full")
+    seats.join(full.code, name="Full", channel_name="test-full")
     data = client.get(reverse("game:lobby")).json()
     assert data["rooms"] == [{
         "code": room.code, "title": "Ada", "players": 2, "max_players": 3,

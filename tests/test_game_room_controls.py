@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from digitsite.game import rooms, rules
+from digitsite.game import guesses, lobby, rooms, rounds, rules, seats, snapshots
 from digitsite.game.models import Room, Seat
 from digitsite.game.rules import GameError
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 
 def seat(code, name, channel=None, **fields):
-    return rooms.join(code, name=name, channel_name=channel or f"chan-{name}", **fields)
+    return seats.join(code, name=name, channel_name=channel or f"chan-{name}", **fields)
 
 
 def refused(code, function, *args, **kwargs):
@@ -36,7 +36,7 @@ def test_one_client_cannot_flood_the_site_with_rooms(settings):
     settings.GAME_ROOMS_PER_SESSION = 5
     settings.GAME_ROOMS_PER_IP = 20
     settings.GAME_ROOMS_WINDOW_SECONDS = 60
-    session = rooms.hash_session("attacker-session")
+    session = seats.hash_session("attacker-session")
     for _ in range(5):
         rooms.create_room("Eve", creator_ip="203.0.113.9", creator_session=session)
     error = refused("too_many_rooms", rooms.create_room, "Eve", creator_ip="203.0.113.9",
@@ -46,7 +46,7 @@ def test_one_client_cannot_flood_the_site_with_rooms(settings):
     refused("too_many_rooms", rooms.create_room, "Eve", solo=True, creator_ip="203.0.113.9",
             creator_session=session)
     # Another visitor behind the same address still gets a room.
-    rooms.create_room("Ada", creator_ip="203.0.113.9", creator_session=rooms.hash_session("b"))
+    rooms.create_room("Ada", creator_ip="203.0.113.9", creator_session=seats.hash_session("b"))
 
 
 def test_fresh_sessions_from_one_address_hit_the_address_limit(settings):
@@ -55,16 +55,16 @@ def test_fresh_sessions_from_one_address_hit_the_address_limit(settings):
     settings.GAME_ROOMS_PER_IP = 3
     for n in range(3):
         rooms.create_room("", creator_ip="198.51.100.7",
-                          creator_session=rooms.hash_session(f"s{n}"))
+                          creator_session=seats.hash_session(f"s{n}"))
     refused("too_many_rooms", rooms.create_room, "", creator_ip="198.51.100.7",
-            creator_session=rooms.hash_session("s-new"))
-    rooms.create_room("", creator_ip="198.51.100.8", creator_session=rooms.hash_session("x"))
+            creator_session=seats.hash_session("s-new"))
+    rooms.create_room("", creator_ip="198.51.100.8", creator_session=seats.hash_session("x"))
 
 
 def test_the_limit_is_a_sliding_window(settings):
     settings.GAME_ROOMS_PER_SESSION = 2
     settings.GAME_ROOMS_WINDOW_SECONDS = 60
-    session = rooms.hash_session("k")
+    session = seats.hash_session("k")
     first = rooms.create_room("", creator_session=session)
     rooms.create_room("", creator_session=session)
     refused("too_many_rooms", rooms.create_room, "", creator_session=session)
@@ -89,12 +89,12 @@ def test_rooms_nobody_was_in_for_a_while_are_closed(settings):
     just_left = rooms.create_room("Recent")
     young = rooms.create_room("Young")
     gone = seat(left_long_ago.code, "Ada")
-    rooms.disconnect(gone.seat.player_id, "chan-Ada")
+    seats.disconnect(gone.seat.player_id, "chan-Ada")
     Seat.objects.filter(pk=gone.seat.pk).update(
         last_seen=timezone.now() - timedelta(minutes=11))
     seat(in_use.code, "Bob")
     recent = seat(just_left.code, "Cy")
-    rooms.disconnect(recent.seat.player_id, "chan-Cy")
+    seats.disconnect(recent.seat.player_id, "chan-Cy")
     for room in (never_used, left_long_ago, in_use, just_left):
         _age(room, 60)
     _age(young, 5)
@@ -104,7 +104,7 @@ def test_rooms_nobody_was_in_for_a_while_are_closed(settings):
     assert closed == {never_used.code, left_long_ago.code}
     # A closed room takes nobody in, and is never listed.
     refused("room_closed", seat, never_used.code, "Dee")
-    assert never_used.code not in [r["code"] for r in rooms.open_rooms()]
+    assert never_used.code not in [r["code"] for r in lobby.open_rooms()]
 
 
 def test_idle_rooms_are_closed_in_short_batches_oldest_first(settings):
@@ -141,21 +141,21 @@ def test_a_database_outage_longer_than_the_cutoff_closes_no_room_in_use(
     for state in (Room.State.PLAYING, Room.State.RESULTS):
         room = rooms.create_room(state)
         player = seat(room.code, f"P-{state}").seat
-        rooms.disconnect(player.player_id, f"chan-P-{state}")
+        seats.disconnect(player.player_id, f"chan-P-{state}")
         Room.objects.filter(pk=room.pk).update(state=state)
         live[state] = room
     manual_clock.advance(30 * 60)
 
-    monkeypatch.setattr(rooms, "_last_sweep", [float("-inf")])
-    rooms.open_rooms()  # the lobby's own sweep, due at once
+    monkeypatch.setattr(lobby, "_last_sweep", [float("-inf")])
+    lobby.open_rooms()  # the lobby's own sweep, due at once
     assert rooms.close_idle_rooms() == 0
     assert _open_codes() == {waiting.code, *(room.code for room in live.values())}
     # The sweep may have taken Ada's seat for abandoned; her heartbeat takes it back.
-    rooms.heartbeat(waiting.code, ada.player_id, "chan-Ada")
+    seats.heartbeat(waiting.code, ada.player_id, "chan-Ada")
     assert Seat.objects.get(pk=ada.pk).connected
     for _ in range(4):
         manual_clock.advance(5 * 60)
-        rooms.heartbeat(waiting.code, ada.player_id, "chan-Ada")
+        seats.heartbeat(waiting.code, ada.player_id, "chan-Ada")
         assert rooms.close_idle_rooms() == 0
     assert waiting.code in _open_codes()
     # The game over, a room nobody is in closes as before.
@@ -200,9 +200,9 @@ def test_the_lobby_query_walks_the_open_rooms_index_and_is_limited():
     query carries a LIMIT however many rooms a caller asks for."""
     if connection.vendor != "sqlite":
         pytest.skip("the query plan is checked on SQLite")
-    query = rooms.lobby_query(10_000)
+    query = lobby.lobby_query(10_000)
     sql = str(query.query)
-    assert sql.rstrip().endswith(f"LIMIT {rooms.MAX_LOBBY_ROOMS}")
+    assert sql.rstrip().endswith(f"LIMIT {lobby.MAX_LOBBY_ROOMS}")
     plan = query.explain()
     room_lines = [line for line in plan.splitlines() if "game_room" in line]
     assert room_lines and all("USING INDEX room_open_idx" in line for line in room_lines), plan
@@ -217,9 +217,9 @@ def test_the_lobby_is_one_query_however_many_rooms_are_closed(settings):
              target_confidence=0.9, closed_at=timezone.now()) for n in range(500)
     ])
     listed = rooms.create_room("Ada")
-    rooms._last_sweep[0] = float("inf")  # no sweep in this call: only the lobby's query
+    lobby._last_sweep[0] = float("inf")  # no sweep in this call: only the lobby's query
     with CaptureQueriesContext(connection) as queries:
-        codes = [r["code"] for r in rooms.open_rooms()]
+        codes = [r["code"] for r in lobby.open_rooms()]
     assert codes == [listed.code]
     assert len(queries) == 1
 
@@ -229,9 +229,9 @@ def test_private_rooms_are_not_listed_but_can_be_joined_by_code():
     shown = rooms.create_room("Bob")
     seat(hidden.code, "Ada")
     seat(shown.code, "Bob")
-    assert [r["code"] for r in rooms.open_rooms()] == [shown.code]
+    assert [r["code"] for r in lobby.open_rooms()] == [shown.code]
     assert seat(hidden.code, "Cy").room.code == hidden.code
-    assert rooms.room_snapshot(hidden)["settings"]["private"] is True
+    assert snapshots.room_snapshot(hidden)["settings"]["private"] is True
 
 
 # -- the host's settings ---------------------------------------------------------
@@ -254,7 +254,7 @@ def test_the_host_changes_the_settings_in_the_lobby(lobby_room):
     assert snapshot["type"] == "room" and snapshot["rounds"] == 7
     assert snapshot["settings"] == {**snapshot["settings"], "private": True, "rounds": 7,
                                     "seconds": 45.0, "max_players": 2}
-    assert room.code not in [r["code"] for r in rooms.open_rooms()]
+    assert room.code not in [r["code"] for r in lobby.open_rooms()]
     rooms.change_settings(room.code, host.seat.player_id, {"private": False})
     assert Room.objects.get(pk=room.pk).private is False
 
@@ -284,7 +284,7 @@ def test_only_the_host_changes_settings_and_only_between_games(lobby_room):
     room, host, guest = lobby_room
     refused("not_host", rooms.change_settings, room.code, guest.seat.player_id,
             {"private": True})
-    rooms.start_game(room.code, host.seat.player_id)
+    rounds.start_game(room.code, host.seat.player_id)
     refused("already_playing", rooms.change_settings, room.code, host.seat.player_id,
             {"seconds": 30})
 
@@ -303,7 +303,7 @@ def test_the_host_removes_a_player_who_cannot_come_back(lobby_room):
     room, host, guest = lobby_room
     user = User.objects.create_user("grace", password="x")
     grace = seat(room.code, "ignored", user=user, session_key="grace-session")
-    result = rooms.kick(room.code, host.seat.player_id, guest.seat.player_id)
+    result = seats.kick(room.code, host.seat.player_id, guest.seat.player_id)
     assert result.channel_name == "chan-Bob"
     players = {p["id"]: p for p in result.events[-1]["players"]}
     assert players[guest.seat.player_id]["gone"] is True
@@ -311,11 +311,11 @@ def test_the_host_removes_a_player_who_cannot_come_back(lobby_room):
     refused("kicked", seat, room.code, "Bob", token=guest.token)
     refused("kicked", seat, room.code, "Robert", token=guest.token)
     # A removed account, or a removed browser session, is kept out too.
-    rooms.kick(room.code, host.seat.player_id, grace.seat.player_id)
+    seats.kick(room.code, host.seat.player_id, grace.seat.player_id)
     refused("kicked", seat, room.code, "x", user=user)
     refused("kicked", seat, room.code, "Someone", session_key="grace-session")
     # Still out after the next game starts (the ban is the room's, not the seat's).
-    rooms.start_game(room.code, host.seat.player_id)
+    rounds.start_game(room.code, host.seat.player_id)
     refused("kicked", seat, room.code, "Bob", token=guest.token)
     # Others are let in.
     assert seat(room.code, "Cy", session_key="cy-session").seat.name == "Cy"
@@ -323,22 +323,22 @@ def test_the_host_removes_a_player_who_cannot_come_back(lobby_room):
 
 def test_kick_during_a_round_finishes_the_players_round(lobby_room):
     room, host, guest = lobby_room
-    rooms.start_game(room.code, host.seat.player_id)
+    rounds.start_game(room.code, host.seat.player_id)
     from tests.test_game_logic import DRAWING, INPUT, prediction
 
     r = Room.objects.get(pk=room.pk)
-    rooms.record_guess(room.code, guest.seat.player_id, r.game_id, 1, drawing=DRAWING,
-                       input_bytes=INPUT, prediction=prediction(r.target, 0.5))
-    result = rooms.kick(room.code, host.seat.player_id, guest.seat.player_id)
+    guesses.record_guess(room.code, guest.seat.player_id, r.game_id, 1, drawing=DRAWING,
+                         input_bytes=INPUT, prediction=prediction(r.target, 0.5))
+    result = seats.kick(room.code, host.seat.player_id, guest.seat.player_id)
     finished = [m for m in result.events if m["type"] == "player_finished"]
     assert finished and finished[0]["reason"] == "kicked"
 
 
 def test_kick_is_for_the_host_only_and_not_of_oneself(lobby_room):
     room, host, guest = lobby_room
-    refused("not_host", rooms.kick, room.code, guest.seat.player_id, host.seat.player_id)
-    refused("bad_message", rooms.kick, room.code, host.seat.player_id, host.seat.player_id)
-    refused("no_such_player", rooms.kick, room.code, host.seat.player_id, "nobody")
+    refused("not_host", seats.kick, room.code, guest.seat.player_id, host.seat.player_id)
+    refused("bad_message", seats.kick, room.code, host.seat.player_id, host.seat.player_id)
+    refused("no_such_player", seats.kick, room.code, host.seat.player_id, "nobody")
 
 
 # -- names in a room ---------------------------------------------------------------
@@ -356,7 +356,7 @@ def test_a_name_imitating_a_seated_player_is_refused_at_join(lobby_room):
 
 def test_a_name_becomes_free_when_its_player_is_gone(lobby_room):
     room, _, guest = lobby_room
-    rooms.leave(guest.seat.player_id)
+    seats.leave(guest.seat.player_id)
     assert seat(room.code, "BOB").seat.name == "BOB"
 
 

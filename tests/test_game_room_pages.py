@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from digitsite.game import rooms
+from digitsite.game import rooms, seats
 from digitsite.game.models import Room
 from tests.test_game_pages import named_client
 
@@ -78,8 +78,8 @@ def test_reserved_and_invisible_names_are_refused_on_the_name_form(client, name)
 
 def test_a_full_room_says_so_instead_of_offering_to_join(client):
     room = rooms.create_room("Ada", max_players=2)
-    rooms.join(room.code, name="Ada", channel_name="a")
-    rooms.join(room.code, name="Bob", channel_name="b")
+    seats.join(room.code, name="Ada", channel_name="a")
+    seats.join(room.code, name="Bob", channel_name="b")
     html = client.get(reverse("game:room", args=[room.code])).content.decode()
     assert "The room is full" in html and "data-room-full" in html
     assert "Join the room" not in html and "js/game.js" not in html
@@ -91,7 +91,7 @@ def test_a_full_room_says_so_instead_of_offering_to_join(client):
 def test_a_seated_player_reloading_a_full_room_plays_on(client):
     room = rooms.create_room("Ada", max_players=1)
     named_client(client, "Ada")
-    rooms.join(room.code, name="Ada", channel_name="a", session_key=client.session.session_key)
+    seats.join(room.code, name="Ada", channel_name="a", session_key=client.session.session_key)
     html = client.get(reverse("game:room", args=[room.code])).content.decode()
     assert "The room is full" not in html and "js/game.js" in html
 
@@ -104,11 +104,11 @@ def test_a_closed_room_and_a_removed_player_get_a_page_that_says_so(client, sett
     assert response.status_code == 410 and "is closed" in response.content.decode()
 
     room = rooms.create_room("Ada")
-    host = rooms.join(room.code, name="Ada", channel_name="a")
+    host = seats.join(room.code, name="Ada", channel_name="a")
     named_client(client, "Bob")
-    bob = rooms.join(room.code, name="Bob", channel_name="b",
+    bob = seats.join(room.code, name="Bob", channel_name="b",
                      session_key=client.session.session_key)
-    rooms.kick(room.code, host.seat.player_id, bob.seat.player_id)
+    seats.kick(room.code, host.seat.player_id, bob.seat.player_id)
     response = client.get(reverse("game:room", args=[room.code]))
     assert response.status_code == 403
     assert "removed you" in response.content.decode()

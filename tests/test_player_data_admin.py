@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from digitsite.game import rooms
+from digitsite.game import guesses, rooms, rounds, seats
 from digitsite.game.models import Room, RoundProgress, Seat
 from recognizer.collection import review
 from recognizer.inference import Prediction
@@ -25,19 +25,21 @@ INPUT = bytes(range(256)) * 3 + bytes(16)
 
 def play(title, names):
     """A room made by `title` where `names` play one round; returns their seats."""
+    from digitsite.game import seats as game_seats
+
     room = rooms.create_room(title, rounds=1, seconds=20)
-    seats = [rooms.join(room.code, name=name, channel_name=f"c-{name}-{room.code}").seat
+    seats = [game_seats.join(room.code, name=name, channel_name=f"c-{name}-{room.code}").seat
              for name in names]
-    rooms.start_game(room.code, seats[0].player_id)
+    rounds.start_game(room.code, seats[0].player_id)
     room.refresh_from_db()
     for seat in seats:
         probabilities = [0.05] * 10
         probabilities[room.target] = 0.55
-        rooms.record_guess(room.code, seat.player_id, room.game_id, 1, drawing=DRAWING,
-                           input_bytes=INPUT,
-                           prediction=Prediction(room.target, probabilities, "v-test"))
+        guesses.record_guess(room.code, seat.player_id, room.game_id, 1, drawing=DRAWING,
+                             input_bytes=INPUT,
+                             prediction=Prediction(room.target, probabilities, "v-test"))
     Room.objects.filter(pk=room.pk).update(ends_at=timezone.now() - timedelta(seconds=5))
-    rooms.advance(room.code)
+    rounds.advance(room.code)
     return seats
 
 
@@ -191,19 +193,19 @@ def test_deleting_a_player_removes_their_session_hash_address_and_removals_from_
     list. Hostile case: she was removed from a room where her seat is then
     kept as gone, and from one she never had a kept seat in (purged)."""
     ada_user = django_user_model.objects.create_user("Ada")
-    ada_session = rooms.hash_session("ada-session-key")
-    bob_session = rooms.hash_session("bob-session-key")
+    ada_session = seats.hash_session("ada-session-key")
+    bob_session = seats.hash_session("bob-session-key")
     made = rooms.create_room("Ada", creator_ip="203.0.113.77", creator_session=ada_session)
-    rooms.join(made.code, user=ada_user, channel_name="c-ada-1", session_key="ada-session-key")
-    rooms.join(made.code, name="Bob", channel_name="c-bob-1", session_key="bob-session-key")
+    seats.join(made.code, user=ada_user, channel_name="c-ada-1", session_key="ada-session-key")
+    seats.join(made.code, name="Bob", channel_name="c-bob-1", session_key="bob-session-key")
     bobs = rooms.create_room("Bob", creator_ip="198.51.100.5", creator_session=bob_session)
-    bob = rooms.join(bobs.code, name="Bob", channel_name="c-bob-2",
+    bob = seats.join(bobs.code, name="Bob", channel_name="c-bob-2",
                      session_key="bob-session-key").seat
-    ada = rooms.join(bobs.code, user=ada_user, channel_name="c-ada-2",
+    ada = seats.join(bobs.code, user=ada_user, channel_name="c-ada-2",
                      session_key="ada-session-key").seat
-    carl = rooms.join(bobs.code, name="Carl", channel_name="c-carl", session_key="carl-key").seat
-    rooms.kick(bobs.code, bob.player_id, ada.player_id)
-    rooms.kick(bobs.code, bob.player_id, carl.player_id)
+    carl = seats.join(bobs.code, name="Carl", channel_name="c-carl", session_key="carl-key").seat
+    seats.kick(bobs.code, bob.player_id, ada.player_id)
+    seats.kick(bobs.code, bob.player_id, carl.player_id)
     # A third room removed her seat's token long ago, its seat since purged.
     third = rooms.create_room("Dora")
     Room.objects.filter(pk=third.pk).update(kicked=[
@@ -218,24 +220,24 @@ def test_deleting_a_player_removes_their_session_hash_address_and_removals_from_
     # Everyone else's stays: Bob's room, and Carl's removal.
     bobs.refresh_from_db()
     assert (bobs.creator_session, bobs.creator_ip) == (bob_session, "198.51.100.5")
-    assert bobs.kicked == [{"token": carl.token_hash, "session": rooms.hash_session("carl-key"),
+    assert bobs.kicked == [{"token": carl.token_hash, "session": seats.hash_session("carl-key"),
                             "user": None}]
     assert rows_containing(bob_session) != []
 
 
 def test_the_admin_shows_no_session_hash_address_nor_removals(db, client, django_user_model):
     client.force_login(staff(django_user_model, "vic", "game.view_room", "game.view_seat"))
-    session = rooms.hash_session("ada-session-key")
+    session = seats.hash_session("ada-session-key")
     room = rooms.create_room("Ada", creator_ip="203.0.113.77", creator_session=session)
-    host = rooms.join(room.code, name="Ada", channel_name="c-1", session_key="ada-session-key")
-    other = rooms.join(room.code, name="Bob", channel_name="c-2", session_key="bob-key").seat
-    rooms.kick(room.code, host.seat.player_id, other.player_id)
+    host = seats.join(room.code, name="Ada", channel_name="c-1", session_key="ada-session-key")
+    other = seats.join(room.code, name="Bob", channel_name="c-2", session_key="bob-key").seat
+    seats.kick(room.code, host.seat.player_id, other.player_id)
     pages = [client.get(reverse("admin:game_room_change", args=[room.pk])),
              client.get(reverse("admin:game_seat_change", args=[host.seat.pk]))]
     for page in pages:
         html = page.content.decode()
         assert page.status_code == 200
-        for secret in (session, rooms.hash_session("bob-key"), other.token_hash,
+        for secret in (session, seats.hash_session("bob-key"), other.token_hash,
                        "203.0.113.77", "session_hash", "creator_session", "creator_ip",
                        "kicked"):
             assert secret not in html, secret

@@ -1,6 +1,6 @@
 """Deleting a player's data while their round ends, on the real PostgreSQL.
 
-A round's end (rooms.end_round) locks the room, then stores each player's
+A round's end (rounds.end_round) locks the room, then stores each player's
 drawing and adds their points to their seat. Deleting a player's data must
 take the room first too: when it deleted the drawings first, a drawing stored
 by a round ending at that moment (not yet committed, so not seen by the
@@ -41,7 +41,7 @@ from django.db import connection, transaction
 call_command("migrate", verbosity=0)
 from django.utils import timezone
 from digitsite.game import player_data
-from digitsite.game import rooms
+from digitsite.game import guesses, rooms, rounds, seats
 from digitsite.game.models import Room, Seat
 from recognizer.inference import Prediction
 from recognizer.models import Drawing
@@ -51,16 +51,16 @@ WAIT = 120
 
 def game_due_to_end():
     room = rooms.create_room("Ada", rounds=1, seconds=20)
-    ada = rooms.join(room.code, name="Ada", channel_name=f"c-ada-{room.code}").seat
-    bob = rooms.join(room.code, name="Bob", channel_name=f"c-bob-{room.code}").seat
-    rooms.start_game(room.code, ada.player_id)
+    ada = seats.join(room.code, name="Ada", channel_name=f"c-ada-{room.code}").seat
+    bob = seats.join(room.code, name="Bob", channel_name=f"c-bob-{room.code}").seat
+    rounds.start_game(room.code, ada.player_id)
     room.refresh_from_db()
     probabilities = [0.05] * 10
     probabilities[room.target] = 0.55
     for seat in (ada, bob):
-        rooms.record_guess(room.code, seat.player_id, room.game_id, 1, drawing=DRAWING,
-                           input_bytes=bytes(784),
-                           prediction=Prediction(room.target, probabilities, "v-test"))
+        guesses.record_guess(room.code, seat.player_id, room.game_id, 1, drawing=DRAWING,
+                             input_bytes=bytes(784),
+                             prediction=Prediction(room.target, probabilities, "v-test"))
     Room.objects.filter(pk=room.pk).update(ends_at=timezone.now() - timedelta(seconds=60))
     room.refresh_from_db()
     return room, ada
@@ -84,7 +84,7 @@ for scenario in sys.argv[1:]:
             with transaction.atomic():
                 Room.objects.select_for_update().get(pk=room.pk)
                 if scenario == "stored_first":
-                    rooms.end_round(room.code, room.game_id, 1)
+                    rounds.end_round(room.code, room.game_id, 1)
                 locked.set()
                 deadline = time.monotonic() + WAIT
                 while not deleted.is_set() and time.monotonic() < deadline:
@@ -93,7 +93,7 @@ for scenario in sys.argv[1:]:
                         break
                     time.sleep(0.02)
                 if scenario == "stored_after":
-                    rooms.end_round(room.code, room.game_id, 1)
+                    rounds.end_round(room.code, room.game_id, 1)
         except Exception as exc:
             errors.append(f"room holder: {type(exc).__name__}: {exc}")
         finally:

@@ -14,7 +14,7 @@ from django.contrib.sessions.models import Session
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from digitsite.game import rooms
+from digitsite.game import guesses, rooms, rounds
 from digitsite.game.models import Room, RoundProgress, Seat
 from recognizer.inference import Prediction
 from recognizer.models import Drawing
@@ -31,15 +31,17 @@ def guess(target, p_target):
 
 def play_one_round(code, names, *, end=True):
     """Seat `names`, start a game and have each draw; end the round unless not `end`."""
-    seats = [rooms.join(code, name=name, channel_name=f"chan-{name}").seat for name in names]
-    rooms.start_game(code, seats[0].player_id)
+    from digitsite.game import seats as game_seats
+
+    seats = [game_seats.join(code, name=name, channel_name=f"chan-{name}").seat for name in names]
+    rounds.start_game(code, seats[0].player_id)
     room = Room.objects.get(code=code)
     for seat in seats:
-        rooms.record_guess(code, seat.player_id, room.game_id, 1, drawing=DRAWING,
-                           input_bytes=INPUT, prediction=guess(room.target, 0.4))
+        guesses.record_guess(code, seat.player_id, room.game_id, 1, drawing=DRAWING,
+                             input_bytes=INPUT, prediction=guess(room.target, 0.4))
     if end:
         Room.objects.filter(code=code).update(ends_at=timezone.now() - timedelta(seconds=5))
-        rooms.advance(code)
+        rounds.advance(code)
     return seats
 
 

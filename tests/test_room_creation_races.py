@@ -31,7 +31,7 @@ django.setup()
 from django.core.management import call_command
 from django.db import connection
 call_command("migrate", verbosity=0)
-from digitsite.game import rooms
+from digitsite.game import rooms, seats
 from digitsite.game.rules import GameError
 
 threads, rounds = int(sys.argv[1]), int(sys.argv[2])
@@ -47,7 +47,7 @@ for number in range(rounds):
         try:
             barrier.wait(timeout=120)
             made.append(rooms.create_room("", creator_ip=f"203.0.113.{number + 1}",
-                                          creator_session=rooms.hash_session(session)).code)
+                                          creator_session=seats.hash_session(session)).code)
         except GameError as exc:
             (refused if exc.code == "too_many_rooms" else errors).append(str(exc))
         except Exception as exc:

@@ -22,15 +22,15 @@ DRAWING = {"width": 100.0, "height": 100.0, "strokes": [[[10.0, 10.0, 0.0], [90.
 
 
 def _playing_room_with_a_drawing():
-    from digitsite.game import rooms
+    from digitsite.game import guesses, rooms, rounds, seats
     from digitsite.game.models import Room
     from recognizer.inference import Prediction
 
     room = rooms.create_room("Ada", rounds=2, seconds=60, target_confidence=1.0)
-    ada = rooms.join(room.code, name="Ada", channel_name="channel-Ada").seat
-    rooms.start_game(room.code, ada.player_id)
+    ada = seats.join(room.code, name="Ada", channel_name="channel-Ada").seat
+    rounds.start_game(room.code, ada.player_id)
     room = Room.objects.get(pk=room.pk)
-    accepted, _ = rooms.record_guess(
+    accepted, _ = guesses.record_guess(
         room.code, ada.player_id, room.game_id, 1, drawing=DRAWING, input_bytes=bytes(784),
         prediction=Prediction(3, [0.1] * 10, "v"), target=room.target)
     assert accepted
@@ -38,15 +38,15 @@ def _playing_room_with_a_drawing():
 
 
 def _move_deadline(room, seconds_ago):
-    from digitsite.game import rooms
+    from digitsite.game import clock
     from digitsite.game.models import Room
 
-    Room.objects.filter(pk=room.pk).update(ends_at=rooms.now() - timedelta(seconds=seconds_ago))
+    Room.objects.filter(pk=room.pk).update(ends_at=clock.now() - timedelta(seconds=seconds_ago))
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_overdue_round_is_closed_once_and_its_drawing_stored_with_its_label():
-    from digitsite.game import rooms, upkeep
+    from digitsite.game import rounds, upkeep
     from digitsite.game.models import Room
     from recognizer.models import Drawing
 
@@ -69,7 +69,7 @@ def test_an_overdue_round_is_closed_once_and_its_drawing_stored_with_its_label()
     assert stored.strokes == DRAWING and stored.label == room.target
     # A second sweep, here or in another process, finds nothing left to do.
     assert upkeep.close_overdue_rounds() == []
-    assert rooms.end_round(room.code, room.game_id, 1) == []
+    assert rounds.end_round(room.code, room.game_id, 1) == []
 
 
 @pytest.mark.django_db(transaction=True)

@@ -478,14 +478,14 @@ async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(runni
 # -- seats of a dead process ---------------------------------------------------
 # A process killed with SIGKILL runs no disconnect handler: its players' seats
 # stay marked connected. The live connections of the room release them once
-# their heartbeats stop (digitsite.game.rooms.heartbeat). These run on the
+# their heartbeats stop (digitsite.game.seats.heartbeat). These run on the
 # suite's database; the PostgreSQL subset above runs the game logic on both.
 
 
 def _join(code, name):
-    from digitsite.game import rooms
+    from digitsite.game import seats
 
-    joined = rooms.join(code, name=name, channel_name=f"channel-{name}")
+    joined = seats.join(code, name=name, channel_name=f"channel-{name}")
     joined.seat.token = joined.token
     return joined.seat
 
@@ -493,25 +493,25 @@ def _join(code, name):
 def _age_seat(seat, seconds):
     from datetime import timedelta
 
-    from digitsite.game import rooms
+    from digitsite.game import clock
     from digitsite.game.models import Seat
 
-    Seat.objects.filter(pk=seat.pk).update(last_seen=rooms.now() - timedelta(seconds=seconds))
+    Seat.objects.filter(pk=seat.pk).update(last_seen=clock.now() - timedelta(seconds=seconds))
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_seat_whose_process_died_is_released_and_the_host_moves_on():
-    from digitsite.game import rooms, rules
+    from digitsite.game import rooms, rules, seats, snapshots
     from digitsite.game.models import Seat
 
     room = rooms.create_room("Ada", rounds=2, seconds=20)
     ada, bob = _join(room.code, "Ada"), _join(room.code, "Bob")
-    assert rooms.room_snapshot(rooms.get_room(room.code))["host"] == ada.player_id
+    assert snapshots.room_snapshot(rooms.get_room(room.code))["host"] == ada.player_id
     # Both alive: a heartbeat changes nothing visible.
-    assert rooms.heartbeat(room.code, bob.player_id, "channel-Bob") == []
+    assert seats.heartbeat(room.code, bob.player_id, "channel-Bob") == []
 
     _age_seat(ada, rules.SEAT_STALE_SECONDS + 5)  # Ada's process stopped beating
-    events = rooms.heartbeat(room.code, bob.player_id, "channel-Bob")
+    events = seats.heartbeat(room.code, bob.player_id, "channel-Bob")
     snapshot = events[-1]
     assert snapshot["type"] == "room"
     assert snapshot["host"] == bob.player_id
@@ -522,31 +522,31 @@ def test_a_seat_whose_process_died_is_released_and_the_host_moves_on():
     assert released.disconnected_at == released.last_seen
     assert ada_now["rejoin_until"] is not None
     # Her page reconnects through a live process into the same seat.
-    back = rooms.join(room.code, token=ada.token, channel_name="channel-Ada-again")
+    back = seats.join(room.code, token=ada.token, channel_name="channel-Ada-again")
     assert back.rejoined and back.seat.player_id == ada.player_id
     assert back.replaced_channel == ""  # nothing left to close on the dead process
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_dead_process_players_drawing_is_stored_when_the_seat_is_released():
-    from digitsite.game import rooms, rules
+    from digitsite.game import guesses, rooms, rounds, rules, seats
     from digitsite.game.models import Room
     from recognizer.inference import Prediction
     from recognizer.models import Drawing
 
     room = rooms.create_room("Ada", rounds=2, seconds=60, target_confidence=1.0)
     ada, bob = _join(room.code, "Ada"), _join(room.code, "Bob")
-    rooms.start_game(room.code, ada.player_id)
+    rounds.start_game(room.code, ada.player_id)
     playing = Room.objects.get(pk=room.pk)
     drawing = {"width": 100.0, "height": 100.0, "strokes": [[[10.0, 10.0, 0.0], [90.0, 90.0, 5.0]]]}
     probabilities = [0.1] * 10
-    accepted, _ = rooms.record_guess(
+    accepted, _ = guesses.record_guess(
         room.code, ada.player_id, playing.game_id, 1, drawing=drawing, input_bytes=bytes(784),
         prediction=Prediction(0, probabilities, "v"), target=playing.target)
     assert accepted
 
     _age_seat(ada, rules.SEAT_STALE_SECONDS + 5)
-    events = rooms.heartbeat(room.code, bob.player_id, "channel-Bob")
+    events = seats.heartbeat(room.code, bob.player_id, "channel-Bob")
     finished = next(e for e in events if e["type"] == "player_finished")
     assert finished["player"] == ada.player_id and finished["reason"] == "disconnected"
     stored = Drawing.objects.get(game_id=playing.game_id, round_number=1,
@@ -558,16 +558,16 @@ def test_a_dead_process_players_drawing_is_stored_when_the_seat_is_released():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_stalled_but_living_connection_takes_its_seat_back():
-    from digitsite.game import rooms, rules
+    from digitsite.game import rooms, rules, seats
     from digitsite.game.models import Seat
 
     room = rooms.create_room("Ada", rounds=2, seconds=20)
     ada, bob = _join(room.code, "Ada"), _join(room.code, "Bob")
     _age_seat(ada, rules.SEAT_STALE_SECONDS + 5)
-    rooms.heartbeat(room.code, bob.player_id, "channel-Bob")
+    seats.heartbeat(room.code, bob.player_id, "channel-Bob")
     assert Seat.objects.get(pk=ada.pk).connected is False
     # Ada's process was only slow: its next heartbeat reclaims the seat.
-    events = rooms.heartbeat(room.code, ada.player_id, "channel-Ada")
+    events = seats.heartbeat(room.code, ada.player_id, "channel-Ada")
     assert events[-1]["type"] == "room"
     back = Seat.objects.get(pk=ada.pk)
     assert back.connected is True and back.channel_name == "channel-Ada"

@@ -1,10 +1,13 @@
-"""The game's WebSocket endpoint: carries messages between a socket and its PlayerSession."""
+"""The game's WebSocket endpoint: carries messages between a socket and its PlayerSession.
 
-import json
+The consumer is the session's transport (digitsite.game.transport): it
+writes the session's messages to the socket as the protocol says
+(digitsite.game.protocol.encode) and passes the room's broadcasts on.
+"""
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from digitsite.game import upkeep
+from digitsite.game import protocol, upkeep
 from digitsite.game.session import PlayerSession
 
 
@@ -50,7 +53,7 @@ class GameConsumer(AsyncWebsocketConsumer):
     # The transport the session uses.
 
     async def send_message(self, message):
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        await self.send(text_data=protocol.encode(message))
 
     async def broadcast(self, message):
         await self.channel_layer.group_send(self.group, {"type": "game.event",

@@ -33,9 +33,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +71,16 @@ def executor():
 
 
 def db(function):
-    """Run a synchronous database function in the game's pool, off the event loop."""
+    """Run a synchronous database function in the game's pool, off the event loop.
 
-    def call(*args, **kwargs):
-        close_old_connections()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            close_old_connections()
-
-    return sync_to_async(call, thread_sensitive=False, executor=executor())
+    Channels' database_sync_to_async, which closes stale and broken
+    connections before and after the call, as for any database work of a
+    consumer; but not `thread_sensitive` (the default), which would run it in
+    the one thread Django and Channels share: the game's own pool, so that a
+    call stalled on a lock holds up one thread and not every room of the
+    process (the opening of this module says what that cost).
+    """
+    return database_sync_to_async(function, thread_sensitive=False, executor=executor())
 
 
 async def patiently(function, *args, what="a write", patience=None, **kwargs):

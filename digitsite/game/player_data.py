@@ -112,13 +112,13 @@ def delete(by, value):
 
     Locks first every room the player's seats are in, in primary-key order
     (the order the game locks rooms in, one at a time), then deletes: a round
-    ending meanwhile (rooms.end_round, which locks its room before storing
+    ending meanwhile (rounds.end_round, which locks its room before storing
     the players' drawings) either finished before, and its drawings are
     deleted here, or waits and finds the seat gone. Deleting the drawings
     first let PostgreSQL keep one stored after the DELETE, and locking rooms
     after deleting seats took locks in the opposite order to the game's.
     """
-    from digitsite.game import rooms as game_rooms
+    from digitsite.game import seats
 
     with transaction.atomic():
         data = find(by, value)
@@ -165,5 +165,5 @@ def delete(by, value):
             # A room whose host was deleted hands the role on at once, so its
             # remaining players can still start a game.
             if room.host_player in player_ids:
-                game_rooms._ensure_host(room)
+                seats.ensure_host(room)
     return deleted

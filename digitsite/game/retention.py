@@ -69,7 +69,7 @@ def old_rooms(before):
 
 def purge(*, now=None, days=None, dry_run=False):
     """Delete what retention allows (or, with `dry_run`, only count it)."""
-    from digitsite.game import rooms as game_rooms
+    from digitsite.game import rounds
 
     now = now or timezone.now()
     before = cutoff(now, days)
@@ -85,7 +85,7 @@ def purge(*, now=None, days=None, dry_run=False):
         # A round left open (its process stopped and nobody came back) is
         # ended first, so its drawings are stored like any round's.
         for room in Room.objects.filter(pk__in=batch, state=Room.State.PLAYING):
-            if game_rooms.end_round(room.code, room.game_id, room.round):
+            if rounds.end_round(room.code, room.game_id, room.round):
                 counts.rounds_closed += 1
         with transaction.atomic():
             # Re-checked inside the transaction: a player who came back since

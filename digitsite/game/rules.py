@@ -2,10 +2,7 @@
 
 import math
 import random
-import time
 from dataclasses import dataclass
-
-PROTOCOL_VERSION = 1
 
 MIN_PLAYERS = 1
 MAX_PLAYERS = 8
@@ -166,22 +163,3 @@ def room_settings(*, rounds, seconds, results_seconds, max_players, target_confi
         solo=bool(solo),
     )
 
-
-class TokenBucket:
-    """Messages a connection may send: `rate` per second, bursts up to `capacity`."""
-
-    def __init__(self, rate, capacity, clock=time.monotonic):
-        self.rate = float(rate)
-        self.capacity = float(capacity)
-        self.clock = clock
-        self.tokens = float(capacity)
-        self.stamp = clock()
-
-    def take(self):
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False

@@ -8,7 +8,7 @@ and its drawings became training data only if a player came back. So every
 server process, on start-up and then every GAME_SWEEP_SECONDS, closes the
 rounds whose deadline passed more than SWEEP_MARGIN_SECONDS ago. The margin
 leaves the rounds that live connections are about to close to them; when
-several processes sweep at once, `rooms.end_round` lets exactly one of them
+several processes sweep at once, `rounds.end_round` lets exactly one of them
 close each round (the room row is locked and its state checked again), as
 when connections race at a deadline. Closing a round finishes every player's
 part in it and stores each drawing with its label.
@@ -44,7 +44,7 @@ from datetime import timedelta
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from digitsite.game import clock, rooms
+from digitsite.game import clock, rounds
 from digitsite.game.database import db
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def close_overdue_rounds(limit=SWEEP_BATCH):
     """Close rounds still `playing` well past their deadline; returns [(code, messages)]."""
     from digitsite.game.models import Room
 
-    cutoff = rooms.now() - rooms.GRACE - timedelta(seconds=SWEEP_MARGIN_SECONDS)
+    cutoff = clock.now() - rounds.GRACE - timedelta(seconds=SWEEP_MARGIN_SECONDS)
     overdue = list(
         Room.objects.filter(state=Room.State.PLAYING, ends_at__lt=cutoff)
         .order_by("ends_at").values_list("code", "game_id", "round")[:limit]
@@ -73,7 +73,7 @@ def close_overdue_rounds(limit=SWEEP_BATCH):
     closed = []
     for code, game_id, round_number in overdue:
         try:
-            messages = rooms.end_round(code, game_id, round_number)
+            messages = rounds.end_round(code, game_id, round_number)
         except Exception:  # one room's failure must not keep the others open
             logger.exception("room %s: closing its overdue round %s failed", code, round_number)
             continue

@@ -16,7 +16,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from digitsite.game import codes, names, rooms, rules
+from digitsite.game import codes, names, protocol, rooms, rules, seats, snapshots
+from digitsite.game.lobby import open_rooms
 from digitsite.game.rules import NAME_MAX_LENGTH, GameError, clean_name
 
 SESSION_NAME = "display_name"
@@ -54,7 +55,7 @@ def _creator(request):
     """(ip, session hash) of the visitor, for the rooms-per-client limit."""
     if request.session.session_key is None:
         request.session.save()  # a visitor without a session gets one now
-    return client_ip(request), rooms.hash_session(request.session.session_key)
+    return client_ip(request), seats.hash_session(request.session.session_key)
 
 
 def _too_many_rooms(request, exc, *, create_form=None, solo_error=""):
@@ -112,7 +113,7 @@ def _room_url(code):
 
 
 def _lobby_rooms():
-    listed = rooms.open_rooms()
+    listed = open_rooms()
     for room in listed:
         room["url"] = _room_url(room["code"])
     return listed
@@ -231,23 +232,23 @@ def join_room(request):
 
 def _room_page(request, room, *, name_form=None, status=200):
     name = display_name(request)
-    snapshot = rooms.room_snapshot(room)
-    seats = [p for p in snapshot["players"] if not p["gone"]]
+    snapshot = snapshots.room_snapshot(room)
+    seated = [p for p in snapshot["players"] if not p["gone"]]
     session_key = request.session.session_key
     if room.closed_at is not None:
         return render(request, "game/room_closed.html", {"code": room.code, "kicked": False},
                       status=410)
-    if rooms.is_kicked(room, session_key, request.user):
+    if seats.is_kicked(room, session_key, request.user):
         return render(request, "game/room_closed.html", {"code": room.code, "kicked": True},
                       status=403)
     # A visitor who holds no seat is told the room is full instead of being
     # offered a join that would fail; a seated player (a reload) plays on.
-    full = (len(seats) >= room.max_players
-            and not rooms.session_holds_seat(room, session_key, request.user))
+    full = (len(seated) >= room.max_players
+            and not seats.session_holds_seat(room, session_key, request.user))
     config = {
         "code": room.code,
         "wsPath": f"/ws/v1/rooms/{room.code}/",
-        "protocol": rules.PROTOCOL_VERSION,
+        "protocol": protocol.PROTOCOL_VERSION,
         "name": name,
         "loggedIn": request.user.is_authenticated,
         "homeUrl": reverse("game:home"),
@@ -258,7 +259,7 @@ def _room_page(request, room, *, name_form=None, status=200):
         "room": room,
         "snapshot": snapshot,
         "players": snapshot["players"],
-        "seats_taken": len(seats),
+        "seats_taken": len(seated),
         "full": full,
         "name": name,
         "name_form": name_form or NameForm(initial={"name": name}),

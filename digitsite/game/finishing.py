@@ -1,0 +1,130 @@
+"""A player's round ends once: its points, the player's score and the
+drawing kept as a labelled sample (or, for a player who opted out, deleted).
+
+Runs inside the callers' transactions, with the room locked: a round's end
+(digitsite.game.rounds), a drawing that reached the target or `done`
+(digitsite.game.guesses), a disconnect, a leave or a removal
+(digitsite.game.seats).
+"""
+
+from django.db.models import F
+
+from digitsite.game import protocol, rules
+from digitsite.game.models import Room, RoundProgress, Seat
+
+
+def _seconds_between(start, end):
+    if start is None or end is None:
+        return None
+    return round(max((end - start).total_seconds(), 0.0), 3)
+
+
+def finish(room, seat, progress, reason, at):
+    """Finish one player's round once: points, score and the stored drawing.
+
+    Runs inside the caller's transaction with the room locked. Returns the
+    `player_finished` message, or None if the round was already finished.
+    """
+    at = min(at, room.ends_at) if room.ends_at else at
+    if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(
+            finished=True, finished_at=at, reason=reason):
+        return None
+    progress.refresh_from_db()
+    total = room.round_seconds
+    if progress.reached_at is not None:
+        time_left = (room.ends_at - progress.reached_at).total_seconds()
+        seconds = _seconds_between(room.round_started_at, progress.reached_at)
+    else:
+        time_left = 0.0
+        seconds = (_seconds_between(room.round_started_at, at)
+                   if progress.drawing is not None else None)
+    if seconds is not None:
+        seconds = min(seconds, total)
+    points = 0
+    if progress.drawing is not None:
+        points = rules.score(progress.target_probability, progress.reached_at is not None,
+                             time_left, total)
+    RoundProgress.objects.filter(pk=progress.pk).update(points=points, seconds=seconds)
+    Seat.objects.filter(pk=seat.pk).update(score=F("score") + points)
+    seat.refresh_from_db()
+    if progress.drawing is not None and not seat.opt_out:
+        store_drawing(room, seat, progress)
+    return protocol.message(
+        "player_finished",
+        round=progress.round_number,
+        player=seat.player_id,
+        name=seat.name,
+        reason=reason,
+        points=points,
+        score=seat.score,
+        seconds=seconds,
+        target_probability=progress.target_probability,
+    )
+
+
+def store_drawing(room, seat, progress):
+    """Keep the player's drawing of the round as a labelled sample, once."""
+    from recognizer.models import Drawing, ModelVersion
+
+    version = (ModelVersion.objects.filter(version=progress.model_version).first()
+               if progress.model_version else None)
+    # The unique constraint (game, round, player) makes a second attempt a no-op.
+    Drawing.objects.get_or_create(
+        game_id=progress.game_id,
+        round_number=progress.round_number,
+        player_id=seat.player_id,
+        defaults={
+            "label": progress.target,
+            "strokes": progress.drawing,
+            "input_image": bytes(progress.input_image),
+            "prediction": progress.prediction,
+            "probabilities": progress.probabilities,
+            "model_version": version,
+            "player_name": seat.name,
+            "user_id": seat.user_id,
+            "room_code": room.code,
+            "source": "game",
+            "status": Drawing.Status.PENDING,
+        },
+    )
+
+
+def forget_opted_out_drawings(room, seats, game_id, round_number):
+    """The round is over: delete every trace of opted-out players' drawings.
+
+    The strokes (with their per-point times), the 28x28 input and the
+    probabilities were kept while the round ran, because whichever process
+    ends a player's round scores and stores the latest drawing. Once the
+    round is over only the scoreboard needs the row: points, seconds, the
+    reason, the guessed digit and the target's probability stay. A drawing
+    stored before the player opted out (they finished first) goes too, as
+    the opt-out covers the round that ends after it. Runs with the room
+    locked.
+    """
+    from recognizer.models import Drawing
+
+    opted_out = [seat for seat in seats if seat.opt_out]
+    if not opted_out:
+        return
+    RoundProgress.objects.filter(
+        room=room, game_id=game_id, round_number=round_number, seat__in=opted_out,
+    ).update(drawing=None, input_image=None, probabilities=None, drawing_deleted=True)
+    Drawing.objects.filter(
+        game_id=game_id, round_number=round_number,
+        player_id__in=[seat.player_id for seat in opted_out],
+    ).delete()
+
+
+def end_players_round(room, seat, reason, at, *, drew_only=False):
+    """Finish the seat's part in the round being played, if it has one (with a
+    drawing, when `drew_only`). Returns the `player_finished` message in a
+    list, or []. Runs with the room locked."""
+    if room.state != Room.State.PLAYING:
+        return []
+    progress = RoundProgress.objects.filter(seat=seat, game_id=room.game_id,
+                                            round_number=room.round)
+    if drew_only:
+        progress = progress.filter(drawing__isnull=False)
+    progress = progress.first()
+    finished = progress and finish(room, seat, progress, reason, at)
+    return [finished] if finished else []

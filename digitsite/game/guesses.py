@@ -1,0 +1,145 @@
+"""What a player sends during a round: each scored drawing, kept as the
+player's latest for the round (and finishing it on reaching the target),
+and `done`.
+"""
+
+from django.db import transaction
+from django.db.models import F, FloatField, Value
+from django.db.models.functions import Greatest
+
+from digitsite.game import clock
+from digitsite.game.finishing import finish, store_drawing
+from digitsite.game.models import Room, RoundProgress, Seat
+from digitsite.game.rooms import lock_room
+from digitsite.game.rounds import GRACE, after_change, closes_at
+from digitsite.game.rules import GameError
+
+
+def _progress_updates(prediction, p_target, drawing, input_bytes):
+    return {
+        "drawing": drawing,
+        "input_image": bytes(input_bytes),
+        "prediction": prediction.digit,
+        "probabilities": [float(p) for p in prediction.probabilities],
+        "model_version": prediction.version or "",
+        "target_probability": p_target,
+        "best_target_probability": Greatest(
+            "best_target_probability", Value(p_target, output_field=FloatField())),
+        "guesses": F("guesses") + 1,
+    }
+
+
+def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
+                 target=None, received_at=None):
+    """Keep a scored drawing as the player's latest for the round.
+
+    Returns (accepted, messages). Not accepted when the round or the player's
+    part in it is over. Reaching the room's target confidence finishes the
+    player's round at once. `target`, when the caller knows it, allows the
+    common case (a later drawing that does not reach the target) in one
+    conditional UPDATE instead of a locked transaction. `received_at`, when
+    the server got the drawing, lets a drawing that arrived in time but whose
+    write came late (an overloaded server) still be kept.
+    """
+    at = clock.now()
+    if target is not None:
+        p_target = float(prediction.probabilities[target])
+        # Every condition is in the WHERE clause, so a round that ended or a
+        # player who finished meanwhile simply matches no row.
+        if RoundProgress.objects.filter(
+            seat__player_id=player_id, game_id=game_id, round_number=round_number,
+            target=target, finished=False,
+            room__code=code, room__state=Room.State.PLAYING, room__game_id=game_id,
+            room__round=round_number, room__ends_at__gt=at - GRACE,
+            room__target_confidence__gt=p_target,
+        ).update(**_progress_updates(prediction, p_target, drawing, input_bytes)):
+            return True, []
+    with transaction.atomic():
+        room = lock_room(code)
+
+        def late():
+            return received_at is not None and _record_late(
+                room, player_id, game_id, round_number, drawing=drawing,
+                input_bytes=input_bytes, prediction=prediction, received_at=received_at)
+
+        if (room.state != Room.State.PLAYING or room.game_id != game_id
+                or room.round != round_number or at >= closes_at(room)):
+            return late(), []
+        seat = Seat.objects.filter(player_id=player_id, room=room).first()
+        if seat is None or seat.gone:
+            return False, []
+        progress, _ = RoundProgress.objects.get_or_create(
+            seat=seat, game_id=game_id, round_number=round_number,
+            defaults={"room": room, "target": room.target},
+        )
+        p_target = float(prediction.probabilities[room.target])
+        reached = p_target >= room.target_confidence
+        updates = _progress_updates(prediction, p_target, drawing, input_bytes)
+        if reached:
+            updates["reached_at"] = at
+        if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(**updates):
+            # The player's round ended (`done`, a disconnect) while this
+            # drawing waited for its write.
+            return late(), []
+        if not reached:
+            return True, []
+        progress.refresh_from_db()
+        finished = finish(room, seat, progress, "reached", at)
+    return True, [finished] + after_change(code)
+
+
+def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
+                 received_at):
+    """Keep a drawing that reached the server before the player's round ended
+    but was written after, when the round kept no drawing for the player.
+
+    Under overload the write can land after the round closed (even after the
+    next game began): the player drew in time, so the drawing is still kept.
+    The points announced with the round's results stay as they were. Runs
+    with the room locked.
+    """
+    progress = (RoundProgress.objects.select_related("seat")
+                .filter(seat__player_id=player_id, room=room, game_id=game_id,
+                        round_number=round_number, finished=True, drawing__isnull=True,
+                        drawing_deleted=False)
+                .first())
+    if (progress is None or progress.seat.gone or progress.finished_at is None
+            or received_at > progress.finished_at):
+        return False
+    round_over = (room.state != Room.State.PLAYING or room.game_id != game_id
+                  or room.round != round_number)
+    if progress.seat.opt_out and round_over:
+        # The round's end deleted what an opted-out player drew; writing this
+        # one now would leave it in the table for good.
+        return False
+    updates = _progress_updates(prediction, float(prediction.probabilities[progress.target]),
+                                drawing, input_bytes)
+    if not RoundProgress.objects.filter(pk=progress.pk, drawing__isnull=True,
+                                        drawing_deleted=False).update(**updates):
+        return False
+    progress.refresh_from_db()
+    if not progress.seat.opt_out:
+        store_drawing(room, progress.seat, progress)
+    return True
+
+
+def finish_player(code, player_id, game_id, round_number, reason):
+    """The player's round ends (`done`). Returns messages, or raises GameError."""
+    at = clock.now()
+    with transaction.atomic():
+        room = lock_room(code)
+        if room.state != Room.State.PLAYING:
+            raise GameError("not_playing", "no round is being played")
+        if room.game_id != game_id or room.round != round_number:
+            raise GameError("wrong_round", f"round {round_number} is not the current round")
+        seat = Seat.objects.filter(player_id=player_id, room=room).first()
+        if seat is None or seat.gone:
+            raise GameError("not_joined", "you have no seat in this room")
+        progress, _ = RoundProgress.objects.get_or_create(
+            seat=seat, game_id=game_id, round_number=round_number,
+            defaults={"room": room, "target": room.target},
+        )
+        finished = finish(room, seat, progress, reason, at)
+        if finished is None:
+            raise GameError("already_finished", "your round is already over")
+    return [finished] + after_change(code)

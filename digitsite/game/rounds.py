@@ -1,0 +1,173 @@
+"""Games and rounds: starting a game, each round's start and end, the
+results pause between rounds, and the deadlines that move a room on.
+
+Every connection in a room keeps the room's timers and calls `advance` at
+its deadlines; the room's lock lets exactly one caller act (see
+digitsite.game.rooms), and the upkeep of every server process ends rounds
+nobody is left to end (digitsite.game.upkeep).
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+
+from digitsite.game import clock, rules
+from digitsite.game.finishing import finish, forget_opted_out_drawings, store_drawing
+from digitsite.game.models import Room, RoundProgress, Seat
+from digitsite.game.rooms import lock_room
+from digitsite.game.rules import GameError
+from digitsite.game.snapshots import room_message, round_end_messages, round_start_message
+
+GRACE = timedelta(seconds=rules.ROUND_GRACE_SECONDS)
+
+
+def closes_at(room):
+    """When the server acts on the current phase: the round closes a grace after its end."""
+    if room.ends_at is None:
+        return None
+    return room.ends_at + GRACE if room.state == Room.State.PLAYING else room.ends_at
+
+
+def start_game(code, player_id, rounds=None):
+    """The host starts a game (or the next one: play again)."""
+    at = clock.now()
+    with transaction.atomic():
+        room = lock_room(code)
+        if room.host_player != player_id:
+            raise GameError("not_host", "only the host can start the game")
+        if room.state in (Room.State.PLAYING, Room.State.RESULTS):
+            raise GameError("already_playing", "a game is already on")
+        rounds = room.rounds if rounds is None else rules.check_rounds(rounds)
+        # Progress of earlier games is only needed to show their results.
+        RoundProgress.objects.filter(room=room).delete()
+        Seat.objects.filter(room=room, gone=True).delete()
+        Seat.objects.filter(room=room).update(score=0)
+        targets = rules.pick_targets(rounds)
+        room.game_id = uuid.uuid4().hex
+        room.game_number += 1
+        room.game_rounds = rounds
+        room.targets = targets
+        return _begin_round(room, 1, at)
+
+
+def _begin_round(room, number, at):
+    """Start round `number` (from 1) of the room's game at `at`; the room is locked."""
+    room.round = number
+    room.target = room.targets[number - 1]
+    room.state = Room.State.PLAYING
+    room.round_started_at = at
+    room.ends_at = at + timedelta(seconds=room.round_seconds)
+    room.save()
+    return [round_start_message(room), room_message(room)]
+
+
+@dataclass
+class Phase:
+    """What a connection needs to know to check its player's messages."""
+
+    state: str
+    game: str
+    round: int
+    target: int | None
+    ends_at: object
+    closes_at: object
+    target_confidence: float
+
+
+def phase(code):
+    room = Room.objects.filter(code=code).first()
+    if room is None:
+        return None
+    return Phase(room.state, room.game_id, room.round, room.target, room.ends_at,
+                 closes_at(room), room.target_confidence)
+
+
+def _all_finished(room):
+    active = list(
+        Seat.objects.filter(room=room, gone=False, connected=True).values_list("pk", flat=True)
+    )
+    done = RoundProgress.objects.filter(
+        room=room, game_id=room.game_id, round_number=room.round, finished=True,
+        seat_id__in=active,
+    ).count()
+    return done >= len(active)
+
+
+def after_change(code):
+    """Messages after a player's state changed: the snapshot, and the round's end
+    when nobody connected is still drawing."""
+    room = Room.objects.get(code=code)
+    if room.state == Room.State.PLAYING and _all_finished(room):
+        ended = end_round(code, room.game_id, room.round, early=True)
+        if ended:
+            return ended
+    return [room_message(room)]
+
+
+def end_round(code, game_id, round_number, *, early=False):
+    """End the round if it is still on and due (time up, or `early`: all finished).
+
+    Exactly one caller wins; the others get [].
+    """
+    at = clock.now()
+    with transaction.atomic():
+        room = lock_room(code)
+        if (room.state != Room.State.PLAYING or room.game_id != game_id
+                or room.round != round_number):
+            return []
+        if at < closes_at(room) and not (early and _all_finished(room)):
+            return []
+        at = min(at, room.ends_at)
+        seats = {s.pk: s for s in Seat.objects.filter(room=room)}
+        present = set()
+        for progress in RoundProgress.objects.filter(
+                room=room, game_id=game_id, round_number=round_number):
+            present.add(progress.seat_id)
+            seat = seats[progress.seat_id]
+            if not progress.finished:
+                finish(room, seat, progress, "time", at)
+            elif progress.drawing is not None and not seat.opt_out:
+                # Finished while opted out, then opted back in: the choice
+                # in force when the round ends decides (a no-op if stored).
+                store_drawing(room, seat, progress)
+        forget_opted_out_drawings(room, seats.values(), game_id, round_number)
+        # Those who drew nothing get a row too: the round's results are then
+        # fixed, whoever joins the room later.
+        RoundProgress.objects.bulk_create([
+            RoundProgress(room=room, seat=seat, game_id=game_id, round_number=round_number,
+                          target=room.target, finished=True, finished_at=at, reason="absent")
+            for pk, seat in seats.items() if pk not in present and not seat.gone
+        ])
+        final = round_number >= room.game_rounds
+        room.state = Room.State.FINISHED if final else Room.State.RESULTS
+        room.ends_at = None if final else clock.now() + timedelta(seconds=room.results_seconds)
+        room.save(update_fields=["state", "ends_at"])
+    return round_end_messages(room, game_id, round_number) + [room_message(room)]
+
+
+def next_round(code, game_id, round_number):
+    """Start the round after `round_number` once the results pause is over."""
+    at = clock.now()
+    with transaction.atomic():
+        room = lock_room(code)
+        if (room.state != Room.State.RESULTS or room.game_id != game_id
+                or room.round != round_number or at < room.ends_at):
+            return []
+        return _begin_round(room, round_number + 1, at)
+
+
+def advance(code):
+    """Move the room on if its current phase's deadline passed. Messages or []."""
+    room = Room.objects.filter(code=code).first()
+    if room is None or room.ends_at is None or clock.now() < closes_at(room):
+        if room is not None and room.state == Room.State.PLAYING and _all_finished(room):
+            return end_round(code, room.game_id, room.round, early=True)
+        return []
+    if room.state == Room.State.PLAYING:
+        return end_round(code, room.game_id, room.round)
+    if room.state == Room.State.RESULTS:
+        return next_round(code, room.game_id, room.round)
+    return []
+

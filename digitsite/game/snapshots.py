@@ -1,0 +1,183 @@
+"""What a room shows, read from the database: its snapshot, a round's results
+and the game's leaderboard, as the protocol's messages (digitsite.game.protocol).
+
+Reads only. The functions that change the game (seats, rounds, guesses)
+return these messages for their callers to broadcast; a connection that
+missed broadcasts gets them again from `catch_up`.
+"""
+
+import base64
+from datetime import timedelta
+
+from django.conf import settings
+
+from digitsite.game import clock, protocol, rules
+from digitsite.game.models import Room, RoundProgress, Seat
+from digitsite.game.protocol import epoch_ms
+
+
+def room_snapshot(room, seats=None):
+    """The fields of the protocol's `room` message."""
+    if seats is None:
+        seats = list(Seat.objects.filter(room=room))
+    finished = set()
+    if room.state in (Room.State.PLAYING, Room.State.RESULTS) and room.game_id:
+        finished = set(
+            RoundProgress.objects.filter(
+                room=room, game_id=room.game_id, round_number=room.round, finished=True
+            ).values_list("seat_id", flat=True)
+        )
+    rejoin = timedelta(seconds=settings.GAME_REJOIN_SECONDS)
+    players = []
+    for seat in seats:
+        rejoin_until = None
+        if not seat.connected and not seat.gone and seat.disconnected_at:
+            rejoin_until = epoch_ms(seat.disconnected_at + rejoin)
+        players.append(protocol.record(
+            "player",
+            id=seat.player_id,
+            name=seat.name,
+            score=seat.score,
+            connected=seat.connected,
+            gone=seat.gone,
+            host=seat.player_id == room.host_player,
+            finished=seat.pk in finished,
+            opt_out=seat.opt_out,
+            rejoin_until=rejoin_until,
+        ))
+    playing = room.state in (Room.State.PLAYING, Room.State.RESULTS)
+    return protocol.record(
+        "room",
+        code=room.code,
+        state=room.state,
+        game=room.game_id or None,
+        round=room.round,
+        rounds=room.game_rounds,
+        target=room.target if playing else None,
+        ends_at=epoch_ms(room.ends_at) if playing else None,
+        server_time=epoch_ms(clock.now()),
+        host=room.host_player or None,
+        rule=rules.SCORING_RULE,
+        settings=protocol.record(
+            "settings",
+            rounds=room.rounds,
+            seconds=room.round_seconds,
+            results_seconds=room.results_seconds,
+            max_players=room.max_players,
+            target_confidence=room.target_confidence,
+            solo=room.solo,
+            private=room.private,
+        ),
+        players=players,
+    )
+
+
+def room_message(room):
+    return protocol.message("room", **room_snapshot(room))
+
+
+def round_start_message(room):
+    return protocol.message(
+        "round_start",
+        game=room.game_id,
+        round=room.round,
+        rounds=room.game_rounds,
+        target=room.target,
+        seconds=room.round_seconds,
+        ends_at=epoch_ms(room.ends_at),
+        server_time=epoch_ms(clock.now()),
+    )
+
+
+# -- results ------------------------------------------------------------------
+
+
+def input_data_url(input_bytes):
+    """The 28x28 input as a PNG data URL, white ink on black as the model sees it."""
+    if not input_bytes:
+        return None
+    from recognizer.preprocessing import bytes_to_input, input_to_png
+
+    png = input_to_png(bytes_to_input(bytes(input_bytes)))
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def round_results(room, game_id, round_number):
+    progress = {
+        p.seat_id: p for p in RoundProgress.objects.filter(
+            room=room, game_id=game_id, round_number=round_number)
+    }
+    results = []
+    for seat in Seat.objects.filter(room=room):
+        entry = progress.get(seat.pk)
+        if entry is None:
+            continue  # not in the room when the round ended
+        results.append(protocol.record(
+            "result",
+            player=seat.player_id,
+            name=seat.name,
+            drawing=entry.drawing,
+            input=input_data_url(entry.input_image),
+            drawing_deleted=entry.drawing_deleted,
+            digit=entry.prediction,
+            probabilities=entry.probabilities,
+            target_probability=entry.target_probability,
+            best_target_probability=entry.best_target_probability,
+            reached=entry.reached_at is not None,
+            points=entry.points,
+            score=seat.score,
+            seconds=entry.seconds,
+            reason=entry.reason or "time",
+        ))
+    return results
+
+
+def leaderboard(room, game_id):
+    """The game's players (those in the room at some round's end), best first."""
+    played = RoundProgress.objects.filter(room=room, game_id=game_id).values("seat_id")
+    return [protocol.record("rank", **row) for row in rules.leaderboard([
+        {"player": s.player_id, "name": s.name, "score": s.score, "gone": s.gone}
+        for s in Seat.objects.filter(room=room, pk__in=played)
+    ])]
+
+
+def round_end_messages(room, game_id, round_number):
+    """`round_end` for the round, and `game_over` after the game's last one."""
+    final = room.state == Room.State.FINISHED
+    target = room.targets[round_number - 1] if room.targets else room.target
+    messages = [protocol.message(
+        "round_end",
+        game=game_id,
+        round=round_number,
+        rounds=room.game_rounds,
+        target=target,
+        final=final,
+        next_round_at=None if final else epoch_ms(room.ends_at),
+        server_time=epoch_ms(clock.now()),
+        results=round_results(room, game_id, round_number),
+    )]
+    if final:
+        messages.append(protocol.message(
+            "game_over",
+            game=game_id,
+            rounds=room.game_rounds,
+            rule=rules.SCORING_RULE,
+            leaderboard=leaderboard(room, game_id),
+        ))
+    return messages
+
+
+def results_shown(room):
+    """The last round's results (and the leaderboard) while the room shows them."""
+    if room.state in (Room.State.RESULTS, Room.State.FINISHED) and room.game_id:
+        return round_end_messages(room, room.game_id, room.round)
+    return []
+
+
+def catch_up(code):
+    """What a connection that missed the room's broadcasts needs to send its
+    client: the room snapshot, then the results it shows. [] without a room."""
+    room = Room.objects.filter(code=code).first()
+    if room is None:
+        return []
+    return [room_message(room)] + results_shown(room)

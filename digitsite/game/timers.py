@@ -1,0 +1,126 @@
+"""The timers one connection keeps for its room: the phase's deadline (and
+catching the client up when a broadcast went missing), the seat's heartbeat
+and the end of disconnected players' rejoin windows.
+
+Every connection in a room keeps the room's timers; the database lets
+exactly one of them act at each deadline, and its broadcast moves the
+others' timers on. A superseded timer is left to notice it, not cancelled:
+cancelling could cut its broadcast in half.
+"""
+
+import asyncio
+import logging
+import random
+
+from digitsite.game import clock, rounds, rules, seats, snapshots
+from digitsite.game.database import db
+from digitsite.game.protocol import epoch_ms
+
+logger = logging.getLogger(__name__)
+
+# A connection whose view of the room is still behind the database this long
+# after a deadline missed a broadcast (its sender died, or the channel layer
+# dropped it) and catches its client up directly.
+CATCH_UP_AFTER = 4.0
+
+
+class RoomTimers:
+    """The timers of one PlayerSession (digitsite.game.session), which they act for."""
+
+    def __init__(self, session):
+        self.session = session
+        self.deadline_task = None
+        self.deadline_ms = None
+        self.expiry_task = None
+        self.expiry_ms = None
+
+    # -- the phase's deadline ------------------------------------------------
+
+    def set_deadline(self, deadline_ms):
+        if deadline_ms is None or deadline_ms == self.deadline_ms or self.session.closed:
+            return
+        self.deadline_ms = deadline_ms
+        self.deadline_task = self.session.spawn(self._deadline(deadline_ms))
+
+    async def _deadline(self, deadline_ms):
+        session = self.session
+        while not session.closed:
+            # A little jitter so the room's connections do not all hit the
+            # database in the same millisecond.
+            await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0)
+                              + random.uniform(0.0, 0.05))
+            if deadline_ms != self.deadline_ms:
+                return
+            await asyncio.shield(self._advance())
+            # Whoever moved the room on (this connection or another) broadcast
+            # it, and the broadcast replaces this timer. Should none come, look
+            # again.
+            await clock.sleep(1.0)
+            if deadline_ms != self.deadline_ms:
+                return
+            phase = await db(rounds.phase)(session.code)
+            if phase is None:
+                return
+            if session.view.behind(phase):
+                # A busy server's broadcast may only be late: give it time.
+                await clock.sleep(CATCH_UP_AFTER)
+                if deadline_ms == self.deadline_ms and not session.closed:
+                    phase = await db(rounds.phase)(session.code)
+                    if phase is not None and session.view.behind(phase):
+                        await self._catch_up()
+                return
+            if phase.closes_at is None or phase.state not in ("playing", "results"):
+                return
+            deadline_ms = epoch_ms(phase.closes_at)
+            self.deadline_ms = deadline_ms
+
+    async def _advance(self):
+        events = await db(rounds.advance)(self.session.code)
+        await self.session.broadcast_all(events)
+        return bool(events)
+
+    async def _catch_up(self):
+        """Tell this client what the room's lost broadcasts would have told it."""
+        logger.warning("room %s: a broadcast did not arrive; catching the client up",
+                       self.session.code)
+        for message in await db(snapshots.catch_up)(self.session.code):
+            await self.session.on_event(message)
+
+    # -- the seat's heartbeat ------------------------------------------------
+
+    def start_heartbeat(self):
+        self.session.spawn(self._heartbeat())
+
+    async def _heartbeat(self):
+        session = self.session
+        while not session.closed:
+            await clock.sleep(rules.SEAT_HEARTBEAT_SECONDS * random.uniform(0.9, 1.1))
+            if session.closed:
+                return
+            try:
+                events = await asyncio.shield(db(seats.heartbeat)(
+                    session.code, session.player_id, session.transport.channel_name))
+                await session.broadcast_all(events)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup: the next beat tries again
+                logger.exception("seat heartbeat in room %s failed", session.code)
+
+    # -- rejoin windows ------------------------------------------------------
+
+    def set_expiry(self, expiry_ms):
+        if self.expiry_ms is not None and self.expiry_ms <= expiry_ms and (
+                self.expiry_task is not None and not self.expiry_task.done()):
+            return
+        self.expiry_ms = expiry_ms
+        self.expiry_task = self.session.spawn(self._expire(expiry_ms))
+
+    async def _expire(self, expiry_ms):
+        await clock.sleep(max(expiry_ms / 1000 - clock.time(), 0) + random.uniform(0.05, 0.15))
+        if expiry_ms != self.expiry_ms:
+            return
+        self.expiry_ms = None
+        await asyncio.shield(self._expire_now())
+
+    async def _expire_now(self):
+        await self.session.broadcast_all(await db(seats.expire_seats)(self.session.code))

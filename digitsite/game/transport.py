@@ -1,0 +1,38 @@
+"""What a player's session needs of its connection: the transport.
+
+The session (digitsite.game.session) talks to the outside world only through
+an object with these members; in production it is the Channels consumer
+(digitsite.game.consumers), in a test it may be anything that has them.
+Broadcasts to the room come back to every session through its `on_event`,
+so everything a client learns about the room, from this process or another,
+goes the same way.
+"""
+
+from typing import Protocol
+
+
+class Transport(Protocol):
+    # This connection's address in the channel layer.
+    channel_name: str
+    # The Django user, or None / AnonymousUser.
+    user: object
+    # The Django session key of the connection, or None (may be left out).
+    session_key: str | None
+
+    async def send_message(self, message: dict) -> None:
+        """Send a message to this client."""
+
+    async def broadcast(self, message: dict) -> None:
+        """Send a message to everyone in the room, this client included."""
+
+    async def subscribe(self, code: str) -> None:
+        """Start receiving the room's broadcasts."""
+
+    async def notify_replaced(self, channel_name: str) -> None:
+        """Tell an older connection that it lost its seat to this one."""
+
+    async def notify_kicked(self, channel_name: str) -> None:
+        """Tell the connection of a player the host removed."""
+
+    async def close_socket(self, code: int) -> None:
+        """Close the socket with a close code (digitsite.game.protocol)."""
