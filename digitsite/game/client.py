@@ -21,8 +21,10 @@ import asyncio
 import json
 from urllib.parse import urlsplit
 
+from digitsite.game import protocol
+
 # The protocol version a client speaks, sent in `join`.
-PROTOCOL = 1
+PROTOCOL = protocol.PROTOCOL_VERSION
 # How long a client waits for a message unless told otherwise, in seconds.
 WAIT = 30.0
 
@@ -44,8 +46,9 @@ class Refused(Exception):
 
 
 def message(type_, **fields):
-    """The message of `type_` with `fields`, as a client sends it."""
-    return {"type": type_, **fields}
+    """The message of `type_` with `fields`, as a client sends it: built and
+    checked by the protocol's own declaration (digitsite/game/protocol.py)."""
+    return protocol.client_message(type_, **fields)
 
 
 def room_path(code):

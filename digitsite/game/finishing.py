@@ -64,28 +64,14 @@ def finish(room, seat, progress, reason, at):
 
 def store_drawing(room, seat, progress):
     """Keep the player's drawing of the round as a labelled sample, once."""
-    from recognizer.models import Drawing, ModelVersion
+    from recognizer.collection import store_drawing
 
-    version = (ModelVersion.objects.filter(version=progress.model_version).first()
-               if progress.model_version else None)
-    # The unique constraint (game, round, player) makes a second attempt a no-op.
-    Drawing.objects.get_or_create(
-        game_id=progress.game_id,
-        round_number=progress.round_number,
-        player_id=seat.player_id,
-        defaults={
-            "label": progress.target,
-            "strokes": progress.drawing,
-            "input_image": bytes(progress.input_image),
-            "prediction": progress.prediction,
-            "probabilities": progress.probabilities,
-            "model_version": version,
-            "player_name": seat.name,
-            "user_id": seat.user_id,
-            "room_code": room.code,
-            "source": "game",
-            "status": Drawing.Status.PENDING,
-        },
+    store_drawing(
+        game_id=progress.game_id, round_number=progress.round_number,
+        player_id=seat.player_id, player_name=seat.name, user_id=seat.user_id,
+        room_code=room.code, label=progress.target, strokes=progress.drawing,
+        input_image=progress.input_image, prediction=progress.prediction,
+        probabilities=progress.probabilities, model_version=progress.model_version,
     )
 
 
