@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from digitsite.ratelimit import TokenBucket
+from recognizer.ratelimit import TokenBucket
 
 
 def client_address(request):
@@ -60,7 +60,7 @@ class _Client:
 
 class ClientLimits:
     """Concurrency and rate limits per client key (a token bucket each,
-    digitsite/ratelimit.py). Thread-safe; clock injectable."""
+    recognizer/ratelimit.py). Thread-safe; clock injectable."""
 
     def __init__(self, max_in_flight, rate, burst, clock=time.monotonic):
         if max_in_flight < 1 or rate <= 0 or burst < 1:

@@ -739,7 +739,7 @@ async def test_oversized_message_on_a_real_server_closes_with_4009_and_one_log_l
     logged_before = daphne_server.log_path.stat().st_size
     async with await daphne_server.game_client(code, "Ada") as ada:
         await ada.join(timeout=30)
-        await ada.send("ping", pad="x" * 70_000)
+        await ada.send_raw(json.dumps({"type": "ping", "pad": "x" * 70_000}))
         assert await ada.closed(timeout=30) == 4009
     assert [m["code"] for m in ada.all_of("error")] == ["too_large"]
 

@@ -26,9 +26,9 @@ WIRING = {"recognizer.admin"}
 # What may never be imported by what: the recognizer serves the game and the
 # teaching pages and is trained by the trainer, so it knows none of them.
 FORBIDDEN = {
-    "recognizer": {"trainer", "digitsite.game", "recognizer.teaching"},
-    "recognizer.collection": {"trainer", "digitsite.game", "recognizer.teaching"},
-    "recognizer.teaching": {"trainer", "digitsite.game"},
+    "recognizer": {"trainer", "digitsite", "digitsite.game", "recognizer.teaching"},
+    "recognizer.collection": {"trainer", "digitsite", "digitsite.game", "recognizer.teaching"},
+    "recognizer.teaching": {"trainer", "digitsite", "digitsite.game"},
     "trainer": {"digitsite.game", "recognizer.teaching"},
     "digitsite.game": {"trainer", "recognizer.teaching"},
 }

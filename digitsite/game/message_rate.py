@@ -11,7 +11,7 @@ from collections import deque
 from enum import Enum
 
 from digitsite.game.protocol import FLOOD_DROPS, FLOOD_WINDOW, RATE_BURST, RATE_PER_SECOND
-from digitsite.ratelimit import TokenBucket
+from recognizer.ratelimit import TokenBucket
 
 
 class Refusal(Enum):
