@@ -193,7 +193,8 @@ def test_two_players_play_a_game_to_the_leaderboard(game_server, page, phone, ar
         sources = cards.locator("img.thumb--pixels").evaluate_all("els => els.map(e => e.src)")
         assert len(sources) == 2 and all(s.startswith("data:image/png;base64,") for s in sources)
         assert re.search(r"\+\d+", cards.first.inner_text())
-    assert f"draw a {target}" in page.locator("[data-results-title]").inner_text()
+    named = f"{'an' if target == 8 else 'a'} {target}"
+    assert f"draw {named}" in page.locator("[data-results-title]").inner_text()
 
     # Round 2 starts by itself; Ada finishes, Bob's drawing runs out of time.
     page.wait_for_function(

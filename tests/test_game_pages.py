@@ -45,6 +45,17 @@ def test_home_shows_the_forms_and_the_data_notice(client):
     assert 'href="/admin/"' not in html
 
 
+def test_the_site_icon_is_linked_and_served_for_favicon_ico(client):
+    html = client.get("/").content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+    # Browsers ask /favicon.ico of any page, with or without the link.
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302 and response["Location"] == "/static/favicon.svg"
+    icon = client.get(response["Location"])
+    assert icon.status_code == 200 and icon["Content-Type"].startswith("image/svg+xml")
+    assert b"<svg" in b"".join(icon.streaming_content if icon.streaming else [icon.content])
+
+
 def test_staff_see_the_admin_link(client):
     User.objects.create_user("boss", password="pw-long-enough-1", is_staff=True)
     client.login(username="boss", password="pw-long-enough-1")

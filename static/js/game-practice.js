@@ -1,5 +1,12 @@
 // Solo practice: a random target digit, live guesses from the HTTP recognition API.
+//
+// "Recognised!" tells what the model makes of the drawing now: it shows when
+// the guess for a finished drawing (the pen lifted) is the target at the
+// target confidence, not for a stroke still being drawn, and it goes as soon
+// as a later drawing's guess is another digit or less sure. The tally counts
+// each target once.
 
+import {withArticle} from "./article.js";
 import {bindPadControls, DrawingPad, throttle} from "./drawing-pad.js";
 import {renderBars, resetBars} from "./game-ui.js";
 import {latestRequest, RetryLater} from "./latest-only.js";
@@ -15,9 +22,12 @@ const guessDigit = document.querySelector("[data-guess-digit]");
 const guessNote = document.querySelector("[data-guess-note]");
 const bars = document.querySelector("[data-bars]");
 
+const DRAW_IT = "Draw it as clearly as you can.";
+const RECOGNISED = "Recognised! Try the next one.";
+
 let target = Number(targetEl.textContent);
 let recognised = 0;
-let solved = false;
+let counted = false; // this target is in the tally
 
 // One drawing on its way at a time, the newest next; answers can overtake
 // each other, and only the newest request's answer is shown (latest-only.js).
@@ -36,18 +46,18 @@ const request = latestRequest(
     const answer = await response.json().catch(() => ({error: `HTTP ${response.status}`}));
     return {ok: response.ok, answer};
   },
-  ({ok, answer}) => {
+  ({ok, answer}, _drawing, finished) => {
     if (!ok) {
       guessNote.textContent = answer.error || "The recogniser is not available.";
       return;
     }
-    showGuess(answer);
+    showGuess(answer, finished);
   },
   () => {
     guessNote.textContent = "No connection to the server.";
   },
 );
-const send = throttle((drawing) => request(drawing), 100);
+const send = throttle((drawing, finished) => request(drawing, finished), 100);
 
 const pad = new DrawingPad(document.querySelector("[data-pad]"), {
   onChange: (drawing, reason) => {
@@ -57,7 +67,10 @@ const pad = new DrawingPad(document.querySelector("[data-pad]"), {
       showIdle();
       return;
     }
-    send(drawing);
+    // The pen is up after a stroke ends or an undo: the drawing is finished.
+    const finished = reason === "end" || reason === "undo";
+    send(drawing, finished);
+    if (finished) send.flush();
   },
 });
 bindPadControls(pad, document);
@@ -66,18 +79,25 @@ function showIdle() {
   guessDigit.textContent = "?";
   guessNote.textContent = "Start drawing";
   resetBars(bars);
+  statusEl.textContent = DRAW_IT;
 }
 
-function showGuess({digit, probabilities}) {
+/** A guess: `finished` when it is of a drawing with the pen lifted. */
+function showGuess({digit, probabilities}, finished) {
   guessDigit.textContent = String(digit);
   const confidence = probabilities[target] || 0;
-  guessNote.textContent = `${percent(confidence)} sure it is a ${target}`;
+  guessNote.textContent = `${percent(confidence)} sure it is ${withArticle(target)}`;
   renderBars(bars, probabilities, target);
-  if (!solved && digit === target && confidence >= threshold) {
-    solved = true;
-    recognised++;
-    tallyEl.textContent = `${recognised} recognised`;
-    statusEl.textContent = "Recognised! Try the next one.";
+  const reached = digit === target && confidence >= threshold;
+  if (!reached) {
+    statusEl.textContent = DRAW_IT;
+  } else if (finished) {
+    statusEl.textContent = RECOGNISED;
+    if (!counted) {
+      counted = true;
+      recognised++;
+      tallyEl.textContent = `${recognised} recognised`;
+    }
   }
 }
 
@@ -86,8 +106,8 @@ function nextDigit() {
   while (next === target) next = Math.floor(Math.random() * 10);
   target = next;
   targetEl.textContent = String(target);
-  statusEl.textContent = "Draw it as clearly as you can.";
-  solved = false;
+  statusEl.textContent = DRAW_IT;
+  counted = false;
   pad.clear();
 }
 

@@ -1,6 +1,6 @@
-// A round's results (one card per player: the drawing, what the model saw of
-// it, its guess and points) and the final leaderboard, as the room page shows
-// them from `round_end` and `game_over` (docs/protocol.md).
+// A round's results, one card per player (the drawing, what the model saw of
+// it, its guess and points), as the room page shows them from `round_end`
+// (docs/protocol.md). The final standings are game-standings.js.
 
 import {renderDrawing} from "./drawing-pad.js";
 import {h} from "./game-ui.js";
@@ -42,33 +42,25 @@ function resultCard(result, target, myId) {
     : result.probabilities
       ? `${result.digit} (${percent(result.probabilities[result.digit])})`
       : String(result.digit);
+  // Small thumbnails beside the lines of text, so that a round's results fit
+  // the screen above the canvas, on a phone too.
   return h("article", {class: "result", dataset: {player: result.player}},
-    h("div", {class: "result__line"},
-      h("span", {class: "result__name"}, result.name, result.player === myId ? " (you)" : ""),
-      h("span", {class: "result__points"}, `+${result.points}`)),
     h("div", {class: "result__images"},
       h("figure", {},
         result.drawing
           ? h("canvas", {class: "thumb", dataset: {resultDrawing: result.player}, role: "img", "aria-label": `${result.name}'s drawing`})
           : empty(),
         h("figcaption", {}, "drawing")),
-      h("figure", {}, input, h("figcaption", {}, "model input (28×28)"))),
-    h("div", {class: "result__line"},
-      h("span", {}, `Guess: ${guess}`),
-      h("span", {class: "muted"}, `${percent(result.target_probability)} for ${target}`)),
-    h("div", {class: "result__line muted small"},
-      h("span", {}, (REASONS[result.reason] || (() => result.reason))(result)),
-      h("span", {}, `total ${result.score}`)));
-}
-
-/** Fill `list` (an <ol>) with the leaderboard of a `game_over`; `myId` marks mine. */
-export function showLeaderboard(list, leaderboard, myId) {
-  // Ranks come from the server: equal scores share one.
-  list.replaceChildren(...leaderboard.map((row) => h("li", {
-    dataset: {player: row.player, rank: String(row.rank)},
-    class: [row.rank === 1 ? "is-first" : "", row.gone ? "is-gone" : ""].join(" ").trim(),
-  },
-  h("span", {class: "rank", "aria-label": `rank ${row.rank}`}, String(row.rank)),
-  h("span", {class: "name"}, row.name, row.player === myId ? " (you)" : "", row.gone ? " · left" : ""),
-  h("span", {class: "score"}, String(row.score)))));
+      h("figure", {title: "What the model saw: the drawing as 28×28 pixels"},
+        input, h("figcaption", {}, "model input"))),
+    h("div", {class: "result__text"},
+      h("div", {class: "result__line"},
+        h("span", {class: "result__name"}, result.name, result.player === myId ? " (you)" : ""),
+        h("span", {class: "result__points"}, `+${result.points}`)),
+      h("div", {class: "result__line"},
+        h("span", {}, `Guess: ${guess}`),
+        h("span", {class: "muted"}, `${percent(result.target_probability)} for ${target}`)),
+      h("div", {class: "result__line muted small"},
+        h("span", {}, (REASONS[result.reason] || (() => result.reason))(result)),
+        h("span", {}, `total ${result.score}`))));
 }

@@ -1,11 +1,13 @@
 // How the room page shows the game: its elements, the status line, the
 // overlay on the canvas, the live guess, the players, the host's controls and
 // settings, the clock and the connection badge. It reads the game's state
-// (game-state.js) and changes none of it; the round's results and the
-// leaderboard are drawn by game-results.js.
+// (game-state.js) and changes none of it; the round's results are drawn by
+// game-results.js, the final standings by game-standings.js.
 
+import {withArticle} from "./article.js";
 import {h, renderBars, resetBars} from "./game-ui.js";
-import {showLeaderboard, showResults} from "./game-results.js";
+import {showResults} from "./game-results.js";
+import {showStandings} from "./game-standings.js";
 import {percent} from "./percent.js";
 
 export class RoomView {
@@ -33,6 +35,8 @@ export class RoomView {
       resultsGrid: $("[data-results-grid]"),
       nextRound: $("[data-next-round]"),
       final: $("[data-final]"),
+      winner: $("[data-winner]"),
+      podium: $("[data-podium]"),
       leaderboard: $("[data-leaderboard]"),
       playAgain: $("[data-play-again]"),
       playAgainWait: $("[data-play-again-wait]"),
@@ -88,7 +92,7 @@ export class RoomView {
   showGuess(digit, probabilities, targetProbability, target) {
     const {ui} = this;
     ui.guessDigit.textContent = String(digit);
-    ui.guessNote.textContent = `${percent(targetProbability)} sure it is a ${target}`;
+    ui.guessNote.textContent = `${percent(targetProbability)} sure it is ${withArticle(target)}`;
     ui.guessInline.textContent = `Model: ${digit} · ${percent(probabilities[digit])}`;
     renderBars(ui.bars, probabilities, target);
   }
@@ -141,9 +145,9 @@ export class RoomView {
     ui.done.disabled = true;
     ui.targetDigit.textContent = String(message.target);
     ui.targetLabel.textContent = `Round ${message.round} of ${message.rounds}`;
-    ui.targetText.textContent = `Draw a ${message.target}`;
+    ui.targetText.textContent = `Draw ${withArticle(message.target)}`;
     ui.roundLabel.textContent = `Round ${message.round} of ${message.rounds}`;
-    ui.results.hidden = true;
+    this.foldResults(message.round);
     ui.final.hidden = true;
     this.hideOverlay();
     this.showNoGuess();
@@ -243,18 +247,36 @@ export class RoomView {
     ui.settings.hidden = !show;
   }
 
+  /**
+   * A round's results stay open until the next round starts; then they fold
+   * into a "last round" line above the canvas that the player may open again.
+   * A new game's first round has no last round to show.
+   */
   showRoundEnd(message, myId) {
     const {ui} = this;
     this.showOverlay(message.final ? "Game over" : `Round ${message.round} is over`, true);
-    ui.resultsTitle.textContent = `Round ${message.round} of ${message.rounds}: draw a ${message.target}`;
+    ui.resultsTitle.textContent = `Round ${message.round} of ${message.rounds}: draw ${withArticle(message.target)}`;
+    ui.nextRound.textContent = "";
     ui.results.hidden = false;
+    ui.results.open = true;
     showResults(ui.resultsGrid, message, myId);
+    // They are seen at once from the top of the page; a player scrolled down
+    // to the canvas is brought up to them.
+    ui.results.scrollIntoView({behavior: "smooth", block: "nearest"});
+  }
+
+  foldResults(round) {
+    const {ui} = this;
+    ui.results.open = false;
+    ui.results.hidden = round <= 1 || ui.resultsGrid.childElementCount === 0;
+    ui.nextRound.textContent = "last round";
   }
 
   showGameOver(message, myId) {
     const {ui} = this;
     ui.final.hidden = false;
-    showLeaderboard(ui.leaderboard, message.leaderboard, myId);
+    showStandings({winner: ui.winner, podium: ui.podium, list: ui.leaderboard},
+      message.leaderboard, myId);
     ui.nextRound.textContent = "final round";
     this.root.dataset.state = "finished";
     ui.final.scrollIntoView({behavior: "smooth", block: "nearest"});

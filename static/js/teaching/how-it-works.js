@@ -1,6 +1,7 @@
 // "How it works": draw, and every stage of the preprocessing and the network
 // is redrawn from what the server computed (POST /learn/api/stages).
 
+import {withArticle} from "../article.js";
 import {DrawingPad, bindPadControls, throttle} from "../drawing-pad.js";
 import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
@@ -200,7 +201,7 @@ function renderStrokes() {
   svg.replaceChildren(...children);
   setFacts("strokes", `${plural(data.preprocessing.strokes, "stroke")}, ` +
     `${plural(data.preprocessing.points, "point")}; box ${Math.round(box.width)} x ` +
-    `${Math.round(box.height)} pixels of a ${Math.round(drawing.width)} x ` +
+    `${Math.round(box.height)} pixels of ${withArticle(Math.round(drawing.width))} x ` +
     `${Math.round(drawing.height)} canvas.`);
 }
 
