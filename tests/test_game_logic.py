@@ -11,12 +11,12 @@ from django.apps import apps as django_apps
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from digitsite import ratelimit
 from digitsite.game import clock, codes, guesses, rooms, rules, seats, snapshots
 from digitsite.game import lobby as game_lobby
 from digitsite.game import rounds as game_rounds
 from digitsite.game.models import Room, RoundProgress, Seat
 from digitsite.game.rules import GameError
+from recognizer import ratelimit
 from recognizer.inference import Prediction
 from recognizer.models import Drawing
 from tests.tables import rows_containing
