@@ -85,7 +85,7 @@ def check_stored(players, room_codes):
     return len(stored), sent, problems
 
 
-def main():
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--players", type=int, default=40)
     parser.add_argument("--drawings", type=int, default=50, help="drawings per player")
@@ -109,12 +109,11 @@ def main():
     parser.add_argument("--data-dir", default=default_data_dir())
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds a player waits for any message before giving up")
-    args = parser.parse_args()
-    if not 1 <= args.room_size <= 8:
-        parser.error("--room-size must be 1 to 8")
-    if args.drawings < 1 or args.players < 2:
-        parser.error("at least 2 players and 1 drawing each")
+    return parser
 
+
+def start_django(args):
+    """The server (not started yet) on scratch folders, and Django here on the same ones."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-feedback-"))
     from tests.live import LiveServer
 
@@ -128,59 +127,55 @@ def main():
     for key in ("DATABASE_URL", "RECOGNIZER_MODEL_DIR", "MNIST_DATA_DIR"):
         os.environ[key] = server.env[key]
     setup_django(var_dir=server.env["DIGITSITE_VAR_DIR"])
+    return server
 
+
+def make_rooms(args, rounds, games):
+    """The styled players, and the rooms they play: [(room code, its players)]."""
     from digitsite.game.rooms import create_room
-    from recognizer.collection import review
-    from recognizer.models import Drawing
-    from recognizer.versions import active_version
     from trainer import datasets
-    from trainer.finetune import FinetuneOptions, run_finetune
-    from trainer.simulation import STYLES, make_players
+    from trainer.simulation import make_players
 
-    shipped = active_version()
-    if shipped is None or not shipped.path.startswith("builtin:"):
-        print("the shipped model (recognizer/weights/ + manifest.json) is not there: "
-              "the loop has nothing to start from", file=sys.stderr)
-        return 2
-    if args.style not in STYLES:
-        parser.error(f"--style must be one of {', '.join(STYLES)}")
-
-    # -- players and rooms ---------------------------------------------------
-    rounds = min(args.drawings, 10)
-    games = math.ceil(args.drawings / rounds)
     train_images = datasets.mnist_split("train", args.data_dir)
     players = make_players(args.style, train_images.images.numpy(),
                            train_images.labels.numpy(), args.players,
                            per_digit=math.ceil(games * rounds / 10) + 1, seed=args.seed)
-    room_count = math.ceil(args.players / args.room_size)
     rooms = []
-    for index in range(room_count):
+    for index in range(math.ceil(args.players / args.room_size)):
         members = players[index * args.room_size:(index + 1) * args.room_size]
         room = create_room(f"feedback {index}", rounds=rounds, seconds=60.0,
                            results_seconds=0.0, target_confidence=1.0,
                            max_players=len(members))
         rooms.append((room.code, members))
-    room_codes = [code for code, _ in rooms]
+    return players, rooms
 
-    # -- playing --------------------------------------------------------------
+
+def play(server, rooms, games, rounds, timeout):
+    """Every room's games over real WebSockets; the seconds they took."""
     server.start()
     try:
         started = time.perf_counter()
-        asyncio.run(play_all(rooms, server, games, rounds, args.timeout))
-        play_seconds = time.perf_counter() - started
+        asyncio.run(play_all(rooms, server, games, rounds, timeout))
+        return time.perf_counter() - started
     finally:
         server.stop()
-    stored, sent, problems = check_stored(players, room_codes)
-    guessed = [e["guess"] for p in players for e in p.rounds.values() if "guess" in e]
-    in_game_correct = sum(g["digit"] == e["label"] for p in players for e in p.rounds.values()
-                          for g in [e.get("guess")] if g)
 
-    # -- review ---------------------------------------------------------------
+
+def approve(room_codes):
+    """Approve the rooms' drawings through the review function: (count, seconds)."""
+    from recognizer.collection import review
+    from recognizer.models import Drawing
+
     started = time.perf_counter()
     approved = review.set_status(Drawing.objects.filter(room_code__in=room_codes), "approved")
-    approve_seconds = time.perf_counter() - started
+    return approved, time.perf_counter() - started
 
-    # -- fine-tuning ------------------------------------------------------------
+
+def finetune(args):
+    """Fine-tune from the shipped model on MNIST and the approved drawings:
+    (result, options, seconds)."""
+    from trainer.finetune import FinetuneOptions, run_finetune
+
     options = FinetuneOptions(
         epochs=args.epochs, lr=args.lr, seed=args.seed, data_dir=args.data_dir, device="cpu",
         limit=args.limit, threads=args.threads, canvas_train=args.canvas_train, verbosity=1,
@@ -192,18 +187,56 @@ def main():
         options.holdout_fraction = args.holdout_fraction
     started = time.perf_counter()
     result = run_finetune(options)
-    finetune_seconds = time.perf_counter() - started
+    return result, options, time.perf_counter() - started
 
-    table = result.metrics["before_after"]
+
+def finetune_summary(args, result, options):
     data = result.training["data"]
+    return {
+        "epochs": args.epochs,
+        "canvas_train": args.canvas_train,
+        "lr": result.training["lr"],
+        "drawings_weight": options.drawings_weight,
+        "holdout_fraction": options.holdout_fraction,
+        "threads": result.training["threads"],
+        "data": {k: v for k, v in data.items() if k != "train_per_class"},
+        "from": result.training["from"],
+        "new_version": result.version.version,
+        "activated": result.activated,
+        "reasons": result.reasons,
+    }
+
+
+def accuracy_summary(args, result):
+    """Accuracy before and after on each set, and the two verdicts on it."""
+    table = result.metrics["before_after"]
     mnist_drop = -table["mnist_test"]["change_points"]
     heldout = table.get("heldout_drawings")
-    results = {
+    return {
+        "accuracy": {name: {"count": row["count"], "before": row["before"],
+                            "after": row["after"], "change_points": row["change_points"]}
+                     for name, row in table.items()},
+        "heldout_style_rose": bool(heldout and heldout["after"] > heldout["before"]),
+        "mnist_test_drop_points": round(mnist_drop, 4),
+        "max_mnist_drop_points": args.max_mnist_drop,
+        "mnist_drop_within_limit": mnist_drop <= args.max_mnist_drop + 1e-9,
+    }
+
+
+def games_summary(args, players, rooms, rounds, games, stored_check, approved):
+    """What was played, sent, stored and approved."""
+    from trainer.simulation import STYLES
+
+    stored, sent, problems = stored_check
+    guessed = [e["guess"] for p in players for e in p.rounds.values() if "guess" in e]
+    in_game_correct = sum(g["digit"] == e["label"] for p in players for e in p.rounds.values()
+                          for g in [e.get("guess")] if g)
+    return {
         "benchmark": "feedback_loop",
         "style": args.style,
         "style_description": STYLES[args.style].description,
         "players": args.players,
-        "rooms": room_count,
+        "rooms": len(rooms),
         "drawings_per_player": games * rounds,
         "games_per_room": games,
         "rounds_per_game": rounds,
@@ -213,26 +246,42 @@ def main():
         "drawings_approved": approved,
         "in_game_accuracy_shipped": round(in_game_correct / len(guessed), 4) if guessed else None,
         "player_errors": sorted({code for p in players for code in p.errors}),
-        "finetune": {
-            "epochs": args.epochs,
-            "canvas_train": args.canvas_train,
-            "lr": result.training["lr"],
-            "drawings_weight": options.drawings_weight,
-            "holdout_fraction": options.holdout_fraction,
-            "threads": result.training["threads"],
-            "data": {k: v for k, v in data.items() if k != "train_per_class"},
-            "from": result.training["from"],
-            "new_version": result.version.version,
-            "activated": result.activated,
-            "reasons": result.reasons,
-        },
-        "accuracy": {name: {"count": row["count"], "before": row["before"],
-                            "after": row["after"], "change_points": row["change_points"]}
-                     for name, row in table.items()},
-        "heldout_style_rose": bool(heldout and heldout["after"] > heldout["before"]),
-        "mnist_test_drop_points": round(mnist_drop, 4),
-        "max_mnist_drop_points": args.max_mnist_drop,
-        "mnist_drop_within_limit": mnist_drop <= args.max_mnist_drop + 1e-9,
+    }
+
+
+def main():
+    parser = build_parser()
+    args = parser.parse_args()
+    if not 1 <= args.room_size <= 8:
+        parser.error("--room-size must be 1 to 8")
+    if args.drawings < 1 or args.players < 2:
+        parser.error("at least 2 players and 1 drawing each")
+
+    server = start_django(args)
+    from recognizer.versions import active_version
+    from trainer.simulation import STYLES
+
+    shipped = active_version()
+    if shipped is None or not shipped.path.startswith("builtin:"):
+        print("the shipped model (recognizer/weights/ + manifest.json) is not there: "
+              "the loop has nothing to start from", file=sys.stderr)
+        return 2
+    if args.style not in STYLES:
+        parser.error(f"--style must be one of {', '.join(STYLES)}")
+
+    rounds = min(args.drawings, 10)
+    games = math.ceil(args.drawings / rounds)
+    players, rooms = make_rooms(args, rounds, games)
+    room_codes = [code for code, _ in rooms]
+    play_seconds = play(server, rooms, games, rounds, args.timeout)
+    stored_check = check_stored(players, room_codes)
+    approved, approve_seconds = approve(room_codes)
+    result, options, finetune_seconds = finetune(args)
+
+    results = {
+        **games_summary(args, players, rooms, rounds, games, stored_check, approved),
+        "finetune": finetune_summary(args, result, options),
+        **accuracy_summary(args, result),
         "seconds": {
             "games": round(play_seconds, 1),
             "approve": round(approve_seconds, 2),
@@ -245,6 +294,7 @@ def main():
     path = write_results("feedback_loop", results)
     print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=2))
     print(f"results written to {path.relative_to(BASE_DIR)}")
+    stored, sent, problems = stored_check
     ok = (not problems and stored == sent == args.players * games * rounds
           and results["heldout_style_rose"] and results["mnist_drop_within_limit"])
     return 0 if ok else 1

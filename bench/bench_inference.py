@@ -41,84 +41,76 @@ def sample_drawing(index):
     return {"width": 400, "height": 400, "strokes": [points, tail]}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=64)
-    args = parser.parse_args()
-
-    setup_django()
-    import torch
-
-    from recognizer.frozen import freeze
-    from recognizer.inference import InferenceService
+def end_to_end_of(service):
+    """Strokes to probabilities for one request, as the API does it, on `service`."""
     from recognizer.payloads import parse_drawing
     from recognizer.preprocessing import strokes_to_input
-    from recognizer.versions import load_version
-
-    version, origin = ensure_model()
-    model, _ = load_version(version)
-    service = InferenceService(reload_seconds=3600)
-    unbatched = InferenceService(reload_seconds=3600, max_batch=1)
 
     def end_to_end(payload):
         drawing = parse_drawing(payload)
         return service.predict(strokes_to_input(drawing.strokes, drawing.width, drawing.height))
 
-    payloads = [sample_drawing(i) for i in range(16)]
-    for payload in payloads:  # warm up: model load, allocator, thread pools
-        end_to_end(payload)
+    return end_to_end
 
-    counter = iter(range(10**9))
-    single = timed(lambda: end_to_end(payloads[next(counter) % 16]), args.repeats)
-    preprocess = timed(
-        lambda: strokes_to_input(payloads[0]["strokes"], 400, 400), args.repeats
-    )
 
-    async def concurrent_round(service):
-        async def one(payload):
-            start = time.perf_counter()
-            drawing = parse_drawing(payload)
-            image = await asyncio.to_thread(
-                strokes_to_input, drawing.strokes, drawing.width, drawing.height
-            )
-            await service.apredict(image)
-            return time.perf_counter() - start
+async def concurrent_round(service, payloads, clients):
+    """`clients` requests at once: (wall seconds, each one's latency)."""
+    from recognizer.payloads import parse_drawing
+    from recognizer.preprocessing import strokes_to_input
 
+    async def one(payload):
         start = time.perf_counter()
-        latencies = await asyncio.gather(
-            *(one(payloads[i % 16]) for i in range(args.concurrency))
+        drawing = parse_drawing(payload)
+        image = await asyncio.to_thread(
+            strokes_to_input, drawing.strokes, drawing.width, drawing.height
         )
-        return time.perf_counter() - start, latencies
+        await service.apredict(image)
+        return time.perf_counter() - start
 
+    start = time.perf_counter()
+    latencies = await asyncio.gather(
+        *(one(payloads[i % 16]) for i in range(clients))
+    )
+    return time.perf_counter() - start, latencies
+
+
+def concurrent(service, payloads, clients, rounds):
+    """Median latency, throughput and mean batch size of `rounds` concurrent rounds."""
+    walls, latencies = [], []
+    asyncio.run(concurrent_round(service, payloads, clients))  # warm up
+    batches_before, served_before = service.batches_run, service.requests_served
+    for _ in range(rounds):
+        wall, lat = asyncio.run(concurrent_round(service, payloads, clients))
+        walls.append(wall)
+        latencies.extend(lat)
+    mean_batch = (service.requests_served - served_before) / max(
+        1, service.batches_run - batches_before
+    )
+    return {
+        "clients": clients,
+        "median_latency_ms": statistics.median(latencies) * 1000,
+        "throughput_per_s": clients / statistics.median(walls),
+        "mean_batch_size": mean_batch,
+    }
+
+
+def batched_and_unbatched(service, unbatched, payloads, args):
+    """The best of two concurrent runs with batching and of two without."""
     rounds = max(5, args.repeats // args.concurrency)
-
-    def concurrent(service):
-        walls, latencies = [], []
-        asyncio.run(concurrent_round(service))  # warm up
-        batches_before, served_before = service.batches_run, service.requests_served
-        for _ in range(rounds):
-            wall, lat = asyncio.run(concurrent_round(service))
-            walls.append(wall)
-            latencies.extend(lat)
-        mean_batch = (service.requests_served - served_before) / max(
-            1, service.batches_run - batches_before
-        )
-        return {
-            "clients": args.concurrency,
-            "median_latency_ms": statistics.median(latencies) * 1000,
-            "throughput_per_s": args.concurrency / statistics.median(walls),
-            "mean_batch_size": mean_batch,
-        }
-
     # Alternated, so that a neighbour's load on the machine hits both alike.
     batched_runs, unbatched_runs = [], []
     for _ in range(2):
-        batched_runs.append(concurrent(service))
-        unbatched_runs.append(concurrent(unbatched))
-    batched_result = max(batched_runs, key=lambda r: r["throughput_per_s"])
-    unbatched_result = max(unbatched_runs, key=lambda r: r["throughput_per_s"])
-    mean_batch = batched_result["mean_batch_size"]
+        batched_runs.append(concurrent(service, payloads, args.concurrency, rounds))
+        unbatched_runs.append(concurrent(unbatched, payloads, args.concurrency, rounds))
+    return (max(batched_runs, key=lambda r: r["throughput_per_s"]),
+            max(unbatched_runs, key=lambda r: r["throughput_per_s"]))
+
+
+def forward_passes(model, repeats):
+    """{"eager"|"frozen": (batch-1 durations, batch-64 durations)}, one thread."""
+    import torch
+
+    from recognizer.frozen import freeze
 
     torch.set_num_threads(1)  # as the service's worker runs
     frozen_model = freeze(model)
@@ -131,11 +123,14 @@ def main():
                 network(batch1)
                 network(batch64)
             forwards[name] = (
-                timed(lambda network=network: network(batch1), args.repeats),
-                timed(lambda network=network: network(batch64), max(20, args.repeats // 4)),
+                timed(lambda network=network: network(batch1), repeats),
+                timed(lambda network=network: network(batch64), max(20, repeats // 4)),
             )
-    forward1, forward64 = forwards["frozen"]
+    return forwards
 
+
+def summarise(version, origin, single, preprocess, forwards, batched, unbatched):
+    forward1, forward64 = forwards["frozen"]
     results = {
         "model": {"version": version.version, "origin": origin},
         "machine": machine_summary(),
@@ -146,19 +141,20 @@ def main():
         "forward_batch64_per_item_ms": median_ms(forward64) / 64,
         "eager_forward_batch1_ms": median_ms(forwards["eager"][0]),
         "eager_forward_batch64_per_item_ms": median_ms(forwards["eager"][1]) / 64,
-        "concurrent": batched_result,
-        "concurrent_unbatched": unbatched_result,
+        "concurrent": batched,
+        "concurrent_unbatched": unbatched,
         "batched_to_unbatched_throughput": (
-            batched_result["throughput_per_s"] / unbatched_result["throughput_per_s"]
+            batched["throughput_per_s"] / unbatched["throughput_per_s"]
         ),
     }
     results["ratio_end_to_end_to_forward_batch1"] = (
         results["end_to_end_single_ms"] / results["forward_batch1_ms"]
     )
-    path = write_results("inference", results)
+    return results
 
+
+def print_table(results, clients):
     concurrent, single_file = results["concurrent"], results["concurrent_unbatched"]
-    print(f"model: {version.version} ({origin}); torch threads {torch.get_num_threads()}")
     print(f"{'measure':44s} {'median':>10s}")
     rows = [
         ("strokes -> probabilities, one at a time", results["end_to_end_single_ms"], "ms"),
@@ -169,19 +165,57 @@ def main():
          results["eager_forward_batch64_per_item_ms"], "ms"),
         ("forward pass, batch 64, per drawing, frozen",
          results["forward_batch64_per_item_ms"], "ms"),
-        (f"{args.concurrency} concurrent, batched: latency", concurrent["median_latency_ms"], "ms"),
-        (f"{args.concurrency} concurrent, batched: throughput",
+        (f"{clients} concurrent, batched: latency", concurrent["median_latency_ms"], "ms"),
+        (f"{clients} concurrent, batched: throughput",
          concurrent["throughput_per_s"], "/s"),
-        ("  mean batch size", mean_batch, ""),
-        (f"{args.concurrency} concurrent, unbatched: latency",
+        ("  mean batch size", concurrent["mean_batch_size"], ""),
+        (f"{clients} concurrent, unbatched: latency",
          single_file["median_latency_ms"], "ms"),
-        (f"{args.concurrency} concurrent, unbatched: throughput",
+        (f"{clients} concurrent, unbatched: throughput",
          single_file["throughput_per_s"], "/s"),
         ("batched / unbatched throughput", results["batched_to_unbatched_throughput"], "x"),
         ("end-to-end / forward(batch 1)", results["ratio_end_to_end_to_forward_batch1"], "x"),
     ]
     for name, value, unit in rows:
         print(f"{name:44s} {value:10.3f} {unit}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+
+    setup_django()
+    import torch
+
+    from recognizer.inference import InferenceService
+    from recognizer.preprocessing import strokes_to_input
+    from recognizer.versions import load_version
+
+    version, origin = ensure_model()
+    model, _ = load_version(version)
+    service = InferenceService(reload_seconds=3600)
+    unbatched = InferenceService(reload_seconds=3600, max_batch=1)
+
+    end_to_end = end_to_end_of(service)
+    payloads = [sample_drawing(i) for i in range(16)]
+    for payload in payloads:  # warm up: model load, allocator, thread pools
+        end_to_end(payload)
+
+    counter = iter(range(10**9))
+    single = timed(lambda: end_to_end(payloads[next(counter) % 16]), args.repeats)
+    preprocess = timed(
+        lambda: strokes_to_input(payloads[0]["strokes"], 400, 400), args.repeats
+    )
+    batched_result, unbatched_result = batched_and_unbatched(service, unbatched, payloads, args)
+    forwards = forward_passes(model, args.repeats)
+
+    results = summarise(version, origin, single, preprocess, forwards,
+                        batched_result, unbatched_result)
+    path = write_results("inference", results)
+    print(f"model: {version.version} ({origin}); torch threads {torch.get_num_threads()}")
+    print_table(results, args.concurrency)
     print(f"written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
 
 

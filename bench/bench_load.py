@@ -32,6 +32,9 @@ guesses per second. Everything is bounded in time; results go to
 bench/results/load.json and the exit status is 1 when a mode has errors or
 lost drawings.
 
+The players are bench/load_players.py; this file starts the servers of each
+mode and reports what they measured.
+
 PostgreSQL and Redis come from $BENCH_POSTGRES_URL / $BENCH_REDIS_URL
 (default: 127.0.0.1, as for the tests); a fresh database and an unused Redis
 database number are used and removed afterwards.
@@ -42,7 +45,6 @@ database number are used and removed afterwards.
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import json
 import math
@@ -58,6 +60,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine_summary, percentile, write_results  # noqa: E402
+from bench.load_players import (  # noqa: E402
+    UPDATES_PER_SECOND,
+    VARIANTS,
+    Player,
+    drive,
+    progressive_drawings,
+)
 
 MODES = {
     "one": {"processes": 1, "services": False, "env": {}},
@@ -66,296 +75,6 @@ MODES = {
     "one-services": {"processes": 1, "services": True, "env": {}},
 }
 DEFAULT_MODES = ("one", "one-unbatched", "one-services", "two")
-UPDATES_PER_SECOND = 10
-# As the page: a drawing unanswered this long no longer holds the next one back.
-ANSWER_TIMEOUT = 5.0
-# How long a player waits for the guess of the finished drawing before `done`.
-DONE_WAIT = 2.0
-# What a server answers to a `draw` or `done` that arrives after the round
-# closed: the page expects these now and then and ignores them, so they are
-# counted apart from errors.
-LATE_CODES = ("not_playing", "wrong_round", "already_finished")
-CANVAS = 280.0
-VARIANTS = 16
-
-
-# -- what the players draw --------------------------------------------------
-
-
-def digit_strokes(variant, points):
-    """A digit-like drawing (a loop and a tail) of `points` points with times."""
-    rng = random.Random(variant)
-    cx, cy = rng.uniform(110, 170), rng.uniform(80, 120)
-    radius = rng.uniform(35, 55)
-    loop_points = points * 2 // 3
-    loop = []
-    for k in range(loop_points):
-        angle = 2 * math.pi * k / loop_points + variant
-        loop.append([round(cx + radius * math.cos(angle), 1),
-                     round(cy + radius * math.sin(angle), 1), float(k * 25)])
-    tail = []
-    x0 = cx + radius * rng.uniform(0.6, 1.0)
-    for k in range(points - loop_points):
-        tail.append([round(x0 - k * 0.8, 1), round(cy + k * 4.0, 1),
-                     float((loop_points + k) * 25)])
-    return [loop, tail]
-
-
-def progressive_drawings(variant, steps, points):
-    """The drawing as the page sends it after each of `steps` updates: growing."""
-    full = digit_strokes(variant, points)
-    total = sum(len(s) for s in full)
-    drawings = []
-    for step in range(1, steps + 1):
-        keep = max(2, total * step // steps)
-        strokes = []
-        for stroke in full:
-            if keep <= 0:
-                break
-            strokes.append(stroke[:keep])
-            keep -= len(stroke)
-        drawing = {"width": CANVAS, "height": CANVAS, "strokes": strokes}
-        # Serialised once: the client must not be the bottleneck it measures.
-        drawings.append((drawing, json.dumps(drawing, separators=(",", ":"))))
-    return drawings
-
-
-# -- one simulated player ---------------------------------------------------
-
-
-class Player:
-    def __init__(self, index, room, server, drawings, clock):
-        self.index = index
-        self.room = room
-        self.server = server
-        self.drawings = drawings  # [(drawing, json text)] per update step
-        self.clock = clock  # shared: start/stop times and the stop event
-        self.client = None
-        self.id = None
-        self.host = False
-        self.sent = {}  # seq -> (send time, step)
-        self.latencies = []  # seconds, for draws sent in the timed window
-        self.guesses_in_window = 0
-        self.draws_sent = 0
-        self.last_scored = {}  # (game, round) -> the drawing of the last kept guess
-        self.errors = []
-        self.late_refusals = 0
-        self.late_guesses = 0
-        self.ended = set()  # (game, round) whose round_end arrived
-        self.rounds_ended = 0
-        self.games_started = 0
-        self.games_over = set()
-        self.game = None
-        self.round = None
-        self.drawing_task = None
-        self.round_settled = asyncio.Event()  # no drawing of ours awaits storage
-        self.round_settled.set()
-        self.seq = 0
-        self.recent = collections.deque(maxlen=8)  # for reports of a stuck round
-        # What the page keeps to have one drawing at a time waiting for its guess.
-        self.round_number = None
-        self.latest = None  # step of the newest drawing on the pad
-        self.unsent = False
-        self.awaiting = None  # seq of the drawing waiting for its guess
-        self.awaiting_since = 0.0
-        self.last_send = -math.inf
-        self.send_timer = None
-
-    async def connect(self):
-        self.client = await self.server.game_client(
-            self.room, f"player {self.index}", compression=None, open_timeout=60,
-            max_size=2**22,
-        )
-        welcome = await self.client.join(timeout=60)
-        self.id = welcome["you"]["id"]
-        self.host = welcome["you"]["host"]
-
-    async def play(self):
-        """Read messages until the socket closes; react like the page does."""
-        try:
-            self.client.listen(self.on_message)
-            await self.client.closed(timeout=None)
-            if self.client.dropped and not self.clock["closing"]:
-                self.errors.append(f"connection dropped: {self.client.dropped}")
-        finally:
-            if self.drawing_task is not None:
-                self.drawing_task.cancel()
-
-    def on_message(self, message):
-        kind = message["type"]
-        now = time.perf_counter()
-        self.recent.append((round(now - self.clock["start"], 2), kind, message.get("round"),
-                            message.get("code") or message.get("reason")))
-        if kind == "guess":
-            self.on_guess(message, now)
-        elif kind == "round_start":
-            self.game, self.round = message["game"], message["round"]
-            if self.drawing_task is not None:
-                self.drawing_task.cancel()
-            if not self.clock["stop"].is_set():
-                self.round_settled.clear()
-                self.drawing_task = asyncio.ensure_future(self.draw(message["round"]))
-        elif kind == "player_finished" and message["player"] == self.id:
-            self.round_settled.set()
-        elif kind == "round_end":
-            self.ended.add((message["game"], message["round"]))
-            self.rounds_ended += 1
-            if self.drawing_task is not None:
-                self.drawing_task.cancel()
-            self.round_settled.set()
-        elif kind == "game_over":
-            # A connection that missed a broadcast is caught up with the same
-            # messages again: one start per game.
-            if (self.host and not self.clock["stop"].is_set()
-                    and message["game"] not in self.games_over):
-                self.games_over.add(message["game"])
-                asyncio.ensure_future(self.start_game(delay=0.5))
-        elif kind == "error":
-            if message.get("for") == "draw":
-                self.answered(None)
-            if message["code"] in LATE_CODES and message.get("for") in ("draw", "done"):
-                self.late_refusals += 1
-            else:
-                self.errors.append(f"{message['code']}: {message['message']}")
-
-    def on_guess(self, message, now):
-        sent = self.sent.pop(message["seq"], None)
-        if sent is None:
-            return
-        sent_at, step = sent
-        if self.clock["start"] <= sent_at <= self.clock["stop_at"]:
-            self.latencies.append(now - sent_at)
-        if now <= self.clock["stop_at"]:
-            self.guesses_in_window += 1
-        if message["kept"]:
-            self.last_scored[(self.game, message["round"])] = self.drawings[step][0]
-        else:
-            # Written after the player's round closed: not part of it.
-            self.late_guesses += 1
-        self.answered(message["seq"])
-
-    async def start_game(self, delay=0.0):
-        await asyncio.sleep(delay)
-        if self.clock["stop"].is_set():
-            return
-        self.games_started += 1
-        await self.client.start()
-
-    async def draw(self, round_number):
-        self.round_number = round_number
-        self.awaiting = None
-        self.unsent = False
-        try:
-            # A person looks at the target before drawing.
-            await asyncio.sleep(self.clock["rng"].uniform(0.5, 1.5) * self.clock["think"])
-            for step in range(len(self.drawings)):
-                if self.clock["stop"].is_set():
-                    break
-                self.latest = step
-                self.unsent = True
-                self.want_send()
-                await asyncio.sleep(1 / UPDATES_PER_SECOND)
-            if self.latest is None:
-                self.round_settled.set()
-                return
-            # The player watches the finished drawing's guess come back, then
-            # clicks done; the page sends the drawing at once if it is still held.
-            waited = time.perf_counter() + DONE_WAIT
-            while (self.unsent or self.awaiting is not None) and time.perf_counter() < waited:
-                await asyncio.sleep(0.02)
-            if self.unsent:
-                await self.send_draw()
-            await self.client.done(round_number)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if not self.clock["closing"]:
-                self.errors.append(f"send failed: {exc!r}")
-            self.round_settled.set()
-        finally:
-            if self.round_number == round_number:  # not yet the next round's
-                self.round_number = None
-                self.latest = None
-                if self.send_timer is not None:
-                    self.send_timer.cancel()
-                    self.send_timer = None
-
-    def want_send(self):
-        """The pad changed or a guess came back: send the newest drawing if the
-        page would (10 a second at most, one waiting for its guess at most)."""
-        now = time.perf_counter()
-        if (not self.unsent or self.round_number is None or self.send_timer is not None
-                or (self.awaiting is not None and now - self.awaiting_since < ANSWER_TIMEOUT)):
-            return
-        wait = self.last_send + 1 / UPDATES_PER_SECOND - now
-        if wait > 0:
-            self.send_timer = asyncio.get_running_loop().call_later(wait, self.send_later)
-        else:
-            self.send_later()
-
-    def send_later(self):
-        self.send_timer = None
-        if self.unsent and self.round_number is not None:
-            asyncio.ensure_future(self.send_draw())
-
-    async def send_draw(self):
-        self.seq += 1
-        step = self.latest
-        self.sent[self.seq] = (time.perf_counter(), step)
-        self.unsent = False
-        self.awaiting = self.seq
-        self.awaiting_since = self.last_send = time.perf_counter()
-        self.draws_sent += 1
-        try:
-            await self.client.draw_serialised(self.round_number, self.seq,
-                                              self.drawings[step][1])
-        except Exception as exc:
-            if not self.clock["closing"]:
-                self.errors.append(f"send failed: {exc!r}")
-
-    def answered(self, seq):
-        if self.awaiting is None or (seq is not None and seq < self.awaiting):
-            return
-        self.awaiting = None
-        self.want_send()
-
-    async def finish(self, timeout):
-        """After the timed window: let the round in hand be stored, then leave."""
-        try:
-            await asyncio.wait_for(self.round_settled.wait(), timeout)
-            # A guess may still be on its way (kept after the round ended).
-            waited = time.perf_counter() + 10
-            while self.awaiting is not None and time.perf_counter() < waited:
-                await asyncio.sleep(0.05)
-        except TimeoutError:
-            self.errors.append(f"the round in hand did not end in time (room {self.room}; "
-                               f"last messages: {list(self.recent)})")
-        self.clock["closing"] = True
-        await self.client.close()
-
-
-async def drive(players, seconds, finish_timeout):
-    clock = players[0].clock
-    # Connect in small waves: a burst of 200 handshakes at once would only
-    # measure the listen backlog.
-    gate = asyncio.Semaphore(16)
-
-    async def connect(player):
-        async with gate:
-            await player.connect()
-
-    await asyncio.gather(*(connect(p) for p in players))
-    readers = [asyncio.ensure_future(p.play()) for p in players]
-    clock["start"] = time.perf_counter()
-    clock["stop_at"] = clock["start"] + seconds
-    for player in players:
-        if player.host:
-            await player.start_game()
-    await asyncio.sleep(seconds)
-    clock["stop"].set()
-    await asyncio.gather(*(p.finish(finish_timeout) for p in players))
-    await asyncio.wait(readers, timeout=10)
-    return time.perf_counter() - clock["start"]
 
 
 # -- servers ------------------------------------------------------------------
@@ -422,12 +141,9 @@ def fetch_stored(database_url, codes):
     return {(p, g, r): s for p, g, r, s in rows}
 
 
-def run_mode(name, args, workdir):
-    from tests.live import LiveServer
-    from tests.services import claimed_redis_database, fresh_postgres_database
-
-    mode = MODES[name]
-    env = {
+def mode_env(name, mode, args, workdir):
+    """The settings every server process of the mode runs with."""
+    return {
         "LOG_LEVEL": "WARNING",
         "RECOGNIZER_TORCH_THREADS": str(args.torch_threads),
         # Persistent connections, as docs/deployment.md recommends: without them
@@ -438,72 +154,89 @@ def run_mode(name, args, workdir):
         "SECRET_KEY": secrets.token_urlsafe(50),
         **mode["env"],
     }
-    with contextlib.ExitStack() as stack:
-        if mode["services"]:
-            env["DATABASE_URL"] = stack.enter_context(fresh_postgres_database(
-                args.postgres_url, prefix="digitsite_bench"))
-            env["REDIS_URL"] = stack.enter_context(claimed_redis_database(args.redis_url))
-        servers = []
-        for index in range(mode["processes"]):
-            # Several processes share PostgreSQL (a services mode); a single one
-            # has SQLite in its own folder.
-            servers.append(LiveServer(workdir / name / f"process-{index}", env=env,
-                                      migrate=(index == 0)))
-        stack.callback(lambda: [s.stop() for s in servers])
-        servers[0].start()
-        setup = servers[0].manage("shell", "-c", SETUP_CODE.format(
-            rounds=args.rounds, seconds=args.round_seconds, results_seconds=args.results_seconds,
-            room_size=args.room_size,
-            rooms=args.rooms))
-        info = json.loads(setup.stdout.strip().splitlines()[-1])
-        for server in servers[1:]:
-            server.start()
 
-        clock = {"start": 0.0, "stop_at": float("inf"), "stop": asyncio.Event(),
-                 "closing": False, "think": args.think_seconds, "rng": random.Random(1)}
-        steps = int(args.draw_seconds * UPDATES_PER_SECOND)
-        variants = [progressive_drawings(v, steps, args.points) for v in range(VARIANTS)]
-        players = [
-            Player(i, info["rooms"][i % args.rooms], servers[i % len(servers)],
-                   variants[i % VARIANTS], clock)
-            for i in range(args.players)
-        ]
 
-        async def bounded():
-            clock["stop"] = asyncio.Event()  # bound to this run's loop
-            return await asyncio.wait_for(
-                drive(players, args.seconds, args.finish_timeout),
-                args.seconds + args.finish_timeout + 120)
+def start_servers(stack, name, mode, env, args, workdir):
+    """The mode's servers, started (stopped when `stack` closes), and what the
+    setup made: {"model", "origin", "rooms"}."""
+    from tests.live import LiveServer
+    from tests.services import claimed_redis_database, fresh_postgres_database
 
-        cpu_before = [cpu_seconds(s.process.pid) for s in servers]
-        client_before = time.process_time()
-        wall = asyncio.run(bounded())
-        client_cpu = time.process_time() - client_before
-        cpu_after = [cpu_seconds(s.process.pid) for s in servers]
-        crashed = [s.port for s in servers if s.process.poll() is not None]
-        stored = settled_stored(servers[0].env["DATABASE_URL"], info["rooms"])
+    if mode["services"]:
+        env["DATABASE_URL"] = stack.enter_context(fresh_postgres_database(
+            args.postgres_url, prefix="digitsite_bench"))
+        env["REDIS_URL"] = stack.enter_context(claimed_redis_database(args.redis_url))
+    servers = []
+    for index in range(mode["processes"]):
+        # Several processes share PostgreSQL (a services mode); a single one
+        # has SQLite in its own folder.
+        servers.append(LiveServer(workdir / name / f"process-{index}", env=env,
+                                  migrate=(index == 0)))
+    stack.callback(lambda: [s.stop() for s in servers])
+    servers[0].start()
+    setup = servers[0].manage("shell", "-c", SETUP_CODE.format(
+        rounds=args.rounds, seconds=args.round_seconds, results_seconds=args.results_seconds,
+        room_size=args.room_size,
+        rooms=args.rooms))
+    info = json.loads(setup.stdout.strip().splitlines()[-1])
+    for server in servers[1:]:
+        server.start()
+    return servers, info
 
-    latencies = [s * 1000 for p in players for s in p.latencies]
-    guesses = sum(p.guesses_in_window for p in players)
-    submitted = {(p.id, game, rnd): drawing for p in players
-                 for (game, rnd), drawing in p.last_scored.items()}
-    mismatched = sum(1 for key, drawing in submitted.items()
-                     if key in stored and stored[key]["strokes"] != drawing["strokes"])
-    errors = [e for p in players for e in p.errors] + [f"server on port {port} died"
-                                                        for port in crashed]
+
+def make_players(info, servers, args):
+    """Player i in room i mod rooms, on server i mod servers, drawing variant i mod 16."""
+    clock = {"start": 0.0, "stop_at": float("inf"), "stop": asyncio.Event(),
+             "closing": False, "think": args.think_seconds, "rng": random.Random(1)}
+    steps = int(args.draw_seconds * UPDATES_PER_SECOND)
+    variants = [progressive_drawings(v, steps, args.points) for v in range(VARIANTS)]
+    return [
+        Player(i, info["rooms"][i % args.rooms], servers[i % len(servers)],
+               variants[i % VARIANTS], clock)
+        for i in range(args.players)
+    ]
+
+
+def play(players, servers, args):
+    """Let the players play, bounded in time: the wall seconds, the CPU seconds of
+    the servers and of this client, and the ports of servers that died."""
+    clock = players[0].clock
+
+    async def bounded():
+        clock["stop"] = asyncio.Event()  # bound to this run's loop
+        return await asyncio.wait_for(
+            drive(players, args.seconds, args.finish_timeout),
+            args.seconds + args.finish_timeout + 120)
+
+    cpu_before = [cpu_seconds(s.process.pid) for s in servers]
+    client_before = time.process_time()
+    wall = asyncio.run(bounded())
+    client_cpu = time.process_time() - client_before
+    cpu_after = [cpu_seconds(s.process.pid) for s in servers]
     cpu = None
     if None not in cpu_before + cpu_after:
         cpu = round(sum(after - before for before, after in zip(cpu_before, cpu_after,
                                                                  strict=True)), 2)
-    result = {
-        "processes": mode["processes"],
-        "database": "postgresql" if mode["services"] else "sqlite",
-        "channel_layer": "redis" if mode["services"] else "in-memory",
-        "max_batch": int(mode["env"].get("RECOGNIZER_MAX_BATCH", 0)) or "default",
-        "model": info["model"],
-        "model_origin": info["origin"],
-        "timed_seconds": args.seconds,
-        "wall_seconds": round(wall, 1),
+    return {"wall": wall, "server_cpu": cpu, "client_cpu": client_cpu,
+            "crashed": [s.port for s in servers if s.process.poll() is not None]}
+
+
+def run_mode(name, args, workdir):
+    mode = MODES[name]
+    env = mode_env(name, mode, args, workdir)
+    with contextlib.ExitStack() as stack:
+        servers, info = start_servers(stack, name, mode, env, args, workdir)
+        players = make_players(info, servers, args)
+        measured = play(players, servers, args)
+        stored = settled_stored(servers[0].env["DATABASE_URL"], info["rooms"])
+    return mode_result(mode, info, args, players, stored, measured)
+
+
+def guess_summary(players, args):
+    """Drawings sent, guesses in the window and their latency."""
+    latencies = [s * 1000 for p in players for s in p.latencies]
+    guesses = sum(p.guesses_in_window for p in players)
+    return {
         "draws_sent": sum(p.draws_sent for p in players),
         "guesses_in_window": guesses,
         "live_guesses_per_second": round(guesses / args.seconds, 1),
@@ -513,11 +246,16 @@ def run_mode(name, args, workdir):
             "p99": round(percentile(latencies, 99), 1),
             "max": round(max(latencies), 1) if latencies else None,
         },
-        "rounds_ended": sum(p.rounds_ended for p in players if p.host),
-        "errors": len(errors),
-        "error_examples": errors[:10],
-        "late_refusals": sum(p.late_refusals for p in players),
-        "late_guesses": sum(p.late_guesses for p in players),
+    }
+
+
+def storage_summary(players, stored):
+    """The drawings stored against those the players were told were kept."""
+    submitted = {(p.id, game, rnd): drawing for p in players
+                 for (game, rnd), drawing in p.last_scored.items()}
+    mismatched = sum(1 for key, drawing in submitted.items()
+                     if key in stored and stored[key]["strokes"] != drawing["strokes"])
+    return {
         "drawings_submitted": len(submitted),
         "drawings_stored": len(stored),
         "stored_not_submitted": len(set(stored) - set(submitted)),
@@ -528,19 +266,42 @@ def run_mode(name, args, workdir):
         # Stricter: the stored drawing is the last one the player saw scored
         # before the round ended (an overloaded server may write an earlier one).
         "stored_not_last_scored": mismatched,
+    }
+
+
+def mode_result(mode, info, args, players, stored, measured):
+    guesses = sum(p.guesses_in_window for p in players)
+    errors = [e for p in players for e in p.errors] + [f"server on port {port} died"
+                                                        for port in measured["crashed"]]
+    cpu = measured["server_cpu"]
+    return {
+        "processes": mode["processes"],
+        "database": "postgresql" if mode["services"] else "sqlite",
+        "channel_layer": "redis" if mode["services"] else "in-memory",
+        "max_batch": int(mode["env"].get("RECOGNIZER_MAX_BATCH", 0)) or "default",
+        "model": info["model"],
+        "model_origin": info["origin"],
+        "timed_seconds": args.seconds,
+        "wall_seconds": round(measured["wall"], 1),
+        **guess_summary(players, args),
+        "rounds_ended": sum(p.rounds_ended for p in players if p.host),
+        "errors": len(errors),
+        "error_examples": errors[:10],
+        "late_refusals": sum(p.late_refusals for p in players),
+        "late_guesses": sum(p.late_guesses for p in players),
+        **storage_summary(players, stored),
         "server_cpu_seconds": cpu,
         "server_cpu_ms_per_guess": round(cpu * 1000 / guesses, 2) if cpu and guesses else None,
-        "client_cpu_seconds": round(client_cpu, 2),
+        "client_cpu_seconds": round(measured["client_cpu"], 2),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
-    return result
 
 
 def ratio(numerator, denominator):
     return round(numerator / denominator, 3) if numerator and denominator else None
 
 
-def main():
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--players", type=int, default=200)
     parser.add_argument("--rooms", type=int, default=25)
@@ -568,9 +329,15 @@ def main():
                         or "postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL")
                         or "redis://127.0.0.1:6379")
+    return parser
+
+
+def parse_args():
+    """The options, checked; args.modes becomes a list and args.room_size is set."""
+    parser = build_parser()
     args = parser.parse_args()
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = [m for m in modes if m not in MODES]
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in args.modes if m not in MODES]
     if unknown:
         parser.error(f"unknown modes {unknown}; choose from {', '.join(MODES)}")
     if args.players < 1 or args.rooms < 1 or args.rooms > args.players:
@@ -580,9 +347,11 @@ def main():
         parser.error(f"{args.room_size} players per room: a room holds at most 8")
     if not 0 < args.draw_seconds < args.round_seconds:
         parser.error("--draw-seconds must be shorter than --round-seconds")
+    return args
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    results = {
+
+def run_settings(args):
+    return {
         "benchmark": "load",
         "players": args.players,
         "rooms": args.rooms,
@@ -600,9 +369,35 @@ def main():
         "balancing": "player i connects to process i mod N (round robin, no proxy)",
         "modes": {},
     }
+
+
+def ratios(modes):
+    """Throughput and server CPU per guess of the modes against each other."""
+
+    def of(name, key):
+        return modes.get(name, {}).get(key)
+
+    throughput, cpu = "live_guesses_per_second", "server_cpu_ms_per_guess"
+    return {
+        "two_vs_one_throughput": ratio(of("two", throughput), of("one", throughput)),
+        "two_vs_one_on_services_throughput": ratio(of("two", throughput),
+                                                   of("one-services", throughput)),
+        "batched_vs_unbatched_throughput": ratio(of("one", throughput),
+                                                 of("one-unbatched", throughput)),
+        # Server CPU per guess, unbatched over batched: unlike throughput, it
+        # hardly depends on what else the machine is running at the time.
+        "unbatched_vs_batched_cpu_per_guess": ratio(of("one-unbatched", cpu), of("one", cpu)),
+        "two_vs_one_cpu_per_guess": ratio(of("two", cpu), of("one", cpu)),
+    }
+
+
+def main():
+    args = parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    results = run_settings(args)
     from tests.services import ServiceUnavailable
 
-    for name in modes:
+    for name in args.modes:
         print(f"mode {name}: {args.players} players in {args.rooms} rooms for "
               f"{args.seconds:g} s ...", flush=True)
         try:
@@ -611,24 +406,7 @@ def main():
             results["modes"][name] = {"skipped": str(exc)}
         print(json.dumps(results["modes"][name], indent=2), flush=True)
 
-    def throughput(name):
-        return results["modes"].get(name, {}).get("live_guesses_per_second")
-
-    def cpu_per_guess(name):
-        return results["modes"].get(name, {}).get("server_cpu_ms_per_guess")
-
-    results["ratios"] = {
-        "two_vs_one_throughput": ratio(throughput("two"), throughput("one")),
-        "two_vs_one_on_services_throughput": ratio(throughput("two"),
-                                                   throughput("one-services")),
-        "batched_vs_unbatched_throughput": ratio(throughput("one"),
-                                                 throughput("one-unbatched")),
-        # Server CPU per guess, unbatched over batched: unlike throughput, it
-        # hardly depends on what else the machine is running at the time.
-        "unbatched_vs_batched_cpu_per_guess": ratio(cpu_per_guess("one-unbatched"),
-                                                    cpu_per_guess("one")),
-        "two_vs_one_cpu_per_guess": ratio(cpu_per_guess("two"), cpu_per_guess("one")),
-    }
+    results["ratios"] = ratios(results["modes"])
     results["machine"] = machine_summary()
     path = write_results(args.output, results)
     print(json.dumps(results["ratios"], indent=2))

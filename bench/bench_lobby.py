@@ -93,6 +93,32 @@ def old_lobby_query(limit=50):
     )
 
 
+def fill_and_analyze(args):
+    """Fill the database, then let it gather statistics; the seconds it took."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    fill(args.rooms, args.live, random.Random(1))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def sweep_backlog():
+    """Close the backlog of idle rooms, one batch (one short write) at a time:
+    each batch's seconds."""
+    from digitsite.game import rooms
+
+    batches = []
+    while True:
+        begun = time.perf_counter()
+        closed = rooms.close_idle_rooms(budget_seconds=0)
+        batches.append(time.perf_counter() - begun)
+        if not closed:
+            break
+    return batches
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rooms", type=int, default=200_000)
@@ -106,23 +132,10 @@ def main():
 
     from digitsite.game import lobby, rooms
 
-    started = time.perf_counter()
-    fill(args.rooms, args.live, random.Random(1))
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-    fill_seconds = time.perf_counter() - started
-
+    fill_seconds = fill_and_analyze(args)
     before = timed(old_lobby_query, args.repeats)
     listed_before = len(old_lobby_query())
-
-    # The backlog of idle rooms, one batch (one short write) at a time.
-    batches = []
-    while True:
-        begun = time.perf_counter()
-        closed = rooms.close_idle_rooms(budget_seconds=0)
-        batches.append(time.perf_counter() - begun)
-        if not closed:
-            break
+    batches = sweep_backlog()
     sweep_steady = timed(rooms.close_idle_rooms, max(3, args.repeats // 4))
 
     lobby._last_sweep[0] = float("inf")  # time the query alone; the sweep is above

@@ -31,7 +31,8 @@ its own thread and keep-alive connection, for --seconds per scenario:
 Plus the forward pass at batch 1 in this process (eager, the same weights), as
 a yardstick of the machine's speed during the run. Everything is bounded:
 each scenario stops after --seconds, each request after 60 s. Results go to
-bench/results/teaching.json.
+bench/results/teaching.json. The learners and their scenarios are
+bench/teaching_learners.py; this file starts the servers and reports.
 
     python bench/bench_teaching.py                         # 30 learners, 20 s a scenario
     python bench/bench_teaching.py --learners 10 --seconds 8 --drawings 2000
@@ -39,17 +40,13 @@ bench/results/teaching.json.
 """
 
 import argparse
-import http.client
 import json
 import math
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -58,15 +55,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import BASE_DIR, machine_summary, percentile, write_results  # noqa: E402
+from bench.teaching_learners import (  # noqa: E402
+    attention_scenario,
+    model_scenario,
+    stages_scenario,
+)
+from tests.live import server_env  # noqa: E402
+from tests.support import free_port  # noqa: E402
 
 # The commit before the teaching pages sent only the stages on screen.
 DEFAULT_BEFORE = "873231a"
-STAGES = ["conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "dense"]
-THROTTLE_S = 0.15
-# A learner on the model page reloads it after a second: 30 views a second for
-# the class, far more than a lesson makes, none of them from a warm browser cache.
-MODEL_READ_S = 1.0
-REQUEST_TIMEOUT = 60
 
 SEED_SCRIPT = """
 import numpy as np
@@ -89,12 +87,6 @@ print(Drawing.objects.filter(status=Drawing.Status.APPROVED).count())
 """
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     """Daphne for the code in `code_dir`, on its own SQLite database and var folder."""
 
@@ -104,15 +96,8 @@ class Server:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.label = label
         self.port = free_port()
-        self.env = dict(os.environ)
-        self.env.update({
-            "DIGITSITE_VAR_DIR": str(self.workdir / "var"),
-            "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "DJANGO_SETTINGS_MODULE": "digitsite.settings",
-            "PYTHONUNBUFFERED": "1",
-            "DEBUG": "0",
-        })
+        self.env = server_env(self.workdir)
+        self.env["DEBUG"] = "0"
         self.process = None
 
     def manage(self, *args):
@@ -157,191 +142,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
-
-class Client:
-    """One learner's keep-alive HTTP connection."""
-
-    def __init__(self, port):
-        self.port = port
-        self.connection = None
-
-    def request(self, method, path, body=None):
-        """(status, body bytes, seconds)."""
-        for attempt in range(2):
-            if self.connection is None:
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.port,
-                                                             timeout=REQUEST_TIMEOUT)
-            start = time.perf_counter()
-            try:
-                headers = {"Content-Type": "application/json"} if body is not None else {}
-                self.connection.request(method, path, body=body, headers=headers)
-                response = self.connection.getresponse()
-                data = response.read()
-                return response.status, data, time.perf_counter() - start
-            except (http.client.HTTPException, OSError):
-                self.connection.close()
-                self.connection = None
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-
-def digit_path(seed):
-    """A seven-like polyline of 60 points with the learner's own wobble."""
-    rng = random.Random(seed)
-    corners = [(70, 70), (230, 75), (190, 150), (150, 240)]
-    points = []
-    for (x0, y0), (x1, y1) in zip(corners, corners[1:], strict=False):
-        for i in range(20):
-            f = i / 20
-            points.append([round(x0 + (x1 - x0) * f + rng.uniform(-6, 6), 1),
-                           round(y0 + (y1 - y0) * f + rng.uniform(-6, 6), 1)])
-    return points
-
-
-class Stats:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.latencies = []
-        self.updates = []
-        self.sizes = []
-        self.errors = 0
-        self.extra = {}
-
-    def add(self, seconds=None, size=None, update=None, error=False):
-        with self.lock:
-            if seconds is not None:
-                self.latencies.append(seconds)
-            if size is not None:
-                self.sizes.append(size)
-            if update is not None:
-                self.updates.append(update)
-            self.errors += bool(error)
-
-    def summary(self):
-        def ms(values, q):
-            return round(percentile(values, q) * 1000, 1) if values else None
-
-        return {
-            "requests": len(self.latencies),
-            "errors": self.errors,
-            "p50_ms": ms(self.latencies, 50),
-            "p95_ms": ms(self.latencies, 95),
-            "max_ms": ms(self.latencies, 100),
-            "updates": len(self.updates) or None,
-            "update_p50_ms": ms(self.updates, 50),
-            "update_p95_ms": ms(self.updates, 95),
-            "bytes_p50": int(percentile(self.sizes, 50)) if self.sizes else None,
-            "bytes_max": max(self.sizes) if self.sizes else None,
-            **self.extra,
-        }
-
-
-def run_learners(count, seconds, learner):
-    stop_at = time.monotonic() + seconds
-    threads = [threading.Thread(target=learner, args=(i, stop_at), daemon=True)
-               for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=seconds + REQUEST_TIMEOUT + 10)
-
-
-def stages_scenario(server, learners, seconds, compact):
-    stats = Stats()
-
-    def learner(index, stop_at):
-        client = Client(server.port)
-        path = digit_path(index)
-        on_screen = STAGES[index % 6: index % 6 + 2]
-        length = 4
-        while time.monotonic() < stop_at:
-            begun = time.perf_counter()
-            drawing = {"width": 300, "height": 300, "strokes": [path[:length]]}
-            length = length + 2 if length < len(path) else 4  # a new drawing
-            asked = list(on_screen) if compact else None
-            update = 0.0
-            try:
-                while True:
-                    body = dict(drawing, stages=asked) if asked else drawing
-                    status, data, took = client.request("POST", "/learn/api/stages",
-                                                        json.dumps(body))
-                    update += took
-                    ok = status == 200
-                    stats.add(seconds=took, size=len(data), error=not ok)
-                    if not ok:
-                        break
-                    answer = json.loads(data)
-                    asked = answer.get("omitted")
-                    if not asked or not answer["activations"]:
-                        stats.add(update=update)
-                        break
-            except (OSError, http.client.HTTPException, ValueError):
-                stats.add(error=True)
-            # The page's throttle: at most one drawing every 150 ms.
-            time.sleep(max(0.0, THROTTLE_S - (time.perf_counter() - begun)))
-
-    run_learners(learners, seconds, learner)
-    return stats.summary()
-
-
-def attention_scenario(server, learners, seconds, shared):
-    stats = Stats()
-    examples = [{"width": 300, "height": 300, "strokes": [digit_path(1000 + k)]}
-                for k in range(12)]
-    counter = iter(range(10**9))
-    counter_lock = threading.Lock()
-
-    def learner(index, stop_at):
-        client = Client(server.port)
-        rng = random.Random(index)
-        while time.monotonic() < stop_at:
-            if shared:
-                body = dict(rng.choice(examples), target=rng.choice([None, 3, 8]))
-                body = {k: v for k, v in body.items() if v is not None}
-                look = 1.0
-            else:
-                with counter_lock:
-                    serial = next(counter)
-                body = {"width": 300, "height": 300, "strokes": [digit_path(10_000 + serial)]}
-                look = 2.0
-            try:
-                status, data, took = client.request("POST", "/learn/api/attention",
-                                                    json.dumps(body))
-                stats.add(seconds=took, size=len(data), error=status != 200)
-            except (OSError, http.client.HTTPException):
-                stats.add(error=True)
-            time.sleep(look)
-
-    run_learners(learners, seconds, learner)
-    return stats.summary()
-
-
-def model_scenario(server, learners, seconds, drawings):
-    stats = Stats()
-    client = Client(server.port)
-    status, data, cold = client.request("GET", "/learn/model/")
-    stats.extra["cold_view_ms"] = round(cold * 1000, 1)
-    stats.extra["approved_drawings"] = drawings
-    if status != 200:
-        stats.add(error=True)
-    warm_cpu = server.cpu_seconds()
-
-    def learner(index, stop_at):
-        client = Client(server.port)
-        while time.monotonic() < stop_at:
-            try:
-                status, data, took = client.request("GET", "/learn/model/")
-                stats.add(seconds=took, size=len(data), error=status != 200)
-            except (OSError, http.client.HTTPException):
-                stats.add(error=True)
-            time.sleep(MODEL_READ_S)
-
-    run_learners(learners, seconds, learner)
-    # Without the cold view's measurement of every drawing.
-    stats.extra["warm_server_cpu_ms_per_request"] = round(
-        (server.cpu_seconds() - warm_cpu) * 1000 / max(1, len(stats.latencies)), 2)
-    return stats.summary()
 
 
 def forward_yardstick(repeats=300):

@@ -41,7 +41,7 @@ def measure(step, chunks, batches, batch_size):
     return rates
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=default_data_dir())
     parser.add_argument("--chunks", type=int, default=5)
@@ -52,11 +52,14 @@ def main():
                              "default (default: 1,0)")
     args = parser.parse_args()
     try:
-        thread_counts = [int(t) for t in args.threads.split(",") if t.strip()]
+        args.thread_counts = [int(t) for t in args.threads.split(",") if t.strip()]
     except ValueError:
         parser.error("--threads takes whole numbers separated by commas")
+    return args
 
-    setup_django()
+
+def training_steps(data_dir, batch_size):
+    """The steps measured, by name: a training step, the augmentation alone, evaluation."""
     import torch
     from torch import nn
 
@@ -65,23 +68,22 @@ def main():
     from trainer.augment import AugmentConfig, augment_batch
     from trainer.training import TrainConfig, build_optimizer, seed_everything
 
-    default_threads = torch.get_num_threads()
     seed_everything(0)
-    data = datasets.mnist_split("train", args.data_dir)
+    data = datasets.mnist_split("train", data_dir)
     model = build_model()
-    config = TrainConfig(batch_size=args.batch_size)
+    config = TrainConfig(batch_size=batch_size)
     optimizer = build_optimizer(model, config)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     augment = AugmentConfig()
     generator = torch.Generator().manual_seed(0)
-    stream = datasets.batches(data, args.batch_size, generator)
+    stream = datasets.batches(data, batch_size, generator)
 
     def next_batch():
         nonlocal stream
         try:
             return next(stream)
         except StopIteration:
-            stream = datasets.batches(data, args.batch_size, generator)
+            stream = datasets.batches(data, batch_size, generator)
             return next(stream)
 
     def train_step():
@@ -103,13 +105,18 @@ def main():
         model(fixed_inputs)
         model.train()
 
-    load_before = os.getloadavg()
+    return {"train_step": train_step, "augment_only": augment_step, "eval_forward": eval_step}
+
+
+def measure_steps(steps, args, default_threads):
+    """Samples per second of each step at each thread count."""
+    import torch
+
     results = {}
-    for threads in thread_counts:
+    for threads in args.thread_counts:
         threads = threads or default_threads
         torch.set_num_threads(threads)
-        for name, step in (("train_step", train_step), ("augment_only", augment_step),
-                           ("eval_forward", eval_step)):
+        for name, step in steps.items():
             measure(step, 1, 3, args.batch_size)  # warm-up: allocator, kernels
             rates = measure(step, args.chunks, args.batches, args.batch_size)
             median = statistics.median(rates)
@@ -120,7 +127,28 @@ def main():
                 "samples_per_second_chunks": [round(r, 1) for r in rates],
                 "seconds_per_epoch": round(EPOCH / median, 1),
             }
+    return results
 
+
+def print_report(report, path):
+    print(f"{'measure':<14}{'threads':>8}{'samples/s (median)':>20}{'s per 60k epoch':>18}")
+    for values in report["results"].values():
+        print(f"{values['measure']:<14}{values['threads']:>8}"
+              f"{values['samples_per_second_median']:>20.0f}{values['seconds_per_epoch']:>18.1f}")
+    print(f"load average before/after: {report['load_average_before'][0]} / "
+          f"{report['load_average_after'][0]} on {os.cpu_count()} CPUs")
+    print(f"written to {path.relative_to(BASE_DIR)}")
+
+
+def main():
+    args = parse_args()
+    setup_django()
+    import torch
+
+    default_threads = torch.get_num_threads()
+    steps = training_steps(args.data_dir, args.batch_size)
+    load_before = os.getloadavg()
+    results = measure_steps(steps, args, default_threads)
     report = {
         "benchmark": "training",
         "batch_size": args.batch_size,
@@ -133,14 +161,7 @@ def main():
         "machine": machine_summary(),
     }
     path = write_results("training", report)
-
-    print(f"{'measure':<14}{'threads':>8}{'samples/s (median)':>20}{'s per 60k epoch':>18}")
-    for values in results.values():
-        print(f"{values['measure']:<14}{values['threads']:>8}"
-              f"{values['samples_per_second_median']:>20.0f}{values['seconds_per_epoch']:>18.1f}")
-    print(f"load average before/after: {report['load_average_before'][0]} / "
-          f"{report['load_average_after'][0]} on {os.cpu_count()} CPUs")
-    print(f"written to {path.relative_to(BASE_DIR)}")
+    print_report(report, path)
 
 
 if __name__ == "__main__":

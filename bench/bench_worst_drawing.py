@@ -28,12 +28,12 @@ import json
 import statistics
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ensure_model, machine_summary, setup_django, write_results  # noqa: E402
+from tests.worst_drawings import peak_bytes  # noqa: E402
 
 # Above this many seconds a single run of the previous renderer is not repeated.
 SLOW_OLD = 0.5
@@ -53,13 +53,7 @@ def cpu_ms(fn, repeats):
 
 
 def peak_mb(fn):
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak / 1e6
+    return peak_bytes(fn) / 1e6
 
 
 def outcome(fn):
@@ -88,31 +82,11 @@ def integer_drawing(drawing):
                                    for stroke in drawing["strokes"]]}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--old-repeats", type=int, default=3)
-    args = parser.parse_args()
-
-    setup_django()
+def forward_yardstick(model):
+    """CPU milliseconds of the network's forward pass at batch 1."""
     import numpy as np
     import torch
-    from django.conf import settings
-    from django.test import RequestFactory
 
-    from digitsite.game import protocol, scoring
-    from recognizer import views
-    from recognizer.payloads import parse_drawing
-    from recognizer.preprocessing import strokes_to_input, strokes_to_stages
-    from recognizer.teaching import views as teaching_views
-    from recognizer.versions import load_version
-    from tests.reference_renderer import reference_input
-    from tests.worst_drawings import worst_drawings
-
-    torch.set_num_threads(1)
-    version, origin = ensure_model()
-    model, _ = load_version(version)
-    model.eval()
     batch1 = torch.from_numpy(np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32))
 
     def forward():
@@ -122,9 +96,19 @@ def main():
     for _ in range(20):
         forward()
     forward_ms, _ = cpu_ms(forward, 200)
+    return forward_ms
+
+
+def entry_points(api_points):
+    """(path name, max points, canvas side, encode drawing -> text, text -> run) per path."""
+    from django.test import RequestFactory
+
+    from digitsite.game import protocol, scoring
+    from recognizer import views
+    from recognizer.preprocessing import strokes_to_stages
+    from recognizer.teaching import views as teaching_views
 
     factory = RequestFactory()
-    api_points = settings.RECOGNIZER_MAX_POINTS
 
     def api_path(body):
         def run():
@@ -145,14 +129,7 @@ def main():
             strokes_to_stages(drawing.strokes, drawing.width, drawing.height)
         return run
 
-    def renders(drawing):
-        """Today's and the previous renderer alone, on what parse_drawing returns."""
-        parsed = parse_drawing(drawing, max_points=10**9)
-        return (lambda: strokes_to_input(parsed.strokes, parsed.width, parsed.height),
-                lambda: reference_input(parsed.strokes, parsed.width, parsed.height))
-
-    results = []
-    plans = [
+    return [
         ("api", api_points, 400, lambda d: json.dumps(d), api_path),
         ("game", protocol.MAX_POINTS, GAME_CANVAS,
          lambda d: json.dumps({"type": "draw", "round": 1, "drawing": integer_drawing(d)},
@@ -160,52 +137,88 @@ def main():
          game_path),
         ("teaching", api_points, 400, lambda d: json.dumps(d), teaching_path),
     ]
+
+
+def renders(drawing):
+    """Today's and the previous renderer alone, on what parse_drawing returns."""
+    from recognizer.payloads import parse_drawing
+    from recognizer.preprocessing import strokes_to_input
+    from tests.reference_renderer import reference_input
+
+    parsed = parse_drawing(drawing, max_points=10**9)
+    return (lambda: strokes_to_input(parsed.strokes, parsed.width, parsed.height),
+            lambda: reference_input(parsed.strokes, parsed.width, parsed.height))
+
+
+def render_costs(drawing, args):
+    """CPU and peak memory of today's renderer and of the previous one on `drawing`."""
+    new_render, old_render = renders(drawing)
+    new_cpu, _ = cpu_ms(swallow(new_render), args.repeats)
+    old_cpu, old_repeats = cpu_ms(old_render, args.old_repeats)
+    return {
+        "render_cpu_ms": round(new_cpu, 3),
+        "render_peak_mb": round(peak_mb(swallow(new_render)), 3),
+        "old_render_cpu_ms": round(old_cpu, 3),
+        "old_render_repeats": old_repeats,
+        "old_render_peak_mb": round(peak_mb(old_render), 3),
+    }
+
+
+def path_cost(path_name, case, text, run, args):
+    """The outcome, CPU and peak memory of one drawing on one entry point: (row, CPU ms)."""
+    from digitsite.game import protocol
+
+    status, error = outcome(run)
+    if path_name == "game" and len(text.encode()) > protocol.MAX_MESSAGE_BYTES:
+        # The consumer closes the socket (4009) before decoding such a
+        # message; what the drawing would cost past that is still measured.
+        status = "refused"
+        error = f"message over {protocol.MAX_MESSAGE_BYTES} bytes (closed with 4009)"
+    cpu, repeats = cpu_ms(swallow(run), args.repeats)
+    return {
+        "path": path_name,
+        "drawing": case.name,
+        "bytes": len(text.encode()),
+        "expected": "refused" if case.refused else "accepted",
+        "outcome": status,
+        "error": error,
+        "cpu_ms": round(cpu, 3),
+        "repeats": repeats,
+        "peak_mb": round(peak_mb(swallow(run)), 3),
+    }, cpu
+
+
+def print_row(row, cpu):
+    print(f"{row['path']:8s} {row['drawing']:62s} {row['outcome']:8s} {cpu:6.2f} ms "
+          f"{row['peak_mb']:5.2f} MB | render {row['render_cpu_ms']:6.2f} ms "
+          f"{row['render_peak_mb']:5.2f} MB | old render "
+          f"{row['old_render_cpu_ms']:8.2f} ms {row['old_render_peak_mb']:7.2f} MB",
+          flush=True)
+
+
+def measure_all(args, api_points, forward_ms):
+    """Every catalogue drawing through every entry point: a row each."""
+    from tests.worst_drawings import worst_drawings
+
+    results = []
     old_cache = {}
-    for path_name, max_points, side, encode, make in plans:
+    for path_name, max_points, side, encode, make in entry_points(api_points):
         for case in worst_drawings(max_points, side):
             text = encode(case.drawing)
-            run = make(text)
-            status, error = outcome(run)
-            if path_name == "game" and len(text.encode()) > protocol.MAX_MESSAGE_BYTES:
-                # The consumer closes the socket (4009) before decoding such a
-                # message; what the drawing would cost past that is still measured.
-                status = "refused"
-                error = f"message over {protocol.MAX_MESSAGE_BYTES} bytes (closed with 4009)"
-            cpu, repeats = cpu_ms(swallow(run), args.repeats)
-            row = {
-                "path": path_name,
-                "drawing": case.name,
-                "bytes": len(text.encode()),
-                "expected": "refused" if case.refused else "accepted",
-                "outcome": status,
-                "error": error,
-                "cpu_ms": round(cpu, 3),
-                "repeats": repeats,
-                "peak_mb": round(peak_mb(swallow(run)), 3),
-            }
+            row, cpu = path_cost(path_name, case, text, make(text), args)
             key = (case.name, max_points, side)
             if key not in old_cache:
-                new_render, old_render = renders(case.drawing)
-                new_cpu, _ = cpu_ms(swallow(new_render), args.repeats)
-                old_cpu, old_repeats = cpu_ms(old_render, args.old_repeats)
-                old_cache[key] = {
-                    "render_cpu_ms": round(new_cpu, 3),
-                    "render_peak_mb": round(peak_mb(swallow(new_render)), 3),
-                    "old_render_cpu_ms": round(old_cpu, 3),
-                    "old_render_repeats": old_repeats,
-                    "old_render_peak_mb": round(peak_mb(old_render), 3),
-                }
+                old_cache[key] = render_costs(case.drawing, args)
             row.update(old_cache[key])
             row["cpu_per_forward_pass"] = round(cpu / forward_ms, 2)
             results.append(row)
-            print(f"{path_name:8s} {case.name:62s} {status:8s} {cpu:6.2f} ms "
-                  f"{row['peak_mb']:5.2f} MB | render {row['render_cpu_ms']:6.2f} ms "
-                  f"{row['render_peak_mb']:5.2f} MB | old render "
-                  f"{row['old_render_cpu_ms']:8.2f} ms {row['old_render_peak_mb']:7.2f} MB",
-                  flush=True)
+            print_row(row, cpu)
+    return results
 
+
+def summarise(results, forward_ms):
     accepted = [r for r in results if r["outcome"] == "accepted"]
-    summary = {
+    return {
         "forward_pass_batch1_cpu_ms": round(forward_ms, 3),
         "worst_cpu_ms": max(r["cpu_ms"] for r in results),
         "worst_accepted_cpu_ms": max(r["cpu_ms"] for r in accepted),
@@ -217,6 +230,30 @@ def main():
         "unexpected_outcomes": [f"{r['path']}: {r['drawing']}" for r in results
                                 if r["outcome"] != r["expected"]],
     }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--old-repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    setup_django()
+    import torch
+    from django.conf import settings
+
+    from digitsite.game import protocol
+    from recognizer.versions import load_version
+
+    torch.set_num_threads(1)
+    version, origin = ensure_model()
+    model, _ = load_version(version)
+    model.eval()
+    forward_ms = forward_yardstick(model)
+    api_points = settings.RECOGNIZER_MAX_POINTS
+
+    results = measure_all(args, api_points, forward_ms)
+    summary = summarise(results, forward_ms)
     print(json.dumps(summary, indent=2))
     path = write_results("worst_drawing", {
         "benchmark": "worst_drawing",

@@ -173,7 +173,6 @@ def request_cost(body_bytes):
     from django.conf import settings
 
     return 1 + max(0, body_bytes - FREE_BODY_BYTES) // settings.RECOGNIZER_API_BYTES_PER_TOKEN
-    return _limits
 
 
 class ApiLimitsGuard:

@@ -20,6 +20,20 @@ CHROMIUM_ARGS = [
 ]
 
 
+def server_env(workdir):
+    """The environment of a server process whose SQLite database and var folder
+    live under `workdir` (this process's own environment beside them)."""
+    env = dict(os.environ)
+    env.update({
+        "DIGITSITE_VAR_DIR": str(Path(workdir) / "var"),
+        "DATABASE_URL": f"sqlite:///{Path(workdir) / 'db.sqlite3'}",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SETTINGS_MODULE": "digitsite.settings",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
 class LiveServer:
     """Daphne serving digitsite.asgi on 127.0.0.1:<free port>.
 
@@ -33,18 +47,11 @@ class LiveServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.migrate = migrate
-        self.env = dict(os.environ)
-        self.env.update({
-            "DIGITSITE_VAR_DIR": str(self.workdir / "var"),
-            "DATABASE_URL": f"sqlite:///{self.workdir / 'db.sqlite3'}",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "DJANGO_SETTINGS_MODULE": "digitsite.settings",
-            "PYTHONUNBUFFERED": "1",
-            # A test's server shares two cores with the other tests and their
-            # browsers: a model check may wait seconds for a core. Tests of
-            # the timeout itself set their own.
-            "HEALTH_CHECK_TIMEOUT_SECONDS": "30",
-        })
+        self.env = server_env(self.workdir)
+        # A test's server shares two cores with the other tests and their
+        # browsers: a model check may wait seconds for a core. Tests of the
+        # timeout itself set their own.
+        self.env["HEALTH_CHECK_TIMEOUT_SECONDS"] = "30"
         self.env.update(env or {})
         self.process = None
         self.log_path = self.workdir / f"daphne-{self.port}.log"
@@ -80,6 +87,22 @@ class LiveServer:
         done = subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=self.env,
                               check=True, timeout=300, capture_output=True, text=True)
         return done.stdout.strip()
+
+    def ensure_model(self):
+        """Give the server's database an active model (an untrained one if none is
+        shipped); the server itself."""
+        script = (
+            "import django; django.setup()\n"
+            "from django.conf import settings\n"
+            "from recognizer.versions import active_version\n"
+            "from tests.support import register_random_model\n"
+            "if active_version() is None:\n"
+            "    settings.RECOGNIZER_MODEL_DIR.mkdir(parents=True, exist_ok=True)\n"
+            "    register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
+        )
+        subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=self.env,
+                       check=True, timeout=300, capture_output=True)
+        return self
 
     def start(self, timeout=60):
         if self.migrate:

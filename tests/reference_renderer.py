@@ -5,6 +5,9 @@ can compare today's renderer with it: it lists every (segment, pixel) pair of
 each segment's bounding box at once and takes the nearest per pixel by
 sorting, so a long diagonal zigzag costs segments x 784 pairs (a 10,000-point
 corner-to-corner zigzag: about 1.4 s and 530 MB). It has no ink limit.
+
+It repeats much of recognizer/preprocessing.py on purpose: it is the tests'
+independent oracle, so it must not share the code it checks.
 """
 
 import math

@@ -1,7 +1,11 @@
-"""Helpers for tests: requirements that skip locally and fail on CI, test models."""
+"""Helpers for tests: requirements that skip locally and fail on CI, test models,
+race scripts run in a process of their own."""
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -67,3 +71,35 @@ def wait_until(condition, timeout=30, what="the condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
+
+
+# How every race script starts: Django on the database DATABASE_URL names,
+# migrated, its connection closed before the script's threads open their own.
+RACE_PRELUDE = """
+import json, sys, threading
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+call_command("migrate", verbosity=0)
+"""
+
+
+def run_race_script(script, *args, database_url, tmp_path, env=None):
+    """Run RACE_PRELUDE + `script` with `args` in a Python process of its own, on
+    `database_url` (no Redis) with its folders under `tmp_path` and `env` added;
+    return the JSON the script printed last."""
+    environment = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    environment.update({
+        "DJANGO_SETTINGS_MODULE": "digitsite.settings",
+        "DATABASE_URL": database_url,
+        "DIGITSITE_VAR_DIR": str(tmp_path / "var"),
+        "RECOGNIZER_MODEL_DIR": str(tmp_path / "models"),
+        **(env or {}),
+    })
+    result = subprocess.run(
+        [sys.executable, "-c", RACE_PRELUDE + script, *args],
+        cwd=BASE_DIR, env=environment, capture_output=True, text=True, timeout=540,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -8,8 +8,6 @@ width, go to the artifacts folder.
 """
 
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -48,18 +46,7 @@ ROUND_SECONDS = 25
 @pytest.fixture(scope="module")
 def game_server(daphne_server):
     """The live server with an active model (an untrained one if none is shipped)."""
-    script = (
-        "import django; django.setup()\n"
-        "from django.conf import settings\n"
-        "from recognizer.versions import active_version\n"
-        "from tests.support import register_random_model\n"
-        "if active_version() is None:\n"
-        "    settings.RECOGNIZER_MODEL_DIR.mkdir(parents=True, exist_ok=True)\n"
-        "    register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
-    )
-    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=daphne_server.env,
-                   check=True, timeout=300, capture_output=True)
-    return daphne_server
+    return daphne_server.ensure_model()
 
 
 @pytest.fixture
@@ -72,22 +59,9 @@ def phone(browser):
 
 def draw_digit(page, digit):
     """Draw `digit` on the page's canvas with mouse pointer events."""
-    canvas = page.locator("canvas[data-pad]")
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    margin = 0.1
-
-    def at(point):
-        x, y = point
-        return (box["x"] + box["width"] * (margin + (1 - 2 * margin) * x),
-                box["y"] + box["height"] * (margin + (1 - 2 * margin) * y))
-
+    page.locator("canvas[data-pad]").scroll_into_view_if_needed()
     for stroke in DIGIT_STROKES[digit]:
-        page.mouse.move(*at(stroke[0]))
-        page.mouse.down()
-        for point in stroke[1:]:
-            page.mouse.move(*at(point), steps=8)
-        page.mouse.up()
+        draw_stroke(page, stroke, steps=8)
 
 
 def target_of(page):
@@ -354,8 +328,9 @@ ANSWER_TIMEOUT_MS = int(re.search(r"const ANSWER_TIMEOUT_MS = (\d+);",
                                   (BASE_DIR / "static/js/game.js").read_text()).group(1))
 
 
-def draw_stroke(page, points):
-    """One pen stroke through `points` (unit square, y down) on the page's canvas."""
+def draw_stroke(page, points, steps=4):
+    """One pen stroke through `points` (unit square, y down, a margin of a tenth
+    around it) on the page's canvas, `steps` pointer moves between points."""
     box = page.locator("canvas[data-pad]").bounding_box()
 
     def at(point):
@@ -365,7 +340,7 @@ def draw_stroke(page, points):
     page.mouse.move(*at(points[0]))
     page.mouse.down()
     for point in points[1:]:
-        page.mouse.move(*at(point), steps=4)
+        page.mouse.move(*at(point), steps=steps)
     page.mouse.up()
 
 

@@ -7,30 +7,20 @@ IntegrityError, a 500 in the admin). SQLite serialises writers itself, so the
 race only shows on PostgreSQL.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.support import BASE_DIR
+from tests.support import run_race_script
 
 pytestmark = pytest.mark.services
 
 THREADS = 20
 ROUNDS = 10
 
-# Runs in its own process, with DATABASE_URL naming a fresh PostgreSQL
-# database: migrate, register THREADS versions, then ROUNDS times start
-# THREADS threads behind a barrier, each activating a different version.
+# Runs in its own process (after tests.support.RACE_PRELUDE), with DATABASE_URL
+# naming a fresh PostgreSQL database: migrate, register THREADS versions, then
+# ROUNDS times start THREADS threads behind a barrier, each activating a
+# different version.
 RACE_SCRIPT = r"""
-import json, sys, threading
-import django
-django.setup()
-from django.core.management import call_command
-from django.db import connection
-call_command("migrate", verbosity=0)
 from recognizer.models import ModelVersion
 from recognizer.versions import activate_version
 
@@ -70,19 +60,8 @@ def test_concurrent_activations_leave_exactly_one_active_on_postgresql(
     Hostile input: simultaneous activations of different versions (as two
     operators clicking "activate", or an operator and `finetune`).
     """
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "digitsite.settings",
-        "DATABASE_URL": own_postgres_database,
-        "DIGITSITE_VAR_DIR": str(tmp_path / "var"),
-        "RECOGNIZER_MODEL_DIR": str(tmp_path / "models"),
-    })
-    result = subprocess.run(
-        [sys.executable, "-c", RACE_SCRIPT, str(THREADS), str(ROUNDS)],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=540,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_race_script(RACE_SCRIPT, str(THREADS), str(ROUNDS),
+                             database_url=own_postgres_database, tmp_path=tmp_path)
     assert report["errors"] == []
     assert len(report["actives"]) == ROUNDS
     for actives in report["actives"]:

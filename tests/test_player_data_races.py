@@ -10,21 +10,16 @@ touching the seat deadlocked with it. SQLite serialises writers itself, so
 both only show on PostgreSQL.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.support import BASE_DIR
+from tests.support import run_race_script
 
 pytestmark = pytest.mark.services
 
-# Runs in its own process with DATABASE_URL naming a fresh PostgreSQL
-# database. For each scenario: Ada (the host) and Bob play a round that is
-# due to end and both have drawn in; one thread holds the room's lock as
-# end_round does, another deletes Ada's data. The room holder waits until the
+# Runs in its own process (after tests.support.RACE_PRELUDE) with DATABASE_URL
+# naming a fresh PostgreSQL database. For each scenario: Ada (the host) and
+# Bob play a round that is due to end and both have drawn in; one thread holds
+# the room's lock as end_round does, another deletes Ada's data. The room holder waits until the
 # deleter is blocked on a lock or done (asked of pg_stat_activity, not timed),
 # then ends the round, and commits.
 #  - "stored_first": end_round runs before waiting (Ada's drawing is stored,
@@ -32,13 +27,9 @@ pytestmark = pytest.mark.services
 #  - "stored_after": the room is only locked before waiting; end_round runs
 #    after (it then touches Ada's seat).
 RACE_SCRIPT = r"""
-import json, sys, threading, time
+import time
 from datetime import timedelta
-import django
-django.setup()
-from django.core.management import call_command
-from django.db import connection, transaction
-call_command("migrate", verbosity=0)
+from django.db import transaction
 from django.utils import timezone
 from digitsite.game import player_data
 from digitsite.game import guesses, rooms, rounds, seats
@@ -134,19 +125,8 @@ def test_deleting_a_player_while_their_round_ends_leaves_nothing_and_never_deadl
     """Hostile timing: the deletion runs while the round's end holds the room,
     with the player's drawing stored and uncommitted, or about to be stored
     and their seat's score about to change (the player hosts the room)."""
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "digitsite.settings",
-        "DATABASE_URL": own_postgres_database,
-        "DIGITSITE_VAR_DIR": str(tmp_path / "var"),
-        "RECOGNIZER_MODEL_DIR": str(tmp_path / "models"),
-    })
-    result = subprocess.run(
-        [sys.executable, "-c", RACE_SCRIPT, "stored_first", "stored_after"],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=540,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_race_script(RACE_SCRIPT, "stored_first", "stored_after",
+                             database_url=own_postgres_database, tmp_path=tmp_path)
     for scenario, outcome in report.items():
         assert outcome["ada_hosted"], scenario
         assert outcome["errors"] == [], (scenario, outcome)

@@ -6,31 +6,21 @@ room: parallel POSTs from one client all found the count under the limit and
 all made a room.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from tests.support import BASE_DIR
+from tests.support import run_race_script
 
 THREADS = 12
 ROUNDS = 4
 PER_SESSION = 3
 PER_IP = 4
 
-# Runs in its own process with DATABASE_URL naming a fresh database. Each
-# round, THREADS threads behind a barrier create a room at the same moment:
-# in "session" rounds all from one session and address, in "ip" rounds from
-# one address with a session each. Prints how many each round made.
+# Runs in its own process (after tests.support.RACE_PRELUDE) with DATABASE_URL
+# naming a fresh database. Each round, THREADS threads behind a barrier create
+# a room at the same moment: in "session" rounds all from one session and
+# address, in "ip" rounds from one address with a session each. Prints how
+# many each round made.
 RACE_SCRIPT = r"""
-import json, sys, threading
-import django
-django.setup()
-from django.core.management import call_command
-from django.db import connection
-call_command("migrate", verbosity=0)
 from digitsite.game import rooms, seats
 from digitsite.game.rules import GameError
 
@@ -75,22 +65,12 @@ def database_url(request, tmp_path):
 def test_simultaneous_creations_by_one_client_stop_at_the_limit(database_url, tmp_path):
     """Hostile input: 12 creations at the same moment from one session (limit
     3), and from one address with 12 sessions (limit 4)."""
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "digitsite.settings",
-        "DATABASE_URL": database_url,
-        "DIGITSITE_VAR_DIR": str(tmp_path / "var"),
-        "RECOGNIZER_MODEL_DIR": str(tmp_path / "models"),
-        "GAME_ROOMS_PER_SESSION": str(PER_SESSION),
-        "GAME_ROOMS_PER_IP": str(PER_IP),
-        "GAME_ROOMS_WINDOW_SECONDS": "3600",
-    })
-    result = subprocess.run(
-        [sys.executable, "-c", RACE_SCRIPT, str(THREADS), str(ROUNDS)],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=540,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_race_script(RACE_SCRIPT, str(THREADS), str(ROUNDS),
+                             database_url=database_url, tmp_path=tmp_path, env={
+                                 "GAME_ROOMS_PER_SESSION": str(PER_SESSION),
+                                 "GAME_ROOMS_PER_IP": str(PER_IP),
+                                 "GAME_ROOMS_WINDOW_SECONDS": "3600",
+                             })
     assert len(report) == ROUNDS
     for outcome in report:
         limit = PER_SESSION if outcome["kind"] == "session" else PER_IP

@@ -10,13 +10,10 @@ shows a player, on a laptop (1280x800) and a phone (360x740).
 - Digits are named with their article ("an 8"); the site has an icon.
 """
 
-import subprocess
-import sys
 
 import pytest
 
 from tests.live import open_page
-from tests.support import BASE_DIR
 
 pytestmark = pytest.mark.browser
 
@@ -57,18 +54,7 @@ WATCH_RESULTS = """() => {
 @pytest.fixture(scope="module")
 def game_server(daphne_server):
     """The live server with an active model (an untrained one if none is shipped)."""
-    script = (
-        "import django; django.setup()\n"
-        "from django.conf import settings\n"
-        "from recognizer.versions import active_version\n"
-        "from tests.support import register_random_model\n"
-        "if active_version() is None:\n"
-        "    settings.RECOGNIZER_MODEL_DIR.mkdir(parents=True, exist_ok=True)\n"
-        "    register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
-    )
-    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=daphne_server.env,
-                   check=True, timeout=300, capture_output=True)
-    return daphne_server
+    return daphne_server.ensure_model()
 
 
 def join(page, url, name):

@@ -13,7 +13,6 @@ time, so they hold on any machine under any load.
 """
 
 import json
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -29,7 +28,7 @@ from recognizer.preprocessing import (
     strokes_to_stages,
 )
 from tests.reference_renderer import reference_stages
-from tests.worst_drawings import corner_zigzag, worst_drawings
+from tests.worst_drawings import corner_zigzag, peak_bytes, worst_drawings
 
 TOLERANCE = 1 / 255
 
@@ -151,16 +150,6 @@ def render_work(monkeypatch):
 
     monkeypatch.setattr(preprocessing, "_render_segments", counted)
     return work
-
-
-def peak_bytes(fn):
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
 
 
 def test_cost_grows_with_the_inks_length_not_segments_times_pixels():

@@ -4,9 +4,11 @@ Each maker returns a drawing payload ({"width", "height", "strokes"}, points
 as [x, y] lists) the way a client would send it. `worst_drawings(max_points)`
 is the catalogue bench/bench_worst_drawing.py and tests/test_worst_drawing.py
 run on every entry point; `refused` says whether the ink limit must refuse it.
+`peak_bytes` is how both measure the memory one of them costs.
 """
 
 import math
+import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,3 +135,14 @@ def worst_drawings(max_points, side=400):
         Case(f"spiral at the ink limit on the largest canvas, {max_points} points",
              spiral(max_points, 10_000), False),
     ]
+
+
+def peak_bytes(fn):
+    """The most bytes Python and numpy held at once, beyond what was there, while `fn` ran."""
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak

@@ -144,17 +144,24 @@ def stage_input(stages):
 # -- attention ---------------------------------------------------------------
 
 
-def occlusion_inputs(image):
-    """Every occluded copy of `image`: an array (14 * 14, 28, 28)."""
-    image = np.asarray(image, dtype=np.float32)
-    copies = np.repeat(image[None], OCCLUSION_CELLS * OCCLUSION_CELLS, axis=0)
+def occlusion_patches():
+    """(i, j, rows, columns) of each cell of the 14x14 map: the slices of the
+    input its patch covers, clipped at the input's top and left edges."""
     for i in range(OCCLUSION_CELLS):
         top = max(0, OCCLUSION_OFFSET + i * OCCLUSION_STRIDE)
         bottom = OCCLUSION_OFFSET + i * OCCLUSION_STRIDE + OCCLUSION_PATCH
         for j in range(OCCLUSION_CELLS):
             left = max(0, OCCLUSION_OFFSET + j * OCCLUSION_STRIDE)
             right = OCCLUSION_OFFSET + j * OCCLUSION_STRIDE + OCCLUSION_PATCH
-            copies[i * OCCLUSION_CELLS + j, top:bottom, left:right] = 0.0
+            yield i, j, slice(top, bottom), slice(left, right)
+
+
+def occlusion_inputs(image):
+    """Every occluded copy of `image`: an array (14 * 14, 28, 28)."""
+    image = np.asarray(image, dtype=np.float32)
+    copies = np.repeat(image[None], OCCLUSION_CELLS * OCCLUSION_CELLS, axis=0)
+    for i, j, rows, columns in occlusion_patches():
+        copies[i * OCCLUSION_CELLS + j, rows, columns] = 0.0
     return copies
 
 
@@ -166,13 +173,8 @@ def paper_cells(image):
     """
     image = np.asarray(image, dtype=np.float32)
     paper = np.ones((OCCLUSION_CELLS, OCCLUSION_CELLS), dtype=bool)
-    for i in range(OCCLUSION_CELLS):
-        top = max(0, OCCLUSION_OFFSET + i * OCCLUSION_STRIDE)
-        bottom = OCCLUSION_OFFSET + i * OCCLUSION_STRIDE + OCCLUSION_PATCH
-        for j in range(OCCLUSION_CELLS):
-            left = max(0, OCCLUSION_OFFSET + j * OCCLUSION_STRIDE)
-            right = OCCLUSION_OFFSET + j * OCCLUSION_STRIDE + OCCLUSION_PATCH
-            paper[i, j] = not image[top:bottom, left:right].any()
+    for i, j, rows, columns in occlusion_patches():
+        paper[i, j] = not image[rows, columns].any()
     return paper
 
 

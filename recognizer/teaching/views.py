@@ -293,36 +293,40 @@ async def _read(request):
         return None, error(str(exc))
 
 
-@csrf_exempt
-async def api_stages(request):
+async def _answer(request, explain_parsed):
+    """The JSON answer to a teaching API request: `explain_parsed` (a coroutine
+    function) applied to what _read parsed, or the error on the way."""
     parsed, response = await _read(request)
     if response is not None:
         return response
-    drawing, image, _, names = parsed
     try:
-        if drawing is not None:
-            payload = await explain.explain_drawing(drawing, names)
-        else:
-            payload = await explain.explain_input(image, names=names)
+        payload = await explain_parsed(*parsed)
     except DrawingError as exc:
         return error(str(exc))
     except ModelUnavailable as exc:
         return error(f"no model available: {exc}", status=503)
     return JsonResponse(payload)
+
+
+async def _stages(drawing, image, _target, names):
+    """The stages `names` of a drawing, or of a ready 28x28 input."""
+    if drawing is not None:
+        return await explain.explain_drawing(drawing, names)
+    return await explain.explain_input(image, names=names)
+
+
+async def _attention(drawing, image, target, _names):
+    """What the model looks at for `target`, in a drawing or a ready 28x28 input."""
+    if drawing is not None:
+        image = await asyncio.to_thread(explain.drawing_input, drawing)
+    return await explain.attention(image, target)
+
+
+@csrf_exempt
+async def api_stages(request):
+    return await _answer(request, _stages)
 
 
 @csrf_exempt
 async def api_attention(request):
-    parsed, response = await _read(request)
-    if response is not None:
-        return response
-    drawing, image, target, _ = parsed
-    try:
-        if drawing is not None:
-            image = await asyncio.to_thread(explain.drawing_input, drawing)
-        payload = await explain.attention(image, target)
-    except DrawingError as exc:
-        return error(str(exc))
-    except ModelUnavailable as exc:
-        return error(f"no model available: {exc}", status=503)
-    return JsonResponse(payload)
+    return await _answer(request, _attention)

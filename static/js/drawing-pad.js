@@ -8,6 +8,12 @@
 // (y grows downward) and t is milliseconds since the drawing's first point,
 // which is what the recognizer's payload format expects. `reason` tells the
 // listener what happened: "start", "move", "end", "clear" or "undo".
+//
+// Also here: drawStrokes and renderDrawing (the pad's way of painting strokes,
+// for any canvas) and bindPadControls (the pad's buttons and keys). `throttle`
+// lives in throttle.js; the game's modules take it from here.
+
+export {throttle} from "./throttle.js";
 
 // Closer points than this add nothing visible but cost bytes in every message.
 const MIN_DISTANCE = 1.5;
@@ -317,36 +323,6 @@ export function renderDrawing(canvas, drawing, {lineWidth = null, ink = null, pa
 }
 
 /**
- * Paint a 28x28 network input (784 numbers, row by row, 0 = background and
- * 255 or 1.0 = ink) as blocky pixels, exactly what the model saw.
- */
-export function renderInput(canvas, pixels) {
-  canvas.width = 28;
-  canvas.height = 28;
-  const ctx = canvas.getContext("2d");
-  const image = ctx.createImageData(28, 28);
-  const values = Array.from(pixels || []);
-  const max = values.some((v) => v > 1) ? 255 : 1;
-  for (let i = 0; i < 784; i++) {
-    const ink = clamp((values[i] || 0) / max, 0, 1);
-    const shade = Math.round(255 * (1 - ink));
-    image.data[i * 4] = shade;
-    image.data[i * 4 + 1] = shade;
-    image.data[i * 4 + 2] = shade;
-    image.data[i * 4 + 3] = 255;
-  }
-  ctx.putImageData(image, 0, 0);
-}
-
-/** Decode base64 bytes (how the server sends the 28x28 input) into a Uint8Array. */
-export function decodeBase64(text) {
-  const binary = atob(text || "");
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
-
-/**
  * Wire buttons marked data-pad-action="clear" / "undo" inside `root` to the
  * pad, and Ctrl/Cmd+Z (undo) and Escape (clear) when focus is not in a field.
  */
@@ -368,55 +344,6 @@ export function bindPadControls(pad, root = document, {keyboard = true} = {}) {
       pad.clear();
     }
   });
-}
-
-/**
- * Call `fn` at most once every `ms` milliseconds: the first call runs at once,
- * later ones within the window collapse into one trailing call with the latest
- * arguments. `.flush()` runs a pending call now, `.cancel()` drops it.
- */
-export function throttle(fn, ms) {
-  let last = -Infinity;
-  let timer = null;
-  let pendingArgs = null;
-  let pendingThis = null;
-
-  function run() {
-    timer = null;
-    last = performance.now();
-    const args = pendingArgs;
-    const self = pendingThis;
-    pendingArgs = pendingThis = null;
-    fn.apply(self, args);
-  }
-
-  function throttled(...args) {
-    pendingArgs = args;
-    pendingThis = this;
-    const wait = ms - (performance.now() - last);
-    if (wait <= 0) {
-      if (timer !== null) {
-        clearTimeout(timer);
-        timer = null;
-      }
-      run();
-    } else if (timer === null) {
-      timer = setTimeout(run, wait);
-    }
-  }
-
-  throttled.flush = () => {
-    if (timer !== null) {
-      clearTimeout(timer);
-      run();
-    }
-  };
-  throttled.cancel = () => {
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    pendingArgs = pendingThis = null;
-  };
-  return throttled;
 }
 
 function surfaceSize(canvas) {

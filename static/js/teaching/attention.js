@@ -1,11 +1,12 @@
 // "What the model looks at": occlusion and gradient maps over the learner's
 // drawing for the predicted digit or any digit they pick (POST /learn/api/attention).
 
-import {DrawingPad, bindPadControls, throttle} from "../drawing-pad.js";
 import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
+import {throttle} from "../throttle.js";
 import {
-  EXAMPLES, decodeImage, divergingColour, drawPixelGrid, paintValues, postJSON, renderBars,
+  decodeImage, divergingColour, drawPixelGrid, lessonPad, paintValues, postJSON, renderBars,
+  setFacts,
 } from "./common.js";
 
 // Occlusion means 196 forward passes: ask less often than "How it works" does.
@@ -55,27 +56,8 @@ function dropSample() {
   if (sampleNote) sampleNote.hidden = true;
 }
 
-const pad = new DrawingPad(root.querySelector("[data-pad]"), {
-  onChange(drawing, reason) {
-    dropSample();
-    if (reason === "clear" || drawing.strokes.length === 0) {
-      send.cancel();
-      request.reset();
-      reset();
-      return;
-    }
-    send(drawing);
-  },
-});
-bindPadControls(pad, root);
-
-for (const button of root.querySelectorAll("[data-example]")) {
-  button.addEventListener("click", () => {
-    dropSample();
-    pad.load(EXAMPLES[button.dataset.example]);
-    request(pad.drawing, chosenTarget());
-  });
-}
+const pad = lessonPad(root, root.querySelector("[data-pad]"),
+  {send, request, reset, dropSample, ask: chosenTarget});
 for (const radio of root.querySelectorAll('input[name="target"]')) {
   radio.addEventListener("change", () => {
     if (sample) request(sample, chosenTarget());
@@ -113,7 +95,7 @@ function render(data) {
   const strongest = occlusion.values.indexOf(Math.max(...occlusion.values));
   const p = data.probabilities[data.target];
   const measured = paper.length ? paper.filter((v) => !v).length : rows * cols;
-  setFacts("occlusion", `Probability of ${data.target}: ${percent(p, {tiny: true})}. The biggest drop, ` +
+  setFacts(root, "occlusion", `Probability of ${data.target}: ${percent(p, {tiny: true})}. The biggest drop, ` +
     `${percent(Math.max(0, occlusion.values[strongest]), {tiny: true})}, comes from hiding the square ` +
     `around row ${Math.floor(strongest / cols) * 2 + 1}, column ${(strongest % cols) * 2 + 1} ` +
     `(${measured} of the ${rows}x${cols} squares covered some ink; the others are hatched).`);
@@ -125,7 +107,7 @@ function render(data) {
   paintHeat(saliencyCanvas, input, (row, col) => divergingColour(saliency[row * 28 + col] / saliencyPeak));
   outlineInk(saliencyCanvas, input);
   const positive = saliency.filter((v) => v > 0).length;
-  setFacts("saliency", `For digit ${data.target}: ${positive} pixels would raise its score with ` +
+  setFacts(root, "saliency", `For digit ${data.target}: ${positive} pixels would raise its score with ` +
     `more ink, ${saliency.filter((v) => v < 0).length} would lower it. The strongest colour stands ` +
     `for ${saliencyPeak.toPrecision(2)} points of score per unit of ink. Model ${data.model}.`);
 
@@ -252,11 +234,6 @@ function paintLegend() {
   sctx.fillRect(0, 0, swatch.width, swatch.height);
   sctx.strokeStyle = "rgba(100, 116, 139, 0.8)";
   hatch(sctx, 0, 0, swatch.width);
-}
-
-function setFacts(name, text) {
-  const facts = root.querySelector(`[data-facts="${name}"]`);
-  if (facts) facts.textContent = text;
 }
 
 paintLegend();

@@ -1,10 +1,54 @@
-// Shared by the teaching pages: talking to the server, decoding what it sends,
-// and painting numbers as pixels.
+// Shared by the teaching pages: the drawing pad with its buttons, talking to
+// the server, decoding what it sends, and painting numbers as pixels.
 
-import {decodeBase64} from "../drawing-pad.js";
+import {DrawingPad, bindPadControls} from "../drawing-pad.js";
 import {percent} from "../percent.js";
 
-export {decodeBase64};
+/**
+ * The lesson's drawing pad on `canvas`, its buttons under `root` wired (undo,
+ * clear and the example digits). Every change first drops the MNIST sample on
+ * show (`dropSample`); a cleared pad cancels what is waiting (`send`, the
+ * throttled sender, and `request`, the latest-only request) and `reset`s the
+ * page; any other change is sent. An example is asked for at once, with
+ * `ask()` as the request's second argument.
+ */
+export function lessonPad(root, canvas, {send, request, reset, dropSample, ask}) {
+  const pad = new DrawingPad(canvas, {
+    onChange(drawing, reason) {
+      dropSample();
+      if (reason === "clear" || drawing.strokes.length === 0) {
+        send.cancel();
+        request.reset();
+        reset();
+        return;
+      }
+      send(drawing);
+    },
+  });
+  bindPadControls(pad, root);
+  for (const button of root.querySelectorAll("[data-example]")) {
+    button.addEventListener("click", () => {
+      dropSample();
+      pad.load(EXAMPLES[button.dataset.example]);
+      request(pad.drawing, ask());
+    });
+  }
+  return pad;
+}
+
+/** Put `text` in the step card's facts line `name` under `root`, if the page has one. */
+export function setFacts(root, name, text) {
+  const facts = root.querySelector(`[data-facts="${name}"]`);
+  if (facts) facts.textContent = text;
+}
+
+/** Decode base64 bytes (how the server sends images and maps) into a Uint8Array. */
+export function decodeBase64(text) {
+  const binary = atob(text || "");
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
 
 /**
  * POST JSON and return the decoded answer; throws an Error carrying the

@@ -1,14 +1,16 @@
 // "How it works": draw, and every stage of the preprocessing and the network
-// is redrawn from what the server computed (POST /learn/api/stages).
+// is redrawn from what the server computed (POST /learn/api/stages). The
+// preprocessing's steps are painted by preprocessing-steps.js, the network's
+// stages here.
 
-import {withArticle} from "../article.js";
-import {DrawingPad, bindPadControls, throttle} from "../drawing-pad.js";
 import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
+import {throttle} from "../throttle.js";
 import {
-  EXAMPLES, decodeMaps, drawPixelGrid, inflateImage, inkColour, paintValues, postJSON, renderBars,
-  sequentialColour,
+  decodeMaps, inflateImage, inkColour, lessonPad, paintValues, postJSON, renderBars,
+  sequentialColour, setFacts,
 } from "./common.js";
+import {renderPreprocessing, renderReadyInput, renderStrokes} from "./preprocessing-steps.js";
 
 // How the feature maps are tiled: columns of tiles and screen pixels per value.
 const MAP_LAYOUT = {
@@ -22,7 +24,6 @@ const MAP_LAYOUT = {
 const TILE_GAP = 3;
 // While drawing, at most this many requests a second go to the server.
 const THROTTLE_MS = 150;
-const SVG_NS = "http://www.w3.org/2000/svg";
 
 const root = document.querySelector("[data-explorer]");
 const canvas = root.querySelector("[data-pad]");
@@ -110,27 +111,7 @@ function dropSample() {
   if (sampleImage) sampleImage.hidden = true;
 }
 
-const pad = new DrawingPad(canvas, {
-  onChange(drawing, reason) {
-    dropSample();
-    if (reason === "clear" || drawing.strokes.length === 0) {
-      send.cancel();
-      request.reset();
-      reset();
-      return;
-    }
-    send(drawing);
-  },
-});
-bindPadControls(pad, root);
-
-for (const button of root.querySelectorAll("[data-example]")) {
-  button.addEventListener("click", () => {
-    dropSample();
-    pad.load(EXAMPLES[button.dataset.example]);
-    request(pad.drawing, wantedStages());
-  });
-}
+lessonPad(root, canvas, {send, request, reset, dropSample, ask: wantedStages});
 scaleEach.addEventListener("change", () => last && renderMaps(Object.keys(last.maps)));
 
 async function decodeAll(activations) {
@@ -160,10 +141,10 @@ function render(received) {
   guessDigit.textContent = String(prediction.digit);
   status.textContent = `${percent(p, {tiny: true})} sure`;
   if (data.preprocessing) {
-    renderStrokes();
-    renderPreprocessing();
+    renderStrokes(root, last.drawing, data.preprocessing);
+    renderPreprocessing(root, data.preprocessing, last.images);
   } else {
-    renderReadyInput();
+    renderReadyInput(root, last.images.input);
   }
   renderMaps(received);
   if (received.includes("dense")) renderDense();
@@ -172,154 +153,6 @@ function render(received) {
   root.dataset.updates = String(updates);
   root.dataset.drawing = String(drawings);
   root.dataset.state = "ready";
-}
-
-// -- part one: the drawing ----------------------------------------------------------
-
-function renderStrokes() {
-  const {drawing, data} = last;
-  const svg = root.querySelector("[data-strokes-svg]");
-  const size = Math.max(drawing.width, drawing.height);
-  svg.setAttribute("viewBox", `0 0 ${drawing.width} ${drawing.height}`);
-  const dot = size / 110;
-  const children = [];
-  const frame = element("rect", {x: 0, y: 0, width: drawing.width, height: drawing.height,
-    class: "strokes__paper"});
-  children.push(frame);
-  for (const stroke of drawing.strokes) {
-    children.push(element("polyline", {
-      points: stroke.map(([x, y]) => `${x},${y}`).join(" "),
-      class: "strokes__line", "stroke-width": size / 60,
-    }));
-    for (const [x, y] of stroke) children.push(element("circle", {cx: x, cy: y, r: dot, class: "strokes__point"}));
-  }
-  const box = data.preprocessing.bbox;
-  children.push(element("rect", {
-    x: box.left, y: box.top, width: Math.max(box.width, 0.5), height: Math.max(box.height, 0.5),
-    class: "strokes__bbox", "stroke-width": size / 150,
-  }));
-  svg.replaceChildren(...children);
-  setFacts("strokes", `${plural(data.preprocessing.strokes, "stroke")}, ` +
-    `${plural(data.preprocessing.points, "point")}; box ${Math.round(box.width)} x ` +
-    `${Math.round(box.height)} pixels of ${withArticle(Math.round(drawing.width))} x ` +
-    `${Math.round(drawing.height)} canvas.`);
-}
-
-/** An MNIST digit: it was cropped, scaled and centred when MNIST was made. */
-function renderReadyInput() {
-  root.querySelector("[data-strokes-svg]").replaceChildren();
-  for (const name of ["fitted", "centered_box"]) {
-    const target = root.querySelector(`[data-image="${name}"]`);
-    target.getContext("2d").clearRect(0, 0, target.width, target.height);
-  }
-  const input = last.images.input;
-  paintImage(root.querySelector('[data-image="shifted"]'), input, 28, 7);
-  paintImage(root.querySelector('[data-image="input"]'), input, 28, 10);
-  for (const name of ["strokes", "fitted"]) setFacts(name, "");
-  const com = centreOfMass(input, 28);
-  setFacts("center", com ? `Its centre of mass is at (${com[0].toFixed(1)}, ${com[1].toFixed(1)}).` : "");
-  setFacts("input", `${input.filter((v) => v > 0).length} of 784 pixels have some ink.`);
-}
-
-function renderPreprocessing() {
-  const pre = last.data.preprocessing;
-  const fitted = root.querySelector('[data-image="fitted"]');
-  paintImage(fitted, last.images.fitted, 20, 10);
-  setFacts("fitted", pre.scale === null
-    ? "A single dot: there is nothing to scale."
-    : `Scale: ${pre.scale.toFixed(3)} (each pixel of your canvas became ` +
-      `${pre.scale.toFixed(3)} pixels here), pen ${pre.pen_width.toFixed(1)} pixels wide.`);
-
-  const cell = 7;
-  const boxCanvas = root.querySelector('[data-image="centered_box"]');
-  paintImage(boxCanvas, last.images.centered_box, 28, cell);
-  const ctx = boxCanvas.getContext("2d");
-  // The 20x20 box inside the 28x28 field.
-  ctx.save();
-  ctx.setLineDash([5, 4]);
-  ctx.strokeStyle = "rgba(79, 70, 229, 0.8)";
-  ctx.lineWidth = 2;
-  ctx.strokeRect(4 * cell, 4 * cell, 20 * cell, 20 * cell);
-  ctx.restore();
-  const [cx, cy] = pre.center_of_mass;
-  const centre = 14;
-  arrow(ctx, (cx + 0.5) * cell, (cy + 0.5) * cell, (centre + 0.5) * cell, (centre + 0.5) * cell);
-  cross(ctx, (centre + 0.5) * cell, (centre + 0.5) * cell, "#2563eb");
-  cross(ctx, (cx + 0.5) * cell, (cy + 0.5) * cell, "#dc2626");
-
-  const shifted = root.querySelector('[data-image="shifted"]');
-  const input = last.images.input;
-  paintImage(shifted, input, 28, cell);
-  const sctx = shifted.getContext("2d");
-  cross(sctx, (centre + 0.5) * cell, (centre + 0.5) * cell, "#2563eb");
-  if (pre.final_center_of_mass) {
-    const [fx, fy] = pre.final_center_of_mass;
-    cross(sctx, (fx + 0.5) * cell, (fy + 0.5) * cell, "#dc2626");
-  }
-  const [dx, dy] = pre.shift;
-  setFacts("center", `Centre of mass at (${cx.toFixed(1)}, ${cy.toFixed(1)}), moved by ` +
-    `${signed(dx)} pixels across and ${signed(dy)} down to (14, 14).`);
-
-  const inputCanvas = root.querySelector('[data-image="input"]');
-  paintImage(inputCanvas, input, 28, 10);
-  const inked = input.filter((v) => v > 0).length;
-  inputCanvas.dataset.inked = String(inked);
-  setFacts("input", `${inked} of 784 pixels have some ink.`);
-}
-
-/** (x, y) of an image's ink in pixel-index coordinates, as the server measures it; null if blank. */
-function centreOfMass(values, side) {
-  let total = 0;
-  let x = 0;
-  let y = 0;
-  values.forEach((v, i) => {
-    total += v;
-    x += v * (i % side);
-    y += v * Math.floor(i / side);
-  });
-  return total > 0 ? [x / total, y / total] : null;
-}
-
-function paintImage(target, values, side, cell) {
-  target.width = side * cell + 1;
-  target.height = side * cell + 1;
-  const ctx = target.getContext("2d");
-  paintValues(ctx, values, side, side, {cell, colour: inkColour});
-  drawPixelGrid(ctx, side, side, cell);
-}
-
-function cross(ctx, x, y, colour) {
-  ctx.save();
-  ctx.strokeStyle = colour;
-  ctx.lineWidth = 3;
-  ctx.beginPath();
-  ctx.moveTo(x - 8, y);
-  ctx.lineTo(x + 8, y);
-  ctx.moveTo(x, y - 8);
-  ctx.lineTo(x, y + 8);
-  ctx.stroke();
-  ctx.restore();
-}
-
-function arrow(ctx, x0, y0, x1, y1) {
-  const length = Math.hypot(x1 - x0, y1 - y0);
-  if (length < 4) return;
-  const angle = Math.atan2(y1 - y0, x1 - x0);
-  ctx.save();
-  ctx.strokeStyle = "#f59e0b";
-  ctx.fillStyle = "#f59e0b";
-  ctx.lineWidth = 2.5;
-  ctx.beginPath();
-  ctx.moveTo(x0, y0);
-  ctx.lineTo(x1, y1);
-  ctx.stroke();
-  ctx.beginPath();
-  ctx.moveTo(x1, y1);
-  ctx.lineTo(x1 - 9 * Math.cos(angle - 0.45), y1 - 9 * Math.sin(angle - 0.45));
-  ctx.lineTo(x1 - 9 * Math.cos(angle + 0.45), y1 - 9 * Math.sin(angle + 0.45));
-  ctx.closePath();
-  ctx.fill();
-  ctx.restore();
 }
 
 // -- part two: the network ------------------------------------------------------------
@@ -336,7 +169,7 @@ function renderMaps(names) {
     const silent = peaks.filter((v) => v <= 0).length;
     target.dataset.peak = String(peaks[strongest]);
     target.dataset.drawing = String(drawings);
-    setFacts(name, `${stage.channels} maps of ${stage.height}x${stage.width}. ` +
+    setFacts(root, name, `${stage.channels} maps of ${stage.height}x${stage.width}. ` +
       `Strongest: map ${strongest + 1} (up to ${peaks[strongest].toFixed(2)}). ` +
       (silent ? `${silent} stay blank for this drawing.` : "Every map responds somewhere.") +
       (stage.levels < 255 ? ` Drawn with ${stage.levels + 1} shades to keep the answer small.` : ""));
@@ -384,7 +217,7 @@ function renderDense() {
     ctx.fillRect((i % columns) * cell + 1, Math.floor(i / columns) * cell + 1, cell - 2, cell - 2);
   });
   const active = values.filter((v) => v > 0).length;
-  setFacts("dense", `${active} of ${values.length} neurons are active (above zero) for ` +
+  setFacts(root, "dense", `${active} of ${values.length} neurons are active (above zero) for ` +
     `this drawing; the strongest reaches ${peak.toFixed(2)}.`);
 }
 
@@ -395,7 +228,7 @@ function renderProbabilities() {
     .join(", ");
   // The probabilities shown are softmax(scores / T), T the version's calibration
   // temperature (recognizer/calibration.py); its value is on the model page.
-  setFacts("probabilities", `Scores before softmax: ${scores}. The probabilities are ` +
+  setFacts(root, "probabilities", `Scores before softmax: ${scores}. The probabilities are ` +
     `softmax(scores / T), T being this version's temperature (see the model page). ` +
     `Model version ${prediction.model}.`);
 }
@@ -410,7 +243,7 @@ root.querySelector('[data-image="input"]').addEventListener("mousemove", (event)
   const row = Math.floor(((event.clientY - rect.top) / rect.height) * 28);
   if (col < 0 || col > 27 || row < 0 || row > 27) return;
   const value = last.images.input[row * 28 + col];
-  setFacts("input", `Row ${row + 1}, column ${col + 1}: ${value.toFixed(2)}`);
+  setFacts(root, "input", `Row ${row + 1}, column ${col + 1}: ${value.toFixed(2)}`);
 });
 
 for (const [name, layout] of Object.entries(MAP_LAYOUT)) {
@@ -426,29 +259,8 @@ for (const [name, layout] of Object.entries(MAP_LAYOUT)) {
     const index = Math.floor(y / tileH) * layout.columns + Math.floor(x / tileW);
     if (index < 0 || index >= stage.maps.length) return;
     const peak = Math.max(0, stage.max[index]);
-    setFacts(name, `Map ${index + 1} of ${stage.channels}: strongest response ${peak.toFixed(2)}.`);
+    setFacts(root, name, `Map ${index + 1} of ${stage.channels}: strongest response ${peak.toFixed(2)}.`);
   });
-}
-
-// -- helpers -----------------------------------------------------------------------------
-
-function setFacts(name, text) {
-  const facts = root.querySelector(`[data-facts="${name}"]`);
-  if (facts) facts.textContent = text;
-}
-
-function element(name, attributes) {
-  const node = document.createElementNS(SVG_NS, name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
-  return node;
-}
-
-function plural(count, word) {
-  return `${count} ${word}${count === 1 ? "" : "s"}`;
-}
-
-function signed(value) {
-  return `${value >= 0 ? "+" : "−"}${Math.abs(value).toFixed(1)}`;
 }
 
 reset();

@@ -1,0 +1,209 @@
+"""The learners of the teaching benchmark: each one a thread with its own
+keep-alive connection, using a teaching page the way the page does.
+
+`stages_scenario`, `attention_scenario` and `model_scenario` run `learners` of
+them against one server for a number of seconds and summarise what they saw
+(latency percentiles, bytes per answer, errors); bench/bench_teaching.py runs
+each scenario against this code and an earlier revision.
+"""
+
+import http.client
+import json
+import random
+import threading
+import time
+
+from bench.common import percentile
+
+STAGES = ["conv1", "conv2", "pool1", "conv3", "conv4", "pool2", "dense"]
+THROTTLE_S = 0.15
+# A learner on the model page reloads it after a second: 30 views a second for
+# the class, far more than a lesson makes, none of them from a warm browser cache.
+MODEL_READ_S = 1.0
+REQUEST_TIMEOUT = 60
+
+
+class Client:
+    """One learner's keep-alive HTTP connection."""
+
+    def __init__(self, port):
+        self.port = port
+        self.connection = None
+
+    def request(self, method, path, body=None):
+        """(status, body bytes, seconds)."""
+        for attempt in range(2):
+            if self.connection is None:
+                self.connection = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                             timeout=REQUEST_TIMEOUT)
+            start = time.perf_counter()
+            try:
+                headers = {"Content-Type": "application/json"} if body is not None else {}
+                self.connection.request(method, path, body=body, headers=headers)
+                response = self.connection.getresponse()
+                data = response.read()
+                return response.status, data, time.perf_counter() - start
+            except (http.client.HTTPException, OSError):
+                self.connection.close()
+                self.connection = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def digit_path(seed):
+    """A seven-like polyline of 60 points with the learner's own wobble."""
+    rng = random.Random(seed)
+    corners = [(70, 70), (230, 75), (190, 150), (150, 240)]
+    points = []
+    for (x0, y0), (x1, y1) in zip(corners, corners[1:], strict=False):
+        for i in range(20):
+            f = i / 20
+            points.append([round(x0 + (x1 - x0) * f + rng.uniform(-6, 6), 1),
+                           round(y0 + (y1 - y0) * f + rng.uniform(-6, 6), 1)])
+    return points
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latencies = []
+        self.updates = []
+        self.sizes = []
+        self.errors = 0
+        self.extra = {}
+
+    def add(self, seconds=None, size=None, update=None, error=False):
+        with self.lock:
+            if seconds is not None:
+                self.latencies.append(seconds)
+            if size is not None:
+                self.sizes.append(size)
+            if update is not None:
+                self.updates.append(update)
+            self.errors += bool(error)
+
+    def summary(self):
+        def ms(values, q):
+            return round(percentile(values, q) * 1000, 1) if values else None
+
+        return {
+            "requests": len(self.latencies),
+            "errors": self.errors,
+            "p50_ms": ms(self.latencies, 50),
+            "p95_ms": ms(self.latencies, 95),
+            "max_ms": ms(self.latencies, 100),
+            "updates": len(self.updates) or None,
+            "update_p50_ms": ms(self.updates, 50),
+            "update_p95_ms": ms(self.updates, 95),
+            "bytes_p50": int(percentile(self.sizes, 50)) if self.sizes else None,
+            "bytes_max": max(self.sizes) if self.sizes else None,
+            **self.extra,
+        }
+
+
+def run_learners(count, seconds, learner):
+    stop_at = time.monotonic() + seconds
+    threads = [threading.Thread(target=learner, args=(i, stop_at), daemon=True)
+               for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=seconds + REQUEST_TIMEOUT + 10)
+
+
+def stages_scenario(server, learners, seconds, compact):
+    stats = Stats()
+
+    def learner(index, stop_at):
+        client = Client(server.port)
+        path = digit_path(index)
+        on_screen = STAGES[index % 6: index % 6 + 2]
+        length = 4
+        while time.monotonic() < stop_at:
+            begun = time.perf_counter()
+            drawing = {"width": 300, "height": 300, "strokes": [path[:length]]}
+            length = length + 2 if length < len(path) else 4  # a new drawing
+            asked = list(on_screen) if compact else None
+            update = 0.0
+            try:
+                while True:
+                    body = dict(drawing, stages=asked) if asked else drawing
+                    status, data, took = client.request("POST", "/learn/api/stages",
+                                                        json.dumps(body))
+                    update += took
+                    ok = status == 200
+                    stats.add(seconds=took, size=len(data), error=not ok)
+                    if not ok:
+                        break
+                    answer = json.loads(data)
+                    asked = answer.get("omitted")
+                    if not asked or not answer["activations"]:
+                        stats.add(update=update)
+                        break
+            except (OSError, http.client.HTTPException, ValueError):
+                stats.add(error=True)
+            # The page's throttle: at most one drawing every 150 ms.
+            time.sleep(max(0.0, THROTTLE_S - (time.perf_counter() - begun)))
+
+    run_learners(learners, seconds, learner)
+    return stats.summary()
+
+
+def attention_scenario(server, learners, seconds, shared):
+    stats = Stats()
+    examples = [{"width": 300, "height": 300, "strokes": [digit_path(1000 + k)]}
+                for k in range(12)]
+    counter = iter(range(10**9))
+    counter_lock = threading.Lock()
+
+    def learner(index, stop_at):
+        client = Client(server.port)
+        rng = random.Random(index)
+        while time.monotonic() < stop_at:
+            if shared:
+                body = dict(rng.choice(examples), target=rng.choice([None, 3, 8]))
+                body = {k: v for k, v in body.items() if v is not None}
+                look = 1.0
+            else:
+                with counter_lock:
+                    serial = next(counter)
+                body = {"width": 300, "height": 300, "strokes": [digit_path(10_000 + serial)]}
+                look = 2.0
+            try:
+                status, data, took = client.request("POST", "/learn/api/attention",
+                                                    json.dumps(body))
+                stats.add(seconds=took, size=len(data), error=status != 200)
+            except (OSError, http.client.HTTPException):
+                stats.add(error=True)
+            time.sleep(look)
+
+    run_learners(learners, seconds, learner)
+    return stats.summary()
+
+
+def model_scenario(server, learners, seconds, drawings):
+    stats = Stats()
+    client = Client(server.port)
+    status, data, cold = client.request("GET", "/learn/model/")
+    stats.extra["cold_view_ms"] = round(cold * 1000, 1)
+    stats.extra["approved_drawings"] = drawings
+    if status != 200:
+        stats.add(error=True)
+    warm_cpu = server.cpu_seconds()
+
+    def learner(index, stop_at):
+        client = Client(server.port)
+        while time.monotonic() < stop_at:
+            try:
+                status, data, took = client.request("GET", "/learn/model/")
+                stats.add(seconds=took, size=len(data), error=status != 200)
+            except (OSError, http.client.HTTPException):
+                stats.add(error=True)
+            time.sleep(MODEL_READ_S)
+
+    run_learners(learners, seconds, learner)
+    # Without the cold view's measurement of every drawing.
+    stats.extra["warm_server_cpu_ms_per_request"] = round(
+        (server.cpu_seconds() - warm_cpu) * 1000 / max(1, len(stats.latencies)), 2)
+    return stats.summary()
