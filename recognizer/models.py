@@ -77,6 +77,20 @@ class Drawing(models.Model):
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
 
+    class Ending(models.TextChoices):
+        """How the player's round ended, which says how complete the drawing
+        is likely to be: a drawing that reached the target or that the
+        player called done is finished; one the timer, a disconnect, leaving
+        or the host cut off may be a fragment."""
+
+        REACHED = "reached", "Reached the target, pen lifted"
+        DONE = "done", "Done"
+        TIME = "time", "Time ran out"
+        DISCONNECTED = "disconnected", "Disconnected"
+        LEFT = "left", "Left"
+        KICKED = "kicked", "Removed by the host"
+        UNKNOWN = "unknown", "Not recorded (an older drawing)"
+
     label = models.PositiveSmallIntegerField(help_text="The digit the player was asked to draw.")
     # {"width": W, "height": H, "strokes": [[[x, y, t], ...], ...]} in canvas pixels.
     strokes = models.JSONField()
@@ -96,6 +110,11 @@ class Drawing(models.Model):
     game_id = models.CharField(max_length=64, blank=True)
     round_number = models.PositiveSmallIntegerField(default=0)
     source = models.CharField(max_length=16, default="game")
+    ending = models.CharField(
+        max_length=16, choices=Ending.choices, default=Ending.UNKNOWN, db_index=True,
+        verbose_name="round ended by",
+        help_text="How the player's round ended when this drawing was kept.",
+    )
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True

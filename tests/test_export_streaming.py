@@ -41,7 +41,7 @@ def old_collect(queryset):
               .annotate(original_label=Coalesce(first_label, "label")).order_by("id")
               .values("id", "label", "original_label", "prediction", "confidence", "status",
                       "player_id", "player_name", "room_code", "game_id", "round_number",
-                      "model_version__version", "created", "input_image"))
+                      "model_version__version", "created", "ending", "input_image"))
     ids, images, labels, rows = [], [], [], []
     for row in values:
         data = bytes(row.pop("input_image") or b"")
@@ -93,7 +93,8 @@ def old_exports(queryset):
            "predictions": np.asarray([r["prediction"] for r in rows], dtype=np.uint8),
            "confidences": np.asarray([r["confidence"] for r in rows], dtype=np.float32),
            "statuses": strings("status"), "player_ids": strings("player_id"),
-           "room_codes": strings("room_code"), "model_versions": strings("model_version")}
+           "room_codes": strings("room_code"), "model_versions": strings("model_version"),
+           "endings": strings("ending")}
     return {"csv": csv_bytes, "idx": idx, "npz": npz}
 
 

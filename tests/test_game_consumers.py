@@ -261,7 +261,7 @@ async def test_reaching_the_target_ends_a_players_round_early_with_a_bonus(activ
     await ada.send("start")
     await ada.expect("round_start")
     await bob.expect("round_start")
-    await ada.send("draw", round=1, drawing=seven())
+    await ada.send("draw", round=1, drawing=seven(), pen_up=True)
     guess = await ada.expect("guess")
     assert guess["reached"] is True
     finished = await bob.expect("player_finished", player=ada.you["id"])
@@ -274,7 +274,7 @@ async def test_reaching_the_target_ends_a_players_round_early_with_a_bonus(activ
     await ada.error("already_finished")
     snapshot = await bob.expect("room")
     assert snapshot["state"] == "playing"
-    await bob.send("draw", round=1, drawing=one())
+    await bob.send("draw", round=1, drawing=one(), pen_up=True)
     await bob.expect("guess")
     end = await ada.expect("round_end")
     assert {r["reason"] for r in end["results"]} == {"reached"}

@@ -53,14 +53,16 @@ def test_targets_do_not_repeat_until_all_digits_were_used():
         assert all(a != b for a, b in zip(targets, targets[1:], strict=False))
 
 
-def test_leaderboard_orders_by_score_and_ties_share_a_rank():
+def test_leaderboard_ranks_players_present_and_ties_share_a_rank():
     rows = rules.leaderboard([
         {"player": "a", "name": "A", "score": 50, "gone": False},
         {"player": "b", "name": "B", "score": 90, "gone": True},
         {"player": "c", "name": "C", "score": 50, "gone": False},
         {"player": "d", "name": "D", "score": 10, "gone": False},
     ])
-    assert [(r["player"], r["rank"]) for r in rows] == [("b", 1), ("a", 2), ("c", 2), ("d", 4)]
+    # B left: still listed with the score, but unranked, after those present.
+    assert [(r["player"], r["rank"]) for r in rows] == [
+        ("a", 1), ("c", 1), ("d", 3), ("b", None)]
 
 
 def test_names_are_trimmed_and_checked():
@@ -300,7 +302,7 @@ def test_reaching_the_target_finishes_once_and_stores_one_drawing(room):
     # Reaching the target is never a one-statement write: it finishes her round.
     accepted, events = guesses.record_guess(
         room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
-        prediction=prediction(r.target, 0.9), target=r.target)
+        prediction=prediction(r.target, 0.9), target=r.target, pen_up=True)
     assert accepted
     finished = events[0]
     assert finished["type"] == "player_finished" and finished["reason"] == "reached"
@@ -459,7 +461,7 @@ def test_opt_out_keeps_drawings_out(room):
     game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
     guesses.record_guess(room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING,
-                         input_bytes=INPUT, prediction=prediction(r.target, 0.95))
+                         input_bytes=INPUT, prediction=prediction(r.target, 0.95), pen_up=True)
     assert Seat.objects.get(pk=ada.seat.pk).score > 0
     assert Drawing.objects.count() == 0
 
@@ -480,6 +482,7 @@ def draw_private(room, player, mark, p_target, **fields):
     r = Room.objects.get(pk=room.pk)
     drawing, image, needles = private_drawing(mark)
     guess = prediction(r.target, p_target)
+    fields.setdefault("pen_up", True)  # a finished drawing
     accepted, events = guesses.record_guess(
         room.code, player.seat.player_id, r.game_id, r.round, drawing=drawing,
         input_bytes=image, prediction=guess, **fields)

@@ -107,7 +107,7 @@ def test_every_message_of_a_game_matches_its_declaration(manual_clock):
     _, events = guesses.record_guess(
         room.code, ada.seat.player_id, playing.game_id, 1, drawing=DRAWING,
         input_bytes=bytes(784), prediction=Prediction(playing.target, probabilities, "v"),
-        target=playing.target)
+        target=playing.target, pen_up=True)
     sent += events
     sent += seats.disconnect(bob.seat.player_id, "chan-Bob")
     Room.objects.filter(pk=room.pk).update(ends_at=clock.now() - timedelta(seconds=5))

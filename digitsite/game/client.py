@@ -124,10 +124,12 @@ class ProtocolClient:
     async def kick(self, player):
         await self.send("kick", player=player)
 
-    async def draw(self, round_, drawing, seq=None):
-        """Send the whole drawing so far; its `guess` echoes `seq`."""
+    async def draw(self, round_, drawing, seq=None, *, pen_up=True):
+        """Send the whole drawing so far; its `guess` echoes `seq`. A program
+        sends finished drawings, so the pen is up unless `pen_up` says not
+        (None leaves the field out, as pages older than it do)."""
         await self.send("draw", round=round_, **({} if seq is None else {"seq": seq}),
-                        drawing=drawing)
+                        drawing=drawing, pen_up=pen_up)
 
     async def done(self, round_):
         await self.send("done", round=round_)
@@ -258,7 +260,7 @@ class GameClient(ProtocolClient):
         """`draw` with the drawing already JSON text (a benchmark serialises
         each drawing once, so that the client is not what it measures)."""
         await self.send_raw(f'{{"type":"draw","round":{round_},"seq":{seq},'
-                            f'"drawing":{drawing_json}}}')
+                            f'"drawing":{drawing_json},"pen_up":true}}')
 
     async def receive(self, timeout=WAIT):
         loop = asyncio.get_running_loop()

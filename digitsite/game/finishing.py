@@ -1,16 +1,24 @@
 """A player's round ends once: its points, the player's score and the
-drawing kept as a labelled sample (or, for a player who opted out, deleted).
+drawing kept as a labelled sample with how the round ended for the player
+(or, for a player who opted out, deleted).
 
 Runs inside the callers' transactions, with the room locked: a round's end
-(digitsite.game.rounds), a drawing that reached the target or `done`
-(digitsite.game.guesses), a disconnect, a leave or a removal
-(digitsite.game.seats).
+(digitsite.game.rounds; ending `time`), a drawing that reached the target
+with the pen up (`reached`) or `done` (digitsite.game.guesses), a
+disconnect, a leave or a removal (`disconnected`, `left`, `kicked`;
+digitsite.game.seats). A drawing kept after the player's round ended (it
+arrived in time, its write came late; or the player opted back in before
+the round's end) carries the ending the player's round had.
 """
+
+import logging
 
 from django.db.models import F
 
 from digitsite.game import protocol, rules
 from digitsite.game.models import Room, RoundProgress, Seat
+
+logger = logging.getLogger(__name__)
 
 
 def _seconds_between(start, end):
@@ -63,8 +71,20 @@ def finish(room, seat, progress, reason, at):
 
 
 def store_drawing(room, seat, progress):
-    """Keep the player's drawing of the round as a labelled sample, once."""
+    """Keep the player's drawing of the round as a labelled sample, once,
+    with how the player's round ended (`progress.reason`: reached, done,
+    time, disconnected, left or kicked; set by `finish` before any store)."""
     from recognizer.collection import store_drawing
+    from recognizer.models import Drawing
+
+    ending = progress.reason
+    if ending not in Drawing.Ending.values:
+        # A way of ending a round the drawings do not know yet: the drawing
+        # is still kept, as of an unknown ending, rather than the round's end
+        # failing over it.
+        logger.warning("room %s: round ending %r has no drawing ending; stored as unknown",
+                       room.code, ending)
+        ending = Drawing.Ending.UNKNOWN
 
     store_drawing(
         game_id=progress.game_id, round_number=progress.round_number,
@@ -72,6 +92,7 @@ def store_drawing(room, seat, progress):
         room_code=room.code, label=progress.target, strokes=progress.drawing,
         input_image=progress.input_image, prediction=progress.prediction,
         probabilities=progress.probabilities, model_version=progress.model_version,
+        ending=ending,
     )
 
 

@@ -122,8 +122,13 @@ CLIENT_MESSAGES = {
     "settings": (_optional("private", "any"), _optional("rounds", "any"),
                  _optional("seconds", "any"), _optional("max_players", "any")),
     "kick": (Field("player", "string"),),
+    # `pen_up`: the drawing ends with the pen lifted (its last stroke is
+    # complete). Only such a drawing can reach the target: a stroke still
+    # being drawn often reads as another digit for a moment (a 6 begins as
+    # a 1, a 7 as a "¬"). Left out (older pages), the drawing counts as
+    # drawn with the pen down.
     "draw": (Field("round", "integer"), Field("drawing", "object"),
-             _optional("seq", "integer")),
+             _optional("seq", "integer"), _optional("pen_up", "boolean")),
     "done": (Field("round", "integer"),),
     "opt_out": (Field("value", "boolean"),),
     "leave": (),
@@ -162,8 +167,10 @@ SHAPES = {
                Field("reached", "boolean"), Field("points", "integer"),
                Field("score", "integer"), Field("seconds", "number", null=True),
                Field("reason", "string")),
-    "rank": (Field("rank", "integer"), Field("player", "string"), Field("name", "string"),
-             Field("score", "integer"), Field("gone", "boolean")),
+    # `rank` is null for a player who left (`gone`): only those still in the
+    # room are ranked.
+    "rank": (Field("rank", "integer", null=True), Field("player", "string"),
+             Field("name", "string"), Field("score", "integer"), Field("gone", "boolean")),
 }
 
 SERVER_MESSAGES = {
@@ -358,8 +365,9 @@ def kick(player, *, room=None):
     return client_message("kick", player=player, room=room)
 
 
-def draw(round_number, drawing, seq=None, *, room=None):
-    return client_message("draw", round=round_number, drawing=drawing, seq=seq, room=room)
+def draw(round_number, drawing, seq=None, *, pen_up=None, room=None):
+    return client_message("draw", round=round_number, drawing=drawing, seq=seq,
+                          pen_up=pen_up, room=room)
 
 
 def done(round_number, *, room=None):

@@ -37,7 +37,8 @@ SPEED_POINTS = 50
 SCORING_RULE = (
     f"Each round you score {ACCURACY_POINTS} x the model's probability for the target digit "
     f"on your last drawing, plus up to {SPEED_POINTS} bonus points for speed once that "
-    f"probability reaches the room's target confidence: the bonus is the share of the round "
+    f"probability reaches the room's target confidence when you lift the pen (a stroke "
+    f"still being drawn does not count): the bonus is the share of the round "
     f"still left at that moment."
 )
 
@@ -79,16 +80,22 @@ def pick_targets(rounds, rng=None):
 
 
 def leaderboard(players):
-    """Rank players ({"player", "name", "score", "gone"}): best first, ties share a rank."""
-    ordered = sorted(players, key=lambda p: -p["score"])
+    """Rank players ({"player", "name", "score", "gone"}): those still in the
+    room best first, equal scores sharing a rank (1, 1, 3); then those who
+    left (`gone`), best first, with rank None. A player who left keeps their
+    score on the list but wins nothing: a top scorer who walked out is not
+    the game's winner."""
+    present = sorted((p for p in players if not p["gone"]), key=lambda p: -p["score"])
+    gone = sorted((p for p in players if p["gone"]), key=lambda p: -p["score"])
     rows = []
     rank = 0
     previous = None
-    for index, player in enumerate(ordered, start=1):
+    for index, player in enumerate(present, start=1):
         if player["score"] != previous:
             rank = index
             previous = player["score"]
         rows.append({"rank": rank, **player})
+    rows.extend({"rank": None, **player} for player in gone)
     return rows
 
 

@@ -45,13 +45,15 @@ class DrawingScorer:
 
     def __init__(self, session):
         self.session = session
-        # The newest drawing waiting: (raw, seq, game, round, target, received_at).
+        # The newest drawing waiting: (raw, seq, game, round, target,
+        # received_at, pen_up).
         self.pending = None
         self.task = None
 
-    def submit(self, raw, seq, game, round_number, target, received_at):
-        """Score this drawing next, in place of any still waiting."""
-        self.pending = (raw, seq, game, round_number, target, received_at)
+    def submit(self, raw, seq, game, round_number, target, received_at, *, pen_up=False):
+        """Score this drawing next, in place of any still waiting. Only a
+        drawing with the pen up (`pen_up`) can reach the target."""
+        self.pending = (raw, seq, game, round_number, target, received_at, pen_up)
         if self.task is None or self.task.done():
             self.task = self.session.spawn(self._score_pending())
 
@@ -82,7 +84,7 @@ class DrawingScorer:
                 await session.error("internal", "the server failed to score the drawing",
                                     "draw")
 
-    async def _score(self, raw, seq, game, round_number, target, received_at):
+    async def _score(self, raw, seq, game, round_number, target, received_at, pen_up):
         from recognizer.inference import get_service
         from recognizer.preprocessing import input_to_bytes
 
@@ -102,7 +104,7 @@ class DrawingScorer:
             guesses.record_guess, session.code, session.player_id, game, round_number,
             what=f"a drawing in room {session.code}",
             drawing=drawing.as_json(), input_bytes=input_to_bytes(image),
-            prediction=prediction, target=target, received_at=received_at,
+            prediction=prediction, target=target, received_at=received_at, pen_up=pen_up,
         )
         p_target = float(prediction.probabilities[target])
         reached = any(m["type"] == "player_finished" and m["player"] == session.player_id

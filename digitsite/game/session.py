@@ -291,8 +291,11 @@ class PlayerSession:
         if count_points(raw) > MAX_POINTS:
             raise GameError("too_many_points", f"a drawing has at most {MAX_POINTS} points")
         room = self.view.room
+        # Without `pen_up` (older pages) a drawing is taken as still being
+        # drawn: it may end the round by `done` or the timer, never by
+        # reaching the target mid-stroke.
         self.scorer.submit(raw, fields["seq"], room["game"], round_number, room["target"],
-                           received_at)
+                           received_at, pen_up=fields["pen_up"] is True)
 
     async def on_done(self, fields):
         round_number = fields["round"]

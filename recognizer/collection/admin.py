@@ -31,6 +31,7 @@ from recognizer.collection import exports, review, thumbnails
 from recognizer.collection.list_filters import (
     ConfidenceFilter,
     DiffersFilter,
+    EndingFilter,
     LabelFilter,
     PredictionFilter,
 )
@@ -90,13 +91,13 @@ def _export_action(fmt, title):
 class DrawingAdmin(ReviewQueueViews, RefuseForbiddenActionsMixin, admin.ModelAdmin):
     list_display = (
         "id", "drawing_thumb", "input_thumb", "label_display", "prediction_display",
-        "confidence_display", "model_version", "player_name", "room_code", "created",
-        "status_display",
+        "confidence_display", "model_version", "player_name", "room_code", "ending",
+        "created", "status_display",
     )
     list_display_links = ("id", "drawing_thumb")
     list_filter = (
         "status", LabelFilter, PredictionFilter, DiffersFilter, ConfidenceFilter,
-        "model_version", "created",
+        EndingFilter, "model_version", "created",
     )
     search_fields = ("player_name", "player_id", "room_code")
     list_select_related = ("model_version",)
@@ -113,7 +114,8 @@ class DrawingAdmin(ReviewQueueViews, RefuseForbiddenActionsMixin, admin.ModelAdm
                                 "confidence_display", "probabilities_display")}),
         ("Review", {"fields": ("status", "reviewed_by", "reviewed_at")}),
         ("Origin", {"fields": ("player_name", "player_id", "user", "room_code", "game_id",
-                               "round_number", "source", "created", "model_version")}),
+                               "round_number", "ending", "source", "created",
+                               "model_version")}),
     )
 
     class Media:

@@ -4,7 +4,8 @@ Each export holds the 28x28 network inputs exactly as stored (uint8, 255 =
 ink, the MNIST convention) with their current labels, in drawing-id order so
 that two exports of the same selection are identical. The IDX pair is what
 any MNIST loader reads; the CSV and NPZ add what is known about each drawing
-(the original label before relabelling, the prediction, the review status).
+(the original label before relabelling, the prediction, the review status,
+how the player's round ended: a drawing the timer cut off may be unfinished).
 A drawing whose stored input is damaged is left out and its id reported.
 
 Exports are streamed, never held whole in memory (20,000 drawings make a
@@ -51,9 +52,11 @@ INDEX_NAME = "drawings-index.csv"
 META_COLUMNS = [
     "id", "label", "original_label", "prediction", "confidence", "status", "player_id",
     "player_name", "room_code", "game_id", "round_number", "model_version", "created",
+    "ending",
 ]
 NPZ_STRING_COLUMNS = {"statuses": "status", "player_ids": "player_id",
-                      "room_codes": "room_code", "model_versions": "model_version"}
+                      "room_codes": "room_code", "model_versions": "model_version",
+                      "endings": "ending"}
 
 # Rows fetched from the database at a time.
 ROW_BATCH = 500
@@ -98,7 +101,7 @@ def _values(queryset):
         .values(
             "id", "label", "original_label", "prediction", "confidence", "status", "player_id",
             "player_name", "room_code", "game_id", "round_number", "model_version__version",
-            "created", "input_image",
+            "created", "ending", "input_image",
         )
     )
 

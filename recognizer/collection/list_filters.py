@@ -1,13 +1,14 @@
 """The filters beside the drawings' list in the admin.
 
-Digits are fixed choices (no scan of the table to list them); confidence is
-filtered in buckets of the stored `confidence` column.
+Digits and round endings are fixed choices (no scan of the table to list
+them); confidence is filtered in buckets of the stored `confidence` column.
 """
 
 from django.contrib import admin
 from django.db.models import F, Q
 
 from recognizer.collection import review
+from recognizer.models import Drawing
 
 
 class DigitFilter(admin.SimpleListFilter):
@@ -82,3 +83,28 @@ class ConfidenceFilter(admin.SimpleListFilter):
                     queryset = queryset.filter(confidence__lt=high)
                 return queryset
         return queryset
+
+
+class EndingFilter(admin.SimpleListFilter):
+    """How the player's round ended (Drawing.Ending), and "complete": the
+    endings whose drawing the player finished (reached with the pen lifted,
+    or done), as against those the timer, a disconnect, leaving or the host
+    may have cut off mid-stroke."""
+
+    title = "round ended by"
+    parameter_name = "ending"
+    COMPLETE = "complete"
+    COMPLETE_ENDINGS = (Drawing.Ending.REACHED, Drawing.Ending.DONE)
+
+    def lookups(self, request, model_admin):
+        return [(self.COMPLETE, "Complete (reached or done)"), *Drawing.Ending.choices]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value == self.COMPLETE:
+            return queryset.filter(ending__in=self.COMPLETE_ENDINGS)
+        if value in Drawing.Ending.values:
+            return queryset.filter(ending=value)
+        return queryset.none()

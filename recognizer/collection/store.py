@@ -2,13 +2,15 @@
 
 The game calls store_drawing when a player's round is over and they have not
 opted out (whether to store is the game's decision; opting out later deletes
-the drawing again). The drawing waits for review as "pending".
+the drawing again). The drawing waits for review as "pending", with how the
+round ended for the player (Drawing.Ending): a drawing the timer or a
+disconnect cut off may be unfinished, and reviewers can filter on it.
 """
 
 
 def store_drawing(*, game_id, round_number, player_id, player_name, user_id, room_code,
                   label, strokes, input_image, prediction, probabilities, model_version,
-                  source="game"):
+                  ending="unknown", source="game"):
     """Store one player's drawing of one round, once; return (drawing, created).
 
     - label: the digit the player was asked to draw (the round's target)
@@ -18,6 +20,9 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
     - model_version: the name of the model version that guessed ("" or None
       when unknown); a name no ModelVersion has is stored as no version
     - user_id: the signed-in player's user id, or None
+    - ending: how the player's round ended, one of Drawing.Ending's values
+      ("reached", "done", "time", "disconnected", "left", "kicked" or
+      "unknown"); ValueError for any other
 
     The unique constraint (game, round, player) makes a second attempt a
     no-op: the drawing already stored is returned unchanged, with created
@@ -26,6 +31,9 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
     # Imported here: this module is imported while Django loads its apps.
     from recognizer.models import Drawing, ModelVersion
 
+    if ending not in Drawing.Ending.values:
+        raise ValueError(f"unknown ending {ending!r}: use one of "
+                         + ", ".join(Drawing.Ending.values))
     version = (ModelVersion.objects.filter(version=model_version).first()
                if model_version else None)
     return Drawing.objects.get_or_create(
@@ -43,6 +51,7 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
             "user_id": user_id,
             "room_code": room_code,
             "source": source,
+            "ending": ending,
             "status": Drawing.Status.PENDING,
         },
     )

@@ -2,7 +2,7 @@
 //
 //   const pad = new DrawingPad(canvas, {onChange: (drawing, reason) => ..., lineWidth: 14});
 //   pad.drawing   -> {width, height, strokes: [[[x, y, t], ...], ...]}
-//   pad.clear(); pad.undo(); pad.setEnabled(false); pad.isEmpty();
+//   pad.clear(); pad.undo(); pad.setEnabled(false); pad.isEmpty(); pad.penDown;
 //
 // Coordinates are CSS pixels of the canvas as it was when the drawing started
 // (y grows downward) and t is milliseconds since the drawing's first point,
@@ -71,6 +71,11 @@ export class DrawingPad {
   /** Wall-clock time (ms since the epoch) of the drawing's first point, or null. */
   get startedAt() {
     return this._startEpoch;
+  }
+
+  /** Whether a stroke is being drawn now: the drawing's last stroke is not complete. */
+  get penDown() {
+    return this._activePointer !== null;
   }
 
   get pointCount() {

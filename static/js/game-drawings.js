@@ -3,7 +3,8 @@
 // (docs/protocol.md), sent at most every `everyMs` and by the latest-only
 // policy (latest-only.js): at most one drawing waits for its guess, so a busy
 // server gets fewer, newer drawings instead of a queue of stale ones, and
-// answers sooner.
+// answers sooner. Each drawing says whether the pen is up (`pen_up`): only a
+// drawing whose last stroke is complete can reach the target.
 
 import {throttle} from "./drawing-pad.js";
 import {canDraw} from "./game-state.js";
@@ -61,7 +62,9 @@ export class DrawingSender {
   _sendLatest() {
     const {game, pad} = this;
     if (!canDraw(game) || pad.isEmpty()) return false;
+    // Read together: the drawing as it is and whether its last stroke is complete.
     const drawing = pad.drawing;
+    const penUp = !pad.penDown;
     // Point times count from the round's start, as the protocol asks.
     const shift = game.roundStartLocal !== null && pad.startedAt !== null
       ? Math.max(0, pad.startedAt - game.roundStartLocal) : 0;
@@ -69,7 +72,9 @@ export class DrawingSender {
       for (const stroke of drawing.strokes) for (const point of stroke) point[2] += shift;
     }
     game.seq += 1;
-    if (!this.connection.send({type: "draw", round: game.round, seq: game.seq, drawing})) return false;
+    if (!this.connection.send({type: "draw", round: game.round, seq: game.seq, drawing, pen_up: penUp})) {
+      return false;
+    }
     return game.seq;
   }
 }

@@ -2,8 +2,9 @@
 // (docs/protocol.md): the winner message, a podium of the first three places
 // and every player's line. Places are counted among the players still in the
 // room: a player who left keeps their score on the list, marked "left", but is
-// neither placed nor crowned (the server's own ranks count them too). Equal
-// scores share a place, and the place after them is skipped: 1, 1, 3.
+// neither placed nor crowned (the server ranks them the same way: `rank` is
+// null for them). Equal scores share a place, and the place after them is
+// skipped: 1, 1, 3.
 
 import {h} from "./game-ui.js";
 
