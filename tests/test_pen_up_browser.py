@@ -27,18 +27,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture(scope="module")
 def game_server(daphne_server):
     """The live server with an active model (an untrained one if none is shipped)."""
-    script = (
-        "import django; django.setup()\n"
-        "from django.conf import settings\n"
-        "from recognizer.versions import active_version\n"
-        "from tests.support import register_random_model\n"
-        "if active_version() is None:\n"
-        "    settings.RECOGNIZER_MODEL_DIR.mkdir(parents=True, exist_ok=True)\n"
-        "    register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
-    )
-    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=daphne_server.env,
-                   check=True, timeout=300, capture_output=True)
-    return daphne_server
+    return daphne_server.ensure_model()
 
 # Installed before the page's scripts: logs the draws the page sends (with
 # `pen_up`) and the guesses it gets (with `reached`), in order.
