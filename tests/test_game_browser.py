@@ -241,12 +241,12 @@ def test_a_dropped_connection_rejoins_the_same_seat(game_server, page):
     assert page.evaluate("window.digitGame.state.me.opt_out") is True
     assert page.evaluate("window.digitGame.state.me.id") == first_id
     code = page.evaluate("window.digitGame.connection.code")
-    assert page.evaluate(f"sessionStorage.getItem('digit-game-seat:{code}')")
+    assert page.evaluate(f"localStorage.getItem('digit-game-seat:{code}')")
 
     # Leaving gives the seat up for good and goes back to the lobby.
     page.click("[data-leave]")
     page.wait_for_url(game_server.url + "/")
-    assert page.evaluate(f"sessionStorage.getItem('digit-game-seat:{code}')") is None
+    assert page.evaluate(f"localStorage.getItem('digit-game-seat:{code}')") is None
     assert page.js_errors == []
 
 

@@ -283,37 +283,52 @@ async def test_reaching_the_target_ends_a_players_round_early_with_a_bonus(activ
     await bob.close()
 
 
-async def test_disconnect_and_rejoin_keeps_seat_and_score(active_model, game_clock):
+async def test_disconnect_and_rejoin_keeps_seat_score_and_round(active_model, game_clock):
     room = await new_room(rounds=2)
     ada = await join(room.code, "Ada")
     bob = await join(room.code, "Bob")
     await ada.send("start")
     await bob.expect("round_start")
     await bob.send("draw", round=1, drawing=one())
-    guess = await bob.expect("guess")
-    # Bob's connection drops right after drawing: his drawing is kept.
+    await bob.expect("guess")
+    # Bob's connection drops right after drawing: his seat and his round wait
+    # for him.
     await bob.close()
-    finished = await ada.expect("player_finished", player=bob.you["id"])
-    assert finished["reason"] == "disconnected"
-    assert finished["points"] == round(100 * guess["target_probability"])
-    snapshot = await ada.expect("room")
-    bob_row = next(p for p in snapshot["players"] if p["id"] == bob.you["id"])
-    assert bob_row["connected"] is False and bob_row["gone"] is False
+    while True:
+        snapshot = await ada.expect("room")
+        bob_row = next((p for p in snapshot["players"] if p["id"] == bob.you["id"]), {})
+        if bob_row.get("connected") is False:
+            break
+    assert bob_row["gone"] is False and bob_row["finished"] is False
     assert bob_row["rejoin_until"] > snapshot["server_time"]
-    stored = await stored_drawings(room_code=room.code)
-    assert [(d.player_id, d.strokes) for d in stored] == [(bob.you["id"], one())]
+    # Ada is done; the round still waits for Bob.
+    await ada.send("done", round=1)
+    await ada.expect("player_finished", player=ada.you["id"])
+    snapshot = await ada.expect("room")
+    assert snapshot["state"] == "playing"
+    assert not [m for m in ada.seen if m["type"] == "player_finished"
+                and m["player"] == bob.you["id"]]
 
     back = await join(room.code, "Bob again", token=bob.you["token"])
     assert back.welcome["rejoined"] is True
     assert back.you["id"] == bob.you["id"] and back.you["name"] == "Bob"
     assert back.you["token"] != bob.you["token"]
     me = next(p for p in back.welcome["room"]["players"] if p["id"] == bob.you["id"])
-    assert me["score"] == finished["points"] and me["connected"] and me["finished"]
+    assert me["connected"] and not me["finished"] and me["score"] == 0
     assert len(back.welcome["room"]["players"]) == 2
-    # The old token no longer works once a new one was issued... but the seat is
-    # the same one, and the next round he plays normally.
-    await ada.send("done", round=1)
+    # His drawing comes back with the welcome, and he goes on drawing.
+    assert back.welcome["drawing"] == one()
+    await back.send("draw", round=1, drawing=one(5))
+    again = await back.expect("guess")
+    assert again["kept"] is True
+    await back.send("done", round=1)
+    finished = await back.expect("player_finished", player=bob.you["id"])
+    assert finished["reason"] == "done"
+    assert finished["points"] == round(100 * again["target_probability"])
     await back.expect("round_end", round=1)
+    stored = await stored_drawings(room_code=room.code)
+    assert [(d.player_id, d.strokes) for d in stored] == [(bob.you["id"], one(5))]
+    # The next round he plays as before.
     await game_clock.run_timers(back.expect("round_start", round=2), within=3.1)
     await back.send("draw", round=2, drawing=one())
     await back.expect("guess")
@@ -324,6 +339,30 @@ async def test_disconnect_and_rejoin_keeps_seat_and_score(active_model, game_clo
     assert bob_total >= finished["points"]
     await ada.close()
     await back.close()
+
+
+async def test_a_player_who_does_not_come_back_keeps_the_drawing_they_left(
+        active_model, settings, game_clock):
+    settings.GAME_REJOIN_SECONDS = 30
+    room = await new_room(rounds=1, seconds=120.0)
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    await ada.send("start")
+    await bob.expect("round_start")
+    await bob.send("draw", round=1, drawing=one())
+    guess = await bob.expect("guess")
+    await bob.close()
+    await ada.send("done", round=1)
+    await ada.expect("player_finished", player=ada.you["id"])
+    # Once his rejoin window ends his seat is gone and the round ends; the
+    # drawing he left counts and is stored.
+    end = await game_clock.run_timers(ada.expect("round_end", round=1), within=31)
+    bobs = next(r for r in end["results"] if r["player"] == bob.you["id"])
+    assert bobs["reason"] == "disconnected" and bobs["drawing"] == one()
+    assert bobs["points"] == round(100 * guess["target_probability"])
+    stored = await stored_drawings(room_code=room.code)
+    assert [(d.player_id, d.strokes) for d in stored] == [(bob.you["id"], one())]
+    await ada.close()
 
 
 async def test_a_seat_not_reclaimed_in_time_is_gone(active_model, settings, game_clock):

@@ -441,19 +441,67 @@ def test_a_drawing_received_before_done_but_written_after_it_is_kept(room, manua
     assert progress.finished and progress.reason == "done" and progress.points == 0
 
 
-def test_disconnect_during_a_round_stores_the_drawing(room):
+def test_a_disconnected_players_round_waits_for_them(room, settings, manual_clock):
+    settings.GAME_REJOIN_SECONDS = 60
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
     game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
     guesses.record_guess(room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING,
                          input_bytes=INPUT, prediction=prediction(r.target, 0.4))
+    # Bob's page drops (a reload): his part in the round is not over.
     events = seats.disconnect(bob.seat.player_id, "chan-Bob")
+    assert [m["type"] for m in events] == ["room"]
+    assert not RoundProgress.objects.get(seat=bob.seat).finished
+    # Ada finishing does not end the round under him.
+    events = guesses.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    assert "round_end" not in [m["type"] for m in events]
+    # He comes back with his token: the same seat, his drawing, the round on.
+    back = seat(room.code, "Bob", channel="chan-Bob-2", token=bob.token)
+    assert back.rejoined and back.seat.pk == bob.seat.pk
+    assert back.drawing == DRAWING
+    assert Drawing.objects.count() == 0
+    events = guesses.finish_player(room.code, bob.seat.player_id, r.game_id, 1, "done")
+    assert events[0]["reason"] == "done" and events[0]["points"] == 40
+    assert "round_end" in [m["type"] for m in events]
+    assert Drawing.objects.get().player_id == bob.seat.player_id
+
+
+def test_a_player_away_when_the_round_ends_keeps_their_drawing(room, settings, manual_clock):
+    settings.GAME_REJOIN_SECONDS = 60
+    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    game_rounds.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    guesses.record_guess(room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING,
+                         input_bytes=INPUT, prediction=prediction(r.target, 0.4))
+    seats.disconnect(bob.seat.player_id, "chan-Bob")
+    guesses.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    # The round waits for Bob until his rejoin window ends, not longer.
+    manual_clock.advance(10)
+    assert game_rounds.advance(room.code) == []
+    manual_clock.advance(51)
+    events = seats.expire_seats(room.code)
+    end = next(m for m in events if m["type"] == "round_end")
+    bobs = next(row for row in end["results"] if row["player"] == bob.seat.player_id)
+    assert bobs["reason"] == "disconnected" and bobs["points"] == 40
+    assert Drawing.objects.get().player_id == bob.seat.player_id
+    assert back_gets_no_drawing(room, bob.token)
+
+
+def back_gets_no_drawing(room, token):
+    """A join with an expired seat's token takes a new seat, with nothing to restore."""
+    late = seats.join(room.code, name="Bob", token=token, channel_name="chan-late")
+    return not late.rejoined and late.drawing is None
+
+
+def test_a_stopping_server_finishes_its_players_rounds(room):
+    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    game_rounds.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    guesses.record_guess(room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING,
+                         input_bytes=INPUT, prediction=prediction(r.target, 0.4))
+    events = seats.disconnect(bob.seat.player_id, "chan-Bob", finish_round=True)
     assert events[0]["reason"] == "disconnected" and events[0]["points"] == 40
     assert Drawing.objects.get().player_id == bob.seat.player_id
-    # Ada is the only one connected: her finishing ends the round.
-    events = guesses.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
-    assert "round_end" in [m["type"] for m in events]
-    assert Drawing.objects.count() == 1  # Ada drew nothing; Bob's is not stored twice
 
 
 def test_opt_out_keeps_drawings_out(room):

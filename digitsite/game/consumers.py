@@ -45,7 +45,7 @@ class GameConsumer(AsyncWebsocketConsumer):
         await self.session.on_event(event["message"])
 
     async def game_replaced(self, event):
-        await self.session.replaced_elsewhere()
+        await self.session.replaced_elsewhere(same_browser=event.get("same_browser", False))
 
     async def game_kicked(self, event):
         await self.session.kicked_by_host()
@@ -63,8 +63,9 @@ class GameConsumer(AsyncWebsocketConsumer):
         self.group = room_group(code)
         await self.channel_layer.group_add(self.group, self.channel_name)
 
-    async def notify_replaced(self, channel_name):
-        await self.channel_layer.send(channel_name, {"type": "game.replaced"})
+    async def notify_replaced(self, channel_name, same_browser=False):
+        await self.channel_layer.send(channel_name, {"type": "game.replaced",
+                                                     "same_browser": same_browser})
 
     async def notify_kicked(self, channel_name):
         await self.channel_layer.send(channel_name, {"type": "game.kicked"})

@@ -57,6 +57,9 @@ CLOSE_NOT_FOUND = 4004
 CLOSE_KICKED = 4005
 CLOSE_FLOOD = 4008
 CLOSE_REPLACED = 4010
+# The seat was taken by another tab (or a reload) of the same browser session:
+# the page says the room is open in another tab and does not reconnect.
+CLOSE_OTHER_TAB = 4011
 
 # Refusals of a `join` that end the connection, and the close code that follows.
 JOIN_CLOSES = {"unsupported_protocol": CLOSE_PROTOCOL, "room_full": CLOSE_ROOM_FULL,
@@ -174,8 +177,10 @@ SHAPES = {
 }
 
 SERVER_MESSAGES = {
+    # `drawing`: a returning player's drawing of the round under way, or null.
     "welcome": (Field("protocol", "integer"), Field("rejoined", "boolean"),
-                Field("you", "object", shape="you"), Field("room", "object", shape="room")),
+                Field("you", "object", shape="you"), Field("room", "object", shape="room"),
+                Field("drawing", "object", null=True)),
     "room": SHAPES["room"],
     "round_start": (Field("game", "string"), Field("round", "integer"),
                     Field("rounds", "integer"), Field("target", "integer"),

@@ -85,9 +85,10 @@ def phase(code):
 
 
 def _all_finished(room):
-    active = list(
-        Seat.objects.filter(room=room, gone=False, connected=True).values_list("pk", flat=True)
-    )
+    """Every seated player has finished the round. A player whose connection
+    dropped counts until their rejoin window ends (their seat is then gone):
+    a reload, or a phone back on the network, finds the round still on."""
+    active = list(Seat.objects.filter(room=room, gone=False).values_list("pk", flat=True))
     done = RoundProgress.objects.filter(
         room=room, game_id=room.game_id, round_number=room.round, finished=True,
         seat_id__in=active,
@@ -97,7 +98,7 @@ def _all_finished(room):
 
 def after_change(code):
     """Messages after a player's state changed: the snapshot, and the round's end
-    when nobody connected is still drawing."""
+    when nobody seated is still drawing."""
     room = Room.objects.get(code=code)
     if room.state == Room.State.PLAYING and _all_finished(room):
         ended = end_round(code, room.game_id, room.round, early=True)
@@ -127,7 +128,9 @@ def end_round(code, game_id, round_number, *, early=False):
             present.add(progress.seat_id)
             seat = seats[progress.seat_id]
             if not progress.finished:
-                finish(room, seat, progress, "time", at)
+                # Away when the round ended: the drawing they left counts.
+                reason = "time" if seat.connected else "disconnected"
+                finish(room, seat, progress, reason, at)
             elif progress.drawing is not None and not seat.opt_out:
                 # Finished while opted out, then opted back in: the choice
                 # in force when the round ends decides (a no-op if stored).

@@ -21,7 +21,7 @@ from digitsite.game.models import Room, Seat
 from digitsite.game.rooms import close_if_idle, lock_room
 from digitsite.game.rounds import after_change
 from digitsite.game.rules import GameError
-from digitsite.game.snapshots import results_shown, room_message
+from digitsite.game.snapshots import drawing_in_progress, results_shown, room_message
 
 # Removed players a room remembers; beyond it the oldest are forgotten (a
 # host removes a few players, not thousands).
@@ -50,9 +50,15 @@ class JoinResult:
     rejoined: bool
     # The channel of an older connection that held the seat: it must close.
     replaced_channel: str = ""
+    # That older connection came from the same browser session: another tab
+    # (or the page before a reload) of the same player.
+    replaced_same_browser: bool = False
     events: list = field(default_factory=list)
     # Messages only the joiner needs: the last results when between rounds.
     catch_up: list = field(default_factory=list)
+    # A returning player's drawing of the round under way, to put back on
+    # the canvas (None: no round on, nothing drawn, or their part is over).
+    drawing: dict | None = None
 
 
 def ensure_host(room):
@@ -92,8 +98,9 @@ def join(code, *, name=None, token=None, user=None, channel_name="", opt_out=Non
          session_key=None):
     """Seat a player (or give a returning one their seat back).
 
-    `session_key`, the connection's Django session, marks the seat so that a
-    player the host removes cannot come back from the same browser.
+    `session_key`, the connection's Django session, marks the seat: the same
+    browser gets it back without a token (a closed tab opened again, a
+    second tab), and a player the host removes cannot come back from it.
     """
     at = clock.now()
     user = user if user is not None and getattr(user, "is_authenticated", False) else None
@@ -109,32 +116,52 @@ def join(code, *, name=None, token=None, user=None, channel_name="", opt_out=Non
                                            "empty; create a new one")
         _check_not_kicked(room, token=token, session_hash=session_hash, user=user)
         _expire(room, at)
-        seat = None
-        if isinstance(token, str) and token:
-            seat = Seat.objects.filter(room=room, token_hash=hash_token(token), gone=False).first()
-        if seat is None and user is not None:
-            seat = Seat.objects.filter(room=room, user=user, gone=False).first()
+        seat = returning_seat(room, token=token, user=user, session_hash=session_hash)
         new_token = secrets.token_urlsafe(24)
-        replaced = ""
+        result = JoinResult(room, seat, new_token, rejoined=seat is not None)
         if seat is not None:
-            rejoined = True
-            replaced = _give_seat_back(seat, new_token, at, channel_name=channel_name,
-                                       session_hash=session_hash, opt_out=opt_out)
+            result.replaced_same_browser = bool(session_hash) and seat.session_hash == session_hash
+            result.replaced_channel = _give_seat_back(
+                seat, new_token, at, channel_name=channel_name, session_hash=session_hash,
+                opt_out=opt_out)
+            result.drawing = drawing_in_progress(room, seat)
         else:
-            rejoined = False
-            seat = _new_seat(room, new_token, at, name=name, user=user,
-                             channel_name=channel_name, session_hash=session_hash,
-                             opt_out=opt_out)
+            result.seat = _new_seat(room, new_token, at, name=name, user=user,
+                                    channel_name=channel_name, session_hash=session_hash,
+                                    opt_out=opt_out)
         ensure_host(room)
         room.refresh_from_db()
-    result = JoinResult(room, seat, new_token, rejoined, replaced)
     result.events = [room_message(room)]
     result.catch_up = results_shown(room)
     return result
 
 
+def returning_seat(room, *, token=None, user=None, session_hash=""):
+    """The seat a joining player already holds in the room, or None.
+
+    Found by what only that player has: the seat's token (kept by the page
+    per room, across tabs and reloads), their account, or their browser
+    session (its hash; the session cookie is as secret as the token). Never
+    by name: another browser typing the same name gets no one's seat.
+    """
+    mine = Seat.objects.filter(room=room, gone=False)
+    if isinstance(token, str) and token:
+        seat = mine.filter(token_hash=hash_token(token)).first()
+        if seat is not None:
+            return seat
+    if user is not None:
+        seat = mine.filter(user=user).first()
+        if seat is not None:
+            return seat
+    if session_hash:
+        # A session holds one seat per room; should an older page have taken
+        # two, the one last seen is the one the player is playing.
+        return mine.filter(session_hash=session_hash).order_by("-last_seen", "-pk").first()
+    return None
+
+
 def _give_seat_back(seat, new_token, at, *, channel_name, session_hash, opt_out):
-    """A returning player (by token or account) takes their seat again. Returns
+    """A returning player (by token, account or session) takes their seat again. Returns
     the channel of an older connection that still held it ("" if none)."""
     replaced = ""
     if seat.connected and seat.channel_name != channel_name:
@@ -228,11 +255,16 @@ def kick(code, player_id, target_id):
 # -- leaving, and seats kept --------------------------------------------------
 
 
-def disconnect(player_id, channel_name):
+def disconnect(player_id, channel_name, *, finish_round=False):
     """The connection holding a seat closed: keep the seat for the rejoin window.
 
-    A player who disconnects during a round has finished it, so their drawing
-    is stored now rather than depending on a timer in some process.
+    A player who disconnects during a round keeps their part in it: a reload,
+    the room opened again after closing its tab, or a phone that dropped the
+    page comes back to the drawing and goes on. The round waits for them as
+    for a player still drawing (digitsite.game.rounds), until their rejoin
+    window ends; their latest scored drawing, already in the database,
+    counts when the round ends. `finish_round` (a server process stopping)
+    ends it now instead, storing the drawing before the process exits.
     """
     seat = Seat.objects.filter(player_id=player_id).select_related("room").first()
     if seat is None:
@@ -246,8 +278,9 @@ def disconnect(player_id, channel_name):
         ).update(connected=False, channel_name="", disconnected_at=at, last_seen=at)
         if not changed:
             return []  # replaced by a newer connection, or already left
-        seat.refresh_from_db()
-        events += end_players_round(room, seat, "disconnected", at, drew_only=True)
+        if finish_round:
+            seat.refresh_from_db()
+            events += end_players_round(room, seat, "disconnected", at, drew_only=True)
         ensure_host(room)
     return events + after_change(room.code)
 

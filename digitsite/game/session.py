@@ -29,6 +29,7 @@ from digitsite.game.protocol import (
     CLOSE_KICKED,
     CLOSE_LEAVE,
     CLOSE_NOT_FOUND,
+    CLOSE_OTHER_TAB,
     CLOSE_REPLACED,
     CLOSE_TOO_LARGE,
     JOIN_CLOSES,
@@ -77,8 +78,9 @@ class PlayerSession:
             await self.error("not_joined", f"no join within {JOIN_TIMEOUT:g} seconds")
             await self.close(CLOSE_JOIN_TIMEOUT)
 
-    async def closed_by_client(self):
-        """The socket is gone: keep the seat for the rejoin window, store what was drawn."""
+    async def closed_by_client(self, finish_round=False):
+        """The socket is gone: keep the seat for the rejoin window, and the
+        player's round for their return (`finish_round`: end it now)."""
         self.closed = True
         for task in list(self.tasks):
             # Scoring goes on: the drawing in hand must still be kept.
@@ -89,11 +91,18 @@ class PlayerSession:
         await self.scorer.drain()
         if self.replaced:
             return
-        events = await db(seats.disconnect)(self.player_id, self.transport.channel_name)
+        events = await db(seats.disconnect)(self.player_id, self.transport.channel_name,
+                                            finish_round=finish_round)
         await self.broadcast_all(events)
 
-    async def replaced_elsewhere(self):
+    async def replaced_elsewhere(self, same_browser=False):
+        """A newer connection took the seat: from another tab of the same
+        browser (`same_browser`), or from elsewhere with the token or account."""
         self.replaced = True
+        if same_browser:
+            await self.error("replaced", "this room is open in another tab")
+            await self.close(CLOSE_OTHER_TAB)
+            return
         await self.error("replaced", "this seat was taken over by a newer connection")
         await self.close(CLOSE_REPLACED)
 
@@ -237,7 +246,8 @@ class PlayerSession:
         await self.transport.subscribe(self.code)
         self.timers.start_heartbeat()
         if result.replaced_channel:
-            await self.transport.notify_replaced(result.replaced_channel)
+            await self.transport.notify_replaced(
+                result.replaced_channel, same_browser=result.replaced_same_browser)
         await self._welcome(result)
         await self.broadcast_all(result.events)
         # A room nobody was connected to may have missed its deadlines.
@@ -260,6 +270,7 @@ class PlayerSession:
                 opt_out=result.seat.opt_out,
             ),
             room=snapshot,
+            drawing=result.drawing,
         ))
         self._learn_room(snapshot)
         for message in result.catch_up:

@@ -174,6 +174,17 @@ def results_shown(room):
     return []
 
 
+def drawing_in_progress(room, seat):
+    """The seat's latest scored drawing of the round under way, while its part
+    in the round is not over: what a returning player's canvas showed. None
+    otherwise."""
+    if room.state != Room.State.PLAYING or not room.game_id:
+        return None
+    return (RoundProgress.objects
+            .filter(seat=seat, game_id=room.game_id, round_number=room.round, finished=False)
+            .values_list("drawing", flat=True).first())
+
+
 def catch_up(code):
     """What a connection that missed the room's broadcasts needs to send its
     client: the room snapshot, then the results it shows. [] without a room."""

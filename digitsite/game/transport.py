@@ -28,8 +28,9 @@ class Transport(Protocol):
     async def subscribe(self, code: str) -> None:
         """Start receiving the room's broadcasts."""
 
-    async def notify_replaced(self, channel_name: str) -> None:
-        """Tell an older connection that it lost its seat to this one."""
+    async def notify_replaced(self, channel_name: str, same_browser: bool = False) -> None:
+        """Tell an older connection that it lost its seat to this one
+        (`same_browser`: this one is another tab of the same browser)."""
 
     async def notify_kicked(self, channel_name: str) -> None:
         """Tell the connection of a player the host removed."""

@@ -13,10 +13,11 @@ close each round (the room row is locked and its state checked again), as
 when connections race at a deadline. Closing a round finishes every player's
 part in it and stores each drawing with its label.
 
-A graceful stop (SIGTERM) writes the drawings in hand and finishes the round
-of each player connected to this process as if their socket had closed: the
-drawing they have is stored, their seat stays theirs for the rejoin window,
-and a round whose players have all finished ends at once. The round of a
+A graceful stop (SIGTERM) writes the drawings in hand, disconnects each
+player connected to this process and finishes their round (a socket that
+merely closes keeps the round for the player's return, digitsite.game.seats):
+the drawing they have is stored, their seat stays theirs for the rejoin
+window, and a round whose players have all finished ends at once. The round of a
 player who then reconnects through another process is over; nothing they
 drew is lost. A stop that takes longer than GAME_STOP_SECONDS leaves the rest
 to the sweep of the next process to start; only a drawing whose write the
@@ -124,7 +125,8 @@ async def stop_gracefully(timeout=None):
     if not sessions:
         return
     logger.info("stopping: finishing the rounds of %d connected players", len(sessions))
-    tasks = [asyncio.ensure_future(session.closed_by_client()) for session in sessions]
+    tasks = [asyncio.ensure_future(session.closed_by_client(finish_round=True))
+             for session in sessions]
     done, pending = await asyncio.wait(tasks, timeout=timeout)
     failed = sum(1 for task in done if not task.cancelled() and task.exception() is not None)
     for task in done:

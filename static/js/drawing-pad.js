@@ -116,13 +116,19 @@ export class DrawingPad {
     this.canvas.setAttribute("aria-disabled", String(!this.enabled));
   }
 
-  /** Replace the content, e.g. to show a stored drawing. Fires no change. */
-  load(drawing) {
+  /**
+   * Replace the content, e.g. to show a stored drawing. Fires no change.
+   * `startedAt` (ms since the epoch): when the drawing's t = 0 was, for a
+   * drawing to go on with (the game's, restored after a reload): the points
+   * added then count their times from the same moment.
+   */
+  load(drawing, {startedAt = null} = {}) {
     this._endStroke(false);
     this._strokes = (drawing?.strokes || []).map((stroke) => stroke.map((p) => p.slice()));
     this._size = this._strokes.length ? {width: drawing.width, height: drawing.height} : null;
-    this._startTime = null;
-    this._startEpoch = null;
+    const timed = startedAt !== null && this._strokes.length > 0;
+    this._startEpoch = timed ? startedAt : null;
+    this._startTime = timed ? performance.now() - (Date.now() - startedAt) : null;
     this._render();
   }
 

@@ -1,6 +1,12 @@
-// The game's WebSocket: joining, keeping the seat across reloads and dropped
-// connections, reconnecting with backoff, and the server's clock.
-// Protocol: docs/protocol.md (version 1).
+// The game's WebSocket: joining, keeping the seat across reloads, closed tabs,
+// second tabs and dropped connections, reconnecting with backoff, and the
+// server's clock. Protocol: docs/protocol.md (version 1).
+//
+// The seat's token is kept in localStorage, one per room: every tab of the
+// browser, and a tab opened after the last one closed, finds it and takes
+// the same seat back (the server also knows the browser by its session). A
+// tab whose seat another tab took is closed with 4011 and stays closed, so
+// two tabs never take the seat from each other in turn.
 
 export const PROTOCOL = 1;
 
@@ -12,8 +18,11 @@ const FINAL_CLOSES = {
   4003: "The room is full.",
   4004: "This room does not exist any more.",
   4005: "The host removed you from this room.",
-  4010: "You opened this room in another tab or window, so this one was disconnected.",
+  4010: "Your seat is being played in another window or on another device, so this one was disconnected.",
+  4011: "This room is open in another tab.",
 };
+// Close codes that mean the seat is played elsewhere: the page offers to play here again.
+export const REPLACED_CLOSES = [4010, 4011];
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 15000;
@@ -62,9 +71,10 @@ export class GameConnection {
     });
   }
 
+  // Read each time, not cached: another tab may have stored a newer one.
   get token() {
     try {
-      return sessionStorage.getItem(this.tokenKey);
+      return localStorage.getItem(this.tokenKey);
     } catch {
       return null;
     }
@@ -72,10 +82,10 @@ export class GameConnection {
 
   set token(value) {
     try {
-      if (value) sessionStorage.setItem(this.tokenKey, value);
-      else sessionStorage.removeItem(this.tokenKey);
+      if (value) localStorage.setItem(this.tokenKey, value);
+      else localStorage.removeItem(this.tokenKey);
     } catch {
-      // Storage disabled: a reload then takes a new seat, which still works.
+      // Storage disabled: the server still knows the browser by its session.
     }
   }
 
@@ -223,7 +233,10 @@ export class GameConnection {
   }
 
   _observeClock(message) {
-    if (typeof message.server_time !== "number") return;
+    // The welcome's time is its room's: a page that joins mid-round places
+    // the round's start (and a restored drawing's times) on the server's clock.
+    const serverTime = message.type === "welcome" ? message.room?.server_time : message.server_time;
+    if (typeof serverTime !== "number") return;
     const now = Date.now();
     if (message.type === "pong" && this.pingSentAt !== null) {
       const rtt = now - this.pingSentAt;
@@ -234,7 +247,7 @@ export class GameConnection {
         this.offset = message.server_time + rtt / 2 - now;
       }
     } else if (this.bestRtt === Infinity) {
-      this.offset = message.server_time - now;
+      this.offset = serverTime - now;
     }
   }
 

@@ -62,12 +62,22 @@ export class RoomView {
       renameReason: document.querySelector("[data-rename-reason]"),
     };
     this._countdown = null;
+    this._noteTimer = null;
   }
 
   say(text, isError = false) {
     const {status} = this.ui;
+    clearTimeout(this._noteTimer);
     status.textContent = text || "";
     status.classList.toggle("errorlist", Boolean(isError && text));
+  }
+
+  /** A passing note ("Reconnected"): shown for `ms`, then cleared unless something else was said. */
+  note(text, ms = 6000) {
+    this.say(text);
+    this._noteTimer = setTimeout(() => {
+      if (this.ui.status.textContent === text) this.say("");
+    }, ms);
   }
 
   showOverlay(text, done = false) {

@@ -6,7 +6,7 @@
 
 import {bindPadControls, DrawingPad} from "./drawing-pad.js";
 import {DrawingSender} from "./game-drawings.js";
-import {GameConnection} from "./game-connection.js";
+import {GameConnection, REPLACED_CLOSES} from "./game-connection.js";
 import {canDraw, createGame, enterRound, isStarted, takeGuess, takeSnapshot} from "./game-state.js";
 import {RoomView} from "./game-view.js";
 import {percent} from "./percent.js";
@@ -99,7 +99,7 @@ function showConnection(change) {
   }
   say(change.reason || "Disconnected.", true);
   if (change.reason) view.showOverlay(change.reason);
-  if (change.code === 4010) {
+  if (REPLACED_CLOSES.includes(change.code)) {
     view.offerToPlayHere(() => {
       say("");
       connection.attempt = 0;
@@ -119,14 +119,24 @@ const FINISHED = {
 
 const handlers = {
   welcome(message) {
+    // This page had the seat already (a dropped connection), or it is a new
+    // page of a returning player (a reload, the link opened again, another tab).
+    const reconnected = game.me !== null;
+    const roundBefore = [game.gameId, game.round];
     game.me = message.you;
     ui.myName.textContent = message.you.name;
     if (message.you.opt_out !== ui.optOut.checked) {
       connection.send({type: "opt_out", value: ui.optOut.checked});
     }
-    say(message.rejoined ? "Reconnected to your seat." : "");
+    say("");
     applyRoom(message.room);
+    // A round this page had not seen yet: what the player drew in it before
+    // comes back on the canvas. One the page was playing keeps the pad as it is.
+    if (game.gameId !== roundBefore[0] || game.round !== roundBefore[1]) restoreDrawing(message.drawing);
     drawings.rejoined();
+    if (message.rejoined) {
+      view.note(reconnected ? "Reconnected to your seat." : "Welcome back: your seat and your points are still yours.");
+    }
   },
   room(message) {
     applyRoom(message);
@@ -218,6 +228,14 @@ function startRound(message) {
   pad.clear();
   pad.setEnabled(true);
   view.showRoundStart(message);
+}
+
+/** Put the player's drawing of the round under way back on the canvas, to go on with. */
+function restoreDrawing(drawing) {
+  if (!drawing || !canDraw(game) || !pad.isEmpty()) return;
+  // Its point times count from the round's start, as the new ones will.
+  pad.load(drawing, {startedAt: game.roundStartLocal});
+  ui.done.disabled = pad.isEmpty();
 }
 
 function finishMine(text) {
