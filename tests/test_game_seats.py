@@ -41,7 +41,7 @@ def score_a_round(room, player_id):
     game_rounds.start_game(room.code, player_id)
     r = Room.objects.get(pk=room.pk)
     guesses.record_guess(room.code, player_id, r.game_id, 1, drawing=DRAWING,
-                         input_bytes=INPUT, prediction=prediction(r.target, 0.95))
+                         input_bytes=INPUT, prediction=prediction(r.target, 0.95), pen_up=True)
     score = Seat.objects.get(player_id=player_id).score
     assert score > 0
     return score

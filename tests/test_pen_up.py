@@ -10,6 +10,7 @@ same over the protocol, through the real ASGI application.
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from digitsite.game import finishing, guesses, protocol, rooms, seats
 from digitsite.game import rounds as game_rounds
@@ -112,28 +113,33 @@ def test_a_fragment_at_the_end_of_time_scores_without_the_bonus_and_says_time(ro
     assert stored.player_id == bob.seat.player_id and stored.ending == "time"
 
 
-def end_by_done(room, ada, bob, r):
+def end_by_done(room, ada, bob, r, clock):
     return guesses.finish_player(room.code, bob.seat.player_id, r.game_id, 1, "done")
 
 
-def end_by_time(room, ada, bob, r):
+def end_by_time(room, ada, bob, r, clock):
     set_deadline_passed(r)
     return game_rounds.advance(room.code)
 
 
-def end_by_disconnect(room, ada, bob, r):
-    return seats.disconnect(bob.seat.player_id, "chan-Bob")
+def end_by_disconnect(room, ada, bob, r, clock):
+    # The connection dropped and Bob did not come back within his rejoin
+    # window; the round, which waited for him, ends when it runs out.
+    events = seats.disconnect(bob.seat.player_id, "chan-Bob")
+    guesses.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    clock.advance(settings.GAME_REJOIN_SECONDS + 1)
+    return events + seats.expire_seats(room.code)
 
 
-def end_by_leaving(room, ada, bob, r):
+def end_by_leaving(room, ada, bob, r, clock):
     return seats.leave(bob.seat.player_id)
 
 
-def end_by_kick(room, ada, bob, r):
+def end_by_kick(room, ada, bob, r, clock):
     return seats.kick(room.code, ada.seat.player_id, bob.seat.player_id).events
 
 
-def end_by_reaching(room, ada, bob, r):
+def end_by_reaching(room, ada, bob, r, clock):
     return draw(room, bob, DRAWING, 0.9, pen_up=True, target=r.target)[1]
 
 
@@ -141,13 +147,15 @@ def end_by_reaching(room, ada, bob, r):
     ("done", end_by_done), ("time", end_by_time), ("disconnected", end_by_disconnect),
     ("left", end_by_leaving), ("kicked", end_by_kick), ("reached", end_by_reaching),
 ])
-def test_each_way_a_round_ends_is_the_stored_drawings_ending(room, ending, end):
+def test_each_way_a_round_ends_is_the_stored_drawings_ending(room, ending, end, manual_clock,
+                                                            settings):
     """Bob drew (pen down, above the target) and his round ends one of the
     ways it can: the drawing stored is his last one, with that ending, the
     same as the reason the game announced."""
+    settings.GAME_REJOIN_SECONDS = 5  # a dropped player's window ends inside the 20 s round
     ada, bob, r = started(room)
     draw(room, bob, FRAGMENT, 0.95, target=r.target)
-    events = end(room, ada, bob, r)
+    events = end(room, ada, bob, r, manual_clock)
     reasons = [m["reason"] for m in events if m["type"] == "player_finished"]
     reasons += [res["reason"] for m in events if m["type"] == "round_end"
                 for res in m["results"] if res["player"] == bob.seat.player_id]
@@ -175,7 +183,7 @@ def test_a_drawing_kept_after_the_players_round_ended_carries_that_ending(room, 
     draw(room, bob, FINISHED, 0.9, pen_up=True, target=r.target)
     assert not Drawing.objects.filter(player_id=bob.seat.player_id).exists()
     seats.set_opt_out(bob.seat.player_id, False)
-    end_by_time(room, ada, bob, r)
+    end_by_time(room, ada, bob, r, manual_clock)
     stored = Drawing.objects.get(player_id=bob.seat.player_id)
     assert stored.ending == "reached" and stored.strokes == FINISHED
 
