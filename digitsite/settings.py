@@ -320,6 +320,12 @@ GAME_EMPTY_ROOM_MINUTES = env_float("GAME_EMPTY_ROOM_MINUTES", 10.0)
 GAME_ROOMS_PER_SESSION = env_int("GAME_ROOMS_PER_SESSION", 5)
 GAME_ROOMS_PER_IP = env_int("GAME_ROOMS_PER_IP", 20)
 GAME_ROOMS_WINDOW_SECONDS = env_float("GAME_ROOMS_WINDOW_SECONDS", 60.0)
+# Students one class may seat (the teacher's seat comes on top). A class's
+# projector shows every student's drawing live, so its bandwidth grows with
+# this number (docs/protocol.md, "Class rooms").
+GAME_CLASS_MAX_STUDENTS = env_checked(
+    "GAME_CLASS_MAX_STUDENTS", 40, kind=int, allowed=lambda n: 1 <= n <= 200,
+    must_be="a whole number of students from 1 to 200")
 
 # Privacy: rooms nobody has used for this many days are deleted with their
 # seats and round progress by `manage.py purge_old_data` (run it daily; see

@@ -37,7 +37,8 @@ def test_the_game_app_lives_in_its_folder_under_its_old_label():
 def test_a_database_with_the_old_history_has_nothing_to_apply():
     applied = {name for app, name in MigrationRecorder(connection).applied_migrations()
                if app == "game"}
-    assert applied == set(RECORDED_GAME_MIGRATIONS)
+    # Its history is the start of today's: later migrations only add to it.
+    assert set(RECORDED_GAME_MIGRATIONS) <= applied
     executor = MigrationExecutor(connection)
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     assert plan == []

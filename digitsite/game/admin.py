@@ -54,8 +54,9 @@ class SeatInline(admin.TabularInline):
 
 @admin.register(Room)
 class RoomAdmin(ReadOnlyAdmin):
-    list_display = ("code", "title", "state", "solo", "round", "game_rounds", "created")
-    list_filter = ("state", "solo", "created")
+    list_display = ("code", "title", "state", "solo", "classroom", "round", "game_rounds",
+                    "created")
+    list_filter = ("state", "solo", "classroom", "created")
     search_fields = ("code", "title")
     date_hierarchy = "created"
     list_per_page = 100

@@ -15,11 +15,17 @@ def room_group(code):
     return f"game.room.{code}"
 
 
+def teacher_group(code):
+    """A class's teacher's connections: the only receivers of its students' live drawings."""
+    return f"game.class.{code}"
+
+
 class GameConsumer(AsyncWebsocketConsumer):
     """One player's socket; the rules live in digitsite.game (see docs/protocol.md)."""
 
     async def connect(self):
         self.group = None
+        self.teacher_group = None
         self.user = self.scope.get("user")
         session = self.scope.get("session")
         self.session_key = getattr(session, "session_key", None)
@@ -36,13 +42,17 @@ class GameConsumer(AsyncWebsocketConsumer):
         session = getattr(self, "session", None)
         if session is not None:
             await session.closed_by_client()
-        if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in (self.group, self.teacher_group):
+            if group is not None:
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     # Channel layer events.
 
     async def game_event(self, event):
         await self.session.on_event(event["message"])
+
+    async def game_teacher(self, event):
+        await self.session.feed.from_student(event["message"])
 
     async def game_replaced(self, event):
         await self.session.replaced_elsewhere(same_browser=event.get("same_browser", False))
@@ -62,6 +72,14 @@ class GameConsumer(AsyncWebsocketConsumer):
     async def subscribe(self, code):
         self.group = room_group(code)
         await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def subscribe_teacher(self, code):
+        self.teacher_group = teacher_group(code)
+        await self.channel_layer.group_add(self.teacher_group, self.channel_name)
+
+    async def send_to_teacher(self, message):
+        await self.channel_layer.group_send(teacher_group(self.session.code),
+                                            {"type": "game.teacher", "message": message})
 
     async def notify_replaced(self, channel_name, same_browser=False):
         await self.channel_layer.send(channel_name, {"type": "game.replaced",

@@ -30,6 +30,9 @@ class Room(models.Model):
     # The host's choice: a private room is left out of the lobby list and is
     # joined only by its code or link.
     private = models.BooleanField(default=False)
+    # A class: the host's seat is the teacher's, which does not draw, and up
+    # to GAME_CLASS_MAX_STUDENTS students draw (digitsite.game.classroom).
+    classroom = models.BooleanField(default=False)
     # Set when the room was found empty for GAME_EMPTY_ROOM_MINUTES: it is no
     # longer listed nor joinable. Closed rooms are most rows of a long-lived
     # site, so the lobby's index leaves them out.

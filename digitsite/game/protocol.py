@@ -156,7 +156,7 @@ SHAPES = {
     "settings": (Field("rounds", "integer"), Field("seconds", "number"),
                  Field("results_seconds", "number"), Field("max_players", "integer"),
                  Field("target_confidence", "number"), Field("solo", "boolean"),
-                 Field("private", "boolean")),
+                 Field("private", "boolean"), Field("classroom", "boolean")),
     "player": (Field("id", "string"), Field("name", "string"), Field("score", "integer"),
                Field("connected", "boolean"), Field("gone", "boolean"),
                Field("host", "boolean"), Field("finished", "boolean"),
@@ -174,6 +174,13 @@ SHAPES = {
     # room are ranked.
     "rank": (Field("rank", "integer", null=True), Field("player", "string"),
              Field("name", "string"), Field("score", "integer"), Field("gone", "boolean")),
+    # A class's drawing the model got wrong, as the projector shows it.
+    "class_wrong": (Field("player", "string"), Field("name", "string"),
+                    Field("digit", "integer"), Field("probability", "number", null=True),
+                    Field("drawing", "object", null=True)),
+    # One of a class's kept drawings, in "what your class taught the model".
+    "class_sample": (Field("label", "integer"), Field("prediction", "integer"),
+                     Field("drawing", "object")),
 }
 
 SERVER_MESSAGES = {
@@ -203,6 +210,24 @@ SERVER_MESSAGES = {
     "game_over": (Field("game", "string"), Field("rounds", "integer"), Field("rule", "string"),
                   Field("leaderboard", "list", shape="rank")),
     "pong": (Field("server_time", "integer"),),
+    # To a class's teacher only (digitsite.game.classroom): a student's
+    # drawing as they draw, with the model's guess of it...
+    "class_drawing": (Field("round", "integer"), Field("player", "string"),
+                      Field("drawing", "object"), Field("digit", "integer"),
+                      Field("probability", "number"), Field("target_probability", "number"),
+                      Field("reached", "boolean")),
+    # ...the class's results after each round, with the confusion matrix of
+    # the game so far...
+    "class_round": (Field("game", "string"), Field("round", "integer"),
+                    Field("target", "integer"), Field("students", "integer"),
+                    Field("drawn", "integer"), Field("recognised", "integer"),
+                    Field("correct", "integer"), Field("wrong", "list", shape="class_wrong"),
+                    Field("matrix", "list"), Field("matrix_rounds", "integer")),
+    # ...and after the game, what the class's drawings gave the model.
+    "class_summary": (Field("game", "string"), Field("drawings", "integer"),
+                      Field("by_digit", "list"), Field("misread", "integer"),
+                      Field("samples", "list", shape="class_sample"),
+                      Field("review_url", "string", null=True), Field("learn_url", "string")),
     # `for`: the type of the message refused (null when it could not be read).
     "error": (Field("code", "string"), Field("message", "string"),
               Field("for", "string", null=True)),

@@ -14,6 +14,7 @@ caller sends them.
 import hashlib
 import math
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,6 +22,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 
 from digitsite.game import clock, rules
+from digitsite.game.classroom import CLASS_RESULTS_SECONDS, check_class_size, students
 from digitsite.game.codes import generate_code, normalise_code
 from digitsite.game.models import Room, Seat
 from digitsite.game.rules import GameError
@@ -92,22 +94,35 @@ def _serialise_creations(creator_ip, creator_session):
 
 def create_room(host_name="", *, rounds=None, seconds=None, max_players=None, solo=False,
                 target_confidence=None, results_seconds=None, private=False,
-                creator_ip=None, creator_session="", min_seconds=rules.TECHNICAL_MIN_SECONDS):
+                creator_ip=None, creator_session="", min_seconds=rules.TECHNICAL_MIN_SECONDS,
+                classroom=False):
     """Create a room in the lobby; the first player to join it becomes the host.
 
     `creator_ip` and `creator_session` (a hash, see seats.hash_session) identify the
     client for the per-client limit; pages pass them, and then the players'
     minimum round length, rules.MIN_SECONDS, as `min_seconds`.
+
+    `classroom`: a class (digitsite.game.classroom): the teacher's seat hosts
+    and does not draw, up to GAME_CLASS_MAX_STUDENTS students draw; it is
+    private, and pauses longer between rounds unless `results_seconds` is given.
     """
+    if classroom:
+        private, solo = True, False
+        if results_seconds is None:
+            results_seconds = CLASS_RESULTS_SECONDS
     room_settings = rules.room_settings(
         rounds=_default(rounds, "GAME_ROUNDS"),
         seconds=_default(seconds, "GAME_ROUND_SECONDS"),
         results_seconds=_default(results_seconds, "GAME_RESULTS_SECONDS"),
-        max_players=_default(max_players, "GAME_MAX_PLAYERS"),
+        max_players=1 if classroom else _default(max_players, "GAME_MAX_PLAYERS"),
         target_confidence=_default(target_confidence, "GAME_TARGET_CONFIDENCE"),
         solo=solo,
         min_seconds=min_seconds,
     )
+    if classroom:
+        room_settings = replace(room_settings, max_players=check_class_size(
+            _default(max_players, "GAME_CLASS_MAX_STUDENTS"), 0,
+            settings.GAME_CLASS_MAX_STUDENTS))
     title = rules.clean_name(host_name) if host_name else ""
     limited = bool(creator_ip or creator_session)
     for _ in range(20):
@@ -131,6 +146,7 @@ def create_room(host_name="", *, rounds=None, seconds=None, max_players=None, so
                     target_confidence=room_settings.target_confidence,
                     solo=room_settings.solo,
                     private=bool(private),
+                    classroom=bool(classroom),
                     game_rounds=room_settings.rounds,
                     creator_ip=creator_ip or None,
                     creator_session=creator_session or "",
@@ -177,6 +193,9 @@ def change_settings(code, player_id, changes):
         if "private" in changes:
             if not isinstance(changes["private"], bool):
                 raise GameError("bad_message", "'private' must be true or false")
+            if room.classroom and not changes["private"]:
+                raise GameError("bad_message", "a class is always private: students join "
+                                               "with its code")
             room.private = changes["private"]
             fields.append("private")
         if "rounds" in changes:
@@ -189,8 +208,13 @@ def change_settings(code, player_id, changes):
         if "max_players" in changes:
             if room.solo:
                 raise GameError("bad_message", "a solo room has one seat")
-            seated = Seat.objects.filter(room=room, gone=False).count()
-            room.max_players = rules.check_max_players(changes["max_players"], seated)
+            seated = students(Seat.objects.filter(room=room, gone=False).values_list(
+                "player_id", flat=True), room.host_player, classroom=room.classroom)
+            room.max_players = (
+                check_class_size(changes["max_players"], len(seated),
+                                 settings.GAME_CLASS_MAX_STUDENTS)
+                if room.classroom else rules.check_max_players(changes["max_players"],
+                                                               len(seated)))
             fields.append("max_players")
         if not fields:
             raise GameError("bad_message", "name at least one of private, rounds, seconds, "

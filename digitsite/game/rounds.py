@@ -40,6 +40,9 @@ def start_game(code, player_id, rounds=None):
         if room.state in (Room.State.PLAYING, Room.State.RESULTS):
             raise GameError("already_playing", "a game is already on")
         rounds = room.rounds if rounds is None else rules.check_rounds(rounds)
+        if room.classroom and not _drawing_seats(room).filter(gone=False,
+                                                              connected=True).exists():
+            raise GameError("no_students", "no student has joined the class yet")
         # Progress of earlier games is only needed to show their results.
         RoundProgress.objects.filter(room=room).delete()
         Seat.objects.filter(room=room, gone=True).delete()
@@ -84,11 +87,19 @@ def phase(code):
                  closes_at(room), room.target_confidence)
 
 
+def _drawing_seats(room):
+    """The room's seats that draw: all but a class's teacher (digitsite.game.classroom)."""
+    seats = Seat.objects.filter(room=room)
+    if room.classroom and room.host_player:
+        seats = seats.exclude(player_id=room.host_player)
+    return seats
+
+
 def _all_finished(room):
     """Every seated player has finished the round. A player whose connection
     dropped counts until their rejoin window ends (their seat is then gone):
     a reload, or a phone back on the network, finds the round still on."""
-    active = list(Seat.objects.filter(room=room, gone=False).values_list("pk", flat=True))
+    active = list(_drawing_seats(room).filter(gone=False).values_list("pk", flat=True))
     done = RoundProgress.objects.filter(
         room=room, game_id=room.game_id, round_number=room.round, finished=True,
         seat_id__in=active,
@@ -121,10 +132,10 @@ def end_round(code, game_id, round_number, *, early=False):
         if at < closes_at(room) and not (early and _all_finished(room)):
             return []
         at = min(at, room.ends_at)
-        seats = {s.pk: s for s in Seat.objects.filter(room=room)}
+        seats = {s.pk: s for s in _drawing_seats(room)}
         present = set()
         for progress in RoundProgress.objects.filter(
-                room=room, game_id=game_id, round_number=round_number):
+                room=room, game_id=game_id, round_number=round_number, seat_id__in=list(seats)):
             present.add(progress.seat_id)
             seat = seats[progress.seat_id]
             if not progress.finished:

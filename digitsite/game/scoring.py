@@ -100,10 +100,11 @@ class DrawingScorer:
         # write (locked, restarting) delays the guess: the write is tried
         # again until it lands, and `received_at` still decides whether the
         # drawing counts for the round.
+        drawing_json = drawing.as_json()
         kept, events = await patiently(
             guesses.record_guess, session.code, session.player_id, game, round_number,
             what=f"a drawing in room {session.code}",
-            drawing=drawing.as_json(), input_bytes=input_to_bytes(image),
+            drawing=drawing_json, input_bytes=input_to_bytes(image),
             prediction=prediction, target=target, received_at=received_at, pen_up=pen_up,
         )
         p_target = float(prediction.probabilities[target])
@@ -123,4 +124,7 @@ class DrawingScorer:
             kept=kept,
             model=prediction.version,
         ))
+        # In a class room, the teacher's projector shows it too (throttled).
+        await session.feed.scored(round_number, drawing_json, prediction, p_target,
+                                  reached=reached, kept=kept)
         await session.broadcast_all(events)

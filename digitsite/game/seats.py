@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from digitsite.game import clock, names, rules
+from digitsite.game import classroom, clock, names, rules
 from digitsite.game.finishing import end_players_round
 from digitsite.game.models import Room, Seat
 from digitsite.game.rooms import close_if_idle, lock_room
@@ -62,7 +62,14 @@ class JoinResult:
 
 
 def ensure_host(room):
-    """Keep a connected host: hand over to the longest-seated connected player."""
+    """Keep a connected host: hand over to the longest-seated connected player.
+
+    A class keeps its teacher as its host, connected or not: the host's seat
+    is the teacher's, given when the teacher joins (`_new_seat`), never a
+    student's (digitsite.game.classroom).
+    """
+    if room.classroom:
+        return False
     seats = list(Seat.objects.filter(room=room, gone=False))
     current = next((s for s in seats if s.player_id == room.host_player), None)
     if current is not None and current.connected:
@@ -153,11 +160,23 @@ def returning_seat(room, *, token=None, user=None, session_hash=""):
         seat = mine.filter(user=user).first()
         if seat is not None:
             return seat
+    # A class's teacher, in the browser that opened the class.
+    if room.classroom and classroom.is_teachers_session(room.creator_session, session_hash):
+        seat = _teacher_seat(room)
+        if seat is not None:
+            return seat
     if session_hash:
         # A session holds one seat per room; should an older page have taken
         # two, the one last seen is the one the player is playing.
         return mine.filter(session_hash=session_hash).order_by("-last_seen", "-pk").first()
     return None
+
+
+def _teacher_seat(room):
+    """A class's teacher's seat while the teacher holds it, else None."""
+    if not room.host_player:
+        return None
+    return Seat.objects.filter(room=room, player_id=room.host_player, gone=False).first()
 
 
 def _give_seat_back(seat, new_token, at, *, channel_name, session_hash, opt_out):
@@ -186,17 +205,25 @@ def _new_seat(room, new_token, at, *, name, user, channel_name, session_hash, op
         display = user.get_username()[: rules.NAME_MAX_LENGTH]
     else:
         display = rules.clean_name(name)
-    seated = list(Seat.objects.filter(room=room, gone=False).values_list("name", flat=True))
-    if len(seated) >= room.max_players:
-        raise GameError("room_full", f"room {room.code} is full "
-                                     f"({room.max_players} players)")
-    names.check_name_for_room(display, taken=seated,
+    teacher = room.classroom and classroom.joins_as_teacher(
+        teacher_seated=_teacher_seat(room) is not None,
+        creator_session=room.creator_session, session_hash=session_hash)
+    seated = list(Seat.objects.filter(room=room, gone=False).values_list("player_id", "name"))
+    if classroom.is_full(room.max_players, [player for player, _ in seated], room.host_player,
+                         classroom=room.classroom, joining_teacher=teacher):
+        raise GameError("room_full", f"room {room.code} is full ({room.max_players} "
+                                     f"{'students' if room.classroom else 'players'})")
+    names.check_name_for_room(display, taken=[name for _, name in seated],
                               staff=user is not None and user.is_staff)
-    return Seat.objects.create(
+    seat = Seat.objects.create(
         room=room, player_id=uuid.uuid4().hex[:12], token_hash=hash_token(new_token),
         name=display, user=user, connected=True, channel_name=channel_name,
         last_seen=at, opt_out=bool(opt_out), session_hash=session_hash,
     )
+    if teacher:
+        room.host_player = seat.player_id
+        Room.objects.filter(pk=room.pk).update(host_player=seat.player_id)
+    return seat
 
 
 def session_holds_seat(room, session_key, user=None):

@@ -10,7 +10,9 @@ Channels consumer in production). Beside it, each with an idea of its own:
 - `room_view`: the room as this connection last heard of it;
 - `scoring`: the client's drawings, recognised and answered with guesses;
 - `timers`: the room's deadlines, the seat's heartbeat, rejoin windows, and
-  catching the client up when a broadcast went missing.
+  catching the client up when a broadcast went missing;
+- `class_feed`: in a class room, the teacher's projector feed, and what a
+  student may not be sent.
 
 Broadcasts come back through `on_event`, so everything a client learns about
 the room, from this process or another, goes the same way.
@@ -20,6 +22,7 @@ import asyncio
 import logging
 
 from digitsite.game import clock, guesses, protocol, rooms, rounds, seats
+from digitsite.game.class_feed import ClassFeed
 from digitsite.game.codes import normalise_code
 from digitsite.game.database import db, patiently
 from digitsite.game.message_rate import MessageRate, Refusal
@@ -60,6 +63,7 @@ class PlayerSession:
         self.rate = MessageRate(clock.monotonic)
         self.scorer = DrawingScorer(self)
         self.timers = RoomTimers(self)
+        self.feed = ClassFeed(self)
         self.join_timer = None
         self.tasks = set()
 
@@ -120,6 +124,9 @@ class PlayerSession:
 
     async def send(self, message):
         if self.closed:
+            return
+        message = self.feed.visible(message)
+        if message is None:
             return
         try:
             await self.transport.send_message(message)
@@ -241,6 +248,8 @@ class PlayerSession:
             await self.broadcast_all(events)
             return
         self.player_id = result.seat.player_id
+        # Before any broadcast can reach this client: what it may be sent.
+        await self.feed.joined(self.player_id, result.events[0])
         if self.join_timer is not None:
             self.join_timer.cancel()
         await self.transport.subscribe(self.code)
@@ -275,6 +284,7 @@ class PlayerSession:
         self._learn_room(snapshot)
         for message in result.catch_up:
             await self.send(message)
+            await self.feed.heard(message)
 
     async def on_start(self, fields):
         await self.broadcast_all(await db(rounds.start_game)(self.code, self.player_id,
@@ -298,6 +308,7 @@ class PlayerSession:
         # When the drawing arrived decides whether it counts for the round,
         # however late its write lands (see guesses.record_guess).
         received_at = clock.now()
+        self.feed.check_draws()
         self.view.check_round(round_number, received_at)
         if count_points(raw) > MAX_POINTS:
             raise GameError("too_many_points", f"a drawing has at most {MAX_POINTS} points")
@@ -310,6 +321,7 @@ class PlayerSession:
 
     async def on_done(self, fields):
         round_number = fields["round"]
+        self.feed.check_draws()
         self.view.check_round(round_number)
         game = self.view.room["game"]
         await self.scorer.drain()
@@ -337,6 +349,7 @@ class PlayerSession:
             return
         self._set_timers(*self.view.hear(message, self.player_id))
         await self.send(message)
+        await self.feed.heard(message)
 
     def _learn_room(self, snapshot):
         self._set_timers(*self.view.learn(snapshot, self.player_id))

@@ -67,6 +67,7 @@ def room_snapshot(room, seats=None):
             target_confidence=room.target_confidence,
             solo=room.solo,
             private=room.private,
+            classroom=room.classroom,
         ),
         players=players,
     )

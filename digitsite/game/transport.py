@@ -28,6 +28,13 @@ class Transport(Protocol):
     async def subscribe(self, code: str) -> None:
         """Start receiving the room's broadcasts."""
 
+    async def subscribe_teacher(self, code: str) -> None:
+        """Start receiving the live drawings of a class's students (the
+        teacher's connection only; digitsite.game.class_feed)."""
+
+    async def send_to_teacher(self, message: dict) -> None:
+        """Send a message to the connection of the class's teacher, and no one else."""
+
     async def notify_replaced(self, channel_name: str, same_browser: bool = False) -> None:
         """Tell an older connection that it lost its seat to this one
         (`same_browser`: this one is another tab of the same browser)."""

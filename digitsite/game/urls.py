@@ -1,8 +1,8 @@
-"""Pages and HTTP endpoints of the game (home, lobby, rooms)."""
+"""Pages and HTTP endpoints of the game (home, lobby, rooms, classes)."""
 
 from django.urls import path
 
-from digitsite.game import views
+from digitsite.game import class_views, views
 
 app_name = "game"
 
@@ -15,4 +15,6 @@ urlpatterns = [
     path("room/<str:code>/", views.room, name="room"),
     path("lobby.json", views.lobby, name="lobby"),
     path("practice/", views.practice, name="practice"),
+    path("class/new/", class_views.create_class, name="class_create"),
+    path("class/<str:code>/projector/", class_views.projector, name="projector"),
 ]

@@ -16,7 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from digitsite.game import codes, names, protocol, rooms, rules, seats, snapshots
+from digitsite.game import classroom, codes, names, protocol, rooms, rules, seats, snapshots
 from digitsite.game.lobby import open_rooms
 from digitsite.game.rules import NAME_MAX_LENGTH, GameError, clean_name
 
@@ -120,7 +120,10 @@ def _lobby_rooms():
 
 
 def _home(request, *, name_form=None, create_form=None, join_error="", join_code="",
-          solo_error="", status=200):
+          solo_error="", class_form=None, status=200):
+    # Imported here: class_views imports this module (its home page, for errors).
+    from digitsite.game.class_views import ClassForm
+
     name = display_name(request)
     locked = request.user.is_authenticated
     context = {
@@ -128,6 +131,8 @@ def _home(request, *, name_form=None, create_form=None, join_error="", join_code
         "name_locked": locked,
         "name_form": name_form or NameForm(initial={"name": name}),
         "create_form": create_form or CreateRoomForm(needs_name=not name),
+        "class_form": class_form or ClassForm(teacher=name),
+        "class_max_students": settings.GAME_CLASS_MAX_STUDENTS,
         "join_error": join_error,
         "join_code": join_code,
         "solo_error": solo_error,
@@ -233,7 +238,8 @@ def join_room(request):
 def _room_page(request, room, *, name_form=None, status=200):
     name = display_name(request)
     snapshot = snapshots.room_snapshot(room)
-    seated = [p for p in snapshot["players"] if not p["gone"]]
+    seated = classroom.students([p["id"] for p in snapshot["players"] if not p["gone"]],
+                                room.host_player, classroom=room.classroom)
     session_key = request.session.session_key
     if room.closed_at is not None:
         return render(request, "game/room_closed.html", {"code": room.code, "kicked": False},
@@ -288,6 +294,10 @@ def room(request, code):
         return render(request, "game/room_missing.html", {"code": shown}, status=404)
     if found.code != code:
         return redirect(_room_url(found.code))
+    if found.classroom and classroom.is_teachers_session(
+            found.creator_session, seats.hash_session(request.session.session_key)):
+        # The teacher's own screen is the projector: a teacher does not draw.
+        return redirect(reverse("game:projector", args=[found.code]))
     rooms.close_room_if_idle(found)
     return _room_page(request, found)
 

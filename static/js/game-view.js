@@ -185,13 +185,15 @@ export class RoomView {
   showPlayers(room, game, onKick) {
     const {ui} = this;
     const showFinished = room.state === "playing" || room.state === "results";
-    const present = room.players.filter((p) => !p.gone);
+    // A class's teacher (its host) does not draw: not counted among those drawing.
+    const teacher = room.settings?.classroom ? room.host : null;
+    const present = room.players.filter((p) => !p.gone && p.id !== teacher);
     const done = present.filter((p) => p.finished).length;
     ui.finishedCount.textContent = room.state === "playing" ? `· ${done} of ${present.length} finished` : "";
     ui.players.replaceChildren(...room.players.map((p) => {
       const badges = [];
       if (p.id === game.me?.id) badges.push(h("span", {class: "badge"}, "you"));
-      if (p.host) badges.push(h("span", {class: "badge badge--accent"}, "host"));
+      if (p.host) badges.push(h("span", {class: "badge badge--accent"}, teacher ? "teacher" : "host"));
       if (p.gone) badges.push(h("span", {class: "badge"}, "left"));
       else if (!p.connected) badges.push(h("span", {class: "badge badge--warn"}, "reconnecting"));
       if (showFinished && p.finished && !p.gone) {
@@ -234,7 +236,8 @@ export class RoomView {
     ui.playAgainWait.hidden = isHost || room.state !== "finished";
     const host = room.players.find((p) => p.host);
     ui.waitHost.hidden = !(room.state === "lobby" && !isHost);
-    ui.waitHost.textContent = host ? `Waiting for ${host.name} (the host) to start the game.` : "Waiting for a host.";
+    const role = room.settings?.classroom ? "the teacher" : "the host";
+    ui.waitHost.textContent = host ? `Waiting for ${host.name} (${role}) to start the game.` : `Waiting for ${role}.`;
   }
 
   // The settings line in the header, and the host's settings form between games.
