@@ -239,9 +239,10 @@ def test_a_class_needs_a_student_to_start(klass):
 
 
 def play(code, player, game, round_number, target, digit, p_target):
+    """A student's finished drawing (the pen lifted) read as `digit`."""
     return guesses.record_guess(
         code, player, game, round_number, drawing=DRAWING, input_bytes=bytes(784),
-        prediction=guessed(digit, target, p_target), target=target)
+        prediction=guessed(digit, target, p_target), target=target, pen_up=True)
 
 
 def test_the_teacher_does_not_draw_score_or_rank_and_the_class_matrix_adds_up(klass,

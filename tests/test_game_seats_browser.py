@@ -102,11 +102,13 @@ def draw_strokes(page, strokes):
 
 
 def wait_for_scored(page, strokes):
-    """The server answered a drawing of `strokes` strokes (so it holds it)."""
+    """The server answered the pad's whole drawing of `strokes` strokes (so it
+    holds it): the last drawing sent is answered and none waits to go."""
     page.wait_for_function(
         """(strokes) => {
-          const {state, pad} = window.digitGame;
-          return pad.drawing.strokes.length === strokes && state.shownSeq >= 1
+          const {state, pad, drawings} = window.digitGame;
+          return pad.drawing.strokes.length === strokes && state.seq >= 1
+            && state.shownSeq === state.seq && !drawings.latest.pending
             && document.querySelectorAll('[data-bars] li').length === 3;
         }""", arg=strokes, timeout=TIMEOUT_MS)
 

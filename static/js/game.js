@@ -300,4 +300,4 @@ tick();
 connection.connect();
 
 // A handle for the browser console (and the end-to-end test) to look inside.
-window.digitGame = {connection, pad, state: game};
+window.digitGame = {connection, pad, state: game, drawings};
