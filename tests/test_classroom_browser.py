@@ -11,15 +11,12 @@ class's confusion matrix, then what the class taught the model.
 
 import asyncio
 import re
-import subprocess
-import sys
 import threading
 
 import pytest
 
 from tests.live import open_page
 from tests.qr_svg import dark_modules, matrix_modules
-from tests.support import BASE_DIR
 from tests.test_game_browser import DIGIT_STROKES
 
 pytestmark = pytest.mark.browser
@@ -31,18 +28,7 @@ STUDENTS = 10
 @pytest.fixture(scope="module")
 def class_server(daphne_server):
     """The live server with an active model (an untrained one if none is shipped)."""
-    script = (
-        "import django; django.setup()\n"
-        "from django.conf import settings\n"
-        "from recognizer.versions import active_version\n"
-        "from tests.support import register_random_model\n"
-        "if active_version() is None:\n"
-        "    settings.RECOGNIZER_MODEL_DIR.mkdir(parents=True, exist_ok=True)\n"
-        "    register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
-    )
-    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=daphne_server.env,
-                   check=True, timeout=300, capture_output=True)
-    return daphne_server
+    return daphne_server.ensure_model()
 
 
 class EventLoopThread:

@@ -12,13 +12,10 @@ what players do to their pages.
   the player asks to play there again.
 """
 
-import subprocess
-import sys
 
 import pytest
 
 from tests.live import open_page
-from tests.support import BASE_DIR
 from tests.test_game_browser import DIGIT_STROKES, draw_digit, player_names, target_of
 
 pytestmark = pytest.mark.browser
@@ -43,18 +40,7 @@ INKED_PIXELS = """() => {
 @pytest.fixture(scope="module")
 def game_server(daphne_server):
     """The live server with an active model (an untrained one if none is shipped)."""
-    script = (
-        "import django; django.setup()\n"
-        "from django.conf import settings\n"
-        "from recognizer.versions import active_version\n"
-        "from tests.support import register_random_model\n"
-        "if active_version() is None:\n"
-        "    settings.RECOGNIZER_MODEL_DIR.mkdir(parents=True, exist_ok=True)\n"
-        "    register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
-    )
-    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=daphne_server.env,
-                   check=True, timeout=300, capture_output=True)
-    return daphne_server
+    return daphne_server.ensure_model()
 
 
 def join(page, url, name):
