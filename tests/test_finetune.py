@@ -75,6 +75,7 @@ def test_finetune_creates_an_active_version_with_metrics(mnist_dir, model_dir, t
     assert training["data"]["collected"] == 0
     assert sum(training["data"]["train_per_class"]) == 400
     assert training["device"] == "cpu" and training["duration_seconds"] > 0
+    assert training["memory_format"] == "channels_last"
     assert training["command"].startswith("call_command('finetune', ")
     assert "limit=400" in training["command"] and "from_scratch=True" in training["command"]
 
@@ -144,6 +145,14 @@ def test_a_worse_model_is_not_activated(mnist_dir, model_dir, trainer_settings):
     kept = finetune(mnist_dir, limit=400, epochs=1, no_activate=True)
     kept.refresh_from_db()
     assert not kept.is_active and kept.parent == forced and active_version() == forced
+
+
+@pytest.mark.django_db
+def test_nchw_trains_in_nchw_and_the_record_says_so(mnist_dir, model_dir, trainer_settings):
+    ModelVersion.objects.all().delete()
+    row = finetune(mnist_dir, from_scratch=True, limit=400, epochs=1, batch_size=32, nchw=True)
+    assert row.training["memory_format"] == "nchw"
+    assert "nchw=True" in row.training["command"]
 
 
 @pytest.mark.django_db

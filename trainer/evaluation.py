@@ -2,26 +2,65 @@
 
 The metrics come back as plain JSON-able dicts, ready for ModelVersion.metrics
 and the manifest of the shipped model.
+
+On the CPU the digits go through a copy of the network with each batch norm
+folded into its convolution (recognizer/frozen.py, as the site serves it) in
+the channels-last layout (trainer/cpu_kernels.py): 1,660 digits a second
+against 760 for the eager NCHW network, one thread of the 2-core machine,
+batches of 1,000 (larger ones were no faster). The 15,000 digits an epoch of
+training measures took 8.6 s instead of 16.2 s on one thread of that machine
+(bench/bench_training.py, quiet). The logits differ from the eager network's
+by rounding: for both shipped models, on MNIST test and 20,000 MNIST train
+digits, by at most 2.4e-6, with the same predictions, accuracies and losses
+(to the 6 decimals kept).
 """
 
 import torch
 from torch.nn import functional as F
 
+from recognizer import frozen
 from recognizer.metrics_display import percent
+from trainer import cpu_kernels
 from trainer.datasets import batches
 
 
-@torch.no_grad()
 def predict_logits(model, data, batch_size=1000, device="cpu"):
     was_training = model.training
     model.eval()
+    network = measuring_form(model, device)
+    layout = cpu_kernels.memory_format(device)
     chunks = []
-    for inputs, _ in batches(data, batch_size, shuffle=False):
-        chunks.append(model(inputs.to(device)).float().cpu())
+    with torch.inference_mode(), cpu_kernels.unfilled_memory():
+        for inputs, _ in batches(data, batch_size, shuffle=False):
+            inputs = cpu_kernels.as_layout(inputs.to(device), layout)
+            chunks.append(network(inputs).float().cpu())
     model.train(was_training)
     if not chunks:
         return torch.zeros((0, 10))
     return torch.cat(chunks)
+
+
+def measuring_form(model, device):
+    """What measures `model` (in eval mode): on the CPU, a copy with its batch norms folded.
+
+    Only networks with the digit network's conv blocks fold; on CUDA, and for
+    any other network, the model itself.
+    """
+    if str(device) != "cpu" or not _has_conv_blocks(model):
+        return model
+    with torch.no_grad():
+        return frozen.fold_batch_norm(model)
+
+
+def _has_conv_blocks(model):
+    """Whether `model` has the (convolution, batch norm, ReLU) blocks that fold."""
+    for name in frozen.CONV_BLOCKS:
+        block = getattr(model, name, None)
+        if not isinstance(block, torch.nn.Sequential) or len(block) < 2:
+            return False
+        if not isinstance(block[1], torch.nn.BatchNorm2d):
+            return False
+    return True
 
 
 def metrics_from_logits(logits, labels):

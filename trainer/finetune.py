@@ -215,6 +215,7 @@ def train_config(options, device):
         label_smoothing=options.label_smoothing, seed=options.seed, device=device,
         augment=AugmentConfig() if options.augment else None,
         max_steps=1 if options.dry_run else None,
+        channels_last=None if options.channels_last else False,
     )
 
 

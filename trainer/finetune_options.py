@@ -36,6 +36,8 @@ class FinetuneOptions:
     label_smoothing: float = 0.05
     weight_decay: float = 1e-4
     augment: bool = True
+    # False: NCHW tensors on the CPU too (--nchw; trainer/cpu_kernels.py).
+    channels_last: bool = True
     threads: int | None = None
     canvas_train: int = 0
     styles_train: int = 0

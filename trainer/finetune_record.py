@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from recognizer.metrics_display import percent
 from recognizer.network import ARCHITECTURE
-from trainer import confidence, styles_set
+from trainer import confidence, cpu_kernels, styles_set
 
 MANIFEST_NAME = "manifest.json"
 HELDOUT_SET = "heldout_drawings"
@@ -105,6 +105,9 @@ def training_record(options, config, data, start_name, temperature, duration):
         "data": data.counts,
         "device": config.device,
         "threads": torch.get_num_threads(),
+        # The layout decides the weights' last bits as the thread count does.
+        "memory_format": cpu_kernels.layout_name(
+            cpu_kernels.memory_format(config.device, config.channels_last)),
         "from": start_name,
         "duration_seconds": duration,
         "torch": str(torch.__version__),

@@ -47,6 +47,10 @@ class Command(BaseCommand):
                             "(default %(default)s)")
         parser.add_argument("--no-augment", action="store_true",
                             help="train on the images as they are")
+        parser.add_argument("--nchw", action="store_true",
+                            help="train in torch's default NCHW layout instead of channels-last "
+                            "on the CPU: slower; versions whose training record has no "
+                            "memory_format were trained in it")
         parser.add_argument("--canvas-train", type=int, default=0, metavar="N",
                             help="also train on the first N MNIST train digits redrawn the way "
                                  "the site's canvas draws (built once, then cached)")
@@ -110,7 +114,8 @@ class Command(BaseCommand):
             from_scratch=opts["from_scratch"], force=opts["force"],
             activate=not opts["no_activate"], optimizer=opts["optimizer"],
             label_smoothing=opts["label_smoothing"], weight_decay=opts["weight_decay"],
-            augment=not opts["no_augment"], threads=opts["threads"], verbosity=opts["verbosity"],
+            augment=not opts["no_augment"], channels_last=not opts["nchw"],
+            threads=opts["threads"], verbosity=opts["verbosity"],
             canvas_train=opts["canvas_train"], styles_train=opts["styles_train"],
             styles_per_style=opts["styles_per_style"],
             calibration_holdout=opts["calibration_holdout"], workers=opts["workers"],
