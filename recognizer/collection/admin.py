@@ -4,7 +4,8 @@ Reviewers approve, reject and relabel (recognizer/collection/review.py) from
 the list's actions, a drawing's page or the review queue
 (recognizer/collection/review_queue.py); exports stream the selection as
 training data (recognizer/collection/exports.py). Each needs its own
-permission (recognizer/admin/__init__.py).
+permission (recognizer/admin/__init__.py). Django's admin discovery imports
+this module as the admin of the collection's app (apps.py).
 """
 
 from django.contrib import admin, messages
