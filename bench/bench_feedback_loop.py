@@ -15,15 +15,19 @@
    drawings (20% of the players held out, by player), at a peak rate of 2e-4,
    and reports, before (shipped) and after (new version): accuracy on the
    held-out players' drawings, on MNIST test (the drop must be at most
-   --max-mnist-drop points) and on the canvas-style set, the activation
-   decision and the durations.
+   --max-mnist-drop points), on the canvas-style set and on the styles set
+   (trainer.styles_set: overall, and the rows that draw the players' own
+   habits, Style.styles_set_rows), the gate's decision with its reasons, and
+   the durations.
 
    Why those two settings: at finetune's default rate (5e-4) and without the
    canvas-style digits, learning the tilt cost 0.20 points of MNIST test and
    0.42 of the canvas-style set (upright canvas 2s read as 7s), so the gate
    refused the new version; at 2e-4 alone, 0.15 and 0.57.
 
-Results go to bench/results/feedback_loop.json.
+Results go to bench/results/feedback_loop.json for the default style and to
+bench/results/feedback_loop_<style>.json for another, so that one style's run
+does not overwrite another's.
 
     python bench/bench_feedback_loop.py [--players 40] [--drawings 50] [--style tilted]
         [--epochs 1] [--lr 2e-4] [--canvas-train 10000] [--threads 2]
@@ -223,6 +227,36 @@ def accuracy_summary(args, result):
     }
 
 
+def results_name(style):
+    """The results file's name (without .json) for a run of players in `style`."""
+    from trainer.simulation import DEFAULT_STYLE
+
+    return "feedback_loop" if style == DEFAULT_STYLE else f"feedback_loop_{style}"
+
+
+def styles_summary(style, table):
+    """The styles set before and after: overall, and the rows of the players' own habits.
+
+    `table` is finetune's before/after table, whose styles rows are `styles`
+    and `styles/<name>`; {} when the run measured no styles set.
+    """
+    from trainer.simulation import STYLES
+
+    if "styles" not in table:
+        return {}
+    return {
+        "overall": table["styles"],
+        "players_style_rows": {name: table[f"styles/{name}"]
+                               for name in STYLES[style].styles_set_rows
+                               if f"styles/{name}" in table},
+    }
+
+
+def gate_summary(result):
+    """The gate's decision on the new version and why."""
+    return {"activated": result.activated, "reasons": list(result.reasons)}
+
+
 def games_summary(args, players, rooms, rounds, games, stored_check, approved):
     """What was played, sent, stored and approved."""
     from trainer.simulation import STYLES
@@ -282,6 +316,8 @@ def main():
         **games_summary(args, players, rooms, rounds, games, stored_check, approved),
         "finetune": finetune_summary(args, result, options),
         **accuracy_summary(args, result),
+        "styles_set": styles_summary(args.style, result.metrics["before_after"]),
+        "gate": gate_summary(result),
         "seconds": {
             "games": round(play_seconds, 1),
             "approve": round(approve_seconds, 2),
@@ -291,7 +327,7 @@ def main():
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "machine": machine_summary(),
     }
-    path = write_results("feedback_loop", results)
+    path = write_results(results_name(args.style), results)
     print(json.dumps({k: v for k, v in results.items() if k != "machine"}, indent=2))
     print(f"results written to {path.relative_to(BASE_DIR)}")
     stored, sent, problems = stored_check

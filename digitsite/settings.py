@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "recognizer",
+    "recognizer.collection",  # its admin, found by the admin's discovery
     "trainer",
     "digitsite.game",
 ]

@@ -92,6 +92,13 @@ def daphne_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def game_server(daphne_server):
+    """The live server with an active model (an untrained one if none is shipped),
+    for the tests that play the game in a browser."""
+    return daphne_server.ensure_model()
+
+
 # Per module: Playwright's sync API keeps an event loop running in this thread
 # while it is open, which the asyncio tests of other modules cannot share.
 @pytest.fixture(scope="module")

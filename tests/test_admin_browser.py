@@ -31,8 +31,9 @@ for n in range(%(count)d):
     stroke = [[top + (bottom - top) * i / 20, 30 + 7 * i, 12 * i] for i in range(21)]
     data = {"width": 200, "height": 200, "strokes": [stroke]}
     image = strokes_to_input(data["strokes"], 200, 200)
-    probabilities = [0.01] * 10
-    probabilities[1] = 0.91
+    # The first one almost certain: its card reads "100%%", as the game shows it.
+    probabilities = [0.00004] * 10 if n == 0 else [0.01] * 10
+    probabilities[1] = 0.9996 if n == 0 else 0.91
     rows.append(Drawing(label=1, strokes=data, input_image=input_to_bytes(image),
                         prediction=1, probabilities=probabilities, player_id=f"p{n}",
                         player_name=f"player {n}", room_code="QUEUE", game_id=f"g{n}"))
@@ -95,6 +96,9 @@ def test_keyboard_triage_across_a_refill(page, server, artifacts_dir):
     page.wait_for_function("() => document.querySelectorAll('.rq-card').length === 24")
     assert card_ids(page) == ids[:24]
     assert page.locator(".rq-card svg.drawing-thumb").count() == 24
+    # The site's one percent format (static/js/percent.js).
+    confidences = page.locator(".rq-card__confidence")
+    assert [confidences.nth(0).inner_text(), confidences.nth(1).inner_text()] == ["100%", "91.0%"]
 
     page.keyboard.press("a")                 # ids[0] approved, on to ids[1]
     page.keyboard.press("r")                 # ids[1] rejected, on to ids[2]

@@ -33,6 +33,22 @@ def test_the_game_app_lives_in_its_folder_under_its_old_label():
     assert {"game_room", "game_seat", "game_roundprogress", "game_healthprobe"} <= tables
 
 
+def test_the_collection_app_brings_the_drawings_admin_and_no_tables():
+    # recognizer.collection is an app only so that the admin's discovery
+    # imports its admin; the drawings stay the recognizer's models.
+    from django.contrib import admin
+
+    from recognizer.collection.admin import DrawingAdmin
+    from recognizer.models import Drawing, ModelVersion
+
+    config = apps.get_app_config("recognizer_collection")
+    assert config.name == "recognizer.collection"
+    assert list(config.get_models()) == []
+    assert Drawing._meta.app_label == "recognizer"
+    assert type(admin.site._registry[Drawing]) is DrawingAdmin
+    assert ModelVersion in admin.site._registry
+
+
 @pytest.mark.django_db
 def test_a_database_with_the_old_history_has_nothing_to_apply():
     applied = {name for app, name in MigrationRecorder(connection).applied_migrations()

@@ -25,12 +25,6 @@ TIMEOUT_MS = 60_000
 STUDENTS = 10
 
 
-@pytest.fixture(scope="module")
-def class_server(daphne_server):
-    """The live server with an active model (an untrained one if none is shipped)."""
-    return daphne_server.ensure_model()
-
-
 class EventLoopThread:
     """An event loop in a thread of its own, for the students' clients:
     Playwright's sync API keeps its own loop running in the test's thread."""
@@ -100,9 +94,9 @@ async def close_all(clients):
     await asyncio.gather(*(client.close() for client in clients))
 
 
-def test_a_class_of_ten_plays_a_round_on_the_projector(class_server, browser, student_loop,
+def test_a_class_of_ten_plays_a_round_on_the_projector(game_server, browser, student_loop,
                                                         artifacts_dir):
-    base = class_server.url
+    base = game_server.url
     with open_page(browser, viewport={"width": 1600, "height": 1000}) as page:
         # The teacher opens a class from the home page: one round.
         page.goto(base + "/")
@@ -124,7 +118,7 @@ def test_a_class_of_ten_plays_a_round_on_the_projector(class_server, browser, st
         assert dark_modules(path) == matrix_modules(join_url)
 
         # Ten students join from their "phones".
-        clients = student_loop.run(join_all(class_server, code))
+        clients = student_loop.run(join_all(game_server, code))
         try:
             student_loop.run(seat_all(clients))
             page.wait_for_function(

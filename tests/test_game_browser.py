@@ -43,12 +43,6 @@ TIMEOUT_MS = 30_000
 ROUND_SECONDS = 25
 
 
-@pytest.fixture(scope="module")
-def game_server(daphne_server):
-    """The live server with an active model (an untrained one if none is shipped)."""
-    return daphne_server.ensure_model()
-
-
 @pytest.fixture
 def phone(browser):
     """A second player on a phone-sized, high-DPI, touch screen."""

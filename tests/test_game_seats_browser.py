@@ -17,6 +17,7 @@ import pytest
 
 from tests.live import open_page
 from tests.test_game_browser import DIGIT_STROKES, draw_digit, player_names, target_of
+from tests.test_room_page_browser import join
 
 pytestmark = pytest.mark.browser
 
@@ -35,19 +36,6 @@ INKED_PIXELS = """() => {
   for (let i = 3; i < data.length; i += 4) if (data[i] > 0) inked += 1;
   return inked;
 }"""
-
-
-@pytest.fixture(scope="module")
-def game_server(daphne_server):
-    """The live server with an active model (an untrained one if none is shipped)."""
-    return daphne_server.ensure_model()
-
-
-def join(page, url, name):
-    page.goto(url)
-    page.fill("#id_name", name)
-    page.click("text=Join the room")
-    page.wait_for_selector(CONNECTED, timeout=TIMEOUT_MS)
 
 
 def start(page, rounds):

@@ -19,10 +19,6 @@ PACKAGES = ("digitsite", "recognizer", "trainer")
 # Sub-packages that are parts of their own, longest first so they match first.
 PARTS = ("digitsite.game", "recognizer.collection", "recognizer.teaching",
          "digitsite", "recognizer", "trainer")
-# Modules whose job is to plug a sub-package into Django: the recognizer's
-# admin module, which Django discovers by name, registers the collection's
-# admin too. They import every part by design and are left out of the graph.
-WIRING = {"recognizer.admin"}
 # What may never be imported by what: the recognizer serves the game and the
 # teaching pages and is trained by the trainer, so it knows none of them.
 FORBIDDEN = {
@@ -76,8 +72,6 @@ def import_graph():
             if "migrations" in path.parts:
                 continue  # migrations are history, frozen at the time they were written
             source = module_name(path)
-            if source in WIRING:
-                continue
             here = part_of(source)
             for target in imported_modules(path, source):
                 there = part_of(target)

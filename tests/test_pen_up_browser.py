@@ -24,11 +24,6 @@ from tests.test_room_page_browser import LAPTOP, TIMEOUT_MS, join
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def game_server(daphne_server):
-    """The live server with an active model (an untrained one if none is shipped)."""
-    return daphne_server.ensure_model()
-
 # Installed before the page's scripts: logs the draws the page sends (with
 # `pen_up`) and the guesses it gets (with `reached`), in order.
 PEN_LOG = """(() => {

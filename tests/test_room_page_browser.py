@@ -51,12 +51,6 @@ WATCH_RESULTS = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def game_server(daphne_server):
-    """The live server with an active model (an untrained one if none is shipped)."""
-    return daphne_server.ensure_model()
-
-
 def join(page, url, name):
     page.goto(url)
     page.fill("#id_name", name)

@@ -69,6 +69,11 @@ class Style:
     width_between_players: float = 0.0
     crossed_sevens: bool = False
     flag_ones: bool = False
+    # The rows of the styles evaluation set (trainer.styles.STYLE_NAMES) that
+    # draw the same habits, so that a benchmark can show how a model that
+    # learned these players reads them: a crossed seven is `seven_bar`, a
+    # flagged one with or without a foot `one_serif` or `one_flag`.
+    styles_set_rows: tuple = ()
 
     def for_player(self, rng):
         """This style as one player has it: fixed for all of that player's drawings."""
@@ -86,15 +91,18 @@ STYLES = {
     "tilted": Style(
         "tilted", "every digit turned about 35 degrees clockwise",
         rotation=35.0, rotation_between_players=4.0, rotation_within_player=3.0,
+        styles_set_rows=("turned",),
     ),
     "slanted": Style(
         "slanted", "strong forward slant (about 45 degrees)",
         slant=45.0, slant_between_players=4.0, slant_within_player=3.0,
+        styles_set_rows=("slanted",),
     ),
     "continental": Style(
         "continental", "crossed sevens, flagged ones with a foot, 20-degree slant",
         slant=20.0, slant_between_players=4.0, slant_within_player=3.0,
         crossed_sevens=True, flag_ones=True,
+        styles_set_rows=("seven_bar", "one_flag", "one_serif", "slanted"),
     ),
     "wide": Style(
         "wide", "digits about 1.8 times as wide as MNIST's",

@@ -293,23 +293,19 @@ def disconnect(player_id, channel_name, *, finish_round=False):
     counts when the round ends. `finish_round` (a server process stopping)
     ends it now instead, storing the drawing before the process exits.
     """
-    seat = Seat.objects.filter(player_id=player_id).select_related("room").first()
-    if seat is None:
-        return []
-    at = clock.now()
-    events = []
-    with transaction.atomic():
-        room = lock_room(seat.room.code)
+
+    def release(room, seat, at):
         changed = Seat.objects.filter(
             pk=seat.pk, channel_name=channel_name, connected=True
         ).update(connected=False, channel_name="", disconnected_at=at, last_seen=at)
         if not changed:
-            return []  # replaced by a newer connection, or already left
-        if finish_round:
-            seat.refresh_from_db()
-            events += end_players_round(room, seat, "disconnected", at, drew_only=True)
-        ensure_host(room)
-    return events + after_change(room.code)
+            return None  # replaced by a newer connection, or already left
+        if not finish_round:
+            return []
+        seat.refresh_from_db()
+        return end_players_round(room, seat, "disconnected", at, drew_only=True)
+
+    return _change_seat(player_id, release)
 
 
 def heartbeat(code, player_id, channel_name):
@@ -353,20 +349,40 @@ def heartbeat(code, player_id, channel_name):
 
 def leave(player_id):
     """The player gives the seat up for good."""
+
+    def give_up(room, seat, at):
+        seat.refresh_from_db()
+        if seat.gone:
+            return None
+        events = end_players_round(room, seat, "left", at)
+        Seat.objects.filter(pk=seat.pk).update(
+            gone=True, connected=False, channel_name="", disconnected_at=at, last_seen=at
+        )
+        return events
+
+    return _change_seat(player_id, give_up)
+
+
+def _change_seat(player_id, change):
+    """Apply `change(room, seat, at)` to the player's seat under the room's lock.
+
+    `change` returns the messages of the player's round it ended ([] for
+    none), or None when it changed nothing: then nothing is announced.
+    Otherwise the host role moves on if its holder left (ensure_host), and
+    after_change's messages (the room's snapshot, or the round's end when
+    nobody is still drawing) follow those. Returns messages to broadcast.
+    `disconnect` and `leave` share it: both read the seat, lock the room and
+    announce alike, and differ only in what they change.
+    """
     seat = Seat.objects.filter(player_id=player_id).select_related("room").first()
     if seat is None:
         return []
     at = clock.now()
-    events = []
     with transaction.atomic():
         room = lock_room(seat.room.code)
-        seat.refresh_from_db()
-        if seat.gone:
+        events = change(room, seat, at)
+        if events is None:
             return []
-        events += end_players_round(room, seat, "left", at)
-        Seat.objects.filter(pk=seat.pk).update(
-            gone=True, connected=False, channel_name="", disconnected_at=at, last_seen=at
-        )
         ensure_host(room)
     return events + after_change(room.code)
 

@@ -7,8 +7,9 @@ the model every server process serves. An action a user may not run is
 refused with 403, not silently ignored (recognizer/admin/base.py).
 
 Django imports this package when it discovers the apps' admins; importing the
-modules below registers their ModelAdmins with the site.
+module below registers the model versions' ModelAdmin with the site. The
+drawings' admin is recognizer/collection/admin.py, which Django discovers as
+the admin of the collection's own app (recognizer/collection/apps.py).
 """
 
 import recognizer.admin.model_versions  # noqa: F401
-import recognizer.collection.admin  # noqa: F401

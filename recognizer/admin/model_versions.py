@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from recognizer.admin.base import ADMIN_CSS, ADMIN_JS, RefuseForbiddenActionsMixin, has_perm
 from recognizer.checkpoints import CheckpointError
-from recognizer.metrics_display import confusion_colour, percent
+from recognizer.metrics_display import UNKNOWN, confusion_colour, percent
 from recognizer.models import ModelVersion
 from recognizer.versions import activate_version, load_version
 
@@ -135,13 +135,13 @@ class ModelVersionAdmin(RefuseForbiddenActionsMixin, admin.ModelAdmin):
     def training_data_short(self, obj):
         data = (obj.training or {}).get("data")
         if not isinstance(data, dict):
-            return "—"
+            return UNKNOWN
         parts = []
         if data.get("mnist_train") is not None:
             parts.append(f"{data['mnist_train']:,} MNIST")
         if data.get("collected"):
             parts.append(f"{data['collected']:,} drawings")
-        return " + ".join(parts) or "—"
+        return " + ".join(parts) or UNKNOWN
 
     @admin.display(description="metrics")
     def metrics_report(self, obj):

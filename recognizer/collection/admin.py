@@ -4,7 +4,8 @@ Reviewers approve, reject and relabel (recognizer/collection/review.py) from
 the list's actions, a drawing's page or the review queue
 (recognizer/collection/review_queue.py); exports stream the selection as
 training data (recognizer/collection/exports.py). Each needs its own
-permission (recognizer/admin/__init__.py).
+permission (recognizer/admin/__init__.py). Django's admin discovery imports
+this module as the admin of the collection's app (apps.py).
 """
 
 from django.contrib import admin, messages
@@ -36,6 +37,7 @@ from recognizer.collection.list_filters import (
     PredictionFilter,
 )
 from recognizer.collection.review_queue import ReviewQueueViews
+from recognizer.metrics_display import UNKNOWN, percent
 from recognizer.models import Drawing, DrawingLabelChange
 
 
@@ -162,13 +164,13 @@ class DrawingAdmin(ReviewQueueViews, RefuseForbiddenActionsMixin, admin.ModelAdm
     @admin.display(description="drawing")
     def drawing_thumb(self, obj):
         svg = thumbnails.strokes_svg(obj.strokes, size=56, label=f"drawing of {obj.label}")
-        return svg if svg is not None else "—"
+        return svg if svg is not None else UNKNOWN
 
     @admin.display(description="model input")
     def input_thumb(self, obj):
         url = thumbnails.input_data_url(obj.input_image)
         if url is None:
-            return "—"
+            return UNKNOWN
         return format_html('<img class="input-thumb" src="{}" width="56" height="56" '
                            'alt="28x28 input">', url)
 
@@ -197,7 +199,7 @@ class DrawingAdmin(ReviewQueueViews, RefuseForbiddenActionsMixin, admin.ModelAdm
 
     @admin.display(description="confidence", ordering="confidence")
     def confidence_display(self, obj):
-        return f"{obj.confidence:.1%}"
+        return percent(obj.confidence, digits=1)
 
     @admin.display(description="status", ordering="status")
     def status_display(self, obj):
@@ -209,7 +211,7 @@ class DrawingAdmin(ReviewQueueViews, RefuseForbiddenActionsMixin, admin.ModelAdm
         try:
             values = [float(p) for p in obj.probabilities][:10]
         except (TypeError, ValueError):
-            return "—"
+            return UNKNOWN
         return format_html(
             '<div class="prob-bars">{}</div>',
             format_html_join(
@@ -217,7 +219,7 @@ class DrawingAdmin(ReviewQueueViews, RefuseForbiddenActionsMixin, admin.ModelAdm
                 '<span class="prob-bar__fill" data-width="{}"></span>'
                 '<span class="prob-bar__value">{}</span></div>',
                 ((" prob-bar--top" if d == obj.prediction else "", d,
-                  f"{max(min(p, 1.0), 0.0) * 100:.1f}", f"{p:.1%}")
+                  f"{max(min(p, 1.0), 0.0) * 100:.1f}", percent(p, digits=1))
                  for d, p in enumerate(values)),
             ),
         )

@@ -6,6 +6,8 @@
 // place, so a reviewer never waits for the server. Decisions for one drawing
 // are sent in order, so "approve" then "undo" cannot arrive reversed.
 
+import {percent} from "../percent.js";
+
 const root = document.getElementById("review-queue");
 const grid = root.querySelector(".review-queue__grid");
 const emptyNote = root.querySelector(".review-queue__empty");
@@ -74,7 +76,7 @@ function cardElement(data) {
       <span class="rq-card__label" title="label">${data.label}</span>
       <span class="rq-card__arrow">→</span>
       <span class="rq-card__prediction${differs ? " differs" : ""}" title="prediction">${data.prediction}</span>
-      <span class="rq-card__confidence">${(data.confidence * 100).toFixed(1)}%</span>
+      <span class="rq-card__confidence">${percent(data.confidence)}</span>
     </p>
     <p class="rq-card__who"></p>
     <p class="rq-card__state" aria-live="polite"></p>
