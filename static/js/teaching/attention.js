@@ -5,8 +5,8 @@ import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
-  decodeImage, divergingColour, drawPixelGrid, lessonPad, paintValues, postJSON, renderBars,
-  setFacts,
+  CLOSING_STROKE, EXAMPLES, decodeImage, divergingColour, drawPixelGrid, inkColour, lessonPad,
+  paintValues, postJSON, renderBars, setFacts,
 } from "./common.js";
 
 // Occlusion means 196 forward passes: ask less often than "How it works" does.
@@ -38,7 +38,7 @@ const request = latestRequest(
     status.textContent = "Computing: covering each part of the drawing in turn…";
     return postJSON(url, target === null ? body : {...body, target});
   },
-  (data) => render(data),
+  (data, body) => render(data, body),
   (error) => {
     status.textContent = error.message;
     root.dataset.state = "error";
@@ -47,17 +47,85 @@ const request = latestRequest(
 const send = throttle((drawing) => request(drawing, chosenTarget()), THROTTLE_MS);
 
 const sampleNote = root.querySelector("[data-sample-note]");
+const sampleImage = root.querySelector("[data-sample-image]");
 const sampleScript = document.getElementById("mnist-sample");
-// The MNIST digit being shown, until the learner draws their own.
+// The MNIST digit being shown, until the learner draws their own: painted in
+// the drawing box, as lesson 1 does.
 let sample = sampleScript ? {input: JSON.parse(sampleScript.textContent).input} : null;
+if (sample && sampleImage) {
+  paintValues(sampleImage.getContext("2d"), sample.input.flat(), 28, 28, {colour: inkColour});
+  sampleImage.dataset.painted = "true";
+}
 
 function dropSample() {
   sample = null;
   if (sampleNote) sampleNote.hidden = true;
+  if (sampleImage) sampleImage.hidden = true;
+  closeTop.disabled = true;
 }
+
+// -- the experiment: one stroke more -------------------------------------------------
+//
+// The network's probabilities for the pad's drawing with each number of
+// strokes (the newest answer for each), so that the answer before the last
+// stroke can be set beside the answer after it. Undo drops the readings of
+// the strokes it took away; clear drops them all.
+let readings = [];
+const counterfactual = root.querySelector("[data-counterfactual]");
+const openFour = root.querySelector('[data-activity="open-four"]');
+const closeTop = root.querySelector('[data-activity="close-top"]');
 
 const pad = lessonPad(root, root.querySelector("[data-pad]"),
   {send, request, reset, dropSample, ask: chosenTarget});
+
+// A ready-made example replaces the drawing whole: nothing to compare it with.
+for (const button of root.querySelectorAll("[data-example]")) {
+  button.addEventListener("click", () => {
+    readings = [];
+  });
+}
+openFour.addEventListener("click", () => {
+  dropSample();
+  root.querySelector('input[name="target"][value="9"]').checked = true;
+  pad.load(EXAMPLES.open4);
+  readings = [];
+  closeTop.disabled = false;
+  request(pad.drawing, 9);
+});
+closeTop.addEventListener("click", () => {
+  closeTop.disabled = true;
+  pad.load({...EXAMPLES.open4, strokes: [...EXAMPLES.open4.strokes, CLOSING_STROKE]});
+  request(pad.drawing, chosenTarget());
+});
+
+function remember(data, body) {
+  if (!body.strokes) {
+    readings = [];
+    counterfactual.textContent = "This is a scanned digit, with no strokes to add to: draw " +
+      "your own digit to experiment.";
+    return;
+  }
+  const strokes = body.strokes.length;
+  readings.length = Math.min(readings.length, strokes + 1);
+  readings[strokes] = data.probabilities;
+  const target = data.target;
+  const now = data.probabilities[target];
+  const before = readings[strokes - 1];
+  counterfactual.dataset.target = String(target);
+  counterfactual.dataset.after = String(now);
+  if (!before) {
+    delete counterfactual.dataset.before;
+    counterfactual.textContent = `${target} is at ${percent(now, {tiny: true})} now. Add a ` +
+      "stroke to see what it changes.";
+    return;
+  }
+  const change = (now - before[target]) * 100;
+  counterfactual.dataset.before = String(before[target]);
+  counterfactual.textContent = `${target}: ${percent(before[target], {tiny: true})} with ` +
+    `${strokes - 1} stroke${strokes - 1 === 1 ? "" : "s"}, ${percent(now, {tiny: true})} with ` +
+    `your last stroke (${change >= 0 ? "+" : "−"}${Math.abs(change).toFixed(1)} points). ` +
+    `The network's answer: ${data.digit}.`;
+}
 for (const radio of root.querySelectorAll('input[name="target"]')) {
   radio.addEventListener("change", () => {
     if (sample) request(sample, chosenTarget());
@@ -66,6 +134,9 @@ for (const radio of root.querySelectorAll('input[name="target"]')) {
 }
 
 function reset() {
+  readings = [];
+  counterfactual.textContent = "Draw something, then add a stroke: this line will compare " +
+    "before and after.";
   guessDigit.textContent = "?";
   status.textContent = "Draw a digit to begin.";
   root.dataset.state = "empty";
@@ -76,7 +147,8 @@ function reset() {
   for (const facts of root.querySelectorAll("[data-facts]")) facts.textContent = "";
 }
 
-function render(data) {
+function render(data, body) {
+  remember(data, body);
   const input = decodeImage(data.input);
   guessDigit.textContent = String(data.digit);
   status.textContent = `${percent(data.probabilities[data.digit], {tiny: true})} sure`;
