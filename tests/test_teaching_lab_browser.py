@@ -65,7 +65,8 @@ def test_lesson_two_shows_the_mnist_digit_and_runs_the_open_four_experiment(
     line = page.locator("[data-counterfactual]")
     assert float(line.get_attribute("data-before")) == pytest.approx(before)
     assert float(line.get_attribute("data-after")) == pytest.approx(after)
-    assert "with 2 strokes" in line.text_content() and "with your last stroke" in line.text_content()
+    words = line.text_content()
+    assert "with 2 strokes" in words and "with your last stroke" in words
     assert page.is_disabled('[data-activity="close-top"]')
     page.screenshot(path=str(artifacts_dir / "teaching-lab-counterfactual.png"), full_page=True)
 
@@ -73,6 +74,163 @@ def test_lesson_two_shows_the_mnist_digit_and_runs_the_open_four_experiment(
     count = int(page.get_attribute(root, "data-updates"))
     stroke(page, page.locator("canvas[data-pad]"), [(0.2, 0.9), (0.3, 0.9)])
     page.wait_for_function(
-        "() => document.querySelector('[data-counterfactual]').textContent.includes('with 3 strokes')",
+        "() => document.querySelector('[data-counterfactual]').textContent"
+        ".includes('with 3 strokes')",
         timeout=30_000)
+    assert page.js_errors == []
+
+
+def shipped_forward(drawing):
+    """The shipped model's own stages and probabilities for a drawing, computed here."""
+    import torch
+
+    from recognizer import calibration, preprocessing, versions
+    from recognizer.checkpoints import load_checkpoint
+
+    model, metadata = load_checkpoint(versions.BUILTIN_DIR / "digitcnn-v2-styles-seed1.pt")
+    image = preprocessing.strokes_to_input(drawing["strokes"], drawing["width"], drawing["height"])
+    with torch.inference_mode():
+        logits, stages = model.forward_with_activations(
+            torch.from_numpy(np.asarray(image, dtype=np.float32))[None, None])
+    probabilities = calibration.probabilities(logits, calibration.temperature_of(metadata))
+    return {k: v[0].numpy() for k, v in stages.items()}, probabilities[0].numpy(), model
+
+
+def click_canvas(page, selector, x, y):
+    """Click a canvas at (x, y) of its own pixels.
+
+    Through the locator, which scrolls it into view and checks that the click
+    reaches it (not the sticky header above it).
+    """
+    canvas = page.locator(selector)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    width, height = canvas.evaluate("c => [c.width, c.height]")
+    canvas.click(position={"x": (x + 0.5) * box["width"] / width,
+                           "y": (y + 0.5) * box["height"] / height})
+
+
+def wait_for_neuron(page, after):
+    page.wait_for_function(
+        "(after) => { const p = document.querySelector('[data-neuron]');"
+        " return !p.hidden && p.dataset.state === 'ready' && Number(p.dataset.answers) > after; }",
+        arg=after, timeout=30_000)
+    return int(page.get_attribute("[data-neuron]", "data-answers"))
+
+
+def shown(page, selector):
+    """The numbers of the cells matching `selector`: (exact, as written)."""
+    cells = page.eval_on_selector_all(
+        selector, "cells => cells.map(c => [Number(c.dataset.value), c.firstChild.textContent])")
+    return (np.array([c[0] for c in cells]),
+            np.array([float(c[1].replace("−", "-")) for c in cells]))
+
+
+def number(page, attribute):
+    return float(page.get_attribute(f"[data-neuron] [{attribute}]", attribute))
+
+
+def test_clicking_a_map_and_a_position_shows_the_neurons_arithmetic(server, page, artifacts_dir):
+    import json
+
+    bodies = []
+    page.on("request", lambda r: r.url.endswith("/learn/api/neuron") and bodies.append(r))
+    page.goto(server.url + "/learn/how-it-works/")
+    root = "[data-explorer]"
+    page.click('[data-example="7"]')
+    wait_for_answer(page, root, 0)
+    page.locator('[data-step="conv1"]').scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('[data-maps=\"conv1\"]').dataset.drawing"
+                           " === document.querySelector('[data-explorer]').dataset.drawing")
+
+    # conv1's filters are painted beside the maps, from the model's own weights.
+    assert page.get_attribute("[data-filters]", "data-painted") == "32"
+
+    # Map 6 (index 5), at row 9, column 12 of the 28x28 map: tiles are 56 px
+    # (2 px a value) with 3 px between them, 8 to a row.
+    # The page shrinks the tiles to about 1.4 screen pixels a value, and the
+    # browser rounds the pointer to whole pixels: the place may be one off.
+    unit, y, x = 5, 8, 11
+    click_canvas(page, '[data-maps="conv1"]', unit * 59 + 2 * x, 2 * y)
+    answers = wait_for_neuron(page, 0)
+    panel = "[data-neuron]"
+
+    def place():
+        return [int(page.get_attribute(panel, f"data-{k}")) for k in ("map", "y", "x")]
+
+    assert page.get_attribute(panel, "data-layer") == "conv1"
+    assert place()[0] == unit and abs(place()[1] - y) <= 1 and abs(place()[2] - x) <= 1
+    unit, y, x = place()
+    assert page.text_content("[data-neuron-title]") == f"conv1, map 6, row {y + 1}, column {x + 1}"
+    drawing = {k: v for k, v in json.loads(bodies[-1].post_data).items()
+               if k in ("width", "height", "strokes")}
+    stages, probabilities, model = shipped_forward(drawing)
+
+    def check_conv(unit, y, x):
+        patch, patch_text = shown(page, "[data-neuron] .neuron__grid--patch td")
+        weights, weights_text = shown(page, "[data-neuron] .neuron__grid--weights td")
+        np.testing.assert_allclose(weights, model.conv1[0].weight.detach().numpy()[unit, 0].ravel(),
+                                   rtol=1e-6)
+        # Added up as written on the page (three decimals) and exactly.
+        total = number(page, "data-neuron-sum")
+        assert abs(np.dot(patch_text, weights_text) - total) < 0.02
+        assert np.dot(patch, weights) == pytest.approx(total, abs=1e-5)
+        scale, shift = number(page, "data-neuron-scale"), number(page, "data-neuron-shift")
+        output = number(page, "data-neuron-output")
+        assert output == pytest.approx(max(0.0, total * scale + shift), abs=1e-5)
+        # The network's own activation there, computed in this process.
+        assert output == pytest.approx(float(stages["conv1"][unit, y, x]), abs=1e-4)
+        assert number(page, "data-neuron-network") == pytest.approx(output, abs=1e-5)
+        assert "the same" in page.text_content(".neuron__check")
+
+    check_conv(unit, y, x)
+    page.screenshot(path=str(artifacts_dir / "teaching-lab-neuron-conv1.png"), full_page=True)
+
+    # Another position, picked in the enlarged map (8 px a value).
+    y2, x2 = 14, 16
+    click_canvas(page, "[data-neuron-map]", 8 * x2 + 3, 8 * y2 + 3)
+    answers = wait_for_neuron(page, answers)
+    assert (page.get_attribute(panel, "data-y"), page.get_attribute(panel, "data-x")) == \
+        (str(y2), str(x2))
+    check_conv(unit, y2, x2)
+    # And by keyboard: one step right.
+    page.focus("[data-neuron-map]")
+    page.keyboard.press("ArrowRight")
+    answers = wait_for_neuron(page, answers)
+    check_conv(unit, y2, x2 + 1)
+
+    # A pooling cell: the largest of its window.
+    page.locator('[data-step="pool1"]').scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('[data-maps=\"pool1\"]').dataset.drawing"
+                           " === document.querySelector('[data-explorer]').dataset.drawing")
+    click_canvas(page, '[data-maps="pool1"]', 2 * (14 * 4 + 3) + 4 * 6 + 1, 4 * 7 + 1)
+    answers = wait_for_neuron(page, answers)
+    assert page.get_attribute(panel, "data-layer") == "pool1"
+    unit, y, x = place()
+    assert unit == 2 and abs(y - 7) <= 1 and abs(x - 6) <= 1
+    window, _ = shown(page, "[data-neuron] .neuron__grid--window td")
+    assert number(page, "data-neuron-output") == window.max()
+    assert window.max() == pytest.approx(float(stages["pool1"][unit, y, x]), abs=1e-5)
+    np.testing.assert_allclose(window, stages["conv2"][unit, 2 * y:2 * y + 2, 2 * x:2 * x + 2]
+                               .ravel(), atol=1e-5)
+
+    # A dense neuron (squares of 20 px, 16 to a row) and a digit's bar.
+    page.locator('[data-step="dense"]').scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('[data-dense]').dataset.drawing"
+                           " === document.querySelector('[data-explorer]').dataset.drawing")
+    click_canvas(page, "[data-dense]", 20 * 3 + 10, 20 * 1 + 10)
+    answers = wait_for_neuron(page, answers)
+    assert page.get_attribute(panel, "data-map") == "19"
+    assert number(page, "data-neuron-output") == pytest.approx(float(stages["dense"][19]), abs=1e-4)
+    products, _ = shown(page, "[data-neuron] [data-neuron-product] td[data-value]")
+    total = products.sum() + number(page, "data-neuron-rest")
+    assert total == pytest.approx(number(page, "data-neuron-sum"), abs=1e-5)
+
+    page.locator('[data-step="probabilities"] [data-probabilities] li').nth(7).click()
+    answers = wait_for_neuron(page, answers)
+    assert page.text_content("[data-neuron-title]") == "The probability of 7"
+    exps, _ = shown(page, "[data-neuron] .neuron__softmax tbody td[data-value]")
+    assert exps[7] / exps.sum() == pytest.approx(number(page, "data-neuron-output"), rel=1e-9)
+    assert number(page, "data-neuron-output") == pytest.approx(float(probabilities[7]), rel=1e-6)
+    page.screenshot(path=str(artifacts_dir / "teaching-lab-neuron-softmax.png"), full_page=True)
     assert page.js_errors == []

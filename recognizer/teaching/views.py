@@ -5,6 +5,8 @@ POST /learn/api/stages    a drawing -> every preprocessing step, every layer's
                           probabilities
 POST /learn/api/attention a drawing and optionally a digit -> occlusion and
                           gradient saliency maps for that digit
+POST /learn/api/neuron    a drawing and a place (layer, map, y, x) -> the
+                          arithmetic that makes that one value (neuron.py)
 
 Both accept the drawing the recognition API takes ({"width", "height",
 "strokes"}) or, instead, a ready 28x28 input: {"input": [[...28 numbers in
@@ -34,6 +36,7 @@ from recognizer.teaching import (
     gallery,
     lesson_numbers,
     modelcard,
+    neuron,
     unavailable,
 )
 
@@ -101,6 +104,7 @@ async def how_it_works(request):
     context = lesson_context("teaching:how_it_works")
     context["mnist_sample"] = await asyncio.to_thread(_mnist_sample, request)
     context["numbers"] = await asyncio.to_thread(lesson_numbers.how_it_works)
+    context["filters"] = await asyncio.to_thread(neuron.served_filters)
     return await _render(request, "teaching/how_it_works.html", context)
 
 
@@ -275,7 +279,27 @@ def _parse_body(request):
     return parse_drawing(data), None, target, names
 
 
-async def _read(request):
+def _parse_neuron(request):
+    """(parsed drawing or None, 28x28 input or None, layer, map, y, x) of a neuron request."""
+    require_json(request, "the drawing")
+    try:
+        data = json_input.loads(request.body)
+    except json_input.JSONInputError as exc:
+        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PayloadError("the body must be a JSON object: a drawing or {'input': ...}, "
+                           "with 'layer', 'map', 'y' and 'x'")
+    where = (data.get("layer"), data.get("map"), data.get("y", 0), data.get("x", 0))
+    try:
+        neuron.check_position(*where)
+    except neuron.NeuronError as exc:
+        raise PayloadError(str(exc)) from None
+    if "input" in data:
+        return (None, _input_array(data["input"]), *where)
+    return (parse_drawing(data), None, *where)
+
+
+async def _read(request, parse=_parse_body):
     if request.method != "POST":
         response = error("use POST", status=405)
         response["Allow"] = "POST"
@@ -286,17 +310,17 @@ async def _read(request):
     if content_length(request) > limit or len(request.body) > limit:
         return None, error(f"the body is larger than {limit} bytes", status=413)
     try:
-        return await asyncio.to_thread(_parse_body, request), None
+        return await asyncio.to_thread(parse, request), None
     except UnsupportedMediaType as exc:
         return None, error(str(exc), status=415)
     except PayloadError as exc:
         return None, error(str(exc))
 
 
-async def _answer(request, explain_parsed):
+async def _answer(request, explain_parsed, parse=_parse_body):
     """The JSON answer to a teaching API request: `explain_parsed` (a coroutine
-    function) applied to what _read parsed, or the error on the way."""
-    parsed, response = await _read(request)
+    function) applied to what `parse` read, or the error on the way."""
+    parsed, response = await _read(request, parse)
     if response is not None:
         return response
     try:
@@ -330,3 +354,15 @@ async def api_stages(request):
 @csrf_exempt
 async def api_attention(request):
     return await _answer(request, _attention)
+
+
+async def _neuron(drawing, image, layer, unit, y, x):
+    """One value's arithmetic, in a drawing or a ready 28x28 input."""
+    if drawing is not None:
+        image = await asyncio.to_thread(explain.drawing_input, drawing)
+    return await neuron.neuron(image, layer, unit, y, x)
+
+
+@csrf_exempt
+async def api_neuron(request):
+    return await _answer(request, _neuron, parse=_parse_neuron)
