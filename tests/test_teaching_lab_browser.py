@@ -234,3 +234,95 @@ def test_clicking_a_map_and_a_position_shows_the_neurons_arithmetic(server, page
     assert number(page, "data-neuron-output") == pytest.approx(float(probabilities[7]), rel=1e-6)
     page.screenshot(path=str(artifacts_dir / "teaching-lab-neuron-softmax.png"), full_page=True)
     assert page.js_errors == []
+
+
+def distance_to_segment(point, a, b):
+    p, a, b = (np.asarray(v, dtype=float) for v in (point, a, b))
+    span = b - a
+    t = np.clip(np.dot(p - a, span) / max(np.dot(span, span), 1e-9), 0, 1)
+    return float(np.hypot(*(p - a - t * span)))
+
+
+def test_a_drawing_travels_in_a_link_and_from_lesson_to_lesson(server, page):
+    import json
+    import urllib.parse
+
+    from recognizer.teaching import share
+    from tests.support import SEVEN
+
+    # The page's encoder writes what the server's decoder reads: the same code
+    # as share.encode for a drawing that fits, and a simplified one that still
+    # fits for the pad's longest drawing (2,000 points).
+    page.goto(server.url + "/learn/")
+    # A Lissajous curve of 2,000 points 2-3 pixels apart, like a long pad stroke.
+    scribble = {"width": 400, "height": 400, "strokes": [[
+        [200 + 180 * np.sin(0.0045 * a * 3), 200 + 180 * np.sin(0.0045 * a * 2)]
+        for a in range(2000)]]}
+    # Every point a corner 80 pixels from the last: nothing to leave out.
+    zigzag = {"width": 400, "height": 400, "strokes": [[
+        [100 + 80 * (a % 2), 20 + a * 0.18] for a in range(2000)]]}
+    codes = page.evaluate(
+        """async (drawings) => {
+            const share = await import('/static/js/teaching/share.js');
+            return drawings.map((d) => share.encodeDrawing(d));
+        }""", [SEVEN, scribble, zigzag])
+    assert codes[0] == share.encode(SEVEN)
+    assert len(share.encode(scribble)) > 2400 >= len(codes[1])
+    simplified = [p[:2] for p in share.decode(codes[1])["strokes"][0]]
+    assert 50 < len(simplified) < 2000
+    # Within the largest tolerance tried (8 pixels) of the curve, whole pixels aside.
+    for x, y in np.array(scribble["strokes"][0])[::25]:
+        segments = zip(simplified[:-1], simplified[1:], strict=True)
+        assert min(distance_to_segment((x, y), a, b) for a, b in segments) < 9
+    assert codes[2] is None
+
+    # A drawing made in lesson 1 ...
+    bodies = []
+    page.on("request", lambda r: r.url.endswith("/learn/api/stages") and bodies.append(r))
+    page.goto(server.url + "/learn/how-it-works/")
+    root = "[data-explorer]"
+    stroke(page, page.locator("canvas[data-pad]"), [(0.5, 0.15), (0.5, 0.85)])
+    count = wait_for_answer(page, root, 0)
+    stroke(page, page.locator("canvas[data-pad]"), [(0.3, 0.2), (0.55, 0.15)])
+    wait_for_answer(page, root, count)
+    page.wait_for_function("() => location.search.includes('d=')")
+    drawing = json.loads(bodies[-1].post_data)
+    page.click("[data-share-copy]")
+    link = page.input_value("[data-share-link]")
+    assert link.startswith(server.url + "/learn/how-it-works/?d=")
+    code = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["d"][0]
+    assert share.decode(code)["strokes"] == share.decode(share.encode(drawing))["strokes"]
+    assert [[p[:2] for p in s] for s in share.decode(code)["strokes"]] == [
+        [list(p) for p in share.whole_points(s, drawing["width"], drawing["height"])]
+        for s in drawing["strokes"]]
+    guess = page.text_content("[data-guess-digit]")
+
+    # ... opens from its link (on the pad, with the same answer) ...
+    page.goto(link)
+    wait_for_answer(page, root, 0)
+    assert page.text_content("[data-guess-digit]") == guess
+    inked = page.eval_on_selector("canvas[data-pad]", """c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
+    assert inked > 100
+
+    # ... goes on to lesson 2 by the lesson links, and comes back past the model page.
+    page.click('.lesson-nav a[href*="/learn/attention/"]')
+    page.wait_for_url("**/learn/attention/?d=*")
+    wait_for_answer(page, "[data-attention]", 0)
+    assert page.text_content("[data-guess-digit]") == guess
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)["d"][0] == code
+    page.click('.lesson-nav a[href^="/learn/model/"]')
+    page.wait_for_url("**/learn/model/")
+    page.wait_for_function(
+        "() => document.querySelector('.lesson-nav a[data-carry]').href.includes('d=')")
+    page.click('.lesson-nav a[href*="/learn/how-it-works/"]')
+    page.wait_for_url("**/learn/how-it-works/?d=*")
+    wait_for_answer(page, root, 0)
+    assert page.text_content("[data-guess-digit]") == guess
+
+    # Clearing the drawing takes it out of the address and the links.
+    page.click('[data-pad-action="clear"]')
+    page.wait_for_function("() => !location.search.includes('d=')")
+    assert "d=" not in page.get_attribute('.lesson-nav a[href*="/learn/attention/"]', "href")
+    assert page.js_errors == []

@@ -37,6 +37,7 @@ from recognizer.teaching import (
     lesson_numbers,
     modelcard,
     neuron,
+    share,
     unavailable,
 )
 
@@ -48,8 +49,13 @@ LESSONS = [
     ("teaching:model", "The model",
      "The network's layers, how it was trained and how often it is right."),
     ("teaching:data", "The data",
-     "The digits it learned from, and the ones it still gets wrong."),
+     "Handwritten digits it never trained on, players' drawings, and the ones it gets wrong."),
 ]
+
+
+# The lessons with a drawing pad: links to them carry the drawing on show
+# (static/js/teaching/share.js), which they open from ?d= or ?mnist=.
+DRAWING_LESSONS = ("teaching:how_it_works", "teaching:attention")
 
 
 def lesson_context(url_name):
@@ -58,8 +64,10 @@ def lesson_context(url_name):
     # The path's start page (-1) leads to the first lesson.
     index = names.index(url_name) if url_name in names else -1
     return {
-        "lessons": [{"url_name": n, "title": t, "summary": s, "number": i + 1}
+        "lessons": [{"url_name": n, "title": t, "summary": s, "number": i + 1,
+                     "takes_drawing": n in DRAWING_LESSONS}
                     for i, (n, t, s) in enumerate(LESSONS)],
+        "drawing_lessons": DRAWING_LESSONS,
         "lesson_number": index + 1,
         "current_lesson": url_name,
         "previous_lesson": LESSONS[index - 1] if index > 0 else None,
@@ -100,9 +108,28 @@ def _mnist_sample(request):
     }
 
 
+def _shared_drawing(request):
+    """The drawing shared in the link (?d=<code>, see share.py), checked like any drawing."""
+    code = request.GET.get("d")
+    if code in (None, ""):
+        return None
+    if request.GET.get("mnist") not in (None, ""):
+        raise Http404("a link opens either a drawing (“d”) or an MNIST digit (“mnist”), "
+                      "not both")
+    try:
+        return parse_drawing(share.decode(code)).as_json()
+    except (share.ShareError, PayloadError) as exc:
+        raise Http404(f"“d” is not a drawing this page can open: {exc}") from None
+
+
+def _shown(request):
+    """What a drawing lesson opens with: (the MNIST sample, the shared drawing)."""
+    return _mnist_sample(request), _shared_drawing(request)
+
+
 async def how_it_works(request):
     context = lesson_context("teaching:how_it_works")
-    context["mnist_sample"] = await asyncio.to_thread(_mnist_sample, request)
+    context["mnist_sample"], context["shared_drawing"] = await asyncio.to_thread(_shown, request)
     context["numbers"] = await asyncio.to_thread(lesson_numbers.how_it_works)
     context["filters"] = await asyncio.to_thread(neuron.served_filters)
     return await _render(request, "teaching/how_it_works.html", context)
@@ -111,7 +138,7 @@ async def how_it_works(request):
 async def attention_page(request):
     context = lesson_context("teaching:attention")
     context["digits"] = range(10)
-    context["mnist_sample"] = await asyncio.to_thread(_mnist_sample, request)
+    context["mnist_sample"], context["shared_drawing"] = await asyncio.to_thread(_shown, request)
     return await _render(request, "teaching/attention.html", context)
 
 

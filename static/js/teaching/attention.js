@@ -6,7 +6,7 @@ import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
   CLOSING_STROKE, EXAMPLES, decodeImage, divergingColour, drawPixelGrid, inkColour, lessonPad,
-  paintValues, postJSON, renderBars, setFacts,
+  openShown, paintValues, postJSON, renderBars, setFacts, settle,
 } from "./common.js";
 
 // Occlusion means 196 forward passes: ask less often than "How it works" does.
@@ -51,7 +51,7 @@ const sampleImage = root.querySelector("[data-sample-image]");
 const sampleScript = document.getElementById("mnist-sample");
 // The MNIST digit being shown, until the learner draws their own: painted in
 // the drawing box, as lesson 1 does.
-let sample = sampleScript ? {input: JSON.parse(sampleScript.textContent).input} : null;
+let sample = sampleScript ? JSON.parse(sampleScript.textContent) : null;
 if (sample && sampleImage) {
   paintValues(sampleImage.getContext("2d"), sample.input.flat(), 28, 28, {colour: inkColour});
   sampleImage.dataset.painted = "true";
@@ -88,6 +88,7 @@ openFour.addEventListener("click", () => {
   dropSample();
   root.querySelector('input[name="target"][value="9"]').checked = true;
   pad.load(EXAMPLES.open4);
+  settle(root, pad.drawing);
   readings = [];
   closeTop.disabled = false;
   request(pad.drawing, 9);
@@ -95,6 +96,7 @@ openFour.addEventListener("click", () => {
 closeTop.addEventListener("click", () => {
   closeTop.disabled = true;
   pad.load({...EXAMPLES.open4, strokes: [...EXAMPLES.open4.strokes, CLOSING_STROKE]});
+  settle(root, pad.drawing);
   request(pad.drawing, chosenTarget());
 });
 
@@ -128,7 +130,7 @@ function remember(data, body) {
 }
 for (const radio of root.querySelectorAll('input[name="target"]')) {
   radio.addEventListener("change", () => {
-    if (sample) request(sample, chosenTarget());
+    if (sample) request({input: sample.input}, chosenTarget());
     else if (!pad.isEmpty()) request(pad.drawing, chosenTarget());
   });
 }
@@ -310,4 +312,5 @@ function paintLegend() {
 
 paintLegend();
 reset();
-if (sample) request(sample, chosenTarget());
+openShown(root, pad, {request, ask: chosenTarget, sample,
+  askSample: () => request({input: sample.input}, chosenTarget())});

@@ -3,6 +3,7 @@
 
 import {DrawingPad, bindPadControls} from "../drawing-pad.js";
 import {percent} from "../percent.js";
+import {carry, encodeDrawing, lessonAddress} from "./share.js";
 
 /**
  * The lesson's drawing pad on `canvas`, its buttons under `root` wired (undo,
@@ -10,12 +11,15 @@ import {percent} from "../percent.js";
  * show (`dropSample`); a cleared pad cancels what is waiting (`send`, the
  * throttled sender, and `request`, the latest-only request) and `reset`s the
  * page; any other change is sent. An example is asked for at once, with
- * `ask()` as the request's second argument.
+ * `ask()` as the request's second argument. Whenever the drawing settles
+ * (pen up, undo, clear, an example) the link to it is brought up to date
+ * (`settle`).
  */
 export function lessonPad(root, canvas, {send, request, reset, dropSample, ask}) {
   const pad = new DrawingPad(canvas, {
     onChange(drawing, reason) {
       dropSample();
+      if (reason === "end" || reason === "undo" || reason === "clear") settle(root, drawing);
       if (reason === "clear" || drawing.strokes.length === 0) {
         send.cancel();
         request.reset();
@@ -25,15 +29,78 @@ export function lessonPad(root, canvas, {send, request, reset, dropSample, ask})
       send(drawing);
     },
   });
-  bindPadControls(pad, root);
+  // Escape does not clear the drawing: a key that wipes a learner's work
+  // from anywhere on the page (closing a menu, leaving a field) is a trap.
+  bindPadControls(pad, root, {escape: false});
   for (const button of root.querySelectorAll("[data-example]")) {
     button.addEventListener("click", () => {
       dropSample();
       pad.load(EXAMPLES[button.dataset.example]);
+      settle(root, pad.drawing);
       request(pad.drawing, ask());
     });
   }
+  bindShare(root);
   return pad;
+}
+
+/**
+ * What the page opens with, once it is set up: the drawing shared in its
+ * link (?d=, the "shared-drawing" script), loaded on the pad and asked for,
+ * or the MNIST digit `sample` ({index, input}), asked for by `askSample`.
+ * Either way the links to the other lessons carry it; without either they
+ * carry nothing.
+ */
+export function openShown(root, pad, {request, ask, sample = null, askSample = null}) {
+  const shared = document.getElementById("shared-drawing");
+  if (shared) {
+    pad.load(JSON.parse(shared.textContent));
+    settle(root, pad.drawing);
+    request(pad.drawing, ask());
+  } else if (sample) {
+    settle(root, null, {mnist: sample.index});
+    askSample();
+  } else {
+    settle(root, null);
+  }
+}
+
+/**
+ * The drawing on show changed to `drawing` (or, with `mnist`, to that MNIST
+ * test digit): the page's address, the links to the other lessons and the
+ * share button follow it.
+ */
+export function settle(root, drawing, {mnist = null} = {}) {
+  const code = mnist === null ? encodeDrawing(drawing) : null;
+  const what = code ? {code} : mnist !== null ? {mnist} : null;
+  carry(what);
+  const button = root.querySelector("[data-share-copy]");
+  if (!button) return;
+  button.disabled = !what;
+  button.dataset.address = what ? new URL(lessonAddress(location.href, what), location.href).href : "";
+  const tooLong = mnist === null && drawing?.strokes?.length && !code;
+  root.querySelector("[data-share-status]").textContent = tooLong
+    ? "This drawing is too long for a link: too many strokes or points." : "";
+  root.querySelector("[data-share-link]").hidden = true;
+}
+
+function bindShare(root) {
+  const button = root.querySelector("[data-share-copy]");
+  if (!button) return;
+  const field = root.querySelector("[data-share-link]");
+  const status = root.querySelector("[data-share-status]");
+  button.addEventListener("click", async () => {
+    field.value = button.dataset.address;
+    field.hidden = false;
+    field.select();
+    try {
+      await navigator.clipboard.writeText(field.value);
+      status.textContent = "Link copied: it opens this drawing in any lesson.";
+    } catch {
+      // No clipboard (an insecure origin, a refused permission): the link is selected.
+      status.textContent = "Copy the link above: it opens this drawing in any lesson.";
+    }
+  });
 }
 
 /** Put `text` in the step card's facts line `name` under `root`, if the page has one. */

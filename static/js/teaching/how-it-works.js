@@ -7,7 +7,7 @@ import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
-  decodeMaps, inflateImage, inkColour, lessonPad, paintValues, postJSON, renderBars,
+  decodeMaps, inflateImage, inkColour, lessonPad, openShown, paintValues, postJSON, renderBars,
   sequentialColour, setFacts,
 } from "./common.js";
 import {neuronInspector, paintFilters} from "./neuron.js";
@@ -118,7 +118,7 @@ function dropSample() {
   if (sampleImage) sampleImage.hidden = true;
 }
 
-lessonPad(root, canvas, {send, request, reset, dropSample, ask: wantedStages});
+const pad = lessonPad(root, canvas, {send, request, reset, dropSample, ask: wantedStages});
 scaleEach.addEventListener("change", () => last && renderMaps(Object.keys(last.maps)));
 
 async function decodeAll(activations) {
@@ -338,12 +338,11 @@ if (filtersScript && filtersCanvas) {
 }
 
 reset();
-const sample = document.getElementById("mnist-sample");
-if (sample) {
-  const input = JSON.parse(sample.textContent).input;
-  if (sampleImage) {
-    paintValues(sampleImage.getContext("2d"), input.flat(), 28, 28, {colour: inkColour});
-    sampleImage.dataset.painted = "true";
-  }
-  request({input}, wantedStages());
+const sampleScript = document.getElementById("mnist-sample");
+const sample = sampleScript ? JSON.parse(sampleScript.textContent) : null;
+if (sample && sampleImage) {
+  paintValues(sampleImage.getContext("2d"), sample.input.flat(), 28, 28, {colour: inkColour});
+  sampleImage.dataset.painted = "true";
 }
+openShown(root, pad, {request, ask: wantedStages, sample,
+  askSample: () => request({input: sample.input}, wantedStages())});
