@@ -98,7 +98,9 @@ def test_smoothed_training_loss_alone_is_explained_with_its_floor(client, model_
     assert "0.330 against 0.050 at the last epoch" in words
     assert "cannot be compared" in words and "measured exactly like" not in words
     # No activation decided by MNIST test was recorded: it is plain "test".
-    assert "the gate's test set" not in words
+    assert "also the gate's test set" not in words
+    assert "test line is measured on the MNIST test digits" in words
+    assert not chart_points(html, "the gate's test set")
     assert chart_points(html, "test")[2] == pytest.approx(0.05)
 
 

@@ -22,9 +22,10 @@ of the network's pixels. A point's time is left out (nothing downstream of
 the pad reads it); the decoded drawing gets 16 ms between points. A step
 within 63 pixels takes one byte per coordinate, so a point costs about 2.7
 characters and a typical digit (two strokes, 60-150 points) is 170-420
-characters; the pad's 2,000-point limit would be about 5,400. Links stay under SHARE_MAX_CHARS: share.js simplifies
-a longer drawing (fewer points along its strokes) until it fits, and a
-longer code is refused here with the reason.
+characters; the pad's 2,000-point limit would be about 5,400. Links stay
+under SHARE_MAX_CHARS: share.js simplifies a longer drawing (fewer points
+along its strokes) until it fits, and a longer code is refused here with the
+reason.
 """
 
 import base64
