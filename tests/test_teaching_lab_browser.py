@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.live import LiveServer
+from tests.support import wait_until
 from tests.test_teaching_browser import canvas_pixels, stroke, wait_for_answer
 
 pytestmark = pytest.mark.browser
@@ -285,13 +286,23 @@ def test_a_drawing_travels_in_a_link_and_from_lesson_to_lesson(server, page):
     count = wait_for_answer(page, root, 0)
     stroke(page, page.locator("canvas[data-pad]"), [(0.3, 0.2), (0.55, 0.15)])
     wait_for_answer(page, root, count)
-    page.wait_for_function("() => location.search.includes('d=')")
-    drawing = json.loads(bodies[-1].post_data)
+    # The address follows the drawing once the pen is up; the last drawing
+    # sent (after pen-up) is the one it holds.
+    def address_code():
+        query = urllib.parse.urlparse(page.evaluate("location.href")).query
+        return urllib.parse.parse_qs(query).get("d", [""])[0]
+
+    def last_drawing():
+        return json.loads(bodies[-1].post_data)
+
+    wait_until(lambda: len(last_drawing()["strokes"]) == 2
+               and address_code() == share.encode(last_drawing()), what="the address's drawing")
+    drawing = last_drawing()
     page.click("[data-share-copy]")
     link = page.input_value("[data-share-link]")
     assert link.startswith(server.url + "/learn/how-it-works/?d=")
     code = urllib.parse.parse_qs(urllib.parse.urlparse(link).query)["d"][0]
-    assert share.decode(code)["strokes"] == share.decode(share.encode(drawing))["strokes"]
+    assert code == address_code()
     assert [[p[:2] for p in s] for s in share.decode(code)["strokes"]] == [
         [list(p) for p in share.whole_points(s, drawing["width"], drawing["height"])]
         for s in drawing["strokes"]]
@@ -325,4 +336,63 @@ def test_a_drawing_travels_in_a_link_and_from_lesson_to_lesson(server, page):
     page.click('[data-pad-action="clear"]')
     page.wait_for_function("() => !location.search.includes('d=')")
     assert "d=" not in page.get_attribute('.lesson-nav a[href*="/learn/attention/"]', "href")
+    assert page.js_errors == []
+
+
+def test_the_pages_speak_on_pen_up_only_and_escape_keeps_the_drawing(server, page):
+    page.goto(server.url + "/learn/how-it-works/")
+    root = "[data-explorer]"
+    region = "[data-announce]"
+    pad = page.locator("canvas[data-pad]")
+    box = pad.bounding_box()
+
+    def at(fx, fy):
+        return box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+
+    # Pen down, part of a stroke, until the page has drawn an answer for it.
+    page.mouse.move(*at(0.5, 0.1))
+    page.mouse.down()
+    for i in range(1, 7):
+        page.mouse.move(*at(0.5, 0.1 + 0.05 * i))
+    wait_for_answer(page, root, 0)
+    count = int(page.get_attribute(root, "data-updates"))
+    # Answers arrive while the pen is down; the live region stays silent.
+    for i in range(7, 15):
+        page.mouse.move(*at(0.5, 0.1 + 0.05 * i))
+    page.wait_for_function(f"() => Number(document.querySelector('{root}').dataset.updates)"
+                           f" > {count}", timeout=30_000)
+    assert page.text_content(region) == ""
+    page.mouse.up()
+    page.wait_for_function(f"() => document.querySelector('{region}').textContent"
+                           ".startsWith('The network reads')", timeout=30_000)
+    guess = page.text_content("[data-guess-digit]")
+    assert page.text_content(region).startswith(f"The network reads {guess},")
+    assert page.get_attribute(region, "data-count") == "1"
+    # The canvases describe what they show now.
+    assert "pixels hold some ink" in page.get_attribute('[data-image="input"]', "aria-label")
+    assert "Your drawing: 1 stroke" in page.get_attribute("canvas[data-pad]", "aria-label")
+
+    # Escape, from the page or from the pad, leaves the drawing alone.
+    page.keyboard.press("Escape")
+    pad.focus()
+    page.keyboard.press("Escape")
+    assert page.get_attribute(root, "data-state") == "ready"
+    assert page.text_content("[data-guess-digit]") == guess
+    assert "d=" in page.evaluate("location.search")
+
+    # Heat maps and filters: blue against, orange for; no red.
+    colours = page.evaluate("""async () => {
+        const common = await import('/static/js/teaching/common.js');
+        return [common.divergingColour(-1), common.divergingColour(0), common.divergingColour(1)];
+    }""")
+    assert colours == [[37, 99, 235], [255, 255, 255], [230, 97, 1]]
+
+    # Lesson 2 speaks once its answer is in, and says what its maps show.
+    page.goto(server.url + "/learn/attention/")
+    page.click('[data-example="7"]')
+    wait_for_answer(page, "[data-attention]", 0)
+    page.wait_for_function(f"() => document.querySelector('{region}').textContent"
+                           ".startsWith('The network reads 7')", timeout=30_000)
+    assert "biggest drop" in page.get_attribute('[data-heat="occlusion"]', "aria-label")
+    assert "would raise its score" in page.get_attribute('[data-heat="saliency"]', "aria-label")
     assert page.js_errors == []

@@ -5,8 +5,9 @@ import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
-  CLOSING_STROKE, EXAMPLES, decodeImage, divergingColour, drawPixelGrid, inkColour, lessonPad,
-  openShown, paintValues, postJSON, renderBars, setFacts, settle,
+  CLOSING_STROKE, EXAMPLES, announce, decodeImage, describe, divergingColour, drawPixelGrid,
+  inkColour, lessonPad, openShown, paintValues, postJSON, renderBars, setFacts, settle,
+  settledAnswer,
 } from "./common.js";
 
 // Occlusion means 196 forward passes: ask less often than "How it works" does.
@@ -169,10 +170,12 @@ function render(data, body) {
   const strongest = occlusion.values.indexOf(Math.max(...occlusion.values));
   const p = data.probabilities[data.target];
   const measured = paper.length ? paper.filter((v) => !v).length : rows * cols;
-  setFacts(root, "occlusion", `Probability of ${data.target}: ${percent(p, {tiny: true})}. The biggest drop, ` +
+  const occlusionFacts = `Probability of ${data.target}: ${percent(p, {tiny: true})}. The biggest drop, ` +
     `${percent(Math.max(0, occlusion.values[strongest]), {tiny: true})}, comes from hiding the square ` +
     `around row ${Math.floor(strongest / cols) * 2 + 1}, column ${(strongest % cols) * 2 + 1} ` +
-    `(${measured} of the ${rows}x${cols} squares covered some ink; the others are hatched).`);
+    `(${measured} of the ${rows}x${cols} squares covered some ink; the others are hatched).`;
+  setFacts(root, "occlusion", occlusionFacts);
+  describe(occlusionCanvas, occlusionFacts);
   root.querySelector('[data-caption="occlusion"]').textContent = `hiding parts: digit ${data.target}`;
 
   const saliency = data.saliency.values;
@@ -181,10 +184,17 @@ function render(data, body) {
   paintHeat(saliencyCanvas, input, (row, col) => divergingColour(saliency[row * 28 + col] / saliencyPeak));
   outlineInk(saliencyCanvas, input);
   const positive = saliency.filter((v) => v > 0).length;
-  setFacts(root, "saliency", `For digit ${data.target}: ${positive} pixels would raise its score with ` +
-    `more ink, ${saliency.filter((v) => v < 0).length} would lower it. The strongest colour stands ` +
-    `for ${saliencyPeak.toPrecision(2)} points of score per unit of ink. Model ${data.model}.`);
+  const saliencyFacts = `For digit ${data.target}: ${positive} pixels would raise its score with ` +
+    `more ink, ${saliency.filter((v) => v < 0).length} would lower it.`;
+  setFacts(root, "saliency", `${saliencyFacts} The strongest colour stands for ` +
+    `${saliencyPeak.toPrecision(2)} points of score per unit of ink. Model ${data.model}.`);
+  describe(saliencyCanvas, saliencyFacts);
 
+  if (settledAnswer(pad, body)) {
+    let words = `The network reads ${data.digit}, ${percent(data.probabilities[data.digit], {tiny: true})} sure.`;
+    if (counterfactual.dataset.before !== undefined) words += ` ${counterfactual.textContent}`;
+    announce(root, words);
+  }
   updates += 1;
   root.dataset.updates = String(updates);
   root.dataset.state = "ready";
@@ -192,7 +202,7 @@ function render(data, body) {
 
 /**
  * The colour of a change in probability (-1..1), the same on every occlusion
- * map: a drop of 100% is the strongest red. On the square root of the change,
+ * map: a drop of 100% is the strongest orange. On the square root of the change,
  * so that small changes stay visible: 1% gets a tenth of the colour, 25% half.
  */
 function occlusionColour(change) {
@@ -279,7 +289,7 @@ function paintLegend() {
   const width = legend.width - 2 * margin;
   const barTop = 16;
   const barHeight = 14;
-  // Rises (blue) on the left, drops (red) on the right.
+  // Rises (blue) on the left, drops (orange) on the right.
   const xOf = (change) => margin + ((1 + keyPosition(change)) / 2) * width;
   for (let x = 0; x <= width; x++) {
     const [r, g, b] = divergingColour((2 * x) / width - 1);

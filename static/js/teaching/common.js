@@ -74,6 +74,9 @@ export function settle(root, drawing, {mnist = null} = {}) {
   const code = mnist === null ? encodeDrawing(drawing) : null;
   const what = code ? {code} : mnist !== null ? {mnist} : null;
   carry(what);
+  const strokes = drawing?.strokes?.length || 0;
+  describe(root.querySelector("[data-pad]"), mnist !== null ? `Showing MNIST test digit ${mnist}.`
+    : strokes ? `Your drawing: ${strokes} stroke${strokes === 1 ? "" : "s"}.` : "Empty.");
   const button = root.querySelector("[data-share-copy]");
   if (!button) return;
   button.disabled = !what;
@@ -101,6 +104,39 @@ function bindShare(root) {
       status.textContent = "Copy the link above: it opens this drawing in any lesson.";
     }
   });
+}
+
+/**
+ * A canvas's text alternative: its own description (its aria-label as the
+ * page was served) followed by what it shows now, or the description alone.
+ */
+export function describe(canvas, now = "") {
+  if (!canvas) return;
+  if (canvas.dataset.alt === undefined) canvas.dataset.alt = canvas.getAttribute("aria-label") || "";
+  canvas.setAttribute("aria-label", now ? `${canvas.dataset.alt}. ${now}` : canvas.dataset.alt);
+}
+
+/**
+ * Say `text` in the page's live region (under `root`), for screen readers.
+ * The pages call it only once the pen is up: an answer for every few
+ * milliseconds of a stroke would drown the reader.
+ */
+export function announce(root, text) {
+  const region = root.querySelector("[data-announce]");
+  if (!region) return;
+  region.textContent = text;
+  region.dataset.count = String(Number(region.dataset.count || 0) + 1);
+}
+
+/**
+ * Whether the answer to `asked` (the drawing sent) is the answer to the
+ * drawing as it stands, the pen lifted: the moment to announce it.
+ */
+export function settledAnswer(pad, asked) {
+  if (!asked?.strokes) return true; // a ready input (an MNIST digit): nothing is being drawn
+  if (pad.penDown) return false;
+  const points = asked.strokes.reduce((sum, stroke) => sum + stroke.length, 0);
+  return asked.strokes.length === pad.drawing.strokes.length && points === pad.pointCount;
 }
 
 /** Put `text` in the step card's facts line `name` under `root`, if the page has one. */
@@ -217,8 +253,10 @@ export function sequentialColour(t) {
   return interpolate(SEQUENTIAL, t);
 }
 
-// Diverging: blue (against) - white (no effect) - red (for).
-const DIVERGING = [[37, 99, 235], [147, 184, 245], [255, 255, 255], [248, 160, 150], [220, 38, 38]];
+// Diverging: blue (against) - white (no effect) - orange (for). Blue and
+// orange, not blue and red: the pair that every common kind of colour
+// blindness tells apart, and the one the model page's matrix uses.
+const DIVERGING = [[37, 99, 235], [147, 184, 245], [255, 255, 255], [253, 184, 99], [230, 97, 1]];
 
 export function divergingColour(t) {
   return interpolate(DIVERGING, (t + 1) / 2);

@@ -7,8 +7,8 @@ import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
-  decodeMaps, inflateImage, inkColour, lessonPad, openShown, paintValues, postJSON, renderBars,
-  sequentialColour, setFacts,
+  announce, decodeMaps, describe, inflateImage, inkColour, lessonPad, openShown, paintValues,
+  postJSON, renderBars, sequentialColour, setFacts, settledAnswer,
 } from "./common.js";
 import {neuronInspector, paintFilters} from "./neuron.js";
 import {renderPreprocessing, renderReadyInput, renderStrokes} from "./preprocessing-steps.js";
@@ -75,6 +75,10 @@ const request = latestRequest(
     render(Object.keys(maps));
     // The arithmetic on show follows the drawing.
     if (changed) inspector.refresh();
+    if (changed && settledAnswer(pad, base)) {
+      const {digit, probabilities} = data.prediction;
+      announce(root, `The network reads ${digit}, ${percent(probabilities[digit], {tiny: true})} sure.`);
+    }
     // The stages that did not fit, unless a newer drawing is already waiting.
     if (data.omitted?.length && Object.keys(maps).length && !request.hasPending()) {
       request(base, data.omitted);
@@ -154,6 +158,8 @@ function render(received) {
   } else {
     renderReadyInput(root, last.images.input);
   }
+  const inked = last.images.input.filter((v) => v > 0).length;
+  describe(root.querySelector('[data-image="input"]'), `${inked} of its 784 pixels hold some ink.`);
   renderMaps(received);
   if (received.includes("dense")) renderDense();
   renderProbabilities();
@@ -177,10 +183,12 @@ function renderMaps(names) {
     const silent = peaks.filter((v) => v <= 0).length;
     target.dataset.peak = String(peaks[strongest]);
     target.dataset.drawing = String(drawings);
-    setFacts(root, name, `${stage.channels} maps of ${stage.height}x${stage.width}. ` +
+    const facts = `${stage.channels} maps of ${stage.height}x${stage.width}. ` +
       `Strongest: map ${strongest + 1} (up to ${peaks[strongest].toFixed(2)}). ` +
-      (silent ? `${silent} stay blank for this drawing.` : "Every map responds somewhere.") +
+      (silent ? `${silent} stay blank for this drawing.` : "Every map responds somewhere.");
+    setFacts(root, name, facts +
       (stage.levels < 255 ? ` Drawn with ${stage.levels + 1} shades to keep the answer small.` : ""));
+    describe(target, facts);
   }
 }
 
@@ -225,8 +233,10 @@ function renderDense() {
     ctx.fillRect((i % columns) * cell + 1, Math.floor(i / columns) * cell + 1, cell - 2, cell - 2);
   });
   const active = values.filter((v) => v > 0).length;
-  setFacts(root, "dense", `${active} of ${values.length} neurons are active (above zero) for ` +
-    `this drawing; the strongest reaches ${peak.toFixed(2)}.`);
+  const facts = `${active} of ${values.length} neurons are active (above zero) for ` +
+    `this drawing; the strongest reaches ${peak.toFixed(2)}.`;
+  setFacts(root, "dense", facts);
+  describe(target, facts);
 }
 
 function renderProbabilities() {
