@@ -282,7 +282,7 @@ def confusion_matrix(matrix, title="Confusion matrix", size=440):
         for j in range(n):
             parts += _matrix_cell(int(matrix[i][j]), row_total, i, j, left + j * cell,
                                   top + i * cell, cell)
-    parts += _matrix_key(left, top + n * cell, n * cell)
+    parts += _matrix_key(left, top + n * cell)
     parts.append("</svg>")
     return mark_safe("".join(parts))
 
@@ -307,7 +307,7 @@ def _matrix_cell(count, row_total, i, j, x, y, cell):
     return parts
 
 
-def _matrix_key(left, top, width):
+def _matrix_key(left, top):
     """Under the grid: what the diagonal is, and the mistake shades with their numbers."""
     y = top + 22
     parts = [
@@ -315,17 +315,17 @@ def _matrix_key(left, top, width):
         f'height="14" fill="{_rgba(RIGHT_RGB, 0.7)}"/>',
         f'<text class="chart__tick" x="{left + 18}" y="{y}">right (the diagonal)</text>',
     ]
-    x = left + width * 0.46
-    parts.append(f'<text class="chart__tick" x="{x:.1f}" y="{y}" text-anchor="end">'
-                 f"mistakes:</text>")
+    # Beyond the longest label left of it ("right (the diagonal)", 11 px type).
+    x = left + 140
+    parts.append(f'<text class="chart__tick" x="{x:.1f}" y="{y}">mistakes:</text>')
+    x += 60
     for share in MISTAKE_KEY:
-        x += 6
         parts.append(f'<rect class="chart__swatch" x="{x:.1f}" y="{y - 11}" width="14" '
                      f'height="14" fill="{_rgba(MISTAKE_RGB, mistake_opacity(share))}"/>')
         parts.append(f'<text class="chart__tick" x="{x + 18:.1f}" y="{y}" data-key-share>'
                      f"{escape(metrics_display.percent(share, 1 if share < 0.01 else 0))}"
                      f"</text>")
-        x += 62
+        x += 56
     parts.append(f'<text class="chart__note" x="{left}" y="{y + 18}">of the true digit\'s '
                  f"samples; the number in a cell is how many</text>")
     return parts
