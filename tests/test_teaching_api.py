@@ -2,7 +2,8 @@
 
 Every number the pages draw is checked against a direct computation on the
 same model: a forward pass for the activations and probabilities, the same
-occluded input for the occlusion map, autograd for the saliency map.
+occluded input for the occlusion map, autograd for the saliency map (copy by
+copy, for the average over noisy copies).
 """
 
 import base64
@@ -208,19 +209,28 @@ def test_occlusion_map_is_the_probability_drop_of_each_patch(client, active_mode
     assert occlusion[i, j] == pytest.approx(probabilities[target] - float(p[target]), abs=1e-5)
 
 
-def test_saliency_is_the_gradient_of_the_chosen_digits_score(client, active_model):
+def test_saliency_is_the_smoothed_gradient_of_the_chosen_digits_score(client, active_model):
     response = post(client, ATTENTION_URL, {**SEVEN, "target": 3})
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["target"] == 3
     image = strokes_to_stages(SEVEN["strokes"], SEVEN["width"], SEVEN["height"])["input"]
     model, _ = versions.load_version(active_model)
-    x = torch.from_numpy(np.asarray(image, dtype=np.float32))[None, None].requires_grad_(True)
-    model(x)[0, 3].backward()
-    expected = x.grad[0, 0].numpy()
-    saliency = np.array(body["saliency"]["values"]).reshape(28, 28)
-    np.testing.assert_allclose(saliency, expected, atol=1e-6, rtol=1e-4)
-    assert np.abs(saliency).max() > 0
+    # SmoothGrad by hand: each noisy copy's own gradient, one at a time, averaged.
+    saliency = body["saliency"]
+    assert saliency["method"] == "smoothgrad"
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randn((saliency["samples"], 1, 28, 28), generator=generator)
+    gradients = []
+    for copy_noise in noise * saliency["noise"]:
+        x = (torch.from_numpy(np.asarray(image, dtype=np.float32))[None]
+             + copy_noise)[None].requires_grad_(True)
+        model(x)[0, 3].backward()
+        gradients.append(x.grad[0, 0].numpy())
+    expected = np.mean(gradients, axis=0)
+    values = np.array(saliency["values"]).reshape(28, 28)
+    np.testing.assert_allclose(values, expected, atol=1e-6, rtol=1e-4)
+    assert np.abs(values).max() > 0
 
     other = post(client, ATTENTION_URL, {**SEVEN, "target": 8}).json()
     assert other["target"] == 8

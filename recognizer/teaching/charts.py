@@ -211,22 +211,61 @@ def bar_chart(values, title, labels=None, percent=True, width=440, height=230,
     return mark_safe("".join(parts))
 
 
+# The confusion matrix's colours, safe for colour-blind readers (blue and
+# orange, the pair every common colour-vision deficiency tells apart; red and
+# green, which the admin's table uses, are the pair they confuse): right
+# answers (the diagonal) blue, mistakes orange, each as an opacity over the
+# page. The diagonal also carries an outline and a label, so it does not rely
+# on colour at all.
+RIGHT_RGB = (37, 99, 235)
+MISTAKE_RGB = (230, 97, 1)
+# The mistake shares the key shows, of the true digit's samples.
+MISTAKE_KEY = (0.001, 0.01, 0.1)
+
+
+def mistake_opacity(share):
+    """A mistake cell's opacity for `share` of its true digit: on the square root,
+    so that 0.1% is already visible (0.18) next to 10% (0.75)."""
+    return min(0.9, 0.12 + 2.0 * share ** 0.5) if share > 0 else 0.0
+
+
+def _rgba(rgb, alpha):
+    return f"rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {alpha:.3f})"
+
+
+def _matrix_summary(matrix):
+    """The matrix in words, for readers who cannot see it: right answers, biggest mistakes."""
+    total = sum(int(c) for row in matrix for c in row)
+    right = sum(int(matrix[i][i]) for i in range(len(matrix)))
+    mistakes = sorted(((int(matrix[i][j]), i, j) for i in range(len(matrix))
+                       for j in range(len(matrix)) if i != j and matrix[i][j]), reverse=True)
+    words = f"{right} of {total} right."
+    if mistakes:
+        words += " Most common mistakes: " + "; ".join(
+            f"{i} read as {j}, {count} time{'s' if count != 1 else ''}"
+            for count, i, j in mistakes[:3]) + "."
+    return words
+
+
 def confusion_matrix(matrix, title="Confusion matrix", size=440):
     """A 10x10 heat map: rows the true digit, columns the model's guess.
 
-    Coloured like the admin's table (metrics_display.confusion_colour): the
-    diagonal (right answers) green, mistakes red on a square-root scale of
-    their share of the true digit, so that a handful of errors still shows.
+    Right answers (the diagonal) in blue, outlined and labelled; mistakes in
+    orange on a square-root scale of their share of the true digit (see
+    mistake_opacity), with a key of numbers under the grid; the counts are
+    written in every non-empty cell. A <desc> says the same in words.
     """
     if not matrix:
         return ""
     n = len(matrix)
-    left, top = 44, 44
+    left, top, key = 44, 44, 46
     cell = (size - left - 8) / n
+    height = size + key
+    summary = _matrix_summary(matrix)
     parts = [
-        f'<svg class="chart chart--matrix" viewBox="0 0 {size} {size}" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(title)}</title>",
+        f'<svg class="chart chart--matrix" viewBox="0 0 {size} {height}" role="img" '
+        f'aria-label="{escape(title)}: {escape(summary)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title><desc>{escape(summary)}</desc>",
         f'<text class="chart__label" x="{left + n * cell / 2:.1f}" y="14" '
         f'text-anchor="middle">the model guessed</text>',
         f'<text class="chart__label" transform="translate(12 {top + n * cell / 2:.1f}) '
@@ -241,16 +280,52 @@ def confusion_matrix(matrix, title="Confusion matrix", size=440):
     for i in range(n):
         row_total = sum(int(count) for count in matrix[i])
         for j in range(n):
-            count = int(matrix[i][j])
-            fill = metrics_display.confusion_colour(count, row_total, i == j)
-            x, y = left + j * cell, top + i * cell
-            tip = f"true {i}, guessed {j}: {count}"
-            parts.append(f'<rect class="chart__cell" x="{x:.1f}" y="{y:.1f}" width="{cell:.1f}" '
-                         f'height="{cell:.1f}" fill="{fill}"><title>{tip}</title></rect>')
-            if count:
-                font = 11 if count < 1000 else 9.5
-                parts.append(f'<text class="chart__count" x="{x + cell / 2:.1f}" '
-                             f'y="{y + cell / 2 + 4:.1f}" text-anchor="middle" '
-                             f'font-size="{font}">{count}</text>')
+            parts += _matrix_cell(int(matrix[i][j]), row_total, i, j, left + j * cell,
+                                  top + i * cell, cell)
+    parts += _matrix_key(left, top + n * cell)
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+def _matrix_cell(count, row_total, i, j, x, y, cell):
+    share = count / row_total if row_total else 0.0
+    right = i == j
+    if right:
+        fill = _rgba(RIGHT_RGB, 0.15 + 0.75 * share if count else 0.0)
+        kind = "right"
+    else:
+        fill = _rgba(MISTAKE_RGB, mistake_opacity(share))
+        kind = "mistake"
+    tip = f"true {i}, guessed {j}: {count}"
+    parts = [f'<rect class="chart__cell chart__cell--{kind}" x="{x:.1f}" y="{y:.1f}" '
+             f'width="{cell:.1f}" height="{cell:.1f}" fill="{fill}"><title>{tip}</title></rect>']
+    if count:
+        font = 11 if count < 1000 else 9.5
+        parts.append(f'<text class="chart__count" x="{x + cell / 2:.1f}" '
+                     f'y="{y + cell / 2 + 4:.1f}" text-anchor="middle" '
+                     f'font-size="{font}">{count}</text>')
+    return parts
+
+
+def _matrix_key(left, top):
+    """Under the grid: what the diagonal is, and the mistake shades with their numbers."""
+    y = top + 22
+    parts = [
+        f'<rect class="chart__swatch chart__swatch--right" x="{left}" y="{y - 11}" width="14" '
+        f'height="14" fill="{_rgba(RIGHT_RGB, 0.7)}"/>',
+        f'<text class="chart__tick" x="{left + 18}" y="{y}">right (the diagonal)</text>',
+    ]
+    # Beyond the longest label left of it ("right (the diagonal)", 11 px type).
+    x = left + 140
+    parts.append(f'<text class="chart__tick" x="{x:.1f}" y="{y}">mistakes:</text>')
+    x += 60
+    for share in MISTAKE_KEY:
+        parts.append(f'<rect class="chart__swatch" x="{x:.1f}" y="{y - 11}" width="14" '
+                     f'height="14" fill="{_rgba(MISTAKE_RGB, mistake_opacity(share))}"/>')
+        parts.append(f'<text class="chart__tick" x="{x + 18:.1f}" y="{y}" data-key-share>'
+                     f"{escape(metrics_display.percent(share, 1 if share < 0.01 else 0))}"
+                     f"</text>")
+        x += 56
+    parts.append(f'<text class="chart__note" x="{left}" y="{y + 18}">of the true digit\'s '
+                 f"samples; the number in a cell is how many</text>")
+    return parts

@@ -9,7 +9,10 @@ parts of the input the network relies on for a digit, two ways:
   pass per patch position, all in one batch.
 - gradient saliency: the derivative of the digit's score (its logit) with
   respect to every input pixel: where adding ink would raise the score
-  (positive) or lower it (negative).
+  (positive) or lower it (negative), averaged over noisy copies of the
+  input (SmoothGrad) so that it is not speckle. It answers "what if this
+  pixel were a little darker", not "what if a stroke were added": the page
+  runs that experiment for real (the counterfactual activity).
 
 Everything runs off the event loop: the stages through the inference service,
 which owns the model's thread, the attention maps in a worker thread on the
@@ -213,6 +216,44 @@ def gradient_saliency(model, image, target):
     return gradient[0, 0].numpy()
 
 
+# SmoothGrad (Smilkov et al., 2017): the gradient averaged over noisy copies
+# of the input. A single gradient is speckled: neighbouring pixels often get
+# opposite signs. Measured on the shipped model (a 7, an open 4 asked about 4
+# and about 9), the correlation of each pixel's value with its neighbour's
+# rose from 0.20-0.24 for the plain gradient to 0.36-0.38 with 32 copies at
+# noise 0.15 (16 copies: 0.30-0.34; noise 0.3 blurred the loop's pixels away).
+# 0.15 is within the paper's 10-20% of the input's range. The noise comes
+# from a fixed seed, so one input always gets the same map (and the answer
+# cache holds it). Cost: one batch of 32 forward and backward passes, about
+# 90 ms on a loaded 2-core machine, once per input and digit.
+SMOOTHGRAD_SAMPLES = 32
+SMOOTHGRAD_SIGMA = 0.15
+SMOOTHGRAD_SEED = 0
+
+
+def smoothgrad_noise(samples=SMOOTHGRAD_SAMPLES, sigma=SMOOTHGRAD_SIGMA, seed=SMOOTHGRAD_SEED):
+    """The noise added to each copy: (samples, 1, 28, 28), the same every time."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn((samples, 1, 28, 28), generator=generator) * sigma
+
+
+def smooth_gradient(model, image, target, noise=None):
+    """(28, 28) SmoothGrad: the target logit's gradient, averaged over noisy copies.
+
+    The copies are not clipped to 0..1: the network takes any number, and
+    clipping would make the noise one-sided on paper.
+    """
+    noise = smoothgrad_noise() if noise is None else noise
+    x = torch.from_numpy(np.asarray(image, dtype=np.float32))[None, None]
+    copies = (x + noise).requires_grad_(True)
+    with torch.enable_grad():
+        logits = model(copies)
+        # Each copy's logit depends on its own input only: the gradient of
+        # the sum is every copy's gradient at once.
+        (gradient,) = torch.autograd.grad(logits[:, target].sum(), copies)
+    return gradient.mean(dim=0)[0].numpy()
+
+
 # Attention answers by (model weights, input bytes, digit asked for). One
 # answer is about 12 kB of JSON (60 kB as Python objects): 256 of them cost
 # at most 16 MB. One worker: each computation already uses the cores through
@@ -241,7 +282,7 @@ def attention_maps(image, target=None, loaded=None):
     predicted = int(base.argmax())
     target = predicted if target is None else int(target)
     occlusion, _ = occlusion_map(model, image, target, temperature)
-    saliency = gradient_saliency(model, image, target)
+    saliency = smooth_gradient(model, image, target)
     return {
         "model": loaded.version,
         "digit": predicted,
@@ -259,6 +300,9 @@ def attention_maps(image, target=None, loaded=None):
         },
         "saliency": {
             "shape": [28, 28],
+            "method": "smoothgrad",
+            "samples": SMOOTHGRAD_SAMPLES,
+            "noise": SMOOTHGRAD_SIGMA,
             "values": [_json_number(v, 7) for v in saliency.ravel()],
         },
     }

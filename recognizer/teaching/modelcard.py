@@ -7,6 +7,7 @@ so far.
 """
 
 import functools
+import math
 
 from recognizer.metrics_display import percent
 from recognizer.models import ModelVersion
@@ -98,7 +99,74 @@ def measured_like_test(curves):
                                 for e in curves)
 
 
-def curves_charts(curves):
+def gated_on_mnist_test(metrics):
+    """Whether MNIST test decided this version's activation.
+
+    `finetune` switches a version on only if it is not worse there than the
+    version serving (trainer/activation.py) and records each comparison as
+    "mnist_test: 99.67% vs 99.63% (not worse)". Once it has chosen a version,
+    MNIST test is no longer digits nobody looked at: the card calls it the
+    gate's test set.
+    """
+    activation = _metric_set(metrics, "activation")
+    reasons = activation.get("reasons")
+    if not isinstance(reasons, list):
+        return False
+    return any(isinstance(r, str) and r.startswith("mnist_test:") and "not measured" not in r
+               for r in reasons)
+
+
+def smoothing_floor(label_smoothing, classes=10):
+    """The lowest training loss label smoothing allows: the entropy of the softened target.
+
+    With smoothing e the right digit's target is 1 - e + e/10 and each other
+    digit's e/10; even a network that gives exactly those probabilities scores
+    that entropy, about 0.28 for e = 0.05, while plain cross-entropy on the
+    test digits can go down towards 0.
+    """
+    if not isinstance(label_smoothing, (int, float)) or isinstance(label_smoothing, bool):
+        return None
+    if not 0 < label_smoothing < 1:
+        return None
+    other = label_smoothing / classes
+    right = 1 - label_smoothing + other
+    return -(right * math.log(right) + (classes - 1) * other * math.log(other))
+
+
+def training_mix(data):
+    """The share of each kind of digit in the training data: [(label, count, share)]."""
+    kinds = [("MNIST digits as scanned", data.get("mnist_train")),
+             ("the same digits redrawn like the site's canvas", data.get("canvas_train")),
+             ("digits written in other styles", data.get("styles_train")),
+             ("players' drawings", data.get("collected"))]
+    kinds = [(label, int(n)) for label, n in kinds
+             if isinstance(n, (int, float)) and not isinstance(n, bool) and n > 0]
+    total = sum(n for _, n in kinds)
+    return [(label, n, n / total) for label, n in kinds] if total else []
+
+
+def training_digits(data):
+    """The training data's parts for the card's "Training digits" line: [(count, words)].
+
+    From the version's record (training["data"]): MNIST as scanned, the
+    canvas-style copies (--canvas-train), the styles (--styles-train) and the
+    players' drawings, which the line always names, even when there were none.
+    """
+    def count(key):
+        value = data.get(key)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return int(value) if ok else None
+
+    parts = [(count("mnist_train"), "from MNIST, as scanned"),
+             (count("canvas_train"), "MNIST digits redrawn like the site's canvas"),
+             (count("styles_train"), "written in handwriting styles from around the world")]
+    parts = [(n, words) for n, words in parts if n]
+    if count("mnist_train") is None:
+        return []
+    return [*parts, (count("collected") or 0, "drawn by players")]
+
+
+def curves_charts(curves, test_name="test"):
     if not isinstance(curves, list) or not curves:
         return {}
 
@@ -113,13 +181,41 @@ def curves_charts(curves):
     train = "train_eval_" if measured_like_test(curves) else "train_"
     return {
         "loss": charts.line_chart(
-            [("training", series(train + "loss")), ("test", series("eval_loss"))],
+            [("training", series(train + "loss")), (test_name, series("eval_loss"))],
             "Loss per epoch (lower is better)", "epoch", "loss",
         ),
         "accuracy": charts.line_chart(
-            [("training", series(train + "accuracy")), ("test", series("eval_accuracy"))],
+            [("training", series(train + "accuracy")), (test_name, series("eval_accuracy"))],
             "Accuracy per epoch", "epoch", "accuracy", percent=True,
         ),
+    }
+
+
+def curves_gap(curves, training):
+    """The numbers that explain where the training line sits against the test line.
+
+    {"last": the last epoch's training and test loss as shown, "floor": the
+    smoothed loss's floor (only when the running, smoothed loss is shown),
+    "mix": the training data's kinds (only when the comparable loss is shown:
+    it is measured on a fixed subset spread over all of them)}.
+    """
+    entries = [e for e in curves if isinstance(e, dict)] if isinstance(curves, list) else []
+    if not entries:
+        return None
+    comparable = measured_like_test(entries)
+    last = entries[-1]
+    train = last.get("train_eval_loss" if comparable else "train_loss")
+    data = training.get("data") if isinstance(training.get("data"), dict) else {}
+    return {
+        "comparable": comparable,
+        "train_loss": train,
+        "test_loss": last.get("eval_loss"),
+        "floor": None if comparable else smoothing_floor(training.get("label_smoothing")),
+        "label_smoothing": training.get("label_smoothing"),
+        "right_target_text": percent(1 - training["label_smoothing"] * 0.9, 1)
+        if smoothing_floor(training.get("label_smoothing")) else "",
+        "mix": [{"label": label, "count": n, "share_text": percent(share, 0)}
+                for label, n, share in training_mix(data)] if comparable else [],
     }
 
 
@@ -196,12 +292,14 @@ def model_card(version, collected=None, collected_error="", history=None):
     if collected is not None:
         collected = {**collected, "accuracy_text": percent(collected["accuracy"], 1)}
     accuracy = metrics.get("accuracy", mnist.get("accuracy"))
+    gated = gated_on_mnist_test(metrics)
     return {
         "version": version,
         "layers": layers,
         "total_parameters": total,
         "training": training,
         "data_counts": data,
+        "training_digits": training_digits(data),
         "train_per_class": data.get("train_per_class"),
         "metrics": metrics,
         "accuracy": accuracy,
@@ -215,8 +313,11 @@ def model_card(version, collected=None, collected_error="", history=None):
         "collected_per_class_svg": charts.bar_chart(
             collected["per_class"], "Accuracy on approved player drawings for each digit")
         if collected else "",
-        "curves": curves_charts(metrics.get("curves")),
+        "gated": gated,
+        "curves": curves_charts(metrics.get("curves"),
+                                "the gate's test set" if gated else "test"),
         "curves_measured_like_test": measured_like_test(metrics.get("curves")),
+        "curves_gap": curves_gap(metrics.get("curves"), training),
         "styles": styles_rows(metrics),
         "confidence": confidence_summary(metrics),
         "history": history,

@@ -14,4 +14,5 @@ urlpatterns = [
     path("data/", views.data_page, name="data"),
     path("api/stages", views.api_stages, name="api_stages"),
     path("api/attention", views.api_attention, name="api_attention"),
+    path("api/neuron", views.api_neuron, name="api_neuron"),
 ]

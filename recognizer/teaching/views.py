@@ -5,6 +5,8 @@ POST /learn/api/stages    a drawing -> every preprocessing step, every layer's
                           probabilities
 POST /learn/api/attention a drawing and optionally a digit -> occlusion and
                           gradient saliency maps for that digit
+POST /learn/api/neuron    a drawing and a place (layer, map, y, x) -> the
+                          arithmetic that makes that one value (neuron.py)
 
 Both accept the drawing the recognition API takes ({"width", "height",
 "strokes"}) or, instead, a ready 28x28 input: {"input": [[...28 numbers in
@@ -34,6 +36,8 @@ from recognizer.teaching import (
     gallery,
     lesson_numbers,
     modelcard,
+    neuron,
+    share,
     unavailable,
 )
 
@@ -45,8 +49,13 @@ LESSONS = [
     ("teaching:model", "The model",
      "The network's layers, how it was trained and how often it is right."),
     ("teaching:data", "The data",
-     "The digits it learned from, and the ones it still gets wrong."),
+     "Handwritten digits it never trained on, players' drawings, and the ones it gets wrong."),
 ]
+
+
+# The lessons with a drawing pad: links to them carry the drawing on show
+# (static/js/teaching/share.js), which they open from ?d= or ?mnist=.
+DRAWING_LESSONS = ("teaching:how_it_works", "teaching:attention")
 
 
 def lesson_context(url_name):
@@ -55,8 +64,10 @@ def lesson_context(url_name):
     # The path's start page (-1) leads to the first lesson.
     index = names.index(url_name) if url_name in names else -1
     return {
-        "lessons": [{"url_name": n, "title": t, "summary": s, "number": i + 1}
+        "lessons": [{"url_name": n, "title": t, "summary": s, "number": i + 1,
+                     "takes_drawing": n in DRAWING_LESSONS}
                     for i, (n, t, s) in enumerate(LESSONS)],
+        "drawing_lessons": DRAWING_LESSONS,
         "lesson_number": index + 1,
         "current_lesson": url_name,
         "previous_lesson": LESSONS[index - 1] if index > 0 else None,
@@ -97,17 +108,37 @@ def _mnist_sample(request):
     }
 
 
+def _shared_drawing(request):
+    """The drawing shared in the link (?d=<code>, see share.py), checked like any drawing."""
+    code = request.GET.get("d")
+    if code in (None, ""):
+        return None
+    if request.GET.get("mnist") not in (None, ""):
+        raise Http404("a link opens either a drawing (“d”) or an MNIST digit (“mnist”), "
+                      "not both")
+    try:
+        return parse_drawing(share.decode(code)).as_json()
+    except (share.ShareError, PayloadError) as exc:
+        raise Http404(f"“d” is not a drawing this page can open: {exc}") from None
+
+
+def _shown(request):
+    """What a drawing lesson opens with: (the MNIST sample, the shared drawing)."""
+    return _mnist_sample(request), _shared_drawing(request)
+
+
 async def how_it_works(request):
     context = lesson_context("teaching:how_it_works")
-    context["mnist_sample"] = await asyncio.to_thread(_mnist_sample, request)
+    context["mnist_sample"], context["shared_drawing"] = await asyncio.to_thread(_shown, request)
     context["numbers"] = await asyncio.to_thread(lesson_numbers.how_it_works)
+    context["filters"] = await asyncio.to_thread(neuron.served_filters)
     return await _render(request, "teaching/how_it_works.html", context)
 
 
 async def attention_page(request):
     context = lesson_context("teaching:attention")
     context["digits"] = range(10)
-    context["mnist_sample"] = await asyncio.to_thread(_mnist_sample, request)
+    context["mnist_sample"], context["shared_drawing"] = await asyncio.to_thread(_shown, request)
     return await _render(request, "teaching/attention.html", context)
 
 
@@ -275,7 +306,27 @@ def _parse_body(request):
     return parse_drawing(data), None, target, names
 
 
-async def _read(request):
+def _parse_neuron(request):
+    """(parsed drawing or None, 28x28 input or None, layer, map, y, x) of a neuron request."""
+    require_json(request, "the drawing")
+    try:
+        data = json_input.loads(request.body)
+    except json_input.JSONInputError as exc:
+        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PayloadError("the body must be a JSON object: a drawing or {'input': ...}, "
+                           "with 'layer', 'map', 'y' and 'x'")
+    where = (data.get("layer"), data.get("map"), data.get("y", 0), data.get("x", 0))
+    try:
+        neuron.check_position(*where)
+    except neuron.NeuronError as exc:
+        raise PayloadError(str(exc)) from None
+    if "input" in data:
+        return (None, _input_array(data["input"]), *where)
+    return (parse_drawing(data), None, *where)
+
+
+async def _read(request, parse=_parse_body):
     if request.method != "POST":
         response = error("use POST", status=405)
         response["Allow"] = "POST"
@@ -286,17 +337,17 @@ async def _read(request):
     if content_length(request) > limit or len(request.body) > limit:
         return None, error(f"the body is larger than {limit} bytes", status=413)
     try:
-        return await asyncio.to_thread(_parse_body, request), None
+        return await asyncio.to_thread(parse, request), None
     except UnsupportedMediaType as exc:
         return None, error(str(exc), status=415)
     except PayloadError as exc:
         return None, error(str(exc))
 
 
-async def _answer(request, explain_parsed):
+async def _answer(request, explain_parsed, parse=_parse_body):
     """The JSON answer to a teaching API request: `explain_parsed` (a coroutine
-    function) applied to what _read parsed, or the error on the way."""
-    parsed, response = await _read(request)
+    function) applied to what `parse` read, or the error on the way."""
+    parsed, response = await _read(request, parse)
     if response is not None:
         return response
     try:
@@ -330,3 +381,15 @@ async def api_stages(request):
 @csrf_exempt
 async def api_attention(request):
     return await _answer(request, _attention)
+
+
+async def _neuron(drawing, image, layer, unit, y, x):
+    """One value's arithmetic, in a drawing or a ready 28x28 input."""
+    if drawing is not None:
+        image = await asyncio.to_thread(explain.drawing_input, drawing)
+    return await neuron.neuron(image, layer, unit, y, x)
+
+
+@csrf_exempt
+async def api_neuron(request):
+    return await _answer(request, _neuron, parse=_parse_neuron)

@@ -335,9 +335,10 @@ export function renderDrawing(canvas, drawing, {lineWidth = null, ink = null, pa
 
 /**
  * Wire buttons marked data-pad-action="clear" / "undo" inside `root` to the
- * pad, and Ctrl/Cmd+Z (undo) and Escape (clear) when focus is not in a field.
+ * pad, and Ctrl/Cmd+Z (undo) and, unless `escape` is false, Escape (clear)
+ * when focus is not in a field.
  */
-export function bindPadControls(pad, root = document, {keyboard = true} = {}) {
+export function bindPadControls(pad, root = document, {keyboard = true, escape = true} = {}) {
   for (const button of root.querySelectorAll("[data-pad-action]")) {
     button.addEventListener("click", () => {
       if (!pad.enabled) return;
@@ -351,7 +352,7 @@ export function bindPadControls(pad, root = document, {keyboard = true} = {}) {
     if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
       event.preventDefault();
       pad.undo();
-    } else if (event.key === "Escape") {
+    } else if (escape && event.key === "Escape") {
       pad.clear();
     }
   });

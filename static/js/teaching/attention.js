@@ -5,8 +5,9 @@ import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
-  decodeImage, divergingColour, drawPixelGrid, lessonPad, paintValues, postJSON, renderBars,
-  setFacts,
+  CLOSING_STROKE, EXAMPLES, announce, decodeImage, describe, divergingColour, drawPixelGrid,
+  inkColour, lessonPad, openShown, paintValues, postJSON, renderBars, setFacts, settle,
+  settledAnswer,
 } from "./common.js";
 
 // Occlusion means 196 forward passes: ask less often than "How it works" does.
@@ -38,7 +39,7 @@ const request = latestRequest(
     status.textContent = "Computing: covering each part of the drawing in turn…";
     return postJSON(url, target === null ? body : {...body, target});
   },
-  (data) => render(data),
+  (data, body) => render(data, body),
   (error) => {
     status.textContent = error.message;
     root.dataset.state = "error";
@@ -47,25 +48,98 @@ const request = latestRequest(
 const send = throttle((drawing) => request(drawing, chosenTarget()), THROTTLE_MS);
 
 const sampleNote = root.querySelector("[data-sample-note]");
+const sampleImage = root.querySelector("[data-sample-image]");
 const sampleScript = document.getElementById("mnist-sample");
-// The MNIST digit being shown, until the learner draws their own.
-let sample = sampleScript ? {input: JSON.parse(sampleScript.textContent).input} : null;
+// The MNIST digit being shown, until the learner draws their own: painted in
+// the drawing box, as lesson 1 does.
+let sample = sampleScript ? JSON.parse(sampleScript.textContent) : null;
+if (sample && sampleImage) {
+  paintValues(sampleImage.getContext("2d"), sample.input.flat(), 28, 28, {colour: inkColour});
+  sampleImage.dataset.painted = "true";
+}
 
 function dropSample() {
   sample = null;
   if (sampleNote) sampleNote.hidden = true;
+  if (sampleImage) sampleImage.hidden = true;
+  closeTop.disabled = true;
 }
+
+// -- the experiment: one stroke more -------------------------------------------------
+//
+// The network's probabilities for the pad's drawing with each number of
+// strokes (the newest answer for each), so that the answer before the last
+// stroke can be set beside the answer after it. Undo drops the readings of
+// the strokes it took away; clear drops them all.
+let readings = [];
+const counterfactual = root.querySelector("[data-counterfactual]");
+const openFour = root.querySelector('[data-activity="open-four"]');
+const closeTop = root.querySelector('[data-activity="close-top"]');
 
 const pad = lessonPad(root, root.querySelector("[data-pad]"),
   {send, request, reset, dropSample, ask: chosenTarget});
+
+// A ready-made example replaces the drawing whole: nothing to compare it with.
+for (const button of root.querySelectorAll("[data-example]")) {
+  button.addEventListener("click", () => {
+    readings = [];
+  });
+}
+openFour.addEventListener("click", () => {
+  dropSample();
+  root.querySelector('input[name="target"][value="9"]').checked = true;
+  pad.load(EXAMPLES.open4);
+  settle(root, pad.drawing);
+  readings = [];
+  closeTop.disabled = false;
+  request(pad.drawing, 9);
+});
+closeTop.addEventListener("click", () => {
+  closeTop.disabled = true;
+  pad.load({...EXAMPLES.open4, strokes: [...EXAMPLES.open4.strokes, CLOSING_STROKE]});
+  settle(root, pad.drawing);
+  request(pad.drawing, chosenTarget());
+});
+
+function remember(data, body) {
+  if (!body.strokes) {
+    readings = [];
+    counterfactual.textContent = "This is a scanned digit, with no strokes to add to: draw " +
+      "your own digit to experiment.";
+    return;
+  }
+  const strokes = body.strokes.length;
+  readings.length = Math.min(readings.length, strokes + 1);
+  readings[strokes] = data.probabilities;
+  const target = data.target;
+  const now = data.probabilities[target];
+  const before = readings[strokes - 1];
+  counterfactual.dataset.target = String(target);
+  counterfactual.dataset.after = String(now);
+  if (!before) {
+    delete counterfactual.dataset.before;
+    counterfactual.textContent = `${target} is at ${percent(now, {tiny: true})} now. Add a ` +
+      "stroke to see what it changes.";
+    return;
+  }
+  const change = (now - before[target]) * 100;
+  counterfactual.dataset.before = String(before[target]);
+  counterfactual.textContent = `${target}: ${percent(before[target], {tiny: true})} with ` +
+    `${strokes - 1} stroke${strokes - 1 === 1 ? "" : "s"}, ${percent(now, {tiny: true})} with ` +
+    `your last stroke (${change >= 0 ? "+" : "−"}${Math.abs(change).toFixed(1)} points). ` +
+    `The network's answer: ${data.digit}.`;
+}
 for (const radio of root.querySelectorAll('input[name="target"]')) {
   radio.addEventListener("change", () => {
-    if (sample) request(sample, chosenTarget());
+    if (sample) request({input: sample.input}, chosenTarget());
     else if (!pad.isEmpty()) request(pad.drawing, chosenTarget());
   });
 }
 
 function reset() {
+  readings = [];
+  counterfactual.textContent = "Draw something, then add a stroke: this line will compare " +
+    "before and after.";
   guessDigit.textContent = "?";
   status.textContent = "Draw a digit to begin.";
   root.dataset.state = "empty";
@@ -76,7 +150,8 @@ function reset() {
   for (const facts of root.querySelectorAll("[data-facts]")) facts.textContent = "";
 }
 
-function render(data) {
+function render(data, body) {
+  remember(data, body);
   const input = decodeImage(data.input);
   guessDigit.textContent = String(data.digit);
   status.textContent = `${percent(data.probabilities[data.digit], {tiny: true})} sure`;
@@ -95,10 +170,12 @@ function render(data) {
   const strongest = occlusion.values.indexOf(Math.max(...occlusion.values));
   const p = data.probabilities[data.target];
   const measured = paper.length ? paper.filter((v) => !v).length : rows * cols;
-  setFacts(root, "occlusion", `Probability of ${data.target}: ${percent(p, {tiny: true})}. The biggest drop, ` +
+  const occlusionFacts = `Probability of ${data.target}: ${percent(p, {tiny: true})}. The biggest drop, ` +
     `${percent(Math.max(0, occlusion.values[strongest]), {tiny: true})}, comes from hiding the square ` +
     `around row ${Math.floor(strongest / cols) * 2 + 1}, column ${(strongest % cols) * 2 + 1} ` +
-    `(${measured} of the ${rows}x${cols} squares covered some ink; the others are hatched).`);
+    `(${measured} of the ${rows}x${cols} squares covered some ink; the others are hatched).`;
+  setFacts(root, "occlusion", occlusionFacts);
+  describe(occlusionCanvas, occlusionFacts);
   root.querySelector('[data-caption="occlusion"]').textContent = `hiding parts: digit ${data.target}`;
 
   const saliency = data.saliency.values;
@@ -107,10 +184,17 @@ function render(data) {
   paintHeat(saliencyCanvas, input, (row, col) => divergingColour(saliency[row * 28 + col] / saliencyPeak));
   outlineInk(saliencyCanvas, input);
   const positive = saliency.filter((v) => v > 0).length;
-  setFacts(root, "saliency", `For digit ${data.target}: ${positive} pixels would raise its score with ` +
-    `more ink, ${saliency.filter((v) => v < 0).length} would lower it. The strongest colour stands ` +
-    `for ${saliencyPeak.toPrecision(2)} points of score per unit of ink. Model ${data.model}.`);
+  const saliencyFacts = `For digit ${data.target}: ${positive} pixels would raise its score with ` +
+    `more ink, ${saliency.filter((v) => v < 0).length} would lower it.`;
+  setFacts(root, "saliency", `${saliencyFacts} The strongest colour stands for ` +
+    `${saliencyPeak.toPrecision(2)} points of score per unit of ink. Model ${data.model}.`);
+  describe(saliencyCanvas, saliencyFacts);
 
+  if (settledAnswer(pad, body)) {
+    let words = `The network reads ${data.digit}, ${percent(data.probabilities[data.digit], {tiny: true})} sure.`;
+    if (counterfactual.dataset.before !== undefined) words += ` ${counterfactual.textContent}`;
+    announce(root, words);
+  }
   updates += 1;
   root.dataset.updates = String(updates);
   root.dataset.state = "ready";
@@ -118,7 +202,7 @@ function render(data) {
 
 /**
  * The colour of a change in probability (-1..1), the same on every occlusion
- * map: a drop of 100% is the strongest red. On the square root of the change,
+ * map: a drop of 100% is the strongest orange. On the square root of the change,
  * so that small changes stay visible: 1% gets a tenth of the colour, 25% half.
  */
 function occlusionColour(change) {
@@ -205,7 +289,7 @@ function paintLegend() {
   const width = legend.width - 2 * margin;
   const barTop = 16;
   const barHeight = 14;
-  // Rises (blue) on the left, drops (red) on the right.
+  // Rises (blue) on the left, drops (orange) on the right.
   const xOf = (change) => margin + ((1 + keyPosition(change)) / 2) * width;
   for (let x = 0; x <= width; x++) {
     const [r, g, b] = divergingColour((2 * x) / width - 1);
@@ -238,4 +322,5 @@ function paintLegend() {
 
 paintLegend();
 reset();
-if (sample) request(sample, chosenTarget());
+openShown(root, pad, {request, ask: chosenTarget, sample,
+  askSample: () => request({input: sample.input}, chosenTarget())});

@@ -7,9 +7,10 @@ import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
-  decodeMaps, inflateImage, inkColour, lessonPad, paintValues, postJSON, renderBars,
-  sequentialColour, setFacts,
+  announce, decodeMaps, describe, inflateImage, inkColour, lessonPad, openShown, paintValues,
+  postJSON, renderBars, sequentialColour, setFacts, settledAnswer,
 } from "./common.js";
+import {neuronInspector, paintFilters} from "./neuron.js";
 import {renderPreprocessing, renderReadyInput, renderStrokes} from "./preprocessing-steps.js";
 
 // How the feature maps are tiled: columns of tiles and screen pixels per value.
@@ -22,6 +23,9 @@ const MAP_LAYOUT = {
   pool2: {columns: 16, cell: 5},
 };
 const TILE_GAP = 3;
+// The dense layer's 128 neurons: columns of squares, screen pixels per square.
+const DENSE_COLUMNS = 16;
+const DENSE_CELL = 20;
 // While drawing, at most this many requests a second go to the server.
 const THROTTLE_MS = 150;
 
@@ -59,15 +63,22 @@ const request = latestRequest(
     return {data, images, maps: await decodeAll(data.activations)};
   },
   ({data, images, maps}, base) => {
-    if (last && last.base === base) {
+    const changed = !last || last.base !== base;
+    if (changed) {
+      drawings += 1;
+      last = {data, images, drawing: base.strokes ? base : null, base, maps};
+    } else {
       // More stages of the same drawing.
       Object.assign(last.maps, maps);
       last.data.prediction = data.prediction;
-    } else {
-      drawings += 1;
-      last = {data, images, drawing: base.strokes ? base : null, base, maps};
     }
     render(Object.keys(maps));
+    // The arithmetic on show follows the drawing.
+    if (changed) inspector.refresh();
+    if (changed && settledAnswer(pad, base)) {
+      const {digit, probabilities} = data.prediction;
+      announce(root, `The network reads ${digit}, ${percent(probabilities[digit], {tiny: true})} sure.`);
+    }
     // The stages that did not fit, unless a newer drawing is already waiting.
     if (data.omitted?.length && Object.keys(maps).length && !request.hasPending()) {
       request(base, data.omitted);
@@ -111,7 +122,7 @@ function dropSample() {
   if (sampleImage) sampleImage.hidden = true;
 }
 
-lessonPad(root, canvas, {send, request, reset, dropSample, ask: wantedStages});
+const pad = lessonPad(root, canvas, {send, request, reset, dropSample, ask: wantedStages});
 scaleEach.addEventListener("change", () => last && renderMaps(Object.keys(last.maps)));
 
 async function decodeAll(activations) {
@@ -121,6 +132,7 @@ async function decodeAll(activations) {
 }
 
 function reset() {
+  inspector.close();
   last = null;
   drawings += 1;
   guessDigit.textContent = "?";
@@ -146,6 +158,8 @@ function render(received) {
   } else {
     renderReadyInput(root, last.images.input);
   }
+  const inked = last.images.input.filter((v) => v > 0).length;
+  describe(root.querySelector('[data-image="input"]'), `${inked} of its 784 pixels hold some ink.`);
   renderMaps(received);
   if (received.includes("dense")) renderDense();
   renderProbabilities();
@@ -169,10 +183,12 @@ function renderMaps(names) {
     const silent = peaks.filter((v) => v <= 0).length;
     target.dataset.peak = String(peaks[strongest]);
     target.dataset.drawing = String(drawings);
-    setFacts(root, name, `${stage.channels} maps of ${stage.height}x${stage.width}. ` +
+    const facts = `${stage.channels} maps of ${stage.height}x${stage.width}. ` +
       `Strongest: map ${strongest + 1} (up to ${peaks[strongest].toFixed(2)}). ` +
-      (silent ? `${silent} stay blank for this drawing.` : "Every map responds somewhere.") +
+      (silent ? `${silent} stay blank for this drawing.` : "Every map responds somewhere.");
+    setFacts(root, name, facts +
       (stage.levels < 255 ? ` Drawn with ${stage.levels + 1} shades to keep the answer small.` : ""));
+    describe(target, facts);
   }
 }
 
@@ -202,8 +218,8 @@ function paintTiles(target, stage, {columns, cell}) {
 function renderDense() {
   const target = root.querySelector("[data-dense]");
   const values = last.maps.dense.maps[0];
-  const columns = 16;
-  const cell = 20;
+  const columns = DENSE_COLUMNS;
+  const cell = DENSE_CELL;
   target.width = columns * cell;
   target.height = Math.ceil(values.length / columns) * cell;
   const ctx = target.getContext("2d");
@@ -217,8 +233,10 @@ function renderDense() {
     ctx.fillRect((i % columns) * cell + 1, Math.floor(i / columns) * cell + 1, cell - 2, cell - 2);
   });
   const active = values.filter((v) => v > 0).length;
-  setFacts(root, "dense", `${active} of ${values.length} neurons are active (above zero) for ` +
-    `this drawing; the strongest reaches ${peak.toFixed(2)}.`);
+  const facts = `${active} of ${values.length} neurons are active (above zero) for ` +
+    `this drawing; the strongest reaches ${peak.toFixed(2)}.`;
+  setFacts(root, "dense", facts);
+  describe(target, facts);
 }
 
 function renderProbabilities() {
@@ -246,30 +264,95 @@ root.querySelector('[data-image="input"]').addEventListener("mousemove", (event)
   setFacts(root, "input", `Row ${row + 1}, column ${col + 1}: ${value.toFixed(2)}`);
 });
 
-for (const [name, layout] of Object.entries(MAP_LAYOUT)) {
-  root.querySelector(`[data-maps="${name}"]`).addEventListener("mousemove", (event) => {
-    if (!last || !last.maps[name]) return;
-    const stage = last.maps[name];
-    const target = event.currentTarget;
-    const rect = target.getBoundingClientRect();
-    const x = ((event.clientX - rect.left) / rect.width) * target.width;
-    const y = ((event.clientY - rect.top) / rect.height) * target.height;
-    const tileW = stage.width * layout.cell + TILE_GAP;
-    const tileH = stage.height * layout.cell + TILE_GAP;
-    const index = Math.floor(y / tileH) * layout.columns + Math.floor(x / tileW);
-    if (index < 0 || index >= stage.maps.length) return;
-    const peak = Math.max(0, stage.max[index]);
-    setFacts(root, name, `Map ${index + 1} of ${stage.channels}: strongest response ${peak.toFixed(2)}.`);
+/** The map and the position in it under a pointer event on a stage's tiles, or null. */
+function tileAt(event, name) {
+  const stage = last?.maps[name];
+  if (!stage) return null;
+  const {columns, cell} = MAP_LAYOUT[name];
+  const target = event.currentTarget;
+  const rect = target.getBoundingClientRect();
+  const x = ((event.clientX - rect.left) / rect.width) * target.width;
+  const y = ((event.clientY - rect.top) / rect.height) * target.height;
+  const tileW = stage.width * cell + TILE_GAP;
+  const tileH = stage.height * cell + TILE_GAP;
+  const index = Math.floor(y / tileH) * columns + Math.floor(x / tileW);
+  const col = Math.floor((x % tileW) / cell);
+  const row = Math.floor((y % tileH) / cell);
+  if (index < 0 || index >= stage.maps.length || col >= stage.width || row >= stage.height) return null;
+  return {stage, index, row, col};
+}
+
+for (const name of Object.keys(MAP_LAYOUT)) {
+  const tiles = root.querySelector(`[data-maps="${name}"]`);
+  tiles.addEventListener("mousemove", (event) => {
+    const at = tileAt(event, name);
+    if (!at) return;
+    const peak = Math.max(0, at.stage.max[at.index]);
+    setFacts(root, name, `Map ${at.index + 1} of ${at.stage.channels}: strongest response ` +
+      `${peak.toFixed(2)}. Row ${at.row + 1}, column ${at.col + 1}: ` +
+      `${at.stage.maps[at.index][at.row * at.stage.width + at.col].toFixed(2)}. Click for its arithmetic.`);
+  });
+  // A click picks the map and the position under the pointer; the panel's
+  // enlarged map then picks other positions.
+  tiles.addEventListener("click", (event) => {
+    const at = tileAt(event, name);
+    if (at) inspector.open({layer: name, map: at.index, y: at.row, x: at.col}, stepCard(name));
+  });
+}
+
+function stepCard(name) {
+  return root.querySelector(`[data-step="${name}"]`);
+}
+
+const inspector = neuronInspector({
+  panel: root.querySelector("[data-neuron]"),
+  url: root.dataset.neuronUrl,
+  getBase: () => last?.base ?? null,
+  getStage: (layer) => last?.maps[layer] ?? null,
+});
+
+root.querySelector("[data-dense]").addEventListener("click", (event) => {
+  if (!last?.maps.dense) return;
+  const target = event.currentTarget;
+  const rect = target.getBoundingClientRect();
+  const col = Math.floor(((event.clientX - rect.left) / rect.width) * DENSE_COLUMNS);
+  const row = Math.floor(((event.clientY - rect.top) / rect.height) * (target.height / DENSE_CELL));
+  const unit = row * DENSE_COLUMNS + col;
+  if (unit >= 0 && unit < last.maps.dense.maps[0].length) {
+    inspector.open({layer: "dense", map: unit}, stepCard("dense"));
+  }
+});
+
+// A digit's bar: its probability, softmax with the numbers plugged in.
+const bars = root.querySelector("[data-step=\"probabilities\"] [data-probabilities]");
+bars.addEventListener("click", (event) => {
+  const item = event.target.closest("li");
+  if (!item || !last) return;
+  inspector.open({layer: "softmax", map: [...bars.children].indexOf(item)}, stepCard("probabilities"));
+});
+
+// conv1's filters beside its maps, tile for tile (the model's own weights,
+// sent with the page); a click on one opens its map's arithmetic in the middle.
+const filtersScript = document.getElementById("conv1-filters");
+const filtersCanvas = root.querySelector("[data-filters]");
+if (filtersScript && filtersCanvas) {
+  const {columns, cell} = MAP_LAYOUT.conv1;
+  paintFilters(filtersCanvas, JSON.parse(filtersScript.textContent), {columns, tile: 28 * cell, gap: TILE_GAP});
+  filtersCanvas.addEventListener("click", (event) => {
+    const rect = filtersCanvas.getBoundingClientRect();
+    const x = ((event.clientX - rect.left) / rect.width) * filtersCanvas.width;
+    const y = ((event.clientY - rect.top) / rect.height) * filtersCanvas.height;
+    const index = Math.floor(y / (28 * cell + TILE_GAP)) * columns + Math.floor(x / (28 * cell + TILE_GAP));
+    if (last && index >= 0 && index < 32) inspector.open({layer: "conv1", map: index, y: 14, x: 14}, stepCard("conv1"));
   });
 }
 
 reset();
-const sample = document.getElementById("mnist-sample");
-if (sample) {
-  const input = JSON.parse(sample.textContent).input;
-  if (sampleImage) {
-    paintValues(sampleImage.getContext("2d"), input.flat(), 28, 28, {colour: inkColour});
-    sampleImage.dataset.painted = "true";
-  }
-  request({input}, wantedStages());
+const sampleScript = document.getElementById("mnist-sample");
+const sample = sampleScript ? JSON.parse(sampleScript.textContent) : null;
+if (sample && sampleImage) {
+  paintValues(sampleImage.getContext("2d"), sample.input.flat(), 28, 28, {colour: inkColour});
+  sampleImage.dataset.painted = "true";
 }
+openShown(root, pad, {request, ask: wantedStages, sample,
+  askSample: () => request({input: sample.input}, wantedStages())});
