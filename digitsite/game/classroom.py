@@ -148,6 +148,11 @@ def visible_to(message, player_id, *, teacher):
     if kind == "round_end":
         return {**message, "results": [r for r in message["results"]
                                        if r["player"] == player_id]}
+    if kind == "gallery":
+        # Read for the student alone already (digitsite.game.gallery); held
+        # here too, so no path can send them a classmate's drawing.
+        return {**message, "drawings": [d for d in message["drawings"]
+                                        if d["player"] == player_id]}
     return message
 
 

@@ -6,6 +6,7 @@
 
 import {bindPadControls, DrawingPad} from "./drawing-pad.js";
 import {DrawingSender} from "./game-drawings.js";
+import {Gallery} from "./game-gallery.js";
 import {GameConnection, REPLACED_CLOSES} from "./game-connection.js";
 import {canDraw, createGame, enterRound, isStarted, takeGuess, takeSnapshot} from "./game-state.js";
 import {RoomView} from "./game-view.js";
@@ -89,6 +90,9 @@ const drawings = new DrawingSender({
   pad, connection, game, everyMs: DRAW_EVERY_MS, answerTimeoutMs: ANSWER_TIMEOUT_MS,
 });
 
+const gallery = new Gallery(document.querySelector("[data-gallery]"),
+  (gameId, round, digit) => connection.send({type: "correct", game: gameId, round, digit}));
+
 function showConnection(change) {
   view.showConnection(change);
   if (change.state !== "closed") return;
@@ -164,6 +168,12 @@ const handlers = {
   game_over(message) {
     view.showGameOver(message, game.me?.id);
   },
+  gallery(message) {
+    gallery.show(message, game.me?.id);
+  },
+  corrected(message) {
+    gallery.corrected(message);
+  },
   error(message) {
     if (message.for === "join" && NAME_ERRORS.includes(message.code)) {
       connection.stop(message.message || message.code);
@@ -171,6 +181,10 @@ const handlers = {
       return;
     }
     if (message.for === "draw") drawings.answered(null);
+    if (message.for === "correct") {
+      gallery.refused(message.message || message.code);
+      return;
+    }
     // A draw after the round ended is expected now and then; nothing to show.
     if (["not_playing", "wrong_round", "already_finished"].includes(message.code)
       && message.for === "draw") return;
@@ -227,6 +241,7 @@ function startRound(message) {
   drawings.reset();
   pad.clear();
   pad.setEnabled(true);
+  if (message.round === 1) gallery.hide();
   view.showRoundStart(message);
 }
 
@@ -300,4 +315,4 @@ tick();
 connection.connect();
 
 // A handle for the browser console (and the end-to-end test) to look inside.
-window.digitGame = {connection, pad, state: game, drawings};
+window.digitGame = {connection, pad, state: game, drawings, gallery};

@@ -76,6 +76,7 @@ function cardElement(data) {
       <span class="rq-card__prediction${differs ? " differs" : ""}" title="prediction">${data.prediction}</span>
       <span class="rq-card__confidence">${(data.confidence * 100).toFixed(1)}%</span>
     </p>
+    ${Number.isInteger(data.player_label) ? `<p class="rq-card__player-label">The player says it is a ${data.player_label}</p>` : ""}
     <p class="rq-card__who"></p>
     <p class="rq-card__state" aria-live="polite"></p>
     <div class="rq-card__buttons">
