@@ -244,6 +244,12 @@ SERVER_MESSAGES = {
                       Field("drawing", "object"), Field("digit", "integer"),
                       Field("probability", "number"), Field("target_probability", "number"),
                       Field("reached", "boolean")),
+    # In an ordinary room, to every other player: a player's drawing as they
+    # draw, with the model's guess of it (the same fields, bounds and pace).
+    "live_drawing": (Field("round", "integer"), Field("player", "string"),
+                     Field("drawing", "object"), Field("digit", "integer"),
+                     Field("probability", "number"), Field("target_probability", "number"),
+                     Field("reached", "boolean")),
     # ...the class's results after each round, with the confusion matrix of
     # the game so far...
     "class_round": (Field("game", "string"), Field("round", "integer"),

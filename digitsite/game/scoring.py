@@ -143,7 +143,8 @@ class DrawingScorer:
             kept=kept,
             model=prediction.version,
         ))
-        # In a class room, the teacher's projector shows it too (throttled).
-        await session.feed.scored(round_number, drawing_json, prediction, p_target,
+        # The others see it live, throttled: a class's teacher, or in an
+        # ordinary room every other player (digitsite.game.live_feed).
+        await session.live.scored(round_number, drawing_json, prediction, p_target,
                                   reached=reached, kept=kept)
         await session.broadcast_all(events)

@@ -11,8 +11,10 @@ Channels consumer in production). Beside it, each with an idea of its own:
 - `scoring`: the client's drawings, recognised and answered with guesses;
 - `timers`: the room's deadlines, the seat's heartbeat, rejoin windows, and
   catching the client up when a broadcast went missing;
-- `class_feed`: in a class room, the teacher's projector feed, and what a
-  student may not be sent;
+- `live_feed`: the player's drawings, shown live to the others (a class's
+  teacher; in an ordinary room, every other player);
+- `class_feed`: in a class room, the teacher's reports, and what a student
+  may not be sent;
 - `gallery`: after the game, its drawings, and a player's correction of one.
 
 Broadcasts come back through `on_event`, so everything a client learns about
@@ -26,6 +28,7 @@ from digitsite.game import clock, gallery, guesses, protocol, rooms, rounds, sea
 from digitsite.game.class_feed import ClassFeed
 from digitsite.game.codes import normalise_code
 from digitsite.game.database import db, patiently
+from digitsite.game.live_feed import LiveFeed
 from digitsite.game.message_rate import MessageRate, Refusal
 from digitsite.game.protocol import (
     CLOSE_FLOOD,
@@ -65,6 +68,7 @@ class PlayerSession:
         self.scorer = DrawingScorer(self)
         self.timers = RoomTimers(self)
         self.feed = ClassFeed(self)
+        self.live = LiveFeed(self)
         self.join_timer = None
         self.tasks = set()
 
@@ -251,6 +255,7 @@ class PlayerSession:
         self.player_id = result.seat.player_id
         # Before any broadcast can reach this client: what it may be sent.
         await self.feed.joined(self.player_id, result.events[0])
+        self.live.joined(result.events[0], teacher=self.feed.teacher)
         if self.join_timer is not None:
             self.join_timer.cancel()
         await self.transport.subscribe(self.code)
@@ -353,6 +358,8 @@ class PlayerSession:
         if self.player_id is None or self.closed:
             return
         self._set_timers(*self.view.hear(message, self.player_id))
+        if not self.live.wanted(message):
+            return
         await self.send(message)
         await self._heard(message)
 

@@ -4,6 +4,7 @@
 // the page knows is kept in game-state.js, shown by game-view.js and
 // game-results.js, and the drawings go out through game-drawings.js.
 
+import {ClassGrid} from "./class-grid.js";
 import {bindPadControls, DrawingPad} from "./drawing-pad.js";
 import {DrawingSender} from "./game-drawings.js";
 import {Gallery} from "./game-gallery.js";
@@ -90,6 +91,12 @@ const drawings = new DrawingSender({
   pad, connection, game, everyMs: DRAW_EVERY_MS, answerTimeoutMs: ANSWER_TIMEOUT_MS,
 });
 
+// The other players drawing, live (`live_drawing`; not in solo rooms and classes).
+const liveSection = document.querySelector("[data-live-others]");
+const others = liveSection
+  ? new ClassGrid(liveSection.querySelector("[data-live-grid]"), liveSection.querySelector("[data-live-empty]"))
+  : null;
+
 const gallery = new Gallery(document.querySelector("[data-gallery]"),
   (gameId, round, digit) => connection.send({type: "correct", game: gameId, round, digit}));
 
@@ -155,7 +162,11 @@ const handlers = {
     view.showGuess(message.digit, message.probabilities, message.target_probability, game.target);
     if (message.reached) finishMine(`Recognised! The model is ${percent(message.target_probability)} sure.`);
   },
+  live_drawing(message) {
+    if (message.round === game.round) others?.update(message, game.target);
+  },
   player_finished(message) {
+    if (message.round === game.round) others?.finished(message);
     if (message.player === game.me?.id && message.round === game.round) {
       const why = FINISHED[message.reason] || "Your round is over.";
       finishMine(`${why} +${message.points} points`);
@@ -223,6 +234,11 @@ function applyRoom(room) {
     ui.done.disabled = true;
   }
 
+  if (others) {
+    const seated = room.players.filter((p) => p.id !== game.me?.id && !p.gone);
+    others.showStudents(seated);
+    liveSection.hidden = false;
+  }
   view.showRoom(room, game, me, {
     onKick: (player) => connection.send({type: "kick", player}),
     started: previous?.state !== room.state && room.state === "playing",
@@ -242,6 +258,7 @@ function startRound(message) {
   pad.clear();
   pad.setEnabled(true);
   if (message.round === 1) gallery.hide();
+  others?.reset();
   view.showRoundStart(message);
 }
 
@@ -264,6 +281,7 @@ function finishMine(text) {
 
 function endRound(message) {
   game.lastRoundEnd = message;
+  others?.ended(message.results, message.target);
   game.finished = true;
   drawings.reset();
   pad.setEnabled(false);
@@ -315,4 +333,4 @@ tick();
 connection.connect();
 
 // A handle for the browser console (and the end-to-end test) to look inside.
-window.digitGame = {connection, pad, state: game, drawings, gallery};
+window.digitGame = {connection, pad, state: game, drawings, gallery, others};
