@@ -5,11 +5,14 @@
 // game-results.js, and the drawings go out through game-drawings.js.
 
 import {ClassGrid} from "./class-grid.js";
+import {Countdown} from "./game-countdown.js";
 import {bindPadControls, DrawingPad} from "./drawing-pad.js";
 import {DrawingSender} from "./game-drawings.js";
 import {Gallery} from "./game-gallery.js";
 import {GameConnection, REPLACED_CLOSES} from "./game-connection.js";
 import {canDraw, createGame, enterRound, isStarted, takeGuess, takeSnapshot} from "./game-state.js";
+import {shareLabel, shareLink} from "./game-share.js";
+import {Sounds} from "./game-sounds.js";
 import {RoomView} from "./game-view.js";
 import {percent} from "./percent.js";
 
@@ -50,6 +53,16 @@ ui.optOut.addEventListener("change", () => {
   connection.send({type: "opt_out", value: ui.optOut.checked});
   say(ui.optOut.checked ? "Your drawings will not be kept." : "Your drawings will be kept to train the model.");
 });
+
+// Sounds: off until turned on, then remembered (game-sounds.js).
+const sounds = new Sounds();
+ui.sound.checked = sounds.enabled;
+ui.sound.addEventListener("change", () => sounds.setEnabled(ui.sound.checked));
+// The last seconds of my round beep once a second: the second last beeped.
+let hurriedAt = null;
+const HURRY_SECONDS = 5;
+
+const countdown = new Countdown(ui.countdown);
 
 // -- the canvas ---------------------------------------------------------------
 
@@ -160,6 +173,7 @@ const handlers = {
     drawings.answered(message.seq);
     if (!takeGuess(game, message)) return;
     view.showGuess(message.digit, message.probabilities, message.target_probability, game.target);
+    if (message.reached) sounds.play("success");
     if (message.reached) finishMine(`Recognised! The model is ${percent(message.target_probability)} sure.`);
   },
   live_drawing(message) {
@@ -259,6 +273,9 @@ function startRound(message) {
   pad.setEnabled(true);
   if (message.round === 1) gallery.hide();
   others?.reset();
+  hurriedAt = null;
+  countdown.go();
+  sounds.play("start");
   view.showRoundStart(message);
 }
 
@@ -293,7 +310,17 @@ function endRound(message) {
 // -- the clock ----------------------------------------------------------------
 
 function tick() {
-  view.showClock(game, connection.serverNow());
+  const now = connection.serverNow();
+  view.showClock(game, now);
+  const state = game.room?.state;
+  countdown.update(state === "results" && game.endsAt ? game.endsAt - now : null);
+  if (state === "playing" && game.endsAt && canDraw(game)) {
+    const second = Math.ceil((game.endsAt - now) / 1000);
+    if (second > 0 && second <= HURRY_SECONDS && second !== hurriedAt) {
+      hurriedAt = second;
+      sounds.play("hurry");
+    }
+  }
 }
 setInterval(tick, 100);
 
@@ -319,13 +346,12 @@ ui.leave.addEventListener("click", () => {
     location.href = config.homeUrl;
   }, 1500);
 });
+// The phone's share sheet where there is one, else the link is copied.
+ui.copyLink.textContent = shareLabel();
 ui.copyLink.addEventListener("click", async () => {
-  try {
-    await navigator.clipboard.writeText(ui.shareUrl.value);
-    ui.copyLink.textContent = "Copied";
-  } catch {
-    ui.shareUrl.select();
-  }
+  const done = await shareLink(ui.shareUrl.value, `Draw the digit with me: room ${config.code}`);
+  if (done === "copied") ui.copyLink.textContent = "Copied";
+  if (done === "failed") ui.shareUrl.select();
 });
 
 view.showNoGuess();
@@ -333,4 +359,4 @@ tick();
 connection.connect();
 
 // A handle for the browser console (and the end-to-end test) to look inside.
-window.digitGame = {connection, pad, state: game, drawings, gallery, others};
+window.digitGame = {connection, pad, state: game, drawings, gallery, others, sounds, countdown};
