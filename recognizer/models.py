@@ -127,6 +127,16 @@ class Drawing(models.Model):
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    # The player's own word on the drawing, from the game's end-of-game
+    # gallery ("this was wrong, it was a ..."): the digit they say it is.
+    # Once per drawing. It changes nothing by itself: reviewers see it beside
+    # the label and decide (a player who drew a 4 when asked for a 7 makes
+    # the label wrong; one who says the model misread their 7 confirms it).
+    player_label = models.PositiveSmallIntegerField(
+        null=True, blank=True, verbose_name="player says",
+        help_text="The digit the player said this drawing is, after the game.",
+    )
+    player_label_at = models.DateTimeField(null=True, blank=True, verbose_name="player said at")
 
     objects = DrawingQuerySet.as_manager()
 
@@ -136,7 +146,11 @@ class Drawing(models.Model):
             # A player's drawing for one round of one game is stored once.
             models.UniqueConstraint(
                 fields=["game_id", "round_number", "player_id"], name="one_drawing_per_round"
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(player_label__isnull=True) | models.Q(player_label__lte=9),
+                name="player_label_is_a_digit",
+            ),
         ]
         indexes = [
             # The teaching pages' cache key for the approved set (the latest

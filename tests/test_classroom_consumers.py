@@ -104,10 +104,17 @@ async def test_the_teacher_sees_students_draw_live_and_students_see_only_their_o
     protocol.check(summary)
     assert summary["drawings"] == 2 and summary["review_url"] is None
 
+    # After the game, each student's gallery holds their own drawing only.
+    for me in (ada, bob):
+        mine = await me.expect("gallery")
+        protocol.check(mine)
+        assert [d["player"] for d in mine["drawings"]] == [me.you["id"]]
+
     # Neither student received anything of the projector's, nor the other's drawing.
     for me, other in ((ada, one()), (bob, seven(15.0))):
         seen = await everything_read(me)
-        assert not [m for m in seen if m["type"].startswith("class_")]
+        assert not [m for m in seen if m["type"].startswith("class_")
+                    or m["type"] == "live_drawing"]
         assert "game_over" in {m["type"] for m in seen}
         text = json.dumps(seen)
         assert json.dumps(other["strokes"]) not in text

@@ -328,12 +328,12 @@ def test_the_round_ends_once_and_the_game_runs_its_rounds(room, manual_clock):
     ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
     game_rounds.start_game(room.code, ada.seat.player_id)
     r = Room.objects.get(pk=room.pk)
-    # He had it better a moment ago; the last drawing counts. The second write
-    # takes the one-statement path (the caller knows the target).
+    # He had it better a moment ago, pen up; the last drawing counts. The
+    # second write takes the one-statement path (the caller knows the target).
     for p_target, target in ((0.6, None), (0.3, r.target)):
         accepted, _ = guesses.record_guess(
             room.code, bob.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
-            prediction=prediction(r.target, p_target), target=target)
+            prediction=prediction(r.target, p_target), target=target, pen_up=True)
         assert accepted
     assert RoundProgress.objects.get(seat=bob.seat).guesses == 2
     assert game_rounds.end_round(room.code, r.game_id, 1) == []  # not due yet

@@ -47,8 +47,8 @@ def test_client_constructors_build_the_messages_the_server_reads():
     ('{"type": 5}', "bad_json", "a message must be a JSON object with a string 'type'"),
     ("{", "bad_json", "the message is not valid JSON: "),
     ('{"type": "dance"}', "unknown_type", "unknown message type 'dance'; expected one of join, "
-                                          "start, settings, kick, draw, done, opt_out, leave, "
-                                          "ping"),
+                                          "start, settings, kick, draw, done, correct, opt_out, "
+                                          "leave, ping"),
     ('{"type": "draw", "drawing": {}}', "bad_message", "'round' is required"),
     ('{"type": "draw", "round": true, "drawing": {}}', "bad_message",
      "'round' must be a whole number, got bool"),

@@ -10,8 +10,11 @@ what players do to their pages.
 - The room (a solo room) opened in a second tab: the second tab plays, the
   first says the room is open in another tab and stays disconnected until
   the player asks to play there again.
+- Seat tokens do not pile up in localStorage: a room page drops entries over
+  a day old and keeps the 20 newest.
 """
 
+import json
 
 import pytest
 
@@ -223,3 +226,89 @@ def test_a_second_tab_takes_the_solo_seat_and_the_first_says_so(game_server, bro
         assert "This room is open in another tab" in second.locator("[data-status]").inner_text()
         assert page.evaluate("window.digitGame.state.me.id") == seat
         assert page.js_errors == []
+
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+# seat-tokens.js driven by hand in a page of the site, on a clock the test
+# gives: localStorage seeded with entries of known ages, then pruned.
+PRUNE = """async ({now, entries, keep}) => {
+  const tokens = await import("/static/js/seat-tokens.js");
+  localStorage.clear();
+  localStorage.setItem("digit-game-opt-out", "1");  // not a seat: never touched
+  for (const [code, value] of Object.entries(entries)) {
+    localStorage.setItem(tokens.KEY_PREFIX + code, value);
+  }
+  const dropped = tokens.pruneTokens({now, keep});
+  const left = {};
+  for (let i = 0; i < localStorage.length; i += 1) {
+    const key = localStorage.key(i);
+    left[key] = localStorage.getItem(key);
+  }
+  return {dropped: dropped.sort(), left, legacy: tokens.readToken("LEGACY")};
+}"""
+
+
+def entry(token, at):
+    return json.dumps({"token": token, "at": at})
+
+
+def test_seat_tokens_older_than_a_day_or_beyond_the_20_newest_are_dropped(game_server,
+                                                                        browser):
+    """30 rooms' tokens: 3 over a day old, 25 of different ages within the
+    day, one stored by an older page as a bare token (no time), and the page's
+    own room, older than a day. Left: the own room (however old), the bare
+    token (stamped now, so it goes a day later) and the 18 newest others: 20
+    in all. The opt-out preference is left alone."""
+    now = 1_900_000_000_000
+    entries = {f"OLD{i}": entry(f"old{i}", now - DAY_MS - 1 - i) for i in range(3)}
+    entries |= {f"NEW{i:02}": entry(f"new{i}", now - i * 60_000) for i in range(25)}
+    entries["LEGACY"] = "bare-token"
+    entries["MINE"] = entry("mine", now - 3 * DAY_MS)
+    with open_page(browser, viewport=LAPTOP) as page:
+        page.goto(game_server.url + "/practice/")
+        result = page.evaluate(PRUNE, {"now": now, "entries": entries, "keep": "MINE"})
+        assert result["legacy"] == "bare-token"  # read as before once stamped
+        # A day later the bare token is as old as the rest: it goes.
+        later = page.evaluate(PRUNE, {"now": now + DAY_MS + 1,
+                                      "entries": {"LEGACY": entry("bare-token", now),
+                                                  "FRESH": entry("f", now + DAY_MS)},
+                                      "keep": None})
+        assert page.js_errors == []
+    left = {key.removeprefix("digit-game-seat:"): value for key, value in result["left"].items()}
+    assert left.pop("digit-game-opt-out") == "1"
+    assert set(left) == {"MINE", "LEGACY"} | {f"NEW{i:02}" for i in range(18)}
+    assert json.loads(left["LEGACY"]) == {"token": "bare-token", "at": now}
+    assert left["MINE"] == entries["MINE"]
+    assert result["dropped"] == sorted([f"OLD{i}" for i in range(3)]
+                                       + [f"NEW{i:02}" for i in range(18, 25)])
+    assert later["dropped"] == ["LEGACY"]
+    assert set(later["left"]) == {"digit-game-opt-out", "digit-game-seat:FRESH"}
+
+
+def test_a_room_page_prunes_old_seat_tokens_and_stamps_its_own(game_server, browser):
+    """Before the room page opens, the browser holds 21 tokens of other rooms
+    stored within the day and one two days old. Once seated: the old one and
+    the oldest fresh one are gone, the room's own token is stored with the
+    time, and 20 entries are left."""
+    code = game_server.create_room("Uma", rounds=1, seconds=60.0, max_players=2)
+    with open_page(browser, viewport=LAPTOP) as page:
+        page.goto(game_server.url + "/practice/")
+        seeded = page.evaluate("""() => {
+          const now = Date.now();
+          localStorage.setItem("digit-game-seat:STALE",
+                               JSON.stringify({token: "s", at: now - 2 * 86400000}));
+          for (let i = 0; i < 21; i += 1) {
+            localStorage.setItem(`digit-game-seat:R${String(i).padStart(2, "0")}`,
+                                 JSON.stringify({token: `t${i}`, at: now - 1000 * (i + 1)}));
+          }
+          return now;
+        }""")
+        join(page, f"{game_server.url}/room/{code}/", "Uma")
+        stored = page.evaluate("""() => Object.fromEntries(Object.keys(localStorage)
+            .filter((key) => key.startsWith("digit-game-seat:"))
+            .map((key) => [key.slice(16), JSON.parse(localStorage.getItem(key))]))""")
+        assert page.js_errors == []
+    assert len(stored) == 20, sorted(stored)
+    assert "STALE" not in stored and "R20" not in stored and "R19" not in stored
+    assert stored[code]["token"] and stored[code]["at"] >= seeded

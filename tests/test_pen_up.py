@@ -8,6 +8,8 @@ First the game's database moves without a server (virtual time), then the
 same over the protocol, through the real ASGI application.
 """
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -15,6 +17,7 @@ from django.conf import settings
 from digitsite.game import finishing, guesses, protocol, rooms, seats
 from digitsite.game import rounds as game_rounds
 from digitsite.game.models import Room, RoundProgress, Seat
+from digitsite.game.scoring import DrawingScorer
 from recognizer.models import Drawing
 from tests.test_game_consumers import join, new_room, one, seven, stored_drawings
 from tests.test_game_logic import (
@@ -186,6 +189,102 @@ def test_a_drawing_kept_after_the_players_round_ended_carries_that_ending(room, 
     end_by_time(room, ada, bob, r, manual_clock)
     stored = Drawing.objects.get(player_id=bob.seat.player_id)
     assert stored.ending == "reached" and stored.strokes == FINISHED
+
+
+@pytest.mark.parametrize("known_target", [False, True], ids=["locked", "one-statement"])
+def test_the_best_of_the_round_counts_only_drawings_with_the_pen_up(room, manual_clock,
+                                                                   known_target):
+    """Mid-stroke the fragment reads 95% as the target (the room needs 80%);
+    the finished digits, pen lifted, read 50% and then 30%. The results' best
+    is 50%: the 95% was never a drawing the player finished. (Before, the
+    best counted every reading, and said 95%.)"""
+    ada, bob, r = started(room)
+    target = {"target": r.target} if known_target else {}
+    draw(room, bob, FRAGMENT, 0.95, **target)
+    draw(room, bob, FINISHED, 0.5, pen_up=True, **target)
+    draw(room, bob, FINISHED, 0.3, pen_up=True, **target)
+    draw(room, bob, FRAGMENT, 0.9, pen_up=False, **target)
+    assert RoundProgress.objects.get(seat=bob.seat).best_target_probability == pytest.approx(0.5)
+    play_out_round(manual_clock)
+    [end, _] = game_rounds.advance(room.code)
+    results = {res["name"]: res for res in end["results"]}
+    assert results["Bob"]["best_target_probability"] == pytest.approx(0.5)
+    # The drawing kept is still the last one, pen down or not, as time cut it.
+    assert results["Bob"]["target_probability"] == pytest.approx(0.9)
+    assert results["Bob"]["drawing"] == FRAGMENT
+    # Nothing finished: no best at all.
+    assert results["Ada"]["best_target_probability"] == 0
+
+
+def test_a_late_drawing_counts_for_the_best_only_with_the_pen_up(room, manual_clock):
+    """Drawings that reached the server before the player's `done` but were
+    written after it (an overloaded server) follow the same rule: Ada's, pen
+    down at 70%, is kept but is no best; Bob's, pen up at 60%, is his best."""
+    ada, bob, r = started(room)
+    seat(room.code, "Cy")  # still drawing: the round goes on
+    received = manual_clock.now()
+    for player, drawing, p_target, pen_up in ((ada, FRAGMENT, 0.7, False),
+                                              (bob, FINISHED, 0.6, True)):
+        guesses.finish_player(room.code, player.seat.player_id, r.game_id, 1, "done")
+        assert draw(room, player, drawing, p_target, target=r.target, received_at=received,
+                    pen_up=pen_up)[0]
+    assert RoundProgress.objects.get(seat=ada.seat).best_target_probability == 0
+    assert RoundProgress.objects.get(seat=bob.seat).best_target_probability == pytest.approx(0.6)
+
+
+class ScoringSession:
+    """What a DrawingScorer needs of its session: a place to run tasks."""
+
+    def __init__(self):
+        self.tasks = []
+
+    def spawn(self, coroutine):
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.append(task)
+        return task
+
+
+def submit(scorer, seq, pen_up):
+    scorer.submit({"seq": seq}, seq, "g", 1, 7, 0.0, pen_up=pen_up)
+
+
+async def test_a_pen_up_drawing_waiting_is_not_replaced_by_a_newer_one_with_the_pen_down():
+    """While drawing 1 is being scored, four more arrive: 2 (pen down), 3 (pen
+    up), 4 (pen down), 5 (pen down). Scored next: 3, the newest with the pen up
+    (the only kind that can reach the target), then 5, the newest of all; 2 and
+    4 are superseded. (Before, only 5 was scored: the digit finished in 3 was
+    never scored with the pen up.) A newer pen-up drawing replaces both
+    waiting."""
+    scorer = DrawingScorer(ScoringSession())
+    scored, busy, gate = [], asyncio.Event(), asyncio.Event()
+
+    async def score(raw, seq, game, round_number, target, received_at, pen_up):
+        scored.append((seq, pen_up))
+        if seq == 1:
+            busy.set()
+            await gate.wait()
+
+    scorer._score = score
+    submit(scorer, 1, False)
+    await asyncio.wait_for(busy.wait(), 60)  # drawing 1 is being scored
+    assert scored == [(1, False)]
+    for seq, pen_up in ((2, False), (3, True), (4, False), (5, False)):
+        submit(scorer, seq, pen_up)
+    gate.set()
+    await scorer.drain()
+    assert scored == [(1, False), (3, True), (5, False)]
+
+    # A pen-up drawing newer than both waiting replaces them: it has all they had.
+    scored.clear()
+    gate.clear()
+    busy.clear()
+    submit(scorer, 1, False)
+    await asyncio.wait_for(busy.wait(), 60)
+    for seq, pen_up in ((2, True), (3, False), (4, True)):
+        submit(scorer, seq, pen_up)
+    gate.set()
+    await scorer.drain()
+    assert scored == [(1, False), (4, True)]
 
 
 def test_a_round_ending_the_drawings_do_not_know_is_stored_as_unknown(room, caplog):

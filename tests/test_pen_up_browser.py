@@ -117,3 +117,139 @@ def test_a_stroke_ends_the_round_only_once_the_pen_is_lifted(game_server, browse
     assert stored["ending"] == "reached"
     assert [[p[:2] for p in s] for s in stored["strokes"]["strokes"]] == [
         [p[:2] for p in s] for s in final["strokes"]]
+
+
+# Installed before the page's scripts: logs the draws the page sends (with
+# `pen_up` and their points) and the guesses it is handed (with `reached`),
+# and holds guesses back while `holdGuesses` is set, as a busy server would,
+# until `releaseGuesses()`: held until the test says so, not for a time.
+HELD_PEN_LOG = """(() => {
+  const Native = window.WebSocket;
+  const log = window.penLog = [];
+  const held = window.heldGuesses = [];
+  window.holdGuesses = false;
+  window.releaseGuesses = () => {
+    window.holdGuesses = false;
+    while (held.length) held.shift()();
+  };
+  window.WebSocket = class extends Native {
+    send(data) {
+      const message = JSON.parse(data);
+      if (message.type === "draw") {
+        log.push({way: "out", seq: message.seq, pen_up: message.pen_up,
+                  strokes: message.drawing.strokes.map((s) => s.length)});
+      }
+      super.send(data);
+    }
+    addEventListener(type, listener, options) {
+      if (type !== "message") return super.addEventListener(type, listener, options);
+      return super.addEventListener(type, (event) => {
+        const message = JSON.parse(event.data);
+        if (message.type !== "guess") return listener.call(this, event);
+        const deliver = () => {
+          log.push({way: "in", seq: message.seq, reached: message.reached});
+          listener.call(this, event);
+        };
+        if (window.holdGuesses) held.push(deliver); else deliver();
+      }, options);
+    }
+  };
+})();"""
+
+
+def test_a_pen_lifted_while_a_guess_is_on_its_way_is_scored_with_the_pen_up(game_server,
+                                                                            browser):
+    """The first stroke's drawing goes out and its guess is held (a busy
+    server); the pen is lifted, and put down again for a second stroke before
+    the guess comes back. When it comes, the drawing as it was when the pen
+    was lifted goes out next, with `pen_up: true`, and (target confidence 0)
+    ends the round with the second stroke still under the pen. Before, the
+    page sent the drawing as it was then, pen down, and the moment the pen
+    was lifted was never scored."""
+    code = game_server.create_room("Lin", rounds=1, seconds=300.0, max_players=2,
+                                   target_confidence=0.0)
+    with open_page(browser, HELD_PEN_LOG, viewport=LAPTOP) as page:
+        join(page, f"{game_server.url}/room/{code}/", "Lin")
+        page.click("[data-start]")
+        target_of(page)
+        box = page.locator("canvas[data-pad]").bounding_box()
+
+        def at(x, y):
+            return box["x"] + box["width"] * x, box["y"] + box["height"] * y
+
+        page.evaluate("window.holdGuesses = true")
+        page.mouse.move(*at(0.5, 0.15))
+        page.mouse.down()
+        page.mouse.move(*at(0.5, 0.85), steps=6)
+        page.wait_for_function("() => heldGuesses.length === 1", timeout=TIMEOUT_MS)
+        page.mouse.up()
+        first_stroke = page.evaluate("window.digitGame.pad.drawing.strokes[0].length")
+        # The second stroke begins; the pen stays down from here on.
+        page.mouse.move(*at(0.3, 0.3))
+        page.mouse.down()
+        page.mouse.move(*at(0.7, 0.3), steps=6)
+        assert page.evaluate("window.digitGame.pad.penDown") is True
+        sent_before = len([e for e in page.evaluate("penLog") if e["way"] == "out"])
+        assert sent_before == 1, page.evaluate("penLog")
+
+        page.evaluate("releaseGuesses()")
+        page.wait_for_function(
+            f"() => penLog.filter(e => e.way === 'out').length > {sent_before}",
+            timeout=TIMEOUT_MS)
+        after = [e for e in page.evaluate("penLog") if e["way"] == "out"][sent_before]
+        assert after["pen_up"] is True and after["strokes"] == [first_stroke], after
+        page.wait_for_selector("[data-room][data-finished='true']", timeout=TIMEOUT_MS)
+        log = page.evaluate("penLog")
+        assert [e["seq"] for e in log if e["way"] == "in" and e["reached"]] == [after["seq"]], log
+        page.mouse.up()
+        assert page.js_errors == []
+
+    stored = stored_drawing(game_server, code)
+    assert stored["ending"] == "reached"
+    assert [len(s) for s in stored["strokes"]["strokes"]] == [first_stroke]
+
+
+# The page's policy for drawings on their way (latest-only.js), driven by hand:
+# what goes out, in order, as drawings are held, sent and answered.
+LATEST_ONLY_STEPS = """async () => {
+  const {LatestOnly} = await import("/static/js/latest-only.js");
+  const out = [];
+  let id = 0;
+  const latest = new LatestOnly((name) => { out.push(name); id += 1; return id; });
+  const steps = [];
+  const step = (what) => steps.push([what, out.slice()]);
+  latest.hold("a: pen down"); latest.send(); step("a sent");
+  latest.holdComplete("b: pen lifted"); latest.send(); step("b held, a waits");
+  latest.hold("c: pen down again"); latest.send(); step("c held after b");
+  latest.answered(1); step("a answered");
+  latest.answered(2); step("b answered");
+  latest.hold("d"); latest.holdComplete("e: lifted"); latest.hold("f");
+  latest.holdComplete("g: lifted again"); step("d-g held, c waits");
+  latest.answered(3); step("c answered");
+  latest.hold("h"); latest.holdComplete("i"); latest.drop(); latest.answered(4);
+  step("h, i dropped");
+  latest.hold("j"); latest.holdComplete("k"); latest.send({force: true}); step("k forced");
+  return {steps, pending: latest.pending};
+}"""
+
+
+def test_a_complete_drawing_held_is_not_superseded_by_newer_ones(game_server, browser):
+    """LatestOnly in the browser: a complete drawing (the pen lifted) held
+    while one waits for its answer goes before the newest held after it; a
+    newer complete one replaces it and everything held before; still only
+    one is on its way at a time."""
+    with open_page(browser, viewport=LAPTOP) as page:
+        page.goto(game_server.url + "/practice/")
+        result = page.evaluate(LATEST_ONLY_STEPS)
+        assert page.js_errors == []
+    steps = dict(result["steps"])
+    assert steps["a sent"] == ["a: pen down"]
+    assert steps["b held, a waits"] == ["a: pen down"]
+    assert steps["c held after b"] == ["a: pen down"]
+    assert steps["a answered"] == ["a: pen down", "b: pen lifted"]
+    assert steps["b answered"] == ["a: pen down", "b: pen lifted", "c: pen down again"]
+    assert steps["d-g held, c waits"] == steps["b answered"]
+    assert steps["c answered"][3:] == ["g: lifted again"]
+    assert steps["h, i dropped"] == steps["c answered"]
+    assert steps["k forced"][4:] == ["k"]
+    assert result["pending"] is False  # "j" was held before "k": "k" has it

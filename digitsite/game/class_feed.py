@@ -3,10 +3,9 @@
 Each PlayerSession (digitsite.game.session) has a ClassFeed; outside a class
 room it does nothing. In a class room:
 
-- a student's scored drawings go to the teacher as `class_drawing`, at most
-  classroom.LIVE_UPDATES_PER_SECOND a second, the newest waiting for its
-  turn; they are drawn from the guesses the session computes anyway, so the
-  projector costs no model work;
+- a student's scored drawings go to the teacher as `class_drawing`
+  (digitsite.game.live_feed, which ordinary rooms use for their live
+  canvases too);
 - the teacher's connection joins a channel group of its own, the only one
   those drawings are sent to, and on hearing a round's end (or the game's)
   reads the class's results from the database and sends them to its client
@@ -17,7 +16,7 @@ room it does nothing. In a class room:
 
 import logging
 
-from digitsite.game import class_reports, classroom, clock, protocol
+from digitsite.game import class_reports, classroom
 from digitsite.game.database import db
 from digitsite.game.rules import GameError
 
@@ -29,11 +28,6 @@ class ClassFeed:
         self.session = session
         self.classroom = False
         self.teacher = False
-        self.throttle = classroom.LiveThrottle()
-        # The newest scored drawing not yet sent to the teacher, and the task
-        # that sends it when the throttle allows.
-        self.pending = None
-        self.flush_task = None
 
     # -- joining -------------------------------------------------------------
 
@@ -58,46 +52,6 @@ class ClassFeed:
         if self.teacher:
             raise GameError("not_drawing", "the teacher of a class does not draw; "
                                            "students draw on their own devices")
-
-    # -- a student's live drawings ------------------------------------------------
-
-    async def scored(self, round_number, drawing, prediction, target_probability, *,
-                     reached, kept):
-        """A drawing of this student's was scored (and `kept` for the round)."""
-        if not self.classroom or self.teacher or not kept:
-            return
-        digit = int(prediction.digit)
-        self.pending = protocol.message(
-            "class_drawing", round=round_number, player=self.session.player_id,
-            drawing=drawing, digit=digit, probability=float(prediction.probabilities[digit]),
-            target_probability=float(target_probability), reached=bool(reached))
-        wait = self.throttle.wait(clock.monotonic())
-        if self.flush_task is not None and not self.flush_task.done():
-            return  # the waiting send takes this newer drawing
-        if wait <= 0:
-            await self._flush()
-        else:
-            self.flush_task = self.session.spawn(self._flush_after(wait))
-
-    async def _flush_after(self, seconds):
-        await clock.sleep(seconds)
-        await self._flush()
-
-    async def _flush(self):
-        message, self.pending = self.pending, None
-        if message is None:
-            return
-        room = self.session.view.room
-        if room is not None and room["round"] != message["round"]:
-            return  # a drawing of a round that is over: the projector moved on
-        # Simplified only when it goes: drawings replaced meanwhile cost nothing.
-        message["drawing"] = classroom.simplify_drawing(message["drawing"])
-        self.throttle.sent(clock.monotonic())
-        try:
-            await self.session.transport.send_to_teacher(message)
-        except Exception:  # a lost live drawing is replaced by the next one
-            logger.warning("room %s: a live drawing for the teacher was lost",
-                           self.session.code, exc_info=True)
 
     # -- the teacher's reports ------------------------------------------------
 

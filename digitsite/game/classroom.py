@@ -22,6 +22,8 @@ import math
 from digitsite.game.rules import GameError
 
 # -- the live drawings on the projector ----------------------------------------
+# (and, with the same bounds, on the live canvases of an ordinary room:
+# digitsite.game.live_feed)
 
 # Each student's drawing goes to the projector at most this often; the newest
 # drawing waits for its turn, so the projector always ends on the latest one.
@@ -44,6 +46,12 @@ LIVE_MAX_BYTES = 2_300
 def live_bandwidth(students):
     """The most bytes a second the projector receives of live drawings."""
     return students * LIVE_UPDATES_PER_SECOND * LIVE_MAX_BYTES
+
+
+def room_live_bandwidth(players):
+    """The most bytes a second one player of an ordinary room of `players`
+    receives of the others' live drawings (`live_drawing`, the same bounds)."""
+    return max(players - 1, 0) * LIVE_UPDATES_PER_SECOND * LIVE_MAX_BYTES
 
 
 # The pause between a class's rounds: time to look at the results, the
@@ -143,11 +151,18 @@ def visible_to(message, player_id, *, teacher):
     if teacher:
         return message
     kind = message.get("type")
-    if kind in TEACHER_MESSAGES:
+    if kind in TEACHER_MESSAGES or kind == "live_drawing":
+        # An ordinary room's live drawings never go out in a class; held
+        # here too, so no path can send one to a student.
         return None
     if kind == "round_end":
         return {**message, "results": [r for r in message["results"]
                                        if r["player"] == player_id]}
+    if kind == "gallery":
+        # Read for the student alone already (digitsite.game.gallery); held
+        # here too, so no path can send them a classmate's drawing.
+        return {**message, "drawings": [d for d in message["drawings"]
+                                        if d["player"] == player_id]}
     return message
 
 

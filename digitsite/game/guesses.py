@@ -22,18 +22,24 @@ from digitsite.game.rounds import GRACE, after_change, closes_at
 from digitsite.game.rules import GameError
 
 
-def _progress_updates(prediction, p_target, drawing, input_bytes):
-    return {
+def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up):
+    updates = {
         "drawing": drawing,
         "input_image": bytes(input_bytes),
         "prediction": prediction.digit,
         "probabilities": [float(p) for p in prediction.probabilities],
         "model_version": prediction.version or "",
         "target_probability": p_target,
-        "best_target_probability": Greatest(
-            "best_target_probability", Value(p_target, output_field=FloatField())),
         "guesses": F("guesses") + 1,
     }
+    if pen_up:
+        # The best of the round counts finished drawings only: mid-stroke
+        # readings jump (39 of 150 digits drawn through the page passed
+        # "at least 90% a 1" on the way), and the results would show a
+        # "best" the player never drew.
+        updates["best_target_probability"] = Greatest(
+            "best_target_probability", Value(p_target, output_field=FloatField()))
+    return updates
 
 
 def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
@@ -61,7 +67,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             target=target, finished=False,
             room__code=code, room__state=Room.State.PLAYING, room__game_id=game_id,
             room__round=round_number, room__ends_at__gt=at - GRACE, **below,
-        ).update(**_progress_updates(prediction, p_target, drawing, input_bytes)):
+        ).update(**_progress_updates(prediction, p_target, drawing, input_bytes, pen_up=pen_up)):
             return True, []
     with transaction.atomic():
         room = lock_room(code)
@@ -69,7 +75,8 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         def late():
             return received_at is not None and _record_late(
                 room, player_id, game_id, round_number, drawing=drawing,
-                input_bytes=input_bytes, prediction=prediction, received_at=received_at)
+                input_bytes=input_bytes, prediction=prediction, received_at=received_at,
+                pen_up=pen_up)
 
         if (room.state != Room.State.PLAYING or room.game_id != game_id
                 or room.round != round_number or at >= closes_at(room)):
@@ -83,7 +90,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         )
         p_target = float(prediction.probabilities[room.target])
         reached = pen_up and p_target >= room.target_confidence
-        updates = _progress_updates(prediction, p_target, drawing, input_bytes)
+        updates = _progress_updates(prediction, p_target, drawing, input_bytes, pen_up=pen_up)
         if reached:
             updates["reached_at"] = at
         if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(**updates):
@@ -98,7 +105,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
 
 
 def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
-                 received_at):
+                 received_at, pen_up):
     """Keep a drawing that reached the server before the player's round ended
     but was written after, when the round kept no drawing for the player.
 
@@ -122,7 +129,7 @@ def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes
         # one now would leave it in the table for good.
         return False
     updates = _progress_updates(prediction, float(prediction.probabilities[progress.target]),
-                                drawing, input_bytes)
+                                drawing, input_bytes, pen_up=pen_up)
     if not RoundProgress.objects.filter(pk=progress.pk, drawing__isnull=True,
                                         drawing_deleted=False).update(**updates):
         return False

@@ -43,6 +43,8 @@ JOIN_TIMEOUT = 30.0
 MAX_TOKEN_LENGTH = 200
 # The longest player id a `kick` is looked up by (longer ones are cut).
 MAX_PLAYER_ID_LENGTH = 64
+# The longest game id a `correct` may name (the server's are 32 characters).
+MAX_GAME_ID_LENGTH = 64
 
 # -- close codes --------------------------------------------------------------
 
@@ -108,6 +110,11 @@ def _speaks_our_protocol(version):
                                                 f"{PROTOCOL_VERSION}, not {version}")
 
 
+def _a_digit(value):
+    if not 0 <= value <= 9:
+        raise GameError("bad_message", f"'digit' must be a digit from 0 to 9, got {value}")
+
+
 def _optional(name, kind, **options):
     return Field(name, kind, required=False, **options)
 
@@ -135,6 +142,10 @@ CLIENT_MESSAGES = {
     "draw": (Field("round", "integer"), Field("drawing", "object"),
              _optional("seq", "integer"), _optional("pen_up", "boolean")),
     "done": (Field("round", "integer"),),
+    # After a round: "this was wrong, it was a `digit`" about the player's own
+    # kept drawing of that round of that game (once per drawing).
+    "correct": (Field("game", "string", max_length=MAX_GAME_ID_LENGTH), Field("round", "integer"),
+                Field("digit", "integer", check=_a_digit)),
     "opt_out": (Field("value", "boolean"),),
     "leave": (),
     "ping": (),
@@ -180,6 +191,16 @@ SHAPES = {
     "class_wrong": (Field("player", "string"), Field("name", "string"),
                     Field("digit", "integer"), Field("probability", "number", null=True),
                     Field("drawing", "object", null=True)),
+    # One drawing of the end-of-game gallery: what the model saw (`input`,
+    # null when nothing is kept of it), its reading, and the player's own
+    # correction of it (`correction`, null until they make one).
+    "gallery_drawing": (Field("player", "string"), Field("name", "string"),
+                        Field("round", "integer"), Field("target", "integer"),
+                        Field("input", "string", null=True), Field("digit", "integer", null=True),
+                        Field("probability", "number", null=True),
+                        Field("target_probability", "number"),
+                        Field("drawing_deleted", "boolean"), Field("kept", "boolean"),
+                        Field("correction", "integer", null=True)),
     # One of a class's kept drawings, in "what your class taught the model".
     "class_sample": (Field("label", "integer"), Field("prediction", "integer"),
                      Field("drawing", "object")),
@@ -211,6 +232,11 @@ SERVER_MESSAGES = {
                   Field("server_time", "integer"), Field("results", "list", shape="result")),
     "game_over": (Field("game", "string"), Field("rounds", "integer"), Field("rule", "string"),
                   Field("leaderboard", "list", shape="rank")),
+    # After `game_over`: every drawing of the game (a class's student: their own).
+    "gallery": (Field("game", "string"), Field("rounds", "integer"),
+                Field("drawings", "list", shape="gallery_drawing")),
+    # The answer to `correct`: the correction is recorded for the reviewers.
+    "corrected": (Field("game", "string"), Field("round", "integer"), Field("digit", "integer")),
     "pong": (Field("server_time", "integer"),),
     # To a class's teacher only (digitsite.game.classroom): a student's
     # drawing as they draw, with the model's guess of it...
@@ -218,6 +244,12 @@ SERVER_MESSAGES = {
                       Field("drawing", "object"), Field("digit", "integer"),
                       Field("probability", "number"), Field("target_probability", "number"),
                       Field("reached", "boolean")),
+    # In an ordinary room, to every other player: a player's drawing as they
+    # draw, with the model's guess of it (the same fields, bounds and pace).
+    "live_drawing": (Field("round", "integer"), Field("player", "string"),
+                     Field("drawing", "object"), Field("digit", "integer"),
+                     Field("probability", "number"), Field("target_probability", "number"),
+                     Field("reached", "boolean")),
     # ...the class's results after each round, with the confusion matrix of
     # the game so far...
     "class_round": (Field("game", "string"), Field("round", "integer"),
@@ -404,6 +436,10 @@ def draw(round_number, drawing, seq=None, *, pen_up=None, room=None):
 
 def done(round_number, *, room=None):
     return client_message("done", round=round_number, room=room)
+
+
+def correct(game, round_number, digit, *, room=None):
+    return client_message("correct", game=game, round=round_number, digit=digit, room=room)
 
 
 def opt_out(value, *, room=None):

@@ -4,8 +4,12 @@ round (digitsite.game.guesses) and answered with a `guess`.
 
 Only the newest drawing waiting is scored, and only it is checked in full: a
 fast sender cannot queue work or make the server parse drawings nobody will
-look at. (The points a round earns are counted when it ends,
-digitsite.game.finishing.)
+look at. One exception: the newest drawing sent with the pen up keeps its
+place ahead of newer ones sent with the pen down. Only a pen-up drawing can
+reach the target, so dropping it for the next stroke's first points would
+lose the moment the digit was finished. At most two drawings wait, then:
+the newest pen-up one and the newest of all, scored in that order. (The
+points a round earns are counted when it ends, digitsite.game.finishing.)
 """
 
 import asyncio
@@ -45,17 +49,33 @@ class DrawingScorer:
 
     def __init__(self, session):
         self.session = session
-        # The newest drawing waiting: (raw, seq, game, round, target,
-        # received_at, pen_up).
+        # The drawings waiting, each (raw, seq, game, round, target,
+        # received_at, pen_up): the newest sent with the pen up, and a newer
+        # one sent with the pen down after it.
+        self.pending_pen_up = None
         self.pending = None
         self.task = None
 
     def submit(self, raw, seq, game, round_number, target, received_at, *, pen_up=False):
-        """Score this drawing next, in place of any still waiting. Only a
-        drawing with the pen up (`pen_up`) can reach the target."""
-        self.pending = (raw, seq, game, round_number, target, received_at, pen_up)
+        """Score this drawing next, in place of any still waiting, except that
+        a drawing with the pen up (`pen_up`, the only kind that can reach the
+        target) is replaced only by a newer one with the pen up."""
+        item = (raw, seq, game, round_number, target, received_at, pen_up)
+        if pen_up:
+            # Newer than anything waiting, and itself complete: it replaces both.
+            self.pending_pen_up, self.pending = item, None
+        else:
+            self.pending = item
         if self.task is None or self.task.done():
             self.task = self.session.spawn(self._score_pending())
+
+    def _next(self):
+        """The drawing to score next (None: none waits), in the order sent."""
+        if self.pending_pen_up is not None:
+            item, self.pending_pen_up = self.pending_pen_up, None
+        else:
+            item, self.pending = self.pending, None
+        return item
 
     async def drain(self, timeout=10.0):
         """Wait until the drawing in hand (if any) is scored and written."""
@@ -66,8 +86,7 @@ class DrawingScorer:
         from recognizer.inference import ModelUnavailable
 
         session = self.session
-        while self.pending is not None:
-            item, self.pending = self.pending, None
+        while (item := self._next()) is not None:
             try:
                 # Shielded: a drawing being recorded is recorded even if the
                 # socket closes meanwhile.
@@ -124,7 +143,8 @@ class DrawingScorer:
             kept=kept,
             model=prediction.version,
         ))
-        # In a class room, the teacher's projector shows it too (throttled).
-        await session.feed.scored(round_number, drawing_json, prediction, p_target,
+        # The others see it live, throttled: a class's teacher, or in an
+        # ordinary room every other player (digitsite.game.live_feed).
+        await session.live.scored(round_number, drawing_json, prediction, p_target,
                                   reached=reached, kept=kept)
         await session.broadcast_all(events)

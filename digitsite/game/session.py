@@ -11,8 +11,11 @@ Channels consumer in production). Beside it, each with an idea of its own:
 - `scoring`: the client's drawings, recognised and answered with guesses;
 - `timers`: the room's deadlines, the seat's heartbeat, rejoin windows, and
   catching the client up when a broadcast went missing;
-- `class_feed`: in a class room, the teacher's projector feed, and what a
-  student may not be sent.
+- `live_feed`: the player's drawings, shown live to the others (a class's
+  teacher; in an ordinary room, every other player);
+- `class_feed`: in a class room, the teacher's reports, and what a student
+  may not be sent;
+- `gallery`: after the game, its drawings, and a player's correction of one.
 
 Broadcasts come back through `on_event`, so everything a client learns about
 the room, from this process or another, goes the same way.
@@ -21,10 +24,11 @@ the room, from this process or another, goes the same way.
 import asyncio
 import logging
 
-from digitsite.game import clock, guesses, protocol, rooms, rounds, seats
+from digitsite.game import clock, gallery, guesses, protocol, rooms, rounds, seats
 from digitsite.game.class_feed import ClassFeed
 from digitsite.game.codes import normalise_code
 from digitsite.game.database import db, patiently
+from digitsite.game.live_feed import LiveFeed
 from digitsite.game.message_rate import MessageRate, Refusal
 from digitsite.game.protocol import (
     CLOSE_FLOOD,
@@ -64,6 +68,7 @@ class PlayerSession:
         self.scorer = DrawingScorer(self)
         self.timers = RoomTimers(self)
         self.feed = ClassFeed(self)
+        self.live = LiveFeed(self)
         self.join_timer = None
         self.tasks = set()
 
@@ -250,6 +255,7 @@ class PlayerSession:
         self.player_id = result.seat.player_id
         # Before any broadcast can reach this client: what it may be sent.
         await self.feed.joined(self.player_id, result.events[0])
+        self.live.joined(result.events[0], teacher=self.feed.teacher)
         if self.join_timer is not None:
             self.join_timer.cancel()
         await self.transport.subscribe(self.code)
@@ -284,7 +290,7 @@ class PlayerSession:
         self._learn_room(snapshot)
         for message in result.catch_up:
             await self.send(message)
-            await self.feed.heard(message)
+            await self._heard(message)
 
     async def on_start(self, fields):
         await self.broadcast_all(await db(rounds.start_game)(self.code, self.player_id,
@@ -332,6 +338,10 @@ class PlayerSession:
         self.view.finished = True
         await self.broadcast_all(events)
 
+    async def on_correct(self, fields):
+        await self.send(await db(gallery.correct)(self.code, self.player_id, fields["game"],
+                                                  fields["round"], fields["digit"]))
+
     async def on_opt_out(self, fields):
         await self.broadcast_all(await db(seats.set_opt_out)(self.player_id, fields["value"]))
 
@@ -348,8 +358,27 @@ class PlayerSession:
         if self.player_id is None or self.closed:
             return
         self._set_timers(*self.view.hear(message, self.player_id))
+        if not self.live.wanted(message):
+            return
         await self.send(message)
+        await self._heard(message)
+
+    async def _heard(self, message):
+        """A message went to the client: what follows it for this connection
+        alone (a class's reports; after the game, its gallery)."""
         await self.feed.heard(message)
+        if message["type"] == "game_over":
+            # Read per connection: in a class a student sees only their own.
+            self.spawn(self._send_gallery(message["game"]))
+
+    async def _send_gallery(self, game_id):
+        try:
+            found = await db(gallery.gallery_message)(self.code, game_id, self.player_id)
+        except Exception:  # the game is over either way; the gallery is an extra
+            logger.exception("room %s: the game's gallery could not be read", self.code)
+            return
+        if found is not None:
+            await self.send(found)
 
     def _learn_room(self, snapshot):
         self._set_timers(*self.view.learn(snapshot, self.player_id))

@@ -3,7 +3,8 @@
 The game stores each player's drawing of a round (store.py); staff review
 (review.py, the admin in admin.py with its list filters in list_filters.py
 and its review queue in review_queue.py), look at small pictures of them
-(thumbnails.py) and export them for training (exports.py). The drawings
+(thumbnails.py) and export them for training (exports.py). A player's own
+word on a drawing after the game is kept for them (corrections.py). The drawings
 themselves are recognizer.models.Drawing.
 
 This package is imported while Django loads its apps, so it imports no

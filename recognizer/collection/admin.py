@@ -34,6 +34,7 @@ from recognizer.collection.list_filters import (
     DiffersFilter,
     EndingFilter,
     LabelFilter,
+    PlayerLabelFilter,
     PredictionFilter,
 )
 from recognizer.collection.review_queue import ReviewQueueViews
@@ -98,8 +99,8 @@ class DrawingAdmin(ReviewQueueViews, RefuseForbiddenActionsMixin, admin.ModelAdm
     )
     list_display_links = ("id", "drawing_thumb")
     list_filter = (
-        "status", LabelFilter, PredictionFilter, DiffersFilter, ConfidenceFilter,
-        EndingFilter, "model_version", "created",
+        "status", LabelFilter, PredictionFilter, DiffersFilter, PlayerLabelFilter,
+        ConfidenceFilter, EndingFilter, "model_version", "created",
     )
     search_fields = ("player_name", "player_id", "room_code")
     list_select_related = ("model_version",)
@@ -114,7 +115,8 @@ class DrawingAdmin(ReviewQueueViews, RefuseForbiddenActionsMixin, admin.ModelAdm
     fieldsets = (
         ("Drawing", {"fields": ("replay", "input_large", "label_display", "prediction_display",
                                 "confidence_display", "probabilities_display")}),
-        ("Review", {"fields": ("status", "reviewed_by", "reviewed_at")}),
+        ("Review", {"fields": ("status", "reviewed_by", "reviewed_at", "player_label",
+                               "player_label_at")}),
         ("Origin", {"fields": ("player_name", "player_id", "user", "room_code", "game_id",
                                "round_number", "ending", "source", "created",
                                "model_version")}),
@@ -185,10 +187,16 @@ class DrawingAdmin(ReviewQueueViews, RefuseForbiddenActionsMixin, admin.ModelAdm
     @admin.display(description="label", ordering="label")
     def label_display(self, obj):
         original = getattr(obj, "original_label", obj.label)
+        shown = obj.label
         if original != obj.label:
-            return format_html('{} <span class="was-label" title="relabelled">(was {})</span>',
-                               obj.label, original)
-        return obj.label
+            shown = format_html('{} <span class="was-label" title="relabelled">(was {})</span>',
+                                obj.label, original)
+        if obj.player_label is not None:
+            # The player's own word after the game, for the reviewer to weigh.
+            shown = format_html('{} <span class="player-label" title="the player says this '
+                                'drawing is a {}">(player says {})</span>', shown,
+                                obj.player_label, obj.player_label)
+        return shown
 
     @admin.display(description="prediction", ordering="prediction")
     def prediction_display(self, obj):

@@ -57,6 +57,27 @@ class DiffersFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PlayerLabelFilter(admin.SimpleListFilter):
+    """Drawings whose player said which digit they are after the game
+    (Drawing.player_label), and those where that is not the label."""
+
+    title = "player's correction"
+    parameter_name = "player_says"
+
+    def lookups(self, request, model_admin):
+        return [("any", "The player said"), ("differs", "The player says another digit"),
+                ("none", "No word from the player")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "any":
+            return queryset.filter(player_label__isnull=False)
+        if self.value() == "differs":
+            return queryset.filter(player_label__isnull=False).exclude(label=F("player_label"))
+        if self.value() == "none":
+            return queryset.filter(player_label__isnull=True)
+        return queryset
+
+
 # (parameter value, title, lower bound inclusive, upper bound exclusive)
 CONFIDENCE_BUCKETS = [
     ("lt50", "below 50%", None, 0.5),

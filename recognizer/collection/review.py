@@ -187,6 +187,7 @@ def card(drawing):
         "label": drawing.label,
         "prediction": drawing.prediction,
         "confidence": round(drawing.confidence, 4),
+        "player_label": drawing.player_label,
         "status": drawing.status,
         "player": drawing.player_name,
         "room": drawing.room_code,

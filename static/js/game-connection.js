@@ -6,7 +6,10 @@
 // browser, and a tab opened after the last one closed, finds it and takes
 // the same seat back (the server also knows the browser by its session). A
 // tab whose seat another tab took is closed with 4011 and stays closed, so
-// two tabs never take the seat from each other in turn.
+// two tabs never take the seat from each other in turn. Old entries are
+// dropped as a room page opens (seat-tokens.js).
+
+import {pruneTokens, readToken, storeToken} from "./seat-tokens.js";
 
 export const PROTOCOL = 1;
 
@@ -50,7 +53,6 @@ export class GameConnection {
     this.optOut = optOut;
     this.onMessage = onMessage;
     this.onState = onState;
-    this.tokenKey = `digit-game-seat:${code}`;
     this.ws = null;
     this.attempt = 0;
     this.retryTimer = null;
@@ -65,6 +67,7 @@ export class GameConnection {
     this.pingSentAt = null;
     this.state = "idle";
 
+    pruneTokens({keep: code});
     window.addEventListener("online", () => this.retryNow());
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) this.retryNow();
@@ -73,20 +76,11 @@ export class GameConnection {
 
   // Read each time, not cached: another tab may have stored a newer one.
   get token() {
-    try {
-      return localStorage.getItem(this.tokenKey);
-    } catch {
-      return null;
-    }
+    return readToken(this.code);
   }
 
   set token(value) {
-    try {
-      if (value) localStorage.setItem(this.tokenKey, value);
-      else localStorage.removeItem(this.tokenKey);
-    } catch {
-      // Storage disabled: the server still knows the browser by its session.
-    }
+    storeToken(this.code, value);
   }
 
   serverNow() {

@@ -4,7 +4,10 @@
 // policy (latest-only.js): at most one drawing waits for its guess, so a busy
 // server gets fewer, newer drawings instead of a queue of stale ones, and
 // answers sooner. Each drawing says whether the pen is up (`pen_up`): only a
-// drawing whose last stroke is complete can reach the target.
+// drawing whose last stroke is complete can reach the target. So the drawing
+// as it was when a stroke ended is held as complete: if a guess is still on
+// its way then, it goes when the guess comes back, even when the next stroke
+// has begun meanwhile (the drawing held after it goes next).
 
 import {throttle} from "./drawing-pad.js";
 import {canDraw} from "./game-state.js";
@@ -15,8 +18,9 @@ export class DrawingSender {
     this.pad = pad;
     this.connection = connection;
     this.game = game;
-    // The drawing is read when the message goes out, so it is always the latest.
-    this.latest = new LatestOnly(() => this._sendLatest(), {
+    // The drawing is read when the message goes out, so it is always the
+    // latest; a complete one is read when its stroke ends ({drawing}).
+    this.latest = new LatestOnly((complete) => this._sendLatest(complete), {
       answerTimeoutMs,
       resume: () => this.throttled(),
     });
@@ -25,7 +29,8 @@ export class DrawingSender {
 
   /** The pad changed: the drawing goes out soon (`now`: at once, a stroke ended). */
   changed({now = false} = {}) {
-    this.latest.hold();
+    if (now && !this.pad.penDown) this.latest.holdComplete({drawing: this.pad.drawing});
+    else this.latest.hold();
     this.throttled();
     if (now) this.throttled.flush();
   }
@@ -50,21 +55,26 @@ export class DrawingSender {
   /** Seated again after a lost connection: a drawing made while offline gets its guess now. */
   rejoined() {
     this.latest.stopWaiting();
+    // The pad as it is now goes; a stroke's end held from before is in it.
+    this.latest.drop();
     if (canDraw(this.game) && !this.pad.isEmpty()) this.changed();
   }
 
   /** The finished drawing goes out even while an older one waits for its guess. */
   sendFinal() {
     this.throttled.cancel();
+    // The pad as it is now, not a stroke's end held before it.
+    if (!this.pad.isEmpty()) this.latest.holdComplete();
     this.latest.send({force: true});
   }
 
-  _sendLatest() {
+  _sendLatest(complete = null) {
     const {game, pad} = this;
-    if (!canDraw(game) || pad.isEmpty()) return false;
+    if (!canDraw(game) || (complete === null && pad.isEmpty())) return false;
     // Read together: the drawing as it is and whether its last stroke is complete.
-    const drawing = pad.drawing;
-    const penUp = !pad.penDown;
+    // A copy of the complete one: it is shifted below, and held again if it cannot go.
+    const drawing = complete ? structuredClone(complete.drawing) : pad.drawing;
+    const penUp = complete ? true : !pad.penDown;
     // Point times count from the round's start, as the protocol asks.
     const shift = game.roundStartLocal !== null && pad.startedAt !== null
       ? Math.max(0, pad.startedAt - game.roundStartLocal) : 0;

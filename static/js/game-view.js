@@ -50,6 +50,8 @@ export class RoomView {
       myName: $("[data-my-name]"),
       leave: $("[data-leave]"),
       copyLink: $("[data-copy-link]"),
+      sound: $("[data-sound]"),
+      countdown: $("[data-countdown]"),
       shareUrl: $("[data-share-url]"),
       settings: $("[data-room-settings]"),
       settingsSeconds: $("[data-settings-seconds]"),

@@ -4,10 +4,15 @@
 // the page knows is kept in game-state.js, shown by game-view.js and
 // game-results.js, and the drawings go out through game-drawings.js.
 
+import {ClassGrid} from "./class-grid.js";
+import {Countdown} from "./game-countdown.js";
 import {bindPadControls, DrawingPad} from "./drawing-pad.js";
 import {DrawingSender} from "./game-drawings.js";
+import {Gallery} from "./game-gallery.js";
 import {GameConnection, REPLACED_CLOSES} from "./game-connection.js";
 import {canDraw, createGame, enterRound, isStarted, takeGuess, takeSnapshot} from "./game-state.js";
+import {shareLabel, shareLink} from "./game-share.js";
+import {Sounds} from "./game-sounds.js";
 import {RoomView} from "./game-view.js";
 import {percent} from "./percent.js";
 
@@ -49,6 +54,16 @@ ui.optOut.addEventListener("change", () => {
   say(ui.optOut.checked ? "Your drawings will not be kept." : "Your drawings will be kept to train the model.");
 });
 
+// Sounds: off until turned on, then remembered (game-sounds.js).
+const sounds = new Sounds();
+ui.sound.checked = sounds.enabled;
+ui.sound.addEventListener("change", () => sounds.setEnabled(ui.sound.checked));
+// The last seconds of my round beep once a second: the second last beeped.
+let hurriedAt = null;
+const HURRY_SECONDS = 5;
+
+const countdown = new Countdown(ui.countdown);
+
 // -- the canvas ---------------------------------------------------------------
 
 const pad = new DrawingPad(root.querySelector("[data-pad]"), {
@@ -88,6 +103,15 @@ const connection = new GameConnection({
 const drawings = new DrawingSender({
   pad, connection, game, everyMs: DRAW_EVERY_MS, answerTimeoutMs: ANSWER_TIMEOUT_MS,
 });
+
+// The other players drawing, live (`live_drawing`; not in solo rooms and classes).
+const liveSection = document.querySelector("[data-live-others]");
+const others = liveSection
+  ? new ClassGrid(liveSection.querySelector("[data-live-grid]"), liveSection.querySelector("[data-live-empty]"))
+  : null;
+
+const gallery = new Gallery(document.querySelector("[data-gallery]"),
+  (gameId, round, digit) => connection.send({type: "correct", game: gameId, round, digit}));
 
 function showConnection(change) {
   view.showConnection(change);
@@ -149,9 +173,14 @@ const handlers = {
     drawings.answered(message.seq);
     if (!takeGuess(game, message)) return;
     view.showGuess(message.digit, message.probabilities, message.target_probability, game.target);
+    if (message.reached) sounds.play("success");
     if (message.reached) finishMine(`Recognised! The model is ${percent(message.target_probability)} sure.`);
   },
+  live_drawing(message) {
+    if (message.round === game.round) others?.update(message, game.target);
+  },
   player_finished(message) {
+    if (message.round === game.round) others?.finished(message);
     if (message.player === game.me?.id && message.round === game.round) {
       const why = FINISHED[message.reason] || "Your round is over.";
       finishMine(`${why} +${message.points} points`);
@@ -164,6 +193,12 @@ const handlers = {
   game_over(message) {
     view.showGameOver(message, game.me?.id);
   },
+  gallery(message) {
+    gallery.show(message, game.me?.id);
+  },
+  corrected(message) {
+    gallery.corrected(message);
+  },
   error(message) {
     if (message.for === "join" && NAME_ERRORS.includes(message.code)) {
       connection.stop(message.message || message.code);
@@ -171,6 +206,10 @@ const handlers = {
       return;
     }
     if (message.for === "draw") drawings.answered(null);
+    if (message.for === "correct") {
+      gallery.refused(message.message || message.code);
+      return;
+    }
     // A draw after the round ended is expected now and then; nothing to show.
     if (["not_playing", "wrong_round", "already_finished"].includes(message.code)
       && message.for === "draw") return;
@@ -209,6 +248,11 @@ function applyRoom(room) {
     ui.done.disabled = true;
   }
 
+  if (others) {
+    const seated = room.players.filter((p) => p.id !== game.me?.id && !p.gone);
+    others.showStudents(seated);
+    liveSection.hidden = false;
+  }
   view.showRoom(room, game, me, {
     onKick: (player) => connection.send({type: "kick", player}),
     started: previous?.state !== room.state && room.state === "playing",
@@ -227,6 +271,11 @@ function startRound(message) {
   drawings.reset();
   pad.clear();
   pad.setEnabled(true);
+  if (message.round === 1) gallery.hide();
+  others?.reset();
+  hurriedAt = null;
+  countdown.go();
+  sounds.play("start");
   view.showRoundStart(message);
 }
 
@@ -249,6 +298,7 @@ function finishMine(text) {
 
 function endRound(message) {
   game.lastRoundEnd = message;
+  others?.ended(message.results, message.target);
   game.finished = true;
   drawings.reset();
   pad.setEnabled(false);
@@ -260,7 +310,17 @@ function endRound(message) {
 // -- the clock ----------------------------------------------------------------
 
 function tick() {
-  view.showClock(game, connection.serverNow());
+  const now = connection.serverNow();
+  view.showClock(game, now);
+  const state = game.room?.state;
+  countdown.update(state === "results" && game.endsAt ? game.endsAt - now : null);
+  if (state === "playing" && game.endsAt && canDraw(game)) {
+    const second = Math.ceil((game.endsAt - now) / 1000);
+    if (second > 0 && second <= HURRY_SECONDS && second !== hurriedAt) {
+      hurriedAt = second;
+      sounds.play("hurry");
+    }
+  }
 }
 setInterval(tick, 100);
 
@@ -286,13 +346,12 @@ ui.leave.addEventListener("click", () => {
     location.href = config.homeUrl;
   }, 1500);
 });
+// The phone's share sheet where there is one, else the link is copied.
+ui.copyLink.textContent = shareLabel();
 ui.copyLink.addEventListener("click", async () => {
-  try {
-    await navigator.clipboard.writeText(ui.shareUrl.value);
-    ui.copyLink.textContent = "Copied";
-  } catch {
-    ui.shareUrl.select();
-  }
+  const done = await shareLink(ui.shareUrl.value, `Draw the digit with me: room ${config.code}`);
+  if (done === "copied") ui.copyLink.textContent = "Copied";
+  if (done === "failed") ui.shareUrl.select();
 });
 
 view.showNoGuess();
@@ -300,4 +359,4 @@ tick();
 connection.connect();
 
 // A handle for the browser console (and the end-to-end test) to look inside.
-window.digitGame = {connection, pad, state: game, drawings};
+window.digitGame = {connection, pad, state: game, drawings, gallery, others, sounds, countdown};

@@ -11,11 +11,19 @@
  *
  *   const latest = new LatestOnly(send, {answerTimeoutMs, resume});
  *   latest.hold(...args);  // the newest drawing: it goes with the next send()
+ *   latest.holdComplete(...args); // a finished drawing: newer ones do not replace it
  *   latest.send();         // it goes now, unless one waits for its answer
  *   latest.answered(id);   // the answer came: the newest, if any, goes next
  *
  * send(...args) puts a drawing on its way and returns its id (a number that
  * grows, or nothing), or false when it could not go: it then stays the newest.
+ *
+ * A complete drawing (the game's: the pen lifted, the only kind that can
+ * reach the target) is not superseded by the next stroke's first points: it
+ * goes first, then the newest held after it. Without this, a pen lifted
+ * while a guess was on its way and put down again before it came back was
+ * never scored with the pen up. Still at most one drawing waits for its
+ * answer, and at most two are held: the newest complete one, and the newest.
  */
 export class LatestOnly {
   constructor(send, {answerTimeoutMs = Infinity, resume = null} = {}) {
@@ -24,13 +32,14 @@ export class LatestOnly {
     this._answerTimeoutMs = answerTimeoutMs;
     // How the newest drawing goes once the answer came: at once unless told.
     this._resume = resume || (() => this.send());
-    this._newest = null; // {args} of the drawing not sent yet
+    this._complete = null; // {args} of the newest complete drawing not sent yet
+    this._newest = null; // {args} of the newest drawing not sent yet, held after it
     this._waiting = null; // {id, since} of the drawing waiting for its answer
   }
 
   /** Whether a drawing is held to go next. */
   get pending() {
-    return this._newest !== null;
+    return this._complete !== null || this._newest !== null;
   }
 
   /** Whether a drawing on its way holds the next one back. */
@@ -43,15 +52,25 @@ export class LatestOnly {
     this._newest = {args};
   }
 
-  /** Send the newest drawing unless one waits for its answer (`force`: even then). */
-  send({force = false} = {}) {
-    if (this._newest === null) return;
-    if (this.waiting && !force) return; // goes out when the answer comes back
-    const newest = this._newest;
+  /** Hold a complete drawing: it replaces every drawing held before it, and no later hold() replaces it. */
+  holdComplete(...args) {
+    this._complete = {args};
     this._newest = null;
-    const id = this._send(...newest.args);
+  }
+
+  /**
+   * Send the next drawing held (the complete one first) unless one waits for
+   * its answer (`force`: even then).
+   */
+  send({force = false} = {}) {
+    if (!this.pending) return;
+    if (this.waiting && !force) return; // goes out when the answer comes back
+    const slot = this._complete !== null ? "_complete" : "_newest";
+    const next = this[slot];
+    this[slot] = null;
+    const id = this._send(...next.args);
     if (id === false) {
-      if (this._newest === null) this._newest = newest;
+      if (this[slot] === null) this[slot] = next;
       return;
     }
     this._waiting = {id, since: performance.now()};
@@ -64,11 +83,12 @@ export class LatestOnly {
   answered(id = null) {
     if (this._waiting === null || (id != null && id < this._waiting.id)) return;
     this._waiting = null;
-    if (this._newest !== null) this._resume();
+    if (this.pending) this._resume();
   }
 
-  /** Forget the drawing held to go next. */
+  /** Forget the drawings held to go next. */
   drop() {
+    this._complete = null;
     this._newest = null;
   }
 

@@ -78,6 +78,7 @@ function cardElement(data) {
       <span class="rq-card__prediction${differs ? " differs" : ""}" title="prediction">${data.prediction}</span>
       <span class="rq-card__confidence">${percent(data.confidence)}</span>
     </p>
+    ${Number.isInteger(data.player_label) ? `<p class="rq-card__player-label">The player says it is a ${data.player_label}</p>` : ""}
     <p class="rq-card__who"></p>
     <p class="rq-card__state" aria-live="polite"></p>
     <div class="rq-card__buttons">
