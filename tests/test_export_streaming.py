@@ -41,7 +41,8 @@ def old_collect(queryset):
               .annotate(original_label=Coalesce(first_label, "label")).order_by("id")
               .values("id", "label", "original_label", "prediction", "confidence", "status",
                       "player_id", "player_name", "room_code", "game_id", "round_number",
-                      "model_version__version", "created", "ending", "input_image"))
+                      "model_version__version", "created", "ending", "player_label",
+                      "input_image"))
     ids, images, labels, rows = [], [], [], []
     for row in values:
         data = bytes(row.pop("input_image") or b"")
@@ -94,7 +95,9 @@ def old_exports(queryset):
            "confidences": np.asarray([r["confidence"] for r in rows], dtype=np.float32),
            "statuses": strings("status"), "player_ids": strings("player_id"),
            "room_codes": strings("room_code"), "model_versions": strings("model_version"),
-           "endings": strings("ending")}
+           "endings": strings("ending"),
+           "player_labels": np.asarray([-1 if r["player_label"] is None else r["player_label"]
+                                        for r in rows], dtype=np.int8)}
     return {"csv": csv_bytes, "idx": idx, "npz": npz}
 
 
@@ -114,6 +117,7 @@ def make_drawings():
                 for n in range(30)]
     review.relabel(Drawing.objects.filter(pk=drawings[3].pk), 8)
     Drawing.objects.filter(pk=drawings[5].pk).update(input_image=b"\x00" * 10)
+    Drawing.objects.filter(pk=drawings[7].pk).update(player_label=1)  # "it was a 1"
     return drawings
 
 
@@ -177,3 +181,17 @@ def test_csv_chunks_are_bounded_whatever_the_number_of_rows(db, tiny_buffers):
     longest_row = max(len(line) for line in b"".join(chunks).split(b"\r\n"))
     assert len(chunks) > 10
     assert all(len(chunk) <= 1000 + longest_row + 2 for chunk in chunks)
+
+
+def test_the_exports_carry_what_a_player_said_their_drawing_was(client, django_user_model):
+    drawings = make_drawings()
+    client.force_login(staff_user(django_user_model, "max", "Model managers"))
+    npz_content = b"".join(client.post(reverse(CHANGELIST), action_data("npz", drawings)))
+    arrays = np.load(io.BytesIO(npz_content), allow_pickle=False)
+    said = dict(zip(arrays["ids"].tolist(), arrays["player_labels"].tolist(), strict=True))
+    assert said[drawings[7].pk] == 1
+    assert {label for pk, label in said.items() if pk != drawings[7].pk} == {-1}
+    csv_content = b"".join(client.post(reverse(CHANGELIST), action_data("csv", drawings)))
+    rows = list(csv.DictReader(io.StringIO(csv_content.decode())))
+    by_id = {int(row["id"]): row["player_label"] for row in rows}
+    assert by_id[drawings[7].pk] == "1" and by_id[drawings[8].pk] == ""

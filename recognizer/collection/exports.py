@@ -52,7 +52,7 @@ INDEX_NAME = "drawings-index.csv"
 META_COLUMNS = [
     "id", "label", "original_label", "prediction", "confidence", "status", "player_id",
     "player_name", "room_code", "game_id", "round_number", "model_version", "created",
-    "ending",
+    "ending", "player_label",
 ]
 NPZ_STRING_COLUMNS = {"statuses": "status", "player_ids": "player_id",
                       "room_codes": "room_code", "model_versions": "model_version",
@@ -101,7 +101,7 @@ def _values(queryset):
         .values(
             "id", "label", "original_label", "prediction", "confidence", "status", "player_id",
             "player_name", "room_code", "game_id", "round_number", "model_version__version",
-            "created", "ending", "input_image",
+            "created", "ending", "player_label", "input_image",
         )
     )
 
@@ -117,6 +117,11 @@ def _rows(queryset, skipped):
         row["created"] = row["created"].isoformat() if row["created"] else ""
         row["confidence"] = round(float(row["confidence"]), 6)
         yield row, data
+
+
+# A drawing its player did not correct has no player label: -1 in the NPZ
+# (its labels are unsigned bytes, so the column is signed), "" in CSV.
+NO_PLAYER_LABEL = -1
 
 
 def survey(queryset):
@@ -231,6 +236,7 @@ def npz(queryset, output):
     skipped = []
     ids, confidences = array("q"), array("f")
     labels, originals, predictions = bytearray(), bytearray(), bytearray()
+    player_labels = array("b")
     # Strings of a column, length-prefixed UTF-8, and the longest in characters.
     strings = {name: [_spool(), 1] for name in NPZ_STRING_COLUMNS}
     try:
@@ -242,6 +248,8 @@ def npz(queryset, output):
                 originals.append(row["original_label"])
                 predictions.append(row["prediction"])
                 confidences.append(row["confidence"])
+                player_label = row["player_label"]
+                player_labels.append(NO_PLAYER_LABEL if player_label is None else player_label)
                 for name, column in NPZ_STRING_COLUMNS.items():
                     text = str(row[column])
                     encoded = text.encode("utf-8")
@@ -262,6 +270,7 @@ def npz(queryset, output):
                 small("original_labels", originals, np.uint8)
                 small("predictions", predictions, np.uint8)
                 small("confidences", confidences, np.float32)
+                small("player_labels", player_labels, np.int8)
                 for name, (spooled, longest) in strings.items():
                     with archive.open(f"{name}.npy", "w", force_zip64=True) as entry:
                         entry.write(_npy_header(f"<U{longest}", (count,)))
