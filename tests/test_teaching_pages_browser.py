@@ -1,0 +1,130 @@
+"""The lessons on a phone and from the keyboard, in headless Chromium against
+a real Daphne server serving the shipped model.
+
+On a 360x740 touch screen the drawing pad scrolls away with the page: a chip
+with the drawing and the guess floats at the foot of the screen and a tap
+brings the pad back; the 14x14 and 7x7 maps are laid out in fewer columns so
+that each map is at least 30 CSS pixels across. On a desktop the map grids
+and the dense layer take the focus, the arrow keys choose a map and Enter
+opens its arithmetic.
+"""
+
+import pytest
+
+from recognizer.teaching import share
+from tests.live import LiveServer, open_page
+from tests.support import SEVEN
+from tests.test_teaching_browser import wait_for_answer
+from tests.test_teaching_lab_browser import wait_for_neuron
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "has_touch": True}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, mnist_dir):
+    """A server with MNIST and the shipped model (migrations register it)."""
+    live = LiveServer(tmp_path_factory.mktemp("teaching-pages"), env={
+        "MNIST_DATA_DIR": str(mnist_dir),
+        "TEACHING_MNIST_LIMIT": "2000",
+    })
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def phone(browser):
+    with open_page(browser, **PHONE) as page:
+        yield page
+
+
+def overflow(page):
+    """How far the page is wider than the screen (CSS pixels; 0 when it fits)."""
+    return page.evaluate("document.documentElement.scrollWidth - innerWidth")
+
+
+def shown_tile_width(page, name):
+    """CSS pixels across one map of stage `name` as the canvas is shown."""
+    return page.eval_on_selector(f'[data-maps="{name}"]', """c => {
+        const tile = Number(c.dataset.tile.split('x')[0]);
+        return c.getBoundingClientRect().width * tile / c.width; }""")
+
+
+def test_on_a_phone_the_guess_follows_the_layers_and_the_maps_are_readable(server, phone):
+    page = phone
+    page.goto(f"{server.url}/learn/how-it-works/?d={share.encode(SEVEN)}")
+    root = "[data-explorer]"
+    wait_for_answer(page, root, 0)
+    guess = page.text_content("[data-guess-digit]")
+    chip = page.locator("[data-guess-chip]")
+    assert chip.is_hidden()  # the pad is on screen
+
+    for name in ("pool1", "conv3", "conv4", "pool2"):
+        page.locator(f'[data-step="{name}"]').scroll_into_view_if_needed()
+        page.wait_for_function(
+            "(name) => document.querySelector(`[data-maps=\"${name}\"]`).dataset.tile", arg=name,
+            timeout=30_000)
+        # 16 columns made a 14x14 map 19 CSS pixels across here, a 7x7 one 18.
+        assert shown_tile_width(page, name) >= 30, name
+        assert int(page.get_attribute(f'[data-maps="{name}"]', "data-columns")) <= 8
+    assert overflow(page) <= 0
+    chip.wait_for(state="visible")
+    assert page.text_content("[data-chip-digit]") == guess
+    assert guess in chip.get_attribute("aria-label")
+    # The chip shows the drawing too: its canvas has ink.
+    assert chip.locator("canvas").evaluate("""c => {
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""") > 20
+    box = chip.bounding_box()
+    assert box["y"] + box["height"] <= 740 and box["x"] + box["width"] <= 360
+
+    # A tap goes back to the pad, which takes the focus; the chip goes.
+    chip.tap()
+    page.wait_for_function("""() => { const r = document.querySelector('.pad-frame')
+        .getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight; }""",
+                           timeout=10_000)
+    chip.wait_for(state="hidden")
+    assert page.evaluate("document.activeElement.matches('.explorer__pad')")
+    assert page.js_errors == []
+
+
+def test_the_map_grids_answer_the_keyboard(server, page):
+    page.goto(f"{server.url}/learn/how-it-works/?d={share.encode(SEVEN)}")
+    wait_for_answer(page, "[data-explorer]", 0)
+    page.locator('[data-step="conv3"]').scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('[data-maps=\"conv3\"]').dataset.tile",
+                           timeout=30_000)
+    assert page.get_attribute('[data-maps="conv3"]', "data-columns") == "16"
+    assert page.get_attribute('[data-maps="conv3"]', "tabindex") == "0"
+    page.focus('[data-maps="conv3"]')
+    for key in ("ArrowRight", "ArrowRight", "ArrowDown", "ArrowUp", "ArrowDown", "ArrowLeft"):
+        page.keyboard.press(key)
+    # Right, right, down, up, down, left: map 17 (index 16 + 2 - 1).
+    assert "Map 18 of 64 chosen" in page.text_content('[data-facts="conv3"]')
+    assert "Map 18 of 64 chosen" in page.get_attribute('[data-maps="conv3"]', "aria-label")
+    page.keyboard.press("Enter")
+    answers = wait_for_neuron(page, 0)
+    panel = page.locator("[data-neuron]")
+    place = [panel.get_attribute(f"data-{key}") for key in ("layer", "map", "y", "x")]
+    assert place == ["conv3", "17", "7", "7"]
+    # The focus is on the enlarged map, whose arrows move the position.
+    assert page.evaluate("document.activeElement.matches('[data-neuron-map]')")
+    page.keyboard.press("ArrowLeft")
+    wait_for_neuron(page, answers)
+    assert panel.get_attribute("data-x") == "6"
+
+    # The dense layer likewise: a neuron chosen with the arrows, Enter for its sum.
+    page.locator('[data-step="dense"]').scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('[data-dense]').dataset.drawing",
+                           timeout=30_000)
+    page.focus("[data-dense]")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowRight")
+    assert "Neuron 18 of 128 chosen" in page.text_content('[data-facts="dense"]')
+    answers = int(panel.get_attribute("data-answers"))
+    page.keyboard.press(" ")
+    wait_for_neuron(page, answers)
+    assert (panel.get_attribute("data-layer"), panel.get_attribute("data-map")) == ("dense", "17")
+    assert page.js_errors == []
