@@ -7,7 +7,15 @@ brings the pad back; the 14x14 and 7x7 maps are laid out in fewer columns so
 that each map is at least 30 CSS pixels across. On a desktop the map grids
 and the dense layer take the focus, the arrow keys choose a map and Enter
 opens its arithmetic.
+
+Every lesson, the home page and a game room are shot full-page at 1280x800
+and 360x740 into SCREENSHOTS_DIR (a temporary folder unless set; see
+docs/teaching.md), each checked to be no wider than its screen.
 """
+
+import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +28,36 @@ from tests.test_teaching_lab_browser import wait_for_neuron
 pytestmark = pytest.mark.browser
 
 PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 800}}
+SEVEN_CODE = share.encode(SEVEN)
+# Each page, and what shows it is ready: lessons 1 and 2 with a drawing
+# (their answer drawn), the others once loaded.
+LESSONS = [
+    ("learn", "/learn/", None),
+    ("how-it-works", f"/learn/how-it-works/?d={SEVEN_CODE}", "[data-explorer]"),
+    ("attention", f"/learn/attention/?d={SEVEN_CODE}", "[data-attention]"),
+    ("model", "/learn/model/", None),
+    ("data", "/learn/data/?digit=4", None),
+]
+
+
+@pytest.fixture(scope="module")
+def screenshots_dir(tmp_path_factory):
+    """SCREENSHOTS_DIR if set (made if need be), else a folder removed with pytest's
+    temporary ones."""
+    chosen = os.environ.get("SCREENSHOTS_DIR")
+    if not chosen:
+        return tmp_path_factory.mktemp("screenshots")
+    path = Path(chosen)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def show(page, url, ready):
+    page.goto(url)
+    if ready:
+        wait_for_answer(page, ready, 0)
+    page.wait_for_load_state("networkidle")
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +166,30 @@ def test_the_map_grids_answer_the_keyboard(server, page):
     wait_for_neuron(page, answers)
     assert (panel.get_attribute("data-layer"), panel.get_attribute("data-map")) == ("dense", "17")
     assert page.js_errors == []
+
+
+@pytest.mark.parametrize(("size", "options"), [("1280x800", DESKTOP), ("360x740", PHONE)])
+def test_every_page_fits_its_screen_and_is_shot(server, browser, screenshots_dir, size, options):
+    code = server.create_room("Host")
+    with open_page(browser, **options) as page:
+        page.goto(server.url + "/")
+        assert overflow(page) <= 0, "home"
+        page.screenshot(path=str(screenshots_dir / f"home-{size}.png"), full_page=True)
+        for name, path, ready in LESSONS:
+            show(page, server.url + path, ready)
+            # scrollWidth - innerWidth: what a reader would have to scroll sideways.
+            assert overflow(page) <= 0, name
+            page.screenshot(path=str(screenshots_dir / f"{name}-{size}.png"), full_page=True)
+        # The game room, seated under a name as a player would be.
+        page.goto(server.url + "/")
+        page.fill("#id_name", "Grace")
+        page.click("form[action='/name/'] button[type=submit]")
+        page.wait_for_selector("[data-display-name]")
+        page.goto(f"{server.url}/room/{code}/")
+        page.wait_for_selector("[data-room][data-connection-state='connected']", timeout=30_000)
+        assert overflow(page) <= 0, "room"
+        page.screenshot(path=str(screenshots_dir / f"room-{size}.png"), full_page=True)
+        assert page.js_errors == [] and page.console_errors == []
+    files = sorted(p.name for p in screenshots_dir.glob(f"*-{size}.png"))
+    assert len(files) == len(LESSONS) + 2
+    assert all(re.fullmatch(rf"[a-z-]+-{size}\.png", f) for f in files)
