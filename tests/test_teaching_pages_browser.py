@@ -11,6 +11,10 @@ opens its arithmetic.
 Every lesson, the home page and a game room are shot full-page at 1280x800
 and 360x740 into SCREENSHOTS_DIR (a temporary folder unless set; see
 docs/teaching.md), each checked to be no wider than its screen.
+
+axe-core (vendored in tests/vendor/axe-core, version and licence in
+tests/vendor/README.md) is injected into every lesson, at both sizes, and
+must find no "serious" or "critical" violation of its WCAG 2 A/AA rules.
 """
 
 import os
@@ -27,6 +31,8 @@ from tests.test_teaching_lab_browser import wait_for_neuron
 
 pytestmark = pytest.mark.browser
 
+VENDOR = Path(__file__).parent / "vendor"
+AXE_VERSION = "4.14.1"
 PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 SEVEN_CODE = share.encode(SEVEN)
@@ -193,3 +199,40 @@ def test_every_page_fits_its_screen_and_is_shot(server, browser, screenshots_dir
     files = sorted(p.name for p in screenshots_dir.glob(f"*-{size}.png"))
     assert len(files) == len(LESSONS) + 2
     assert all(re.fullmatch(rf"[a-z-]+-{size}\.png", f) for f in files)
+
+
+def axe_violations(page):
+    """axe-core's serious and critical violations on the page as it stands:
+    [(rule, impact, [targets...]), ...]."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        # Added as a script element's text, which the Content-Security-Policy
+        # would refuse; evaluated instead, as the browser's console would.
+        page.evaluate((VENDOR / "axe-core" / "axe.min.js").read_text())
+    assert page.evaluate("axe.version") == AXE_VERSION
+    result = page.evaluate("""() => axe.run(document, {
+        runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+        resultTypes: ['violations'],
+    })""")
+    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:5])
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize(("size", "options"), [("1280x800", DESKTOP), ("360x740", PHONE)])
+def test_no_serious_accessibility_violations_on_the_lessons(server, browser, size, options):
+    found = {}
+    with open_page(browser, **options) as page:
+        for name, path, ready in LESSONS:
+            show(page, server.url + path, ready)
+            found[name] = axe_violations(page)
+        # Lesson 1 with the arithmetic panel open, from the keyboard.
+        show(page, server.url + LESSONS[1][1], LESSONS[1][2])
+        page.locator('[data-step="conv1"]').scroll_into_view_if_needed()
+        page.wait_for_function(
+            "() => document.querySelector('[data-maps=\"conv1\"]').dataset.tile", timeout=30_000)
+        page.focus('[data-maps="conv1"]')
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelector('[data-neuron]').dataset.state"
+                               " === 'ready'", timeout=30_000)
+        found["how-it-works, arithmetic open"] = axe_violations(page)
+        assert page.js_errors == []
+    assert {name: v for name, v in found.items() if v} == {}
