@@ -236,3 +236,22 @@ def test_no_serious_accessibility_violations_on_the_lessons(server, browser, siz
         found["how-it-works, arithmetic open"] = axe_violations(page)
         assert page.js_errors == []
     assert {name: v for name, v in found.items() if v} == {}
+
+
+@pytest.mark.parametrize(("example", "pair"), [("1or7", (1, 7)), ("4or9", (4, 9)),
+                                               ("3or5", (3, 5))])
+def test_the_hard_cases_are_read_two_ways(server, page, example, pair):
+    """Each hard case on lesson 1: its two digits are the model's first two,
+    the second with at least 15% (they were drawn at 65/35, 65/28 and 54/45)."""
+    page.goto(server.url + "/learn/how-it-works/")
+    page.click(f'[data-example="{example}"]')
+    wait_for_answer(page, "[data-explorer]", 0)
+    page.wait_for_function("() => location.search.includes('d=')")
+    shown = [float(v) for v in page.eval_on_selector_all(
+        '[data-step="probabilities"] [data-probabilities] li',
+        "items => items.map(item => item.dataset.probability)")]
+    ranked = sorted(range(10), key=lambda d: -shown[d])
+    assert set(ranked[:2]) == set(pair)
+    assert shown[ranked[1]] >= 0.15
+    assert page.text_content("[data-guess-digit]") == str(ranked[0])
+    assert page.js_errors == []
