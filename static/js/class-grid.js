@@ -5,6 +5,7 @@
 // frame at most, only those that changed.
 
 import {renderDrawing} from "./drawing-pad.js";
+import {pointExplainLink} from "./explain-link.js";
 import {h} from "./game-ui.js";
 import {percent} from "./percent.js";
 
@@ -49,10 +50,12 @@ export class ClassGrid {
     const name = h("span", {class: "class-tile__name"});
     const guess = h("span", {class: "class-tile__guess", dataset: {guess: ""}});
     const state = h("span", {class: "class-tile__state"});
+    const explain = h("a", {class: "explain-link", target: "_blank", rel: "noopener",
+      hidden: true, dataset: {explain: ""}}, "Explain this drawing");
     const item = h("li", {class: "class-tile", dataset: {player: student.id, live: "false"}},
-      canvas, h("div", {class: "class-tile__text"}, name, guess, state));
+      canvas, h("div", {class: "class-tile__text"}, name, guess, state, explain));
     this.list.append(item);
-    const tile = {item, canvas, name, guess, state, drawing: null};
+    const tile = {item, canvas, name, guess, state, explain, drawing: null};
     this.tiles.set(student.id, tile);
     return tile;
   }
@@ -65,6 +68,7 @@ export class ClassGrid {
       tile.item.classList.remove("is-finished", "is-right", "is-wrong");
       tile.guess.textContent = "";
       tile.state.textContent = "";
+      tile.explain.hidden = true;
       tile.canvas.getContext("2d").clearRect(0, 0, tile.canvas.width, tile.canvas.height);
     }
   }
@@ -87,7 +91,12 @@ export class ClassGrid {
     this.frame = null;
     for (const id of this.dirty) {
       const tile = this.tiles.get(id);
-      if (tile?.drawing) renderDrawing(tile.canvas, tile.drawing);
+      if (!tile?.drawing) continue;
+      renderDrawing(tile.canvas, tile.drawing);
+      // Once a frame at most, like the painting: the link follows the drawing.
+      pointExplainLink(tile.explain, tile.drawing);
+      tile.explain.setAttribute("aria-label",
+        `Explain ${tile.name.textContent}'s drawing in lesson 1 (opens in a new tab)`);
     }
     this.dirty.clear();
   }

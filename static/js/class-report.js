@@ -5,6 +5,7 @@
 
 import {withArticle} from "./article.js";
 import {renderDrawing} from "./drawing-pad.js";
+import {explainLink} from "./explain-link.js";
 import {h} from "./game-ui.js";
 import {percent} from "./percent.js";
 
@@ -43,7 +44,9 @@ function showWrong(ui, wrong, target) {
       h("div", {class: "class-tile__text"},
         h("span", {class: "class-tile__name"}, item.name),
         h("span", {class: "class-tile__guess"},
-          `read as ${item.digit}${item.probability === null ? "" : ` (${percent(item.probability)})`}`)));
+          `read as ${item.digit}${item.probability === null ? "" : ` (${percent(item.probability)})`}`),
+        item.drawing ? explainLink(item.drawing, "Explain this drawing",
+          `Explain ${item.name}'s drawing in lesson 1 (opens in a new tab)`) : null));
   }));
   ui.noWrong.hidden = wrong.length > 0;
   paintLater(paint);
@@ -77,8 +80,11 @@ export function showSummary(ui, message) {
     const canvas = h("canvas", {class: "class-sample__drawing", role: "img",
       "aria-label": `a ${sample.label}, read as ${sample.prediction}`});
     paint.push([canvas, sample.drawing]);
+    // The whole sample is the link: a 3.5rem thumbnail has no room for words.
+    const link = explainLink(sample.drawing, canvas,
+      `Explain this drawing (a ${sample.label}, read as ${sample.prediction}) in lesson 1`);
     return h("li", {class: sample.label === sample.prediction ? "class-sample" : "class-sample is-wrong",
-      title: `asked ${sample.label}, read as ${sample.prediction}`}, canvas);
+      title: `asked ${sample.label}, read as ${sample.prediction}`}, link || canvas);
   }));
   paintLater(paint);
   ui.learnLink.href = message.learn_url;

@@ -3,6 +3,7 @@
 // (docs/protocol.md). The final standings are game-standings.js.
 
 import {renderDrawing} from "./drawing-pad.js";
+import {explainLink} from "./explain-link.js";
 import {h} from "./game-ui.js";
 import {percent} from "./percent.js";
 
@@ -62,5 +63,10 @@ function resultCard(result, target, myId) {
         h("span", {class: "muted"}, `${percent(result.target_probability)} for ${target}`)),
       h("div", {class: "result__line muted small"},
         h("span", {}, (REASONS[result.reason] || (() => result.reason))(result)),
-        h("span", {}, `total ${result.score}`))));
+        h("span", {}, `total ${result.score}`)),
+      // The player's own drawing, followed through the network in lesson 1.
+      result.player === myId && result.drawing
+        ? explainLink(result.drawing, "Explain my drawing →",
+          "Explain my drawing: how the model read it, layer by layer (opens in a new tab)")
+        : null));
 }

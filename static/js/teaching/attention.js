@@ -9,6 +9,7 @@ import {
   inkColour, lessonPad, openShown, paintValues, postJSON, renderBars, setFacts, settle,
   settledAnswer,
 } from "./common.js";
+import {guessChip} from "./guess-chip.js";
 
 // Occlusion means 196 forward passes: ask less often than "How it works" does.
 const THROTTLE_MS = 300;
@@ -321,6 +322,7 @@ function paintLegend() {
 }
 
 paintLegend();
+guessChip(root);
 reset();
 openShown(root, pad, {request, ask: chosenTarget, sample,
   askSample: () => request({input: sample.input}, chosenTarget())});

@@ -353,6 +353,21 @@ export const EXAMPLES = {
     arc(150, 105, 58, 48, -160, 90),
     arc(150, 195, 65, 55, -90, 160),
   ]},
+  // Hard cases, each read two ways by the shipped model (its probabilities
+  // when they were drawn: a teacher asks the class which they see first).
+  // A 1 with a long flat flag: 1 at 65%, 7 at 35%.
+  "1or7": {width: 300, height: 300, strokes: [line([[130, 58], [170, 55], [150, 250]])]},
+  // A 4 whose top is closed but for a gap: 4 at 65%, 9 at 28%.
+  "4or9": {width: 300, height: 300, strokes: [
+    line([[130, 60], [115, 150], [200, 150]]),
+    line([[190, 60], [190, 250]]),
+    line([[150, 60], [190, 60]]),
+  ]},
+  // A 3 whose top stroke turns back like a 5's: 3 at 54%, 5 at 45%.
+  "3or5": {width: 300, height: 300, strokes: [
+    line([[100, 60], [200, 60], [148, 75.6], [120, 140]]),
+    arc(150, 195, 65, 55, -120, 160),
+  ]},
   // A 4 whose top is open, for lesson 2's experiment; CLOSING_STROKE closes it.
   // With the shipped model closing it took 9 from 0.03% to 36%.
   open4: {width: 300, height: 300, strokes: [

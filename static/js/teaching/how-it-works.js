@@ -10,19 +10,30 @@ import {
   announce, decodeMaps, describe, inflateImage, inkColour, lessonPad, openShown, paintValues,
   postJSON, renderBars, sequentialColour, setFacts, settledAnswer,
 } from "./common.js";
+import {gridKeys} from "./grid-keys.js";
+import {guessChip} from "./guess-chip.js";
 import {neuronInspector, paintFilters} from "./neuron.js";
 import {renderPreprocessing, renderReadyInput, renderStrokes} from "./preprocessing-steps.js";
 
-// How the feature maps are tiled: columns of tiles and screen pixels per value.
+// How the feature maps are tiled: columns of tiles and screen pixels per value,
+// and the columns on a narrow screen. A canvas is shrunk to its card's width
+// (about 300 CSS pixels on a 360-pixel phone): 16 columns of 14x14 maps were
+// 717 pixels wide, so a map came out 19 pixels across (1.3 a value); 8
+// columns make it 38, and a 7x7 map 35 instead of 18. conv1 keeps its 8
+// columns on every screen, so that its filters stay beside their maps.
 const MAP_LAYOUT = {
-  conv1: {columns: 8, cell: 2},
-  conv2: {columns: 8, cell: 2},
-  pool1: {columns: 8, cell: 4},
-  conv3: {columns: 16, cell: 3},
-  conv4: {columns: 16, cell: 3},
-  pool2: {columns: 16, cell: 5},
+  conv1: {columns: 8, narrow: 8, cell: 2},
+  conv2: {columns: 8, narrow: 8, cell: 2},
+  pool1: {columns: 8, narrow: 6, cell: 4},
+  conv3: {columns: 16, narrow: 8, cell: 3},
+  conv4: {columns: 16, narrow: 8, cell: 3},
+  pool2: {columns: 16, narrow: 8, cell: 5},
 };
+const NARROW = matchMedia("(max-width: 640px)");
 const TILE_GAP = 3;
+// The outline of the tile chosen with the keyboard (orange, like the chosen
+// position in the enlarged map; it reads on the blue maps and on paper).
+const CHOSEN_COLOUR = "#e66101";
 // The dense layer's 128 neurons: columns of squares, screen pixels per square.
 const DENSE_COLUMNS = 16;
 const DENSE_CELL = 20;
@@ -192,8 +203,14 @@ function renderMaps(names) {
   }
 }
 
-function paintTiles(target, stage, {columns, cell}) {
+function columnsOf(name) {
+  return NARROW.matches ? MAP_LAYOUT[name].narrow : MAP_LAYOUT[name].columns;
+}
+
+function paintTiles(target, stage, {cell}) {
   const {maps, width, height} = stage;
+  const name = target.dataset.maps;
+  const columns = columnsOf(name);
   const rows = Math.ceil(maps.length / columns);
   const tileW = width * cell;
   const tileH = height * cell;
@@ -213,6 +230,17 @@ function paintTiles(target, stage, {columns, cell}) {
   target.dataset.columns = String(columns);
   target.dataset.drawing = String(drawings);
   target.dataset.tile = `${tileW}x${tileH}`;
+  const chosen = mapKeys[name]?.chosen();
+  if (chosen !== null && chosen !== undefined) {
+    outline(ctx, (chosen % columns) * (tileW + TILE_GAP), Math.floor(chosen / columns) * (tileH + TILE_GAP),
+      tileW, tileH);
+  }
+}
+
+function outline(ctx, x, y, width, height) {
+  ctx.strokeStyle = CHOSEN_COLOUR;
+  ctx.lineWidth = 3;
+  ctx.strokeRect(x + 1.5, y + 1.5, width - 3, height - 3);
 }
 
 function renderDense() {
@@ -232,6 +260,8 @@ function renderDense() {
     ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
     ctx.fillRect((i % columns) * cell + 1, Math.floor(i / columns) * cell + 1, cell - 2, cell - 2);
   });
+  const chosen = denseKeys.chosen();
+  if (chosen !== null) outline(ctx, (chosen % columns) * cell, Math.floor(chosen / columns) * cell, cell, cell);
   const active = values.filter((v) => v > 0).length;
   const facts = `${active} of ${values.length} neurons are active (above zero) for ` +
     `this drawing; the strongest reaches ${peak.toFixed(2)}.`;
@@ -268,8 +298,9 @@ root.querySelector('[data-image="input"]').addEventListener("mousemove", (event)
 function tileAt(event, name) {
   const stage = last?.maps[name];
   if (!stage) return null;
-  const {columns, cell} = MAP_LAYOUT[name];
+  const {cell} = MAP_LAYOUT[name];
   const target = event.currentTarget;
+  const columns = Number(target.dataset.columns);
   const rect = target.getBoundingClientRect();
   const x = ((event.clientX - rect.left) / rect.width) * target.width;
   const y = ((event.clientY - rect.top) / rect.height) * target.height;
@@ -282,6 +313,8 @@ function tileAt(event, name) {
   return {stage, index, row, col};
 }
 
+const mapKeys = {};
+
 for (const name of Object.keys(MAP_LAYOUT)) {
   const tiles = root.querySelector(`[data-maps="${name}"]`);
   tiles.addEventListener("mousemove", (event) => {
@@ -291,6 +324,29 @@ for (const name of Object.keys(MAP_LAYOUT)) {
     setFacts(root, name, `Map ${at.index + 1} of ${at.stage.channels}: strongest response ` +
       `${peak.toFixed(2)}. Row ${at.row + 1}, column ${at.col + 1}: ` +
       `${at.stage.maps[at.index][at.row * at.stage.width + at.col].toFixed(2)}. Click for its arithmetic.`);
+  });
+  // The keyboard: arrow keys choose a map, Enter opens its arithmetic at its
+  // middle, and the focus moves to the enlarged map, whose arrow keys move
+  // the position from there.
+  mapKeys[name] = gridKeys(tiles, {
+    count: () => last?.maps[name]?.maps.length ?? 0,
+    columns: () => columnsOf(name),
+    onChoose(index) {
+      const stage = last?.maps[name];
+      if (!stage) return;
+      paintTiles(tiles, stage, MAP_LAYOUT[name]);
+      if (index === null) return;
+      const words = `Map ${index + 1} of ${stage.channels} chosen: strongest response ` +
+        `${Math.max(0, stage.max[index]).toFixed(2)}. Enter shows its arithmetic.`;
+      setFacts(root, name, words);
+      describe(tiles, words);
+    },
+    onOpen(index) {
+      const stage = last.maps[name];
+      inspector.open({layer: name, map: index, y: Math.floor(stage.height / 2),
+        x: Math.floor(stage.width / 2)}, stepCard(name));
+      root.querySelector("[data-neuron-map]").focus();
+    },
   });
   // A click picks the map and the position under the pointer; the panel's
   // enlarged map then picks other positions.
@@ -311,7 +367,28 @@ const inspector = neuronInspector({
   getStage: (layer) => last?.maps[layer] ?? null,
 });
 
-root.querySelector("[data-dense]").addEventListener("click", (event) => {
+const denseCanvas = root.querySelector("[data-dense]");
+const denseKeys = gridKeys(denseCanvas, {
+  count: () => last?.maps.dense?.maps[0].length ?? 0,
+  columns: () => DENSE_COLUMNS,
+  onChoose(index) {
+    if (!last?.maps.dense) return;
+    renderDense();
+    if (index === null) return;
+    const words = `Neuron ${index + 1} of ${last.maps.dense.maps[0].length} chosen: ` +
+      `${last.maps.dense.maps[0][index].toFixed(2)}. Enter shows its arithmetic.`;
+    setFacts(root, "dense", words);
+    describe(denseCanvas, words);
+  },
+  onOpen: (index) => inspector.open({layer: "dense", map: index}, stepCard("dense")),
+});
+
+// A narrower or wider screen: the maps take their columns again.
+NARROW.addEventListener("change", () => {
+  if (last) renderMaps(Object.keys(last.maps));
+});
+
+denseCanvas.addEventListener("click", (event) => {
   if (!last?.maps.dense) return;
   const target = event.currentTarget;
   const rect = target.getBoundingClientRect();
@@ -347,6 +424,7 @@ if (filtersScript && filtersCanvas) {
   });
 }
 
+guessChip(root);
 reset();
 const sampleScript = document.getElementById("mnist-sample");
 const sample = sampleScript ? JSON.parse(sampleScript.textContent) : null;
