@@ -36,16 +36,19 @@ export function showScores(body, rows) {
   }));
 }
 
-/** A sentence saying what the numbers mean, for the page and its live region. */
-export function verdict(result, {replay = true} = {}) {
+/**
+ * A sentence saying what the numbers mean, for the page and its live region;
+ * `copy` names the taught copy ("Your copy", "The class's copy").
+ */
+export function verdict(result, {replay = true, copy = "Your copy"} = {}) {
   const held = result.held_out;
   const mnist = result.mnist;
   const parts = [];
   if (held) {
     parts.push(held.after > held.before + SAME
-      ? `Your copy reads ${percent(held.after)} of the held-out drawings right, up from ${percent(held.before)}.`
+      ? `${copy} reads ${percent(held.after)} of the held-out drawings right, up from ${percent(held.before)}.`
       : held.after < held.before - SAME
-        ? `Your copy reads fewer held-out drawings right: ${percent(held.after)}, down from ${percent(held.before)}.`
+        ? `${copy} reads fewer held-out drawings right: ${percent(held.after)}, down from ${percent(held.before)}.`
         : `On the held-out drawings nothing changed: ${percent(held.after)}.`);
   }
   if (mnist) {
