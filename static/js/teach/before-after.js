@@ -31,8 +31,8 @@ export function showScores(body, rows) {
       h("th", {scope: "row"}, label,
         h("span", {class: "muted small teach-scores__note"}, note(score.count))),
       h("td", {class: "teach-scores__value"}, percent(score.before)),
-      h("td", {class: "teach-scores__value teach-scores__after"}, percent(score.after)),
-      h("td", {class: `teach-scores__change is-${trend}`}, change(score.before, score.after)));
+      h("td", {class: "teach-scores__value teach-scores__after"}, percent(score.after),
+        h("span", {class: `teach-scores__change is-${trend}`}, change(score.before, score.after))));
   }));
 }
 

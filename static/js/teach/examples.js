@@ -101,7 +101,7 @@ export class Examples {
     const right = digit === item.label;
     item.element.dataset.reading = String(digit);
     item.element.classList.toggle("is-misread", !right);
-    item.caption.textContent = `read ${digit} (${percent(probabilities[digit])})`;
+    item.caption.replaceChildren(h("span", {}, `read ${digit}`), h("span", {}, percent(probabilities[digit])));
     item.canvas.setAttribute("aria-label", `Example ${number}: your ${item.label};`
       + ` the site's model reads it as ${digit}, ${percent(probabilities[digit])} sure`
       + `${right ? "" : ", wrong"}.`);

@@ -31,7 +31,7 @@ const OPT_OUT_KEY = "digit-teach-opt-out";
 const ui = {
   digits: [...root.querySelectorAll("input[name=digit]")],
   suggestions: [...root.querySelectorAll("[data-suggest]")],
-  hint: $("[data-hint]"),
+  hint: $("[data-hint-text]"),
   digitNames: root.querySelectorAll("[data-digit-name]"),
   pad: $("[data-pad]"),
   add: $("[data-add]"),
