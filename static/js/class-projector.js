@@ -50,6 +50,7 @@ const ui = {
 const grid = new ClassGrid($("[data-class-grid]"), $("[data-grid-empty]"));
 // After a game, the teacher may teach the class's copy from its drawings.
 const teach = classTeach($("[data-class-teach]"));
+ui.exclusions = teach.exclusions;
 const state = {me: null, room: config.snapshot, target: null, round: 0, endsAt: null,
   seconds: config.snapshot.settings.seconds, shownAt: 0};
 
@@ -88,6 +89,8 @@ function applyRoom(room) {
 }
 
 function startRound(message) {
+  // A new game: the drawings left out belonged to the last one.
+  if (message.round === 1) teach.exclusions.clear();
   state.round = message.round;
   state.target = message.target;
   state.endsAt = message.ends_at;

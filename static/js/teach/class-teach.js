@@ -8,7 +8,47 @@ import {apiUrls, requestJSON} from "./api.js";
 import {showScores, verdict} from "./before-after.js";
 import {JobWatcher, milestone, progressOf} from "./job.js";
 
-/** Wire the panel `section`; the returned show(visible) shows or hides it. */
+/**
+ * The drawings the teacher left out of teaching, by player and round (the
+ * class job's "exclude"); `onChange(count)` follows them. At most 400 (the
+ * server's bound on a class job's list, a class game's most drawings).
+ */
+export class Exclusions {
+  constructor(onChange = () => {}, max = 400) {
+    this.onChange = onChange;
+    this.max = max;
+    this._keys = new Map();
+  }
+
+  get size() {
+    return this._keys.size;
+  }
+
+  has(player, round) {
+    return this._keys.has(`${round}:${player}`);
+  }
+
+  toggle(player, round) {
+    const key = `${round}:${player}`;
+    if (this._keys.has(key)) this._keys.delete(key);
+    else if (this._keys.size < this.max) this._keys.set(key, {player, round});
+    this.onChange(this.size);
+  }
+
+  clear() {
+    this._keys.clear();
+    this.onChange(0);
+  }
+
+  list() {
+    return [...this._keys.values()];
+  }
+}
+
+/**
+ * Wire the panel `section`; the returned show(visible) shows or hides it and
+ * `exclusions` holds the drawings to leave out.
+ */
 export function classTeach(section) {
   const $ = (selector) => section.querySelector(selector);
   const urls = apiUrls(section);
@@ -22,7 +62,12 @@ export function classTeach(section) {
     result: $("[data-class-teach-result]"),
     verdict: $("[data-verdict]"),
     scores: $("[data-scores]"),
+    leftOut: $("[data-left-out]"),
   };
+  const exclusions = new Exclusions((count) => {
+    ui.leftOut.textContent = count
+      ? `${count} drawing${count === 1 ? "" : "s"} left out (marked under the round's results).` : "";
+  });
   let last = null;
 
   function showError(text) {
@@ -73,7 +118,8 @@ export function classTeach(section) {
     ui.start.disabled = true;
     last = null;
     try {
-      const answer = await requestJSON(section.dataset.classJobsUrl, {body: {}});
+      const answer = await requestJSON(section.dataset.classJobsUrl,
+        {body: exclusions.size ? {exclude: exclusions.list()} : {}});
       job.follow(answer);
     } catch (error) {
       ui.start.disabled = false;
@@ -84,6 +130,7 @@ export function classTeach(section) {
 
   return {
     job,
+    exclusions,
     show(visible) {
       // A game starting hides the panel; a job still running keeps it.
       section.hidden = !visible && !job.active;
