@@ -105,7 +105,8 @@ def test_a_learner_teaches_a_copy_and_sees_before_and_after(server, browser, art
         assert all(re.match(r"Example \d+: your 7; the site's model reads it as \d, ", label)
                    for label in labels), labels
         readings = page.locator("[data-examples] li").evaluate_all(
-            "items => items.map(i => [Number(i.dataset.reading), i.classList.contains('is-misread')])")
+            "items => items.map(i =>"
+            " [Number(i.dataset.reading), i.classList.contains('is-misread')])")
         assert all(misread == (digit != 7) for digit, misread in readings)
 
         # 100 steps with the keys: Home is the least (20), each arrow 10 more.
@@ -356,7 +357,8 @@ def test_the_page_fits_phones_and_laptops(server, browser, artifacts_dir, width,
         assert add["y"] + add["height"] - pad["y"] <= height
         # Every control can be reached with Tab and says what it is.
         names = page.evaluate("""() => [...document.querySelectorAll(
-            '[data-teach] button:not([hidden]), [data-teach] input')].filter(e => !e.closest('[hidden]'))
+            '[data-teach] button:not([hidden]), [data-teach] input')]
+            .filter(e => !e.closest('[hidden]'))
             .map(e => e.labels?.[0]?.textContent.trim() || e.textContent.trim()
                  || e.getAttribute('aria-label'))""")
         assert all(names), names

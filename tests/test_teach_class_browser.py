@@ -111,7 +111,8 @@ def test_drawings_left_out_go_with_the_request(server, page):
         root.innerHTML = '<ul data-wrong></ul><p data-no-wrong></p><table><tbody></tbody></table>';
         document.body.append(root);
         const ui = {results: root, resultsTitle: root, counts: root.querySelector('p'),
-            wrong: root.querySelector('[data-wrong]'), noWrong: root.querySelector('[data-no-wrong]'),
+            wrong: root.querySelector('[data-wrong]'),
+            noWrong: root.querySelector('[data-no-wrong]'),
             matrix: root.querySelector('table'), matrixRounds: document.createElement('span'),
             exclusions: new Exclusions((n) => counts.push(n))};
         const drawing = {width: 100, height: 100, strokes: [[[10, 10, 0], [90, 90, 50]]]};
