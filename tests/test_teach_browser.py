@@ -72,7 +72,7 @@ def test_a_learner_teaches_a_copy_and_sees_before_and_after(server, browser, art
         page.wait_for_selector("[data-teach][data-ready]")
         assert page.locator("[data-teach-button]").is_disabled()
 
-        page.click("text=Your 7 with a bar")
+        page.click("button:has-text('Your 7 with a bar')")
         assert page.is_checked('input[name=digit][value="7"]')
         assert "bar across the middle" in page.inner_text("[data-hint-text]")
         page.evaluate("""() => {
@@ -243,8 +243,8 @@ def test_the_opt_out_is_remembered_and_sent(server, browser):
         page.goto(server.url + "/learn/teach/")
         page.wait_for_selector("[data-teach][data-ready]")
         assert not page.is_checked("[data-opt-out]")
-        page.click("text=Don't keep my drawings for the public model")
-        page.click("text=Keep reminding it of MNIST")
+        page.click("label:has-text(\"Don't keep my drawings for the public model\")")
+        page.click("label:has-text('Keep reminding it of MNIST')")
         page.reload()
         page.wait_for_selector("[data-teach][data-ready]")
         # Remembered in this browser; the reminder is on again, as every visit starts.

@@ -97,5 +97,5 @@ def test_the_projector_offers_to_teach_the_class_copy(client):
                       html, re.S).group(0)
     assert attribute(panel, "data-class-jobs-url") == f"{TEACH}api/class/{room.code}/jobs"
     assert attribute(panel, "data-jobs-url") == TEACH + "api/jobs"
-    assert "Teach the model with our class&#x27;s drawings</button>" in panel
+    assert "Teach the model with our class's drawings</button>" in panel
     assert "teach.css" in html
