@@ -56,6 +56,17 @@ export async function requestJSON(url, {body = undefined, signal = undefined} = 
 }
 
 /**
+ * The server's words as a sentence on the page: its messages are phrases
+ * ("send from 6 to 60 examples (got 5)"), shown with a capital and a full stop.
+ */
+export function sentence(text) {
+  const words = String(text || "").trim();
+  if (!words) return "";
+  const capital = words[0].toUpperCase() + words.slice(1);
+  return /[.!?…]$/.test(capital) ? capital : `${capital}.`;
+}
+
+/**
  * POST to `url` in a way that survives the page closing (pagehide): a beacon,
  * with no body, so that no content type can make the browser refuse it; a
  * keepalive fetch where beacons are missing or refused.

@@ -4,7 +4,7 @@
 // its progress and then before and after on the class's held-out drawings.
 // The class's next game is read by that copy (the server decides).
 
-import {apiUrls, requestJSON} from "./api.js";
+import {apiUrls, requestJSON, sentence} from "./api.js";
 import {showScores, verdict} from "./before-after.js";
 import {JobWatcher, milestone, progressOf} from "./job.js";
 
@@ -71,7 +71,7 @@ export function classTeach(section) {
   let last = null;
 
   function showError(text) {
-    ui.error.textContent = text || "";
+    ui.error.textContent = sentence(text);
     ui.error.hidden = !text;
   }
 
@@ -124,7 +124,7 @@ export function classTeach(section) {
     } catch (error) {
       ui.start.disabled = false;
       const wait = error.retryAfter ? ` Try again in ${Math.ceil(error.retryAfter)} s.` : "";
-      showError(error.message + wait);
+      showError(sentence(error.message) + wait);
     }
   });
 

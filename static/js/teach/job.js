@@ -11,7 +11,7 @@
 // last one (state done, failed, cancelled or expired) or, when polling fails
 // for good, {state: "failed", error}.
 
-import {ApiError, requestJSON, sendWhileLeaving} from "./api.js";
+import {ApiError, requestJSON, sendWhileLeaving, sentence} from "./api.js";
 
 // The server cancels a job whose page has not asked for 15 s
 // (TEACH_ABANDON_SECONDS); asking every 400 ms shows a 300-step job's progress
@@ -159,7 +159,7 @@ export function progressOf(status) {
     case "expired":
       return {value: 0, max: 1, text: "This copy has expired: teach it again."};
     default:
-      return {value: 0, max: 1, text: status.error ? `It failed: ${status.error}` : "It failed."};
+      return {value: 0, max: 1, text: status.error ? `It failed. ${sentence(status.error)}` : "It failed."};
   }
 }
 

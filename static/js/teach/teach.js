@@ -6,7 +6,7 @@
 
 import {DrawingPad, bindPadControls} from "../drawing-pad.js";
 import {RetryLater} from "../latest-only.js";
-import {ApiError, apiUrls, requestJSON} from "./api.js";
+import {ApiError, apiUrls, requestJSON, sentence} from "./api.js";
 import {showScores, verdict} from "./before-after.js";
 import {comparePad} from "./compare.js";
 import {Examples} from "./examples.js";
@@ -193,7 +193,7 @@ const job = new JobWatcher(urls, {onUpdate: showProgress, onFinish: finished});
 let lastStatus = null;
 
 function showError(text) {
-  ui.error.textContent = text || "";
+  ui.error.textContent = sentence(text);
   ui.error.hidden = !text;
 }
 
@@ -233,7 +233,7 @@ async function teach() {
     ui.cancel.focus();
   } catch (error) {
     const wait = error.retryAfter ? ` Try again in ${Math.ceil(error.retryAfter)} s.` : "";
-    showError(error.message + wait);
+    showError(sentence(error.message) + wait);
   }
   updateButtons();
 }
