@@ -294,17 +294,18 @@ def test_a_misread_drawing_in_the_results_leads_here_with_its_digit(server, page
             return [...grid.querySelectorAll('a[data-teach-link]')].map(a =>
                 [a.closest('[data-player]').dataset.player, a.getAttribute('href'), a.target]);
         };
+        // The misread one last: its link stays on the page to follow.
         return {
-            misread: show([result('me', 9), result('other', 1), result('third', 4)]),
             right: show([result('me', 4), result('other', 1)]),
             nothing: show([result('me', null)]),
+            misread: show([result('me', 9), result('other', 1), result('third', 4)]),
         };
     }""")
     assert links["misread"] == [["me", "/learn/teach/?digit=4&from=game", "_blank"]]
     assert links["right"] == [] and links["nothing"] == []
 
     with page.expect_popup() as popup_info:
-        page.click("a[data-teach-link]")
+        page.click("a.result__teach")
     popup = popup_info.value
     popup.wait_for_selector("[data-teach][data-ready]")
     assert popup.is_checked('input[name=digit][value="4"]')

@@ -305,7 +305,7 @@ if (asked !== null && fromGame && gameSuggestion) {
   gameSuggestion.hidden = false;
   gameSuggestion.dataset.suggest = String(asked);
   gameSuggestion.dataset.hint = `Draw ${asked}s the way you drew the one the model got wrong in your game.`;
-  gameSuggestion.querySelector("[data-game-digit]").textContent = String(asked);
+  gameSuggestion.textContent = `The ${asked} it got wrong in your game`;
   chooseDigit(asked, gameSuggestion.dataset.hint);
 } else {
   chooseDigit(asked ?? Number(ui.digits.find((input) => input.checked)?.value ?? 7));
