@@ -93,19 +93,30 @@ def make_copy(work, on_step=None, clock=time.perf_counter):
     """Train, store and measure the copy of `work`; return the job's result.
 
     {"held_out": {"count", "before", "after"}, "mnist": {...} or None,
-    "seconds", "copy", "replay", "steps", "examples"}: accuracies are
-    fractions. `on_step(step, loss)` follows the training and may stop it by
-    raising. Raises recognizer.versions.CheckpointError if the base cannot be loaded.
+    "trained_on", "seconds", "phases", "copy", "replay", "steps", "examples",
+    "base", "head_bytes"}: accuracies are fractions; `phases` the seconds of
+    loading the base and MNIST, training (features included) and measuring.
+    `on_step(step, loss)` follows the training and may stop it by raising.
+    Raises recognizer.versions.CheckpointError if the base cannot be loaded.
     """
     started = clock()
+    phases = {}
+
+    def phase(name, since):
+        now = clock()
+        phases[name] = round(now - since, 3)
+        return now
+
     version = ModelVersion.objects.get(pk=work.base_version_id)
     base, _ = taught.base_model(version)
     replay, test = _measured_sets(base, version)
+    mark = phase("base_and_mnist", started)
     inputs = np.asarray(work.inputs, dtype=np.float32)
     labels = np.asarray(work.labels, dtype=np.int64)
     train = DigitData.from_arrays(inputs[work.train_index], labels[work.train_index])
     model = head_only.teach(base, train, work.steps, replay=replay if work.replay else None,
                             seed=work.seed, on_step=on_step)
+    mark = phase("training", mark)
     head_state = taught.pack_head(base, model)
     served = taught.unpack_head(base, head_state)
 
@@ -124,7 +135,9 @@ def make_copy(work, on_step=None, clock=time.perf_counter):
         "base": version.version,
         "head_bytes": len(head_state),
     }
+    phase("measuring", mark)
     result["seconds"] = round(clock() - started, 2)
+    result["phases"] = phases
     row = taught.save_copy(work.owner_kind, work.owner_key, version, head_state, result)
     result["copy"] = str(row.pk)
     return result

@@ -26,6 +26,7 @@ polls, `cpu_clock`), so tests decide when a page is gone or a budget spent.
 import collections
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ from trainer.teach.status import CANCELLED, DONE, FAILED, RUNNING, StatusStore
 
 logger = logging.getLogger(__name__)
 
+# The niceness of a training thread (Linux schedules threads apart): the
+# game's event loop and the inference service's thread, at the process's
+# own niceness, get the cores first when both want them.
+TRAINING_NICENESS = 10
 # How often idle worker threads look for queued jobs whose page went away.
 SWEEP_SECONDS = 1.0
 # How often a running job writes its step and loss (the page polls every 0.4 s),
@@ -78,7 +83,7 @@ class TeachWorker:
     def __init__(self, *, workers=1, max_queue=64, abandon_seconds=15.0, cpu_seconds=30.0,
                  store=None, runner=_default_runner, clock=time.time,
                  cpu_clock=time.thread_time, torch_threads=1, sweep_seconds=SWEEP_SECONDS,
-                 progress_seconds=PROGRESS_SECONDS):
+                 progress_seconds=PROGRESS_SECONDS, niceness=TRAINING_NICENESS):
         self.workers = workers
         self.max_queue = max_queue
         self.abandon_seconds = abandon_seconds
@@ -90,6 +95,7 @@ class TeachWorker:
         self.torch_threads = torch_threads
         self.sweep_seconds = sweep_seconds
         self.progress_seconds = progress_seconds
+        self.niceness = niceness
         self._waiting = collections.deque()
         self._running = {}
         self._condition = threading.Condition()
@@ -169,8 +175,9 @@ class TeachWorker:
 
     def _serve(self):
         # In the thread itself: torch's thread count is a per-thread setting
-        # (see recognizer/inference.py).
+        # (see recognizer/inference.py), and so is a Linux thread's niceness.
         torch.set_num_threads(self.torch_threads)
+        _lower_priority(self.niceness)
         while True:
             job = self._take()
             try:
@@ -225,6 +232,17 @@ class TeachWorker:
         self.store.update(job.id, **fields)
         self.store.release_owner(job.owner, job.id)
         self.finished += 1
+
+
+def _lower_priority(niceness):
+    if not niceness:
+        return
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                       min(19, current + niceness))
+    except (AttributeError, OSError) as exc:  # not Linux: every thread shares the process's
+        logger.info("teach worker threads keep the process's priority: %s", exc)
 
 
 def _stop_message(reason):
