@@ -99,6 +99,11 @@ def test_a_copy_is_its_owners_alone_and_expires(active_model):
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_class_game_is_read_by_its_copy_and_no_other_room_is(active_model, manual_clock):
+    from recognizer.inference import get_service
+
+    # The process's inference service looks for a newly active version every
+    # 2 s; an earlier test may have activated another one just now.
+    await sync_to_async(get_service().refresh)(force=True)
     taught_class = await sync_to_async(create_room)("Ms Hopper", classroom=True, rounds=1,
                                                      seconds=20, target_confidence=1.0)
     other_class = await sync_to_async(create_room)("Mr Babbage", classroom=True, rounds=1,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from django.conf import settings
+from django.db import close_old_connections
 
 from recognizer import taught
 from recognizer.mnist_files import MnistError, load_local_split
@@ -87,6 +88,26 @@ def _accuracy(model, inputs, labels):
 
 def _score(count, before, after):
     return {"count": count, "before": before, "after": after}
+
+
+def warm_up():
+    """Do now what the first training of this process would do first.
+
+    torch.optim imports torch._dynamo when the first optimizer is made (3 to
+    6 s on the 2-core machine), and the served version's replayed and
+    measured digits need their features (about 7 s of CPU). The worker
+    does this as soon as its threads start, which the teach page's GET
+    asks for: a learner draws for a minute before pressing Teach.
+    """
+    import torch._dynamo  # noqa: F401
+
+    from recognizer import versions
+
+    close_old_connections()
+    version = versions.active_version()
+    if version is not None:
+        base, _ = taught.base_model(version)
+        _measured_sets(base, version)
 
 
 def make_copy(work, on_step=None, clock=time.perf_counter):

@@ -66,6 +66,9 @@ def page(request):
     """The teach page (`?digit=N` preselects a digit); starts the session jobs belong to."""
     if SESSION_LEARNER not in request.session:
         request.session[SESSION_LEARNER] = "teach-" + secrets.token_hex(8)
+    # The learner draws for a while before pressing Teach: time for this
+    # process's worker to warm up (trainer/teach/copies.py, warm_up).
+    get_worker().start()
     digit = request.GET.get("digit", "")
     context = {
         **lesson_context("teach:page"),

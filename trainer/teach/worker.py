@@ -79,11 +79,18 @@ def _default_runner(work, on_step):
     return make_copy(work, on_step=on_step)
 
 
+def _default_warm_up():
+    from trainer.teach.copies import warm_up
+
+    warm_up()
+
+
 class TeachWorker:
     def __init__(self, *, workers=1, max_queue=64, abandon_seconds=15.0, cpu_seconds=30.0,
                  store=None, runner=_default_runner, clock=time.time,
                  cpu_clock=time.thread_time, torch_threads=1, sweep_seconds=SWEEP_SECONDS,
-                 progress_seconds=PROGRESS_SECONDS, niceness=TRAINING_NICENESS):
+                 progress_seconds=PROGRESS_SECONDS, niceness=TRAINING_NICENESS,
+                 warm_up=None):
         self.workers = workers
         self.max_queue = max_queue
         self.abandon_seconds = abandon_seconds
@@ -96,6 +103,8 @@ class TeachWorker:
         self.sweep_seconds = sweep_seconds
         self.progress_seconds = progress_seconds
         self.niceness = niceness
+        self.warm_up = warm_up
+        self._warm_lock = threading.Lock()
         self._waiting = collections.deque()
         self._running = {}
         self._condition = threading.Condition()
@@ -122,6 +131,11 @@ class TeachWorker:
         self.store.request_cancel(job_id)
         with self._condition:
             self._sweep_locked()
+
+    def start(self):
+        """Start the threads now (they warm up before the first job arrives)."""
+        with self._condition:
+            self._start_threads()
 
     def sweep(self):
         """End the waiting jobs that were cancelled or whose page went away."""
@@ -178,6 +192,7 @@ class TeachWorker:
         # (see recognizer/inference.py), and so is a Linux thread's niceness.
         torch.set_num_threads(self.torch_threads)
         _lower_priority(self.niceness)
+        self._warm()
         while True:
             job = self._take()
             try:
@@ -187,6 +202,18 @@ class TeachWorker:
             finally:
                 with self._condition:
                     self._running.pop(job.id, None)
+
+    def _warm(self):
+        with self._warm_lock:
+            warm_up, self.warm_up = self.warm_up, None
+            if warm_up is None:
+                return
+            try:
+                warm_up()
+            except Exception:  # the first job will do it, or say what is wrong
+                logger.exception("warming up the teach worker failed")
+            finally:
+                close_old_connections()
 
     def _run(self, job):
         close_old_connections()
@@ -271,7 +298,7 @@ def get_worker():
                 workers=settings.TEACH_WORKERS, max_queue=settings.TEACH_MAX_QUEUE,
                 abandon_seconds=settings.TEACH_ABANDON_SECONDS,
                 cpu_seconds=settings.TEACH_CPU_SECONDS,
-                torch_threads=settings.TEACH_TORCH_THREADS)
+                torch_threads=settings.TEACH_TORCH_THREADS, warm_up=_default_warm_up)
         return _worker
 
 
