@@ -99,6 +99,11 @@ def test_a_copy_is_its_owners_alone_and_expires(active_model):
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_class_game_is_read_by_its_copy_and_no_other_room_is(active_model, manual_clock):
+    from recognizer.inference import get_service
+
+    # The process's inference service looks for a newly active version every
+    # 2 s; an earlier test may have activated another one just now.
+    await sync_to_async(get_service().refresh)(force=True)
     taught_class = await sync_to_async(create_room)("Ms Hopper", classroom=True, rounds=1,
                                                      seconds=20, target_confidence=1.0)
     other_class = await sync_to_async(create_room)("Mr Babbage", classroom=True, rounds=1,
@@ -133,3 +138,22 @@ async def test_a_class_game_is_read_by_its_copy_and_no_other_room_is(active_mode
     for code in (other_class.code, plain_room.code):
         assert guesses[code]["model"] == active_model.version
         assert guesses[code]["probabilities"] != copied["probabilities"]
+
+
+@pytest.mark.django_db
+def test_purge_old_data_deletes_expired_copies(active_model):
+    import io
+
+    from django.core.management import call_command
+
+    live = save(taught.SESSION, taught.session_owner("live"), active_model, 1)
+    old = save(taught.CLASS, taught.class_owner("abcdef"), active_model, 2)
+    TaughtCopy.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    out = io.StringIO()
+    call_command("purge_old_data", "--dry-run", stdout=out)
+    assert "Expired taught copies (the teach page): would delete 1." in out.getvalue()
+    assert TaughtCopy.objects.count() == 2
+    call_command("purge_old_data", stdout=out)
+    assert "Expired taught copies (the teach page): deleted 1." in out.getvalue()
+    assert list(TaughtCopy.objects.values_list("pk", flat=True)) == [live.pk]
+    assert taught.class_copy("ABCDEF") is None

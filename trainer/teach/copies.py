@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from django.conf import settings
+from django.db import close_old_connections
 
 from recognizer import taught
 from recognizer.mnist_files import MnistError, load_local_split
@@ -89,23 +90,54 @@ def _score(count, before, after):
     return {"count": count, "before": before, "after": after}
 
 
+def warm_up():
+    """Do now what the first training of this process would do first.
+
+    torch.optim imports torch._dynamo when the first optimizer is made (3 to
+    6 s on the 2-core machine), and the served version's replayed and
+    measured digits need their features (about 7 s of CPU). The worker
+    does this as soon as its threads start, which the teach page's GET
+    asks for: a learner draws for a minute before pressing Teach.
+    """
+    import torch._dynamo  # noqa: F401
+
+    from recognizer import versions
+
+    close_old_connections()
+    version = versions.active_version()
+    if version is not None:
+        base, _ = taught.base_model(version)
+        _measured_sets(base, version)
+
+
 def make_copy(work, on_step=None, clock=time.perf_counter):
     """Train, store and measure the copy of `work`; return the job's result.
 
     {"held_out": {"count", "before", "after"}, "mnist": {...} or None,
-    "seconds", "copy", "replay", "steps", "examples"}: accuracies are
-    fractions. `on_step(step, loss)` follows the training and may stop it by
-    raising. Raises recognizer.versions.CheckpointError if the base cannot be loaded.
+    "trained_on", "seconds", "phases", "copy", "replay", "steps", "examples",
+    "base", "head_bytes"}: accuracies are fractions; `phases` the seconds of
+    loading the base and MNIST, training (features included) and measuring.
+    `on_step(step, loss)` follows the training and may stop it by raising.
+    Raises recognizer.versions.CheckpointError if the base cannot be loaded.
     """
     started = clock()
+    phases = {}
+
+    def phase(name, since):
+        now = clock()
+        phases[name] = round(now - since, 3)
+        return now
+
     version = ModelVersion.objects.get(pk=work.base_version_id)
     base, _ = taught.base_model(version)
     replay, test = _measured_sets(base, version)
+    mark = phase("base_and_mnist", started)
     inputs = np.asarray(work.inputs, dtype=np.float32)
     labels = np.asarray(work.labels, dtype=np.int64)
     train = DigitData.from_arrays(inputs[work.train_index], labels[work.train_index])
     model = head_only.teach(base, train, work.steps, replay=replay if work.replay else None,
                             seed=work.seed, on_step=on_step)
+    mark = phase("training", mark)
     head_state = taught.pack_head(base, model)
     served = taught.unpack_head(base, head_state)
 
@@ -124,7 +156,9 @@ def make_copy(work, on_step=None, clock=time.perf_counter):
         "base": version.version,
         "head_bytes": len(head_state),
     }
+    phase("measuring", mark)
     result["seconds"] = round(clock() - started, 2)
+    result["phases"] = phases
     row = taught.save_copy(work.owner_kind, work.owner_key, version, head_state, result)
     result["copy"] = str(row.pk)
     return result

@@ -127,13 +127,25 @@ class StatusStore:
             return True, None
         current = self.cache.get(key)
         record = self.get(current) if current else None
-        if (record is None or record["state"] in FINAL_STATES
-                or self.clock() - self.seen(current) > abandon_seconds):
-            if record is not None and record["state"] not in FINAL_STATES:
-                self.request_cancel(current)
-            self.cache.set(key, job_id, OWNER_SECONDS)
-            return True, None
-        return False, record
+        if self._holds(record, abandon_seconds):
+            return False, record
+        if record is not None and record["state"] not in FINAL_STATES:
+            self.request_cancel(current)
+        self.cache.set(key, job_id, OWNER_SECONDS)
+        return True, None
+
+    def owner_job(self, owner, abandon_seconds):
+        """The owner's job that still holds its slot (its record), or None.
+
+        A cheap look before a request is parsed; claim_owner decides.
+        """
+        current = self.cache.get(self._owner(owner))
+        record = self.get(current) if current else None
+        return record if self._holds(record, abandon_seconds) else None
+
+    def _holds(self, record, abandon_seconds):
+        return (record is not None and record["state"] not in FINAL_STATES
+                and self.clock() - self.seen(record["job"]) <= abandon_seconds)
 
     def release_owner(self, owner, job_id):
         key = self._owner(owner)

@@ -66,6 +66,9 @@ def page(request):
     """The teach page (`?digit=N` preselects a digit); starts the session jobs belong to."""
     if SESSION_LEARNER not in request.session:
         request.session[SESSION_LEARNER] = "teach-" + secrets.token_hex(8)
+    # The learner draws for a while before pressing Teach: time for this
+    # process's worker to warm up (trainer/teach/copies.py, warm_up).
+    get_worker().start()
     digit = request.GET.get("digit", "")
     context = {
         **lesson_context("teach:page"),
@@ -128,14 +131,24 @@ def _refusal(message, status, retry_after):
     return response
 
 
+def _busy(current):
+    return _refusal("a training of yours is already running or waiting "
+                    f"(job {current['job']}): wait for it or cancel it", 429, BUSY_RETRY_SECONDS)
+
+
+def _owner_busy(owner):
+    """A refusal if the owner already has a job (sync), else None: before any parsing."""
+    worker = get_worker()
+    current = worker.store.owner_job(owner, worker.abandon_seconds)
+    return _busy(current) if current is not None else None
+
+
 def _queue(work, job_id, reader, owner):
     """Claim the owner's slot and queue the job (sync); its record, or a refusal."""
     worker = get_worker()
     claimed, current = worker.store.claim_owner(owner, job_id, worker.abandon_seconds)
     if not claimed:
-        return None, _refusal(
-            "a training of yours is already running or waiting "
-            f"(job {current['job']}): wait for it or cancel it", 429, BUSY_RETRY_SECONDS)
+        return None, _busy(current)
     try:
         record = worker.submit(Job(job_id, work, reader, owner, work.steps))
     except QueueFull as exc:
@@ -168,6 +181,11 @@ async def api_jobs(request):
     if owner is None or not await sync_to_async(request.session.exists)(
             request.session.session_key):
         return _no_session()
+    # A page that sends again while its job runs is told so before its
+    # examples cost any rendering.
+    refused = await asyncio.to_thread(_owner_busy, owner)
+    if refused:
+        return refused
     try:
         parsed, inputs = await asyncio.to_thread(_checked_request, request)
     except UnsupportedMediaType as exc:

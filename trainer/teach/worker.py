@@ -26,6 +26,7 @@ polls, `cpu_clock`), so tests decide when a page is gone or a budget spent.
 import collections
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ from trainer.teach.status import CANCELLED, DONE, FAILED, RUNNING, StatusStore
 
 logger = logging.getLogger(__name__)
 
+# The niceness of a training thread (Linux schedules threads apart): the
+# game's event loop and the inference service's thread, at the process's
+# own niceness, get the cores first when both want them.
+TRAINING_NICENESS = 10
 # How often idle worker threads look for queued jobs whose page went away.
 SWEEP_SECONDS = 1.0
 # How often a running job writes its step and loss (the page polls every 0.4 s),
@@ -74,11 +79,18 @@ def _default_runner(work, on_step):
     return make_copy(work, on_step=on_step)
 
 
+def _default_warm_up():
+    from trainer.teach.copies import warm_up
+
+    warm_up()
+
+
 class TeachWorker:
     def __init__(self, *, workers=1, max_queue=64, abandon_seconds=15.0, cpu_seconds=30.0,
                  store=None, runner=_default_runner, clock=time.time,
                  cpu_clock=time.thread_time, torch_threads=1, sweep_seconds=SWEEP_SECONDS,
-                 progress_seconds=PROGRESS_SECONDS):
+                 progress_seconds=PROGRESS_SECONDS, niceness=TRAINING_NICENESS,
+                 warm_up=None):
         self.workers = workers
         self.max_queue = max_queue
         self.abandon_seconds = abandon_seconds
@@ -90,6 +102,9 @@ class TeachWorker:
         self.torch_threads = torch_threads
         self.sweep_seconds = sweep_seconds
         self.progress_seconds = progress_seconds
+        self.niceness = niceness
+        self.warm_up = warm_up
+        self._warm_lock = threading.Lock()
         self._waiting = collections.deque()
         self._running = {}
         self._condition = threading.Condition()
@@ -116,6 +131,11 @@ class TeachWorker:
         self.store.request_cancel(job_id)
         with self._condition:
             self._sweep_locked()
+
+    def start(self):
+        """Start the threads now (they warm up before the first job arrives)."""
+        with self._condition:
+            self._start_threads()
 
     def sweep(self):
         """End the waiting jobs that were cancelled or whose page went away."""
@@ -169,8 +189,10 @@ class TeachWorker:
 
     def _serve(self):
         # In the thread itself: torch's thread count is a per-thread setting
-        # (see recognizer/inference.py).
+        # (see recognizer/inference.py), and so is a Linux thread's niceness.
         torch.set_num_threads(self.torch_threads)
+        _lower_priority(self.niceness)
+        self._warm()
         while True:
             job = self._take()
             try:
@@ -180,6 +202,18 @@ class TeachWorker:
             finally:
                 with self._condition:
                     self._running.pop(job.id, None)
+
+    def _warm(self):
+        with self._warm_lock:
+            warm_up, self.warm_up = self.warm_up, None
+            if warm_up is None:
+                return
+            try:
+                warm_up()
+            except Exception:  # the first job will do it, or say what is wrong
+                logger.exception("warming up the teach worker failed")
+            finally:
+                close_old_connections()
 
     def _run(self, job):
         close_old_connections()
@@ -227,6 +261,17 @@ class TeachWorker:
         self.finished += 1
 
 
+def _lower_priority(niceness):
+    if not niceness:
+        return
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                       min(19, current + niceness))
+    except (AttributeError, OSError) as exc:  # not Linux: every thread shares the process's
+        logger.info("teach worker threads keep the process's priority: %s", exc)
+
+
 def _stop_message(reason):
     if reason == "abandoned":
         return "cancelled: the page stopped asking for it"
@@ -253,7 +298,7 @@ def get_worker():
                 workers=settings.TEACH_WORKERS, max_queue=settings.TEACH_MAX_QUEUE,
                 abandon_seconds=settings.TEACH_ABANDON_SECONDS,
                 cpu_seconds=settings.TEACH_CPU_SECONDS,
-                torch_threads=settings.TEACH_TORCH_THREADS)
+                torch_threads=settings.TEACH_TORCH_THREADS, warm_up=_default_warm_up)
         return _worker
 
 
