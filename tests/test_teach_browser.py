@@ -138,12 +138,13 @@ def test_a_learner_teaches_a_copy_and_sees_before_and_after(server, browser, art
         rows = page.locator("[data-scores] tr").evaluate_all(
             "rows => rows.map(r => [r.dataset.score, Number(r.dataset.before),"
             " Number(r.dataset.after), r.querySelector('th').textContent])")
-        assert [row[0] for row in rows] == ["held_out", "mnist"]
+        assert [row[0] for row in rows] == ["held_out", "trained_on", "mnist"]
         for _, before, after, _ in rows:
             assert 0 <= before <= 1 and 0 <= after <= 1
         held = int(re.search(r"(\d+) you drew", rows[0][3]).group(1))
-        assert 2 <= held <= 5  # about one in four of ten, at least two
-        assert re.search(r"[\d,]+ scanned digits", rows[1][3])
+        trained = int(re.search(r"(\d+) of yours", rows[1][3]).group(1))
+        assert 2 <= held <= 5 and held + trained == 10  # about one in four held out, at least two
+        assert re.search(r"[\d,]+ scanned digits", rows[2][3])
         assert re.search(r"held-out drawings", page.inner_text("[data-verdict]"))
         assert "100 steps" in page.inner_text("[data-result-facts]")
         page.screenshot(path=str(artifacts_dir / "teach-after.png"), full_page=True)
@@ -152,10 +153,13 @@ def test_a_learner_teaches_a_copy_and_sees_before_and_after(server, browser, art
         compare = page.locator("canvas[data-compare-pad]")
         compare.scroll_into_view_if_needed()
         draw_seven(page, compare, 0)
+        # The answer to the whole drawing (those to it half drawn come first).
         page.wait_for_function(
-            "() => document.querySelector('[data-compare=\"taught\"]').dataset.state === 'ready'"
-            " && document.querySelector('[data-compare=\"production\"]').dataset.state === 'ready'",
+            "() => !window.digitTeach.compare.penDown && window.digitTeach.compare.pointCount"
+            " === Number(document.querySelector('[data-compare-root]').dataset.answeredPoints)",
             timeout=TIMEOUT_MS)
+        states = page.eval_on_selector_all("[data-compare]", "cs => cs.map(c => c.dataset.state)")
+        assert states == ["ready", "ready"]
         production = column_probabilities(page, "production")
         copy = column_probabilities(page, "taught")
         assert len(production) == len(copy) == 10

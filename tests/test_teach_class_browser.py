@@ -85,12 +85,13 @@ def test_the_teacher_teaches_the_class_copy_after_a_game(server, browser, studen
             rows = panel.locator("[data-scores] tr").evaluate_all(
                 "rows => rows.map(r => [r.dataset.score, Number(r.dataset.before),"
                 " Number(r.dataset.after), r.querySelector('th').textContent])")
-            assert [row[0] for row in rows] == ["held_out", "mnist"]
+            assert [row[0] for row in rows] == ["held_out", "trained_on", "mnist"]
             for _, before, after, _ in rows:
                 assert 0 <= before <= 1 and 0 <= after <= 1
             # Eight drawings (four students, two rounds): at least two held out.
             held = int(re.search(r"(\d+) drawings the copy never trained on", rows[0][3]).group(1))
-            assert 2 <= held <= 4
+            trained = int(re.search(r"(\d+) of the class's", rows[1][3]).group(1))
+            assert 2 <= held <= 4 and held + trained == 2 * STUDENTS
             assert "held-out drawings" in panel.locator("[data-verdict]").inner_text()
             assert panel.locator("[data-class-teach-start]").is_enabled()
             page.screenshot(path=str(artifacts_dir / "teach-class.png"), full_page=True)

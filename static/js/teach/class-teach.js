@@ -105,6 +105,8 @@ export function classTeach(section) {
     showScores(ui.scores, [
       {key: "held_out", label: "The class's held-out drawings",
         note: (n) => `${n} drawings the copy never trained on`, score: result.held_out},
+      {key: "trained_on", label: "The drawings it learned from",
+        note: (n) => `${n} of the class's: it has seen these`, score: result.trained_on},
       {key: "mnist", label: "MNIST test digits",
         note: (n) => `${Number(n).toLocaleString("en")} scanned digits: did it forget?`, score: result.mnist},
     ]);

@@ -63,11 +63,14 @@ export function comparePad(root, {predict, onError}) {
 
   const request = latestRequest(
     (drawing) => predict(drawing),
-    (answer) => {
+    (answer, drawing) => {
       show("production", answer.production);
       show("taught", answer.taught);
       answers += 1;
       root.dataset.answers = String(answers);
+      // Which drawing the bars are for: its number of points (a test waits
+      // for the answer to the finished drawing, not to one on the way).
+      root.dataset.answeredPoints = String(drawing.strokes.reduce((n, s) => n + s.length, 0));
       const a = answer.production && indexOfMax(answer.production);
       const b = answer.taught && indexOfMax(answer.taught);
       status.textContent = !answer.taught ? ""

@@ -253,6 +253,8 @@ function showResult(result, status) {
   showScores(ui.scores, [
     {key: "held_out", label: "Your held-out drawings",
       note: (n) => `${n} you drew that the copy never trained on`, score: result.held_out},
+    {key: "trained_on", label: "The drawings it learned from",
+      note: (n) => `${n} of yours: it has seen these`, score: result.trained_on},
     {key: "mnist", label: "MNIST test digits",
       note: (n) => `${Number(n).toLocaleString("en")} scanned digits: did it forget?`, score: result.mnist},
   ]);
@@ -282,7 +284,7 @@ window.addEventListener("pageshow", (event) => {
 
 // -- before and after, live ---------------------------------------------------------
 
-comparePad(ui.compare, {
+const compare = comparePad(ui.compare, {
   predict: async (drawing) => {
     try {
       return await requestJSON(urls.predict, {body: {drawing}});
@@ -318,4 +320,4 @@ showError("");
 root.dataset.ready = "true";
 
 // A handle for the browser console (and the end-to-end test) to look inside.
-window.digitTeach = {examples, job, pad};
+window.digitTeach = {examples, job, pad, compare};
