@@ -134,8 +134,17 @@ export function classTeach(section) {
     job,
     exclusions,
     show(visible) {
-      // A game starting hides the panel; a job still running keeps it.
-      section.hidden = !visible && !job.active;
+      // A game starting hides the panel, and the last teaching's numbers
+      // with it (the next game's drawings are new); a job still running
+      // keeps it.
+      if (visible || job.active) {
+        section.hidden = false;
+        return;
+      }
+      section.hidden = true;
+      ui.result.hidden = true;
+      ui.progress.hidden = true;
+      showError("");
     },
   };
 }
