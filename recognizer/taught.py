@@ -12,7 +12,8 @@ class room's games (digitsite/game/scoring.py) and nobody else's. A copy is
 kept for TEACH_COPY_HOURS, then never served again (every lookup compares
 `expires_at` with now) and deleted (`purge_expired`: whenever a copy is
 saved, and by `purge_old_data`). An owner has one copy: saving a new one
-deletes its older ones.
+deletes its older ones. A copy keeps the convolutions of the version it was
+taught from, also after another version is activated.
 
 Predictions go through the copy's frozen network on a thread of their own
 with one torch thread (`apredict`), calibrated with the base version's
@@ -25,6 +26,7 @@ import hashlib
 import io
 import logging
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -185,8 +187,6 @@ def class_copy(code, clock=None):
 
     Called for every guess of a class room (on the game's database threads).
     """
-    import time
-
     clock = clock or time.monotonic
     key = class_owner(code)
     found = _class_lookups.get(key)

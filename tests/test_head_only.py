@@ -6,7 +6,7 @@ writers (MNIST test digits, never trained on) rises, the model it was
 copied from answers exactly as before, and MNIST test stays within half a
 point with MNIST replayed; without the replay, MNIST falls (the lesson the
 teach page's switch shows). Small: 1,000 replayed and 1,000 measured digits,
-150 steps.
+150 steps (1,000 without the replay, which costs little).
 """
 
 import numpy as np
@@ -101,9 +101,10 @@ def test_a_copy_learns_slashed_zeros_and_the_base_is_unchanged(v1, mnist, slashe
     assert [s for s, _ in steps] == list(range(1, STEPS + 1))
     assert all(np.isfinite(loss) for _, loss in steps)
 
-    # Without the replay the head forgets what MNIST looks like.
-    forgetful = head_only.teach(v1, taught, STEPS, replay=None, seed=0)
-    assert head_only.head_accuracy(forgetful, measured) < mnist_after - 0.05
+    # Without the replay the head forgets what MNIST looks like: at the
+    # page's most steps (1,000) it fell from 99.6% to 79.5% here.
+    forgetful = head_only.teach(v1, taught, 1000, replay=None, seed=0)
+    assert head_only.head_accuracy(forgetful, measured) < mnist_after - 0.1
 
 
 def test_a_step_callback_that_raises_stops_the_run_and_the_schedule_ends_on_time():

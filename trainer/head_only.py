@@ -22,11 +22,12 @@ the same loop, optimizer and schedule as a full run:
   held in memory would take 3,136 numbers a digit: 750 MB for 60,000 MNIST
   digits in float32).
 
-Measured on the 2-core machine (one torch thread; bench/bench_teach.py):
-300 steps of 128 on 3,000 replayed MNIST digits plus 30 drawings took
-about 2 s after features are computed, and computing the features of
-30 drawings x 32 copies about 0.5 s; the replayed digits' features are
-computed once per base model and process (`replay_features`).
+Measured on the 2-core machine, loaded by other work (one torch thread):
+300 steps of 128 on 3,000 replayed MNIST digits plus 30 drawings took 1.7 to
+3 s once the features were there; the drawings' features (30 x 12 augmented)
+about 0.4 s; the replayed and measured digits' features, computed once per
+base model and process (`replay_features`, `test_features`), about 7 s.
+docs/training.md has what the copies learn and forget.
 """
 
 import copy
@@ -256,7 +257,7 @@ def teach(base_model, examples, steps, replay=None, seed=0, on_step=None, lr=TEA
     taught = FeatureData(augmented.features.repeat(repeats, 1), augmented.labels.repeat(repeats))
     data = FeatureData.join(taught, replay) if replay_count else taught
     config = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, seed=seed, max_steps=steps,
-                         train_eval_samples=0)
+                         train_eval_samples=0, fused_optimizer=True)
     train_head(model, data, config, on_step=on_step)
     return model
 

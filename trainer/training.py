@@ -58,6 +58,12 @@ class TrainConfig:
     train_eval_samples: int = 5000
     # Channels-last tensors (trainer/cpu_kernels.py); None: on the CPU only.
     channels_last: bool | None = None
+    # AdamW's fused kernel: one pass over each parameter per step instead of
+    # a dozen. A head-only step on one CPU thread spent 2.8 ms in AdamW's
+    # default (foreach) update and 1.0 ms in the fused one, of about 5 ms in
+    # all; the weights differ in the last bits, so finetune keeps the default
+    # its records were made with.
+    fused_optimizer: bool = False
 
     def as_dict(self):
         values = asdict(self)
@@ -98,6 +104,8 @@ def build_optimizer(model, config):
         {"params": no_decay, "weight_decay": 0.0},
     ]
     if config.optimizer == "adamw":
+        if config.fused_optimizer:
+            return torch.optim.AdamW(groups, lr=config.lr, fused=True)
         return torch.optim.AdamW(groups, lr=config.lr)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
