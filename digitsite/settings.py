@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "recognizer",
     "recognizer.collection",  # its admin, found by the admin's discovery
     "trainer",
+    "trainer.teach",
     "digitsite.game",
 ]
 
@@ -300,6 +301,54 @@ MNIST_DATA_DIR = Path(os.environ.get("MNIST_DATA_DIR", VAR_DIR / "mnist"))
 
 # Teaching pages: use only the first N MNIST test digits (0: all of them).
 TEACHING_MNIST_LIMIT = env_int("TEACHING_MNIST_LIMIT", 0)
+
+# The teach page (trainer/teach/): a learner's drawings train a private copy
+# of the served model's head. Each bound must be a whole number in its range:
+# a wrong one would let one request hold a core for minutes or the queue grow
+# without end.
+def _teach_int(name, default, low, high):
+    return env_checked(name, default, kind=int, allowed=lambda n: low <= n <= high,
+                       must_be=f"a whole number from {low} to {high}")
+
+
+# Trainings at once per process, each on one torch thread (TEACH_TORCH_THREADS).
+TEACH_WORKERS = _teach_int("TEACH_WORKERS", 1, 1, 64)
+# Trainings waiting per process beyond those; more are refused with a 503.
+TEACH_MAX_QUEUE = _teach_int("TEACH_MAX_QUEUE", 64, 0, 10_000)
+# Examples one training takes (about 1 in 4 is held out to measure it).
+TEACH_MIN_EXAMPLES = _teach_int("TEACH_MIN_EXAMPLES", 6, 4, 1000)
+TEACH_MAX_EXAMPLES = _teach_int("TEACH_MAX_EXAMPLES", 60, 4, 1000)
+if TEACH_MAX_EXAMPLES < TEACH_MIN_EXAMPLES:
+    raise ImproperlyConfigured("TEACH_MAX_EXAMPLES must not be below TEACH_MIN_EXAMPLES")
+# Points of one example drawing: a digit drawn slowly on a large canvas has
+# about 300; the game's limit (10,000) times 60 examples would be 60 renders
+# of the worst drawing per request.
+TEACH_MAX_POINTS = _teach_int("TEACH_MAX_POINTS", 2_000, 100, 10_000)
+# Optimizer steps (batches of 128) a learner may ask for, and the default.
+TEACH_MAX_STEPS = _teach_int("TEACH_MAX_STEPS", 1000, 20, 100_000)
+TEACH_DEFAULT_STEPS = _teach_int("TEACH_DEFAULT_STEPS", 300, 20, 100_000)
+if not TEACH_DEFAULT_STEPS <= TEACH_MAX_STEPS:
+    raise ImproperlyConfigured("TEACH_DEFAULT_STEPS must not be above TEACH_MAX_STEPS")
+# A training that has used this much CPU time is stopped (and fails).
+TEACH_CPU_SECONDS = env_checked("TEACH_CPU_SECONDS", 30.0, kind=float,
+                                allowed=lambda s: 1 <= s <= 3600,
+                                must_be="a number of seconds from 1 to 3600")
+# A taught copy is served for this long, then deleted.
+TEACH_COPY_HOURS = env_checked("TEACH_COPY_HOURS", 2.0, kind=float,
+                               allowed=lambda h: 0 < h <= 24 * 30,
+                               must_be="a number of hours above 0 and at most 720")
+# A job whose page has not asked for it for this long is cancelled (the page
+# went away); the page asks every 0.4 s.
+TEACH_ABANDON_SECONDS = env_checked("TEACH_ABANDON_SECONDS", 15.0, kind=float,
+                                    allowed=lambda s: 2 <= s <= 3600,
+                                    must_be="a number of seconds from 2 to 3600")
+# MNIST train digits replayed beside a learner's drawings, and MNIST test
+# digits measured before and after; their features are computed once per
+# model version and process (19 MB and 12 MB as float16).
+TEACH_REPLAY_DIGITS = _teach_int("TEACH_REPLAY_DIGITS", 3000, 0, 60_000)
+TEACH_TEST_DIGITS = _teach_int("TEACH_TEST_DIGITS", 2000, 0, 10_000)
+# Torch threads of one training.
+TEACH_TORCH_THREADS = _teach_int("TEACH_TORCH_THREADS", 1, 1, 64)
 
 # Game
 GAME_MAX_PLAYERS = env_int("GAME_MAX_PLAYERS", 8)

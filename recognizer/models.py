@@ -197,3 +197,42 @@ class DrawingLabelChange(models.Model):
 
     def __str__(self):
         return f"{self.old_label} → {self.new_label}"
+
+
+class TaughtCopy(models.Model):
+    """A private copy of a model version whose head learnt one learner's or one
+    class's drawings on the teach page (recognizer/taught.py).
+
+    Only the head layers are stored, as their change from the base version
+    (a few hundred kB); the convolutions are the base's. A copy belongs to
+    one browser session (`owner_key`: a hash of its session key) or one class
+    room (its code), is never served to anyone else, and is deleted once it
+    expires.
+    """
+
+    class Owner(models.TextChoices):
+        SESSION = "session", "A browser session"
+        CLASS = "class", "A class room"
+
+    owner_kind = models.CharField(max_length=8, choices=Owner.choices)
+    owner_key = models.CharField(max_length=64)
+    base_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="taught_copies"
+    )
+    head_state = models.BinaryField()
+    created = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    # What the teach step measured: examples, steps, replay, accuracies before and after.
+    summary = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        indexes = [
+            # "This owner's newest copy", looked up for every prediction of
+            # the teach page and every guess of a class that has one.
+            models.Index(fields=["owner_kind", "owner_key", "expires_at"],
+                         name="taughtcopy_owner"),
+        ]
+
+    def __str__(self):
+        return f"copy of {self.base_version_id} for a {self.owner_kind}"

@@ -17,6 +17,12 @@ from torch.nn import functional as F
 
 ARCHITECTURE = "digitcnn-v1"
 
+# The layers after the convolutions: what a head-only training changes
+# (trainer/head_only.py) and what a taught copy stores (recognizer/taught.py).
+HEAD_LAYERS = ("dense", "classifier")
+# What the head reads: the second pooling's 64 maps of 7x7, flattened.
+FEATURES = 64 * 7 * 7
+
 # MNIST's pixel mean and standard deviation, for inputs in [0, 1].
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -39,12 +45,27 @@ class DigitNet(nn.Module):
         self.conv3 = conv_block(32, 64)
         self.conv4 = conv_block(64, 64)
         self.pool2 = nn.MaxPool2d(2)
-        self.dense = nn.Linear(64 * 7 * 7, 128)
+        self.dense = nn.Linear(FEATURES, 128)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(128, 10)
 
     def forward(self, x):
         return self.forward_with_activations(x, keep=False)[0]
+
+    def trunk(self, x):
+        """The convolutions' output, flattened (N, FEATURES): what the head reads.
+
+        The same steps as the start of `forward_with_activations`, which the
+        teaching pages use stage by stage.
+        """
+        x = (x - MNIST_MEAN) / MNIST_STD
+        x = self.pool1(self.conv2(self.conv1(x)))
+        x = self.pool2(self.conv4(self.conv3(x)))
+        return torch.flatten(x, 1)
+
+    def head(self, features):
+        """The logits from trunk features: dense layer, dropout (while training), outputs."""
+        return self.classifier(self.dropout(F.relu(self.dense(features))))
 
     def forward_with_activations(self, x, keep=True):
         """Return the logits and, when `keep`, every intermediate activation.

@@ -4,7 +4,8 @@ no cycles, and no import the wrong way.
 The parts: the project package `digitsite` (settings, URLs, ASGI, the HTTP
 and WebSocket guards), the game app `digitsite.game`, the recognizer app
 `recognizer` with its sub-packages `recognizer.collection` (collected drawings)
-and `recognizer.teaching` (the /learn/ pages), and `trainer`. Every import
+and `recognizer.teaching` (the /learn/ pages), `trainer`, and its sub-package
+`trainer.teach` (the teach page, which the site serves). Every import
 counts, including the ones inside functions that break a cycle only at run
 time: those hide a cycle, they do not remove it.
 """
@@ -17,17 +18,25 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("digitsite", "recognizer", "trainer")
 # Sub-packages that are parts of their own, longest first so they match first.
-PARTS = ("digitsite.game", "recognizer.collection", "recognizer.teaching",
+PARTS = ("digitsite.game", "recognizer.collection", "recognizer.teaching", "trainer.teach",
          "digitsite", "recognizer", "trainer")
 # What may never be imported by what: the recognizer serves the game and the
 # teaching pages and is trained by the trainer, so it knows none of them.
+# The teach page (trainer.teach) builds on the trainer, the recognizer, the
+# collection, the lessons' navigation and the game's classes; only the
+# project's URLs import it.
 FORBIDDEN = {
-    "recognizer": {"trainer", "digitsite", "digitsite.game", "recognizer.teaching"},
-    "recognizer.collection": {"trainer", "digitsite", "digitsite.game", "recognizer.teaching"},
-    "recognizer.teaching": {"trainer", "digitsite", "digitsite.game"},
-    "trainer": {"digitsite.game", "recognizer.teaching"},
-    "digitsite.game": {"trainer", "recognizer.teaching"},
+    "recognizer": {"trainer", "trainer.teach", "digitsite", "digitsite.game",
+                   "recognizer.teaching"},
+    "recognizer.collection": {"trainer", "trainer.teach", "digitsite", "digitsite.game",
+                              "recognizer.teaching"},
+    "recognizer.teaching": {"trainer", "trainer.teach", "digitsite", "digitsite.game"},
+    "trainer": {"trainer.teach", "digitsite.game", "recognizer.teaching"},
+    "trainer.teach": {"digitsite"},
+    "digitsite.game": {"trainer", "trainer.teach", "recognizer.teaching"},
 }
+# The one module of the project that may import the teach page: its URLs.
+TEACH_IMPORTERS = {"digitsite.urls"}
 
 
 def part_of(module):
@@ -117,6 +126,19 @@ def test_no_part_imports_what_it_must_not_know(part):
     assert not wrong, f"{part} imports {wrong}"
 
 
+def test_only_the_urls_import_the_teach_page():
+    importers = set()
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            source = module_name(path)
+            if "migrations" in path.parts or part_of(source) == "trainer.teach":
+                continue
+            if any(part_of(target) == "trainer.teach"
+                   for target in imported_modules(path, source)):
+                importers.add(source)
+    assert importers <= TEACH_IMPORTERS, importers
+
+
 def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path):
     # The check is only as good as its parser: an import hidden in a function
     # body, a relative import and `from package import part` all count.
@@ -128,5 +150,7 @@ def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path):
     assert {"trainer", "trainer.mnist", "recognizer.teaching"} <= found
     assert part_of("recognizer.teaching.views") == "recognizer.teaching"
     assert part_of("recognizer.network") == "recognizer"
+    assert part_of("trainer.teach.views") == "trainer.teach"
+    assert part_of("trainer.head_only") == "trainer"
     assert find_cycle({"a": {"b": []}, "b": {"a": []}}) == ["a", "b", "a"]
     assert find_cycle({"a": {"b": []}, "b": {}}) is None

@@ -50,7 +50,8 @@ def as_layout(inputs, layout):
     `Tensor.contiguous(memory_format=...)` leaves a one-channel batch as it is
     (with C = 1 both layouts count as contiguous); `to` restrides it.
     """
-    if layout == torch.contiguous_format:
+    if layout == torch.contiguous_format or inputs.dim() != 4:
+        # Rows of features (trainer/head_only.py) have no channels to move.
         return inputs.contiguous()
     return inputs.to(memory_format=layout)
 

@@ -45,6 +45,10 @@ class DigitData:
             return self
         return DigitData(self.images[:limit], self.labels[:limit])
 
+    def subset(self, index):
+        """The samples at `index` (a tensor of positions), as a DigitData."""
+        return DigitData(self.images[index], self.labels[index])
+
     def inputs(self, index=None):
         """Float network inputs (N, 1, 28, 28) in [0, 1]."""
         images = self.images if index is None else self.images[index]

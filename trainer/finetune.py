@@ -43,7 +43,7 @@ from django.utils import timezone
 from recognizer import calibration, versions
 from recognizer.checkpoints import save_checkpoint
 from recognizer.network import build_model, count_parameters
-from trainer import activation, confidence, finetune_record, styles_set
+from trainer import activation, confidence, finetune_record, head_only, styles_set
 from trainer.augment import AugmentConfig
 from trainer.evaluation import evaluate
 from trainer.finetune_data import load_data
@@ -144,10 +144,7 @@ def _run_locked(options, device, model_dir, log):
     start_name = "scratch" if parent is None else parent.version
     _log_plan(log, options, data, model, config, start_name)
 
-    history = train(
-        model, data.train, config,
-        eval_data=None if options.dry_run else data.test, verbosity=options.verbosity,
-    )
+    history = train_model(model, data, config, options)
     if options.dry_run:
         log(f"Dry run: one batch trained (loss {history[0]['train_loss']:.4f}); "
             f"evaluation sets: {', '.join(f'{k} ({len(v)})' for k, v in data.sets.items())}; "
@@ -219,10 +216,29 @@ def train_config(options, device):
     )
 
 
+def train_model(model, data, config, options):
+    """Train `model` in place on the run's data; the per-epoch history.
+
+    With --head-only, only the dense layers learn, on features of the frozen
+    convolutions computed batch by batch (trainer/head_only.py), through the
+    same loop.
+    """
+    eval_data = None if options.dry_run else data.test
+    if not options.head_only:
+        return train(model, data.train, config, eval_data=eval_data,
+                     verbosity=options.verbosity)
+    trunk = head_only.frozen_trunk(model)
+    return head_only.train_head(
+        model, head_only.TrunkFeatures(trunk, data.train, config.augment, seed=config.seed + 1),
+        config, eval_data=None if eval_data is None else head_only.TrunkFeatures(trunk, eval_data),
+        verbosity=options.verbosity)
+
+
 def _log_plan(log, options, data, model, config, start_name):
     collected = data.collected
     n_collected = len(collected.train)
-    log(f"Training on {len(data.train)} samples ({n_collected} collected drawings) from "
+    what = "the dense layers (convolutions frozen)" if options.head_only else "the network"
+    log(f"Training {what} on {len(data.train)} samples ({n_collected} collected drawings) from "
         f"{start_name} for {options.epochs} epochs on {config.device} "
         f"(batch {options.batch_size}, lr {config.lr:g}, seed {options.seed}, "
         f"{count_parameters(model):,} parameters)")

@@ -38,6 +38,8 @@ class FinetuneOptions:
     augment: bool = True
     # False: NCHW tensors on the CPU too (--nchw; trainer/cpu_kernels.py).
     channels_last: bool = True
+    # Train only the dense layers on the frozen convolutions (trainer/head_only.py).
+    head_only: bool = False
     threads: int | None = None
     canvas_train: int = 0
     styles_train: int = 0
@@ -70,6 +72,9 @@ def _check_training_options(options):
         raise FinetuneError("--lr must be positive")
     if options.threads is not None and options.threads < 1:
         raise FinetuneError("--threads must be at least 1")
+    if options.head_only and options.from_scratch:
+        raise FinetuneError("--head-only keeps the active version's convolutions: it cannot "
+                            "start --from-scratch")
 
 
 def _check_extra_data_options(options):

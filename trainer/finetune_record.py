@@ -109,6 +109,8 @@ def training_record(options, config, data, start_name, temperature, duration):
         "memory_format": cpu_kernels.layout_name(
             cpu_kernels.memory_format(config.device, config.channels_last)),
         "from": start_name,
+        # Only the dense layers trained, on the convolutions of `from`.
+        "head_only": options.head_only,
         "duration_seconds": duration,
         "torch": str(torch.__version__),
         "architecture": ARCHITECTURE,

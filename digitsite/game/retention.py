@@ -6,7 +6,10 @@ play. A room nobody has used for DATA_RETENTION_DAYS (default 30) is deleted
 with all of them. "Used" is the latest of: the room's creation, its last
 round's start, and any seat's join, heartbeat or disconnect; a connected
 player renews their seat every few seconds, so a room in use is never old.
-Expired Django sessions (which hold a visitor's display name) go too.
+Expired Django sessions (which hold a visitor's display name) go too, and
+the teach page's taught copies past their TEACH_COPY_HOURS (recognizer.taught;
+saving a copy also deletes the expired ones, so this only catches those of a
+site where nobody has taught since).
 
 Collected drawings (recognizer.Drawing) are training data: they are kept,
 with the player's name and id, until staff delete them, or every piece of
@@ -42,6 +45,7 @@ class PurgeCounts:
     round_progress: int = 0
     sessions: int | None = 0  # None: the session engine cannot count them
     rounds_closed: int = 0
+    taught_copies: int = 0
 
 
 def cutoff(now=None, days=None):
@@ -96,7 +100,17 @@ def purge(*, now=None, days=None, dry_run=False):
         counts.seats += by_model.get(Seat._meta.label, 0)
         counts.round_progress += by_model.get(RoundProgress._meta.label, 0)
     counts.sessions = _purge_sessions(now, dry_run)
+    counts.taught_copies = _purge_taught_copies(now, dry_run)
     return counts
+
+
+def _purge_taught_copies(now, dry_run):
+    from recognizer import taught
+    from recognizer.models import TaughtCopy
+
+    if dry_run:
+        return TaughtCopy.objects.filter(expires_at__lte=now).count()
+    return taught.purge_expired(now)
 
 
 def _purge_sessions(now, dry_run):

@@ -16,7 +16,7 @@ import asyncio
 import logging
 
 from digitsite.game import guesses, protocol
-from digitsite.game.database import patiently
+from digitsite.game.database import db, patiently
 from digitsite.game.protocol import MAX_POINTS
 from digitsite.game.rules import GameError
 
@@ -103,15 +103,32 @@ class DrawingScorer:
                 await session.error("internal", "the server failed to score the drawing",
                                     "draw")
 
-    async def _score(self, raw, seq, game, round_number, target, received_at, pen_up):
+    async def _recognise(self, image):
+        """The guess for a 28x28 input: the served model's, or in a class room
+        whose teacher taught the model the class's drawings, the class's copy's
+        (recognizer.taught; no other room and no teach page is read by it)."""
+        from recognizer import taught
         from recognizer.inference import get_service
+
+        session = self.session
+        if session.feed.classroom:
+            copy = await db(taught.class_copy)(session.code)
+            if copy is not None:
+                try:
+                    return await taught.apredict(copy, image)
+                except taught.CopyError as exc:
+                    logger.warning("class %s: its taught copy cannot answer (%s); the served "
+                                   "model does", session.code, exc)
+        return await get_service().apredict(image)
+
+    async def _score(self, raw, seq, game, round_number, target, received_at, pen_up):
         from recognizer.preprocessing import input_to_bytes
 
         session = self.session
         if session.view.finished:
             return
         drawing, image = await asyncio.to_thread(_prepare, raw)
-        prediction = await get_service().apredict(image)
+        prediction = await self._recognise(image)
         # The drawing is written before its guess goes out, so a guess marked
         # `kept` is a promise: this drawing is the player's for the round.
         # An overloaded server then answers fewer drawings, later, but never

@@ -9,6 +9,7 @@ import {ClassGrid} from "./class-grid.js";
 import {showRound, showSummary} from "./class-report.js";
 import {GameConnection} from "./game-connection.js";
 import {showStandings} from "./game-standings.js";
+import {classTeach} from "./teach/class-teach.js";
 
 const config = JSON.parse(document.getElementById("class-config").textContent);
 const root = document.querySelector("[data-projector]");
@@ -47,6 +48,9 @@ const ui = {
 };
 
 const grid = new ClassGrid($("[data-class-grid]"), $("[data-grid-empty]"));
+// After a game, the teacher may teach the class's copy from its drawings.
+const teach = classTeach($("[data-class-teach]"));
+ui.exclusions = teach.exclusions;
 const state = {me: null, room: config.snapshot, target: null, round: 0, endsAt: null,
   seconds: config.snapshot.settings.seconds, shownAt: 0};
 
@@ -72,6 +76,7 @@ function applyRoom(room) {
   const isTeacher = state.me !== null && room.host === state.me.id;
   ui.controls.hidden = !(isTeacher && room.state === "lobby");
   ui.again.hidden = !(isTeacher && room.state === "finished");
+  teach.show(isTeacher && room.state === "finished");
   if (room.state === "playing") {
     const done = seated.filter((p) => p.finished).length;
     ui.finishedCount.textContent = `${done} of ${seated.length} finished`;
@@ -84,6 +89,8 @@ function applyRoom(room) {
 }
 
 function startRound(message) {
+  // A new game: the drawings left out belonged to the last one.
+  if (message.round === 1) teach.exclusions.clear();
   state.round = message.round;
   state.target = message.target;
   state.endsAt = message.ends_at;
@@ -171,4 +178,4 @@ ui.again.addEventListener("click", () => {
 connection.connect();
 
 // A handle for the browser console (and the end-to-end test) to look inside.
-window.digitClass = {connection, state, grid};
+window.digitClass = {connection, state, grid, teach};

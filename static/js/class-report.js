@@ -27,13 +27,18 @@ export function showRound(ui, message) {
   ui.resultsTitle.textContent = `Round ${message.round}: draw ${withArticle(message.target)}`;
   ui.counts.textContent = `${message.correct} of ${message.drawn} drawings read right`
     + ` · ${message.recognised} recognised in time · ${message.students} students`;
-  showWrong(ui, message.wrong, message.target);
+  showWrong(ui, message.wrong, message.target, message.round);
   showMatrix(ui.matrix, message.matrix);
   ui.matrixRounds.textContent = message.matrix_rounds === 1
     ? "(round 1)" : `(rounds 1 to ${message.matrix_rounds})`;
 }
 
-function showWrong(ui, wrong, target) {
+/**
+ * The round's misread drawings. With `ui.exclusions` (the teach panel's, see
+ * teach/class-teach.js), each kept drawing has a button to leave it out of
+ * teaching the class's copy: a scribble or a joke is no lesson.
+ */
+function showWrong(ui, wrong, target, round) {
   const paint = [];
   ui.wrong.replaceChildren(...wrong.map((item) => {
     const canvas = h("canvas", {class: "class-tile__drawing", role: "img",
@@ -46,10 +51,28 @@ function showWrong(ui, wrong, target) {
         h("span", {class: "class-tile__guess"},
           `read as ${item.digit}${item.probability === null ? "" : ` (${percent(item.probability)})`}`),
         item.drawing ? explainLink(item.drawing, "Explain this drawing",
-          `Explain ${item.name}'s drawing in lesson 1 (opens in a new tab)`) : null));
+          `Explain ${item.name}'s drawing in lesson 1 (opens in a new tab)`) : null),
+      item.drawing && ui.exclusions ? leaveOutButton(ui.exclusions, item, round) : null);
   }));
   ui.noWrong.hidden = wrong.length > 0;
   paintLater(paint);
+}
+
+function leaveOutButton(exclusions, item, round) {
+  const button = h("button", {type: "button", class: "button--ghost button--small class-tile__leave",
+    dataset: {leaveOut: item.player}}, "Leave out of teaching");
+  const show = () => {
+    const out = exclusions.has(item.player, round);
+    button.setAttribute("aria-pressed", String(out));
+    button.textContent = out ? "Left out of teaching" : "Leave out of teaching";
+    button.closest("li")?.classList.toggle("is-left-out", out);
+  };
+  button.addEventListener("click", () => {
+    exclusions.toggle(item.player, round);
+    show();
+  });
+  requestAnimationFrame(show);
+  return button;
 }
 
 function showMatrix(table, matrix) {

@@ -17,9 +17,14 @@ const REASONS = {
   absent: () => "did not draw",
 };
 
-/** Fill `grid` with the cards of a `round_end`; `myId` marks mine. */
+/**
+ * Fill `grid` with the cards of a `round_end`; `myId` marks mine. Where the
+ * model misread my drawing, my card links to the teach page for that digit
+ * (the grid's data-teach-url), where I can teach a copy of it my way.
+ */
 export function showResults(grid, message, myId) {
-  grid.replaceChildren(...message.results.map((r) => resultCard(r, message.target, myId)));
+  const teachUrl = grid.dataset.teachUrl || null;
+  grid.replaceChildren(...message.results.map((r) => resultCard(r, message.target, myId, teachUrl)));
   // Thumbnails are drawn once the cards are laid out and have a size.
   requestAnimationFrame(() => {
     for (const canvas of grid.querySelectorAll("canvas[data-result-drawing]")) {
@@ -29,7 +34,7 @@ export function showResults(grid, message, myId) {
   });
 }
 
-function resultCard(result, target, myId) {
+function resultCard(result, target, myId, teachUrl) {
   // An opted-out player's drawing was deleted when the round ended: say so
   // instead of showing an empty frame.
   const empty = () => result.drawing_deleted
@@ -68,5 +73,20 @@ function resultCard(result, target, myId) {
       result.player === myId && result.drawing
         ? explainLink(result.drawing, "Explain my drawing →",
           "Explain my drawing: how the model read it, layer by layer (opens in a new tab)")
-        : null));
+        : null,
+      teachLink(result, target, myId, teachUrl)));
+}
+
+/**
+ * "Teach the model your way" under my own drawing when the model read it as
+ * another digit. It opens a new tab: following it in this one would leave
+ * the room in the middle of the game.
+ */
+function teachLink(result, target, myId, teachUrl) {
+  const misread = result.digit !== null && result.digit !== undefined && result.digit !== target;
+  if (!teachUrl || result.player !== myId || !misread) return null;
+  const query = new URLSearchParams({digit: String(target), from: "game"});
+  return h("a", {class: "result__teach small", href: `${teachUrl}?${query}`, target: "_blank",
+    rel: "noopener", dataset: {teachLink: String(target)}},
+  "Teach the model your way", h("span", {class: "visually-hidden"}, " (opens a new tab)"));
 }

@@ -51,6 +51,10 @@ class Command(BaseCommand):
                             help="train in torch's default NCHW layout instead of channels-last "
                             "on the CPU: slower; versions whose training record has no "
                             "memory_format were trained in it")
+        parser.add_argument("--head-only", action="store_true",
+                            help="train only the dense layers, the convolutions frozen as the "
+                            "active version has them (trainer/head_only.py): each step costs "
+                            "about a quarter of a full one")
         parser.add_argument("--canvas-train", type=int, default=0, metavar="N",
                             help="also train on the first N MNIST train digits redrawn the way "
                                  "the site's canvas draws (built once, then cached)")
@@ -115,6 +119,7 @@ class Command(BaseCommand):
             activate=not opts["no_activate"], optimizer=opts["optimizer"],
             label_smoothing=opts["label_smoothing"], weight_decay=opts["weight_decay"],
             augment=not opts["no_augment"], channels_last=not opts["nchw"],
+            head_only=opts["head_only"],
             threads=opts["threads"], verbosity=opts["verbosity"],
             canvas_train=opts["canvas_train"], styles_train=opts["styles_train"],
             styles_per_style=opts["styles_per_style"],

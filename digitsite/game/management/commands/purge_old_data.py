@@ -22,8 +22,8 @@ def _days(value):
 class Command(BaseCommand):
     help = (
         "Delete rooms nobody has used for DATA_RETENTION_DAYS (default 30), with their seats "
-        "and round progress, and expired sessions. Collected drawings are kept. Prints what "
-        "it deleted (or, with --dry-run, what it would delete)."
+        "and round progress, expired sessions and expired taught copies. Collected drawings "
+        "are kept. Prints what it deleted (or, with --dry-run, what it would delete)."
     )
 
     def add_arguments(self, parser):
@@ -48,4 +48,6 @@ class Command(BaseCommand):
             self.stdout.write("Sessions: the session engine expires them itself.")
         else:
             self.stdout.write(f"Expired sessions: {verb} {counts.sessions}.")
+        self.stdout.write(f"Expired taught copies (the teach page): {verb} "
+                          f"{counts.taught_copies}.")
         self.stdout.write("Collected drawings are kept (delete a player's data in the admin).")
