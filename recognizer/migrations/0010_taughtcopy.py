@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('recognizer', '0008_drawing_ending'),
+        ('recognizer', '0009_drawing_player_label'),
     ]
 
     operations = [
