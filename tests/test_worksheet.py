@@ -149,6 +149,14 @@ def test_the_start_page_and_every_lessons_notes_link_the_worksheet(client):
         assert f'id="{anchor}" data-worksheet-lesson="{name}"' in sheet_html, name
 
 
+def test_no_template_comment_reaches_the_page(client):
+    # A {# #} comment spanning two lines is not a comment to Django: base.html's
+    # header once showed one on every page.
+    for path in ("/learn/worksheet/", "/learn/"):
+        html = client.get(path).content.decode()
+        assert "{#" not in html and "#}" not in html and "{% comment" not in html, path
+
+
 def test_the_sheets_say_where_each_lesson_is(client):
     _, sheets = worksheet_sheets(client)
     for name, path in LESSON_PATHS.items():
