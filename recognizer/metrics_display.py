@@ -32,3 +32,31 @@ def confusion_colour(count, row_total, diagonal):
     # Square root: a 1% confusion is already clearly tinted.
     alpha = min(0.9, 0.12 + 2.0 * share ** 0.5) if count else 0.0
     return f"rgba(210, 50, 40, {alpha:.3f})"
+
+
+def confusion_grid(matrix):
+    """Rows of cells for a confusion matrix table, each with its colour (the
+    admin's model version page, a class's own data page); None for anything
+    but 10 rows of 10 counts.
+
+    Shades follow the fraction of the true digit's samples in the cell: green
+    on the diagonal (right), red off it (wrong), so rare mistakes stay visible
+    next to thousands of correct answers.
+    """
+    try:
+        rows = [[int(v) for v in row] for row in matrix]
+    except (TypeError, ValueError):
+        return None
+    if len(rows) != 10 or any(len(r) != 10 for r in rows):
+        return None
+    grid = []
+    for true_digit, row in enumerate(rows):
+        total = sum(row)
+        cells = []
+        for predicted, count in enumerate(row):
+            share = count / total if total else 0.0
+            colour = confusion_colour(count, total, predicted == true_digit)
+            cells.append({"count": count, "share": share, "colour": colour,
+                          "diagonal": predicted == true_digit, "predicted": predicted})
+        grid.append({"digit": true_digit, "total": total, "cells": cells})
+    return grid

@@ -15,6 +15,10 @@ docs/teaching.md), each checked to be no wider than its screen.
 axe-core (vendored in tests/vendor/axe-core, version and licence in
 tests/vendor/README.md) is injected into every lesson, at both sizes, and
 must find no "serious" or "critical" violation of its WCAG 2 A/AA rules.
+
+The worksheet, printed (print media emulated through the DevTools protocol,
+with a dark colour scheme asked for too): no header, menus or controls, black
+text on white, and every lesson forced onto a new page.
 """
 
 import os
@@ -44,6 +48,7 @@ LESSONS = [
     ("attention", f"/learn/attention/?d={SEVEN_CODE}", "[data-attention]"),
     ("model", "/learn/model/", None),
     ("data", "/learn/data/?digit=4", None),
+    ("worksheet", "/learn/worksheet/", None),
 ]
 
 
@@ -255,3 +260,60 @@ def test_the_hard_cases_are_read_two_ways(server, page, example, pair):
     assert shown[ranked[1]] >= 0.15
     assert page.text_content("[data-guess-digit]") == str(ranked[0])
     assert page.js_errors == []
+
+
+def print_media(page, scheme="dark", session=None):
+    """Emulate printing, as Chromium's print preview lays the page out; `scheme`
+    asks for that colour scheme too, which print must not follow. Returns the
+    DevTools session, which keeps the emulation until told otherwise."""
+    session = session or page.context.new_cdp_session(page)
+    session.send("Emulation.setEmulatedMedia", {
+        "media": "print", "features": [{"name": "prefers-color-scheme", "value": scheme}]})
+    return session
+
+
+def test_the_worksheet_prints_a_lesson_a_page_black_on_white(server, page):
+    page.goto(server.url + "/learn/worksheet/")
+    # On screen: the menu, the print button (shown by the script) and the tick box.
+    assert page.locator(".site-nav").is_visible() and page.locator(".lesson-nav").is_visible()
+    assert page.locator("[data-print]").is_visible()
+    lessons = page.locator("[data-worksheet-lesson]")
+    assert lessons.count() == 4
+    assert page.evaluate("matchMedia('print').matches") is False
+
+    session = print_media(page)
+    page.wait_for_function("matchMedia('print').matches", timeout=10_000)
+    for hidden in (".site-header", ".site-nav", ".site-footer", ".lesson-nav",
+                   "[data-print-controls]", "[data-print]", "[data-hide-notes]"):
+        assert page.locator(hidden).first.is_hidden(), hidden
+    styles = page.eval_on_selector_all("[data-worksheet-lesson]", """sections => sections.map(s => {
+        const css = getComputedStyle(s);
+        return {breakBefore: css.breakBefore, color: css.color, shadow: css.boxShadow}; })""")
+    assert [s["breakBefore"] for s in styles] == ["page"] * 4
+    assert {s["color"] for s in styles} == {"rgb(0, 0, 0)"}
+    assert {s["shadow"] for s in styles} == {"none"}
+    # No text of any colour but black, on nothing but white or transparent.
+    colours = page.evaluate("""() => {
+        const seen = {text: new Set(), back: new Set()};
+        for (const el of document.querySelectorAll('body, body *')) {
+            const css = getComputedStyle(el);
+            if (css.display === 'none' || !el.closest('[data-worksheet-lesson]')) continue;
+            seen.text.add(css.color); seen.back.add(css.backgroundColor);
+        }
+        seen.body = getComputedStyle(document.body).backgroundColor;
+        return {text: [...seen.text], back: [...seen.back], body: seen.body}; }""")
+    assert colours["text"] == ["rgb(0, 0, 0)"]
+    assert set(colours["back"]) <= {"rgba(0, 0, 0, 0)", "rgb(255, 255, 255)"}
+    assert colours["body"] == "rgb(255, 255, 255)"
+    # The teacher notes print unless left out.
+    assert page.locator("[data-worksheet-notes]").first.is_visible()
+
+    # Back on screen, tick "leave out the teacher notes", print again.
+    session.send("Emulation.setEmulatedMedia", {"media": "screen"})
+    page.wait_for_function("!matchMedia('print').matches", timeout=10_000)
+    page.check("[data-hide-notes]")
+    print_media(page, session=session)
+    page.wait_for_function("matchMedia('print').matches", timeout=10_000)
+    assert page.locator("[data-worksheet-notes]").count() == 4
+    assert all(page.locator("[data-worksheet-notes]").nth(i).is_hidden() for i in range(4))
+    assert page.js_errors == [] and page.console_errors == []

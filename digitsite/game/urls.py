@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from digitsite.game import class_views, views
+from digitsite.game import class_data, class_views, views
 
 app_name = "game"
 
@@ -17,4 +17,7 @@ urlpatterns = [
     path("practice/", views.practice, name="practice"),
     path("class/new/", class_views.create_class, name="class_create"),
     path("class/<str:code>/projector/", class_views.projector, name="projector"),
+    # Under /learn/ with the lessons it belongs to, served by the game, which
+    # knows who opened the class (class_data.py).
+    path("learn/class/<str:code>/", class_data.class_data, name="class_data"),
 ]

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from recognizer.admin.base import ADMIN_CSS, ADMIN_JS, RefuseForbiddenActionsMixin, has_perm
 from recognizer.checkpoints import CheckpointError
-from recognizer.metrics_display import UNKNOWN, confusion_colour, percent
+from recognizer.metrics_display import UNKNOWN, confusion_grid, percent
 from recognizer.models import ModelVersion
 from recognizer.versions import activate_version, load_version
 
@@ -44,32 +44,6 @@ def metric_sets(metrics):
     found.sort(key=lambda kv: (order.index(kv[0]) if kv[0] in order else len(order), kv[0]))
     return [(key, METRIC_SET_TITLES.get(key, key.replace("_", " ").capitalize()), value)
             for key, value in found]
-
-
-def confusion_grid(matrix):
-    """Rows of cells for the confusion matrix template, each with its colour.
-
-    Shades follow the fraction of the true digit's samples in the cell: green
-    on the diagonal (right), red off it (wrong), so rare mistakes stay visible
-    next to thousands of correct answers.
-    """
-    try:
-        rows = [[int(v) for v in row] for row in matrix]
-    except (TypeError, ValueError):
-        return None
-    if len(rows) != 10 or any(len(r) != 10 for r in rows):
-        return None
-    grid = []
-    for true_digit, row in enumerate(rows):
-        total = sum(row)
-        cells = []
-        for predicted, count in enumerate(row):
-            share = count / total if total else 0.0
-            colour = confusion_colour(count, total, predicted == true_digit)
-            cells.append({"count": count, "share": share, "colour": colour,
-                          "diagonal": predicted == true_digit, "predicted": predicted})
-        grid.append({"digit": true_digit, "total": total, "cells": cells})
-    return grid
 
 
 # What the training summary lists first, with its wording.

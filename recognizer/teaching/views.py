@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from recognizer import json_input, versions
@@ -35,6 +36,7 @@ from recognizer.teaching import (
     explain,
     gallery,
     lesson_numbers,
+    lesson_plans,
     modelcard,
     neuron,
     share,
@@ -72,6 +74,9 @@ def lesson_context(url_name):
         "current_lesson": url_name,
         "previous_lesson": LESSONS[index - 1] if index > 0 else None,
         "next_lesson": LESSONS[index + 1] if index < len(LESSONS) - 1 else None,
+        # The "For teachers" box under the title (None on pages that are not lessons).
+        "plan": lesson_plans.BY_URL_NAME.get(url_name),
+        "total_minutes": lesson_plans.TOTAL_MINUTES,
     }
 
 
@@ -90,6 +95,21 @@ async def _render(request, template, context):
 
 def index(request):
     return render(request, "teaching/index.html", lesson_context("teaching:index"))
+
+
+def worksheet(request):
+    """Every lesson's objectives, time, activities and questions, with space for the
+    answers, laid out to be printed (static/css/worksheet.css)."""
+    context = lesson_context("teaching:worksheet")
+    context["sheets"] = [
+        {"number": number, "title": title, "plan": lesson_plans.BY_URL_NAME[name],
+         # Printed under the title, so a sheet on paper still says where the lesson is.
+         "address": request.build_absolute_uri(reverse(name)),
+         "questions": [{"text": q.text, "lines": range(q.lines)}
+                       for q in lesson_plans.BY_URL_NAME[name].questions]}
+        for number, (name, title, _) in enumerate(LESSONS, start=1)
+    ]
+    return render(request, "teaching/worksheet.html", context)
 
 
 def _mnist_sample(request):
