@@ -237,11 +237,11 @@ def train_model(model, data, config, options):
 def _log_plan(log, options, data, model, config, start_name):
     collected = data.collected
     n_collected = len(collected.train)
-    what = "the dense layers (convolutions frozen)" if options.head_only else "the network"
-    log(f"Training {what} on {len(data.train)} samples ({n_collected} collected drawings) from "
+    what = ", the dense layers only (convolutions frozen)" if options.head_only else ""
+    log(f"Training on {len(data.train)} samples ({n_collected} collected drawings) from "
         f"{start_name} for {options.epochs} epochs on {config.device} "
         f"(batch {options.batch_size}, lr {config.lr:g}, seed {options.seed}, "
-        f"{count_parameters(model):,} parameters)")
+        f"{count_parameters(model):,} parameters){what}")
     log(f"  {data.counts['mnist_train']} MNIST digits + {n_collected} drawings by "
         f"{len(collected.train_players)} players x weight {options.drawings_weight:g} "
         f"({data.counts['collected_samples']} samples); held out for evaluation: "
