@@ -31,6 +31,7 @@ Results go to bench/results/feedback_loop.json.
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import os
@@ -41,7 +42,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BASE_DIR, machine_summary, setup_django, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    BASE_DIR,
+    client_address,
+    machine_summary,
+    setup_django,
+    write_results,
+)
 
 
 def default_data_dir():
@@ -51,9 +58,12 @@ def default_data_dir():
 async def play_all(rooms, server, games, rounds, timeout):
     from digitsite.game.simulation import play_room
 
+    addresses = itertools.count()
+
     async def run(code, players):
         async def open_client():
-            return await server.game_client(code, max_size=2**22)
+            return await server.game_client(code, max_size=2**22,
+                                            local_addr=client_address(next(addresses)))
 
         return await play_room(players, open_client, games=games, rounds=rounds,
                                timeout=timeout)

@@ -16,6 +16,8 @@ import math
 import random
 import time
 
+from bench.common import client_address
+
 UPDATES_PER_SECOND = 10
 # As the page: a drawing unanswered this long no longer holds the next one back.
 ANSWER_TIMEOUT = 5.0
@@ -116,7 +118,7 @@ class Player:
     async def connect(self):
         self.client = await self.server.game_client(
             self.room, f"player {self.index}", compression=None, open_timeout=60,
-            max_size=2**22,
+            max_size=2**22, local_addr=client_address(self.index),
         )
         welcome = await self.client.join(timeout=60)
         self.id = welcome["you"]["id"]

@@ -62,6 +62,12 @@ CLOSE_REPLACED = 4010
 # The seat was taken by another tab (or a reload) of the same browser session:
 # the page says the room is open in another tab and does not reconnect.
 CLOSE_OTHER_TAB = 4011
+# The client does not read what the server sends (digitsite/websocket_bounds.py,
+# which closes with it below the application).
+CLOSE_NOT_READING = 4012
+# Over the open sockets allowed per address or per browser session
+# (digitsite.game.connection_limits); 29 as in HTTP's 429.
+CLOSE_TOO_MANY_CONNECTIONS = 4029
 
 # Refusals of a `join` that end the connection, and the close code that follows.
 JOIN_CLOSES = {"unsupported_protocol": CLOSE_PROTOCOL, "room_full": CLOSE_ROOM_FULL,

@@ -13,6 +13,7 @@ import logging
 
 from digitsite.game import guesses, protocol
 from digitsite.game.database import patiently
+from digitsite.game.drawing_slots import drawing_slots
 from digitsite.game.protocol import MAX_POINTS
 from digitsite.game.rules import GameError
 
@@ -41,7 +42,16 @@ def _prepare(raw):
 
 
 class DrawingScorer:
-    """The drawings of one PlayerSession (digitsite.game.session), scored one at a time."""
+    """The drawings of one PlayerSession (digitsite.game.session), scored one at a time.
+
+    Scoring has two parts. Computing (rendering, recognising) is work for the
+    client alone: when its socket closes, the drawing waiting and the one
+    being computed are dropped (the inference queue forgets a cancelled
+    request, digitsite/game/drawing_slots.py a cancelled wait). Recording
+    (the write, then the guess) is shielded: a drawing being written is
+    written even if the socket closes meanwhile, as its guess may be the
+    last the player heard.
+    """
 
     def __init__(self, session):
         self.session = session
@@ -49,6 +59,7 @@ class DrawingScorer:
         # received_at, pen_up).
         self.pending = None
         self.task = None
+        self.writing = None  # the record of a computed drawing, under way
 
     def submit(self, raw, seq, game, round_number, target, received_at, *, pen_up=False):
         """Score this drawing next, in place of any still waiting. Only a
@@ -59,40 +70,71 @@ class DrawingScorer:
 
     async def drain(self, timeout=10.0):
         """Wait until the drawing in hand (if any) is scored and written."""
+        waits = {task for task in (self.task, self.writing)
+                 if task is not None and not task.done()}
+        if waits:
+            await asyncio.wait(waits, timeout=timeout)
+
+    async def drop_unscored(self, timeout=10.0):
+        """The client is gone: drop the drawing waiting and the one being
+        computed; let a write under way land."""
+        self.pending = None
         if self.task is not None and not self.task.done():
-            await asyncio.wait({self.task}, timeout=timeout)
+            self.task.cancel()
+        if self.writing is not None and not self.writing.done():
+            await asyncio.wait({self.writing}, timeout=timeout)
 
     async def _score_pending(self):
+        while self.pending is not None:
+            item, self.pending = self.pending, None
+            computed = await self._reporting(self._compute(item))
+            if computed is None:
+                continue
+            self.writing = asyncio.ensure_future(self._reporting(self._record(item, *computed)))
+            await asyncio.shield(self.writing)
+
+    async def _reporting(self, coroutine):
+        """Await `coroutine`; a failure is told to the client as an error
+        answering its `draw` (None is returned)."""
         from recognizer.inference import ModelUnavailable
 
         session = self.session
-        while self.pending is not None:
-            item, self.pending = self.pending, None
-            try:
-                # Shielded: a drawing being recorded is recorded even if the
-                # socket closes meanwhile.
-                await asyncio.shield(self._score(*item))
-            except GameError as exc:
-                await session.error(exc.code, exc.message, "draw")
-            except ModelUnavailable as exc:
-                await session.error("model_unavailable", f"the recognizer is not ready: {exc}",
-                                    "draw")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("scoring a drawing in room %s failed", session.code)
-                await session.error("internal", "the server failed to score the drawing",
-                                    "draw")
+        try:
+            return await coroutine
+        except GameError as exc:
+            await session.error(exc.code, exc.message, "draw")
+        except ModelUnavailable as exc:
+            await session.error("model_unavailable", f"the recognizer is not ready: {exc}",
+                                "draw")
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("scoring a drawing in room %s failed", session.code)
+            await session.error("internal", "the server failed to score the drawing", "draw")
+        return None
 
-    async def _score(self, raw, seq, game, round_number, target, received_at, pen_up):
+    async def _compute(self, item):
+        """Render and recognise a drawing: (drawing, image, prediction), or
+        None when the player's round is over already."""
         from recognizer.inference import get_service
-        from recognizer.preprocessing import input_to_bytes
 
         session = self.session
         if session.view.finished:
-            return
-        drawing, image = await asyncio.to_thread(_prepare, raw)
-        prediction = await get_service().apredict(image)
+            return None
+        raw = item[0]
+        address = getattr(session.transport, "client_address", None)
+        # One of the address's few slots (its other sockets' drawings wait),
+        # and its own lane in the inference queue.
+        async with drawing_slots.held(address):
+            drawing, image = await asyncio.to_thread(_prepare, raw)
+            prediction = await get_service().apredict(image, client=("game", address))
+        return drawing, image, prediction
+
+    async def _record(self, item, drawing, image, prediction):
+        from recognizer.preprocessing import input_to_bytes
+
+        _raw, seq, game, round_number, target, received_at, pen_up = item
+        session = self.session
         # The drawing is written before its guess goes out, so a guess marked
         # `kept` is a promise: this drawing is the player's for the round.
         # An overloaded server then answers fewer drawings, later, but never

@@ -87,12 +87,17 @@ class PlayerSession:
         player's round for their return (`finish_round`: end it now)."""
         self.closed = True
         for task in list(self.tasks):
-            # Scoring goes on: the drawing in hand must still be kept.
-            if task is not self.scorer.task:
+            # A stopping server (`finish_round`) still scores the drawing in
+            # hand; for a client that went away it is dropped below.
+            if not (finish_round and task is self.scorer.task):
                 task.cancel()
+        if finish_round:
+            await self.scorer.drain()
+        else:
+            # Nobody will see its guess: not computed. A write under way lands.
+            await self.scorer.drop_unscored()
         if self.player_id is None or self.left:
             return
-        await self.scorer.drain()
         if self.replaced:
             return
         events = await db(seats.disconnect)(self.player_id, self.transport.channel_name,
