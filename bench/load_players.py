@@ -91,7 +91,8 @@ class Player:
         self.latencies = []  # seconds, for draws sent in the timed window
         self.guesses_in_window = 0
         self.draws_sent = 0
-        self.last_scored = {}  # (game, round) -> the drawing of the last kept guess
+        self.last_scored = {}  # (game, round) -> the drawing last said kept
+        self.held_steps = {}  # seq -> step, for drawings answered `held`
         self.errors = []
         self.late_refusals = 0
         self.late_guesses = 0
@@ -142,6 +143,8 @@ class Player:
                             message.get("code") or message.get("reason")))
         if kind == "guess":
             self.on_guess(message, now)
+        elif kind == "kept":
+            self.on_kept(message)
         elif kind == "round_start":
             self.game, self.round = message["game"], message["round"]
             if self.drawing_task is not None:
@@ -183,10 +186,21 @@ class Player:
             self.guesses_in_window += 1
         if message["kept"]:
             self.last_scored[(self.game, message["round"])] = self.drawings[step][0]
+        elif message["held"]:
+            # Written within a second; a `kept` message says when.
+            self.held_steps[message["seq"]] = step
         else:
             # Written after the player's round closed: not part of it.
             self.late_guesses += 1
         self.answered(message["seq"])
+
+    def on_kept(self, message):
+        step = self.held_steps.pop(message["seq"], None)
+        # Older held drawings were replaced unwritten: never kept.
+        for seq in [s for s in self.held_steps if s < message["seq"]]:
+            del self.held_steps[seq]
+        if step is not None:
+            self.last_scored[(self.game, message["round"])] = self.drawings[step][0]
 
     async def start_game(self, delay=0.0):
         await asyncio.sleep(delay)

@@ -350,6 +350,12 @@ GAME_SWEEP_SECONDS = env_float("GAME_SWEEP_SECONDS", 5.0)
 # finishing its players' rounds before the process exits.
 GAME_STOP_SECONDS = env_float("GAME_STOP_SECONDS", 10.0)
 
+# A player's live drawings are written at most this often (seconds); the
+# newest in between is held in memory and written when due, before `done`
+# and when the socket closes (digitsite/game/drawing_writes.py). 0 writes
+# every drawing before its guess.
+GAME_DRAWING_WRITE_SECONDS = env_float("GAME_DRAWING_WRITE_SECONDS", 1.0)
+
 # What one game WebSocket may make a server process hold (docs/protocol.md,
 # "Limits per connection and per client"); 0 turns a bound off.
 # Open game sockets per client address and per browser session, in each

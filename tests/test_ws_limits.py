@@ -111,7 +111,7 @@ async def a_player_is_answered(server, local_address, drawings=3):
             await player.draw(start["round"], seven(seq), seq=seq)
             guess = await player.expect("guess", lambda m, seq=seq: m["seq"] == seq,
                                         timeout=WAIT)
-            assert guess["kept"] is True
+            assert guess["kept"] or guess["held"]  # written now, or within a second
     finally:
         await player.close()
 

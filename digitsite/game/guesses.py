@@ -22,7 +22,7 @@ from digitsite.game.rounds import GRACE, after_change, closes_at
 from digitsite.game.rules import GameError
 
 
-def _progress_updates(prediction, p_target, drawing, input_bytes):
+def _progress_updates(prediction, p_target, drawing, input_bytes, drawings=1):
     return {
         "drawing": drawing,
         "input_image": bytes(input_bytes),
@@ -32,12 +32,12 @@ def _progress_updates(prediction, p_target, drawing, input_bytes):
         "target_probability": p_target,
         "best_target_probability": Greatest(
             "best_target_probability", Value(p_target, output_field=FloatField())),
-        "guesses": F("guesses") + 1,
+        "guesses": F("guesses") + drawings,
     }
 
 
 def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
-                 target=None, received_at=None, pen_up=False):
+                 target=None, received_at=None, pen_up=False, drawings=1):
     """Keep a scored drawing as the player's latest for the round.
 
     Returns (accepted, messages). Not accepted when the round or the player's
@@ -48,7 +48,9 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
     case (a later drawing that does not reach the target) in one conditional
     UPDATE instead of a locked transaction. `received_at`, when the server
     got the drawing, lets a drawing that arrived in time but whose write came
-    late (an overloaded server) still be kept.
+    late (an overloaded server) still be kept. `drawings`: the scored
+    drawings this write stands for (the progress counts them as `guesses`):
+    held drawings it replaced unwritten (digitsite.game.drawing_writes) and itself.
     """
     at = clock.now()
     if target is not None:
@@ -61,7 +63,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             target=target, finished=False,
             room__code=code, room__state=Room.State.PLAYING, room__game_id=game_id,
             room__round=round_number, room__ends_at__gt=at - GRACE, **below,
-        ).update(**_progress_updates(prediction, p_target, drawing, input_bytes)):
+        ).update(**_progress_updates(prediction, p_target, drawing, input_bytes, drawings)):
             return True, []
     with transaction.atomic():
         room = lock_room(code)
@@ -83,7 +85,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         )
         p_target = float(prediction.probabilities[room.target])
         reached = pen_up and p_target >= room.target_confidence
-        updates = _progress_updates(prediction, p_target, drawing, input_bytes)
+        updates = _progress_updates(prediction, p_target, drawing, input_bytes, drawings)
         if reached:
             updates["reached_at"] = at
         if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(**updates):

@@ -205,7 +205,10 @@ SERVER_MESSAGES = {
               Field("digit", "integer"), Field("top3", "list"),
               Field("probabilities", "list"), Field("target_probability", "number"),
               Field("reached", "boolean"), Field("kept", "boolean"),
-              Field("model", "string", null=True)),
+              Field("held", "boolean"), Field("model", "string", null=True)),
+    # A drawing answered `held` was written: it is now the player's drawing
+    # for the round (digitsite.game.drawing_writes).
+    "kept": (Field("round", "integer"), Field("seq", "integer", null=True)),
     "player_finished": (Field("round", "integer"), Field("player", "string"),
                         Field("name", "string"), Field("reason", "string"),
                         Field("points", "integer"), Field("score", "integer"),

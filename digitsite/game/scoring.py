@@ -1,6 +1,7 @@
 """Scoring a connection's drawings as they come: each is checked, rendered
-to the network's input, recognised, written as the player's latest for the
-round (digitsite.game.guesses) and answered with a `guess`.
+to the network's input, recognised, kept as the player's latest for the
+round (written by digitsite.game.guesses, now or within a second:
+digitsite.game.drawing_writes) and answered with a `guess`.
 
 Only the newest drawing waiting is scored, and only it is checked in full: a
 fast sender cannot queue work or make the server parse drawings nobody will
@@ -9,11 +10,13 @@ digitsite.game.finishing.)
 """
 
 import asyncio
+import collections
 import logging
 
-from digitsite.game import guesses, protocol
+from digitsite.game import clock, guesses, protocol
 from digitsite.game.database import patiently
 from digitsite.game.drawing_slots import drawing_slots
+from digitsite.game.drawing_writes import Scored, write_due
 from digitsite.game.protocol import MAX_POINTS
 from digitsite.game.rules import GameError
 
@@ -51,6 +54,11 @@ class DrawingScorer:
     (the write, then the guess) is shielded: a drawing being written is
     written even if the socket closes meanwhile, as its guess may be the
     last the player heard.
+
+    A scored drawing is written at once, or held as the player's latest and
+    written when due (digitsite.game.drawing_writes says when): its guess
+    then says `held`, and a `kept` message follows its write. Writes of one
+    connection go one at a time, in the order of their drawings.
     """
 
     def __init__(self, session):
@@ -59,7 +67,14 @@ class DrawingScorer:
         # received_at, pen_up).
         self.pending = None
         self.task = None
-        self.writing = None  # the record of a computed drawing, under way
+        self.held = None  # the newest scored drawing not written yet (a Scored)
+        self.flusher = None  # the task writing `held` when it is due
+        self.writes = set()  # writes under way
+        self.write_turn = asyncio.Lock()
+        self.last_write = None  # ((game, round), game clock time) of the last write begun
+        # Drawings scored and not yet written, per (game, round): a write
+        # counts those it replaced (the progress's `guesses`).
+        self.unwritten = collections.Counter()
 
     def submit(self, raw, seq, game, round_number, target, received_at, *, pen_up=False):
         """Score this drawing next, in place of any still waiting. Only a
@@ -69,20 +84,25 @@ class DrawingScorer:
             self.task = self.session.spawn(self._score_pending())
 
     async def drain(self, timeout=10.0):
-        """Wait until the drawing in hand (if any) is scored and written."""
-        waits = {task for task in (self.task, self.writing)
-                 if task is not None and not task.done()}
-        if waits:
-            await asyncio.wait(waits, timeout=timeout)
+        """Wait until the drawing in hand (if any) is scored and everything
+        scored is written: before `done`, leaving, or a stopping server."""
+        if self.task is not None and not self.task.done():
+            await asyncio.wait({self.task}, timeout=timeout)
+        await self._settle(timeout)
 
     async def drop_unscored(self, timeout=10.0):
         """The client is gone: drop the drawing waiting and the one being
-        computed; let a write under way land."""
+        computed; write what was scored (a rejoin's `welcome` brings it back)."""
         self.pending = None
         if self.task is not None and not self.task.done():
             self.task.cancel()
-        if self.writing is not None and not self.writing.done():
-            await asyncio.wait({self.writing}, timeout=timeout)
+        await self._settle(timeout)
+
+    async def _settle(self, timeout):
+        if self.held is not None:
+            self._write_held()
+        if self.writes:
+            await asyncio.wait(set(self.writes), timeout=timeout)
 
     async def _score_pending(self):
         while self.pending is not None:
@@ -90,8 +110,44 @@ class DrawingScorer:
             computed = await self._reporting(self._compute(item))
             if computed is None:
                 continue
-            self.writing = asyncio.ensure_future(self._reporting(self._record(item, *computed)))
-            await asyncio.shield(self.writing)
+            scored = Scored.of(item, *computed)
+            self.unwritten[(scored.game, scored.round)] += 1
+            if write_due(scored, self.session.view.room, self.last_write,
+                         clock.time()) is None:
+                self.held = None  # this newer drawing replaces it
+                await asyncio.shield(self._start_write(scored, answer=True))
+            else:
+                self.held = scored
+                await self._answer(scored, kept=False, held=True, reached=False)
+                if self.flusher is None or self.flusher.done():
+                    self.flusher = self.session.spawn(self._flush_when_due())
+
+    async def _flush_when_due(self):
+        """Write the held drawing when it is due (the session's close cancels
+        this and writes it itself)."""
+        while self.held is not None:
+            due = write_due(self.held, self.session.view.room, self.last_write, clock.time())
+            if due is not None:
+                # Checked again after the sleep: a newer drawing, written at
+                # once, may have moved the time on.
+                await clock.sleep(max(due - clock.time(), 0.001))
+                continue
+            await asyncio.shield(self._write_held())
+
+    def _write_held(self):
+        scored, self.held = self.held, None
+        return self._start_write(scored, answer=False)
+
+    def _start_write(self, scored, *, answer):
+        """Begin writing `scored` (its guess follows when `answer`, a `kept`
+        message otherwise); a future of the write, which a close does not cancel."""
+        key = (scored.game, scored.round)
+        self.last_write = (key, clock.time())
+        drawings = max(self.unwritten.pop(key, 0), 1)
+        write = asyncio.ensure_future(self._reporting(self._write(scored, answer, drawings)))
+        self.writes.add(write)
+        write.add_done_callback(self.writes.discard)
+        return write
 
     async def _reporting(self, coroutine):
         """Await `coroutine`; a failure is told to the client as an error
@@ -130,43 +186,53 @@ class DrawingScorer:
             prediction = await get_service().apredict(image, client=("game", address))
         return drawing, image, prediction
 
-    async def _record(self, item, drawing, image, prediction):
-        from recognizer.preprocessing import input_to_bytes
+    async def _write(self, scored, answer, drawings):
+        """Write a scored drawing as the player's latest, then say so: its
+        `guess` (`answer`) or, for a drawing answered as held, `kept`.
 
-        _raw, seq, game, round_number, target, received_at, pen_up = item
+        The drawing is written before the client hears it is kept, so `kept`
+        is a promise: this drawing is the player's for the round. An
+        overloaded server then answers fewer drawings, later, but never
+        loses one it told the player about. A database that refuses the
+        write (locked, restarting) delays the answer: the write is tried
+        again until it lands, and `received_at` still decides whether the
+        drawing counts for the round.
+        """
         session = self.session
-        # The drawing is written before its guess goes out, so a guess marked
-        # `kept` is a promise: this drawing is the player's for the round.
-        # An overloaded server then answers fewer drawings, later, but never
-        # loses one it told the player about. A database that refuses the
-        # write (locked, restarting) delays the guess: the write is tried
-        # again until it lands, and `received_at` still decides whether the
-        # drawing counts for the round.
-        drawing_json = drawing.as_json()
-        kept, events = await patiently(
-            guesses.record_guess, session.code, session.player_id, game, round_number,
-            what=f"a drawing in room {session.code}",
-            drawing=drawing_json, input_bytes=input_to_bytes(image),
-            prediction=prediction, target=target, received_at=received_at, pen_up=pen_up,
-        )
-        p_target = float(prediction.probabilities[target])
+        async with self.write_turn:
+            kept, events = await patiently(
+                guesses.record_guess, session.code, session.player_id, scored.game,
+                scored.round, what=f"a drawing in room {session.code}",
+                drawing=scored.drawing_json, input_bytes=scored.input_bytes,
+                prediction=scored.prediction, target=scored.target,
+                received_at=scored.received_at, pen_up=scored.pen_up, drawings=drawings,
+            )
         reached = any(m["type"] == "player_finished" and m["player"] == session.player_id
                       and m["reason"] == "reached" for m in events)
         if reached:
             session.view.finished = True  # nothing drawn after this counts
+        if answer:
+            await self._answer(scored, kept=kept, held=False, reached=reached)
+        elif kept:
+            await session.send(protocol.message("kept", round=scored.round, seq=scored.seq))
+        await session.broadcast_all(events)
+
+    async def _answer(self, scored, *, kept, held, reached):
+        session = self.session
+        prediction = scored.prediction
         await session.send(protocol.message(
             "guess",
-            round=round_number,
-            seq=seq,
+            round=scored.round,
+            seq=scored.seq,
             digit=prediction.digit,
             top3=[[d, p] for d, p in prediction.top(3)],
             probabilities=prediction.probabilities,
-            target_probability=p_target,
+            target_probability=scored.p_target,
             reached=reached,
             kept=kept,
+            held=held,
             model=prediction.version,
         ))
         # In a class room, the teacher's projector shows it too (throttled).
-        await session.feed.scored(round_number, drawing_json, prediction, p_target,
-                                  reached=reached, kept=kept)
-        await session.broadcast_all(events)
+        await session.feed.scored(scored.round, scored.drawing_json, prediction,
+                                  scored.p_target, reached=reached, kept=kept or held)
