@@ -28,7 +28,10 @@ from digitsite.game.codes import normalise_code
 from digitsite.game.rules import GameError
 from recognizer import json_input
 
-PROTOCOL_VERSION = 1
+# The newest version; the server speaks every one in SUPPORTED_PROTOCOLS.
+# Version 2 adds incremental `draw` messages (digitsite.game.drawing_deltas).
+PROTOCOL_VERSION = 2
+SUPPORTED_PROTOCOLS = (1, 2)
 
 # -- limits -------------------------------------------------------------------
 
@@ -109,9 +112,10 @@ class Field:
 
 
 def _speaks_our_protocol(version):
-    if version != PROTOCOL_VERSION:
-        raise GameError("unsupported_protocol", f"this server speaks protocol "
-                                                f"{PROTOCOL_VERSION}, not {version}")
+    if version not in SUPPORTED_PROTOCOLS:
+        spoken = " and ".join(str(v) for v in SUPPORTED_PROTOCOLS)
+        raise GameError("unsupported_protocol", f"this server speaks protocols {spoken}, "
+                                                f"not {version}")
 
 
 def _optional(name, kind, **options):
@@ -138,8 +142,13 @@ CLIENT_MESSAGES = {
     # being drawn often reads as another digit for a moment (a 6 begins as
     # a 1, a 7 as a "¬"). Left out (older pages), the drawing counts as
     # drawn with the pen down.
-    "draw": (Field("round", "integer"), Field("drawing", "object"),
-             _optional("seq", "integer"), _optional("pen_up", "boolean")),
+    # `drawing`: the whole drawing; or, in protocol 2, `base` (the seq of the
+    # drawing this one adds to) with `extend` (points added to its last
+    # stroke) and `strokes` (new strokes): digitsite.game.drawing_deltas.
+    "draw": (Field("round", "integer"), _optional("drawing", "object"),
+             _optional("seq", "integer"), _optional("pen_up", "boolean"),
+             _optional("base", "integer"), _optional("extend", "list"),
+             _optional("strokes", "list")),
     "done": (Field("round", "integer"),),
     "opt_out": (Field("value", "boolean"),),
     "leave": (),
@@ -409,6 +418,12 @@ def kick(player, *, room=None):
 def draw(round_number, drawing, seq=None, *, pen_up=None, room=None):
     return client_message("draw", round=round_number, drawing=drawing, seq=seq,
                           pen_up=pen_up, room=room)
+
+
+def draw_more(round_number, base, seq, *, extend=None, strokes=None, pen_up=None, room=None):
+    """Protocol 2: the points added since the drawing of `base` (a seq)."""
+    return client_message("draw", round=round_number, base=base, seq=seq, extend=extend,
+                          strokes=strokes, pen_up=pen_up, room=room)
 
 
 def done(round_number, *, room=None):

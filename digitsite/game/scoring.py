@@ -23,13 +23,6 @@ from digitsite.game.rules import GameError
 logger = logging.getLogger(__name__)
 
 
-def count_points(drawing):
-    strokes = drawing.get("strokes")
-    if not isinstance(strokes, list):
-        return 0
-    return sum(len(stroke) for stroke in strokes if isinstance(stroke, list))
-
-
 def _prepare(raw):
     """Validate a drawing and render the network's input (CPU work, run in a thread)."""
     from recognizer.payloads import PayloadError, parse_drawing
@@ -151,20 +144,24 @@ class DrawingScorer:
 
     async def _reporting(self, coroutine):
         """Await `coroutine`; a failure is told to the client as an error
-        answering its `draw` (None is returned)."""
+        answering its `draw` (None is returned). A protocol 2 client then
+        sends the whole drawing, so the one built so far is forgotten."""
         from recognizer.inference import ModelUnavailable
 
         session = self.session
         try:
             return await coroutine
-        except GameError as exc:
-            await session.error(exc.code, exc.message, "draw")
-        except ModelUnavailable as exc:
-            await session.error("model_unavailable", f"the recognizer is not ready: {exc}",
-                                "draw")
         except asyncio.CancelledError:
             raise
+        except GameError as exc:
+            session.round_drawing.forget()
+            await session.error(exc.code, exc.message, "draw")
+        except ModelUnavailable as exc:
+            session.round_drawing.forget()
+            await session.error("model_unavailable", f"the recognizer is not ready: {exc}",
+                                "draw")
         except Exception:
+            session.round_drawing.forget()
             logger.exception("scoring a drawing in room %s failed", session.code)
             await session.error("internal", "the server failed to score the drawing", "draw")
         return None

@@ -25,6 +25,7 @@ from digitsite.game import clock, guesses, protocol, rooms, rounds, seats
 from digitsite.game.class_feed import ClassFeed
 from digitsite.game.codes import normalise_code
 from digitsite.game.database import db, patiently
+from digitsite.game.drawing_deltas import RoundDrawing
 from digitsite.game.message_rate import MessageRate, Refusal
 from digitsite.game.protocol import (
     CLOSE_FLOOD,
@@ -39,13 +40,11 @@ from digitsite.game.protocol import (
     JOIN_TIMEOUT,
     MAX_MESSAGE_BYTES,
     MAX_PLAYER_ID_LENGTH,
-    MAX_POINTS,
-    PROTOCOL_VERSION,
     RATE_PER_SECOND,
 )
 from digitsite.game.room_view import RoomView
 from digitsite.game.rules import GameError
-from digitsite.game.scoring import DrawingScorer, count_points
+from digitsite.game.scoring import DrawingScorer
 from digitsite.game.timers import RoomTimers
 
 logger = logging.getLogger(__name__)
@@ -62,6 +61,9 @@ class PlayerSession:
         self.view = RoomView()
         self.rate = MessageRate(clock.monotonic)
         self.scorer = DrawingScorer(self)
+        # The round's drawing as this connection's `draw` messages built it.
+        self.round_drawing = RoundDrawing()
+        self.protocol = None  # the version the client joined with
         self.timers = RoomTimers(self)
         self.feed = ClassFeed(self)
         self.join_timer = None
@@ -253,6 +255,7 @@ class PlayerSession:
             await self.broadcast_all(events)
             return
         self.player_id = result.seat.player_id
+        self.protocol = fields["protocol"]
         # Before any broadcast can reach this client: what it may be sent.
         await self.feed.joined(self.player_id, result.events[0])
         if self.join_timer is not None:
@@ -273,7 +276,7 @@ class PlayerSession:
         snapshot.pop("type")
         await self.send(protocol.message(
             "welcome",
-            protocol=PROTOCOL_VERSION,
+            protocol=self.protocol,
             rejoined=result.rejoined,
             you=protocol.record(
                 "you",
@@ -308,16 +311,23 @@ class PlayerSession:
         await self.broadcast_all(result.events)
 
     async def on_draw(self, fields):
+        try:
+            await self._draw(fields)
+        except GameError:
+            # Any refusal: the client sends the whole drawing next (protocol 2).
+            self.round_drawing.forget()
+            raise
+
+    async def _draw(self, fields):
         round_number = fields["round"]
-        raw = fields["drawing"]
         # When the drawing arrived decides whether it counts for the round,
         # however late its write lands (see guesses.record_guess).
         received_at = clock.now()
         self.feed.check_draws()
         self.view.check_round(round_number, received_at)
-        if count_points(raw) > MAX_POINTS:
-            raise GameError("too_many_points", f"a drawing has at most {MAX_POINTS} points")
         room = self.view.room
+        raw = self.round_drawing.take(fields, room["game"], round_number,
+                                      incremental=self.protocol >= 2)
         # Without `pen_up` (older pages) a drawing is taken as still being
         # drawn: it may end the round by `done` or the timer, never by
         # reaching the target mid-stroke.

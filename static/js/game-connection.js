@@ -1,6 +1,6 @@
 // The game's WebSocket: joining, keeping the seat across reloads, closed tabs,
 // second tabs and dropped connections, reconnecting with backoff, and the
-// server's clock. Protocol: docs/protocol.md (version 1).
+// server's clock. Protocol: docs/protocol.md (version 2).
 //
 // The seat's token is kept in localStorage, one per room: every tab of the
 // browser, and a tab opened after the last one closed, finds it and takes
@@ -8,7 +8,7 @@
 // tab whose seat another tab took is closed with 4011 and stays closed, so
 // two tabs never take the seat from each other in turn.
 
-export const PROTOCOL = 1;
+export const PROTOCOL = 2;
 
 // Close codes after which trying again cannot help (docs/protocol.md).
 // 1000 is final only after our own `leave`: a server shutting down cleanly
