@@ -35,6 +35,7 @@ does not overwrite another's.
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import os
@@ -45,7 +46,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BASE_DIR, machine_summary, setup_django, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    BASE_DIR,
+    client_address,
+    machine_summary,
+    setup_django,
+    write_results,
+)
 
 
 def default_data_dir():
@@ -55,9 +62,12 @@ def default_data_dir():
 async def play_all(rooms, server, games, rounds, timeout):
     from digitsite.game.simulation import play_room
 
+    addresses = itertools.count()
+
     async def run(code, players):
         async def open_client():
-            return await server.game_client(code, max_size=2**22)
+            return await server.game_client(code, max_size=2**22,
+                                            local_addr=client_address(next(addresses)))
 
         return await play_room(players, open_client, games=games, rounds=rounds,
                                timeout=timeout)

@@ -187,7 +187,8 @@ def start_servers(stack, name, mode, env, args, workdir):
 def make_players(info, servers, args):
     """Player i in room i mod rooms, on server i mod servers, drawing variant i mod 16."""
     clock = {"start": 0.0, "stop_at": float("inf"), "stop": asyncio.Event(),
-             "closing": False, "think": args.think_seconds, "rng": random.Random(1)}
+             "closing": False, "think": args.think_seconds, "rng": random.Random(1),
+             "protocol": args.protocol}
     steps = int(args.draw_seconds * UPDATES_PER_SECOND)
     variants = [progressive_drawings(v, steps, args.points) for v in range(VARIANTS)]
     return [
@@ -317,6 +318,9 @@ def build_parser():
     parser.add_argument("--draw-seconds", type=float, default=3.0,
                         help="how long each player draws before saying done")
     parser.add_argument("--points", type=int, default=120, help="points in a finished drawing")
+    parser.add_argument("--protocol", type=int, choices=(1, 2), default=2,
+                        help="2: drawings go as the points added (as the page sends "
+                             "them); 1: whole")
     parser.add_argument("--finish-timeout", type=float, default=60.0,
                         help="bound on letting the rounds in hand end after the window")
     parser.add_argument("--conn-max-age", type=int, default=60,
@@ -360,6 +364,7 @@ def run_settings(args):
         "round_seconds": args.round_seconds,
         "results_seconds": args.results_seconds,
         "think_seconds": args.think_seconds,
+        "protocol": args.protocol,
         "draw_seconds": args.draw_seconds,
         "updates_per_second": UPDATES_PER_SECOND,
         "points_per_drawing": args.points,

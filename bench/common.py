@@ -12,6 +12,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = BASE_DIR / "bench" / "results"
 
 
+def client_address(index):
+    """A loopback address of its own for simulated player `index`, as
+    `local_addr` for a connection (Linux routes all of 127.0.0.0/8 to this
+    machine). The game counts its per-client bounds (sockets, drawings in the
+    work, the recognizer's lanes) per address, as for people on their own
+    devices; from one address 200 players would be one client."""
+    return (f"127.1.{index // 250}.{index % 250 + 1}", 0)
+
+
 def setup_django(var_dir=None):
     """Configure Django on a scratch var folder (SQLite), migrated, shipped model active."""
     sys.path.insert(0, str(BASE_DIR))

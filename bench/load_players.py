@@ -2,11 +2,13 @@
 
 A player plays the room the way the game page does (static/js/game*.js): it
 draws its digit progressively, the pen adding to it 10 times a second, sends
-the whole drawing so far at most 10 times a second and only when its previous
-drawing has its guess (or waited 5 s), then waits briefly for the finished
-drawing's guess and says `done`; a room's host starts the next game when one
-is over. `drive` connects them all, lets them play for the timed window and
-lets the rounds in hand end. bench/bench_load.py runs them against the servers.
+the drawing so far at most 10 times a second and only when its previous
+drawing has its guess (or waited 5 s): in protocol 2 (the default) as the
+points added since the last one sent, in protocol 1 whole; then it waits
+briefly for the finished drawing's guess and says `done`; a room's host
+starts the next game when one is over. `drive` connects them all, lets them
+play for the timed window and lets the rounds in hand end.
+bench/bench_load.py runs them against the servers.
 """
 
 import asyncio
@@ -15,6 +17,8 @@ import json
 import math
 import random
 import time
+
+from bench.common import client_address
 
 UPDATES_PER_SECOND = 10
 # As the page: a drawing unanswered this long no longer holds the next one back.
@@ -70,6 +74,14 @@ def progressive_drawings(variant, steps, points):
     return drawings
 
 
+def added_since(before, after):
+    """Protocol 2's `extend` and `strokes` taking drawing `before` to `after`,
+    which only grew (progressive_drawings' steps)."""
+    old, new = before["strokes"], after["strokes"]
+    last = len(old) - 1
+    return new[last][len(old[last]):], new[len(old):]
+
+
 # -- one simulated player ---------------------------------------------------
 
 
@@ -89,7 +101,8 @@ class Player:
         self.latencies = []  # seconds, for draws sent in the timed window
         self.guesses_in_window = 0
         self.draws_sent = 0
-        self.last_scored = {}  # (game, round) -> the drawing of the last kept guess
+        self.last_scored = {}  # (game, round) -> the drawing last said kept
+        self.held_steps = {}  # seq -> step, for drawings answered `held`
         self.errors = []
         self.late_refusals = 0
         self.late_guesses = 0
@@ -112,13 +125,16 @@ class Player:
         self.awaiting_since = 0.0
         self.last_send = -math.inf
         self.send_timer = None
+        # Protocol 2, as the page: (round, seq, step) of the last drawing sent,
+        # which the next one adds to; None after a refusal or a new round.
+        self.base = None
 
     async def connect(self):
         self.client = await self.server.game_client(
             self.room, f"player {self.index}", compression=None, open_timeout=60,
-            max_size=2**22,
+            max_size=2**22, local_addr=client_address(self.index),
         )
-        welcome = await self.client.join(timeout=60)
+        welcome = await self.client.join(timeout=60, protocol=self.clock["protocol"])
         self.id = welcome["you"]["id"]
         self.host = welcome["you"]["host"]
 
@@ -140,8 +156,11 @@ class Player:
                             message.get("code") or message.get("reason")))
         if kind == "guess":
             self.on_guess(message, now)
+        elif kind == "kept":
+            self.on_kept(message)
         elif kind == "round_start":
             self.game, self.round = message["game"], message["round"]
+            self.base = None
             if self.drawing_task is not None:
                 self.drawing_task.cancel()
             if not self.clock["stop"].is_set():
@@ -164,6 +183,7 @@ class Player:
                 asyncio.ensure_future(self.start_game(delay=0.5))
         elif kind == "error":
             if message.get("for") == "draw":
+                self.base = None  # the next drawing goes whole
                 self.answered(None)
             if message["code"] in LATE_CODES and message.get("for") in ("draw", "done"):
                 self.late_refusals += 1
@@ -181,10 +201,21 @@ class Player:
             self.guesses_in_window += 1
         if message["kept"]:
             self.last_scored[(self.game, message["round"])] = self.drawings[step][0]
+        elif message["held"]:
+            # Written within a second; a `kept` message says when.
+            self.held_steps[message["seq"]] = step
         else:
             # Written after the player's round closed: not part of it.
             self.late_guesses += 1
         self.answered(message["seq"])
+
+    def on_kept(self, message):
+        step = self.held_steps.pop(message["seq"], None)
+        # Older held drawings were replaced unwritten: never kept.
+        for seq in [s for s in self.held_steps if s < message["seq"]]:
+            del self.held_steps[seq]
+        if step is not None:
+            self.last_scored[(self.game, message["round"])] = self.drawings[step][0]
 
     async def start_game(self, delay=0.0):
         await asyncio.sleep(delay)
@@ -258,9 +289,18 @@ class Player:
         self.awaiting = self.seq
         self.awaiting_since = self.last_send = time.perf_counter()
         self.draws_sent += 1
+        base = self.base
+        self.base = (self.round_number, self.seq, step) if self.clock["protocol"] >= 2 else None
         try:
-            await self.client.draw_serialised(self.round_number, self.seq,
-                                              self.drawings[step][1])
+            if base is not None and base[0] == self.round_number:
+                extend, strokes = added_since(self.drawings[base[2]][0], self.drawings[step][0])
+                await self.client.send_raw(json.dumps(
+                    {"type": "draw", "round": self.round_number, "seq": self.seq,
+                     "base": base[1], "extend": extend, "strokes": strokes, "pen_up": True},
+                    separators=(",", ":")))
+            else:
+                await self.client.draw_serialised(self.round_number, self.seq,
+                                                  self.drawings[step][1])
         except Exception as exc:
             if not self.clock["closing"]:
                 self.errors.append(f"send failed: {exc!r}")

@@ -1,5 +1,6 @@
 """`python -m digitsite.serve [daphne's options] digitsite.asgi:application`:
-Daphne, with request bodies bounded and slow clients cut off.
+Daphne, with request bodies bounded, slow clients cut off and what a
+WebSocket connection may make the server hold bounded.
 
 Daphne (through Twisted) reads a whole request body, into a temporary file
 past 100 kB, before it calls the application, and Django then copies it into
@@ -19,9 +20,12 @@ So this entry point gives Daphne a request class that, before any of that:
   have not all arrived HTTP_RECEIVE_TIMEOUT_SECONDS after its first line, and
   closes a connection idle that long between requests.
 
-Everything else is Daphne's, options included. WebSockets are unaffected: an
-upgrade has no body and is handed to Daphne's WebSocket protocol as before
-(its own handshake, connect and ping timeouts apply; see docs/deployment.md).
+Everything else is Daphne's, options included. An upgrade to a WebSocket has
+no body and is handed to Daphne's WebSocket protocol as before (its own
+handshake, connect and ping timeouts apply; see docs/deployment.md), with
+the bounds of digitsite/websocket_bounds.py: the frames waiting for the
+application, the bytes waiting for a client that does not read, the
+socket's kernel send buffer.
 digitsite/body_limit.py checks the same limit again inside the application,
 for servers started without this entry point.
 """
@@ -32,6 +36,8 @@ import logging
 
 import daphne.server
 from daphne.http_protocol import HTTPFactory, WebRequest
+
+from digitsite.websocket_bounds import BoundedWebSocketFactory
 
 logger = logging.getLogger(__name__)
 
@@ -123,9 +129,11 @@ class BoundedHTTPFactory(HTTPFactory):
 
 
 def install():
-    # Daphne's Server.run() builds `HTTPFactory(self)` by that module-level
-    # name and offers no other way to choose the request class.
+    # Daphne's Server.run() builds `HTTPFactory(self)` and
+    # `WebSocketFactory(self, ...)` by these module-level names and offers no
+    # other way to choose the request class or the WebSocket protocol.
     daphne.server.HTTPFactory = BoundedHTTPFactory
+    daphne.server.WebSocketFactory = BoundedWebSocketFactory
 
 
 def main():

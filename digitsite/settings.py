@@ -400,6 +400,35 @@ GAME_SWEEP_SECONDS = env_float("GAME_SWEEP_SECONDS", 5.0)
 # finishing its players' rounds before the process exits.
 GAME_STOP_SECONDS = env_float("GAME_STOP_SECONDS", 10.0)
 
+# A player's live drawings are written at most this often (seconds); the
+# newest in between is held in memory and written when due, before `done`
+# and when the socket closes (digitsite/game/drawing_writes.py). 0 writes
+# every drawing before its guess.
+GAME_DRAWING_WRITE_SECONDS = env_float("GAME_DRAWING_WRITE_SECONDS", 1.0)
+
+# What one game WebSocket may make a server process hold (docs/protocol.md,
+# "Limits per connection and per client"); 0 turns a bound off.
+# Open game sockets per client address and per browser session, in each
+# process. An address is often a whole school behind one NAT: a class of
+# GAME_CLASS_MAX_STUDENTS (40) with its teacher, reconnecting tabs and a
+# second class fit in 100. A browser needs one per open room tab.
+GAME_WS_CONNECTIONS_PER_ADDRESS = env_int("GAME_WS_CONNECTIONS_PER_ADDRESS", 100)
+GAME_WS_CONNECTIONS_PER_SESSION = env_int("GAME_WS_CONNECTIONS_PER_SESSION", 8)
+# Drawings of one address being rendered and recognised at once (each
+# connection has one at most; the others wait their turn). Twenty sockets of
+# one client each with a worst-case drawing (tens of ms) in the thread pool
+# otherwise sat ahead of every other player's drawing.
+GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS = env_int("GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS", 4)
+# Bytes of frames a connection may have waiting for the application before
+# the server stops reading its socket (digitsite/websocket_bounds.py).
+GAME_WS_INBOX_BYTES = env_int("GAME_WS_INBOX_BYTES", 1024 * 1024)
+# Bytes written to a client and still unsent when the server writes again
+# before the connection is closed with 4012 (the client does not read).
+GAME_WS_MAX_UNSENT_BYTES = env_int("GAME_WS_MAX_UNSENT_BYTES", 1024 * 1024)
+# The kernel's send buffer of each game socket (0: the kernel's own sizing,
+# which grows it to 4 MiB for a client that does not read).
+GAME_WS_SOCKET_BUFFER_BYTES = env_int("GAME_WS_SOCKET_BUFFER_BYTES", 256 * 1024)
+
 # /healthz fails when the free space on the volume of var/, the model folder
 # or the SQLite database falls under this many MiB.
 HEALTH_MIN_FREE_MB = env_float("HEALTH_MIN_FREE_MB", 200.0)

@@ -285,6 +285,7 @@ HELD_GUESSES = """(() => {
   const Native = window.WebSocket;
   const log = window.socketLog = [];
   const held = window.heldGuesses = [];
+  const pointsOf = {};
   window.holdGuesses = false;
   window.releaseGuesses = () => {
     window.holdGuesses = false;
@@ -294,9 +295,13 @@ HELD_GUESSES = """(() => {
     send(data) {
       const message = JSON.parse(data);
       if (message.type === "draw" || message.type === "done") {
-        log.push({way: "out", type: message.type, seq: message.seq ?? null,
-                  points: (message.drawing?.strokes ?? []).flat().length,
-                  at: performance.now()});
+        // A protocol 2 drawing may carry only what it adds to an earlier one.
+        const points = message.drawing ? message.drawing.strokes.flat().length
+          : message.type === "draw" ? pointsOf[message.base] + (message.extend ?? []).length
+            + (message.strokes ?? []).flat().length : 0;
+        if (message.type === "draw") pointsOf[message.seq] = points;
+        log.push({way: "out", type: message.type, seq: message.seq ?? null, points,
+                  whole: Boolean(message.drawing), at: performance.now()});
       }
       super.send(data);
     }
@@ -307,7 +312,7 @@ HELD_GUESSES = """(() => {
         if (message.type !== "guess") return listener.call(this, event);
         const deliver = () => {
           log.push({way: "in", type: "guess", seq: message.seq, kept: message.kept,
-                    at: performance.now()});
+                    held: message.held, at: performance.now()});
           listener.call(this, event);
         };
         if (window.holdGuesses) held.push(deliver); else deliver();
@@ -409,7 +414,11 @@ def test_the_page_keeps_one_drawing_waiting_for_its_guess(game_server, browser):
             "window.digitGame.pad.drawing.strokes.flat().length")
         assert most_waiting(log) <= 2  # the forced drawing may join one waiting
         assert most_waiting([e for e in log if e not in tail]) == 1, log
-        assert all(e["kept"] for e in log if e["way"] == "in")
+        # Each kept, or held to be written within a second (none was refused).
+        assert all(e["kept"] or e["held"] for e in log if e["way"] == "in")
+        # Protocol 2: after the first, drawings that only grew went as what they added.
+        draws = [e for e in log if e["way"] == "out" and e["type"] == "draw"]
+        assert draws[0]["whole"] and not all(e["whole"] for e in draws), draws
         assert page.js_errors == []
 
 

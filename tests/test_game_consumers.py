@@ -525,25 +525,51 @@ def round_progress(player_id, round_number):
     return RoundProgress.objects.get(seat__player_id=player_id, round_number=round_number)
 
 
-async def test_a_guess_marked_kept_comes_after_its_drawing_is_written(active_model):
-    """What a guess says was kept is in the database before the guess arrives,
-    so the drawing of the last kept guess is the one the round keeps."""
+async def test_a_drawing_is_said_kept_only_once_it_is_written(active_model, game_clock):
+    """What a guess, or a `kept` message, says is kept is in the database
+    before it arrives, so the drawing last said kept is the one the round
+    keeps. Drawings within a second of a write are answered `held` and
+    written when the second is up."""
     room = await new_room(rounds=1, solo=True)
     ada = await join(room.code, "Ada")
     await ada.send("start")
     await ada.expect("round_start")
-    for seq in (1, 2, 3):
-        await ada.send("draw", round=1, seq=seq, drawing=seven(offset=10 * seq))
-        guess = await ada.expect("guess", seq=seq)
-        assert guess["kept"] is True
+
+    async def check_written(seq, guesses):
         progress = await round_progress(ada.you["id"], 1)
         assert progress.drawing == seven(offset=10 * seq)
-        assert progress.prediction == guess["digit"] and progress.guesses == seq
-        assert progress.probabilities == guess["probabilities"]
+        assert progress.guesses == guesses
+
+    await ada.send("draw", round=1, seq=1, drawing=seven(offset=10), pen_up=False)
+    guess = await ada.expect("guess", seq=1)
+    assert guess["kept"] is True and guess["held"] is False
+    await check_written(1, 1)
+    progress = await round_progress(ada.you["id"], 1)
+    assert progress.prediction == guess["digit"]
+    assert progress.probabilities == guess["probabilities"]
+    for seq in (2, 3):
+        await ada.send("draw", round=1, seq=seq, drawing=seven(offset=10 * seq), pen_up=False)
+        guess = await ada.expect("guess", seq=seq)
+        assert guess["kept"] is False and guess["held"] is True
+        await check_written(1, 1)  # not yet
+    game_clock.advance(1.0)
+    kept = await ada.expect("kept")
+    assert kept == {"type": "kept", "round": 1, "seq": 3}
+    await check_written(3, 3)  # the write counts the drawing it replaced
+    # A drawing a second or more after the last write is written before its guess.
+    game_clock.advance(1.0)
+    await ada.send("draw", round=1, seq=4, drawing=seven(offset=40), pen_up=False)
+    guess = await ada.expect("guess", seq=4)
+    assert guess["kept"] is True and guess["held"] is False
+    await check_written(4, 4)
+    # A held drawing is written before the round ends for the player.
+    await ada.send("draw", round=1, seq=6, drawing=seven(offset=60), pen_up=False)
+    assert (await ada.expect("guess", seq=6))["held"] is True
     await ada.send("done", round=1)
+    assert (await ada.expect("kept"))["seq"] == 6
     await ada.expect("round_end")
     [stored] = await stored_drawings(room_code=room.code)
-    assert stored.strokes == seven(offset=30)
+    assert stored.strokes == seven(offset=60)
     await ada.close()
 
 
@@ -749,7 +775,7 @@ async def test_malformed_messages_get_clear_errors_and_the_socket_stays(active_m
 async def test_unsupported_protocol_version_closes(active_model):
     room = await new_room()
     client = await connect(room.code)
-    await client.send("join", protocol=2, name="Ada")
+    await client.send("join", protocol=3, name="Ada")
     await client.error("unsupported_protocol")
     assert await client.closed() == protocol.CLOSE_PROTOCOL
     await client.close()

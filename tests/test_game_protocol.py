@@ -16,11 +16,13 @@ DRAWING = {"width": 100.0, "height": 100.0, "strokes": [[[10.0, 10.0, 0.0], [90.
 
 
 def test_client_constructors_build_the_messages_the_server_reads():
-    assert protocol.join("Ada") == {"type": "join", "protocol": 1, "name": "Ada"}
-    assert protocol.join(token="t", opt_out=True, room="K7XQ2M") == {
+    assert protocol.join("Ada") == {"type": "join", "protocol": 2, "name": "Ada"}
+    assert protocol.join(token="t", opt_out=True, room="K7XQ2M", protocol=1) == {
         "type": "join", "protocol": 1, "token": "t", "opt_out": True, "room": "K7XQ2M"}
     assert protocol.draw(2, DRAWING, seq=7) == {
         "type": "draw", "round": 2, "drawing": DRAWING, "seq": 7}
+    assert protocol.draw_more(2, 7, 8, extend=[[1, 2]], pen_up=True) == {
+        "type": "draw", "round": 2, "seq": 8, "pen_up": True, "base": 7, "extend": [[1, 2]]}
     assert protocol.start() == {"type": "start"}
     assert protocol.start(3) == {"type": "start", "rounds": 3}
     assert protocol.settings(private=True, seconds=30) == {
@@ -30,7 +32,8 @@ def test_client_constructors_build_the_messages_the_server_reads():
     assert protocol.opt_out(False) == {"type": "opt_out", "value": False}
     assert protocol.leave() == {"type": "leave"}
     assert protocol.ping() == {"type": "ping"}
-    for message in (protocol.join("Ada"), protocol.draw(1, DRAWING), protocol.settings(rounds=2),
+    for message in (protocol.join("Ada"), protocol.draw(1, DRAWING),
+                    protocol.draw_more(1, 1, 2, strokes=[[[3, 4]]]), protocol.settings(rounds=2),
                     protocol.kick("p1"), protocol.done(1), protocol.ping()):
         decoded = protocol.decode(json.dumps(message))
         assert protocol.read(decoded) == {
@@ -54,8 +57,8 @@ def test_client_constructors_build_the_messages_the_server_reads():
      "'round' must be a whole number, got bool"),
     ('{"type": "draw", "round": 1, "drawing": []}', "bad_message",
      "'drawing' must be an object, got list"),
-    ('{"type": "join", "protocol": 2, "name": 5}', "unsupported_protocol",
-     "this server speaks protocol 1, not 2"),
+    ('{"type": "join", "protocol": 3, "name": 5}', "unsupported_protocol",
+     "this server speaks protocols 1 and 2, not 3"),
     ('{"type": "join", "protocol": 1, "token": "' + "x" * 201 + '"}', "bad_message",
      "'token' is too long"),
     ('{"type": "opt_out", "value": "yes"}', "bad_message",

@@ -347,7 +347,8 @@ async def test_over_the_protocol_only_a_pen_up_drawing_reaches_the_target(active
     for seq, pen in ((1, {}), (2, {"pen_up": False})):
         await ada.send("draw", round=1, drawing=seven(offset=seq), seq=seq, **pen)
         guess = await ada.expect("guess", seq=seq)
-        assert guess["reached"] is False and guess["kept"] is True
+        # Kept at once, or held and written within a second.
+        assert guess["reached"] is False and (guess["kept"] or guess["held"])
     assert not (await progress_of(ada.you["id"])).finished
     await ada.send("draw", round=1, drawing=seven(), pen_up="yes")
     assert "pen_up" in (await ada.error("bad_message"))["message"]

@@ -29,12 +29,17 @@ pytestmark = pytest.mark.browser
 PEN_LOG = """(() => {
   const Native = window.WebSocket;
   const log = window.penLog = [];
+  const pointsOf = {};
   window.WebSocket = class extends Native {
     send(data) {
       const message = JSON.parse(data);
       if (message.type === "draw") {
-        log.push({way: "out", seq: message.seq, pen_up: message.pen_up,
-                  points: message.drawing.strokes.flat().length});
+        // Protocol 2: a drawing may carry only what it adds to an earlier one.
+        const points = message.drawing ? message.drawing.strokes.flat().length
+          : pointsOf[message.base] + (message.extend ?? []).length
+            + (message.strokes ?? []).flat().length;
+        pointsOf[message.seq] = points;
+        log.push({way: "out", seq: message.seq, pen_up: message.pen_up, points});
       }
       super.send(data);
     }

@@ -99,8 +99,10 @@ class ProtocolClient:
     async def send(self, type_, **fields):
         await self.send_raw(json.dumps(message(type_, **fields)))
 
-    async def join(self, name=None, *, token=None, wait=True, timeout=WAIT, **fields):
-        """Take a seat (`token`: reclaim the seat of an earlier welcome). With
+    async def join(self, name=None, *, token=None, wait=True, timeout=WAIT, protocol=PROTOCOL,
+                   **fields):
+        """Take a seat (`token`: reclaim the seat of an earlier welcome;
+        `protocol`: the version to speak, the newest by default). With
         `wait`, return the welcome and keep its `you`; Refused if an error
         comes instead."""
         if token:
@@ -108,7 +110,7 @@ class ProtocolClient:
         name = name or self.name
         if name is not None:
             fields = {"name": name, **fields}
-        await self.send("join", protocol=PROTOCOL, **fields)
+        await self.send("join", protocol=protocol, **fields)
         if not wait:
             return None
         welcome = await self.expect("welcome", timeout=timeout)

@@ -2,13 +2,18 @@
 
 The consumer is the session's transport (digitsite.game.transport): it
 writes the session's messages to the socket as the protocol says
-(digitsite.game.protocol.encode) and passes the room's broadcasts on.
+(digitsite.game.protocol.encode) and passes the room's broadcasts on. It
+counts the process's sockets per client (digitsite.game.connection_limits)
+and closes one past the bound with 4029 before any session is made.
 """
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from digitsite.game import protocol, upkeep
+from digitsite.game.connection_limits import open_sockets
+from digitsite.game.protocol import CLOSE_TOO_MANY_CONNECTIONS
 from digitsite.game.session import PlayerSession
+from recognizer.clients import client_address
 
 
 def room_group(code):
@@ -29,16 +34,29 @@ class GameConsumer(AsyncWebsocketConsumer):
         self.user = self.scope.get("user")
         session = self.scope.get("session")
         self.session_key = getattr(session, "session_key", None)
+        # The address the limits count (TRUSTED_PROXIES decide it, digitsite/proxies.py).
+        self.client_address = client_address(self.scope)
+        refusal = open_sockets.admit(self.client_address, self.session_key)
+        self.counted = refusal is None
         await self.accept()
+        if refusal is not None:
+            await self.send_message(protocol.error("too_many_connections", refusal))
+            await self.close(code=CLOSE_TOO_MANY_CONNECTIONS)
+            return
         self.session = PlayerSession(self.scope["url_route"]["kwargs"]["code"], self)
         # A graceful stop finishes the rounds of the process's players.
         upkeep.live_sessions.add(self.session)
         await self.session.opened()
 
     async def receive(self, text_data=None, bytes_data=None):
-        await self.session.receive(text_data, bytes_data)
+        session = getattr(self, "session", None)
+        if session is not None:  # none for a socket refused in connect
+            await session.receive(text_data, bytes_data)
 
     async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            self.counted = False
+            open_sockets.release(self.client_address, self.session_key)
         session = getattr(self, "session", None)
         if session is not None:
             await session.closed_by_client()

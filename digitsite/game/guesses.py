@@ -22,7 +22,7 @@ from digitsite.game.rounds import GRACE, after_change, closes_at
 from digitsite.game.rules import GameError
 
 
-def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up):
+def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up, drawings=1):
     updates = {
         "drawing": drawing,
         "input_image": bytes(input_bytes),
@@ -30,7 +30,7 @@ def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up):
         "probabilities": [float(p) for p in prediction.probabilities],
         "model_version": prediction.version or "",
         "target_probability": p_target,
-        "guesses": F("guesses") + 1,
+        "guesses": F("guesses") + drawings,
     }
     if pen_up:
         # The best of the round counts finished drawings only: mid-stroke
@@ -43,7 +43,7 @@ def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up):
 
 
 def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
-                 target=None, received_at=None, pen_up=False):
+                 target=None, received_at=None, pen_up=False, drawings=1):
     """Keep a scored drawing as the player's latest for the round.
 
     Returns (accepted, messages). Not accepted when the round or the player's
@@ -54,7 +54,9 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
     case (a later drawing that does not reach the target) in one conditional
     UPDATE instead of a locked transaction. `received_at`, when the server
     got the drawing, lets a drawing that arrived in time but whose write came
-    late (an overloaded server) still be kept.
+    late (an overloaded server) still be kept. `drawings`: the scored
+    drawings this write stands for (the progress counts them as `guesses`):
+    held drawings it replaced unwritten (digitsite.game.drawing_writes) and itself.
     """
     at = clock.now()
     if target is not None:
@@ -67,7 +69,8 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             target=target, finished=False,
             room__code=code, room__state=Room.State.PLAYING, room__game_id=game_id,
             room__round=round_number, room__ends_at__gt=at - GRACE, **below,
-        ).update(**_progress_updates(prediction, p_target, drawing, input_bytes, pen_up=pen_up)):
+        ).update(**_progress_updates(prediction, p_target, drawing, input_bytes, pen_up=pen_up,
+                                     drawings=drawings)):
             return True, []
     with transaction.atomic():
         room = lock_room(code)
@@ -90,7 +93,8 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         )
         p_target = float(prediction.probabilities[room.target])
         reached = pen_up and p_target >= room.target_confidence
-        updates = _progress_updates(prediction, p_target, drawing, input_bytes, pen_up=pen_up)
+        updates = _progress_updates(prediction, p_target, drawing, input_bytes, pen_up=pen_up,
+                                    drawings=drawings)
         if reached:
             updates["reached_at"] = at
         if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(**updates):

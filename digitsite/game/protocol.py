@@ -28,7 +28,10 @@ from digitsite.game.codes import normalise_code
 from digitsite.game.rules import GameError
 from recognizer import json_input
 
-PROTOCOL_VERSION = 1
+# The newest version; the server speaks every one in SUPPORTED_PROTOCOLS.
+# Version 2 adds incremental `draw` messages (digitsite.game.drawing_deltas).
+PROTOCOL_VERSION = 2
+SUPPORTED_PROTOCOLS = (1, 2)
 
 # -- limits -------------------------------------------------------------------
 
@@ -64,6 +67,12 @@ CLOSE_REPLACED = 4010
 # The seat was taken by another tab (or a reload) of the same browser session:
 # the page says the room is open in another tab and does not reconnect.
 CLOSE_OTHER_TAB = 4011
+# The client does not read what the server sends (digitsite/websocket_bounds.py,
+# which closes with it below the application).
+CLOSE_NOT_READING = 4012
+# Over the open sockets allowed per address or per browser session
+# (digitsite.game.connection_limits); 29 as in HTTP's 429.
+CLOSE_TOO_MANY_CONNECTIONS = 4029
 
 # Refusals of a `join` that end the connection, and the close code that follows.
 JOIN_CLOSES = {"unsupported_protocol": CLOSE_PROTOCOL, "room_full": CLOSE_ROOM_FULL,
@@ -105,9 +114,10 @@ class Field:
 
 
 def _speaks_our_protocol(version):
-    if version != PROTOCOL_VERSION:
-        raise GameError("unsupported_protocol", f"this server speaks protocol "
-                                                f"{PROTOCOL_VERSION}, not {version}")
+    if version not in SUPPORTED_PROTOCOLS:
+        spoken = " and ".join(str(v) for v in SUPPORTED_PROTOCOLS)
+        raise GameError("unsupported_protocol", f"this server speaks protocols {spoken}, "
+                                                f"not {version}")
 
 
 def _a_digit(value):
@@ -139,8 +149,13 @@ CLIENT_MESSAGES = {
     # being drawn often reads as another digit for a moment (a 6 begins as
     # a 1, a 7 as a "¬"). Left out (older pages), the drawing counts as
     # drawn with the pen down.
-    "draw": (Field("round", "integer"), Field("drawing", "object"),
-             _optional("seq", "integer"), _optional("pen_up", "boolean")),
+    # `drawing`: the whole drawing; or, in protocol 2, `base` (the seq of the
+    # drawing this one adds to) with `extend` (points added to its last
+    # stroke) and `strokes` (new strokes): digitsite.game.drawing_deltas.
+    "draw": (Field("round", "integer"), _optional("drawing", "object"),
+             _optional("seq", "integer"), _optional("pen_up", "boolean"),
+             _optional("base", "integer"), _optional("extend", "list"),
+             _optional("strokes", "list")),
     "done": (Field("round", "integer"),),
     # After a round: "this was wrong, it was a `digit`" about the player's own
     # kept drawing of that round of that game (once per drawing).
@@ -220,7 +235,10 @@ SERVER_MESSAGES = {
               Field("digit", "integer"), Field("top3", "list"),
               Field("probabilities", "list"), Field("target_probability", "number"),
               Field("reached", "boolean"), Field("kept", "boolean"),
-              Field("model", "string", null=True)),
+              Field("held", "boolean"), Field("model", "string", null=True)),
+    # A drawing answered `held` was written: it is now the player's drawing
+    # for the round (digitsite.game.drawing_writes).
+    "kept": (Field("round", "integer"), Field("seq", "integer", null=True)),
     "player_finished": (Field("round", "integer"), Field("player", "string"),
                         Field("name", "string"), Field("reason", "string"),
                         Field("points", "integer"), Field("score", "integer"),
@@ -432,6 +450,12 @@ def kick(player, *, room=None):
 def draw(round_number, drawing, seq=None, *, pen_up=None, room=None):
     return client_message("draw", round=round_number, drawing=drawing, seq=seq,
                           pen_up=pen_up, room=room)
+
+
+def draw_more(round_number, base, seq, *, extend=None, strokes=None, pen_up=None, room=None):
+    """Protocol 2: the points added since the drawing of `base` (a seq)."""
+    return client_message("draw", round=round_number, base=base, seq=seq, extend=extend,
+                          strokes=strokes, pen_up=pen_up, room=room)
 
 
 def done(round_number, *, room=None):

@@ -1,6 +1,7 @@
 """Scoring a connection's drawings as they come: each is checked, rendered
-to the network's input, recognised, written as the player's latest for the
-round (digitsite.game.guesses) and answered with a `guess`.
+to the network's input, recognised, kept as the player's latest for the
+round (written by digitsite.game.guesses, now or within a second:
+digitsite.game.drawing_writes) and answered with a `guess`.
 
 Only the newest drawing waiting is scored, and only it is checked in full: a
 fast sender cannot queue work or make the server parse drawings nobody will
@@ -13,21 +14,17 @@ points a round earns are counted when it ends, digitsite.game.finishing.)
 """
 
 import asyncio
+import collections
 import logging
 
-from digitsite.game import guesses, protocol
+from digitsite.game import clock, guesses, protocol
 from digitsite.game.database import db, patiently
+from digitsite.game.drawing_slots import drawing_slots
+from digitsite.game.drawing_writes import Scored, write_due
 from digitsite.game.protocol import MAX_POINTS
 from digitsite.game.rules import GameError
 
 logger = logging.getLogger(__name__)
-
-
-def count_points(drawing):
-    strokes = drawing.get("strokes")
-    if not isinstance(strokes, list):
-        return 0
-    return sum(len(stroke) for stroke in strokes if isinstance(stroke, list))
 
 
 def _prepare(raw):
@@ -45,7 +42,21 @@ def _prepare(raw):
 
 
 class DrawingScorer:
-    """The drawings of one PlayerSession (digitsite.game.session), scored one at a time."""
+    """The drawings of one PlayerSession (digitsite.game.session), scored one at a time.
+
+    Scoring has two parts. Computing (rendering, recognising) is work for the
+    client alone: when its socket closes, the drawing waiting and the one
+    being computed are dropped (the inference queue forgets a cancelled
+    request, digitsite/game/drawing_slots.py a cancelled wait). Recording
+    (the write, then the guess) is shielded: a drawing being written is
+    written even if the socket closes meanwhile, as its guess may be the
+    last the player heard.
+
+    A scored drawing is written at once, or held as the player's latest and
+    written when due (digitsite.game.drawing_writes says when): its guess
+    then says `held`, and a `kept` message follows its write. Writes of one
+    connection go one at a time, in the order of their drawings.
+    """
 
     def __init__(self, session):
         self.session = session
@@ -55,6 +66,14 @@ class DrawingScorer:
         self.pending_pen_up = None
         self.pending = None
         self.task = None
+        self.held = None  # the newest scored drawing not written yet (a Scored)
+        self.flusher = None  # the task writing `held` when it is due
+        self.writes = set()  # writes under way
+        self.write_turn = asyncio.Lock()
+        self.last_write = None  # ((game, round), game clock time) of the last write begun
+        # Drawings scored and not yet written, per (game, round): a write
+        # counts those it replaced (the progress's `guesses`).
+        self.unwritten = collections.Counter()
 
     def submit(self, raw, seq, game, round_number, target, received_at, *, pen_up=False):
         """Score this drawing next, in place of any still waiting, except that
@@ -78,32 +97,110 @@ class DrawingScorer:
         return item
 
     async def drain(self, timeout=10.0):
-        """Wait until the drawing in hand (if any) is scored and written."""
+        """Wait until the drawing in hand (if any) is scored and everything
+        scored is written: before `done`, leaving, or a stopping server."""
         if self.task is not None and not self.task.done():
             await asyncio.wait({self.task}, timeout=timeout)
+        await self._settle(timeout)
+
+    async def drop_unscored(self, timeout=10.0):
+        """The client is gone: drop the drawing waiting and the one being
+        computed; write what was scored (a rejoin's `welcome` brings it back)."""
+        self.pending_pen_up = self.pending = None
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        await self._settle(timeout)
+
+    async def _settle(self, timeout):
+        if self.held is not None:
+            self._write_held()
+        if self.writes:
+            await asyncio.wait(set(self.writes), timeout=timeout)
 
     async def _score_pending(self):
+        while (item := self._next()) is not None:
+            computed = await self._reporting(self._compute(item))
+            if computed is None:
+                continue
+            scored = Scored.of(item, *computed)
+            self.unwritten[(scored.game, scored.round)] += 1
+            if write_due(scored, self.session.view.room, self.last_write,
+                         clock.time()) is None:
+                self.held = None  # this newer drawing replaces it
+                await asyncio.shield(self._start_write(scored, answer=True))
+            else:
+                self.held = scored
+                await self._answer(scored, kept=False, held=True, reached=False)
+                if self.flusher is None or self.flusher.done():
+                    self.flusher = self.session.spawn(self._flush_when_due())
+
+    async def _flush_when_due(self):
+        """Write the held drawing when it is due (the session's close cancels
+        this and writes it itself)."""
+        while self.held is not None:
+            due = write_due(self.held, self.session.view.room, self.last_write, clock.time())
+            if due is not None:
+                # Checked again after the sleep: a newer drawing, written at
+                # once, may have moved the time on.
+                await clock.sleep(max(due - clock.time(), 0.001))
+                continue
+            await asyncio.shield(self._write_held())
+
+    def _write_held(self):
+        scored, self.held = self.held, None
+        return self._start_write(scored, answer=False)
+
+    def _start_write(self, scored, *, answer):
+        """Begin writing `scored` (its guess follows when `answer`, a `kept`
+        message otherwise); a future of the write, which a close does not cancel."""
+        key = (scored.game, scored.round)
+        self.last_write = (key, clock.time())
+        drawings = max(self.unwritten.pop(key, 0), 1)
+        write = asyncio.ensure_future(self._reporting(self._write(scored, answer, drawings)))
+        self.writes.add(write)
+        write.add_done_callback(self.writes.discard)
+        return write
+
+    async def _reporting(self, coroutine):
+        """Await `coroutine`; a failure is told to the client as an error
+        answering its `draw` (None is returned). A protocol 2 client then
+        sends the whole drawing, so the one built so far is forgotten."""
         from recognizer.inference import ModelUnavailable
 
         session = self.session
-        while (item := self._next()) is not None:
-            try:
-                # Shielded: a drawing being recorded is recorded even if the
-                # socket closes meanwhile.
-                await asyncio.shield(self._score(*item))
-            except GameError as exc:
-                await session.error(exc.code, exc.message, "draw")
-            except ModelUnavailable as exc:
-                await session.error("model_unavailable", f"the recognizer is not ready: {exc}",
-                                    "draw")
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("scoring a drawing in room %s failed", session.code)
-                await session.error("internal", "the server failed to score the drawing",
-                                    "draw")
+        try:
+            return await coroutine
+        except asyncio.CancelledError:
+            raise
+        except GameError as exc:
+            session.round_drawing.forget()
+            await session.error(exc.code, exc.message, "draw")
+        except ModelUnavailable as exc:
+            session.round_drawing.forget()
+            await session.error("model_unavailable", f"the recognizer is not ready: {exc}",
+                                "draw")
+        except Exception:
+            session.round_drawing.forget()
+            logger.exception("scoring a drawing in room %s failed", session.code)
+            await session.error("internal", "the server failed to score the drawing", "draw")
+        return None
 
-    async def _recognise(self, image):
+    async def _compute(self, item):
+        """Render and recognise a drawing: (drawing, image, prediction), or
+        None when the player's round is over already."""
+        session = self.session
+        if session.view.finished:
+            return None
+        raw = item[0]
+        address = getattr(session.transport, "client_address", None)
+        # One of the address's few slots (its other sockets' drawings wait),
+        # and its own lane in the inference queue.
+        async with drawing_slots.held(address):
+            drawing, image = await asyncio.to_thread(_prepare, raw)
+            prediction = await self._recognise(image, address)
+        return drawing, image, prediction
+
+    async def _recognise(self, image, address):
         """The guess for a 28x28 input: the served model's, or in a class room
         whose teacher taught the model the class's drawings, the class's copy's
         (recognizer.taught; no other room and no teach page is read by it)."""
@@ -119,49 +216,56 @@ class DrawingScorer:
                 except taught.CopyError as exc:
                     logger.warning("class %s: its taught copy cannot answer (%s); the served "
                                    "model does", session.code, exc)
-        return await get_service().apredict(image)
+        return await get_service().apredict(image, client=("game", address))
 
-    async def _score(self, raw, seq, game, round_number, target, received_at, pen_up):
-        from recognizer.preprocessing import input_to_bytes
+    async def _write(self, scored, answer, drawings):
+        """Write a scored drawing as the player's latest, then say so: its
+        `guess` (`answer`) or, for a drawing answered as held, `kept`.
 
+        The drawing is written before the client hears it is kept, so `kept`
+        is a promise: this drawing is the player's for the round. An
+        overloaded server then answers fewer drawings, later, but never
+        loses one it told the player about. A database that refuses the
+        write (locked, restarting) delays the answer: the write is tried
+        again until it lands, and `received_at` still decides whether the
+        drawing counts for the round.
+        """
         session = self.session
-        if session.view.finished:
-            return
-        drawing, image = await asyncio.to_thread(_prepare, raw)
-        prediction = await self._recognise(image)
-        # The drawing is written before its guess goes out, so a guess marked
-        # `kept` is a promise: this drawing is the player's for the round.
-        # An overloaded server then answers fewer drawings, later, but never
-        # loses one it told the player about. A database that refuses the
-        # write (locked, restarting) delays the guess: the write is tried
-        # again until it lands, and `received_at` still decides whether the
-        # drawing counts for the round.
-        drawing_json = drawing.as_json()
-        kept, events = await patiently(
-            guesses.record_guess, session.code, session.player_id, game, round_number,
-            what=f"a drawing in room {session.code}",
-            drawing=drawing_json, input_bytes=input_to_bytes(image),
-            prediction=prediction, target=target, received_at=received_at, pen_up=pen_up,
-        )
-        p_target = float(prediction.probabilities[target])
+        async with self.write_turn:
+            kept, events = await patiently(
+                guesses.record_guess, session.code, session.player_id, scored.game,
+                scored.round, what=f"a drawing in room {session.code}",
+                drawing=scored.drawing_json, input_bytes=scored.input_bytes,
+                prediction=scored.prediction, target=scored.target,
+                received_at=scored.received_at, pen_up=scored.pen_up, drawings=drawings,
+            )
         reached = any(m["type"] == "player_finished" and m["player"] == session.player_id
                       and m["reason"] == "reached" for m in events)
         if reached:
             session.view.finished = True  # nothing drawn after this counts
+        if answer:
+            await self._answer(scored, kept=kept, held=False, reached=reached)
+        elif kept:
+            await session.send(protocol.message("kept", round=scored.round, seq=scored.seq))
+        await session.broadcast_all(events)
+
+    async def _answer(self, scored, *, kept, held, reached):
+        session = self.session
+        prediction = scored.prediction
         await session.send(protocol.message(
             "guess",
-            round=round_number,
-            seq=seq,
+            round=scored.round,
+            seq=scored.seq,
             digit=prediction.digit,
             top3=[[d, p] for d, p in prediction.top(3)],
             probabilities=prediction.probabilities,
-            target_probability=p_target,
+            target_probability=scored.p_target,
             reached=reached,
             kept=kept,
+            held=held,
             model=prediction.version,
         ))
         # The others see it live, throttled: a class's teacher, or in an
         # ordinary room every other player (digitsite.game.live_feed).
-        await session.live.scored(round_number, drawing_json, prediction, p_target,
-                                  reached=reached, kept=kept)
-        await session.broadcast_all(events)
+        await session.live.scored(scored.round, scored.drawing_json, prediction,
+                                  scored.p_target, reached=reached, kept=kept or held)

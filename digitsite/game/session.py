@@ -28,6 +28,7 @@ from digitsite.game import clock, gallery, guesses, protocol, rooms, rounds, sea
 from digitsite.game.class_feed import ClassFeed
 from digitsite.game.codes import normalise_code
 from digitsite.game.database import db, patiently
+from digitsite.game.drawing_deltas import RoundDrawing
 from digitsite.game.live_feed import LiveFeed
 from digitsite.game.message_rate import MessageRate, Refusal
 from digitsite.game.protocol import (
@@ -43,13 +44,11 @@ from digitsite.game.protocol import (
     JOIN_TIMEOUT,
     MAX_MESSAGE_BYTES,
     MAX_PLAYER_ID_LENGTH,
-    MAX_POINTS,
-    PROTOCOL_VERSION,
     RATE_PER_SECOND,
 )
 from digitsite.game.room_view import RoomView
 from digitsite.game.rules import GameError
-from digitsite.game.scoring import DrawingScorer, count_points
+from digitsite.game.scoring import DrawingScorer
 from digitsite.game.timers import RoomTimers
 
 logger = logging.getLogger(__name__)
@@ -66,6 +65,9 @@ class PlayerSession:
         self.view = RoomView()
         self.rate = MessageRate(clock.monotonic)
         self.scorer = DrawingScorer(self)
+        # The round's drawing as this connection's `draw` messages built it.
+        self.round_drawing = RoundDrawing()
+        self.protocol = None  # the version the client joined with
         self.timers = RoomTimers(self)
         self.feed = ClassFeed(self)
         self.live = LiveFeed(self)
@@ -92,12 +94,17 @@ class PlayerSession:
         player's round for their return (`finish_round`: end it now)."""
         self.closed = True
         for task in list(self.tasks):
-            # Scoring goes on: the drawing in hand must still be kept.
-            if task is not self.scorer.task:
+            # A stopping server (`finish_round`) still scores the drawing in
+            # hand; for a client that went away it is dropped below.
+            if not (finish_round and task is self.scorer.task):
                 task.cancel()
+        if finish_round:
+            await self.scorer.drain()
+        else:
+            # Nobody will see its guess: not computed. A write under way lands.
+            await self.scorer.drop_unscored()
         if self.player_id is None or self.left:
             return
-        await self.scorer.drain()
         if self.replaced:
             return
         events = await db(seats.disconnect)(self.player_id, self.transport.channel_name,
@@ -253,6 +260,7 @@ class PlayerSession:
             await self.broadcast_all(events)
             return
         self.player_id = result.seat.player_id
+        self.protocol = fields["protocol"]
         # Before any broadcast can reach this client: what it may be sent.
         await self.feed.joined(self.player_id, result.events[0])
         self.live.joined(result.events[0], teacher=self.feed.teacher)
@@ -274,7 +282,7 @@ class PlayerSession:
         snapshot.pop("type")
         await self.send(protocol.message(
             "welcome",
-            protocol=PROTOCOL_VERSION,
+            protocol=self.protocol,
             rejoined=result.rejoined,
             you=protocol.record(
                 "you",
@@ -309,16 +317,23 @@ class PlayerSession:
         await self.broadcast_all(result.events)
 
     async def on_draw(self, fields):
+        try:
+            await self._draw(fields)
+        except GameError:
+            # Any refusal: the client sends the whole drawing next (protocol 2).
+            self.round_drawing.forget()
+            raise
+
+    async def _draw(self, fields):
         round_number = fields["round"]
-        raw = fields["drawing"]
         # When the drawing arrived decides whether it counts for the round,
         # however late its write lands (see guesses.record_guess).
         received_at = clock.now()
         self.feed.check_draws()
         self.view.check_round(round_number, received_at)
-        if count_points(raw) > MAX_POINTS:
-            raise GameError("too_many_points", f"a drawing has at most {MAX_POINTS} points")
         room = self.view.room
+        raw = self.round_drawing.take(fields, room["game"], round_number,
+                                      incremental=self.protocol >= 2)
         # Without `pen_up` (older pages) a drawing is taken as still being
         # drawn: it may end the round by `done` or the timer, never by
         # reaching the target mid-stroke.

@@ -18,6 +18,9 @@ class Transport(Protocol):
     user: object
     # The Django session key of the connection, or None (may be left out).
     session_key: str | None
+    # The client's address, which per-client limits count (may be left out:
+    # the session then counts it as no address).
+    client_address: str | None
 
     async def send_message(self, message: dict) -> None:
         """Send a message to this client."""

@@ -8,6 +8,12 @@
 // as it was when a stroke ended is held as complete: if a guess is still on
 // its way then, it goes when the guess comes back, even when the next stroke
 // has begun meanwhile (the drawing held after it goes next).
+//
+// Protocol 2: a drawing that only grew since the last one sent goes as what
+// was added (`base`: that drawing's seq, `extend`: points added to its last
+// stroke, `strokes`: new strokes), a few hundred bytes instead of the whole
+// drawing. The first drawing of a round or connection, one after an undo or
+// a clear, and the next after any refusal go whole.
 
 import {throttle} from "./drawing-pad.js";
 import {canDraw} from "./game-state.js";
@@ -25,6 +31,8 @@ export class DrawingSender {
       resume: () => this.throttled(),
     });
     this.throttled = throttle(() => this.latest.send(), everyMs);
+    // The last drawing sent, as protocol 2's `base`: {round, seq, ...marks}.
+    this.base = null;
   }
 
   /** The pad changed: the drawing goes out soon (`now`: at once, a stroke ended). */
@@ -45,6 +53,7 @@ export class DrawingSender {
   reset() {
     this.drop();
     this.latest.stopWaiting();
+    this.base = null;
   }
 
   /** The server answered the drawing waiting (a guess, or a refusal without seq). */
@@ -52,8 +61,20 @@ export class DrawingSender {
     this.latest.answered(seq);
   }
 
+  /**
+   * The server refused a drawing (an error `for` draw): the next goes whole.
+   * One sent as an addition to a drawing the server no longer has
+   * (`stale_base`) goes again at once, whole.
+   */
+  refused(code) {
+    this.base = null;
+    if (code === "stale_base" && canDraw(this.game) && !this.pad.isEmpty()) this.latest.hold();
+    this.latest.answered(null);
+  }
+
   /** Seated again after a lost connection: a drawing made while offline gets its guess now. */
   rejoined() {
+    this.base = null; // a new connection has no drawing to add to
     this.latest.stopWaiting();
     // The pad as it is now goes; a stroke's end held from before is in it.
     this.latest.drop();
@@ -82,9 +103,46 @@ export class DrawingSender {
       for (const stroke of drawing.strokes) for (const point of stroke) point[2] += shift;
     }
     game.seq += 1;
-    if (!this.connection.send({type: "draw", round: game.round, seq: game.seq, drawing, pen_up: penUp})) {
+    const message = {type: "draw", round: game.round, seq: game.seq, pen_up: penUp,
+      ...this._since(drawing)};
+    if (!this.connection.send(message)) {
+      this.base = null;
       return false;
     }
+    this.base = {round: game.round, seq: game.seq, ...marks(drawing)};
     return game.seq;
   }
+
+  /** The fields of a `draw` carrying `drawing`: what it added to the last one sent, or all of it. */
+  _since(drawing) {
+    const base = this.base;
+    if (!base || base.round !== this.game.round || base.width !== drawing.width
+      || base.height !== drawing.height) return {drawing};
+    const count = base.strokes.length;
+    if (count === 0 || drawing.strokes.length < count) return {drawing};
+    for (let i = 0; i < count; i += 1) {
+      const [length, first, last] = base.strokes[i];
+      const stroke = drawing.strokes[i];
+      // Earlier strokes unchanged, the last one only longer: the pad only
+      // adds points. An undo followed by a new stroke changes the marks.
+      if (stroke.length < length || (i < count - 1 && stroke.length !== length)
+        || !samePoint(stroke[0], first) || !samePoint(stroke[length - 1], last)) return {drawing};
+    }
+    const extend = drawing.strokes[count - 1].slice(base.strokes[count - 1][0]);
+    const strokes = drawing.strokes.slice(count);
+    return {base: base.seq, ...(extend.length ? {extend} : {}), ...(strokes.length ? {strokes} : {})};
+  }
+}
+
+/** What a later drawing is compared with: the size, and each stroke's length, first and last point. */
+function marks(drawing) {
+  return {
+    width: drawing.width,
+    height: drawing.height,
+    strokes: drawing.strokes.map((stroke) => [stroke.length, stroke[0], stroke[stroke.length - 1]]),
+  };
+}
+
+function samePoint(a, b) {
+  return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((v, i) => v === b[i]);
 }

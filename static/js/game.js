@@ -205,13 +205,14 @@ const handlers = {
       view.askForAnotherName(message.message || message.code);
       return;
     }
-    if (message.for === "draw") drawings.answered(null);
+    if (message.for === "draw") drawings.refused(message.code);
     if (message.for === "correct") {
       gallery.refused(message.message || message.code);
       return;
     }
-    // A draw after the round ended is expected now and then; nothing to show.
-    if (["not_playing", "wrong_round", "already_finished"].includes(message.code)
+    // A draw after the round ended is expected now and then, and one added to
+    // a drawing the server lost goes again whole: nothing to show.
+    if (["not_playing", "wrong_round", "already_finished", "stale_base"].includes(message.code)
       && message.for === "draw") return;
     say(message.message || message.code, true);
   },

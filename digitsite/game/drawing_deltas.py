@@ -1,0 +1,101 @@
+"""The round's drawing as one connection's `draw` messages build it (protocol 2).
+
+In protocol 1 every `draw` carries the whole drawing so far: a player ten
+seconds into a digit sends its first points a hundred times. In protocol 2 a
+`draw` may carry only what was added since an earlier one: `base` (the seq
+of that drawing), `extend` (points added to its last stroke) and `strokes`
+(new strokes). The connection keeps the drawing of its newest accepted
+`draw` of the round (one drawing, at most MAX_POINTS points) and builds the
+next from it. A `draw` whose `base` is not that drawing (a frame dropped by
+the rate limit, a refused `draw`, a new connection, a new round) is refused
+with `stale_base`, and any error answering a `draw` forgets the drawing:
+the client then sends the whole drawing, which is always allowed.
+
+What the server scores, stores and says is kept is always the whole drawing
+built, so the drawing kept for a round is exactly the one the client had
+when it sent the `draw` its `guess` (or `kept`) answers.
+
+Plain Python: the points' own format is checked with the whole drawing when
+it is scored (recognizer.payloads), as for protocol 1.
+"""
+
+from digitsite.game.protocol import MAX_POINTS
+from digitsite.game.rules import GameError
+
+
+def count_points(drawing):
+    strokes = drawing.get("strokes")
+    if not isinstance(strokes, list):
+        return 0
+    return sum(len(stroke) for stroke in strokes if isinstance(stroke, list))
+
+
+def _too_many(points):
+    if points > MAX_POINTS:
+        raise GameError("too_many_points", f"a drawing has at most {MAX_POINTS} points")
+
+
+class RoundDrawing:
+    """The drawing of this connection's newest accepted `draw`, with its seq."""
+
+    def __init__(self):
+        self.round = None  # (game, round number)
+        self.seq = None
+        self.drawing = None
+        self.points = 0
+
+    def forget(self):
+        self.round = self.seq = self.drawing = None
+        self.points = 0
+
+    def take(self, fields, game, round_number, *, incremental):
+        """The whole drawing a `draw` stands for (its fields as protocol.read
+        gives them); it becomes the base of the next. `incremental`: the
+        connection speaks protocol 2. GameError when it is refused (and the
+        drawing is then forgotten)."""
+        try:
+            drawing, points = self._build(fields, (game, round_number), incremental)
+        except GameError:
+            self.forget()
+            raise
+        self.round, self.seq, self.drawing, self.points = (
+            (game, round_number), fields["seq"], drawing, points)
+        return drawing
+
+    def _build(self, fields, round_key, incremental):
+        whole = fields["drawing"]
+        parts = [fields[name] for name in ("base", "extend", "strokes")]
+        if whole is not None:
+            if any(part is not None for part in parts):
+                raise GameError("bad_message", "a draw carries either 'drawing' or 'base' "
+                                               "with 'extend' and 'strokes', not both")
+            points = count_points(whole)
+            _too_many(points)
+            return whole, points
+        if not incremental:
+            raise GameError("bad_message", "'drawing' is required (protocol 1 sends the "
+                                           "whole drawing; join with protocol 2 to send "
+                                           "only what was added)")
+        base, extend, strokes = fields["base"], fields["extend"] or [], fields["strokes"] or []
+        if base is None:
+            raise GameError("bad_message", "a draw needs 'drawing' (the whole drawing) or "
+                                           "'base' (the seq of the drawing it adds to)")
+        if self.drawing is None or self.round != round_key or base != self.seq:
+            have = ("no drawing of this round" if self.drawing is None or self.round != round_key
+                    else f"the drawing of seq {self.seq}")
+            raise GameError("stale_base", f"the server has {have}, not seq {base}: "
+                                          "send the whole drawing")
+        if not all(isinstance(stroke, list) for stroke in strokes):
+            raise GameError("bad_message", "'strokes' must be a list of strokes")
+        points = self.points + len(extend) + sum(len(stroke) for stroke in strokes)
+        _too_many(points)
+        old = self.drawing.get("strokes")
+        if not isinstance(old, list):
+            old = []
+        if extend:
+            if not old or not isinstance(old[-1], list):
+                raise GameError("bad_message", "'extend' adds to the last stroke, and the "
+                                               "drawing has none")
+            # New lists only: a drawing handed to the scorer is never changed.
+            old = [*old[:-1], old[-1] + extend]
+        return dict(self.drawing, strokes=[*old, *strokes]), points

@@ -1,0 +1,56 @@
+"""Drawings of one client address being rendered and recognised at once.
+
+Each connection scores one drawing at a time (digitsite/game/scoring.py),
+but a client may open many connections: twenty sockets each sending a
+worst-case drawing kept twenty renderings (tens of ms of CPU each) in the
+thread pool ahead of every other player's drawing. An address may have
+GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS drawings in the work at once; its other
+connections' drawings wait for a slot here, where waiting costs nothing and
+a connection that closes leaves at once. Four keeps two cores busy for a
+class behind one address (a drawing is mostly CPU) while a flood holds at
+most four of the pool's threads.
+"""
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+from django.conf import settings
+
+
+@dataclass
+class _Address:
+    slots: asyncio.Semaphore
+    users: int = 0  # connections holding or waiting for a slot
+
+
+class DrawingSlots:
+    """A semaphore per address, made on first use and forgotten when unused."""
+
+    def __init__(self):
+        self._addresses = {}
+
+    def __len__(self):
+        return len(self._addresses)
+
+    @contextlib.asynccontextmanager
+    async def held(self, address):
+        limit = settings.GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS
+        if limit <= 0 or address is None:
+            yield
+            return
+        entry = self._addresses.get(address)
+        if entry is None:
+            entry = self._addresses[address] = _Address(asyncio.Semaphore(limit))
+        entry.users += 1
+        try:
+            async with entry.slots:
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._addresses[address]
+
+
+# The process's slots (one event loop per process).
+drawing_slots = DrawingSlots()

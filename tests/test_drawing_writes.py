@@ -1,0 +1,96 @@
+"""How often a player's live drawings are written, and that nothing the
+player was told is kept gets lost.
+
+Every statement that changes a row (INSERT, UPDATE, DELETE), from any thread
+and connection, is counted while a player draws the way the page does (a
+drawing every 100 ms of the game's virtual clock) and ends the round.
+"""
+
+import collections
+import contextlib
+import threading
+from unittest import mock
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db.backends.utils import CursorWrapper
+
+from digitsite.game.models import RoundProgress
+from tests.test_game_consumers import join, new_room, seven, stored_drawings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+@contextlib.contextmanager
+def counting_writes():
+    """Count the statements that change rows, per (verb, table)."""
+    counts = collections.Counter()
+    lock = threading.Lock()
+    execute = CursorWrapper._execute
+
+    def counted(self, sql, params, *args):
+        words = sql.split(None, 3)
+        if words and words[0].upper() in WRITES:
+            table = words[2] if words[0].upper() != "UPDATE" else words[1]
+            with lock:
+                counts[(words[0].upper(), table.strip('"'))] += 1
+        return execute(self, sql, params, *args)
+
+    with mock.patch.object(CursorWrapper, "_execute", counted):
+        yield counts
+
+
+def total(counts, table=None):
+    return sum(n for (_verb, name), n in counts.items() if table is None or name == table)
+
+
+@sync_to_async
+def progress_drawing(player_id):
+    return RoundProgress.objects.get(seat__player_id=player_id).drawing
+
+
+def growing(step):
+    """The drawing after `step` updates of the pen: one more point each time."""
+    drawing = seven()
+    stroke = [[60 + 7 * i, 50 + 9 * i, 100 * i] for i in range(step + 1)]
+    return dict(drawing, strokes=[stroke])
+
+
+async def test_a_round_of_live_guesses_is_written_about_once_a_second(active_model,
+                                                                      manual_clock):
+    room = await new_room(rounds=1, solo=True)
+    ada = await join(room.code, "Ada")
+    await ada.send("start")
+    await ada.expect("round_start")
+    guesses = []
+    with counting_writes() as drawing_writes:
+        # Two seconds of drawing, a drawing every 100 ms, each sent when the
+        # last one's guess is back (as the page does).
+        for seq in range(1, 21):
+            await ada.send("draw", round=1, seq=seq, drawing=growing(seq), pen_up=False)
+            guesses.append(await ada.expect("guess", seq=seq))
+            manual_clock.advance(0.1)
+        # The last drawing is held (the last write was under a second ago).
+        assert guesses[-1]["kept"] is False and guesses[-1]["held"] is True
+    with counting_writes() as ending_writes:
+        await ada.send("done", round=1)
+        # Held drawings are written before the round ends for the player,
+        # and the client is told.
+        kept = await ada.expect("kept", seq=20)
+        await ada.expect("player_finished")
+        await ada.expect("round_end")
+    writes = total(drawing_writes, "game_roundprogress")
+    print(f"\n20 live guesses: {total(drawing_writes)} row writes "
+          f"({writes} of round progress); the round's end: {total(ending_writes)}")
+    # Drawings written at 0, 1.0 and 2.0 s: the first at once (its row made
+    # then), then at most one a second. Writing each one made 22 statements.
+    assert drawing_writes[("UPDATE", "game_roundprogress")] <= 3, drawing_writes
+    assert writes <= 4, drawing_writes
+    kept_now = [g["seq"] for g in guesses if g["kept"]]
+    assert kept_now[0] == 1 and all(g["held"] for g in guesses if not g["kept"])
+    assert kept["round"] == 1
+    [stored] = await stored_drawings(room_code=room.code)
+    assert stored.strokes == growing(20)
+    await ada.close()

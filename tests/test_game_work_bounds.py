@@ -1,0 +1,123 @@
+"""What one client may make a game server process do: sockets counted per
+address and per browser session, drawings in the work per address, and no
+work for a socket that closed.
+
+The same bounds against a real Daphne server, with the abuse tried for
+real: tests/test_ws_limits.py.
+"""
+
+import asyncio
+
+import numpy as np
+import pytest
+from asgiref.sync import sync_to_async
+
+from digitsite.game.connection_limits import ConnectionCounts
+from digitsite.game.drawing_slots import DrawingSlots
+from digitsite.game.models import RoundProgress
+from recognizer import inference
+from recognizer.inference import InferenceService
+from tests.test_game_consumers import join, new_room, seven
+
+
+def test_sockets_are_counted_per_address_and_per_session(settings):
+    settings.GAME_WS_CONNECTIONS_PER_ADDRESS = 3
+    settings.GAME_WS_CONNECTIONS_PER_SESSION = 2
+    counts = ConnectionCounts()
+    assert counts.admit("10.0.0.1", "browser-a") is None
+    assert counts.admit("10.0.0.1", "browser-a") is None
+    # A third tab of the same browser: the session's bound.
+    refusal = counts.admit("10.0.0.1", "browser-a")
+    assert refusal is not None and "this browser: at most 2" in refusal
+    # Another browser behind the same address takes the address's last place.
+    assert counts.admit("10.0.0.1", "browser-b") is None
+    refusal = counts.admit("10.0.0.1", None)
+    assert refusal is not None and "your address: at most 3" in refusal
+    # A refused socket counted nothing; a closed one frees its places.
+    assert counts.by_address["10.0.0.1"] == 3 and counts.by_session["browser-a"] == 2
+    counts.release("10.0.0.1", "browser-a")
+    assert counts.admit("10.0.0.1", "browser-a") is None
+    assert counts.admit("10.0.0.2", None) is None  # another address is not affected
+    for _ in range(3):
+        counts.release("10.0.0.1", "browser-a")
+    counts.release("10.0.0.1", "browser-b")
+    counts.release("10.0.0.2", None)
+    assert not counts.by_address and not counts.by_session  # nothing left behind
+
+
+def test_zero_turns_the_socket_bounds_off(settings):
+    settings.GAME_WS_CONNECTIONS_PER_ADDRESS = 0
+    settings.GAME_WS_CONNECTIONS_PER_SESSION = 0
+    counts = ConnectionCounts()
+    assert all(counts.admit("10.0.0.1", "browser") is None for _ in range(1000))
+
+
+async def test_an_address_has_a_few_drawings_in_the_work_and_a_closed_wait_leaves(settings):
+    settings.GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS = 2
+    slots = DrawingSlots()
+    inside = {"now": 0, "most": 0}
+    release = asyncio.Event()
+
+    async def score(address):
+        async with slots.held(address):
+            inside["now"] += 1
+            inside["most"] = max(inside["most"], inside["now"])
+            await release.wait()
+            inside["now"] -= 1
+
+    flood = [asyncio.ensure_future(score("10.0.0.1")) for _ in range(6)]
+    other = asyncio.ensure_future(score("10.0.0.2"))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    # Two of the flood's six and the other address's one are in the work.
+    assert inside["now"] == 3
+    # A connection that closes while waiting leaves the line at once.
+    flood[5].cancel()
+    await asyncio.gather(flood[5], return_exceptions=True)
+    release.set()
+    await asyncio.gather(*flood[:5], other)
+    assert inside["most"] == 3 and inside["now"] == 0
+    assert len(slots) == 0  # nothing kept for addresses without drawings
+
+
+async def wait_for(condition, what, timeout=30):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, f"{what}: not within {timeout} s"
+        await asyncio.sleep(0.01)
+
+
+@sync_to_async
+def kept_drawing(player_id):
+    return RoundProgress.objects.get(seat__player_id=player_id).drawing
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_drawing_of_a_closed_socket_is_dropped_not_computed(active_model, manual_clock,
+                                                                     monkeypatch):
+    """The player draws, then closes the tab while the drawing waits for the
+    recognizer: it leaves the inference queue, and the round keeps the
+    drawing answered before."""
+    # reload_seconds=0: the worker takes the service's lock at every batch,
+    # so holding the lock holds the worker (as in tests/test_inference.py).
+    service = InferenceService(reload_seconds=0)
+    monkeypatch.setattr(inference, "get_service", lambda: service)
+    room = await new_room(rounds=1, solo=True)
+    ada = await join(room.code, "Ada")
+    await ada.send("start")
+    await ada.expect("round_start")
+    await ada.send("draw", round=1, seq=1, drawing=seven(), pen_up=False)
+    assert (await ada.expect("guess"))["seq"] == 1
+    served = service.requests_served
+    with service._lock:
+        busy = service.submit(np.zeros((28, 28), dtype=np.float32))
+        await wait_for(lambda: service.waiting == 0, "the worker to take a request")
+        await ada.send("draw", round=1, seq=2, drawing=seven(40), pen_up=False)
+        await wait_for(lambda: service.waiting == 1, "the drawing to wait for the recognizer")
+        await ada.close()
+        await wait_for(lambda: service.waiting == 0, "the closed socket's drawing to leave")
+        assert service.requests_dropped == 1
+    await asyncio.wrap_future(busy)
+    assert service.requests_served == served + 1  # the blocking request alone
+    assert await kept_drawing(ada.you["id"]) == seven()

@@ -1,0 +1,283 @@
+"""One client cannot make a real Daphne server hold without bound, nor starve other players.
+
+Each test plays one abuse against a server started through the site's entry
+point (digitsite/serve.py) and checks what the server holds and that another
+player, from another address, is still answered:
+
+- frames sent as fast as the socket takes them while the server is busy with
+  the client's `join` (the database is locked): the server stops reading,
+  its memory stays flat, the client's frames wait in its own buffers, and
+  once the server catches up the flood is cut off (4008);
+- a client that never reads while the room's broadcasts keep coming: closed
+  (4012 queued, then the connection dropped), its seat shown disconnected;
+- more sockets from one address than allowed: the one past the bound is told
+  `too_many_connections` and closed with 4029; a closed one frees its place;
+- twenty sockets of one address sending the largest drawings back to back:
+  another address's player still gets every guess.
+
+Clients come from different loopback addresses (127.0.0.x), which the server
+counts as different clients. The server's limits are lowered where the
+defaults would make a test push megabytes (see SERVER_ENV).
+"""
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+
+import pytest
+
+from digitsite.game.client import GameClosed, Refused
+from tests.live import LiveServer
+from tests.raw_websocket import RawWebSocket
+from tests.worst_drawings import worst_drawings
+
+pytestmark = pytest.mark.slow
+
+# Small bounds, so that a test reaches them with kilobytes: unsent bytes and
+# the socket buffers (the kernel doubles the size asked for). The inbox keeps
+# its default (1 MiB): the flood test shows it against 120 MB of frames.
+PER_ADDRESS = 24
+SERVER_ENV = {
+    "GAME_WS_CONNECTIONS_PER_ADDRESS": str(PER_ADDRESS),
+    "GAME_WS_MAX_UNSENT_BYTES": "16384",
+    "GAME_WS_SOCKET_BUFFER_BYTES": "8192",
+    "DATABASE_LOCK_TIMEOUT": "60",
+}
+WAIT = 60
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = LiveServer(tmp_path_factory.mktemp("wslimits"), env=SERVER_ENV)
+    server.start().ensure_model()
+    yield server
+    server.stop()
+
+
+def new_room(server, **settings):
+    return server.create_room(**{"rounds": 1, "seconds": 300, "target_confidence": 1.0,
+                                 **settings})
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def server_log(server):
+    return server.log_path.read_text(errors="replace")
+
+
+async def wait_for(condition, what, timeout=WAIT):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.contextmanager
+def write_lock(server):
+    """Hold the write lock of the server's SQLite database, as another writer would."""
+    connection = sqlite3.connect(server.workdir / "db.sqlite3", timeout=120,
+                                 isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
+async def raw_client(server, code, local_address, **options):
+    return await RawWebSocket.open(server.port, f"/ws/v1/rooms/{code}/", origin=server.url,
+                                   local_address=local_address, **options)
+
+
+async def a_player_is_answered(server, local_address, drawings=3):
+    """A player from `local_address` in a room of their own gets a guess for each drawing."""
+    code = new_room(server)
+    player = await server.game_client(code, "Other", local_addr=(local_address, 0))
+    try:
+        await player.join()
+        await player.start()
+        start = await player.expect("round_start", timeout=WAIT)
+        for seq in range(1, drawings + 1):
+            await player.draw(start["round"], seven(seq), seq=seq)
+            guess = await player.expect("guess", lambda m, seq=seq: m["seq"] == seq,
+                                        timeout=WAIT)
+            assert guess["kept"] or guess["held"]  # written now, or within a second
+    finally:
+        await player.close()
+
+
+def seven(offset=0):
+    return {"width": 280, "height": 280,
+            "strokes": [[[60 + offset, 50, 0], [200 + offset, 50, 120],
+                         [110 + offset, 240, 400]]]}
+
+
+async def test_frames_sent_while_the_server_is_busy_wait_in_the_client_not_the_server(server):
+    """2,000 frames of 60 KB (120 MB) sent without reading while the server
+    waits for the database on the client's `join`."""
+    code = new_room(server)
+    flooder = await raw_client(server, code, "127.0.0.11")
+    frame = json.dumps({"type": "ping", "pad": "x" * 60_000})
+    before = rss_bytes(server.process.pid)
+    peak = before
+    with write_lock(server):
+        await flooder.send_json({"type": "join", "protocol": 1, "name": "Flood"})
+        sender = asyncio.ensure_future(_send_frames(flooder, frame, 2000))
+        # Until the sender stops getting frames out: the server stopped
+        # reading (or, without the bound, until all 2,000 are sent).
+        stalled_polls, last = 0, -1
+        while not sender.done() and stalled_polls < 40:
+            await asyncio.sleep(0.1)
+            peak = max(peak, rss_bytes(server.process.pid))
+            stalled_polls = stalled_polls + 1 if flooder.frames_sent == last else 0
+            last = flooder.frames_sent
+        sent_while_busy = flooder.frames_sent
+        # What the sender got out sits in the kernel's buffers and the
+        # server's inbox (1 MiB), not in the server's heap: without the bound
+        # all 2,000 frames went out and the server grew by 114 MiB.
+        assert peak - before < 30 * 1024 * 1024, (
+            f"the server grew by {(peak - before) / 2**20:.0f} MiB while "
+            f"{sent_while_busy} frames were sent")
+        assert not sender.done(), "every frame went out while the server was busy"
+        assert sent_while_busy < 2000
+        assert "reading paused until it catches up" in server_log(server)
+    # The join goes through; then the frames are read on, each one over the
+    # message rate dropped, and the flood is cut off.
+    assert await asyncio.wait_for(flooder.close_code(), WAIT) == 4008
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+        await sender
+    flooder.abort()
+    await a_player_is_answered(server, "127.0.0.12")
+
+
+async def _send_frames(client, frame, count):
+    for _ in range(count):
+        await client.send_text(frame)
+
+
+async def test_a_client_that_does_not_read_is_disconnected(server):
+    """A client that never reads, in a room whose host keeps changing what
+    everyone is shown (each opt-out toggle is a `room` snapshot to both)."""
+    code = new_room(server)
+    host = await server.game_client(code, "Ada", local_addr=("127.0.0.21", 0))
+    slow = await raw_client(server, code, "127.0.0.22", receive_buffer=4096)
+    try:
+        await host.join()
+        await slow.send_json({"type": "join", "protocol": 1, "name": "Slow"})
+        await host.expect("room", lambda m: len(m["players"]) == 2, timeout=WAIT)
+        closing = "the client does not read; closing with 4012"
+        # About 1 KB a snapshot: the bounds (16 KiB unsent, 16 KiB of kernel
+        # buffer, the client's 8 KiB) are passed within about 50 toggles.
+        for toggle in range(600):
+            if closing in server_log(server):
+                break
+            await host.opt_out(toggle % 2 == 0)
+            await asyncio.sleep(0.06)  # within the message rate (20 a second)
+            assert host.is_open
+        else:
+            raise AssertionError("600 snapshots sent to a client that does not read, "
+                                 "and it was not closed")
+        # Its seat is let go as for any closed connection.
+        await host.expect("room", lambda m: any(
+            p["name"] == "Slow" and not p["connected"] for p in m["players"]), timeout=WAIT)
+        # Reading now, it finds what fitted in the buffers, then the end.
+        assert await asyncio.wait_for(slow.close_code(), WAIT) in (4012, None)
+    finally:
+        slow.abort()
+        await host.close()
+    await a_player_is_answered(server, "127.0.0.23")
+
+
+async def test_sockets_past_the_bound_per_address_are_closed_with_4029(server):
+    code = new_room(server, max_players=8)
+    address = ("127.0.0.31", 0)
+    held = [await server.game_client(code, f"P{i}", local_addr=address)
+            for i in range(PER_ADDRESS)]
+    try:
+        extra = await server.game_client(code, "Extra", local_addr=address)
+        error = await extra.expect("error", timeout=WAIT)
+        assert error["code"] == "too_many_connections"
+        assert f"at most {PER_ADDRESS}" in error["message"]
+        assert await extra.closed(timeout=WAIT) == 4029
+        # Another address is not affected.
+        await a_player_is_answered(server, "127.0.0.32", drawings=1)
+        # A closed socket frees its place.
+        await held.pop().close()
+        again = await server.game_client(code, "Again", local_addr=address)
+        held.append(again)
+        welcome = await again.join()
+        assert welcome["you"]["name"] == "Again"
+    finally:
+        for client in held:
+            await client.close()
+
+
+async def test_a_flood_of_the_largest_drawings_leaves_another_player_answered(server):
+    """Twenty sockets of one address, in three rooms, each sending the
+    catalogue's largest valid drawings, the next as soon as one is answered."""
+    drawings = largest_game_drawings()
+    assert len(drawings) >= 5
+    address = ("127.0.0.41", 0)
+    flooders = []
+    stop = asyncio.Event()
+    try:
+        for room_size in (8, 8, 4):
+            code = new_room(server, max_players=8)
+            room = [await server.game_client(code, f"F{len(flooders) + i}", local_addr=address)
+                    for i in range(room_size)]
+            for client in room:
+                await client.join()
+            await room[0].start()
+            for client in room:
+                start = await client.expect("round_start", timeout=WAIT)
+            flooders += [(client, start["round"]) for client in room]
+        assert len(flooders) == 20
+        floods = [asyncio.ensure_future(_flood(client, round_, drawings, stop))
+                  for client, round_ in flooders]
+        await wait_for(lambda: sum(f.done() for f in floods) == 0
+                       and all(client.all_of("guess") or client.all_of("error")
+                               for client, _ in flooders),
+                       "every flooding socket answered once")
+        await a_player_is_answered(server, "127.0.0.42", drawings=5)
+        stop.set()
+        await asyncio.gather(*floods)
+    finally:
+        stop.set()
+        for client, _ in flooders:
+            await client.close()
+
+
+def largest_game_drawings():
+    """The catalogue's valid drawings with whole-pixel points (as the page
+    sends them), those that fit in one message (64 KiB)."""
+    drawings = []
+    for case in worst_drawings(5000):
+        drawing = dict(case.drawing, strokes=[[[round(x), round(y)] for x, y, *_ in stroke]
+                                              for stroke in case.drawing["strokes"]])
+        if not case.refused and len(json.dumps(drawing)) < 60_000:
+            drawings.append(drawing)
+    return drawings
+
+
+async def _flood(client, round_, drawings, stop):
+    seq = 0
+    while not stop.is_set():
+        seq += 1
+        await client.draw(round_, drawings[seq % len(drawings)], seq=seq)
+        try:
+            await client.expect("guess", lambda m, seq=seq: m["seq"] == seq, timeout=WAIT)
+        except Refused:
+            pass  # a drawing refused (its ink) is answered too
+        except GameClosed:
+            return
