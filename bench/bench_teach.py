@@ -4,7 +4,8 @@ Starts Daphne on loopback (SQLite, the shipped model active, the teach
 settings at their defaults unless --workers is given: one training at a time,
 300 steps, 3,000 MNIST digits replayed, 2,000 measured) and measures, through
 the teach API the way the page uses it (POST the examples, then ask for the
-job every 0.4 s until it is done):
+job when each answer's `poll_after` says, 0.4 s while it runs or is next in
+line and 2 s further back, until it is done):
 
     alone     one learner's 30 examples (MNIST train 1s written with a long
               flag and turned 20-30 degrees, trainer/styles.py: the shipped
@@ -92,7 +93,8 @@ class Learner:
         positions = [answer.get("position", 0)] if answer["state"] == "queued" else []
         deadline = started + JOB_TIMEOUT
         while time.perf_counter() < deadline:
-            time.sleep(POLL_SECONDS)
+            # As the page: when the answer says (0.4 s running or next, 2 s further back).
+            time.sleep(answer.get("poll_after") or POLL_SECONDS)
             status, answer = self.call(f"/learn/teach/api/jobs/{answer['job']}")
             if status != 200:
                 return {"error": f"{status}: {answer}", "seconds": time.perf_counter() - started}
@@ -280,6 +282,8 @@ def together(server, examples, learners, steps, player):
     all_served = time.perf_counter() - started
     player.phase.value = 0
     served = sorted(o["seconds"] for o in outcomes if o.get("state") == "done")
+    # What the server spent on each job (training and measuring), as its result says.
+    trained = sorted(o["result"]["seconds"] for o in outcomes if o.get("result"))
     positions = [o["first_position"] for o in outcomes if o.get("first_position") is not None]
     return {
         "learners": learners,
@@ -288,6 +292,8 @@ def together(server, examples, learners, steps, player):
         "served_seconds_p50": round(percentile(served, 50), 1) if served else None,
         "served_seconds_max": round(max(served), 1) if served else None,
         "longest_queue_position": max(positions) if positions else None,
+        "server_seconds_per_job_p50": round(percentile(trained, 50), 2) if trained else None,
+        "server_seconds_per_job_max": round(max(trained), 2) if trained else None,
         "errors": [o["error"] for o in outcomes if o.get("error")][:5],
     }
 

@@ -159,7 +159,8 @@ def _queue(work, job_id, reader, owner):
 
 def _accepted(record):
     return JsonResponse({"job": record["job"], "state": record["state"],
-                         "position": record["position"]}, status=202)
+                         "position": record["position"],
+                         "poll_after": public(record)["poll_after"]}, status=202)
 
 
 # -- jobs ---------------------------------------------------------------------------------
