@@ -4,7 +4,8 @@ Starts Daphne on loopback (SQLite, the shipped model active, the teach
 settings at their defaults unless --workers is given: one training at a time,
 300 steps, 3,000 MNIST digits replayed, 2,000 measured) and measures, through
 the teach API the way the page uses it (POST the examples, then ask for the
-job every 0.4 s until it is done):
+job when each answer's `poll_after` says, 0.4 s while it runs or is next in
+line and 2 s further back, until it is done):
 
     alone     one learner's 30 examples (MNIST train 1s written with a long
               flag and turned 20-30 degrees, trainer/styles.py: the shipped
@@ -21,8 +22,9 @@ job every 0.4 s until it is done):
               Teach (alone) and while they are served.
 
 Plus the forward pass at batch 1 in this process (eager, the shipped
-weights, one thread) at the start and the end: a yardstick of the machine's
-speed during the run. Run it with `nice`, as everything on the shared
+weights, one thread) at the start and the end, and every 5 s during each
+scenario with the load average: a yardstick of the machine's speed during
+the run (other work shares it). Run it with `nice`, as everything on the shared
 machine: `nice -n 10 python bench/bench_teach.py`. Results go to
 bench/results/teach.json.
 
@@ -34,6 +36,7 @@ import argparse
 import asyncio
 import http.cookiejar
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -92,7 +95,8 @@ class Learner:
         positions = [answer.get("position", 0)] if answer["state"] == "queued" else []
         deadline = started + JOB_TIMEOUT
         while time.perf_counter() < deadline:
-            time.sleep(POLL_SECONDS)
+            # As the page: when the answer says (0.4 s running or next, 2 s further back).
+            time.sleep(answer.get("poll_after") or POLL_SECONDS)
             status, answer = self.call(f"/learn/teach/api/jobs/{answer['job']}")
             if status != 200:
                 return {"error": f"{status}: {answer}", "seconds": time.perf_counter() - started}
@@ -129,6 +133,9 @@ def examples_of(count, mnist_dir):
     raise RuntimeError("not enough 1s")
 
 
+_yardstick_model = None
+
+
 def forward_yardstick(repeats=300):
     """The median ms of the shipped model's eager forward pass at batch 1, one thread."""
     import numpy as np
@@ -136,8 +143,12 @@ def forward_yardstick(repeats=300):
 
     from recognizer.checkpoints import load_checkpoint
 
+    global _yardstick_model
     torch.set_num_threads(1)
-    model, _ = load_checkpoint(BASE_DIR / "recognizer/weights/digitcnn-v2-styles-seed1.pt")
+    if _yardstick_model is None:
+        _yardstick_model, _ = load_checkpoint(
+            BASE_DIR / "recognizer/weights/digitcnn-v2-styles-seed1.pt")
+    model = _yardstick_model
     x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32))
     durations = []
     with torch.inference_mode():
@@ -148,6 +159,37 @@ def forward_yardstick(repeats=300):
             model(x)
             durations.append(time.perf_counter() - start)
     return round(percentile(durations, 50) * 1000, 3)
+
+
+class MachineWatch:
+    """Every 5 s while it runs: the load average and the yardstick (50 passes): how
+    busy the shared machine was during a scenario, not only before and after."""
+
+    def __init__(self):
+        self.samples = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop.wait(5.0):
+            self.samples.append((os.getloadavg()[0], forward_yardstick(50)))
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+    def summary(self):
+        if not self.samples:
+            return {}
+        loads, passes = zip(*self.samples, strict=True)
+        return {"load_average_median": round(statistics.median(loads), 2),
+                "load_average_max": round(max(loads), 2),
+                "forward_pass_batch1_ms_median": round(statistics.median(passes), 3),
+                "samples": len(self.samples)}
 
 
 # -- the game player --------------------------------------------------------------------
@@ -280,6 +322,8 @@ def together(server, examples, learners, steps, player):
     all_served = time.perf_counter() - started
     player.phase.value = 0
     served = sorted(o["seconds"] for o in outcomes if o.get("state") == "done")
+    # What the server spent on each job (training and measuring), as its result says.
+    trained = sorted(o["result"]["seconds"] for o in outcomes if o.get("result"))
     positions = [o["first_position"] for o in outcomes if o.get("first_position") is not None]
     return {
         "learners": learners,
@@ -288,6 +332,8 @@ def together(server, examples, learners, steps, player):
         "served_seconds_p50": round(percentile(served, 50), 1) if served else None,
         "served_seconds_max": round(max(served), 1) if served else None,
         "longest_queue_position": max(positions) if positions else None,
+        "server_seconds_per_job_p50": round(percentile(trained, 50), 2) if trained else None,
+        "server_seconds_per_job_max": round(max(trained), 2) if trained else None,
         "errors": [o["error"] for o in outcomes if o.get("error")][:5],
     }
 
@@ -324,16 +370,18 @@ def main():
     try:
         server.start()
         print("alone", flush=True)
-        results["alone"] = alone(server, examples, args.runs, args.steps)
+        with MachineWatch() as watch:
+            results["alone"] = alone(server, examples, args.runs, args.steps)
+        results["alone"]["machine"] = watch.summary()
         print("together", flush=True)
         code = server.create_room("Player", solo=True, rounds=20, seconds=300.0,
                                   target_confidence=1.0)
-        with Player(server, code) as player:
+        with Player(server, code) as player, MachineWatch() as watch:
             results["together"] = together(server, examples, args.learners, args.steps,
                                            player)
         results["together"].update(game_alone=player.summary(ALONE),
                                    game_while_teaching=player.summary(DURING),
-                                   game_errors=player.errors)
+                                   game_errors=player.errors, machine=watch.summary())
     finally:
         server.stop()
     results["forward_pass_batch1_ms_end"] = forward_yardstick()

@@ -100,6 +100,8 @@ def test_one_job_at_a_time_the_rest_wait_in_order_with_positions(make_worker, ru
     wait_for(worker, "a", "running")
     assert worker.submit(job("b"))["position"] == 0
     assert worker.submit(job("c"))["position"] == 1
+    # The page asks often for the running job and the next, less for the rest.
+    assert [state(worker, name)["poll_after"] for name in "abc"] == [0.4, 0.4, 2.0]
     # Two wait: the queue (max 2) is full, a fourth is refused.
     with pytest.raises(QueueFull):
         worker.submit(job("d"))
@@ -112,6 +114,7 @@ def test_one_job_at_a_time_the_rest_wait_in_order_with_positions(make_worker, ru
     runner.step("a", 2)
     done = wait_for(worker, "a", "done")
     assert done["result"]["copy"] == "copy-of-a" and done["step"] == 3
+    assert "poll_after" not in done
     wait_for(worker, "b", "running")
     assert state(worker, "c")["position"] == 0  # moved up
     assert runner.started == ["a", "b"]  # never two at once with one worker

@@ -19,15 +19,19 @@ one); what another site could do with it is stop a training.
 
 Training never runs here: the views check, queue (trainer/teach/worker.py)
 and read records (trainer/teach/status.py); blocking work (rendering,
-database, cache) runs in threads, never on the event loop.
+database, cache) runs on threads of their own, never on the event loop nor
+on the pool the game renders its drawings on.
 """
 
 import asyncio
+import functools
 import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -55,6 +59,37 @@ logger = logging.getLogger(__name__)
 SESSION_LEARNER = "teach_learner"
 # What a refusal for an owner that already has a job tells it to wait.
 BUSY_RETRY_SECONDS = 5
+
+# The views' blocking work (checking and rendering examples, the job records,
+# storing drawings) runs on threads of its own, not on the event loop's
+# default pool, which the game renders every drawing on (digitsite/game/
+# scoring.py): 30 learners pressing Teach at once queue 30 renders of 30
+# drawings, and a guess waiting behind them took over a second.
+REQUEST_THREADS = 2
+_executor = None
+
+
+def _threads():
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=REQUEST_THREADS,
+                                       thread_name_prefix="teach-requests")
+    return _executor
+
+
+def _call(function, args):
+    try:
+        return function(*args)
+    finally:
+        # These threads outlive requests: their database connections are
+        # dropped when broken or too old, as Django does after a request.
+        close_old_connections()
+
+
+async def in_thread(function, *args):
+    """`function(*args)` on the teach views' threads."""
+    return await asyncio.get_running_loop().run_in_executor(
+        _threads(), functools.partial(_call, function, args))
 
 
 # -- the page ------------------------------------------------------------------------
@@ -159,7 +194,8 @@ def _queue(work, job_id, reader, owner):
 
 def _accepted(record):
     return JsonResponse({"job": record["job"], "state": record["state"],
-                         "position": record["position"]}, status=202)
+                         "position": record["position"],
+                         "poll_after": public(record)["poll_after"]}, status=202)
 
 
 # -- jobs ---------------------------------------------------------------------------------
@@ -183,11 +219,11 @@ async def api_jobs(request):
         return _no_session()
     # A page that sends again while its job runs is told so before its
     # examples cost any rendering.
-    refused = await asyncio.to_thread(_owner_busy, owner)
+    refused = await in_thread(_owner_busy, owner)
     if refused:
         return refused
     try:
-        parsed, inputs = await asyncio.to_thread(_checked_request, request)
+        parsed, inputs = await in_thread(_checked_request, request)
     except UnsupportedMediaType as exc:
         return error(str(exc), status=415)
     except (PayloadError, jobs.TeachInputError) as exc:
@@ -198,12 +234,12 @@ async def api_jobs(request):
     job_id = secrets.token_urlsafe(12)
     work = _work(taught.SESSION, owner, base, inputs, parsed.labels, parsed.steps,
                  parsed.replay, job_id)
-    record, refused = await asyncio.to_thread(_queue, work, job_id, owner, owner)
+    record, refused = await in_thread(_queue, work, job_id, owner, owner)
     if refused:
         return refused
     if parsed.store:
         learner, user_id = await sync_to_async(_learner)(request)
-        await asyncio.to_thread(storing.store_examples, job_id, parsed, inputs, learner,
+        await in_thread(storing.store_examples, job_id, parsed, inputs, learner,
                                 user_id)
     return _accepted(record)
 
@@ -253,7 +289,7 @@ async def api_job(request, job_id):
         response = error("use GET", status=405)
         response["Allow"] = "GET"
         return response
-    answer = await asyncio.to_thread(_job_status, job_id[:64], _owner(request))
+    answer = await in_thread(_job_status, job_id[:64], _owner(request))
     if answer is None:
         return _not_found()
     return JsonResponse(answer)
@@ -275,7 +311,7 @@ async def api_cancel(request, job_id):
     refused = _post_only(request)
     if refused:
         return refused
-    state = await asyncio.to_thread(_cancel, job_id[:64], _owner(request))
+    state = await in_thread(_cancel, job_id[:64], _owner(request))
     if state is None:
         return _not_found()
     return JsonResponse({"job": job_id, "state": state})
@@ -318,12 +354,12 @@ async def _predict(request, client):
     if refused:
         return refused
     try:
-        image = await asyncio.to_thread(_prediction_input, request)
+        image = await in_thread(_prediction_input, request)
     except UnsupportedMediaType as exc:
         return error(str(exc), status=415)
     except (PayloadError, DrawingError) as exc:
         return error(str(exc))
-    copy = await asyncio.to_thread(_session_copy, _owner(request))
+    copy = await in_thread(_session_copy, _owner(request))
     try:
         production = await get_service().apredict(image, client=("teach", client))
     except ModelUnavailable as exc:
@@ -388,5 +424,5 @@ async def api_class_jobs(request, code):
     if isinstance(prepared, JsonResponse):
         return prepared
     work, owner, job_id = prepared
-    record, refused = await asyncio.to_thread(_queue, work, job_id, reader, owner)
+    record, refused = await in_thread(_queue, work, job_id, reader, owner)
     return refused or _accepted(record)
