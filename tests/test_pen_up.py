@@ -258,13 +258,16 @@ async def test_a_pen_up_drawing_waiting_is_not_replaced_by_a_newer_one_with_the_
     scorer = DrawingScorer(ScoringSession())
     scored, busy, gate = [], asyncio.Event(), asyncio.Event()
 
-    async def score(raw, seq, game, round_number, target, received_at, pen_up):
+    async def compute(item):
+        """Rendering and recognising: recorded; None (nothing to write)."""
+        _raw, seq, _game, _round, _target, _received_at, pen_up = item
         scored.append((seq, pen_up))
         if seq == 1:
             busy.set()
             await gate.wait()
+        return None
 
-    scorer._score = score
+    scorer._compute = compute
     submit(scorer, 1, False)
     await asyncio.wait_for(busy.wait(), 60)  # drawing 1 is being scored
     assert scored == [(1, False)]

@@ -132,6 +132,7 @@ HELD_PEN_LOG = """(() => {
   const Native = window.WebSocket;
   const log = window.penLog = [];
   const held = window.heldGuesses = [];
+  const built = {};  // seq -> its drawing's stroke lengths
   window.holdGuesses = false;
   window.releaseGuesses = () => {
     window.holdGuesses = false;
@@ -141,8 +142,18 @@ HELD_PEN_LOG = """(() => {
     send(data) {
       const message = JSON.parse(data);
       if (message.type === "draw") {
-        log.push({way: "out", seq: message.seq, pen_up: message.pen_up,
-                  strokes: message.drawing.strokes.map((s) => s.length)});
+        // Each stroke's length in the drawing the message stands for: whole,
+        // or (protocol 2) its base's with the points and strokes added.
+        let strokes;
+        if (message.drawing) {
+          strokes = message.drawing.strokes.map((s) => s.length);
+        } else {
+          strokes = (built[message.base] || []).slice();
+          if (message.extend) strokes[strokes.length - 1] += message.extend.length;
+          for (const s of message.strokes || []) strokes.push(s.length);
+        }
+        built[message.seq] = strokes;
+        log.push({way: "out", seq: message.seq, pen_up: message.pen_up, strokes});
       }
       super.send(data);
     }
