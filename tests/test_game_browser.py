@@ -10,6 +10,7 @@ width, go to the artifacts folder.
 import re
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
 from tests.live import open_page
 from tests.support import BASE_DIR
@@ -79,10 +80,16 @@ def wait_for_guess(page):
 
 def finish_round(page):
     """Press "I'm done" unless the model already ended the round by recognising the digit."""
-    if page.locator("[data-room][data-finished='true']").count() == 0:
+    finished = "[data-room][data-finished='true']"
+    if page.locator(finished).count() == 0:
         # force: the button may turn disabled at this very moment if a guess reaches
         # the target; a click on a disabled button then does nothing, as it should.
-        page.locator("[data-done]").click(force=True)
+        try:
+            page.locator("[data-done]").click(force=True, timeout=TIMEOUT_MS)
+        except PlaywrightError:
+            # A guess reached the target between the check and the click, and
+            # the button went away with the round: the round is over all the same.
+            page.wait_for_selector(finished, timeout=TIMEOUT_MS)
 
 
 def player_names(page):
