@@ -130,8 +130,11 @@ class DrawingScorer:
         await self._settle(timeout)
 
     async def drop_unscored(self, timeout=10.0):
-        """The client is gone: drop the drawing waiting and the one being
-        computed; write what was scored (a rejoin's `welcome` brings it back)."""
+        """The client is gone: drop the drawings waiting, the pen-up one too
+        (nothing was promised for it: only a scored drawing's `guess` or
+        `kept` says kept), and the one being computed (its rendering thread
+        still ends first: _in_thread_to_the_end); write what was scored (a
+        rejoin's `welcome` brings it back)."""
         self.pending_pen_up = self.pending = None
         if self.task is not None and not self.task.done():
             self.task.cancel()
