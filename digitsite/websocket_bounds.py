@@ -42,8 +42,10 @@ protocol, which:
 
 What the channel layer holds for a connection (room broadcasts) is bounded by
 the layer's capacity (CHANNEL_LAYER_CAPACITY); what the application keeps per
-connection is bounded by the game (one drawing waiting per connection,
-digitsite/game/scoring.py).
+connection is bounded by the game: at most two drawings waiting to be scored
+(the newest sent with the pen up and the newest of all) and one scored but
+held for its write (digitsite/game/scoring.py), and the drawing protocol 2
+builds, at most MAX_POINTS points and strokes (digitsite/game/drawing_deltas.py).
 """
 
 import logging

@@ -15,8 +15,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db.backends.utils import CursorWrapper
 
-from digitsite.game.models import RoundProgress
+from digitsite.game import clock, guesses, rooms
+from digitsite.game import rounds as game_rounds
+from digitsite.game.models import Room, RoundProgress
 from tests.test_game_consumers import join, new_room, seven, stored_drawings
+from tests.test_game_logic import DRAWING, INPUT, prediction, seat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,3 +97,23 @@ async def test_a_round_of_live_guesses_is_written_about_once_a_second(active_mod
     [stored] = await stored_drawings(room_code=room.code)
     assert stored.strokes == growing(20)
     await ada.close()
+
+
+def test_a_late_write_of_a_held_drawing_counts_the_drawings_it_replaced(manual_clock):
+    """A held drawing stands for every drawing scored since the last write
+    (`drawings`); written after `done` overtook it, it still counts them all,
+    as a write in time does."""
+    room = rooms.create_room("Host", rounds=1, seconds=20, max_players=3,
+                             target_confidence=0.8, results_seconds=3)
+    ada = seat(room.code, "Ada")
+    game_rounds.start_game(room.code, ada.seat.player_id)
+    r = Room.objects.get(pk=room.pk)
+    received = clock.now()
+    guesses.finish_player(room.code, ada.seat.player_id, r.game_id, 1, "done")
+    accepted, _ = guesses.record_guess(
+        room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
+        prediction=prediction(r.target, 0.4), target=r.target, received_at=received,
+        drawings=3)
+    assert accepted
+    progress = RoundProgress.objects.get(seat__player_id=ada.seat.player_id)
+    assert progress.drawing == DRAWING and progress.guesses == 3

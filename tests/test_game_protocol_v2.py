@@ -61,6 +61,18 @@ def test_a_drawing_is_built_from_what_each_draw_adds():
                                                           "strokes"),
     ({"seq": 2, "base": 1, "extend": [[0, 0]] * MAX_POINTS}, "too_many_points",
      f"at most {MAX_POINTS} points"),
+    # Empty strokes hold no points, but each is a slot the drawing keeps.
+    ({"seq": 2, "base": 1, "strokes": [[]] * MAX_POINTS}, "bad_drawing",
+     f"too many strokes: at most {MAX_POINTS}"),
+    # A "point" is [x, y] or [x, y, t] of numbers, checked as it arrives.
+    ({"seq": 2, "base": 1, "extend": [[0] * 10_000]}, "bad_drawing",
+     "point 0 of 'extend' must be [x, y] or [x, y, t]"),
+    ({"seq": 2, "base": 1, "extend": [[3, 3], [True, 4]]}, "bad_drawing", "point 1 of 'extend'"),
+    ({"seq": 2, "base": 1, "extend": [3]}, "bad_drawing", "point 0 of 'extend'"),
+    ({"seq": 2, "base": 1, "strokes": [[[1, 1]], [[1, "2"]]]}, "bad_drawing",
+     "point 0 of new stroke 1"),
+    ({"seq": 2, "base": 1, "strokes": [[[[0] * 1000, 1]]]}, "bad_drawing",
+     "point 0 of new stroke 0"),
 ])
 def test_a_draw_that_cannot_be_built_is_refused_and_the_base_forgotten(draw, code, detail):
     built = RoundDrawing()
@@ -73,6 +85,27 @@ def test_a_draw_that_cannot_be_built_is_refused_and_the_base_forgotten(draw, cod
         built.take(fields(seq=3, base=1, extend=[[2, 2]]), GAME, 1, incremental=True)
     assert built.take(fields(seq=4, drawing=whole([[[7, 7]]])), GAME, 1,
                       incremental=True) == whole([[[7, 7]]])
+
+
+def test_a_drawing_grown_by_empty_strokes_stops_at_the_stroke_limit():
+    built = RoundDrawing()
+    built.take(fields(seq=1, drawing=whole([[[1, 1]]])), GAME, 1, incremental=True)
+    # 1 stroke + 4 x 1,000 empty ones + 999 = MAX_POINTS (5,000): allowed.
+    for seq in range(2, 6):
+        built.take(fields(seq=seq, base=seq - 1, strokes=[[]] * 1000), GAME, 1,
+                   incremental=True)
+    drawing = built.take(fields(seq=6, base=5, strokes=[[]] * (MAX_POINTS - 4001)), GAME, 1,
+                         incremental=True)
+    assert len(drawing["strokes"]) == MAX_POINTS
+    with pytest.raises(GameError, match="too many strokes") as refused:
+        built.take(fields(seq=7, base=6, strokes=[[]]), GAME, 1, incremental=True)
+    assert refused.value.code == "bad_drawing"
+    assert built.drawing is None  # forgotten: the next delta is stale
+    # A whole drawing over the stroke limit cannot become a base either.
+    with pytest.raises(GameError, match="too many strokes"):
+        built.take(fields(seq=8, drawing=whole([[]] * (MAX_POINTS + 1))), GAME, 1,
+                   incremental=True)
+    assert built.drawing is None
 
 
 def test_a_new_round_and_protocol_1_need_the_whole_drawing():

@@ -7,13 +7,16 @@ real: tests/test_ws_limits.py.
 """
 
 import asyncio
+import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from asgiref.sync import sync_to_async
 
+from digitsite.game import scoring
 from digitsite.game.connection_limits import ConnectionCounts
-from digitsite.game.drawing_slots import DrawingSlots
+from digitsite.game.drawing_slots import DrawingSlots, drawing_slots
 from digitsite.game.models import RoundProgress
 from recognizer import inference
 from recognizer.inference import InferenceService
@@ -121,3 +124,45 @@ async def test_a_drawing_of_a_closed_socket_is_dropped_not_computed(active_model
     await asyncio.wrap_future(busy)
     assert service.requests_served == served + 1  # the blocking request alone
     assert await kept_drawing(ada.you["id"]) == seven()
+
+
+async def test_a_cancelled_rendering_keeps_its_slot_until_its_thread_returns(settings,
+                                                                             monkeypatch):
+    """A thread cannot be stopped: a socket closed mid-rendering keeps its
+    address's slot until the rendering's thread is done, so "open, send the
+    worst drawing, close" in a loop holds at most the slots' threads."""
+    settings.GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS = 1
+    started, finish = threading.Event(), threading.Event()
+
+    def slow_prepare(raw):
+        started.set()
+        assert finish.wait(30), "the test never let the rendering end"
+        return raw, None
+
+    monkeypatch.setattr(scoring, "_prepare", slow_prepare)
+    address = "10.0.0.9"
+    session = SimpleNamespace(view=SimpleNamespace(finished=False),
+                              transport=SimpleNamespace(client_address=address))
+    scorer = scoring.DrawingScorer(session)
+    computing = asyncio.ensure_future(scorer._compute(({"strokes": []},)))
+    await wait_for(started.is_set, "the rendering to start")
+    computing.cancel()
+    entered = asyncio.Event()
+
+    async def next_drawing():
+        async with drawing_slots.held(address):
+            entered.set()
+
+    other = asyncio.ensure_future(next_drawing())
+    try:
+        for _ in range(50):
+            await asyncio.sleep(0)
+        # The thread still renders: the cancelled drawing has not left, and
+        # the address's next drawing still waits for the one slot.
+        assert not computing.done() and not entered.is_set()
+    finally:
+        finish.set()
+    with pytest.raises(asyncio.CancelledError):
+        await computing
+    await asyncio.wait_for(other, 30)
+    assert entered.is_set() and len(drawing_slots) == 0

@@ -245,6 +245,9 @@ LATEST_ONLY_STEPS = """async () => {
   latest.hold("h"); latest.holdComplete("i"); latest.drop(); latest.answered(4);
   step("h, i dropped");
   latest.hold("j"); latest.holdComplete("k"); latest.send({force: true}); step("k forced");
+  // A stroke ends while k waits, then is undone: only the drawing after the undo goes.
+  latest.holdComplete("l: stroke ended"); latest.forgetComplete(); latest.hold("m: undone");
+  latest.answered(5); step("l undone");
   return {steps, pending: latest.pending};
 }"""
 
@@ -252,8 +255,8 @@ LATEST_ONLY_STEPS = """async () => {
 def test_a_complete_drawing_held_is_not_superseded_by_newer_ones(game_server, browser):
     """LatestOnly in the browser: a complete drawing (the pen lifted) held
     while one waits for its answer goes before the newest held after it; a
-    newer complete one replaces it and everything held before; still only
-    one is on its way at a time."""
+    newer complete one replaces it and everything held before; an undo
+    forgets it; still only one is on its way at a time."""
     with open_page(browser, viewport=LAPTOP) as page:
         page.goto(game_server.url + "/practice/")
         result = page.evaluate(LATEST_ONLY_STEPS)
@@ -268,4 +271,5 @@ def test_a_complete_drawing_held_is_not_superseded_by_newer_ones(game_server, br
     assert steps["c answered"][3:] == ["g: lifted again"]
     assert steps["h, i dropped"] == steps["c answered"]
     assert steps["k forced"][4:] == ["k"]
+    assert steps["l undone"][5:] == ["m: undone"]  # never "l", whose stroke was erased
     assert result["pending"] is False  # "j" was held before "k": "k" has it

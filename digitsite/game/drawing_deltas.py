@@ -15,8 +15,13 @@ What the server scores, stores and says is kept is always the whole drawing
 built, so the drawing kept for a round is exactly the one the client had
 when it sent the `draw` its `guess` (or `kept`) answers.
 
-Plain Python: the points' own format is checked with the whole drawing when
-it is scored (recognizer.payloads), as for protocol 1.
+Plain Python. A whole drawing's points are checked when it is scored
+(recognizer.payloads), as for protocol 1; what a delta adds is checked here,
+as it arrives: each new point is [x, y] or [x, y, t] of numbers, and the
+built drawing has at most MAX_POINTS strokes and MAX_POINTS points. Without
+these bounds empty strokes (counted as no points) or "points" of any size
+would grow one connection's drawing without limit, ~20,000 strokes a frame,
+and each `draw` copies the whole list on the event loop.
 """
 
 from digitsite.game.protocol import MAX_POINTS
@@ -33,6 +38,25 @@ def count_points(drawing):
 def _too_many(points):
     if points > MAX_POINTS:
         raise GameError("too_many_points", f"a drawing has at most {MAX_POINTS} points")
+
+
+def _too_many_strokes(strokes):
+    # As recognizer.payloads.parse_drawing: an empty stroke costs a loop step
+    # and a list slot though it holds no point.
+    if strokes > MAX_POINTS:
+        raise GameError("bad_drawing", f"too many strokes: at most {MAX_POINTS} in one drawing")
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_points(points, where):
+    for index, point in enumerate(points):
+        if not (isinstance(point, list) and len(point) in (2, 3)
+                and all(_is_number(value) for value in point)):
+            raise GameError("bad_drawing", f"point {index} of {where} must be [x, y] or "
+                                           "[x, y, t] of numbers")
 
 
 class RoundDrawing:
@@ -71,6 +95,8 @@ class RoundDrawing:
                                                "with 'extend' and 'strokes', not both")
             points = count_points(whole)
             _too_many(points)
+            old = whole.get("strokes")
+            _too_many_strokes(len(old) if isinstance(old, list) else 0)
             return whole, points
         if not incremental:
             raise GameError("bad_message", "'drawing' is required (protocol 1 sends the "
@@ -92,6 +118,12 @@ class RoundDrawing:
         old = self.drawing.get("strokes")
         if not isinstance(old, list):
             old = []
+        _too_many_strokes(len(old) + len(strokes))
+        # Only the points added are checked: the base's were, or are checked
+        # when it is scored (a whole drawing).
+        _check_points(extend, "'extend'")
+        for index, stroke in enumerate(strokes):
+            _check_points(stroke, f"new stroke {index}")
         if extend:
             if not old or not isinstance(old[-1], list):
                 raise GameError("bad_message", "'extend' adds to the last stroke, and the "

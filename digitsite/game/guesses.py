@@ -79,7 +79,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             return received_at is not None and _record_late(
                 room, player_id, game_id, round_number, drawing=drawing,
                 input_bytes=input_bytes, prediction=prediction, received_at=received_at,
-                pen_up=pen_up)
+                pen_up=pen_up, drawings=drawings)
 
         if (room.state != Room.State.PLAYING or room.game_id != game_id
                 or room.round != round_number or at >= closes_at(room)):
@@ -109,7 +109,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
 
 
 def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
-                 received_at, pen_up):
+                 received_at, pen_up, drawings=1):
     """Keep a drawing that reached the server before the player's round ended
     but was written after, when the round kept no drawing for the player.
 
@@ -133,7 +133,7 @@ def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes
         # one now would leave it in the table for good.
         return False
     updates = _progress_updates(prediction, float(prediction.probabilities[progress.target]),
-                                drawing, input_bytes, pen_up=pen_up)
+                                drawing, input_bytes, pen_up=pen_up, drawings=drawings)
     if not RoundProgress.objects.filter(pk=progress.pk, drawing__isnull=True,
                                         drawing_deleted=False).update(**updates):
         return False

@@ -15,6 +15,7 @@ points a round earns are counted when it ends, digitsite.game.finishing.)
 
 import asyncio
 import collections
+import contextlib
 import logging
 
 from digitsite.game import clock, guesses, protocol
@@ -39,6 +40,31 @@ def _prepare(raw):
         raise GameError("too_much_ink", str(exc)) from exc
     except (PayloadError, DrawingError) as exc:
         raise GameError("bad_drawing", str(exc)) from exc
+
+
+async def _in_thread_to_the_end(function, *args):
+    """`function(*args)` in a thread; a cancelled caller still waits for the
+    thread to return before it is cancelled.
+
+    A thread cannot be stopped: awaiting asyncio.to_thread directly, a
+    closed socket's cancel left the rendering running (tens of ms of CPU for
+    a worst-case drawing) while its drawing slot (digitsite.game.drawing_slots)
+    was given back at once, so "open, send the worst drawing, close" in a
+    loop filled the default thread pool past the slots' bound. Waiting here
+    keeps the slot until the thread is free again.
+    """
+    work = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        while not work.done():
+            # A second cancel (the server stopping) waits too: the thread
+            # runs on whatever this coroutine does.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({work})
+        if not work.cancelled():
+            work.exception()  # its result or error is nobody's now
+        raise
 
 
 class DrawingScorer:
@@ -104,8 +130,11 @@ class DrawingScorer:
         await self._settle(timeout)
 
     async def drop_unscored(self, timeout=10.0):
-        """The client is gone: drop the drawing waiting and the one being
-        computed; write what was scored (a rejoin's `welcome` brings it back)."""
+        """The client is gone: drop the drawings waiting, the pen-up one too
+        (nothing was promised for it: only a scored drawing's `guess` or
+        `kept` says kept), and the one being computed (its rendering thread
+        still ends first: _in_thread_to_the_end); write what was scored (a
+        rejoin's `welcome` brings it back)."""
         self.pending_pen_up = self.pending = None
         if self.task is not None and not self.task.done():
             self.task.cancel()
@@ -196,7 +225,7 @@ class DrawingScorer:
         # One of the address's few slots (its other sockets' drawings wait),
         # and its own lane in the inference queue.
         async with drawing_slots.held(address):
-            drawing, image = await asyncio.to_thread(_prepare, raw)
+            drawing, image = await _in_thread_to_the_end(_prepare, raw)
             prediction = await self._recognise(image, address)
         return drawing, image, prediction
 

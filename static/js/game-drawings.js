@@ -35,8 +35,13 @@ export class DrawingSender {
     this.base = null;
   }
 
-  /** The pad changed: the drawing goes out soon (`now`: at once, a stroke ended). */
-  changed({now = false} = {}) {
+  /**
+   * The pad changed: the drawing goes out soon (`now`: at once, a stroke
+   * ended). `grew`: false after an undo, when a complete drawing still held
+   * has the erased stroke and must not go.
+   */
+  changed({now = false, grew = true} = {}) {
+    if (!grew) this.latest.forgetComplete();
     if (now && !this.pad.penDown) this.latest.holdComplete({drawing: this.pad.drawing});
     else this.latest.hold();
     this.throttled();

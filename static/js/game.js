@@ -75,7 +75,7 @@ const pad = new DrawingPad(root.querySelector("[data-pad]"), {
       if (drawing.strokes.length === 0) view.showNoGuess();
       return;
     }
-    drawings.changed({now: reason === "end"});
+    drawings.changed({now: reason === "end", grew: reason !== "undo" && reason !== "clear"});
   },
 });
 bindPadControls(pad, root);

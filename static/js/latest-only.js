@@ -14,6 +14,7 @@
  *   latest.holdComplete(...args); // a finished drawing: newer ones do not replace it
  *   latest.send();         // it goes now, unless one waits for its answer
  *   latest.answered(id);   // the answer came: the newest, if any, goes next
+ *   latest.forgetComplete(); // the complete drawing held is no longer true (an undo)
  *
  * send(...args) puts a drawing on its way and returns its id (a number that
  * grows, or nothing), or false when it could not go: it then stays the newest.
@@ -84,6 +85,15 @@ export class LatestOnly {
     if (this._waiting === null || (id != null && id < this._waiting.id)) return;
     this._waiting = null;
     if (this.pending) this._resume();
+  }
+
+  /**
+   * Forget the complete drawing held, keeping the newest: the drawing no
+   * longer only grew since (an undo), so the complete one shows strokes the
+   * player erased, and sent later with the pen up it could still win the round.
+   */
+  forgetComplete() {
+    this._complete = null;
   }
 
   /** Forget the drawings held to go next. */
