@@ -259,3 +259,24 @@ async def test_a_class_teacher_teaches_the_class_copy(in_process_worker, mnist_d
     answer = await teacher.post("/learn/teach/api/predict", {"drawing": SEVEN},
                                 content_type="application/json")
     assert answer.status_code == 200 and answer.json()["taught"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_nobody_teaches_the_copy_of_a_class_a_script_opened(in_process_worker, mnist_dir):
+    # A class made without a browser (creator_session empty): its projector
+    # lets the first visitor in, but its copy, which the class's game reads,
+    # is taught by no visitor, even with drawings to teach.
+    from asgiref.sync import sync_to_async
+
+    from digitsite.game.rooms import create_room
+
+    visitor = AsyncClient()
+    assert (await visitor.get("/learn/teach/")).status_code == 200
+    room = await sync_to_async(create_room)("Ms Hopper", classroom=True, creator_session="")
+    room.game_id = "game-one"
+    await sync_to_async(room.save)()
+    await sync_to_async(class_drawings)(room, 12, mnist_dir)
+    answer = await visitor.post(f"/learn/teach/api/class/{room.code}/jobs", {},
+                                content_type="application/json")
+    assert answer.status_code == 403 and "only the class's teacher" in answer.json()["error"]
+    assert in_process_worker.store.owner_job(taught.class_owner(room.code), 600) is None
