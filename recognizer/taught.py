@@ -38,6 +38,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from recognizer import calibration, frozen, versions
+from recognizer.collection.store import TAUGHT_SUFFIX
 from recognizer.inference import Prediction
 from recognizer.models import TaughtCopy
 
@@ -226,8 +227,14 @@ def cache_key(copy):
 
 
 def copy_name(copy):
-    """The name predictions of a copy carry, in place of a version's name."""
-    return f"{copy.base_version.version}+taught"[:64]
+    """The name predictions of a copy carry, in place of a version's name.
+
+    The base's name is cut, not the suffix, so that a drawing stored with it
+    finds the base (recognizer.collection.store): a name over 57 characters
+    (64, the field's length, less the suffix) is then stored with no version.
+    """
+    base = copy.base_version.version[:64 - len(TAUGHT_SUFFIX)]
+    return f"{base}{TAUGHT_SUFFIX}"
 
 
 def base_model(version):
