@@ -38,11 +38,14 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from recognizer import calibration, frozen, versions
-from recognizer.collection.store import TAUGHT_SUFFIX
 from recognizer.inference import Prediction
 from recognizer.models import TaughtCopy
 
 logger = logging.getLogger(__name__)
+
+# What a copy's predictions carry after its base version's name ("v3+taught");
+# recognizer.collection stores such drawings under the base version.
+TAUGHT_SUFFIX = "+taught"
 
 SESSION = TaughtCopy.Owner.SESSION
 CLASS = TaughtCopy.Owner.CLASS

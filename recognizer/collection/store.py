@@ -7,11 +7,6 @@ round ended for the player (Drawing.Ending): a drawing the timer or a
 disconnect cut off may be unfinished, and reviewers can filter on it.
 """
 
-# What a taught copy's predictions carry after its base version's name
-# (recognizer.taught.copy_name): "v3+taught".
-TAUGHT_SUFFIX = "+taught"
-
-
 def stored_version_name(model_version):
     """The ModelVersion name a drawing guessed by `model_version` is stored under.
 
@@ -22,6 +17,9 @@ def stored_version_name(model_version):
     the copy's (what the player saw); copies live hours and are deleted, so
     no row could point at one.
     """
+    # Imported here: this module is imported while Django loads its apps.
+    from recognizer.taught import TAUGHT_SUFFIX
+
     if model_version and model_version.endswith(TAUGHT_SUFFIX):
         return model_version[:-len(TAUGHT_SUFFIX)]
     return model_version
