@@ -349,6 +349,17 @@ TEACH_REPLAY_DIGITS = _teach_int("TEACH_REPLAY_DIGITS", 3000, 0, 60_000)
 TEACH_TEST_DIGITS = _teach_int("TEACH_TEST_DIGITS", 2000, 0, 10_000)
 # Torch threads of one training.
 TEACH_TORCH_THREADS = _teach_int("TEACH_TORCH_THREADS", 1, 1, 64)
+# Teach requests (jobs, refused ones included) one address may send a minute,
+# in bursts of as many, per process. 20: a class of 30 behind one school NAT
+# pressing Teach at once gets 20 through at once and the other 10 within 30 s
+# (one more every 3 s), so each teaches within two minutes; a loop of "teach,
+# cancel" gets 20 jobs a minute instead of hundreds.
+TEACH_JOBS_PER_MINUTE_PER_ADDRESS = _teach_int("TEACH_JOBS_PER_MINUTE_PER_ADDRESS", 20,
+                                               1, 10_000)
+# Teach drawings one browser session stores for review per clock hour (5 full
+# requests of 60); past it its jobs still run, and their drawings are not kept.
+TEACH_STORED_PER_SESSION_PER_HOUR = _teach_int("TEACH_STORED_PER_SESSION_PER_HOUR", 300,
+                                               0, 100_000)
 
 # Game
 GAME_MAX_PLAYERS = env_int("GAME_MAX_PLAYERS", 8)

@@ -43,6 +43,10 @@ from recognizer.models import TaughtCopy
 
 logger = logging.getLogger(__name__)
 
+# What a copy's predictions carry after its base version's name ("v3+taught");
+# recognizer.collection stores such drawings under the base version.
+TAUGHT_SUFFIX = "+taught"
+
 SESSION = TaughtCopy.Owner.SESSION
 CLASS = TaughtCopy.Owner.CLASS
 
@@ -226,8 +230,14 @@ def cache_key(copy):
 
 
 def copy_name(copy):
-    """The name predictions of a copy carry, in place of a version's name."""
-    return f"{copy.base_version.version}+taught"[:64]
+    """The name predictions of a copy carry, in place of a version's name.
+
+    The base's name is cut, not the suffix, so that a drawing stored with it
+    finds the base (recognizer.collection.store): a name over 57 characters
+    (64, the field's length, less the suffix) is then stored with no version.
+    """
+    base = copy.base_version.version[:64 - len(TAUGHT_SUFFIX)]
+    return f"{base}{TAUGHT_SUFFIX}"
 
 
 def base_model(version):

@@ -140,6 +140,35 @@ async def test_a_class_game_is_read_by_its_copy_and_no_other_room_is(active_mode
         assert guesses[code]["probabilities"] != copied["probabilities"]
 
 
+# The copies' own thread reads the head: it needs its own connection to see the rows.
+@pytest.mark.django_db(transaction=True)
+def test_a_drawing_a_copy_read_is_stored_under_the_copys_base_version(active_model):
+    from recognizer.collection import store_drawing
+    from recognizer.preprocessing import input_to_bytes
+
+    copy = save(taught.CLASS, taught.class_owner("ABCD"), active_model, 3)
+    image = np.zeros((28, 28), np.float32)
+    image[5:23, 13:15] = 1.0
+    prediction = taught.predict(copy, image)
+    assert prediction.version == f"{active_model.version}+taught"
+    drawing, created = store_drawing(
+        game_id="game-one", round_number=1, player_id="student-0", player_name="Ada",
+        user_id=None, room_code="ABCD", label=1, strokes=SEVEN,
+        input_image=input_to_bytes(image), prediction=prediction.digit,
+        probabilities=prediction.probabilities, model_version=prediction.version)
+    drawing.refresh_from_db()
+    # The base version (a copy has no row of its own), with the copy's reading.
+    assert created and drawing.model_version_id == active_model.pk
+    assert drawing.prediction == 3 and drawing.probabilities == prediction.probabilities
+    # A name no version has is still stored as no version.
+    unknown, _ = store_drawing(
+        game_id="game-one", round_number=2, player_id="student-0", player_name="Ada",
+        user_id=None, room_code="ABCD", label=1, strokes=SEVEN,
+        input_image=input_to_bytes(image), prediction=3, probabilities=[0.1] * 10,
+        model_version="no-such-version+taught")
+    assert unknown.model_version is None
+
+
 @pytest.mark.django_db
 def test_purge_old_data_deletes_expired_copies(active_model):
     import io

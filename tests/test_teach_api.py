@@ -259,3 +259,90 @@ async def test_a_class_teacher_teaches_the_class_copy(in_process_worker, mnist_d
     answer = await teacher.post("/learn/teach/api/predict", {"drawing": SEVEN},
                                 content_type="application/json")
     assert answer.status_code == 200 and answer.json()["taught"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_nobody_teaches_the_copy_of_a_class_a_script_opened(in_process_worker, mnist_dir):
+    # A class made without a browser (creator_session empty): its projector
+    # lets the first visitor in, but its copy, which the class's game reads,
+    # is taught by no visitor, even with drawings to teach.
+    from asgiref.sync import sync_to_async
+
+    from digitsite.game.rooms import create_room
+
+    visitor = AsyncClient()
+    assert (await visitor.get("/learn/teach/")).status_code == 200
+    room = await sync_to_async(create_room)("Ms Hopper", classroom=True, creator_session="")
+    room.game_id = "game-one"
+    await sync_to_async(room.save)()
+    await sync_to_async(class_drawings)(room, 12, mnist_dir)
+    answer = await visitor.post(f"/learn/teach/api/class/{room.code}/jobs", {},
+                                content_type="application/json")
+    assert answer.status_code == 403 and "only the class's teacher" in answer.json()["error"]
+    assert in_process_worker.store.owner_job(taught.class_owner(room.code), 600) is None
+
+
+# -- bounds on how often -------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self, now=1000.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_address_asks_for_so_many_teach_jobs_a_minute(in_process_worker, monkeypatch):
+    # Tried: three requests a minute where two are allowed, each refused as a
+    # bad body (a refused request counts too: a loop of "teach, cancel" must
+    # not get around it), then the third's 429 and, a minute's share later,
+    # a fourth let through again.
+    from trainer.teach import limits
+
+    clock = _Clock()
+    monkeypatch.setattr(limits, "_job_rate", limits.JobRate(2, clock=clock))
+    browser = AsyncClient()
+    assert (await browser.get("/learn/teach/")).status_code == 200
+    for _ in range(2):
+        answer = await browser.post("/learn/teach/api/jobs", {"examples": []},
+                                    content_type="application/json")
+        assert answer.status_code == 400, answer.content
+    answer = await browser.post("/learn/teach/api/jobs", {"examples": []},
+                                content_type="application/json")
+    assert answer.status_code == 429 and answer.json()["retry_after"] == 30
+    assert "at most 2 a minute" in answer.json()["error"] and answer["Retry-After"] == "30"
+    clock.now += 30
+    answer = await browser.post("/learn/teach/api/jobs", {"examples": []},
+                                content_type="application/json")
+    assert answer.status_code == 400
+
+
+def test_a_class_behind_one_address_all_teach_within_two_minutes():
+    from trainer.teach import limits
+
+    clock = _Clock()
+    rate = limits.JobRate(20, clock=clock)
+    waits = [rate.retry_after("school") for _ in range(30)]
+    assert waits[:20] == [None] * 20 and all(wait == 3 for wait in waits[20:])
+    through = 20
+    while through < 30:
+        clock.now += 3
+        through += rate.retry_after("school") is None
+    assert clock.now - 1000.0 <= 120
+    assert rate.retry_after("another school") is None
+
+
+def test_a_session_stores_so_many_teach_drawings_an_hour():
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from trainer.teach import limits
+
+    cache, clock = LocMemCache("teach-test-stored", {}), _Clock(7200.0)
+    assert limits.storable("me", 60, 100, cache, clock) == 60
+    assert limits.storable("me", 60, 100, cache, clock) == 40  # the rest of the hour's 100
+    assert limits.storable("me", 60, 100, cache, clock) == 0
+    assert limits.storable("you", 60, 100, cache, clock) == 60
+    clock.now += 3600  # the next hour
+    assert limits.storable("me", 60, 100, cache, clock) == 60

@@ -232,3 +232,27 @@ def test_one_job_per_owner(make_worker, runner, clocks):
     assert store.cancel_requested("b")
     runner.step("b")
     wait_for(worker, "b", "cancelled")
+
+
+def test_a_claim_not_yet_queued_holds_its_owner(clocks):
+    # Two requests at once: the first has claimed the owner's slot but its
+    # job has no record yet (worker.submit writes it next). The second must
+    # be refused, not overwrite the claim and run a second job beside it.
+    wall, _ = clocks
+    store = StatusStore(cache=LocMemCache("teach-test-claims", {}), clock=wall)
+    assert store.claim_owner("learner", "a", 15.0) == (True, None)
+    claimed, current = store.claim_owner("learner", "b", 15.0)
+    assert not claimed and current["job"] == "a" and current["state"] == "queued"
+    assert store.owner_job("learner", 15.0)["job"] == "a"
+    # A claim whose record never came (its process died in between) gives
+    # way after CLAIM_SECONDS, to one request only.
+    wall.advance(11)
+    assert store.owner_job("learner", 15.0) is None
+    assert store.claim_owner("learner", "c", 15.0) == (True, None)
+    claimed, current = store.claim_owner("learner", "d", 15.0)
+    assert not claimed and current["job"] == "c"
+    # Releasing another job's slot leaves the holder's alone.
+    store.release_owner("learner", "a")
+    assert store.owner_job("learner", 15.0)["job"] == "c"
+    store.release_owner("learner", "c")
+    assert store.claim_owner("learner", "d", 15.0) == (True, None)

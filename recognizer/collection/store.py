@@ -7,6 +7,23 @@ round ended for the player (Drawing.Ending): a drawing the timer or a
 disconnect cut off may be unfinished, and reviewers can filter on it.
 """
 
+def stored_version_name(model_version):
+    """The ModelVersion name a drawing guessed by `model_version` is stored under.
+
+    A class game under its taught copy (recognizer.taught) guesses with
+    "<base>+taught", which no ModelVersion has: the drawing is stored under
+    the copy's base version, so review and exports group it with the
+    version the copy was taught from. Its prediction and probabilities stay
+    the copy's (what the player saw); copies live hours and are deleted, so
+    no row could point at one.
+    """
+    # Imported here: this module is imported while Django loads its apps.
+    from recognizer.taught import TAUGHT_SUFFIX
+
+    if model_version and model_version.endswith(TAUGHT_SUFFIX):
+        return model_version[:-len(TAUGHT_SUFFIX)]
+    return model_version
+
 
 def store_drawing(*, game_id, round_number, player_id, player_name, user_id, room_code,
                   label, strokes, input_image, prediction, probabilities, model_version,
@@ -18,7 +35,8 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
     - input_image: the 28x28 network input, 784 bytes (any bytes-like value)
     - prediction, probabilities: the model's guess and its ten probabilities
     - model_version: the name of the model version that guessed ("" or None
-      when unknown); a name no ModelVersion has is stored as no version
+      when unknown); a name no ModelVersion has is stored as no version,
+      a taught copy's ("<base>+taught") as its base version
     - user_id: the signed-in player's user id, or None
     - ending: how the player's round ended, one of Drawing.Ending's values
       ("reached", "done", "time", "disconnected", "left", "kicked" or
@@ -34,8 +52,8 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
     if ending not in Drawing.Ending.values:
         raise ValueError(f"unknown ending {ending!r}: use one of "
                          + ", ".join(Drawing.Ending.values))
-    version = (ModelVersion.objects.filter(version=model_version).first()
-               if model_version else None)
+    name = stored_version_name(model_version)
+    version = ModelVersion.objects.filter(version=name).first() if name else None
     return Drawing.objects.get_or_create(
         game_id=game_id,
         round_number=round_number,

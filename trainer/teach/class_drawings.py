@@ -29,8 +29,11 @@ def teachable_room(code):
 def is_teacher(request, room):
     """This browser teaches the class: the one that opened it, by the projector's
     own rule (digitsite.game.class_views), so that whoever sees the projector's
-    teach button may press it."""
-    return class_views.is_teachers_browser(request, room)
+    teach button may press it. A class opened by a script has no such browser:
+    the projector lets its first visitor in, but its copy is taught by nobody,
+    or any visitor could retrain what the class's game reads (as
+    digitsite/game/class_data.py refuses its data)."""
+    return bool(room.creator_session) and class_views.is_teachers_browser(request, room)
 
 
 def class_examples(room, exclude=()):

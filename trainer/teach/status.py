@@ -12,7 +12,8 @@ without a lock:
 - `teach:seen:<id>`: when the page last asked (the abandonment clock),
   written by whichever process answers a poll;
 - `teach:cancel:<id>`: the page's cancel, read by the running process;
-- `teach:owner:<owner>`: the one job a session (or a class) may have.
+- `teach:owner:<owner>`: the one job a session (or a class) may have, and
+  when it was claimed: (job id, claim time).
 
 Records live for RECORD_SECONDS; a job not found is answered with 404.
 """
@@ -26,6 +27,13 @@ RECORD_SECONDS = 3600
 # the CPU cap); one whose process died is taken over once the job is
 # abandoned (see claim_owner).
 OWNER_SECONDS = 3600
+# A claim whose job has no record yet is still being queued (the record is
+# written by worker.submit right after the claim: milliseconds, or a second
+# on a loaded host): it holds the slot this long. Treating it as free let a
+# second request in that gap overwrite the claim and both jobs ran; holding
+# it for ever would lock an owner out after a process died between claim
+# and record (its key lives OWNER_SECONDS).
+CLAIM_SECONDS = 10.0
 
 # How soon the page should ask again (the answer's `poll_after`): a running
 # job or the next one every 0.4 s (a progress bar that moves), one further
@@ -127,28 +135,53 @@ class StatusStore:
     def claim_owner(self, owner, job_id, abandon_seconds):
         """Make `job_id` the owner's job; (True, None), or (False, the job it already has).
 
-        An earlier job that is over, gone, or whose page stopped asking for it
-        (its process may have died with it) gives way to the new one.
+        Claimed with the cache's `add`, which sets only an absent key (atomic
+        in Redis and in the local-memory cache), so of two requests at once
+        one gets the slot. An earlier job that is over, gone, or whose page
+        stopped asking for it (its process may have died with it) gives way
+        to the new one; a claim younger than CLAIM_SECONDS whose record is
+        not written yet does not.
         """
         key = self._owner(owner)
-        if self.cache.add(key, job_id, OWNER_SECONDS):
+        claim = (job_id, self.clock())
+        if self.cache.add(key, claim, OWNER_SECONDS):
             return True, None
         current = self.cache.get(key)
-        record = self.get(current) if current else None
-        if self._holds(record, abandon_seconds):
-            return False, record
+        holder = self._holder(current, abandon_seconds)
+        if holder is not None:
+            return False, holder
+        record = self.get(current[0]) if current else None
         if record is not None and record["state"] not in FINAL_STATES:
-            self.request_cancel(current)
-        self.cache.set(key, job_id, OWNER_SECONDS)
-        return True, None
+            self.request_cancel(current[0])
+        # Taking over a stale slot: the old claim is replaced only if it is
+        # still the one just judged (a delete of exactly it, then `add`), so
+        # two requests taking over at once do not both win.
+        if self.cache.get(key) == current:
+            self.cache.delete(key)
+        if self.cache.add(key, claim, OWNER_SECONDS):
+            return True, None
+        return False, self._holder(self.cache.get(key), abandon_seconds) or _pending(
+            self.cache.get(key))
 
     def owner_job(self, owner, abandon_seconds):
         """The owner's job that still holds its slot (its record), or None.
 
         A cheap look before a request is parsed; claim_owner decides.
         """
-        current = self.cache.get(self._owner(owner))
-        record = self.get(current) if current else None
+        return self._holder(self.cache.get(self._owner(owner)), abandon_seconds)
+
+    def _holder(self, claim, abandon_seconds):
+        """The record of the job holding the slot by `claim`, or None when it is free.
+
+        A claim whose record is not written yet holds for CLAIM_SECONDS; its
+        stand-in record says so (queued, no steps).
+        """
+        if not claim:
+            return None
+        job_id, claimed_at = claim
+        record = self.get(job_id)
+        if record is None:
+            return _pending(claim) if self.clock() - claimed_at <= CLAIM_SECONDS else None
         return record if self._holds(record, abandon_seconds) else None
 
     def _holds(self, record, abandon_seconds):
@@ -157,8 +190,16 @@ class StatusStore:
 
     def release_owner(self, owner, job_id):
         key = self._owner(owner)
-        if self.cache.get(key) == job_id:
+        current = self.cache.get(key)
+        if current and current[0] == job_id:
             self.cache.delete(key)
+
+
+def _pending(claim):
+    """A stand-in record for a claim whose job is being queued."""
+    job_id = claim[0] if claim else ""
+    return {"job": job_id, "state": QUEUED, "position": 0, "step": 0, "steps": 0,
+            "loss": None, "error": None, "result": None}
 
 
 def public(record, cancel_requested=False):

@@ -24,9 +24,11 @@ SOURCE = "teach"
 PLAYER_NAME = "Teach page"
 
 
-def store_examples(job_id, parsed, inputs, learner, user_id):
-    """Store the examples of a teach request (a jobs.JobRequest); how many were stored."""
+def store_examples(job_id, parsed, inputs, learner, user_id, limit=None):
+    """Store the examples of a teach request (a jobs.JobRequest), the first `limit`
+    of them when given (trainer/teach/limits.py); how many were stored."""
     service = get_service()
+    inputs = inputs[:limit] if limit is not None else inputs
     try:
         # Queued together: the inference service batches them.
         futures = [service.submit(image, client=("teach", learner)) for image in inputs]
@@ -36,7 +38,8 @@ def store_examples(job_id, parsed, inputs, learner, user_id):
         return 0
     stored = 0
     for index, (label, drawing, image, prediction) in enumerate(
-            zip(parsed.labels, parsed.drawings, inputs, predictions, strict=True)):
+            zip(parsed.labels[:len(inputs)], parsed.drawings[:len(inputs)], inputs,
+                predictions, strict=True)):
         _, created = store_drawing(
             game_id=f"teach-{job_id}", round_number=index, player_id=learner,
             player_name=PLAYER_NAME, user_id=user_id, room_code="", label=label,

@@ -48,7 +48,7 @@ from recognizer.models import TaughtCopy
 from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import DrawingError, strokes_to_input
 from recognizer.teaching.views import lesson_context
-from trainer.teach import class_drawings, jobs, storing
+from trainer.teach import class_drawings, jobs, limits, storing
 from trainer.teach.copies import Work
 from trainer.teach.status import DONE, EXPIRED, FINAL_STATES, public
 from trainer.teach.worker import Job, QueueFull, get_worker
@@ -171,6 +171,17 @@ def _busy(current):
                     f"(job {current['job']}): wait for it or cancel it", 429, BUSY_RETRY_SECONDS)
 
 
+def _too_often(request):
+    """A 429 when the request's address has asked for too many jobs this minute, else None."""
+    rate = limits.job_rate()
+    retry_after = rate.retry_after(client_address(request))
+    if retry_after is None:
+        return None
+    return _refusal("too many teach requests from your address: at most "
+                    f"{rate.per_minute} a minute; "
+                    f"retry in {retry_after} s", 429, retry_after)
+
+
 def _owner_busy(owner):
     """A refusal if the owner already has a job (sync), else None: before any parsing."""
     worker = get_worker()
@@ -217,6 +228,11 @@ async def api_jobs(request):
     if owner is None or not await sync_to_async(request.session.exists)(
             request.session.session_key):
         return _no_session()
+    # Every request counts against its address, refused or not: a loop of
+    # jobs and cancels is bounded by the rate, not by the owner's slot.
+    refused = _too_often(request)
+    if refused:
+        return refused
     # A page that sends again while its job runs is told so before its
     # examples cost any rendering.
     refused = await in_thread(_owner_busy, owner)
@@ -238,9 +254,14 @@ async def api_jobs(request):
     if refused:
         return refused
     if parsed.store:
-        learner, user_id = await sync_to_async(_learner)(request)
-        await in_thread(storing.store_examples, job_id, parsed, inputs, learner,
-                                user_id)
+        # Past the session's hourly number the job still runs; its drawings
+        # are not kept (a session that teaches all hour keeps 300, 5 jobs of 60).
+        allowed = await in_thread(limits.storable, owner, len(parsed.labels),
+                                  settings.TEACH_STORED_PER_SESSION_PER_HOUR)
+        if allowed:
+            learner, user_id = await sync_to_async(_learner)(request)
+            await in_thread(storing.store_examples, job_id, parsed, inputs, learner,
+                            user_id, allowed)
     return _accepted(record)
 
 
@@ -420,6 +441,9 @@ async def api_class_jobs(request, code):
     reader = _owner(request)
     if reader is None:
         return _no_session()
+    refused = _too_often(request)
+    if refused:
+        return refused
     prepared = await sync_to_async(_class_job)(request, code[:40])
     if isinstance(prepared, JsonResponse):
         return prepared
