@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     BASE_DIR,
+    forward_yardstick,
     machine_summary,
     percentile,
     setup_django,
@@ -133,32 +134,12 @@ def examples_of(count, mnist_dir):
     raise RuntimeError("not enough 1s")
 
 
-_yardstick_model = None
-
-
-def forward_yardstick(repeats=300):
+def one_thread_yardstick(repeats=300):
     """The median ms of the shipped model's eager forward pass at batch 1, one thread."""
-    import numpy as np
     import torch
 
-    from recognizer.checkpoints import load_checkpoint
-
-    global _yardstick_model
     torch.set_num_threads(1)
-    if _yardstick_model is None:
-        _yardstick_model, _ = load_checkpoint(
-            BASE_DIR / "recognizer/weights/digitcnn-v2-styles-seed1.pt")
-    model = _yardstick_model
-    x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32))
-    durations = []
-    with torch.inference_mode():
-        for _ in range(20):
-            model(x)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            durations.append(time.perf_counter() - start)
-    return round(percentile(durations, 50) * 1000, 3)
+    return forward_yardstick(repeats)
 
 
 class MachineWatch:
@@ -172,7 +153,7 @@ class MachineWatch:
 
     def _run(self):
         while not self.stop.wait(5.0):
-            self.samples.append((os.getloadavg()[0], forward_yardstick(50)))
+            self.samples.append((os.getloadavg()[0], one_thread_yardstick(50)))
 
     def __enter__(self):
         self.thread.start()
@@ -364,7 +345,7 @@ def main():
                      "steps": args.steps, "workers": args.workers or 1,
                      "examples_style": "MNIST train 1s, one_flag then turned"},
         "machine": machine_summary(),
-        "forward_pass_batch1_ms_start": forward_yardstick(),
+        "forward_pass_batch1_ms_start": one_thread_yardstick(),
     }
     server = LiveServer(Path(tempfile.mkdtemp(prefix="bench-teach-")), env=env)
     try:
@@ -384,7 +365,7 @@ def main():
                                    game_errors=player.errors, machine=watch.summary())
     finally:
         server.stop()
-    results["forward_pass_batch1_ms_end"] = forward_yardstick()
+    results["forward_pass_batch1_ms_end"] = one_thread_yardstick()
     path = write_results("teach", results)
     print(json.dumps(results, indent=2))
     print(f"written to {path}")

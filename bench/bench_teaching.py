@@ -54,7 +54,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BASE_DIR, machine_summary, percentile, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    BASE_DIR,
+    forward_yardstick,
+    machine_summary,
+    write_results,
+)
 from bench.teaching_learners import (  # noqa: E402
     attention_scenario,
     model_scenario,
@@ -62,6 +67,9 @@ from bench.teaching_learners import (  # noqa: E402
 )
 from tests.live import server_env  # noqa: E402
 from tests.support import free_port  # noqa: E402
+
+# The yardstick's model: the first shipped one, as in the published figures.
+YARDSTICK = "digitcnn-v1-seed1.pt"
 
 # The commit before the teaching pages sent only the stages on screen.
 DEFAULT_BEFORE = "873231a"
@@ -144,26 +152,6 @@ class Server:
 
 
 
-def forward_yardstick(repeats=300):
-    import numpy as np
-    import torch
-
-    from recognizer.checkpoints import load_checkpoint
-
-    loaded = load_checkpoint(BASE_DIR / "recognizer/weights/digitcnn-v1-seed1.pt")
-    model = (loaded[0] if isinstance(loaded, tuple) else loaded).eval()
-    x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32))
-    durations = []
-    with torch.inference_mode():
-        for _ in range(20):
-            model(x)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            durations.append(time.perf_counter() - start)
-    return round(percentile(durations, 50) * 1000, 3)
-
-
 def snapshot(revision, dest):
     """The code at `revision`, unpacked in `dest` (git archive: nothing else is touched)."""
     dest.mkdir(parents=True)
@@ -217,7 +205,7 @@ def main():
                      "model_seconds": args.model_seconds, "drawings": args.drawings,
                      "before_drawings": args.before_drawings, "before": args.before},
         "machine": machine_summary(),
-        "forward_pass_batch1_ms_start": forward_yardstick(),
+        "forward_pass_batch1_ms_start": forward_yardstick(weights=YARDSTICK),
     }
     servers = []
     try:
@@ -231,7 +219,7 @@ def main():
             seeded = server.seed(drawings)
             results[label] = measure(server, args, label, seeded)
             server.stop()
-        results["forward_pass_batch1_ms_end"] = forward_yardstick()
+        results["forward_pass_batch1_ms_end"] = forward_yardstick(weights=YARDSTICK)
     finally:
         for server in servers:
             server.stop()

@@ -91,3 +91,30 @@ def machine_summary():
         "torch": torch.__version__,
         "platform": platform.platform(),
     }
+
+
+_yardstick_models = {}
+
+
+def forward_yardstick(repeats=300, weights="digitcnn-v2-styles-seed1.pt"):
+    """The median ms of a shipped model's eager forward pass at batch 1 on the
+    threads torch has: the yardstick a benchmark's figures are read against."""
+    import numpy as np
+    import torch
+
+    from recognizer.checkpoints import load_checkpoint
+
+    if weights not in _yardstick_models:
+        loaded = load_checkpoint(BASE_DIR / "recognizer/weights" / weights)
+        _yardstick_models[weights] = (loaded[0] if isinstance(loaded, tuple) else loaded).eval()
+    model = _yardstick_models[weights]
+    x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 28, 28), dtype=np.float32))
+    durations = []
+    with torch.inference_mode():
+        for _ in range(20):
+            model(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            durations.append(time.perf_counter() - start)
+    return round(percentile(durations, 50) * 1000, 3)

@@ -15,6 +15,7 @@ import {shareLabel, shareLink} from "./game-share.js";
 import {Sounds} from "./game-sounds.js";
 import {RoomView} from "./game-view.js";
 import {percent} from "./percent.js";
+import {rememberChoice} from "./remembered-choice.js";
 
 const OPT_OUT_KEY = "digit-game-opt-out";
 // About ten live guesses a second, as the protocol asks.
@@ -35,23 +36,9 @@ const game = createGame(config.snapshot);
 
 // -- preferences --------------------------------------------------------------
 
-function storedOptOut() {
-  try {
-    return localStorage.getItem(OPT_OUT_KEY) === "1";
-  } catch {
-    return false;
-  }
-}
-
-ui.optOut.checked = storedOptOut();
-ui.optOut.addEventListener("change", () => {
-  try {
-    localStorage.setItem(OPT_OUT_KEY, ui.optOut.checked ? "1" : "0");
-  } catch {
-    // Not remembered across visits, but still sent for this one.
-  }
-  connection.send({type: "opt_out", value: ui.optOut.checked});
-  say(ui.optOut.checked ? "Your drawings will not be kept." : "Your drawings will be kept to train the model.");
+rememberChoice(ui.optOut, OPT_OUT_KEY, (optOut) => {
+  connection.send({type: "opt_out", value: optOut});
+  say(optOut ? "Your drawings will not be kept." : "Your drawings will be kept to train the model.");
 });
 
 // Sounds: off until turned on, then remembered (game-sounds.js).

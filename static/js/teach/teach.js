@@ -6,6 +6,7 @@
 
 import {DrawingPad, bindPadControls} from "../drawing-pad.js";
 import {RetryLater} from "../latest-only.js";
+import {rememberChoice} from "../remembered-choice.js";
 import {ApiError, apiUrls, requestJSON, sentence} from "./api.js";
 import {showScores, verdict} from "./before-after.js";
 import {comparePad} from "./compare.js";
@@ -170,22 +171,7 @@ function showSteps() {
 }
 ui.steps.addEventListener("input", showSteps);
 
-function storedOptOut() {
-  try {
-    return localStorage.getItem(OPT_OUT_KEY) === "1";
-  } catch {
-    return false;
-  }
-}
-
-ui.optOut.checked = storedOptOut();
-ui.optOut.addEventListener("change", () => {
-  try {
-    localStorage.setItem(OPT_OUT_KEY, ui.optOut.checked ? "1" : "0");
-  } catch {
-    // Not remembered across visits, but still sent with this teaching.
-  }
-});
+rememberChoice(ui.optOut, OPT_OUT_KEY);
 
 // -- teaching -------------------------------------------------------------------
 
