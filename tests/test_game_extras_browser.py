@@ -123,6 +123,30 @@ def test_a_visitor_who_asked_for_reduced_motion_gets_the_numbers_without_animati
         assert page.js_errors == []
 
 
+def test_a_page_that_catches_up_with_a_round_under_way_plays_no_start(game_server, browser):
+    """Reloaded in the middle of a round, with sounds on: the page is back in
+    the round, without "Go!" and without the start sound (it began without
+    this page). Before, both played as if the round had just started."""
+    code = game_server.create_room("Kit", rounds=1, seconds=120.0, max_players=1,
+                                   target_confidence=1.0)
+    with open_page(browser, WATCH_COUNTDOWN, viewport=LAPTOP) as page:
+        join(page, f"{game_server.url}/room/{code}/", "Kit")
+        page.locator("[data-sound]").check()
+        page.click("[data-start]")
+        page.wait_for_function("() => window.digitGame.sounds.log.includes('start')",
+                               timeout=TIMEOUT_MS)
+        page.reload()
+        page.wait_for_selector("[data-room][data-connection-state='connected']",
+                               timeout=TIMEOUT_MS)
+        page.wait_for_function("() => window.digitGame.state.round === 1"
+                               " && window.digitGame.state.room.state === 'playing'",
+                               timeout=TIMEOUT_MS)
+        assert page.evaluate("window.digitGame.sounds.enabled") is True
+        assert sounds_played(page) == []
+        assert "Go!" not in [entry["text"] for entry in page.evaluate("countdownLog")]
+        assert page.js_errors == []
+
+
 def test_share_uses_the_share_sheet_where_there_is_one_and_copies_otherwise(game_server,
                                                                           browser):
     code = game_server.create_room("Sam", rounds=1, seconds=60.0, max_players=2)

@@ -221,7 +221,7 @@ function applyRoom(room) {
     // Reconnected in the middle of a round: catch up without a round_start.
     if (room.round !== game.round || room.game !== game.gameId) {
       startRound({game: room.game, round: room.round, rounds: room.rounds, target: room.target,
-        ends_at: room.ends_at, seconds: game.seconds});
+        ends_at: room.ends_at, seconds: game.seconds}, {catchingUp: true});
     }
     if (me?.finished && !game.finished) finishMine("Your round is over.");
     game.endsAt = room.ends_at;
@@ -247,7 +247,12 @@ function applyRoom(room) {
   });
 }
 
-function startRound(message) {
+/**
+ * A round starts (`round_start`), or the page catches up with one already
+ * under way (`catchingUp`: a reload, a reconnect, a late join), which began
+ * without this page: no "Go!" and no start sound then.
+ */
+function startRound(message, {catchingUp = false} = {}) {
   if (isStarted(game, message)) {
     game.endsAt = message.ends_at;
     return;
@@ -262,8 +267,10 @@ function startRound(message) {
   if (message.round === 1) gallery.hide();
   others?.reset();
   hurriedAt = null;
-  countdown.go();
-  sounds.play("start");
+  if (!catchingUp) {
+    countdown.go();
+    sounds.play("start");
+  }
   view.showRoundStart(message);
 }
 
