@@ -237,10 +237,14 @@ def guess_summary(players, args):
     """Drawings sent, guesses in the window and their latency."""
     latencies = [s * 1000 for p in players for s in p.latencies]
     guesses = sum(p.guesses_in_window for p in players)
+    drawing = sum(p.drawing_seconds for p in players)
     return {
         "draws_sent": sum(p.draws_sent for p in players),
         "guesses_in_window": guesses,
         "live_guesses_per_second": round(guesses / args.seconds, 1),
+        # What one player feels: guesses per second while its pen is down
+        # (the page asks for at most 10).
+        "guesses_per_drawing_second": round(guesses / drawing, 2) if drawing else None,
         "guess_latency_ms": {
             "p50": round(percentile(latencies, 50), 1),
             "p95": round(percentile(latencies, 95), 1),

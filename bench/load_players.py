@@ -101,6 +101,7 @@ class Player:
         self.latencies = []  # seconds, for draws sent in the timed window
         self.guesses_in_window = 0
         self.draws_sent = 0
+        self.drawing_seconds = 0.0  # time spent drawing inside the timed window
         self.last_scored = {}  # (game, round) -> the drawing last said kept
         self.held_steps = {}  # seq -> step, for drawings answered `held`
         self.errors = []
@@ -231,6 +232,7 @@ class Player:
         try:
             # A person looks at the target before drawing.
             await asyncio.sleep(self.clock["rng"].uniform(0.5, 1.5) * self.clock["think"])
+            began = time.perf_counter()
             for step in range(len(self.drawings)):
                 if self.clock["stop"].is_set():
                     break
@@ -238,6 +240,7 @@ class Player:
                 self.unsent = True
                 self.want_send()
                 await asyncio.sleep(1 / UPDATES_PER_SECOND)
+            self.count_drawing_time(began, time.perf_counter())
             if self.latest is None:
                 self.round_settled.set()
                 return
@@ -262,6 +265,13 @@ class Player:
                 if self.send_timer is not None:
                     self.send_timer.cancel()
                     self.send_timer = None
+
+    def count_drawing_time(self, began, ended):
+        """Add the part of [began, ended] inside the timed window: guesses per
+        second of drawing is what a player feels as "live"."""
+        inside = min(ended, self.clock["stop_at"]) - max(began, self.clock["start"])
+        if inside > 0:
+            self.drawing_seconds += inside
 
     def want_send(self):
         """The pad changed or a guess came back: send the newest drawing if the
