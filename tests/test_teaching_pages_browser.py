@@ -40,7 +40,7 @@ AXE_VERSION = "4.14.1"
 PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 SEVEN_CODE = share.encode(SEVEN)
-# Each page, and what shows it is ready: lessons 1 and 2 with a drawing
+# Each page, and what shows it is ready: lessons 1, 2 and 5 with a drawing
 # (their answer drawn), the others once loaded.
 LESSONS = [
     ("learn", "/learn/", None),
@@ -48,6 +48,7 @@ LESSONS = [
     ("attention", f"/learn/attention/?d={SEVEN_CODE}", "[data-attention]"),
     ("model", "/learn/model/", None),
     ("data", "/learn/data/?digit=4", None),
+    ("how-it-learned", f"/learn/how-it-learned/?d={SEVEN_CODE}", "[data-learning]"),
     ("worksheet", "/learn/worksheet/", None),
 ]
 
@@ -278,7 +279,7 @@ def test_the_worksheet_prints_a_lesson_a_page_black_on_white(server, page):
     assert page.locator(".site-nav").is_visible() and page.locator(".lesson-nav").is_visible()
     assert page.locator("[data-print]").is_visible()
     lessons = page.locator("[data-worksheet-lesson]")
-    assert lessons.count() == 4
+    assert lessons.count() == 5
     assert page.evaluate("matchMedia('print').matches") is False
 
     session = print_media(page)
