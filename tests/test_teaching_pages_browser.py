@@ -290,7 +290,7 @@ def test_the_worksheet_prints_a_lesson_a_page_black_on_white(server, page):
     styles = page.eval_on_selector_all("[data-worksheet-lesson]", """sections => sections.map(s => {
         const css = getComputedStyle(s);
         return {breakBefore: css.breakBefore, color: css.color, shadow: css.boxShadow}; })""")
-    assert [s["breakBefore"] for s in styles] == ["page"] * 4
+    assert [s["breakBefore"] for s in styles] == ["page"] * 5
     assert {s["color"] for s in styles} == {"rgb(0, 0, 0)"}
     assert {s["shadow"] for s in styles} == {"none"}
     # No text of any colour but black, on nothing but white or transparent.
@@ -315,6 +315,6 @@ def test_the_worksheet_prints_a_lesson_a_page_black_on_white(server, page):
     page.check("[data-hide-notes]")
     print_media(page, session=session)
     page.wait_for_function("matchMedia('print').matches", timeout=10_000)
-    assert page.locator("[data-worksheet-notes]").count() == 4
-    assert all(page.locator("[data-worksheet-notes]").nth(i).is_hidden() for i in range(4))
+    assert page.locator("[data-worksheet-notes]").count() == 5
+    assert all(page.locator("[data-worksheet-notes]").nth(i).is_hidden() for i in range(5))
     assert page.js_errors == [] and page.console_errors == []

@@ -17,9 +17,10 @@ import torch
 from recognizer import calibration, versions
 from recognizer.models import ModelVersion
 from recognizer.network import build_model
-from recognizer.preprocessing import strokes_to_stages
+from recognizer.preprocessing import strokes_to_input
 from recognizer.teaching import snapshots
 from tests.support import SEVEN
+from tests.teaching_models import register_shipped
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,12 +29,24 @@ PAGE = "/learn/how-it-learned/"
 SHIPPED = versions.BUILTIN_DIR / "snapshots"
 
 
+@pytest.fixture(autouse=True)
+def shipped_versions(model_dir):
+    """v1 and v2 as `migrate` registers them (v2 active, its metrics naming v1)."""
+    ModelVersion.objects.all().delete()
+    v1 = json.loads((versions.BUILTIN_DIR / "digitcnn-v1-seed1.manifest.json").read_text())
+    versions.register_version(versions.BUILTIN_DIR / v1["file"], version=v1["version"],
+                              training=v1.get("training"), metrics=v1.get("metrics"))
+    v2 = json.loads((versions.BUILTIN_DIR / "manifest.json").read_text())
+    return register_shipped(version=v2["version"])
+
+
 def post(client, payload):
     return client.post(URL, data=json.dumps(payload), content_type="application/json")
 
 
 def seven_input():
-    return strokes_to_stages(SEVEN["strokes"], SEVEN["width"], SEVEN["height"])["final"]
+    return np.asarray(strokes_to_input(SEVEN["strokes"], SEVEN["width"], SEVEN["height"]),
+                      dtype=np.float32)
 
 
 def direct_probabilities(path, image):

@@ -156,6 +156,7 @@ def scrubber():
             "epoch_end": entry.get("epoch_end"),
             "train_loss": entry.get("train_loss"), "test_loss": entry.get("test_loss"),
             "test_accuracy": entry.get("test_accuracy"),
+            "test_accuracy_text": percent(entry.get("test_accuracy"), 1),
             "size_bytes": entry.get("size_bytes"),
             "filters": conv1_filters(model),
         })
@@ -164,7 +165,8 @@ def scrubber():
     return {
         "command": loaded.get("command"), "seed": loaded.get("seed"),
         "epochs": loaded.get("epochs"), "batch_size": batch_size,
-        "train_total": train_total, "mnist_train": data.get("mnist_train"),
+        "train_total": train_total, "train_total_text": f"{train_total:,}",
+        "mnist_train": data.get("mnist_train"),
         "canvas_train": data.get("canvas_train"), "styles_train": data.get("styles_train"),
         "steps_per_epoch": -(-train_total // batch_size) if batch_size else None,
         "quick_test": (loaded.get("quick_test") or {}).get("first"),

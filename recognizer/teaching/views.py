@@ -225,6 +225,8 @@ async def how_it_learned(request):
         context["curves"] = modelcard.curves_charts((active.metrics or {}).get("curves"))
         context["training"] = active.training or {}
         context["augmentation"] = augmentation.describe(context["training"].get("augment"))
+        total = (context["training"].get("data") or {}).get("train_total")
+        context["training_total_text"] = f"{total:,}" if isinstance(total, int) else total
     return await _render(request, "teaching/how_it_learned.html", context)
 
 
