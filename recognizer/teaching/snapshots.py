@@ -117,6 +117,9 @@ def snapshot_model(entry):
         model = _models.get(key)
         if model is None:
             model = _load(entry)
+            # A file replaced on disk: its old network goes.
+            for stale in [k for k in _models if k[0] == key[0]]:
+                del _models[stale]
             _models[key] = model
         return model
 
