@@ -74,7 +74,8 @@ def test_mistake_shades_grow_with_the_share_and_show_a_single_mistake():
 def test_every_canvas_is_an_image_with_words_or_hidden(client, model_dir, settings, mnist_dir):
     settings.MNIST_DATA_DIR = mnist_dir
     register_shipped()
-    for path in ("/learn/how-it-works/", "/learn/attention/", "/learn/attention/?mnist=3"):
+    for path in ("/learn/how-it-works/", "/learn/attention/", "/learn/attention/?mnist=3",
+                 "/learn/how-it-learned/", "/learn/how-it-learned/?mnist=3"):
         html = client.get(path).content.decode()
         canvases = re.findall(r"<canvas [^>]*>", html)
         assert len(canvases) >= 3, path

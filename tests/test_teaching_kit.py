@@ -145,17 +145,19 @@ def test_a_bad_link_gets_the_sites_404_with_the_reason(client, settings, mnist_d
 
 def test_links_to_the_drawing_lessons_carry_the_drawing(client, db):
     for path in ("/learn/", "/learn/how-it-works/", "/learn/attention/", "/learn/model/",
-                 "/learn/data/"):
+                 "/learn/data/", "/learn/how-it-learned/"):
         html = client.get(path).content.decode()
         carried = set(re.findall(r'<a [^>]*href="([^"]+)"[^>]*data-carry', html))
-        assert carried and carried <= {"/learn/how-it-works/", "/learn/attention/"}, path
+        assert carried and carried <= {"/learn/how-it-works/", "/learn/attention/",
+                                       "/learn/how-it-learned/"}, path
         assert not re.search(r'href="/learn/(model|data)/"[^>]*data-carry', html), path
         assert "js/teaching/" in html
 
 
 def test_each_lesson_has_objectives_time_and_notes_adding_up_to_the_start_page(client, db):
     minutes = 0
-    for path in ("/learn/how-it-works/", "/learn/attention/", "/learn/model/", "/learn/data/"):
+    for path in ("/learn/how-it-works/", "/learn/attention/", "/learn/model/", "/learn/data/",
+                 "/learn/how-it-learned/"):
         html = client.get(path).content.decode()
         notes = re.search(r"<details class=\"teacher-notes\" data-teacher-notes>(.*?)</details>",
                           html, re.S).group(1)
@@ -165,4 +167,4 @@ def test_each_lesson_has_objectives_time_and_notes_adding_up_to_the_start_page(c
         minutes += int(re.search(r"<span data-lesson-minutes>(\d+)</span>", notes).group(1))
     total = re.search(r"<span data-total-minutes>(\d+)</span>",
                       client.get("/learn/").content.decode()).group(1)
-    assert minutes == int(total) == 75
+    assert minutes == int(total) == 95

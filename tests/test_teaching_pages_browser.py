@@ -40,7 +40,7 @@ AXE_VERSION = "4.14.1"
 PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "has_touch": True}
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 SEVEN_CODE = share.encode(SEVEN)
-# Each page, and what shows it is ready: lessons 1 and 2 with a drawing
+# Each page, and what shows it is ready: lessons 1, 2 and 5 with a drawing
 # (their answer drawn), the others once loaded.
 LESSONS = [
     ("learn", "/learn/", None),
@@ -48,6 +48,7 @@ LESSONS = [
     ("attention", f"/learn/attention/?d={SEVEN_CODE}", "[data-attention]"),
     ("model", "/learn/model/", None),
     ("data", "/learn/data/?digit=4", None),
+    ("how-it-learned", f"/learn/how-it-learned/?d={SEVEN_CODE}", "[data-learning]"),
     ("worksheet", "/learn/worksheet/", None),
 ]
 
@@ -278,7 +279,7 @@ def test_the_worksheet_prints_a_lesson_a_page_black_on_white(server, page):
     assert page.locator(".site-nav").is_visible() and page.locator(".lesson-nav").is_visible()
     assert page.locator("[data-print]").is_visible()
     lessons = page.locator("[data-worksheet-lesson]")
-    assert lessons.count() == 4
+    assert lessons.count() == 5
     assert page.evaluate("matchMedia('print').matches") is False
 
     session = print_media(page)
@@ -289,7 +290,7 @@ def test_the_worksheet_prints_a_lesson_a_page_black_on_white(server, page):
     styles = page.eval_on_selector_all("[data-worksheet-lesson]", """sections => sections.map(s => {
         const css = getComputedStyle(s);
         return {breakBefore: css.breakBefore, color: css.color, shadow: css.boxShadow}; })""")
-    assert [s["breakBefore"] for s in styles] == ["page"] * 4
+    assert [s["breakBefore"] for s in styles] == ["page"] * 5
     assert {s["color"] for s in styles} == {"rgb(0, 0, 0)"}
     assert {s["shadow"] for s in styles} == {"none"}
     # No text of any colour but black, on nothing but white or transparent.
@@ -314,6 +315,6 @@ def test_the_worksheet_prints_a_lesson_a_page_black_on_white(server, page):
     page.check("[data-hide-notes]")
     print_media(page, session=session)
     page.wait_for_function("matchMedia('print').matches", timeout=10_000)
-    assert page.locator("[data-worksheet-notes]").count() == 4
-    assert all(page.locator("[data-worksheet-notes]").nth(i).is_hidden() for i in range(4))
+    assert page.locator("[data-worksheet-notes]").count() == 5
+    assert all(page.locator("[data-worksheet-notes]").nth(i).is_hidden() for i in range(5))
     assert page.js_errors == [] and page.console_errors == []

@@ -43,7 +43,7 @@ from django.utils import timezone
 from recognizer import calibration, versions
 from recognizer.checkpoints import save_checkpoint
 from recognizer.network import build_model, count_parameters
-from trainer import activation, confidence, finetune_record, head_only, styles_set
+from trainer import activation, confidence, finetune_record, head_only, snapshots, styles_set
 from trainer.augment import AugmentConfig
 from trainer.evaluation import evaluate
 from trainer.finetune_data import load_data
@@ -144,7 +144,8 @@ def _run_locked(options, device, model_dir, log):
     start_name = "scratch" if parent is None else parent.version
     _log_plan(log, options, data, model, config, start_name)
 
-    history = train_model(model, data, config, options)
+    history = train_model(model, data, config, options,
+                          snapshot_writer(options, config, data, start_name))
     if options.dry_run:
         log(f"Dry run: one batch trained (loss {history[0]['train_loss']:.4f}); "
             f"evaluation sets: {', '.join(f'{k} ({len(v)})' for k, v in data.sets.items())}; "
@@ -216,7 +217,22 @@ def train_config(options, device):
     )
 
 
-def train_model(model, data, config, options):
+def snapshot_writer(options, config, data, start_name):
+    """A SnapshotWriter into --snapshots DIR (None without it, or on a dry run)."""
+    if not options.snapshots or options.dry_run:
+        return None
+    return snapshots.SnapshotWriter(
+        options.snapshots, data.test.head(snapshots.QUICK_TEST_DIGITS),
+        record={"command": options.command_line, "seed": options.seed,
+                "epochs": options.epochs, "batch_size": options.batch_size, "lr": config.lr,
+                "optimizer": options.optimizer, "label_smoothing": options.label_smoothing,
+                "augment": config.augment.as_dict() if config.augment else None,
+                "from": start_name, "device": config.device,
+                "threads": torch.get_num_threads(), "torch": str(torch.__version__),
+                "data": data.counts})
+
+
+def train_model(model, data, config, options, writer=None):
     """Train `model` in place on the run's data; the per-epoch history.
 
     With --head-only, only the dense layers learn, on features of the frozen
@@ -226,7 +242,7 @@ def train_model(model, data, config, options):
     eval_data = None if options.dry_run else data.test
     if not options.head_only:
         return train(model, data.train, config, eval_data=eval_data,
-                     verbosity=options.verbosity)
+                     verbosity=options.verbosity, snapshots=writer)
     trunk = head_only.frozen_trunk(model)
     return head_only.train_head(
         model, head_only.TrunkFeatures(trunk, data.train, config.augment, seed=config.seed + 1),

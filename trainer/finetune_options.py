@@ -51,6 +51,8 @@ class FinetuneOptions:
     drawings_weight: float = drawings.DEFAULT_WEIGHT
     tolerance: float = DEFAULT_TOLERANCE
     verbosity: int = 1
+    # A folder for snapshots of the network while it learns (trainer/snapshots.py).
+    snapshots: str | None = None
     command_line: str = field(default_factory=lambda: shlex.join(sys.argv))
 
 
@@ -72,6 +74,9 @@ def _check_training_options(options):
         raise FinetuneError("--lr must be positive")
     if options.threads is not None and options.threads < 1:
         raise FinetuneError("--threads must be at least 1")
+    if options.snapshots and options.head_only:
+        raise FinetuneError("--snapshots keeps the whole network as it learns: it cannot be "
+                            "combined with --head-only")
     if options.head_only and options.from_scratch:
         raise FinetuneError("--head-only keeps the active version's convolutions: it cannot "
                             "start --from-scratch")

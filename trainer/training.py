@@ -11,6 +11,8 @@ accuracy curves stored with every model version.
 DigitData of images, or trainer/head_only.py's features for a run that
 trains only the dense layers on a frozen convolution trunk. `on_step` sees
 every step (its number and loss) and may stop the run by raising.
+`snapshots` (trainer/snapshots.py) is told the start, every step and every
+epoch's end, and keeps the network as it was at some of them.
 
 Runs are repeatable: `seed_everything` seeds torch, numpy and Python and asks
 torch for deterministic kernels, and the shuffling and augmentation draw from
@@ -176,7 +178,7 @@ class Optimisation:
 
 
 def train(model, train_data, config, eval_data=None, verbosity=1, progress_stream=None,
-          on_step=None):
+          on_step=None, snapshots=None):
     """Train `model` in place; return the per-epoch history (a list of dicts).
 
     Each history entry has the epoch's mean training loss and accuracy, its
@@ -195,7 +197,7 @@ def train(model, train_data, config, eval_data=None, verbosity=1, progress_strea
     with cpu_kernels.model_layout(model, layout), cpu_kernels.unfilled_memory():
         try:
             history = _train_epochs(model, train_data, config, eval_data, verbosity,
-                                    progress_stream, on_step)
+                                    progress_stream, on_step, snapshots)
         finally:
             model.eval()
     return history
@@ -214,7 +216,8 @@ def total_steps(samples, config):
     return max(1, total)
 
 
-def _train_epochs(model, train_data, config, eval_data, verbosity, progress_stream, on_step):
+def _train_epochs(model, train_data, config, eval_data, verbosity, progress_stream, on_step,
+                  snapshots=None):
     """`train`'s epochs, with the model already on its device and in its layout."""
     generator = torch.Generator().manual_seed(config.seed)
     augment_generator = torch.Generator(device=config.device).manual_seed(config.seed + 1)
@@ -222,13 +225,16 @@ def _train_epochs(model, train_data, config, eval_data, verbosity, progress_stre
     quiet = verbosity < 1
     train_subset = fixed_subset(train_data, config.train_eval_samples)
     history = []
+    if snapshots is not None:
+        snapshots.at_start(model)
     for epoch in range(1, config.epochs + 1):
         model.train()
         started = time.perf_counter()
         progress = Progress(len(train_data), f"epoch {epoch}/{config.epochs}",
                             stream=progress_stream, enabled=not quiet, leave=verbosity >= 2)
         loss_sum, correct, seen = train_epoch(optimisation, train_data, config,
-                                              (generator, augment_generator), progress, on_step)
+                                              (generator, augment_generator), progress,
+                                              _step_hook(on_step, snapshots, model, epoch))
         progress.close()
         seconds = time.perf_counter() - started
         entry = {
@@ -241,11 +247,25 @@ def _train_epochs(model, train_data, config, eval_data, verbosity, progress_stre
         }
         entry.update(_measure_epoch(model, config, train_subset, eval_data))
         history.append(entry)
+        if snapshots is not None:
+            snapshots.after_epoch(model, optimisation.steps, epoch, entry)
         if not quiet:
             tqdm.write(_epoch_line(entry, config, seconds))
         if optimisation.reached(config.max_steps):
             break
     return history
+
+
+def _step_hook(on_step, snapshots, model, epoch):
+    """What is told after each step of `epoch`: `on_step`, then the snapshots."""
+    if snapshots is None:
+        return on_step
+
+    def after_step(step, loss):
+        if on_step is not None:
+            on_step(step, loss)
+        snapshots.after_step(model, step, epoch, loss)
+    return after_step
 
 
 def train_epoch(optimisation, data, config, generators, progress, on_step=None):

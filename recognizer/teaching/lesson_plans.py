@@ -164,6 +164,45 @@ PLANS = (
                      "mistakes?", 3),
         ),
     ),
+    LessonPlan(
+        url_name="teaching:how_it_learned",
+        minutes=20,
+        objectives=(
+            "say what a step, an epoch, a loss, augmentation and a test set are, with this "
+            "network's own numbers;",
+            "describe how a network goes from random guesses to right answers, from its "
+            "snapshots: probabilities, loss, test accuracy and conv1's filters;",
+            "explain how the site's model learns from players: a new version is compared "
+            "with the one before on the same test digits, and switched on only if it is not "
+            "worse.",
+        ),
+        notes="Ask the class to guess the network's answer before any training (step 0), "
+              "then scrub with the arrow keys. When does their own drawing's answer become "
+              "right: after 10 steps, 100, 1,000? Compare with a neighbour's drawing. End with "
+              "“version N and N+1”: which of the two is more sure of your drawing, and does "
+              "that agree with the before and after numbers?",
+        activities=(
+            "Draw a digit (or bring yours from another lesson) and move the slider to step 0: "
+            "read the ten probabilities of the untrained network.",
+            "Move the slider one snapshot at a time with the arrow keys. Write down the step "
+            "at which the right digit first gets the biggest bar.",
+            "Watch conv1's filters between step 0 and the last snapshot: which ones change "
+            "the most?",
+            "Compare the previous and the active version on your drawing, and read the before "
+            "and after numbers of the last fine-tune.",
+        ),
+        questions=(
+            Question("What is the difference between a step and an epoch? How many steps "
+                     "made one epoch in the training run shown?", 3),
+            Question("Before any training (step 0), what did the network answer for your "
+                     "drawing, and how sure was it? Why?", 3),
+            Question("At which snapshot did your digit first get the biggest bar? What was "
+                     "the test accuracy then?", 2),
+            Question("Why is the test set never used for training?", 3),
+            Question("The previous and the active version: which one is more sure of your "
+                     "drawing? Do the before and after numbers agree with what you saw?", 4),
+        ),
+    ),
 )
 
 BY_URL_NAME = {plan.url_name: plan for plan in PLANS}

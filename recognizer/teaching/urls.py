@@ -12,8 +12,10 @@ urlpatterns = [
     path("attention/", views.attention_page, name="attention"),
     path("model/", views.model_page, name="model"),
     path("data/", views.data_page, name="data"),
+    path("how-it-learned/", views.how_it_learned, name="how_it_learned"),
     path("worksheet/", views.worksheet, name="worksheet"),
     path("api/stages", views.api_stages, name="api_stages"),
     path("api/attention", views.api_attention, name="api_attention"),
     path("api/neuron", views.api_neuron, name="api_neuron"),
+    path("api/snapshots", views.api_snapshots, name="api_snapshots"),
 ]

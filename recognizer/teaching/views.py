@@ -7,6 +7,9 @@ POST /learn/api/attention a drawing and optionally a digit -> occlusion and
                           gradient saliency maps for that digit
 POST /learn/api/neuron    a drawing and a place (layer, map, y, x) -> the
                           arithmetic that makes that one value (neuron.py)
+POST /learn/api/snapshots a drawing -> every training snapshot's ten
+                          probabilities, and the previous and active
+                          versions' (snapshots.py)
 
 Both accept the drawing the recognition API takes ({"width", "height",
 "strokes"}) or, instead, a ready 28x28 input: {"input": [[...28 numbers in
@@ -40,6 +43,7 @@ from recognizer.teaching import (
     modelcard,
     neuron,
     share,
+    snapshots,
     unavailable,
 )
 
@@ -52,12 +56,14 @@ LESSONS = [
      "The network's layers, how it was trained and how often it is right."),
     ("teaching:data", "The data",
      "Handwritten digits it never trained on, players' drawings, and the ones it gets wrong."),
+    ("teaching:how_it_learned", "How it learned",
+     "Scrub through the network's training and watch your drawing's answer form."),
 ]
 
 
 # The lessons with a drawing pad: links to them carry the drawing on show
 # (static/js/teaching/share.js), which they open from ?d= or ?mnist=.
-DRAWING_LESSONS = ("teaching:how_it_works", "teaching:attention")
+DRAWING_LESSONS = ("teaching:how_it_works", "teaching:attention", "teaching:how_it_learned")
 
 
 def lesson_context(url_name):
@@ -190,6 +196,38 @@ async def model_page(request):
     context.update(modelcard.model_card(version, collected, collected_error, history))
     context["augmentation"] = augmentation.describe(context["training"].get("augment"))
     return await _render(request, "teaching/model.html", context)
+
+
+def _learning_state():
+    """The two versions of "version N vs N+1" and the numbers of the last fine-tune."""
+    previous, active = snapshots.version_pair()
+    return {
+        "active_version": active,
+        "previous_version": previous,
+        "before_after": snapshots.before_after_rows(active),
+        "heldout_players": ((active.training or {}).get("data") or {}).get("players_heldout")
+        if active is not None else None,
+        "version_count": snapshots.version_count(),
+    }
+
+
+async def how_it_learned(request):
+    context = lesson_context("teaching:how_it_learned")
+    context["mnist_sample"], context["shared_drawing"] = await asyncio.to_thread(_shown, request)
+    try:
+        context["scrubber"] = await asyncio.to_thread(snapshots.scrubber)
+    except snapshots.SnapshotUnavailable as exc:
+        context["snapshots_error"] = unavailable.explained(str(exc), exc, "how_it_learned")
+    context.update(await sync_to_async(_learning_state)())
+    active = context["active_version"]
+    if active is not None:
+        # The shipped model's own curves, drawn as the model card draws them.
+        context["curves"] = modelcard.curves_charts((active.metrics or {}).get("curves"))
+        context["training"] = active.training or {}
+        context["augmentation"] = augmentation.describe(context["training"].get("augment"))
+        total = (context["training"].get("data") or {}).get("train_total")
+        context["training_total_text"] = f"{total:,}" if isinstance(total, int) else total
+    return await _render(request, "teaching/how_it_learned.html", context)
 
 
 def _int_param(request, name, default, low, high):
@@ -413,3 +451,33 @@ async def _neuron(drawing, image, layer, unit, y, x):
 @csrf_exempt
 async def api_neuron(request):
     return await _answer(request, _neuron, parse=_parse_neuron)
+
+
+async def _snapshots(drawing, image, _target, _names):
+    """Every snapshot's probabilities, and both versions', for a drawing or a 28x28 input."""
+    if drawing is not None:
+        image = await asyncio.to_thread(explain.drawing_input, drawing)
+    answers = await asyncio.to_thread(snapshots.snapshot_probabilities, image)
+    previous, active = await sync_to_async(snapshots.version_pair)()
+    rows = [row for row in (previous, active) if row is not None]
+    try:
+        probabilities = await asyncio.to_thread(snapshots.version_probabilities, rows, image)
+        versions_answer = [{"version": row.version, "role": role,
+                            "probabilities": probabilities[row.version]}
+                           for role, row in (("previous", previous), ("active", active))
+                           if row is not None]
+        versions_error = None
+    except versions.CheckpointError as exc:
+        versions_answer = []
+        versions_error = unavailable.explained(
+            "The model versions cannot be run on this server right now.", exc, "api_snapshots")
+    return {"snapshots": answers, "versions": versions_answer, "versions_error": versions_error}
+
+
+@csrf_exempt
+async def api_snapshots(request):
+    try:
+        return await _answer(request, _snapshots)
+    except snapshots.SnapshotUnavailable as exc:
+        # A missing or damaged snapshot file: the message names it, not where it is.
+        return error(unavailable.explained(str(exc), exc, "api_snapshots"), status=503)

@@ -88,6 +88,10 @@ class Command(BaseCommand):
                             help="use only N training and N test samples (quick runs)")
         parser.add_argument("--dry-run", action="store_true",
                             help="load the data, build everything, train one batch, write nothing")
+        parser.add_argument("--snapshots", default=None, metavar="DIR",
+                            help="keep the network after 0, 1, 10, 100 and 1000 steps and at "
+                            "the end of each epoch in DIR, in float16, with snapshots.json "
+                            "(trainer/snapshots.py; the lesson \"How it learned\" shows them)")
         parser.add_argument("--output", default=None,
                             help="write the weights to this file (and a manifest.json beside it)")
         parser.add_argument("--from-scratch", action="store_true",
@@ -126,7 +130,7 @@ class Command(BaseCommand):
             calibration_holdout=opts["calibration_holdout"], workers=opts["workers"],
             include_pending=opts["include_pending"], holdout_fraction=opts["holdout_fraction"],
             drawings_weight=opts["drawings_weight"], tolerance=opts["tolerance"],
-            command_line=command_line(sys.argv, opts),
+            snapshots=opts["snapshots"], command_line=command_line(sys.argv, opts),
         )
 
         def log(message):
