@@ -19,7 +19,7 @@ import math
 import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -40,6 +40,7 @@ from recognizer.teaching import (
     modelcard,
     neuron,
     share,
+    top_digits,
     unavailable,
 )
 
@@ -152,7 +153,23 @@ async def how_it_works(request):
     context["mnist_sample"], context["shared_drawing"] = await asyncio.to_thread(_shown, request)
     context["numbers"] = await asyncio.to_thread(lesson_numbers.how_it_works)
     context["filters"] = await asyncio.to_thread(neuron.served_filters)
+    # A lookup once computed; the first view of a new version starts the
+    # computation in the background and says so (top_digits.py).
+    context["top_digits"] = await asyncio.to_thread(top_digits.served_state)
     return await _render(request, "teaching/how_it_works.html", context)
+
+
+def top_digits_sprite(request, key, layer):
+    """One layer's sprite of top digits (top_digits.py): rows of maps, SHOWN digits each.
+
+    Its address names the weights, so it never changes: browsers keep it a year.
+    """
+    result = top_digits.ready_for_key(key)
+    if result is None or layer not in top_digits.LAYERS:
+        raise Http404("no such top digits")
+    response = HttpResponse(result.png(layer), content_type="image/png")
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
 
 
 async def attention_page(request):

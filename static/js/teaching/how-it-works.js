@@ -365,6 +365,7 @@ const inspector = neuronInspector({
   url: root.dataset.neuronUrl,
   getBase: () => last?.base ?? null,
   getStage: (layer) => last?.maps[layer] ?? null,
+  topDigits: JSON.parse(document.getElementById("top-digits")?.textContent ?? "null"),
 });
 
 const denseCanvas = root.querySelector("[data-dense]");

@@ -154,13 +154,14 @@ function title(answer) {
  * the drawing or ready input on show (null when none), `getStage(layer)` the
  * decoded maps of a stage (for the enlarged map), `url` the endpoint.
  */
-export function neuronInspector({panel, url, getBase, getStage}) {
+export function neuronInspector({panel, url, getBase, getStage, topDigits = null}) {
   const titleElement = panel.querySelector("[data-neuron-title]");
   const steps = panel.querySelector("[data-neuron-steps]");
   const mapFigure = panel.querySelector("[data-neuron-map-figure]");
   const mapCanvas = panel.querySelector("[data-neuron-map]");
   let place = null; // {layer, map, y, x}
   let answers = 0;
+  const top = topDigitsStrip(panel, topDigits);
 
   const request = latestRequest(
     (body) => postJSON(url, body),
@@ -192,6 +193,7 @@ export function neuronInspector({panel, url, getBase, getStage}) {
   }
 
   function paintMap() {
+    top.show(place);
     const stage = place && getStage(place.layer);
     const spatial = stage && stage.height > 1;
     mapFigure.hidden = !spatial;
@@ -262,6 +264,52 @@ export function neuronInspector({panel, url, getBase, getStage}) {
     },
     close,
   };
+}
+
+// The cell size of the top digits' strip: the sprite's 28 px digits at 37 px.
+const TOP_CELL = 37;
+const TOP_NAMES = {conv2: "map", conv3: "map", conv4: "map", dense: "neuron"};
+
+/**
+ * The training digits that excite the chosen map most (recognizer/teaching/
+ * top_digits.py): one row of the layer's sprite, shown as the strip's
+ * background, with the digits' labels in its text alternative. `data` is
+ * what the page embedded: the layers, or a note (being prepared, no MNIST).
+ */
+export function topDigitsStrip(panel, data) {
+  const figure = panel.querySelector("[data-neuron-top]");
+  const strip = panel.querySelector("[data-neuron-top-strip]");
+  const caption = panel.querySelector("[data-neuron-top-caption]");
+  function show(place) {
+    const what = place && TOP_NAMES[place.layer];
+    figure.hidden = !what || !data;
+    if (figure.hidden) return;
+    if (!data.layers) {
+      strip.hidden = true;
+      caption.textContent = data.note;
+      figure.dataset.state = data.preparing ? "preparing" : "unavailable";
+      return;
+    }
+    const layer = data.layers[place.layer];
+    const shown = data.shown;
+    const labels = layer.labels.slice(place.map * shown, (place.map + 1) * shown).split("");
+    const players = layer.players.slice(place.map * shown, (place.map + 1) * shown);
+    strip.hidden = false;
+    strip.style.backgroundImage = `url("${layer.sprite}")`;
+    strip.style.backgroundSize = `${shown * TOP_CELL}px ${layer.maps * TOP_CELL}px`;
+    strip.style.backgroundPosition = `0 ${-place.map * TOP_CELL}px`;
+    const fromPlayers = [...players].filter((flag) => flag === "1").length;
+    const source = data.players
+      ? `${data.sample.toLocaleString("en")} MNIST training digits and ${data.players.toLocaleString("en")} players' drawings`
+      : `${data.sample.toLocaleString("en")} MNIST training digits`;
+    strip.setAttribute("aria-label", `The ${shown} digits that excite ${what} ${place.map + 1} of ` +
+      `${place.layer} most: ${labels.join(", ")}`);
+    caption.textContent = `Of ${source}, the ${shown} that excite this ${what} most` +
+      `${fromPlayers ? ` (${fromPlayers} drawn by players)` : ""}: ${labels.join(", ")}.`;
+    figure.dataset.state = "ready";
+    figure.dataset.labels = labels.join("");
+  }
+  return {show};
 }
 
 function clamp(value, size) {
