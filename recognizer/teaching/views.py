@@ -248,9 +248,17 @@ def _mnist_context(digit, page):
     }
 
 
+# While the model's answers on the test digits are being computed (10-20 s
+# the first time after a new version), the data page reloads itself this
+# often: a meta refresh, which works without JavaScript.
+PREPARING_REFRESH_SECONDS = 3
+
+
 def _mistakes_context(version, digit):
     """The model's mistakes for the data page; blocking (the first time: seconds)."""
     try:
+        if not gallery.predictions_ready(version):
+            return {"mistakes_preparing": True, "refresh_seconds": PREPARING_REFRESH_SECONDS}
         shown, per_class, tested = gallery.mistakes(version, digit)
     except gallery.DataUnavailable as exc:
         return {"mistakes_error": unavailable.explained(unavailable.ANSWERS, exc, "data")}
