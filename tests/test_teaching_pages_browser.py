@@ -47,7 +47,7 @@ LESSONS = [
     ("how-it-works", f"/learn/how-it-works/?d={SEVEN_CODE}", "[data-explorer]"),
     ("attention", f"/learn/attention/?d={SEVEN_CODE}", "[data-attention]"),
     ("model", "/learn/model/", None),
-    ("data", "/learn/data/?digit=4", None),
+    ("data", "/learn/data/?digit=4", "[data-mistakes-all]"),
     ("worksheet", "/learn/worksheet/", None),
 ]
 
@@ -66,8 +66,12 @@ def screenshots_dir(tmp_path_factory):
 
 def show(page, url, ready):
     page.goto(url)
-    if ready:
+    if ready in ("[data-explorer]", "[data-attention]"):
         wait_for_answer(page, ready, 0)
+    elif ready:
+        # The data page prepares its numbers on a first visit and reloads
+        # itself until they are there.
+        page.wait_for_selector(ready, timeout=120_000)
     page.wait_for_load_state("networkidle")
 
 
