@@ -365,6 +365,7 @@ const inspector = neuronInspector({
   url: root.dataset.neuronUrl,
   getBase: () => last?.base ?? null,
   getStage: (layer) => last?.maps[layer] ?? null,
+  getInput: () => last?.images.input ?? null,
   topDigits: JSON.parse(document.getElementById("top-digits")?.textContent ?? "null"),
 });
 

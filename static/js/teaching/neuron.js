@@ -8,7 +8,10 @@
 import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {divergingColour, paintValues, postJSON, sequentialColour} from "./common.js";
+import {kernelSlide} from "./kernel-slide.js";
 
+// What each convolution's filter reads (conv1: the input, in the page's terms).
+const READS = {conv2: "conv1", conv3: "pool1", conv4: "conv3"};
 // The enlarged map is about this many CSS pixels wide, whatever its size.
 const MAP_PIXELS = 224;
 const NAMES = {
@@ -154,7 +157,7 @@ function title(answer) {
  * the drawing or ready input on show (null when none), `getStage(layer)` the
  * decoded maps of a stage (for the enlarged map), `url` the endpoint.
  */
-export function neuronInspector({panel, url, getBase, getStage, topDigits = null}) {
+export function neuronInspector({panel, url, getBase, getStage, getInput = () => null, topDigits = null}) {
   const titleElement = panel.querySelector("[data-neuron-title]");
   const steps = panel.querySelector("[data-neuron-steps]");
   const mapFigure = panel.querySelector("[data-neuron-map-figure]");
@@ -162,6 +165,23 @@ export function neuronInspector({panel, url, getBase, getStage, topDigits = null
   let place = null; // {layer, map, y, x}
   let answers = 0;
   const top = topDigitsStrip(panel, topDigits);
+  const cellFor = (stage) => Math.max(2, Math.floor(MAP_PIXELS / stage.width));
+  const slide = kernelSlide({
+    canvas: mapCanvas,
+    controls: panel.querySelector("[data-neuron-play-controls]"),
+    cellFor,
+    onPause: (where) => move(where),
+  });
+
+  /** What a conv layer's filter reads, one value a position: the input, or the maps before, averaged. */
+  function filterInput(layer) {
+    if (layer === "conv1") return getInput();
+    const before = getStage(READS[layer]);
+    if (!before) return null;
+    const sum = new Float32Array(before.maps[0].length);
+    before.maps.forEach((values) => values.forEach((v, i) => { sum[i] += v; }));
+    return sum;
+  }
 
   const request = latestRequest(
     (body) => postJSON(url, body),
@@ -197,8 +217,9 @@ export function neuronInspector({panel, url, getBase, getStage, topDigits = null
     const stage = place && getStage(place.layer);
     const spatial = stage && stage.height > 1;
     mapFigure.hidden = !spatial;
+    if (slide.show(spatial ? place : null, stage, spatial ? filterInput(place.layer) : null)) return;
     if (!spatial) return;
-    const cell = Math.max(2, Math.floor(MAP_PIXELS / stage.width));
+    const cell = cellFor(stage);
     mapCanvas.width = stage.width * cell;
     mapCanvas.height = stage.height * cell;
     const values = stage.maps[place.map];
@@ -244,6 +265,7 @@ export function neuronInspector({panel, url, getBase, getStage, topDigits = null
   panel.querySelector("[data-neuron-close]").addEventListener("click", () => close());
 
   function close() {
+    slide.stop();
     place = null;
     panel.hidden = true;
     request.reset();
