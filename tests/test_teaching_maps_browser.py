@@ -150,3 +150,23 @@ def test_the_filter_slides_over_its_input_and_pauses_on_a_position(server, page,
     now = int(controls.get_attribute("data-filled"))
     assert now % 14 == 0 and now > filled
     assert page.js_errors == []
+
+
+def test_the_colour_keys_write_their_numbers_with_signs(server, page):
+    page.goto(server.url + URL)
+    wait_for_answer(page, "[data-explorer]", 0)
+    key = page.locator("[data-filters-key]")
+    peak = json.loads(page.text_content("#conv1-filters"))["peak"]
+    assert key.get_attribute("data-labels") == f"−{peak:.2f} 0 +{peak:.2f}"
+    assert f"−{peak}" in key.get_attribute("aria-label")
+    # The key's ends are the scale's ends: dark blue, white, orange.
+    ends = key.evaluate("""c => { const ctx = c.getContext('2d');
+        const at = (x) => Array.from(ctx.getImageData(x, 10, 1, 1).data.slice(0, 3));
+        return [at(20), at(c.width / 2), at(c.width - 20)]; }""")
+    assert ends[1] == [255, 255, 255], ends
+    assert ends[0][2] > ends[0][0] + 100 and ends[2][0] > ends[2][2] + 150
+
+    page.goto(server.url + "/learn/attention/")
+    labels = page.get_attribute("[data-legend]", "data-labels")
+    # A drop in the probability (orange) with a minus, a rise (blue) with a plus.
+    assert labels == "−100% −50% −10% 0 +10% +50% +100%"

@@ -272,8 +272,8 @@ export function sequentialColour(t) {
 // (recognizer/metrics_display.py RIGHT_RGB, MISTAKE_RGB). Dark blue and a
 // lighter orange, so that in greyscale (a black-and-white print, a pale
 // projector) the two ends and white are three different greys: luminance
-// 0.07, 1 and 0.38 (tests/test_colour_scales.py).
-export const DIVERGING = [[30, 64, 175], [110, 150, 230], [255, 255, 255], [252, 200, 130], [245, 140, 20]];
+// 0.07, 1 and 0.31 (tests/test_colour_scales.py).
+export const DIVERGING = [[30, 64, 175], [110, 150, 230], [255, 255, 255], [252, 200, 130], [235, 120, 0]];
 
 export function divergingColour(t) {
   return interpolate(DIVERGING, (t + 1) / 2);

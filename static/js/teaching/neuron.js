@@ -361,3 +361,34 @@ export function paintFilters(canvas, filters, {columns, tile, gap}) {
   });
   canvas.dataset.painted = String(filters.weights.length);
 }
+
+/**
+ * The filters' key: the diverging colour bar from −peak (blue) through 0
+ * (white) to +peak (orange), with those three numbers written under it,
+ * signs included, so that it reads in greyscale too.
+ */
+export function paintWeightKey(canvas, peak) {
+  const ctx = canvas.getContext("2d");
+  const margin = 18;
+  const width = canvas.width - 2 * margin;
+  const barTop = 4;
+  const barHeight = 14;
+  for (let x = 0; x <= width; x++) {
+    const [r, g, b] = divergingColour((2 * x) / width - 1);
+    ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
+    ctx.fillRect(margin + x, barTop, 1, barHeight);
+  }
+  ctx.strokeStyle = "rgba(120, 130, 150, 0.8)";
+  ctx.strokeRect(margin + 0.5, barTop + 0.5, width, barHeight - 1);
+  ctx.fillStyle = getComputedStyle(canvas).color || "#111";
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  const labels = [[-1, `−${fmt(peak, 2)}`], [0, "0"], [1, `+${fmt(peak, 2)}`]];
+  for (const [t, label] of labels) {
+    const x = Math.round(margin + ((t + 1) / 2) * width);
+    ctx.fillRect(x, barTop + barHeight, 1, 4);
+    ctx.fillText(label, x, barTop + barHeight + 7);
+  }
+  canvas.dataset.labels = labels.map(([, label]) => label).join(" ");
+}
