@@ -104,6 +104,13 @@ def test_computed_once_per_version_in_the_background_and_kept_on_disk(
     assert image.size == (top_digits.SHOWN * 28, 32 * 28)
     assert client.get(f"/learn/top-digits/{version.sha256[:16]}/pool1.png").status_code == 404
 
+    # Another process of the site (or this one after a restart) serves the
+    # sprite from the file.
+    top_digits.forget()
+    assert client.get(f"/learn/top-digits/{version.sha256[:16]}/dense.png").status_code == 200
+    assert client.get("/learn/top-digits/0123456789abcdef/dense.png").status_code == 404
+    assert client.get("/learn/top-digits/..%2F..%2Fetc/dense.png").status_code == 404
+
     # A restart: the file answers, nothing is computed again.
     top_digits.forget()
     monkeypatch.setattr(inference, "_service", inference.InferenceService(reload_seconds=0))

@@ -19,6 +19,7 @@ and one PNG sprite per layer: a row per map, SHOWN digits in each row.
 """
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -207,12 +208,19 @@ def _compute_and_store(model, key):
 
 
 def ready_for_key(key):
-    """The TopDigits in memory whose describe()["key"] is `key`, or None."""
+    """The TopDigits whose describe()["key"] is `key`, or None: from memory, or
+    from the file (another process of the site may have served the page)."""
     with _ready_lock:
         for (sha256, _, _), result in _ready.items():
             if sha256[:16] == key:
                 return result
-    return None
+    if not re.fullmatch(r"[0-9a-f]{16}", key):
+        return None
+    path = cache_path(key, sample_size(), players_limit())
+    try:
+        return _keep((key, sample_size(), players_limit()), _load(path, key))
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def current(model, sha256):
