@@ -7,6 +7,8 @@
   position, Pause stops it and the panel computes the arithmetic of the
   position reached, whose output is the number the animation showed there;
   with prefers-reduced-motion it moves a whole row at a time.
+- axe-core finds no serious violation with the strip or a paused animation
+  on show; the colour keys write their numbers with signs.
 """
 
 import json
@@ -18,6 +20,7 @@ from tests.live import LiveServer
 from tests.support import SEVEN, wait_until
 from tests.test_teaching_browser import wait_for_answer
 from tests.test_teaching_lab_browser import wait_for_neuron
+from tests.test_teaching_pages_browser import axe_violations
 
 pytestmark = pytest.mark.browser
 
@@ -90,6 +93,7 @@ def test_the_panel_shows_the_training_digits_that_excite_a_map_most(server, page
     assert figure.get_attribute("data-labels") == data["layers"]["conv3"]["labels"][6:12]
     assert strip.evaluate("s => getComputedStyle(s).backgroundPositionY") == "-37px"
     page.locator("[data-neuron]").screenshot(path=str(artifacts_dir / "teaching-top-digits.png"))
+    assert axe_violations(page) == []
 
     # conv1 has its filters instead: no strip.
     open_map(page, "conv1", answers)
@@ -135,6 +139,7 @@ def test_the_filter_slides_over_its_input_and_pauses_on_a_position(server, page,
     output = float(page.get_attribute("[data-neuron] [data-neuron-output]", "data-neuron-output"))
     assert float(shown.split(": ")[1].replace("−", "-")) == pytest.approx(output, abs=0.03)
     page.locator("[data-neuron]").screenshot(path=str(artifacts_dir / "teaching-kernel-slide.png"))
+    assert axe_violations(page) == []
     # Still paused: nothing moves however many frames pass.
     page.evaluate("() => new Promise((done) => requestAnimationFrame(() => "
                   "requestAnimationFrame(() => requestAnimationFrame(done))))")
