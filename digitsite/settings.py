@@ -301,6 +301,11 @@ MNIST_DATA_DIR = Path(os.environ.get("MNIST_DATA_DIR", VAR_DIR / "mnist"))
 
 # Teaching pages: use only the first N MNIST test digits (0: all of them).
 TEACHING_MNIST_LIMIT = env_int("TEACHING_MNIST_LIMIT", 0)
+# Lesson 1's "digits that excite this map most" (recognizer/teaching/top_digits.py):
+# how many MNIST training digits and newest approved drawings are searched,
+# once per model version (6,000 + 2,000 take a few seconds on one core).
+TEACHING_TOP_DIGITS_SAMPLE = env_int("TEACHING_TOP_DIGITS_SAMPLE", 6000)
+TEACHING_TOP_DIGITS_PLAYERS = env_int("TEACHING_TOP_DIGITS_PLAYERS", 2000)
 
 # The teach page (trainer/teach/): a learner's drawings train a private copy
 # of the served model's head. Each bound must be a whole number in its range:

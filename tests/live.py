@@ -30,6 +30,10 @@ def server_env(workdir):
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_SETTINGS_MODULE": "digitsite.settings",
         "PYTHONUNBUFFERED": "1",
+        # Lesson 1's first view computes the digits that excite each map
+        # (15 s of a core for the site's 6,000); 600 keep the suite's
+        # servers light. A test's `env` may ask for more.
+        "TEACHING_TOP_DIGITS_SAMPLE": "600",
     })
     return env
 

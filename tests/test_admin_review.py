@@ -585,10 +585,10 @@ def test_model_version_page_shows_metrics_and_confusion_matrix(manager, model_di
                                args=[version.pk])).content.decode()
     assert "99.93%" in html and "98.71%" in html
     assert html.count('class="confusion-matrix"') == 2
-    mistake = re.search(r'<td class="mistake" data-background="rgba\(210, 50, 40, '
+    mistake = re.search(r'<td class="mistake" data-background="rgba\(235, 120, 0, '
                         r'([0-9.]+)\)" title="true 4, answered 9: 7 of 975">7</td>', html)
     assert mistake and 0.1 < float(mistake.group(1)) < 0.9
-    assert re.search(r'<td class="diagonal" data-background="rgba\(40, 160, 70, '
+    assert re.search(r'<td class="diagonal light-text" data-background="rgba\(30, 64, 175, '
                      r'0\.900\)" title="true 1, answered 1: 1130 of 1130">1130</td>', html)
     assert "python manage.py finetune --epochs 3" in html and "60,240" in html
     assert f"Roll back to {parent.version}" in html

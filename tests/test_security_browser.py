@@ -139,7 +139,7 @@ def test_the_admin_pages_run_under_the_policy(server, page):
             assert width == "97%", width
             colour = page.eval_on_selector(".confusion-matrix td.diagonal",
                                            "e => getComputedStyle(e).backgroundColor")
-            assert colour.startswith("rgba(40, 160, 70"), colour
+            assert colour.startswith("rgba(30, 64, 175"), colour
         if path.endswith("/change/") and "drawing/" in path:
             width = page.eval_on_selector(".prob-bar--top .prob-bar__fill", "e => e.style.width")
             assert width == "91%", width

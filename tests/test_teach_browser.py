@@ -169,6 +169,12 @@ def test_a_learner_teaches_a_copy_and_sees_before_and_after(server, browser, art
             top = probabilities.index(max(probabilities))
             assert page.inner_text(f'[data-compare="{name}"] [data-compare-guess]') == str(top)
         page.screenshot(path=str(artifacts_dir / "teach-compare.png"))
+        # Clearing the pad empties both columns (the lessons' pad reset,
+        # shared: teaching/common.js followDrawing).
+        page.click('[data-compare-root] [data-pad-action="clear"]')
+        states = page.eval_on_selector_all("[data-compare]", "cs => cs.map(c => c.dataset.state)")
+        assert states == ["empty", "empty"]
+        assert page.inner_text('[data-compare="production"] [data-compare-guess]') == "?"
         assert page.js_errors == [] and page.console_errors == []
 
 

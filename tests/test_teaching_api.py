@@ -17,7 +17,7 @@ from recognizer import versions
 from recognizer.models import Drawing
 from recognizer.network import build_model, count_parameters, describe_layers
 from recognizer.preprocessing import strokes_to_stages
-from recognizer.teaching import explain
+from recognizer.teaching import explain, gallery
 from recognizer.teaching.encoding import (
     dequantise_maps,
     inflate_image,
@@ -468,6 +468,10 @@ def test_data_page_shows_a_class_and_the_active_models_mistakes(client, settings
         ]).numpy()
     wrong = guesses != labels
 
+    # The first visit prepares the numbers in the background.
+    response = client.get("/learn/data/?digit=3")
+    assert 'data-preparing="mistakes"' in response.content.decode()
+    wait_for_predictions()
     response = client.get("/learn/data/?digit=3")
     assert response.status_code == 200
     html = response.content.decode()
@@ -489,6 +493,11 @@ def test_data_page_shows_a_class_and_the_active_models_mistakes(client, settings
     assert cache[0].stat().st_mtime_ns == stamp  # computed once per model version
     assert client.get("/learn/data/?digit=3&page=2").status_code == 200  # 101 threes
     assert client.get("/learn/data/?digit=3&page=3").status_code == 404
+
+
+def wait_for_predictions():
+    for future in list(gallery.predictions_cache._entries.values()):
+        future.result(timeout=300)
 
 
 def test_data_page_shows_approved_drawings_of_the_class(client, settings, tmp_path, active_model):

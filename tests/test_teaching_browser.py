@@ -232,6 +232,9 @@ def test_lesson_path_model_card_and_data_pages(server, page, artifacts_dir):
     # A good model makes few mistakes: take the first digit it got wrong at all.
     for digit in range(10):
         page.goto(server.url + f"/learn/data/?digit={digit}")
+        # The first visit after a new model prepares the numbers and reloads
+        # itself until they are there.
+        page.wait_for_selector("[data-mistakes-all]", timeout=120_000)
         if page.locator(".mistake").count() > 0:
             break
     else:

@@ -385,7 +385,9 @@ def test_the_pages_speak_on_pen_up_only_and_escape_keeps_the_drawing(server, pag
         const common = await import('/static/js/teaching/common.js');
         return [common.divergingColour(-1), common.divergingColour(0), common.divergingColour(1)];
     }""")
-    assert colours == [[37, 99, 235], [255, 255, 255], [230, 97, 1]]
+    from recognizer.metrics_display import MISTAKE_RGB, RIGHT_RGB
+
+    assert colours == [list(RIGHT_RGB), [255, 255, 255], list(MISTAKE_RGB)]
 
     # Lesson 2 speaks once its answer is in, and says what its maps show.
     page.goto(server.url + "/learn/attention/")

@@ -47,7 +47,7 @@ LESSONS = [
     ("how-it-works", f"/learn/how-it-works/?d={SEVEN_CODE}", "[data-explorer]"),
     ("attention", f"/learn/attention/?d={SEVEN_CODE}", "[data-attention]"),
     ("model", "/learn/model/", None),
-    ("data", "/learn/data/?digit=4", None),
+    ("data", "/learn/data/?digit=4", "[data-mistakes-all]"),
     ("how-it-learned", f"/learn/how-it-learned/?d={SEVEN_CODE}", "[data-learning]"),
     ("worksheet", "/learn/worksheet/", None),
 ]
@@ -67,8 +67,12 @@ def screenshots_dir(tmp_path_factory):
 
 def show(page, url, ready):
     page.goto(url)
-    if ready:
+    if ready in ("[data-explorer]", "[data-attention]"):
         wait_for_answer(page, ready, 0)
+    elif ready:
+        # The data page prepares its numbers on a first visit and reloads
+        # itself until they are there.
+        page.wait_for_selector(ready, timeout=120_000)
     page.wait_for_load_state("networkidle")
 
 

@@ -211,26 +211,18 @@ def bar_chart(values, title, labels=None, percent=True, width=440, height=230,
     return mark_safe("".join(parts))
 
 
-# The confusion matrix's colours, safe for colour-blind readers (blue and
-# orange, the pair every common colour-vision deficiency tells apart; red and
-# green, which the admin's table uses, are the pair they confuse): right
-# answers (the diagonal) blue, mistakes orange, each as an opacity over the
-# page. The diagonal also carries an outline and a label, so it does not rely
-# on colour at all.
-RIGHT_RGB = (37, 99, 235)
-MISTAKE_RGB = (230, 97, 1)
+# The confusion matrix's colours (blue right, orange mistakes; safe for
+# colour-blind readers and in greyscale) and shades: metrics_display's, the
+# same as the class page's table and the admin's. The diagonal also carries
+# an outline and a label, so it does not rely on colour at all.
+RIGHT_RGB = metrics_display.RIGHT_RGB
+MISTAKE_RGB = metrics_display.MISTAKE_RGB
+mistake_opacity = metrics_display.mistake_opacity
 # The mistake shares the key shows, of the true digit's samples.
 MISTAKE_KEY = (0.001, 0.01, 0.1)
-
-
-def mistake_opacity(share):
-    """A mistake cell's opacity for `share` of its true digit: on the square root,
-    so that 0.1% is already visible (0.18) next to 10% (0.75)."""
-    return min(0.9, 0.12 + 2.0 * share ** 0.5) if share > 0 else 0.0
-
-
-def _rgba(rgb, alpha):
-    return f"rgba({rgb[0]}, {rgb[1]}, {rgb[2]}, {alpha:.3f})"
+# The diagonal's swatch in the key: a typical right share (the model's are
+# 97-99.6%).
+RIGHT_KEY_OPACITY = 0.9
 
 
 def _matrix_summary(matrix):
@@ -288,20 +280,16 @@ def confusion_matrix(matrix, title="Confusion matrix", size=440):
 
 
 def _matrix_cell(count, row_total, i, j, x, y, cell):
-    share = count / row_total if row_total else 0.0
-    right = i == j
-    if right:
-        fill = _rgba(RIGHT_RGB, 0.15 + 0.75 * share if count else 0.0)
-        kind = "right"
-    else:
-        fill = _rgba(MISTAKE_RGB, mistake_opacity(share))
-        kind = "mistake"
+    rgb, alpha = metrics_display.confusion_shade(count, row_total, i == j)
+    fill = metrics_display.rgba(rgb, alpha)
+    kind = "right" if i == j else "mistake"
+    light = " chart__count--light" if metrics_display.light_text_on(rgb, alpha) else ""
     tip = f"true {i}, guessed {j}: {count}"
     parts = [f'<rect class="chart__cell chart__cell--{kind}" x="{x:.1f}" y="{y:.1f}" '
              f'width="{cell:.1f}" height="{cell:.1f}" fill="{fill}"><title>{tip}</title></rect>']
     if count:
         font = 11 if count < 1000 else 9.5
-        parts.append(f'<text class="chart__count" x="{x + cell / 2:.1f}" '
+        parts.append(f'<text class="chart__count{light}" x="{x + cell / 2:.1f}" '
                      f'y="{y + cell / 2 + 4:.1f}" text-anchor="middle" '
                      f'font-size="{font}">{count}</text>')
     return parts
@@ -312,7 +300,7 @@ def _matrix_key(left, top):
     y = top + 22
     parts = [
         f'<rect class="chart__swatch chart__swatch--right" x="{left}" y="{y - 11}" width="14" '
-        f'height="14" fill="{_rgba(RIGHT_RGB, 0.7)}"/>',
+        f'height="14" fill="{metrics_display.rgba(RIGHT_RGB, RIGHT_KEY_OPACITY)}"/>',
         f'<text class="chart__tick" x="{left + 18}" y="{y}">right (the diagonal)</text>',
     ]
     # Beyond the longest label left of it ("right (the diagonal)", 11 px type).
@@ -320,8 +308,9 @@ def _matrix_key(left, top):
     parts.append(f'<text class="chart__tick" x="{x:.1f}" y="{y}">mistakes:</text>')
     x += 60
     for share in MISTAKE_KEY:
+        fill = metrics_display.rgba(MISTAKE_RGB, mistake_opacity(share))
         parts.append(f'<rect class="chart__swatch" x="{x:.1f}" y="{y - 11}" width="14" '
-                     f'height="14" fill="{_rgba(MISTAKE_RGB, mistake_opacity(share))}"/>')
+                     f'height="14" fill="{fill}"/>')
         parts.append(f'<text class="chart__tick" x="{x + 18:.1f}" y="{y}" data-key-share>'
                      f"{escape(metrics_display.percent(share, 1 if share < 0.01 else 0))}"
                      f"</text>")

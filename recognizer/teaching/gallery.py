@@ -131,6 +131,49 @@ def mnist_test_probabilities(version):
         return probabilities
 
 
+# The first visit of the data page after a new model ran the 10,000 test
+# digits through it inside the request: 11-20 s of a blank page. Now the
+# computation runs here, one at a time, and the page says it is preparing
+# the numbers and reloads itself until they are there.
+predictions_cache = Memo(2, workers=1, name="teaching-predictions")
+
+
+# A failed computation, by key, until one visit has said so: that visit
+# shows the error and stops reloading; the visit after it tries again
+# (the Memo forgets failures), so a restored file heals the page.
+_failed_predictions = {}
+
+
+def _predictions_in_background(version, key):
+    try:
+        return mnist_test_probabilities(version)
+    except Exception as exc:
+        _failed_predictions[key] = exc
+        raise
+    finally:
+        connection.close()  # this pool's own thread: give its connection back
+
+
+def predictions_ready(version):
+    """Whether the version's MNIST test probabilities are ready; if not, start them.
+
+    Cheap once they are (a file's existence); raises DataUnavailable when the
+    MNIST files are missing or the computation failed for that reason.
+    """
+    images, _ = mnist_test()
+    if predictions_path(version, len(images)).exists():
+        return True
+    key = (version.pk, version.sha256, len(images))
+    failure = _failed_predictions.pop(key, None)
+    if failure is not None:
+        raise failure
+    future = predictions_cache.get(key, lambda: _predictions_in_background(version, key))
+    if not future.done():
+        return False
+    future.result()  # its exception, if it failed
+    return True
+
+
 @dataclass
 class Mistake:
     index: int

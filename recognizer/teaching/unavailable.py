@@ -13,6 +13,10 @@ logger = logging.getLogger(__name__)
 MNIST = "The MNIST examples are not installed on this server, so there are none to show here."
 ANSWERS = ("The model's answers on these digits cannot be worked out on this server "
            "right now.")
+TRAINING_DIGITS = ("MNIST's training digits are not installed on this server, so the digits "
+                   "that excite each map most cannot be shown here.")
+TOP_DIGITS_FAILED = ("The digits that excite each map most cannot be worked out on this "
+                     "server right now.")
 COLLECTED = "not measured: the model could not be run on this server right now"
 
 

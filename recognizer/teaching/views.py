@@ -22,7 +22,7 @@ import math
 import numpy as np
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -44,6 +44,7 @@ from recognizer.teaching import (
     neuron,
     share,
     snapshots,
+    top_digits,
     unavailable,
 )
 
@@ -158,7 +159,23 @@ async def how_it_works(request):
     context["mnist_sample"], context["shared_drawing"] = await asyncio.to_thread(_shown, request)
     context["numbers"] = await asyncio.to_thread(lesson_numbers.how_it_works)
     context["filters"] = await asyncio.to_thread(neuron.served_filters)
+    # A lookup once computed; the first view of a new version starts the
+    # computation in the background and says so (top_digits.py).
+    context["top_digits"] = await asyncio.to_thread(top_digits.served_state)
     return await _render(request, "teaching/how_it_works.html", context)
+
+
+def top_digits_sprite(request, key, layer):
+    """One layer's sprite of top digits (top_digits.py): rows of maps, SHOWN digits each.
+
+    Its address names the weights, so it never changes: browsers keep it a year.
+    """
+    result = top_digits.ready_for_key(key)
+    if result is None or layer not in top_digits.LAYERS:
+        raise Http404("no such top digits")
+    response = HttpResponse(result.png(layer), content_type="image/png")
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
 
 
 async def attention_page(request):
@@ -269,9 +286,17 @@ def _mnist_context(digit, page):
     }
 
 
+# While the model's answers on the test digits are being computed (10-20 s
+# the first time after a new version), the data page reloads itself this
+# often: a meta refresh, which works without JavaScript.
+PREPARING_REFRESH_SECONDS = 3
+
+
 def _mistakes_context(version, digit):
     """The model's mistakes for the data page; blocking (the first time: seconds)."""
     try:
+        if not gallery.predictions_ready(version):
+            return {"mistakes_preparing": True, "refresh_seconds": PREPARING_REFRESH_SECONDS}
         shown, per_class, tested = gallery.mistakes(version, digit)
     except gallery.DataUnavailable as exc:
         return {"mistakes_error": unavailable.explained(unavailable.ANSWERS, exc, "data")}

@@ -96,7 +96,7 @@ export class ClassGrid {
       // Once a frame at most, like the painting: the link follows the drawing.
       pointExplainLink(tile.explain, tile.drawing);
       tile.explain.setAttribute("aria-label",
-        `Explain ${tile.name.textContent}'s drawing in lesson 1 (opens in a new tab)`);
+        `Explain this drawing, ${tile.name.textContent}'s, in lesson 1 (opens in a new tab)`);
     }
     this.dirty.clear();
   }

@@ -51,7 +51,7 @@ function showWrong(ui, wrong, target, round) {
         h("span", {class: "class-tile__guess"},
           `read as ${item.digit}${item.probability === null ? "" : ` (${percent(item.probability)})`}`),
         item.drawing ? explainLink(item.drawing, "Explain this drawing",
-          `Explain ${item.name}'s drawing in lesson 1 (opens in a new tab)`) : null),
+          `Explain this drawing, ${item.name}'s, in lesson 1 (opens in a new tab)`) : null),
       item.drawing && ui.exclusions ? leaveOutButton(ui.exclusions, item, round) : null);
   }));
   ui.noWrong.hidden = wrong.length > 0;

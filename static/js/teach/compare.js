@@ -6,7 +6,7 @@ import {DrawingPad, bindPadControls} from "../drawing-pad.js";
 import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
-import {renderBars} from "../teaching/common.js";
+import {followDrawing, renderBars} from "../teaching/common.js";
 
 // While drawing, at most this many requests a second go to the server
 // (the same pace as the lessons' pads).
@@ -81,15 +81,7 @@ export function comparePad(root, {predict, onError}) {
   const send = throttle((drawing) => request(drawing), THROTTLE_MS);
 
   const pad = new DrawingPad(root.querySelector("[data-compare-pad]"), {
-    onChange(drawing, reason) {
-      if (reason === "clear" || drawing.strokes.length === 0) {
-        send.cancel();
-        request.reset();
-        reset();
-        return;
-      }
-      send(drawing);
-    },
+    onChange: followDrawing({send, request, reset}),
   });
   bindPadControls(pad, root, {keyboard: false});
   reset();

@@ -282,6 +282,12 @@ function edge(ctx, x0, y0, x1, y1) {
   ctx.lineTo(x1 + 0.5, y1 + 0.5);
 }
 
+/** A key tick's words: the change in probability, signed (a drop is a positive `change`). */
+function keyLabel(change) {
+  if (change === 0) return "0";
+  return `${change > 0 ? "−" : "+"}${Math.round(Math.abs(change) * 100)}%`;
+}
+
 /** The occlusion key: the colour bar with the changes it stands for, the same for every map. */
 function paintLegend() {
   const legend = root.querySelector("[data-legend]");
@@ -311,8 +317,10 @@ function paintLegend() {
   for (const change of KEY_TICKS) {
     const x = Math.round(xOf(change));
     ctx.fillRect(x, barTop + barHeight, 1, 4);
-    ctx.fillText(change === 0 ? "0" : `${Math.round(Math.abs(change) * 100)}%`, x, barTop + barHeight + 6);
+    // Signed: the probability's change when the square is hidden (+ rises, − drops).
+    ctx.fillText(keyLabel(change), x, barTop + barHeight + 6);
   }
+  legend.dataset.labels = KEY_TICKS.map(keyLabel).join(" ");
   const swatch = root.querySelector("[data-legend-paper]");
   const sctx = swatch.getContext("2d");
   sctx.fillStyle = "#fff";

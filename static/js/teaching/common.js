@@ -16,17 +16,12 @@ import {carry, encodeDrawing, lessonAddress} from "./share.js";
  * (`settle`).
  */
 export function lessonPad(root, canvas, {send, request, reset, dropSample, ask}) {
+  const follow = followDrawing({send, request, reset});
   const pad = new DrawingPad(canvas, {
     onChange(drawing, reason) {
       dropSample();
       if (reason === "end" || reason === "undo" || reason === "clear") settle(root, drawing);
-      if (reason === "clear" || drawing.strokes.length === 0) {
-        send.cancel();
-        request.reset();
-        reset();
-        return;
-      }
-      send(drawing);
+      follow(drawing, reason);
     },
   });
   // Escape does not clear the drawing: a key that wipes a learner's work
@@ -42,6 +37,24 @@ export function lessonPad(root, canvas, {send, request, reset, dropSample, ask})
   }
   bindShare(root);
   return pad;
+}
+
+/**
+ * A drawing pad's onChange for a page that answers every drawing: a cleared
+ * or empty pad cancels what is waiting (`send`, the throttled sender, and
+ * `request`, the latest-only request) and `reset`s the page; any other
+ * change is sent. The lessons' pads and the teach page's comparison pad.
+ */
+export function followDrawing({send, request, reset}) {
+  return (drawing, reason) => {
+    if (reason === "clear" || drawing.strokes.length === 0) {
+      send.cancel();
+      request.reset();
+      reset();
+      return;
+    }
+    send(drawing);
+  };
 }
 
 /**
@@ -255,8 +268,12 @@ export function sequentialColour(t) {
 
 // Diverging: blue (against) - white (no effect) - orange (for). Blue and
 // orange, not blue and red: the pair that every common kind of colour
-// blindness tells apart, and the one the model page's matrix uses.
-const DIVERGING = [[37, 99, 235], [147, 184, 245], [255, 255, 255], [253, 184, 99], [230, 97, 1]];
+// blindness tells apart, and the one the model page's matrix uses
+// (recognizer/metrics_display.py RIGHT_RGB, MISTAKE_RGB). Dark blue and a
+// lighter orange, so that in greyscale (a black-and-white print, a pale
+// projector) the two ends and white are three different greys: luminance
+// 0.07, 1 and 0.31 (tests/test_colour_scales.py).
+export const DIVERGING = [[30, 64, 175], [110, 150, 230], [255, 255, 255], [252, 200, 130], [235, 120, 0]];
 
 export function divergingColour(t) {
   return interpolate(DIVERGING, (t + 1) / 2);

@@ -12,7 +12,7 @@ import {
 } from "./common.js";
 import {gridKeys} from "./grid-keys.js";
 import {guessChip} from "./guess-chip.js";
-import {neuronInspector, paintFilters} from "./neuron.js";
+import {neuronInspector, paintFilters, paintWeightKey} from "./neuron.js";
 import {renderPreprocessing, renderReadyInput, renderStrokes} from "./preprocessing-steps.js";
 
 // How the feature maps are tiled: columns of tiles and screen pixels per value,
@@ -149,7 +149,8 @@ function reset() {
   guessDigit.textContent = "?";
   status.textContent = "Draw a digit to begin.";
   root.dataset.state = "empty";
-  for (const element of root.querySelectorAll("canvas:not([data-pad])")) {
+  // Not the filters and their key: the model's weights, whatever the drawing.
+  for (const element of root.querySelectorAll("canvas:not([data-pad], [data-filters], [data-filters-key])")) {
     element.getContext("2d").clearRect(0, 0, element.width, element.height);
   }
   root.querySelector("[data-strokes-svg]").replaceChildren();
@@ -365,6 +366,8 @@ const inspector = neuronInspector({
   url: root.dataset.neuronUrl,
   getBase: () => last?.base ?? null,
   getStage: (layer) => last?.maps[layer] ?? null,
+  getInput: () => last?.images.input ?? null,
+  topDigits: JSON.parse(document.getElementById("top-digits")?.textContent ?? "null"),
 });
 
 const denseCanvas = root.querySelector("[data-dense]");
@@ -414,7 +417,10 @@ const filtersScript = document.getElementById("conv1-filters");
 const filtersCanvas = root.querySelector("[data-filters]");
 if (filtersScript && filtersCanvas) {
   const {columns, cell} = MAP_LAYOUT.conv1;
-  paintFilters(filtersCanvas, JSON.parse(filtersScript.textContent), {columns, tile: 28 * cell, gap: TILE_GAP});
+  const filters = JSON.parse(filtersScript.textContent);
+  paintFilters(filtersCanvas, filters, {columns, tile: 28 * cell, gap: TILE_GAP});
+  const key = root.querySelector("[data-filters-key]");
+  if (key) paintWeightKey(key, filters.peak);
   filtersCanvas.addEventListener("click", (event) => {
     const rect = filtersCanvas.getBoundingClientRect();
     const x = ((event.clientX - rect.left) / rect.width) * filtersCanvas.width;

@@ -8,7 +8,10 @@
 import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {divergingColour, paintValues, postJSON, sequentialColour} from "./common.js";
+import {kernelSlide} from "./kernel-slide.js";
 
+// What each convolution's filter reads (conv1: the input, in the page's terms).
+const READS = {conv2: "conv1", conv3: "pool1", conv4: "conv3"};
 // The enlarged map is about this many CSS pixels wide, whatever its size.
 const MAP_PIXELS = 224;
 const NAMES = {
@@ -154,13 +157,31 @@ function title(answer) {
  * the drawing or ready input on show (null when none), `getStage(layer)` the
  * decoded maps of a stage (for the enlarged map), `url` the endpoint.
  */
-export function neuronInspector({panel, url, getBase, getStage}) {
+export function neuronInspector({panel, url, getBase, getStage, getInput = () => null, topDigits = null}) {
   const titleElement = panel.querySelector("[data-neuron-title]");
   const steps = panel.querySelector("[data-neuron-steps]");
   const mapFigure = panel.querySelector("[data-neuron-map-figure]");
   const mapCanvas = panel.querySelector("[data-neuron-map]");
   let place = null; // {layer, map, y, x}
   let answers = 0;
+  const top = topDigitsStrip(panel, topDigits);
+  const cellFor = (stage) => Math.max(2, Math.floor(MAP_PIXELS / stage.width));
+  const slide = kernelSlide({
+    canvas: mapCanvas,
+    controls: panel.querySelector("[data-neuron-play-controls]"),
+    cellFor,
+    onPause: (where) => move(where),
+  });
+
+  /** What a conv layer's filter reads, one value a position: the input, or the maps before, averaged. */
+  function filterInput(layer) {
+    if (layer === "conv1") return getInput();
+    const before = getStage(READS[layer]);
+    if (!before) return null;
+    const sum = new Float32Array(before.maps[0].length);
+    before.maps.forEach((values) => values.forEach((v, i) => { sum[i] += v; }));
+    return sum;
+  }
 
   const request = latestRequest(
     (body) => postJSON(url, body),
@@ -192,11 +213,13 @@ export function neuronInspector({panel, url, getBase, getStage}) {
   }
 
   function paintMap() {
+    top.show(place);
     const stage = place && getStage(place.layer);
     const spatial = stage && stage.height > 1;
     mapFigure.hidden = !spatial;
+    if (slide.show(spatial ? place : null, stage, spatial ? filterInput(place.layer) : null)) return;
     if (!spatial) return;
-    const cell = Math.max(2, Math.floor(MAP_PIXELS / stage.width));
+    const cell = cellFor(stage);
     mapCanvas.width = stage.width * cell;
     mapCanvas.height = stage.height * cell;
     const values = stage.maps[place.map];
@@ -242,6 +265,7 @@ export function neuronInspector({panel, url, getBase, getStage}) {
   panel.querySelector("[data-neuron-close]").addEventListener("click", () => close());
 
   function close() {
+    slide.stop();
     place = null;
     panel.hidden = true;
     request.reset();
@@ -262,6 +286,52 @@ export function neuronInspector({panel, url, getBase, getStage}) {
     },
     close,
   };
+}
+
+// The cell size of the top digits' strip: the sprite's 28 px digits at 37 px.
+const TOP_CELL = 37;
+const TOP_NAMES = {conv2: "map", conv3: "map", conv4: "map", dense: "neuron"};
+
+/**
+ * The training digits that excite the chosen map most (recognizer/teaching/
+ * top_digits.py): one row of the layer's sprite, shown as the strip's
+ * background, with the digits' labels in its text alternative. `data` is
+ * what the page embedded: the layers, or a note (being prepared, no MNIST).
+ */
+export function topDigitsStrip(panel, data) {
+  const figure = panel.querySelector("[data-neuron-top]");
+  const strip = panel.querySelector("[data-neuron-top-strip]");
+  const caption = panel.querySelector("[data-neuron-top-caption]");
+  function show(place) {
+    const what = place && TOP_NAMES[place.layer];
+    figure.hidden = !what || !data;
+    if (figure.hidden) return;
+    if (!data.layers) {
+      strip.hidden = true;
+      caption.textContent = data.note;
+      figure.dataset.state = data.preparing ? "preparing" : "unavailable";
+      return;
+    }
+    const layer = data.layers[place.layer];
+    const shown = data.shown;
+    const labels = layer.labels.slice(place.map * shown, (place.map + 1) * shown).split("");
+    const players = layer.players.slice(place.map * shown, (place.map + 1) * shown);
+    strip.hidden = false;
+    strip.style.backgroundImage = `url("${layer.sprite}")`;
+    strip.style.backgroundSize = `${shown * TOP_CELL}px ${layer.maps * TOP_CELL}px`;
+    strip.style.backgroundPosition = `0 ${-place.map * TOP_CELL}px`;
+    const fromPlayers = [...players].filter((flag) => flag === "1").length;
+    const source = data.players
+      ? `${data.sample.toLocaleString("en")} MNIST training digits and ${data.players.toLocaleString("en")} players' drawings`
+      : `${data.sample.toLocaleString("en")} MNIST training digits`;
+    strip.setAttribute("aria-label", `The ${shown} digits that excite ${what} ${place.map + 1} of ` +
+      `${place.layer} most: ${labels.join(", ")}`);
+    caption.textContent = `Of ${source}, the ${shown} that excite this ${what} most` +
+      `${fromPlayers ? ` (${fromPlayers} drawn by players)` : ""}: ${labels.join(", ")}.`;
+    figure.dataset.state = "ready";
+    figure.dataset.labels = labels.join("");
+  }
+  return {show};
 }
 
 function clamp(value, size) {
@@ -290,4 +360,35 @@ export function paintFilters(canvas, filters, {columns, tile, gap}) {
     paintValues(ctx, weights, 3, 3, {x, y, cell, colour: (w) => divergingColour((sign * w) / filters.peak)});
   });
   canvas.dataset.painted = String(filters.weights.length);
+}
+
+/**
+ * The filters' key: the diverging colour bar from −peak (blue) through 0
+ * (white) to +peak (orange), with those three numbers written under it,
+ * signs included, so that it reads in greyscale too.
+ */
+export function paintWeightKey(canvas, peak) {
+  const ctx = canvas.getContext("2d");
+  const margin = 18;
+  const width = canvas.width - 2 * margin;
+  const barTop = 4;
+  const barHeight = 14;
+  for (let x = 0; x <= width; x++) {
+    const [r, g, b] = divergingColour((2 * x) / width - 1);
+    ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
+    ctx.fillRect(margin + x, barTop, 1, barHeight);
+  }
+  ctx.strokeStyle = "rgba(120, 130, 150, 0.8)";
+  ctx.strokeRect(margin + 0.5, barTop + 0.5, width, barHeight - 1);
+  ctx.fillStyle = getComputedStyle(canvas).color || "#111";
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  const labels = [[-1, `−${fmt(peak, 2)}`], [0, "0"], [1, `+${fmt(peak, 2)}`]];
+  for (const [t, label] of labels) {
+    const x = Math.round(margin + ((t + 1) / 2) * width);
+    ctx.fillRect(x, barTop + barHeight, 1, 4);
+    ctx.fillText(label, x, barTop + barHeight + 7);
+  }
+  canvas.dataset.labels = labels.map(([, label]) => label).join(" ");
 }
