@@ -41,9 +41,11 @@ def test_drawing_then_scrubbing_with_the_keyboard_changes_the_answer(server, pag
     # A 7: the top bar, then the long stroke down to the left.
     stroke(page, canvas, [(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)], steps=8)
     # Every snapshot's reading lands in the table once the answer for the
-    # finished drawing is drawn.
+    # finished drawing is drawn (answers for the drawing in progress come
+    # first, and a loaded machine may draw one of them after pen-up).
     page.wait_for_function(
         "(root) => document.querySelector(root).dataset.state === 'ready'"
+        " && document.querySelector(root).dataset.settled === 'yes'"
         " && [...document.querySelectorAll('[data-snapshot-answer]')]"
         ".every(cell => cell.textContent !== '—')", arg=ROOT, timeout=30_000)
     wait_for_snapshot(page, count - 1)

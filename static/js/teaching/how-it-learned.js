@@ -133,7 +133,11 @@ function render(data, body) {
   } else if (facts && data.versions_error) {
     facts.textContent = data.versions_error;
   }
-  if (settledAnswer(pad, body)) {
+  const settled = settledAnswer(pad, body);
+  // Whether this answer is for the drawing as it stands (the pen up): an
+  // answer for a drawing still being drawn may be replaced by a newer one.
+  root.dataset.settled = settled ? "yes" : "no";
+  if (settled) {
     const p = data.snapshots[index].probabilities;
     const top = p.indexOf(Math.max(...p));
     announce(root, `At this snapshot the network reads ${top}, ${percent(p[top], {tiny: true})} sure.` +
