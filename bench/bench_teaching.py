@@ -27,9 +27,21 @@ its own thread and keep-alive connection, for --seconds per scenario:
                  --before-drawings, as 20,000 cost it about 22 s per view);
                  the first (cold) view after the data changed is reported
                  apart from the rest.
+    neuron       "How it works", one value's arithmetic (POST /learn/api/neuron):
+                 every learner clicks a random layer, map and position of
+                 its own drawing, one a second; `first` (the drawing's
+                 forward pass) and `repeat` reported apart.
+    snapshots    "How it learned" (POST /learn/api/snapshots): every learner
+                 sends a drawing no one sent before (`first`), then the same
+                 drawing 5 more times, 200 ms apart, while scrubbing
+                 (`repeat`), and draws again a second later.
+                 These two run only where the code has the endpoint (not
+                 in the default "before").
 
 Plus the forward pass at batch 1 in this process (eager, the same weights), as
-a yardstick of the machine's speed during the run. Everything is bounded:
+a yardstick of the machine's speed during the run, and the load average at
+the start, the end and the start of each scenario (other work on a shared
+machine shows there). Everything is bounded:
 each scenario stops after --seconds, each request after 60 s. Results go to
 bench/results/teaching.json. The learners and their scenarios are
 bench/teaching_learners.py; this file starts the servers and reports.
@@ -61,8 +73,11 @@ from bench.common import (  # noqa: E402
     write_results,
 )
 from bench.teaching_learners import (  # noqa: E402
+    Client,
     attention_scenario,
     model_scenario,
+    neuron_scenario,
+    snapshots_scenario,
     stages_scenario,
 )
 from tests.live import server_env  # noqa: E402
@@ -169,10 +184,16 @@ def measure(server, args, label, drawings):
          lambda: attention_scenario(server, args.learners, args.seconds, True)),
         ("attention_own", lambda: attention_scenario(server, args.learners, args.seconds, False)),
         ("model", lambda: model_scenario(server, args.learners, args.model_seconds, drawings)),
+        ("neuron", lambda: neuron_scenario(server, args.learners, args.seconds)),
+        ("snapshots", lambda: snapshots_scenario(server, args.learners, args.seconds)),
     ]
     result = {}
     for name, scenario in scenarios:
+        if name in NEWER_ENDPOINTS and not has_endpoint(server, NEWER_ENDPOINTS[name]):
+            print(f"[{label}] {name}: no {NEWER_ENDPOINTS[name]} in this code", flush=True)
+            continue
         print(f"[{label}] {name}", flush=True)
+        load_1min = round(os.getloadavg()[0], 2)
         server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
         result[name] = scenario()
         requests = max(1, result[name]["requests"])
@@ -182,7 +203,18 @@ def measure(server, args, label, drawings):
             (server.cpu_seconds() - server_cpu) * 1000 / requests, 2)
         result[name]["client_cpu_ms_per_request"] = round(
             (time.process_time() - client_cpu) * 1000 / requests, 2)
+        result[name]["load_average_1min_at_start"] = load_1min
     return result
+
+
+# Scenarios of endpoints that earlier revisions may not have.
+NEWER_ENDPOINTS = {"neuron": "/learn/api/neuron", "snapshots": "/learn/api/snapshots"}
+
+
+def has_endpoint(server, path):
+    """Whether the server answers `path` with anything but 404 (an empty body: a 400)."""
+    status, _, _ = Client(server.port).request("POST", path, "{}")
+    return status != 404
 
 
 def main():
@@ -205,6 +237,7 @@ def main():
                      "model_seconds": args.model_seconds, "drawings": args.drawings,
                      "before_drawings": args.before_drawings, "before": args.before},
         "machine": machine_summary(),
+        "load_average_start": load_average(),
         "forward_pass_batch1_ms_start": forward_yardstick(weights=YARDSTICK),
     }
     servers = []
@@ -220,6 +253,7 @@ def main():
             results[label] = measure(server, args, label, seeded)
             server.stop()
         results["forward_pass_batch1_ms_end"] = forward_yardstick(weights=YARDSTICK)
+        results["load_average_end"] = load_average()
     finally:
         for server in servers:
             server.stop()
@@ -241,6 +275,11 @@ def main():
     failed = any(results[label][s]["errors"] for label in ("before", "after")
                  if label in results for s in results[label])
     return 1 if failed else 0
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages: runnable processes, ours included."""
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 def ratio(a, b):

@@ -1,10 +1,11 @@
 """The learners of the teaching benchmark: each one a thread with its own
 keep-alive connection, using a teaching page the way the page does.
 
-`stages_scenario`, `attention_scenario` and `model_scenario` run `learners` of
-them against one server for a number of seconds and summarise what they saw
-(latency percentiles, bytes per answer, errors); bench/bench_teaching.py runs
-each scenario against this code and an earlier revision.
+`stages_scenario`, `attention_scenario`, `model_scenario`, `neuron_scenario`
+and `snapshots_scenario` run `learners` of them against one server for a
+number of seconds and summarise what they saw (latency percentiles, bytes per
+answer, errors); bench/bench_teaching.py runs each scenario against this code
+and an earlier revision.
 """
 
 import http.client
@@ -21,6 +22,19 @@ THROTTLE_S = 0.15
 # the class, far more than a lesson makes, none of them from a warm browser cache.
 MODEL_READ_S = 1.0
 REQUEST_TIMEOUT = 60
+# "How it works": a learner clicking one value after another, reading each
+# one's arithmetic for a second.
+NEURON_READ_S = 1.0
+# (maps, height, width) of each layer POST /learn/api/neuron explains.
+NEURON_LAYERS = {"conv1": (32, 28, 28), "conv2": (32, 28, 28), "pool1": (32, 14, 14),
+                 "conv3": (64, 14, 14), "conv4": (64, 14, 14), "pool2": (64, 7, 7),
+                 "dense": (128, 1, 1), "softmax": (10, 1, 1)}
+# "How it learned": a new drawing, then SCRUB_REPEATS more requests for the
+# same drawing, one every SCRUB_S (the page's throttle is 200 ms), then
+# SNAPSHOTS_READ_S looking at the answer before drawing again.
+SCRUB_REPEATS = 5
+SCRUB_S = 0.2
+SNAPSHOTS_READ_S = 1.0
 
 
 class Client:
@@ -72,11 +86,15 @@ class Stats:
         self.sizes = []
         self.errors = 0
         self.extra = {}
+        # {kind: latencies} of the requests told apart (a new input, a repeat).
+        self.kinds = {}
 
-    def add(self, seconds=None, size=None, update=None, error=False):
+    def add(self, seconds=None, size=None, update=None, error=False, kind=None):
         with self.lock:
             if seconds is not None:
                 self.latencies.append(seconds)
+                if kind is not None:
+                    self.kinds.setdefault(kind, []).append(seconds)
             if size is not None:
                 self.sizes.append(size)
             if update is not None:
@@ -87,6 +105,11 @@ class Stats:
         def ms(values, q):
             return round(percentile(values, q) * 1000, 1) if values else None
 
+        half = len(self.latencies) // 2
+        by_kind = {}
+        for kind, values in sorted(self.kinds.items()):
+            by_kind.update({f"{kind}_requests": len(values), f"{kind}_p50_ms": ms(values, 50),
+                            f"{kind}_p95_ms": ms(values, 95)})
         return {
             "requests": len(self.latencies),
             "errors": self.errors,
@@ -98,6 +121,11 @@ class Stats:
             "update_p95_ms": ms(self.updates, 95),
             "bytes_p50": int(percentile(self.sizes, 50)) if self.sizes else None,
             "bytes_max": max(self.sizes) if self.sizes else None,
+            # The median of the first and of the second half of the requests, in the
+            # order they finished: close together when the run was long enough.
+            "p50_halves_ms": [ms(self.latencies[:half], 50), ms(self.latencies[half:], 50)]
+            if half else None,
+            **by_kind,
             **self.extra,
         }
 
@@ -206,4 +234,63 @@ def model_scenario(server, learners, seconds, drawings):
     # Without the cold view's measurement of every drawing.
     stats.extra["warm_server_cpu_ms_per_request"] = round(
         (server.cpu_seconds() - warm_cpu) * 1000 / max(1, len(stats.latencies)), 2)
+    return stats.summary()
+
+
+def neuron_scenario(server, learners, seconds):
+    """Lesson 1's arithmetic: every learner clicks a random layer, map and position of
+    its own drawing, one a second. The first click of a drawing runs the network
+    (`first`), the others reuse its forward pass (`repeat`)."""
+    stats = Stats()
+
+    def learner(index, stop_at):
+        client = Client(server.port)
+        rng = random.Random(index)
+        drawing = {"width": 300, "height": 300, "strokes": [digit_path(20_000 + index)]}
+        kind = "first"
+        while time.monotonic() < stop_at:
+            layer = rng.choice(list(NEURON_LAYERS))
+            maps, height, width = NEURON_LAYERS[layer]
+            body = dict(drawing, layer=layer, map=rng.randrange(maps), y=rng.randrange(height),
+                        x=rng.randrange(width))
+            try:
+                status, data, took = client.request("POST", "/learn/api/neuron",
+                                                    json.dumps(body))
+                stats.add(seconds=took, size=len(data), error=status != 200, kind=kind)
+            except (OSError, http.client.HTTPException):
+                stats.add(error=True)
+            kind = "repeat"
+            time.sleep(NEURON_READ_S)
+
+    run_learners(learners, seconds, learner)
+    return stats.summary()
+
+
+def snapshots_scenario(server, learners, seconds):
+    """Lesson 5: every learner sends a drawing no one sent before (`first`), then asks
+    for it SCRUB_REPEATS more times while scrubbing (`repeat`), then draws again."""
+    stats = Stats()
+    counter = iter(range(10**9))
+    counter_lock = threading.Lock()
+
+    def learner(index, stop_at):
+        client = Client(server.port)
+        while time.monotonic() < stop_at:
+            with counter_lock:
+                serial = next(counter)
+            body = json.dumps({"width": 300, "height": 300,
+                               "strokes": [digit_path(30_000 + serial)]})
+            for attempt in range(1 + SCRUB_REPEATS):
+                if time.monotonic() >= stop_at:
+                    break
+                try:
+                    status, data, took = client.request("POST", "/learn/api/snapshots", body)
+                    stats.add(seconds=took, size=len(data), error=status != 200,
+                              kind="repeat" if attempt else "first")
+                except (OSError, http.client.HTTPException):
+                    stats.add(error=True)
+                time.sleep(SCRUB_S)
+            time.sleep(SNAPSHOTS_READ_S)
+
+    run_learners(learners, seconds, learner)
     return stats.summary()

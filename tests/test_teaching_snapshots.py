@@ -5,6 +5,8 @@ direct forward pass of that snapshot's file; a missing or damaged snapshot
 gives a message that names it (a 503 from the API, a sentence on the page),
 not a server error; the versions before and after the last fine-tune answer
 with their own weights and temperatures, and a lone version says so.
+Answers are kept per input: the same drawing again runs no network, another
+drawing, another active version or a snapshot file replaced on disk does.
 """
 
 import json
@@ -19,7 +21,7 @@ from recognizer.models import ModelVersion
 from recognizer.network import build_model
 from recognizer.preprocessing import strokes_to_input
 from recognizer.teaching import snapshots
-from tests.support import SEVEN
+from tests.support import SEVEN, register_random_model
 from tests.teaching_models import register_shipped
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,6 +40,32 @@ def shipped_versions(model_dir):
                               training=v1.get("training"), metrics=v1.get("metrics"))
     v2 = json.loads((versions.BUILTIN_DIR / "manifest.json").read_text())
     return register_shipped(version=v2["version"])
+
+
+@pytest.fixture(autouse=True)
+def fresh_answer_cache():
+    snapshots.answer_cache.clear()
+    yield
+    snapshots.answer_cache.clear()
+
+
+@pytest.fixture
+def forward_passes(monkeypatch):
+    """{"snapshots": n, "versions": n}: how often each set of networks has been run."""
+    counts = {"snapshots": 0, "versions": 0}
+    run_snapshots, run_versions = snapshots.snapshot_probabilities, snapshots.version_probabilities
+
+    def counted_snapshots(image):
+        counts["snapshots"] += 1
+        return run_snapshots(image)
+
+    def counted_versions(rows, image):
+        counts["versions"] += 1
+        return run_versions(rows, image)
+
+    monkeypatch.setattr(snapshots, "snapshot_probabilities", counted_snapshots)
+    monkeypatch.setattr(snapshots, "version_probabilities", counted_versions)
+    return counts
 
 
 def post(client, payload):
@@ -187,3 +215,49 @@ def test_bad_input_is_refused_like_the_other_lessons(client):
     assert post(client, {"input": [[2] * 28] * 28}).status_code == 400
     response = client.post(URL, data="x" * 2_000_000, content_type="application/json")
     assert response.status_code == 413
+
+
+# -- the answer cache --------------------------------------------------------------
+
+
+def test_the_same_drawing_again_runs_no_network(client, forward_passes):
+    first = post(client, SEVEN)
+    assert first.status_code == 200, first.content
+    assert forward_passes == {"snapshots": 1, "versions": 1}
+    for _ in range(3):
+        again = post(client, SEVEN)
+        assert again.json() == first.json()
+    assert forward_passes == {"snapshots": 1, "versions": 1}
+    # The same drawing sent as its ready input is the same input.
+    post(client, {"input": seven_input().tolist()})
+    assert forward_passes == {"snapshots": 1, "versions": 1}
+    assert snapshots.answer_cache.misses == 1 and snapshots.answer_cache.hits == 4
+
+    # A drawing one point shorter is another input.
+    moved = {**SEVEN, "strokes": [SEVEN["strokes"][0][:-1]] + SEVEN["strokes"][1:]}
+    other = post(client, moved).json()
+    assert forward_passes == {"snapshots": 2, "versions": 2}
+    assert other["snapshots"][-1]["probabilities"] != first.json()["snapshots"][-1][
+        "probabilities"]
+
+
+def test_a_new_active_version_is_answered_afresh(client, model_dir, forward_passes):
+    before = post(client, SEVEN).json()
+    register_random_model(model_dir, seed=7, activate=True, version="random-seven")
+    after = post(client, SEVEN).json()
+    assert forward_passes == {"snapshots": 2, "versions": 2}
+    assert [v["version"] for v in after["versions"]] == ["random-seven"]
+    assert after["versions"] != before["versions"]
+    assert after["snapshots"] == before["snapshots"]
+
+
+def test_a_snapshot_file_replaced_is_answered_afresh(client, snapshot_copy, forward_passes):
+    before = post(client, SEVEN).json()
+    manifest = json.loads((snapshot_copy / snapshots.MANIFEST_NAME).read_text())
+    first, last = manifest["snapshots"][0], manifest["snapshots"][-1]
+    # The first snapshot's file now holds the trained network of the last.
+    shutil.copyfile(snapshot_copy / last["file"], snapshot_copy / first["file"])
+    after = post(client, SEVEN).json()
+    assert forward_passes == {"snapshots": 2, "versions": 2}
+    assert after["snapshots"][0]["probabilities"] == before["snapshots"][-1]["probabilities"]
+    assert after["snapshots"][0]["probabilities"] != before["snapshots"][0]["probabilities"]

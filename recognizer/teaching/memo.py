@@ -47,9 +47,13 @@ class Memo:
 
     def _forget_failure(self, key, future):
         if future.cancelled() or future.exception() is not None:
-            with self._lock:
-                if self._entries.get(key) is future:
-                    del self._entries[key]
+            self.forget(key, future)
+
+    def forget(self, key, future):
+        """Drop `key`'s result if it is still `future`, so the next asker computes afresh."""
+        with self._lock:
+            if self._entries.get(key) is future:
+                del self._entries[key]
 
     def clear(self):
         """Forget every result and start counting hits and misses afresh."""

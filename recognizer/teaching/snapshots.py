@@ -14,8 +14,14 @@ for the drawing at its own temperature, as the site serves it.
 A snapshot file that is missing or cannot be read raises SnapshotUnavailable,
 whose message says which snapshot and what is wrong, without the server's
 paths.
+
+`cached_answer` is what POST /learn/api/snapshots sends for one input, kept
+per (input, the two versions' weights, the snapshot files' sizes and times)
+like lesson 2's attention maps: a learner scrubbing through the run, or
+opening the same drawing again, costs no forward pass.
 """
 
+import asyncio
 import io
 import json
 import threading
@@ -28,6 +34,9 @@ from recognizer import calibration, versions
 from recognizer.metrics_display import percent
 from recognizer.models import ModelVersion
 from recognizer.network import ARCHITECTURE, build_model
+from recognizer.teaching import unavailable
+from recognizer.teaching.explain import input_key
+from recognizer.teaching.memo import Memo
 
 MANIFEST_NAME = "snapshots.json"
 
@@ -105,14 +114,31 @@ def _load(entry):
     return model
 
 
-def snapshot_model(entry):
-    """One snapshot's network, loaded on first use and kept."""
+def _file_key(entry):
+    """(path, size, mtime) of a manifest entry's file; SnapshotUnavailable if it is missing."""
     path = snapshot_dir() / Path(entry["file"]).name
     try:
-        key = (str(path), *_stamp(path))
+        return (str(path), *_stamp(path))
     except FileNotFoundError:
         raise SnapshotUnavailable(
             f"The snapshot after {entry['step']} steps ({path.name}) is missing.") from None
+
+
+def files_stamp():
+    """The manifest's and every snapshot file's (path, size, mtime): another
+    value as soon as any of them is replaced, added or removed."""
+    path = snapshot_dir() / MANIFEST_NAME
+    try:
+        manifest_key = (str(path), *_stamp(path))
+    except FileNotFoundError:
+        raise SnapshotUnavailable(
+            "The training snapshots are not installed on this server.") from None
+    return (manifest_key, *(_file_key(entry) for entry in manifest()["snapshots"]))
+
+
+def snapshot_model(entry):
+    """One snapshot's network, loaded on first use and kept."""
+    key = _file_key(entry)
     with _lock:
         model = _models.get(key)
         if model is None:
@@ -223,6 +249,53 @@ def version_probabilities(rows, image):
             probabilities = calibration.probabilities(model(batch), temperature)[0]
             answers[row.version] = [round(float(p), 7) for p in probabilities]
     return answers
+
+
+# -- the endpoint's answer, cached ---------------------------------------------------
+
+# Answers by (input, versions, snapshot files). One answer is 8 x 10
+# probabilities, about 2 kB of JSON (under 10 kB as Python objects): 256 of
+# them hold at most 2.5 MB. One worker: the eight forward passes of an answer
+# (about 8 ms) already use the cores through PyTorch.
+ANSWER_CACHE_SIZE = 256
+answer_cache = Memo(ANSWER_CACHE_SIZE, workers=1, name="teaching-snapshots")
+
+
+def answer(image, previous, active):
+    """Every snapshot's probabilities and both versions' for one 28x28 input. Blocking."""
+    answers = snapshot_probabilities(image)
+    rows = [row for row in (previous, active) if row is not None]
+    try:
+        probabilities = version_probabilities(rows, image)
+    except versions.CheckpointError as exc:
+        return {"snapshots": answers, "versions": [],
+                "versions_error": unavailable.explained(
+                    "The model versions cannot be run on this server right now.", exc,
+                    "api_snapshots")}
+    return {"snapshots": answers,
+            "versions": [{"version": row.version, "role": role,
+                          "probabilities": probabilities[row.version]}
+                         for role, row in (("previous", previous), ("active", active))
+                         if row is not None],
+            "versions_error": None}
+
+
+def _version_key(row):
+    # The row and its weights: a file replaced under the same name is another model.
+    return None if row is None else (row.pk, row.version, row.sha256)
+
+
+async def cached_answer(image, previous, active):
+    """`answer`, computed once per (input, the two versions, the snapshot files) while kept."""
+    stamp = await asyncio.to_thread(files_stamp)
+    key = (input_key(image), _version_key(previous), _version_key(active), stamp)
+    future = answer_cache.get(key, lambda: answer(image, previous, active))
+    # shield: a learner who leaves does not cancel what the others wait for.
+    result = await asyncio.shield(asyncio.wrap_future(future))
+    if result["versions_error"] is not None:
+        # A version that could not be loaded may be mended without a new sha256.
+        answer_cache.forget(key, future)
+    return result
 
 
 BEFORE_AFTER_SETS = (

@@ -479,24 +479,12 @@ async def api_neuron(request):
 
 
 async def _snapshots(drawing, image, _target, _names):
-    """Every snapshot's probabilities, and both versions', for a drawing or a 28x28 input."""
+    """Every snapshot's probabilities, and both versions', for a drawing or a 28x28 input;
+    cached per input (snapshots.cached_answer)."""
     if drawing is not None:
         image = await asyncio.to_thread(explain.drawing_input, drawing)
-    answers = await asyncio.to_thread(snapshots.snapshot_probabilities, image)
     previous, active = await sync_to_async(snapshots.version_pair)()
-    rows = [row for row in (previous, active) if row is not None]
-    try:
-        probabilities = await asyncio.to_thread(snapshots.version_probabilities, rows, image)
-        versions_answer = [{"version": row.version, "role": role,
-                            "probabilities": probabilities[row.version]}
-                           for role, row in (("previous", previous), ("active", active))
-                           if row is not None]
-        versions_error = None
-    except versions.CheckpointError as exc:
-        versions_answer = []
-        versions_error = unavailable.explained(
-            "The model versions cannot be run on this server right now.", exc, "api_snapshots")
-    return {"snapshots": answers, "versions": versions_answer, "versions_error": versions_error}
+    return await snapshots.cached_answer(image, previous, active)
 
 
 @csrf_exempt
