@@ -212,7 +212,10 @@ def test_attention_maps_for_the_answer_and_for_a_chosen_digit(server, page, arti
 
 def test_lesson_path_model_card_and_data_pages(server, page, artifacts_dir):
     page.goto(server.url + "/learn/")
-    assert page.locator(".lesson-card").count() == 4
+    from recognizer.teaching.lesson_plans import PLANS
+
+    # One card per lesson in the plans (what the worksheet prints too).
+    assert page.locator(".lesson-card").count() == len(PLANS) == 5
     page.screenshot(path=str(artifacts_dir / "teaching-index.png"), full_page=True)
     page.click("[data-next-lesson]")
     assert page.url.endswith("/learn/how-it-works/")
