@@ -295,6 +295,21 @@ RECOGNIZER_API_BYTES_PER_TOKEN = env_int("RECOGNIZER_API_BYTES_PER_TOKEN", 2_500
 # Seconds a refused request waits for its 429 (at most its Retry-After): a
 # client resending at once is slowed to one request a second per connection.
 RECOGNIZER_API_REFUSAL_DELAY = env_float("RECOGNIZER_API_REFUSAL_DELAY", 1.0)
+# The teaching endpoints' limits (/learn/api/*, the teach page's predict and
+# job requests; recognizer/clients.py, SessionLimits), costed as the API's.
+# Per browser session: a lesson page sends at most one request per 150 ms
+# (6.7 a second) and two lessons' requests may overlap (the pad and the
+# neuron inspector), so 4 at once and 20 a second leave room for two tabs.
+TEACHING_API_SESSION_MAX_IN_FLIGHT = env_int("TEACHING_API_SESSION_MAX_IN_FLIGHT", 4)
+TEACHING_API_SESSION_RATE = env_float("TEACHING_API_SESSION_RATE", 20.0)
+TEACHING_API_SESSION_BURST = env_int("TEACHING_API_SESSION_BURST", 40)
+# Per address, whatever the sessions: a class of 40 behind one school NAT
+# drawing at once sends 40 x 6.7 = 270 requests a second with 40 in flight,
+# plus the teach page's job polls (2.5 a second each); the ceiling is half
+# as much again. Cycling session cookies gets a client no further than this.
+TEACHING_API_ADDRESS_MAX_IN_FLIGHT = env_int("TEACHING_API_ADDRESS_MAX_IN_FLIGHT", 64)
+TEACHING_API_ADDRESS_RATE = env_float("TEACHING_API_ADDRESS_RATE", 400.0)
+TEACHING_API_ADDRESS_BURST = env_int("TEACHING_API_ADDRESS_BURST", 800)
 
 # Trainer
 MNIST_DATA_DIR = Path(os.environ.get("MNIST_DATA_DIR", VAR_DIR / "mnist"))

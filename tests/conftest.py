@@ -63,6 +63,7 @@ def fresh_api_limits(monkeypatch):
     from recognizer import clients
 
     monkeypatch.setattr(clients, "_limits", None)
+    monkeypatch.setattr(clients, "_teaching_limits", None)
 
 
 @pytest.fixture

@@ -7,7 +7,13 @@
 
 import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
-import {divergingColour, paintValues, postJSON, sequentialColour} from "./common.js";
+import {
+  divergingColour,
+  paintValues,
+  postJSON,
+  retryWhenBusy,
+  sequentialColour,
+} from "./common.js";
 
 // The enlarged map is about this many CSS pixels wide, whatever its size.
 const MAP_PIXELS = 224;
@@ -163,7 +169,10 @@ export function neuronInspector({panel, url, getBase, getStage}) {
   let answers = 0;
 
   const request = latestRequest(
-    (body) => postJSON(url, body),
+    retryWhenBusy((body) => postJSON(url, body), (message) => {
+      panel.dataset.state = "waiting";
+      steps.textContent = message;
+    }),
     (answer) => render(answer),
     (error) => {
       panel.dataset.state = "error";
