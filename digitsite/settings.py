@@ -440,6 +440,11 @@ GAME_DRAWING_WRITE_SECONDS = env_float("GAME_DRAWING_WRITE_SECONDS", 1.0)
 # second class fit in 100. A browser needs one per open room tab.
 GAME_WS_CONNECTIONS_PER_ADDRESS = env_int("GAME_WS_CONNECTIONS_PER_ADDRESS", 100)
 GAME_WS_CONNECTIONS_PER_SESSION = env_int("GAME_WS_CONNECTIONS_PER_SESSION", 8)
+# With REDIS_URL, those sockets are counted in Redis for all processes; a
+# socket counts for this many seconds unless its process renews it (every
+# third of it), so a killed process's sockets stop counting this long after.
+# 0 counts them in each process instead.
+GAME_WS_COUNT_SECONDS = env_float("GAME_WS_COUNT_SECONDS", 30.0)
 # Drawings of one address being rendered and recognised at once (each
 # connection has one at most; the others wait their turn). Twenty sockets of
 # one client each with a worst-case drawing (tens of ms) in the thread pool
