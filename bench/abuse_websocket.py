@@ -12,7 +12,8 @@ the ordinary player's event loop (the server's two cores are shared anyway):
 
 - flood: 20 sockets of one address (127.0.0.3) in three rooms, each sending
   the largest valid game drawings of tests/worst_drawings.py (up to 5,000
-  points, under the ink limit, one 64 KiB message) as fast as answers come;
+  points, under the ink limit, one 64 KiB message) as fast as answers come
+  (or, as the page does, 5 s after one that got none);
 - unread: sockets of another address (127.0.0.4), each joining a room of its
   own, starting its round and then sending those drawings as fast as the
   socket takes them without ever reading; when the server closes one (the
@@ -45,6 +46,9 @@ DRAW_INTERVAL = 0.1  # the page sends the drawing so far every 100 ms
 FLOOD_ROOMS = (8, 8, 4)  # 20 sockets; 8 players a room at most
 UNREAD_STALL_SECONDS = 10.0
 WAIT = 60.0
+# As the page: a drawing unanswered this long no longer holds the next back
+# (a message dropped over a limit is answered once a second at most).
+ANSWER_TIMEOUT = 5.0
 
 
 def create_rooms(server, count, **settings):
@@ -162,19 +166,23 @@ def largest_game_drawings():
 
 
 async def _flood_socket(client, round_, drawings, stop, counts):
-    from digitsite.game.client import GameClosed, Refused
+    from digitsite.game.client import GameClosed, NoMessage, Refused
 
     seq = 0
     while not stop.is_set():
         seq += 1
-        await client.draw_serialised(round_, seq, drawings[seq % len(drawings)])
+        counts["sent"] += 1
         try:
-            await client.expect("guess", lambda m, seq=seq: m.get("seq") == seq, timeout=WAIT)
+            await client.draw_serialised(round_, seq, drawings[seq % len(drawings)])
+            await client.expect("guess", lambda m, seq=seq: m.get("seq") == seq,
+                                timeout=ANSWER_TIMEOUT)
             counts["answered"] += 1
         except Refused as exc:
             code = exc.message.get("code") or "error"
             counts["refused"][code] = counts["refused"].get(code, 0) + 1
-        except GameClosed:
+        except NoMessage:
+            counts["unanswered"] += 1  # dropped without a word: the next one goes
+        except (GameClosed, ConnectionError):
             counts["closed"] += 1
             return
 
@@ -183,7 +191,7 @@ async def _flood(ws_url, origin, codes, ready, stop, results):
     from digitsite.game.client import GameClient
 
     drawings = largest_game_drawings()
-    counts = {"answered": 0, "refused": {}, "closed": 0}
+    counts = {"sent": 0, "answered": 0, "refused": {}, "unanswered": 0, "closed": 0}
     sockets = []
     for code, size in zip(codes, FLOOD_ROOMS, strict=True):
         room = [await GameClient.open(ws_url, code, name=f"F{len(sockets) + i}", origin=origin,

@@ -445,6 +445,13 @@ GAME_WS_CONNECTIONS_PER_SESSION = env_int("GAME_WS_CONNECTIONS_PER_SESSION", 8)
 # third of it), so a killed process's sockets stop counting this long after.
 # 0 counts them in each process instead.
 GAME_WS_COUNT_SECONDS = env_float("GAME_WS_COUNT_SECONDS", 30.0)
+# Message bytes one client address may send a second over all its game
+# sockets in a process, in bursts (digitsite/game/message_rate.py): past it
+# messages are dropped before they are decoded. A class of 40 on protocol 2
+# sends about 120 kB a second; 0 turns it off.
+GAME_WS_BYTES_PER_SECOND_PER_ADDRESS = env_int("GAME_WS_BYTES_PER_SECOND_PER_ADDRESS",
+                                               256_000)
+GAME_WS_BYTES_BURST_PER_ADDRESS = env_int("GAME_WS_BYTES_BURST_PER_ADDRESS", 1_000_000)
 # Drawings of one address being rendered and recognised at once (each
 # connection has one at most; the others wait their turn). Twenty sockets of
 # one client each with a worst-case drawing (tens of ms) in the thread pool
