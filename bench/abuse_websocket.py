@@ -136,12 +136,11 @@ async def ordinary_player(server, code, seconds):
     return latencies, errors
 
 
-def latency_summary(latencies, errors):
+def latency_summary(latencies, errors, seconds):
     return {
         "guesses": len(latencies),
         "errors": errors,
-        "guesses_per_second": round(len(latencies) / max(sum(latencies), 1e-9), 1)
-        if latencies else 0,
+        "guesses_per_second": round(len(latencies) / seconds, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
         "p95_ms": round(percentile(latencies, 95) * 1000, 1) if latencies else None,
     }
@@ -322,14 +321,14 @@ async def _phases(server, seconds):
 
     with RssWatch(pid) as watch:
         results["alone"] = latency_summary(*await ordinary_player(server, ordinary_rooms[0],
-                                                                   seconds))
+                                                                   seconds), seconds)
     results["alone"]["server_rss_peak_mb"] = round(watch.peak / 2**20, 1)
 
     with abusive_process("flood", server.ws_url, server.url, flood_rooms) as counts:
         await asyncio.sleep(1.0)  # the flood at its steady state
         with RssWatch(pid) as watch:
             flooded = await ordinary_player(server, ordinary_rooms[1], seconds)
-    results["flooded"] = latency_summary(*flooded)
+    results["flooded"] = latency_summary(*flooded, seconds)
     results["flooded"]["server_rss_peak_mb"] = round(watch.peak / 2**20, 1)
     results["flood"] = counts
 
@@ -337,7 +336,7 @@ async def _phases(server, seconds):
         await asyncio.sleep(1.0)
         with RssWatch(pid) as watch:
             unread = await ordinary_player(server, ordinary_rooms[2], seconds)
-    results["unread_frames"] = latency_summary(*unread)
+    results["unread_frames"] = latency_summary(*unread, seconds)
     results["unread_frames"]["server_rss_peak_mb"] = round(watch.peak / 2**20, 1)
     results["unread"] = counts
 

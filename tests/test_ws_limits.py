@@ -165,6 +165,59 @@ async def test_frames_sent_while_the_server_is_busy_wait_in_the_client_not_the_s
     await a_player_is_answered(server, "127.0.0.12")
 
 
+async def test_a_client_cut_off_for_flooding_is_not_read_on(server):
+    """Cut off with 4008, a client that keeps sending gets nothing more read:
+    before, the server read on until the close handshake timed out (1 s),
+    about 30 MB a socket, each frame handed to the application and dropped."""
+    import socket
+
+    code = new_room(server)
+    flooder = await raw_client(server, code, "127.0.0.15")
+    # A small send buffer: what the client gets out is what the server reads.
+    flooder.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                                       16384)
+    await flooder.send_json({"type": "join", "protocol": 1, "name": "Flood"})
+    frame = json.dumps({"type": "ping", "pad": "x" * 60_000})
+    sender = asyncio.ensure_future(_send_frames(flooder, frame, 100_000))
+    try:
+        assert await asyncio.wait_for(flooder.close_code(), WAIT) == 4008
+        at_close = flooder.frames_sent
+        # Until the sender stops getting frames out (or the connection ends).
+        stalled_polls, last = 0, -1
+        while not sender.done() and stalled_polls < 20:
+            await asyncio.sleep(0.1)
+            stalled_polls = stalled_polls + 1 if flooder.frames_sent == last else 0
+            last = flooder.frames_sent
+        # The kernel's buffers (the client's 32 KiB, the server's receive
+        # buffer) take a few frames more: 10 here, where reading on until the
+        # handshake's timeout took 27 (SERVER_ENV's small buffers).
+        assert flooder.frames_sent - at_close < 40, flooder.frames_sent - at_close
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sender
+        flooder.abort()
+    await a_player_is_answered(server, "127.0.0.16", drawings=1)
+
+
+def test_the_server_stops_reading_a_client_it_cuts_off_for_flooding():
+    from collections import deque
+    from unittest import mock
+
+    from digitsite.websocket_bounds import BoundedWebSocketProtocol
+
+    for code, paused in ((4008, True), (1000, False), (4029, False)):
+        protocol = BoundedWebSocketProtocol()
+        protocol.transport = mock.Mock()
+        protocol.inbox_sizes, protocol.inbox_bytes = deque(), 0
+        protocol.reading_paused = False
+        protocol.sendClose = mock.Mock()
+        protocol.serverClose(code)
+        protocol.sendClose.assert_called_once_with(code=code)
+        assert protocol.transport.pauseProducing.called is paused, code
+        assert protocol.reading_paused is paused, code
+
+
 async def _send_frames(client, frame, count):
     for _ in range(count):
         await client.send_text(frame)
