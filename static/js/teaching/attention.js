@@ -7,7 +7,7 @@ import {throttle} from "../throttle.js";
 import {
   CLOSING_STROKE, EXAMPLES, announce, decodeImage, describe, divergingColour, drawPixelGrid,
   inkColour, lessonPad, openShown, paintValues, postJSON, renderBars, retryWhenBusy, setFacts,
-  settledAnswer,
+  settle, settledAnswer,
 } from "./common.js";
 import {guessChip} from "./guess-chip.js";
 
