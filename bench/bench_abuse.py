@@ -9,12 +9,19 @@ drawings of tests/worst_drawings.py (10,000 points at the ink limit, about
 429) arrives. Each phase lasts --seconds; the whole run is bounded by
 --requests per phase for the ordinary client.
 
+The WebSocket phases (bench/abuse_websocket.py) measure a game player the
+same way: alone, beside 20 sockets sending the worst valid game drawings,
+and beside a client that sends frames faster than it reads; their results
+go under "websocket" in the same file. `--phases` picks which run; the
+others' results already in the file are kept.
+
 Both configurations run in the same benchmark: the default per-client limits,
 and limits lifted (in flight and rate set very high), so the ratio of the
 ordinary client's p95 under the flood to its p95 alone is shown with and
 without them. Results in bench/results/abuse.json.
 
     python bench/bench_abuse.py [--seconds 20] [--flood 16] [--requests 150]
+                                [--phases http,websocket] [--note "..."]
 """
 
 import argparse
@@ -30,7 +37,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_inference import sample_drawing  # noqa: E402
-from bench.common import percentile, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    RESULTS_DIR,
+    machine_summary,
+    percentile,
+    write_results,
+)
 
 ORDINARY_ADDRESS = "127.0.0.2"
 ABUSIVE_ADDRESS = "127.0.0.3"
@@ -137,8 +149,40 @@ def main():
     parser.add_argument("--flood", type=int, default=16, help="abusive connections")
     parser.add_argument("--requests", type=int, default=150,
                         help="most ordinary requests per phase")
+    parser.add_argument("--phases", default="http,websocket",
+                        help="comma-separated: http, websocket")
+    parser.add_argument("--note", default="",
+                        help="what else the machine was doing, stored with the results")
     args = parser.parse_args()
+    phases = set(args.phases.split(","))
+    path = RESULTS_DIR / "abuse.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    if "http" in phases:
+        results.update(http_phases(args))
+        print_http(results)
+    if "websocket" in phases:
+        from bench.abuse_websocket import run_websocket_phases
 
+        results["websocket"] = dict(run_websocket_phases(args.seconds), note=args.note,
+                                    machine=machine_summary())
+        print_websocket(results["websocket"])
+    print(f"written to {write_results('abuse', results)}")
+
+
+def print_websocket(ws):
+    print(f"{'websocket phase':16s} {'guesses':>8s} {'p50 ms':>8s} {'p95 ms':>8s} "
+          f"{'p95 ratio':>10s} {'RSS peak MB':>12s}")
+    for phase in ("alone", "flooded", "unread_frames"):
+        row = ws[phase]
+        ratio = row.get("p95_ratio_to_alone")
+        print(f"{phase:16s} {row['guesses']:8d} {row['p50_ms']:8.1f} {row['p95_ms']:8.1f} "
+              f"{(f'{ratio:.2f}x' if ratio else '-'):>10s} {row['server_rss_peak_mb']:12.1f}")
+    print(f"flood: {ws['flood']}")
+    print(f"unread: {ws['unread']}")
+    print(f"server RSS (MB): {ws['server_rss_mb']}")
+
+
+def http_phases(args):
     from tests.worst_drawings import worst_drawings
 
     # The worst drawings the API accepts (the refused ones cost it less).
@@ -149,8 +193,10 @@ def main():
                "abusive_body_bytes_max": max(len(b) for b in bodies)}
     for name, env in (("limits", {}), ("no_limits", NO_LIMITS)):
         results[name] = run_configuration(name, env, args, bodies)
-    path = write_results("abuse", results)
+    return results
 
+
+def print_http(results):
     print(f"{'configuration':12s} {'alone p50/p95':>18s} {'flooded p50/p95':>20s} "
           f"{'p95 ratio':>10s}  abusive answers")
     for name in ("limits", "no_limits"):
@@ -161,7 +207,6 @@ def main():
               f"{row['p95_ratio']:9.2f}x  {row['abusive_answers']}")
         if alone["errors"] or flooded["errors"]:
             print(f"  ordinary client's errors: {alone['errors'] + flooded['errors']}")
-    print(f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -38,11 +38,19 @@ SNAPSHOTS_READ_S = 1.0
 
 
 class Client:
-    """One learner's keep-alive HTTP connection."""
+    """One learner's keep-alive HTTP connection and browser session.
 
-    def __init__(self, port):
+    The teaching endpoints are limited per browser session (under a ceiling
+    per address), as a class behind one school address is: each learner
+    opens its lesson page first and sends its session cookie after that.
+    """
+
+    def __init__(self, port, page="/learn/how-it-works/"):
         self.port = port
         self.connection = None
+        self.cookie = None
+        if page is not None:
+            self.request("GET", page)
 
     def request(self, method, path, body=None):
         """(status, body bytes, seconds)."""
@@ -53,9 +61,14 @@ class Client:
             start = time.perf_counter()
             try:
                 headers = {"Content-Type": "application/json"} if body is not None else {}
+                if self.cookie:
+                    headers["Cookie"] = self.cookie
                 self.connection.request(method, path, body=body, headers=headers)
                 response = self.connection.getresponse()
                 data = response.read()
+                for header in response.headers.get_all("Set-Cookie") or ():
+                    if header.startswith("sessionid="):
+                        self.cookie = header.split(";", 1)[0]
                 return response.status, data, time.perf_counter() - start
             except (http.client.HTTPException, OSError):
                 self.connection.close()
@@ -186,7 +199,7 @@ def attention_scenario(server, learners, seconds, shared):
     counter_lock = threading.Lock()
 
     def learner(index, stop_at):
-        client = Client(server.port)
+        client = Client(server.port, page="/learn/attention/")
         rng = random.Random(index)
         while time.monotonic() < stop_at:
             if shared:
@@ -212,7 +225,7 @@ def attention_scenario(server, learners, seconds, shared):
 
 def model_scenario(server, learners, seconds, drawings):
     stats = Stats()
-    client = Client(server.port)
+    client = Client(server.port, page=None)
     status, data, cold = client.request("GET", "/learn/model/")
     stats.extra["cold_view_ms"] = round(cold * 1000, 1)
     stats.extra["approved_drawings"] = drawings
@@ -221,7 +234,7 @@ def model_scenario(server, learners, seconds, drawings):
     warm_cpu = server.cpu_seconds()
 
     def learner(index, stop_at):
-        client = Client(server.port)
+        client = Client(server.port, page=None)
         while time.monotonic() < stop_at:
             try:
                 status, data, took = client.request("GET", "/learn/model/")

@@ -295,6 +295,21 @@ RECOGNIZER_API_BYTES_PER_TOKEN = env_int("RECOGNIZER_API_BYTES_PER_TOKEN", 2_500
 # Seconds a refused request waits for its 429 (at most its Retry-After): a
 # client resending at once is slowed to one request a second per connection.
 RECOGNIZER_API_REFUSAL_DELAY = env_float("RECOGNIZER_API_REFUSAL_DELAY", 1.0)
+# The teaching endpoints' limits (/learn/api/*, the teach page's predict and
+# job requests; recognizer/clients.py, SessionLimits), costed as the API's.
+# Per browser session: a lesson page sends at most one request per 150 ms
+# (6.7 a second) and two lessons' requests may overlap (the pad and the
+# neuron inspector), so 4 at once and 20 a second leave room for two tabs.
+TEACHING_API_SESSION_MAX_IN_FLIGHT = env_int("TEACHING_API_SESSION_MAX_IN_FLIGHT", 4)
+TEACHING_API_SESSION_RATE = env_float("TEACHING_API_SESSION_RATE", 20.0)
+TEACHING_API_SESSION_BURST = env_int("TEACHING_API_SESSION_BURST", 40)
+# Per address, whatever the sessions: a class of 40 behind one school NAT
+# drawing at once sends 40 x 6.7 = 270 requests a second with 40 in flight,
+# plus the teach page's job polls (2.5 a second each); the ceiling is half
+# as much again. Cycling session cookies gets a client no further than this.
+TEACHING_API_ADDRESS_MAX_IN_FLIGHT = env_int("TEACHING_API_ADDRESS_MAX_IN_FLIGHT", 64)
+TEACHING_API_ADDRESS_RATE = env_float("TEACHING_API_ADDRESS_RATE", 400.0)
+TEACHING_API_ADDRESS_BURST = env_int("TEACHING_API_ADDRESS_BURST", 800)
 
 # Trainer
 MNIST_DATA_DIR = Path(os.environ.get("MNIST_DATA_DIR", VAR_DIR / "mnist"))
@@ -430,6 +445,18 @@ GAME_DRAWING_WRITE_SECONDS = env_float("GAME_DRAWING_WRITE_SECONDS", 1.0)
 # second class fit in 100. A browser needs one per open room tab.
 GAME_WS_CONNECTIONS_PER_ADDRESS = env_int("GAME_WS_CONNECTIONS_PER_ADDRESS", 100)
 GAME_WS_CONNECTIONS_PER_SESSION = env_int("GAME_WS_CONNECTIONS_PER_SESSION", 8)
+# With REDIS_URL, those sockets are counted in Redis for all processes; a
+# socket counts for this many seconds unless its process renews it (every
+# third of it), so a killed process's sockets stop counting this long after.
+# 0 counts them in each process instead.
+GAME_WS_COUNT_SECONDS = env_float("GAME_WS_COUNT_SECONDS", 30.0)
+# Message bytes one client address may send a second over all its game
+# sockets in a process, in bursts (digitsite/game/message_rate.py): past it
+# messages are dropped before they are decoded. A class of 40 on protocol 2
+# sends about 120 kB a second; 0 turns it off.
+GAME_WS_BYTES_PER_SECOND_PER_ADDRESS = env_int("GAME_WS_BYTES_PER_SECOND_PER_ADDRESS",
+                                               256_000)
+GAME_WS_BYTES_BURST_PER_ADDRESS = env_int("GAME_WS_BYTES_BURST_PER_ADDRESS", 1_000_000)
 # Drawings of one address being rendered and recognised at once (each
 # connection has one at most; the others wait their turn). Twenty sockets of
 # one client each with a worst-case drawing (tens of ms) in the thread pool

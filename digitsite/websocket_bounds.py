@@ -176,6 +176,21 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         self.reading_paused = False
         self.transport.resumeProducing()
 
+    def serverClose(self, code=None):
+        # Imported here: this module loads with Daphne, before Django is set up.
+        from digitsite.game.protocol import CLOSE_FLOOD
+
+        super().serverClose(code)
+        if code == CLOSE_FLOOD:
+            # A client cut off for sending too fast keeps sending: reading on
+            # until the close handshake times out (1 s) read and dropped about
+            # 30 MB a socket (bench/bench_abuse.py, frames faster than read).
+            # Its close reply is not waited for: the handshake's timeout
+            # ends the connection.
+            self._forget_taken_frames()
+            self.reading_paused = True
+            self.transport.pauseProducing()
+
     # -- outbound --------------------------------------------------------------
 
     def serverSend(self, content, binary=False):

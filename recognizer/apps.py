@@ -6,3 +6,9 @@ class RecognizerConfig(AppConfig):
 
     name = "recognizer"
     verbose_name = "Recognizer"
+
+    def ready(self):
+        from recognizer import class_copies
+
+        # A class's games keep its taught copy until a copy is saved or deleted.
+        class_copies.connect()

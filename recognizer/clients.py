@@ -22,11 +22,15 @@ the rate is twice what the game's live guesses ask of a player.
 """
 
 import asyncio
+import functools
 import math
 import threading
 import time
 from dataclasses import dataclass
 
+from django.http import JsonResponse
+
+from recognizer.json_endpoints import content_length
 from recognizer.ratelimit import TokenBucket
 
 
@@ -62,9 +66,10 @@ class ClientLimits:
     """Concurrency and rate limits per client key (a token bucket each,
     recognizer/ratelimit.py). Thread-safe; clock injectable."""
 
-    def __init__(self, max_in_flight, rate, burst, clock=time.monotonic):
+    def __init__(self, max_in_flight, rate, burst, clock=time.monotonic, who="your address"):
         if max_in_flight < 1 or rate <= 0 or burst < 1:
             raise ValueError("limits need max_in_flight >= 1, rate > 0 and burst >= 1")
+        self.who = who  # whom a refusal names: "your address", "this browser"
         self.max_in_flight = max_in_flight
         self.rate = rate
         self.burst = burst
@@ -103,19 +108,28 @@ class ClientLimits:
     def _refusal(self, in_flight, tokens, cost):
         if in_flight >= self.max_in_flight:
             return LimitExceeded(
-                f"too many requests at once from your address: at most "
+                f"too many requests at once from {self.who}: at most "
                 f"{self.max_in_flight} at a time; wait for an answer before sending more",
                 retry_after=1,
             )
         if tokens < cost:
             wait = (cost - tokens) / self.rate
             return LimitExceeded(
-                f"too many requests from your address: at most {self.rate:g} a second "
+                f"too many requests from {self.who}: at most {self.rate:g} a second "
                 f"(bursts of {self.burst}; a large body counts as several); "
                 f"retry in {wait:.1f} s",
                 retry_after=max(1, math.ceil(wait)),
             )
         return None
+
+    def refund(self, key, cost=1):
+        """Undo `acquire(key, cost)` of a request that another limit then refused."""
+        with self._lock:
+            client = self._clients.get(key)
+            if client is not None and client.in_flight > 0:
+                client.in_flight -= 1
+                client.bucket.tokens = min(client.bucket.capacity,
+                                           client.bucket.tokens + min(cost, self.burst))
 
     def release(self, key):
         with self._lock:
@@ -219,3 +233,103 @@ async def _send_429(send, message, retry_after):
         (b"content-length", str(len(body)).encode()),
     ]})
     await send({"type": "http.response.body", "body": body})
+
+
+# -- the teaching endpoints: per browser session, under a ceiling per address ------
+
+
+class SessionLimits:
+    """Per-client limits where a client is a browser session, with a ceiling per address.
+
+    A whole school reaches the site from one address (NAT), so the teaching
+    endpoints (/learn/api/*, the teach page's predict and job requests) count
+    each browser session as the recognition API counts an address: a class
+    of 30 on one address gets 30 allowances. A session is only a cookie,
+    which a client can drop or invent at will, so each address also has a
+    ceiling (`per_address`) that sessions cannot get past together. A
+    request without a session cookie counts as the address's one session
+    without a cookie. Thread-safe (each ClientLimits is).
+    """
+
+    def __init__(self, per_session, per_address):
+        self.per_session = per_session
+        self.per_address = per_address
+
+    @staticmethod
+    def keys(request):
+        """(session key, address) a Django request counts against.
+
+        The session key is the cookie's value, not checked against the
+        session store (no query per request): an invented key only moves
+        requests between session allowances inside the address's ceiling.
+        """
+        address = client_address(request)
+        session_key = request.session.session_key if hasattr(request, "session") else None
+        return (f"session:{session_key}" if session_key else f"no-session:{address}"), address
+
+    def acquire(self, keys, cost=1):
+        """Count a request from `keys` (see keys()) as started, or raise LimitExceeded."""
+        session, address = keys
+        self.per_address.acquire(address, cost)
+        try:
+            self.per_session.acquire(session, cost)
+        except LimitExceeded:
+            self.per_address.refund(address, cost)
+            raise
+
+    def release(self, keys):
+        session, address = keys
+        self.per_session.release(session)
+        self.per_address.release(address)
+
+
+_teaching_limits = None
+
+
+def teaching_limits():
+    """The process-wide SessionLimits of the teaching endpoints (from the settings)."""
+    global _teaching_limits
+    if _teaching_limits is None:
+        from django.conf import settings
+
+        with _limits_lock:
+            if _teaching_limits is None:
+                _teaching_limits = SessionLimits(
+                    ClientLimits(settings.TEACHING_API_SESSION_MAX_IN_FLIGHT,
+                                 settings.TEACHING_API_SESSION_RATE,
+                                 settings.TEACHING_API_SESSION_BURST, who="this browser"),
+                    ClientLimits(settings.TEACHING_API_ADDRESS_MAX_IN_FLIGHT,
+                                 settings.TEACHING_API_ADDRESS_RATE,
+                                 settings.TEACHING_API_ADDRESS_BURST,
+                                 who="your address (shared by every browser behind it)"),
+                )
+    return _teaching_limits
+
+
+def limited(view):
+    """Wrap an async teaching view in teaching_limits(): a 429 with Retry-After
+    before the body is decoded, the slot freed when the view ends or is cancelled."""
+    from django.conf import settings
+
+    @functools.wraps(view)
+    async def wrapped(request, *args, **kwargs):
+        limits = teaching_limits()
+        keys = SessionLimits.keys(request)
+        # The declared length, or for a chunked upload the body Django has read.
+        size = content_length(request) or len(request.body)
+        if size > settings.RECOGNIZER_MAX_BODY_BYTES:
+            # Answered 413 by the view before anything is decoded: not worth a slot.
+            return await view(request, *args, **kwargs)
+        try:
+            limits.acquire(keys, request_cost(size))
+        except LimitExceeded as exc:
+            response = JsonResponse({"error": str(exc), "retry_after": exc.retry_after},
+                                    status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        try:
+            return await view(request, *args, **kwargs)
+        finally:
+            limits.release(keys)
+
+    return wrapped

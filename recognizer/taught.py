@@ -26,7 +26,6 @@ import hashlib
 import io
 import logging
 import threading
-import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -37,7 +36,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from recognizer import calibration, frozen, versions
+from recognizer import calibration, class_copies, frozen, versions
 from recognizer.inference import Prediction
 from recognizer.models import TaughtCopy
 
@@ -59,10 +58,6 @@ LOADED_COPIES = 16
 # Base versions kept loaded to rebuild copies from (the active one, and the
 # one before an activation while older copies live on).
 LOADED_BASES = 2
-# How long a process trusts its answer to "does this class have a copy?":
-# every guess of a class asks, and a copy made by another process reaches
-# the class's game within this many seconds.
-CLASS_LOOKUP_SECONDS = 3.0
 
 
 class CopyError(Exception):
@@ -154,8 +149,6 @@ def save_copy(owner_kind, owner_key, base_version, head_state, summary, hours=No
             head_state=bytes(head_state), expires_at=now + timedelta(hours=hours),
             summary=summary)
     purge_expired(now)
-    if owner_kind == CLASS:
-        _class_lookups.pop(owner_key, None)
     return row
 
 
@@ -183,24 +176,26 @@ def purge_expired(now=None):
     return deleted
 
 
-_class_lookups = {}  # room code -> (monotonic time of the lookup, copy or None)
+_class_lookups = {}  # class owner key -> (its token when looked up, copy or None)
 
 
-def class_copy(code, clock=None):
-    """The class room `code`'s copy, or None: at most CLASS_LOOKUP_SECONDS old.
+def class_copy(code):
+    """The class room `code`'s copy, or None.
 
-    Called for every guess of a class room (on the game's database threads).
+    Called for every guess of a class room (on the game's database threads):
+    the answer is kept until a copy of the class is saved or deleted, in this
+    process or another (recognizer/class_copies.py), or the copy expires.
+    A guess costs one cache read; the database is asked after a change.
     """
-    clock = clock or time.monotonic
     key = class_owner(code)
+    current = class_copies.token(key)  # read first: a change after it is seen next time
     found = _class_lookups.get(key)
-    now = clock()
-    if found is not None and now - found[0] < CLASS_LOOKUP_SECONDS:
+    if found is not None and found[0] == current:
         copy = found[1]
         if copy is None or copy.expires_at > timezone.now():
             return copy
     copy = latest_copy(CLASS, key)
-    _class_lookups[key] = (now, copy)
+    _class_lookups[key] = (current, copy)
     if len(_class_lookups) > 4096:  # rooms come and go; the table stays small
         _class_lookups.clear()
     return copy

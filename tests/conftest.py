@@ -63,6 +63,16 @@ def fresh_api_limits(monkeypatch):
     from recognizer import clients
 
     monkeypatch.setattr(clients, "_limits", None)
+    monkeypatch.setattr(clients, "_teaching_limits", None)
+
+
+@pytest.fixture(autouse=True)
+def fresh_address_bytes():
+    """Each test starts with full byte budgets per address (digitsite/game/message_rate.py):
+    in-process sockets share one address, and a manual clock never refills them."""
+    from digitsite.game import session
+
+    session.address_bytes.buckets.clear()
 
 
 @pytest.fixture

@@ -117,3 +117,41 @@ def test_a_late_write_of_a_held_drawing_counts_the_drawings_it_replaced(manual_c
     assert accepted
     progress = RoundProgress.objects.get(seat__player_id=ada.seat.player_id)
     assert progress.drawing == DRAWING and progress.guesses == 3
+
+
+@sync_to_async
+def round_best(player_id):
+    return RoundProgress.objects.get(seat__player_id=player_id).best_target_probability
+
+
+async def test_a_held_pen_up_drawing_replaced_before_its_write_counts_for_the_best(
+        active_model, manual_clock):
+    # A finished digit (pen up) that does not reach the target is held; the
+    # player starts another stroke within the second, which replaces it
+    # unwritten. The round's best is of finished drawings: that one's.
+    room = await new_room(rounds=1, solo=True, target_confidence=1.0)
+    ada = await join(room.code, "Ada")
+    await ada.send("start")
+    await ada.expect("round_start")
+    await ada.send("draw", round=1, seq=1, drawing=growing(2), pen_up=False)
+    assert (await ada.expect("guess", seq=1))["kept"] is True
+    manual_clock.advance(0.1)
+    await ada.send("draw", round=1, seq=2, drawing=growing(4), pen_up=True)
+    finished = await ada.expect("guess", seq=2)
+    assert finished["held"] is True and finished["target_probability"] > 0
+    manual_clock.advance(0.1)
+    await ada.send("draw", round=1, seq=3, drawing=growing(5), pen_up=False)
+    assert (await ada.expect("guess", seq=3))["held"] is True
+    assert await round_best(ada.you["id"]) == 0.0  # nothing pen-up written yet
+    # A second after the first write, the newest drawing (pen down) is
+    # written, and brings the held pen-up drawing's reading with it.
+    manual_clock.advance(1.0)
+    await ada.expect("kept", seq=3)
+    assert await round_best(ada.you["id"]) == pytest.approx(finished["target_probability"])
+    # Pen-down drawings alone never raise it.
+    await ada.send("draw", round=1, seq=4, drawing=growing(12), pen_up=False)
+    await ada.expect("guess", seq=4)
+    await ada.send("done", round=1)
+    await ada.expect("player_finished")
+    assert await round_best(ada.you["id"]) == pytest.approx(finished["target_probability"])
+    await ada.close()

@@ -166,3 +166,18 @@ async def test_a_cancelled_rendering_keeps_its_slot_until_its_thread_returns(set
         await computing
     await asyncio.wait_for(other, 30)
     assert entered.is_set() and len(drawing_slots) == 0
+
+
+def test_an_address_has_so_many_message_bytes_a_second(settings):
+    from digitsite.game.message_rate import AddressBytes
+
+    settings.GAME_WS_BYTES_PER_SECOND_PER_ADDRESS = 1000
+    settings.GAME_WS_BYTES_BURST_PER_ADDRESS = 3000
+    now = [100.0]
+    budget = AddressBytes(lambda: now[0])
+    assert [budget.allowed("10.0.0.1", 1000) for _ in range(4)] == [True, True, True, False]
+    assert budget.allowed("10.0.0.2", 3000)  # another address has its own
+    now[0] += 0.5
+    assert budget.allowed("10.0.0.1", 500) and not budget.allowed("10.0.0.1", 1)
+    settings.GAME_WS_BYTES_PER_SECOND_PER_ADDRESS = 0  # off
+    assert all(budget.allowed("10.0.0.1", 60_000) for _ in range(100))

@@ -186,3 +186,60 @@ def test_purge_old_data_deletes_expired_copies(active_model):
     assert "Expired taught copies (the teach page): deleted 1." in out.getvalue()
     assert list(TaughtCopy.objects.values_list("pk", flat=True)) == [live.pk]
     assert taught.class_copy("ABCDEF") is None
+
+
+@pytest.mark.django_db
+def test_a_class_copy_is_read_once_until_a_copy_is_saved_or_deleted(active_model):
+    # Every guess of a class room asks for its copy: one query the first
+    # time, none for the guesses after, a new one after each change.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recognizer import class_copies
+
+    first = save(taught.CLASS, taught.class_owner("abcdef"), active_model, 2)
+    with CaptureQueriesContext(connection) as queries:
+        assert taught.class_copy("ABCDEF").pk == first.pk
+    assert len(queries) == 1
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(40):
+            assert taught.class_copy("ABCDEF").pk == first.pk
+    assert len(queries) == 0
+    # A room without a copy is remembered as such too.
+    taught.class_copy("GHIJKL")
+    with CaptureQueriesContext(connection) as queries:
+        assert taught.class_copy("GHIJKL") is None
+    assert len(queries) == 0
+
+    # The teacher teaches again: the next guess reads the new copy.
+    second = save(taught.CLASS, taught.class_owner("abcdef"), active_model, 3)
+    with CaptureQueriesContext(connection) as queries:
+        assert taught.class_copy("ABCDEF").pk == second.pk
+        assert taught.class_copy("ABCDEF").pk == second.pk
+    assert len(queries) == 1
+    # Another class's copy changes nothing here.
+    save(taught.CLASS, taught.class_owner("ghijkl"), active_model, 4)
+    with CaptureQueriesContext(connection) as queries:
+        assert taught.class_copy("ABCDEF").pk == second.pk
+    assert len(queries) == 0
+
+    # Another process saved one (its signal changed the shared token only).
+    TaughtCopy.objects.filter(pk=second.pk).update(summary={"digit": 5})
+    class_copies.changed(taught.class_owner("abcdef"))
+    assert taught.class_copy("ABCDEF").summary == {"digit": 5}
+
+    # Deleted (purged, or deleted in the admin): the next guess has none.
+    TaughtCopy.objects.get(pk=second.pk).delete()
+    assert taught.class_copy("ABCDEF") is None
+
+
+@pytest.mark.django_db
+def test_an_expired_class_copy_is_not_used_however_it_was_cached(active_model):
+    copy = save(taught.CLASS, taught.class_owner("abcdef"), active_model, 2)
+    assert taught.class_copy("ABCDEF").pk == copy.pk
+    # Expiry is a time, not a change: no signal, still noticed (the copy
+    # in hand is as the database now says, a second past its expiry).
+    past = timezone.now() - timedelta(seconds=1)
+    TaughtCopy.objects.filter(pk=copy.pk).update(expires_at=past)
+    taught._class_lookups[taught.class_owner("abcdef")][1].expires_at = past
+    assert taught.class_copy("ABCDEF") is None

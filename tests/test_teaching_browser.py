@@ -423,3 +423,34 @@ def test_attention_maps_outline_the_ink_and_share_one_colour_scale(server, page,
     assert "paper over paper" in page.text_content("[data-paper-key]")
     assert "100%" in page.get_attribute("[data-legend]", "aria-label")
     assert page.js_errors == []
+
+
+def test_a_refused_request_is_said_and_sent_again(server, page):
+    # The server's limits (per browser, under a ceiling per school address)
+    # answer 429 with Retry-After: the page says why it waits, keeps its
+    # pad, and sends the newest drawing again when the wait is over.
+    refusing = {"on": True, "refused": 0}
+
+    def refuse_while_on(route):
+        if refusing["on"]:
+            refusing["refused"] += 1
+            route.fulfill(status=429, headers={"Retry-After": "1"},
+                          content_type="application/json",
+                          body='{"error": "too many requests from this browser", '
+                               '"retry_after": 1}')
+        else:
+            route.continue_()
+
+    page.route("**/learn/api/stages", refuse_while_on)
+    page.goto(server.url + "/learn/how-it-works/")
+    root = "[data-explorer]"
+    stroke(page, page.locator("canvas[data-pad]"), [(0.5, 0.15), (0.5, 0.85)])
+    page.wait_for_function(
+        "() => document.querySelector('[data-explorer]').dataset.state === 'waiting'",
+        timeout=20_000)
+    assert "trying again in 1 s" in page.text_content(f"{root} [data-status]")
+    refusing["on"] = False
+    wait_for_update(page, root, 0)
+    assert "trying again" not in page.text_content(f"{root} [data-status]")
+    assert refusing["refused"] >= 1
+    assert page.js_errors == []

@@ -27,7 +27,7 @@ import sqlite3
 
 import pytest
 
-from digitsite.game.client import GameClosed, Refused
+from digitsite.game.client import GameClosed, NoMessage, Refused
 from tests.live import LiveServer
 from tests.raw_websocket import RawWebSocket
 from tests.worst_drawings import worst_drawings
@@ -43,6 +43,10 @@ SERVER_ENV = {
     "GAME_WS_MAX_UNSENT_BYTES": "16384",
     "GAME_WS_SOCKET_BUFFER_BYTES": "8192",
     "DATABASE_LOCK_TIMEOUT": "60",
+    # An address's message bytes: 64 kB a second in bursts of 200 kB, so a
+    # test passes them with a few megabytes whatever the machine's speed.
+    "GAME_WS_BYTES_PER_SECOND_PER_ADDRESS": "64000",
+    "GAME_WS_BYTES_BURST_PER_ADDRESS": "200000",
 }
 WAIT = 60
 
@@ -161,6 +165,59 @@ async def test_frames_sent_while_the_server_is_busy_wait_in_the_client_not_the_s
     await a_player_is_answered(server, "127.0.0.12")
 
 
+async def test_a_client_cut_off_for_flooding_is_not_read_on(server):
+    """Cut off with 4008, a client that keeps sending gets nothing more read:
+    before, the server read on until the close handshake timed out (1 s),
+    about 30 MB a socket, each frame handed to the application and dropped."""
+    import socket
+
+    code = new_room(server)
+    flooder = await raw_client(server, code, "127.0.0.15")
+    # A small send buffer: what the client gets out is what the server reads.
+    flooder.writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                                       16384)
+    await flooder.send_json({"type": "join", "protocol": 1, "name": "Flood"})
+    frame = json.dumps({"type": "ping", "pad": "x" * 60_000})
+    sender = asyncio.ensure_future(_send_frames(flooder, frame, 100_000))
+    try:
+        assert await asyncio.wait_for(flooder.close_code(), WAIT) == 4008
+        at_close = flooder.frames_sent
+        # Until the sender stops getting frames out (or the connection ends).
+        stalled_polls, last = 0, -1
+        while not sender.done() and stalled_polls < 20:
+            await asyncio.sleep(0.1)
+            stalled_polls = stalled_polls + 1 if flooder.frames_sent == last else 0
+            last = flooder.frames_sent
+        # The kernel's buffers (the client's 32 KiB, the server's receive
+        # buffer) take a few frames more: 10 here, where reading on until the
+        # handshake's timeout took 27 (SERVER_ENV's small buffers).
+        assert flooder.frames_sent - at_close < 40, flooder.frames_sent - at_close
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sender
+        flooder.abort()
+    await a_player_is_answered(server, "127.0.0.16", drawings=1)
+
+
+def test_the_server_stops_reading_a_client_it_cuts_off_for_flooding():
+    from collections import deque
+    from unittest import mock
+
+    from digitsite.websocket_bounds import BoundedWebSocketProtocol
+
+    for code, paused in ((4008, True), (1000, False), (4029, False)):
+        protocol = BoundedWebSocketProtocol()
+        protocol.transport = mock.Mock()
+        protocol.inbox_sizes, protocol.inbox_bytes = deque(), 0
+        protocol.reading_paused = False
+        protocol.sendClose = mock.Mock()
+        protocol.serverClose(code)
+        protocol.sendClose.assert_called_once_with(code=code)
+        assert protocol.transport.pauseProducing.called is paused, code
+        assert protocol.reading_paused is paused, code
+
+
 async def _send_frames(client, frame, count):
     for _ in range(count):
         await client.send_text(frame)
@@ -258,6 +315,34 @@ async def test_a_flood_of_the_largest_drawings_leaves_another_player_answered(se
             await client.close()
 
 
+async def test_an_address_past_its_bytes_a_second_has_its_messages_dropped(server):
+    """Two sockets of one address, each within the message rate (30 at once),
+    sending 60 kB messages: 3.6 MB, where the address may send 200 kB at
+    once and 64 kB a second. The messages past that are dropped before they
+    are decoded, the client is told, and another address is not affected."""
+    code = new_room(server)
+    address = ("127.0.0.51", 0)
+    senders = [await server.game_client(code, f"Big{i}", local_addr=address)
+               for i in range(2)]
+    try:
+        for client in senders:
+            await client.join()
+        ping = json.dumps({"type": "ping", "pad": "x" * 60_000})
+        for _ in range(30):
+            for client in senders:
+                await client.send_raw(ping)
+        # Each sender is told (once a second at most) when its messages go.
+        for client in senders:
+            told = await client.expect("error", lambda m: "too many bytes" in m["message"],
+                                       timeout=WAIT)
+            assert told["code"] == "rate_limited" and "at most 64 kB a second" in (
+                told["message"])
+        await a_player_is_answered(server, "127.0.0.52", drawings=2)
+    finally:
+        for client in senders:
+            await client.close()
+
+
 def largest_game_drawings():
     """The catalogue's valid drawings with whole-pixel points (as the page
     sends them), those that fit in one message (64 KiB)."""
@@ -276,8 +361,10 @@ async def _flood(client, round_, drawings, stop):
         seq += 1
         await client.draw(round_, drawings[seq % len(drawings)], seq=seq)
         try:
-            await client.expect("guess", lambda m, seq=seq: m["seq"] == seq, timeout=WAIT)
+            await client.expect("guess", lambda m, seq=seq: m["seq"] == seq, timeout=5)
         except Refused:
-            pass  # a drawing refused (its ink) is answered too
+            pass  # a drawing refused (its ink, the address's bytes) is answered too
+        except NoMessage:
+            pass  # dropped over the address's bytes a second, told once a second
         except GameClosed:
             return

@@ -3,14 +3,14 @@
 The consumer is the session's transport (digitsite.game.transport): it
 writes the session's messages to the socket as the protocol says
 (digitsite.game.protocol.encode) and passes the room's broadcasts on. It
-counts the process's sockets per client (digitsite.game.connection_limits)
+counts the sockets per client (digitsite.game.connection_limits; in Redis
+when the site has one)
 and closes one past the bound with 4029 before any session is made.
 """
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from digitsite.game import protocol, upkeep
-from digitsite.game.connection_limits import open_sockets
+from digitsite.game import connection_limits, protocol, upkeep
 from digitsite.game.protocol import CLOSE_TOO_MANY_CONNECTIONS
 from digitsite.game.session import PlayerSession
 from recognizer.clients import client_address
@@ -36,8 +36,8 @@ class GameConsumer(AsyncWebsocketConsumer):
         self.session_key = getattr(session, "session_key", None)
         # The address the limits count (TRUSTED_PROXIES decide it, digitsite/proxies.py).
         self.client_address = client_address(self.scope)
-        refusal = open_sockets.admit(self.client_address, self.session_key)
-        self.counted = refusal is None
+        self.ticket, refusal = await connection_limits.admit(self.client_address,
+                                                             self.session_key)
         await self.accept()
         if refusal is not None:
             await self.send_message(protocol.error("too_many_connections", refusal))
@@ -54,9 +54,9 @@ class GameConsumer(AsyncWebsocketConsumer):
             await session.receive(text_data, bytes_data)
 
     async def disconnect(self, code):
-        if getattr(self, "counted", False):
-            self.counted = False
-            open_sockets.release(self.client_address, self.session_key)
+        ticket, self.ticket = getattr(self, "ticket", None), None
+        if ticket is not None:
+            await connection_limits.release(ticket)
         session = getattr(self, "session", None)
         if session is not None:
             await session.closed_by_client()

@@ -22,7 +22,8 @@ from digitsite.game.rounds import GRACE, after_change, closes_at
 from digitsite.game.rules import GameError
 
 
-def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up, drawings=1):
+def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up, drawings=1,
+                      best=None):
     updates = {
         "drawing": drawing,
         "input_image": bytes(input_bytes),
@@ -32,18 +33,20 @@ def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up, dra
         "target_probability": p_target,
         "guesses": F("guesses") + drawings,
     }
-    if pen_up:
-        # The best of the round counts finished drawings only: mid-stroke
-        # readings jump (39 of 150 digits drawn through the page passed
-        # "at least 90% a 1" on the way), and the results would show a
-        # "best" the player never drew.
+    # The best of the round counts finished drawings only: mid-stroke
+    # readings jump (39 of 150 digits drawn through the page passed "at least
+    # 90% a 1" on the way), and the results would show a "best" the player
+    # never drew. `best` brings those of the pen-up drawings this write
+    # stands for that were held and replaced before their own write.
+    finished = [p for p in (best, p_target if pen_up else None) if p is not None]
+    if finished:
         updates["best_target_probability"] = Greatest(
-            "best_target_probability", Value(p_target, output_field=FloatField()))
+            "best_target_probability", Value(max(finished), output_field=FloatField()))
     return updates
 
 
 def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
-                 target=None, received_at=None, pen_up=False, drawings=1):
+                 target=None, received_at=None, pen_up=False, drawings=1, best=None):
     """Keep a scored drawing as the player's latest for the round.
 
     Returns (accepted, messages). Not accepted when the round or the player's
@@ -57,6 +60,10 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
     late (an overloaded server) still be kept. `drawings`: the scored
     drawings this write stands for (the progress counts them as `guesses`):
     held drawings it replaced unwritten (digitsite.game.drawing_writes) and itself.
+    `best`: the highest target probability among the pen-up ones of those
+    replaced drawings (None: none), which counts for the round's best as if
+    each had been written: a finished digit the player saw read, then drew
+    on from, within the second its write was held.
     """
     at = clock.now()
     if target is not None:
@@ -70,7 +77,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             room__code=code, room__state=Room.State.PLAYING, room__game_id=game_id,
             room__round=round_number, room__ends_at__gt=at - GRACE, **below,
         ).update(**_progress_updates(prediction, p_target, drawing, input_bytes, pen_up=pen_up,
-                                     drawings=drawings)):
+                                     drawings=drawings, best=best)):
             return True, []
     with transaction.atomic():
         room = lock_room(code)
@@ -79,7 +86,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             return received_at is not None and _record_late(
                 room, player_id, game_id, round_number, drawing=drawing,
                 input_bytes=input_bytes, prediction=prediction, received_at=received_at,
-                pen_up=pen_up, drawings=drawings)
+                pen_up=pen_up, drawings=drawings, best=best)
 
         if (room.state != Room.State.PLAYING or room.game_id != game_id
                 or room.round != round_number or at >= closes_at(room)):
@@ -94,7 +101,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         p_target = float(prediction.probabilities[room.target])
         reached = pen_up and p_target >= room.target_confidence
         updates = _progress_updates(prediction, p_target, drawing, input_bytes, pen_up=pen_up,
-                                    drawings=drawings)
+                                    drawings=drawings, best=best)
         if reached:
             updates["reached_at"] = at
         if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(**updates):
@@ -109,7 +116,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
 
 
 def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
-                 received_at, pen_up, drawings=1):
+                 received_at, pen_up, drawings=1, best=None):
     """Keep a drawing that reached the server before the player's round ended
     but was written after, when the round kept no drawing for the player.
 
@@ -133,7 +140,8 @@ def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes
         # one now would leave it in the table for good.
         return False
     updates = _progress_updates(prediction, float(prediction.probabilities[progress.target]),
-                                drawing, input_bytes, pen_up=pen_up, drawings=drawings)
+                                drawing, input_bytes, pen_up=pen_up, drawings=drawings,
+                                best=best)
     if not RoundProgress.objects.filter(pk=progress.pk, drawing__isnull=True,
                                         drawing_deleted=False).update(**updates):
         return False

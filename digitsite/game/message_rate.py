@@ -5,10 +5,24 @@ bursts of up to RATE_BURST (digitsite.game.protocol). Messages over it are
 dropped; the client is told so at most once a second, and one that keeps
 sending after that (over FLOOD_DROPS dropped in FLOOD_WINDOW seconds) is
 cut off. Time is the game clock's, so tests can flood in virtual time.
+
+Each client address also has a budget of message bytes a second, shared by
+its sockets in the process (AddressBytes): a message past it is dropped in
+the same way, before it is decoded. The message rate bounds one socket's
+messages, not their size nor an address's sockets: 20 sockets of one
+address sending the largest valid drawings (48 kB each) back to back had
+the server decode and check about 25 a second on its event loop and in its
+rendering threads, and another room's player's guess p95 rose about 50-fold
+(bench/bench_abuse.py). The page sends a few hundred bytes a drawing
+(protocol 2), a few kB a second while drawing, so a class of 40 behind one
+school address sends about 120 kB a second: the default budget is twice
+that, with a burst of 1 MB.
 """
 
 from collections import deque
 from enum import Enum
+
+from django.conf import settings
 
 from digitsite.game.protocol import FLOOD_DROPS, FLOOD_WINDOW, RATE_BURST, RATE_PER_SECOND
 from recognizer.ratelimit import TokenBucket
@@ -34,11 +48,15 @@ class MessageRate:
         """Take a message's token; False (the message is dropped) when none is left."""
         if self.bucket.take():
             return True
+        self.drop()
+        return False
+
+    def drop(self):
+        """Count a message dropped (here, or by the address's byte budget)."""
         now = self.clock()
         self.drops.append(now)
         while self.drops and self.drops[0] < now - FLOOD_WINDOW:
             self.drops.popleft()
-        return False
 
     def refusal(self):
         """After a dropped message: a Refusal to act on, or None to drop it quietly."""
@@ -49,3 +67,31 @@ class MessageRate:
             self.last_warning = now
             return Refusal.WARN
         return None
+
+
+class AddressBytes:
+    """Message bytes a second per client address, in bursts: a token bucket per
+    address (GAME_WS_BYTES_PER_SECOND_PER_ADDRESS, GAME_WS_BYTES_BURST_PER_ADDRESS).
+    Used from the event loop only."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.buckets = {}
+        self.prune_at = 1024
+
+    def allowed(self, address, size):
+        """Spend `size` bytes of `address`'s budget; False (drop the message) when short."""
+        rate = settings.GAME_WS_BYTES_PER_SECOND_PER_ADDRESS
+        if rate <= 0:
+            return True
+        now = self.clock()
+        bucket = self.buckets.get(address)
+        if bucket is None:
+            burst = max(settings.GAME_WS_BYTES_BURST_PER_ADDRESS, rate)
+            bucket = self.buckets[address] = TokenBucket(rate, burst, clock=self.clock, now=now)
+            if len(self.buckets) >= self.prune_at:
+                # Forget addresses whose bucket is full again (as good as new).
+                self.buckets = {key: kept for key, kept in self.buckets.items()
+                                if key == address or not kept.refilled_whole_by(now)}
+                self.prune_at = max(1024, 2 * len(self.buckets))
+        return bucket.take(size, now)

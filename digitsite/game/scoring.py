@@ -100,6 +100,11 @@ class DrawingScorer:
         # Drawings scored and not yet written, per (game, round): a write
         # counts those it replaced (the progress's `guesses`).
         self.unwritten = collections.Counter()
+        # The highest target probability of the pen-up drawings among those,
+        # per (game, round): the round's best counts finished drawings, and a
+        # held one replaced before its write still was one (its guess was
+        # shown); the next write carries it (guesses.record_guess's `best`).
+        self.unwritten_best = {}
 
     def submit(self, raw, seq, game, round_number, target, received_at, *, pen_up=False):
         """Score this drawing next, in place of any still waiting, except that
@@ -152,7 +157,11 @@ class DrawingScorer:
             if computed is None:
                 continue
             scored = Scored.of(item, *computed)
-            self.unwritten[(scored.game, scored.round)] += 1
+            key = (scored.game, scored.round)
+            self.unwritten[key] += 1
+            if scored.pen_up:
+                self.unwritten_best[key] = max(self.unwritten_best.get(key, 0.0),
+                                               scored.p_target)
             if write_due(scored, self.session.view.room, self.last_write,
                          clock.time()) is None:
                 self.held = None  # this newer drawing replaces it
@@ -185,7 +194,9 @@ class DrawingScorer:
         key = (scored.game, scored.round)
         self.last_write = (key, clock.time())
         drawings = max(self.unwritten.pop(key, 0), 1)
-        write = asyncio.ensure_future(self._reporting(self._write(scored, answer, drawings)))
+        best = self.unwritten_best.pop(key, None)
+        write = asyncio.ensure_future(self._reporting(self._write(scored, answer, drawings,
+                                                                  best)))
         self.writes.add(write)
         write.add_done_callback(self.writes.discard)
         return write
@@ -247,7 +258,7 @@ class DrawingScorer:
                                    "model does", session.code, exc)
         return await get_service().apredict(image, client=("game", address))
 
-    async def _write(self, scored, answer, drawings):
+    async def _write(self, scored, answer, drawings, best=None):
         """Write a scored drawing as the player's latest, then say so: its
         `guess` (`answer`) or, for a drawing answered as held, `kept`.
 
@@ -267,6 +278,7 @@ class DrawingScorer:
                 drawing=scored.drawing_json, input_bytes=scored.input_bytes,
                 prediction=scored.prediction, target=scored.target,
                 received_at=scored.received_at, pen_up=scored.pen_up, drawings=drawings,
+                best=best,
             )
         reached = any(m["type"] == "player_finished" and m["player"] == session.player_id
                       and m["reason"] == "reached" for m in events)

@@ -24,13 +24,15 @@ the room, from this process or another, goes the same way.
 import asyncio
 import logging
 
+from django.conf import settings
+
 from digitsite.game import clock, gallery, guesses, protocol, rooms, rounds, seats
 from digitsite.game.class_feed import ClassFeed
 from digitsite.game.codes import normalise_code
 from digitsite.game.database import db, patiently
 from digitsite.game.drawing_deltas import RoundDrawing
 from digitsite.game.live_feed import LiveFeed
-from digitsite.game.message_rate import MessageRate, Refusal
+from digitsite.game.message_rate import AddressBytes, MessageRate, Refusal
 from digitsite.game.protocol import (
     CLOSE_FLOOD,
     CLOSE_JOIN_TIMEOUT,
@@ -52,6 +54,10 @@ from digitsite.game.scoring import DrawingScorer
 from digitsite.game.timers import RoomTimers
 
 logger = logging.getLogger(__name__)
+
+
+# The process's message bytes per client address (message_rate.py).
+address_bytes = AddressBytes(clock.monotonic)
 
 
 class PlayerSession:
@@ -179,6 +185,11 @@ class PlayerSession:
         if not self.rate.allowed():
             await self._rate_limited()
             return
+        address = getattr(self.transport, "client_address", None) or "unknown"
+        if not address_bytes.allowed(address, len(text)):
+            self.rate.drop()
+            await self._rate_limited(too_many_bytes=True)
+            return
         try:
             message = protocol.decode(text)
         except GameError as exc:
@@ -213,11 +224,15 @@ class PlayerSession:
         if kind == "join" and exc.code in JOIN_CLOSES:
             await self.close(JOIN_CLOSES[exc.code])
 
-    async def _rate_limited(self):
+    async def _rate_limited(self, too_many_bytes=False):
         refusal = self.rate.refusal()
         if refusal is Refusal.CUT_OFF:
             await self.error("rate_limited", "too many messages: disconnecting")
             await self.close(CLOSE_FLOOD)
+        elif refusal is Refusal.WARN and too_many_bytes:
+            await self.error("rate_limited", "too many bytes from your address: at most "
+                             f"{settings.GAME_WS_BYTES_PER_SECOND_PER_ADDRESS // 1000} kB "
+                             "a second; messages are being dropped")
         elif refusal is Refusal.WARN:
             await self.error("rate_limited", f"too many messages: at most about "
                              f"{RATE_PER_SECOND} a second; messages are being dropped")

@@ -11,7 +11,10 @@ POST /learn/api/snapshots a drawing -> every training snapshot's ten
                           probabilities, and the previous and active
                           versions' (snapshots.py)
 
-Both accept the drawing the recognition API takes ({"width", "height",
+Each is limited per browser session under a ceiling per address
+(recognizer/clients.py, SessionLimits): a 429 with Retry-After past either.
+
+All accept the drawing the recognition API takes ({"width", "height",
 "strokes"}) or, instead, a ready 28x28 input: {"input": [[...28 numbers in
 0..1...], ...28 rows]}. Bad input gets a 4xx JSON error naming the problem.
 """
@@ -28,6 +31,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from recognizer import json_input, versions
+from recognizer.clients import limited
 from recognizer.images import png_data_url, sprite
 from recognizer.inference import ModelUnavailable
 from recognizer.json_endpoints import UnsupportedMediaType, content_length, error, require_json
@@ -154,7 +158,24 @@ def _shown(request):
     return _mnist_sample(request), _shared_drawing(request)
 
 
+# What a lesson page keeps in the browser session it starts.
+SESSION_LESSONS = "lessons"
+
+
+def _start_session(request):
+    """Give the visitor a browser session (sync: it reads the session store).
+
+    The lessons' requests are limited per browser session under a ceiling
+    per address (recognizer/clients.py, SessionLimits): a class behind one
+    school address then has an allowance each, and a visitor without the
+    cookie shares the address's one allowance for requests without one.
+    """
+    if not request.session.get(SESSION_LESSONS):
+        request.session[SESSION_LESSONS] = True
+
+
 async def how_it_works(request):
+    await sync_to_async(_start_session)(request)
     context = lesson_context("teaching:how_it_works")
     context["mnist_sample"], context["shared_drawing"] = await asyncio.to_thread(_shown, request)
     context["numbers"] = await asyncio.to_thread(lesson_numbers.how_it_works)
@@ -179,6 +200,7 @@ def top_digits_sprite(request, key, layer):
 
 
 async def attention_page(request):
+    await sync_to_async(_start_session)(request)
     context = lesson_context("teaching:attention")
     context["digits"] = range(10)
     context["mnist_sample"], context["shared_drawing"] = await asyncio.to_thread(_shown, request)
@@ -371,15 +393,25 @@ def _stage_names(value):
     return tuple(name for name in explain.STAGE_ORDER if name in value)
 
 
-def _parse_body(request):
-    """(parsed drawing or None, 28x28 input or None, target digit or None, stage names)."""
+def _json_object(request, fields=""):
+    """The request's body, a JSON object (sync); PayloadError or UnsupportedMediaType.
+
+    `fields` names what else the object must hold, for the error's sake.
+    """
     require_json(request, "the drawing")
     try:
         data = json_input.loads(request.body)
     except json_input.JSONInputError as exc:
         raise PayloadError(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise PayloadError("the body must be a JSON object: a drawing or {'input': ...}")
+        raise PayloadError("the body must be a JSON object: a drawing or {'input': ...}"
+                           + fields)
+    return data
+
+
+def _parse_body(request):
+    """(parsed drawing or None, 28x28 input or None, target digit or None, stage names)."""
+    data = _json_object(request)
     target = data.get("target")
     if target is not None and (isinstance(target, bool) or target not in range(10)):
         raise PayloadError("'target' must be a digit from 0 to 9")
@@ -391,14 +423,7 @@ def _parse_body(request):
 
 def _parse_neuron(request):
     """(parsed drawing or None, 28x28 input or None, layer, map, y, x) of a neuron request."""
-    require_json(request, "the drawing")
-    try:
-        data = json_input.loads(request.body)
-    except json_input.JSONInputError as exc:
-        raise PayloadError(f"the body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise PayloadError("the body must be a JSON object: a drawing or {'input': ...}, "
-                           "with 'layer', 'map', 'y' and 'x'")
+    data = _json_object(request, ", with 'layer', 'map', 'y' and 'x'")
     where = (data.get("layer"), data.get("map"), data.get("y", 0), data.get("x", 0))
     try:
         neuron.check_position(*where)
@@ -457,11 +482,13 @@ async def _attention(drawing, image, target, _names):
 
 
 @csrf_exempt
+@limited
 async def api_stages(request):
     return await _answer(request, _stages)
 
 
 @csrf_exempt
+@limited
 async def api_attention(request):
     return await _answer(request, _attention)
 
@@ -474,6 +501,7 @@ async def _neuron(drawing, image, layer, unit, y, x):
 
 
 @csrf_exempt
+@limited
 async def api_neuron(request):
     return await _answer(request, _neuron, parse=_parse_neuron)
 

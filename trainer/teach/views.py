@@ -14,6 +14,9 @@ csrf_exempt like the other JSON APIs of the site: a body must be declared
 application/json (a cross-site page cannot send that without a CORS
 preflight, which this site does not answer), and the session cookie is
 SameSite=Lax, so another site's page cannot act in a visitor's session.
+Every API request counts against the browser session's limits under a
+ceiling per address (recognizer/clients.py, SessionLimits), as the lessons'
+requests do; a job request also against its address's jobs a minute.
 A cancel has no body (a beacon sent while the page closes cannot declare
 one); what another site could do with it is stop a training.
 
@@ -41,7 +44,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from recognizer import json_input, taught, versions
-from recognizer.clients import LimitExceeded, api_limits, client_address, request_cost
+from recognizer.clients import client_address, limited
 from recognizer.inference import ModelUnavailable, get_service
 from recognizer.json_endpoints import UnsupportedMediaType, content_length, error, require_json
 from recognizer.models import TaughtCopy
@@ -220,6 +223,7 @@ def _checked_request(request):
 
 
 @csrf_exempt
+@limited
 async def api_jobs(request):
     refused = _post_only(request) or _too_large(request)
     if refused:
@@ -305,6 +309,7 @@ def _not_found():
 
 
 @never_cache
+@limited
 async def api_job(request, job_id):
     if request.method != "GET":
         response = error("use GET", status=405)
@@ -328,6 +333,7 @@ def _cancel(job_id, owner):
 
 
 @csrf_exempt
+@limited
 async def api_cancel(request, job_id):
     refused = _post_only(request)
     if refused:
@@ -354,24 +360,9 @@ def _session_copy(owner):
 
 
 @csrf_exempt
+@limited
 async def api_predict(request):
-    refused = _post_only(request)
-    if refused:
-        return refused
-    client = client_address(request)
-    limits = api_limits()
-    try:
-        limits.acquire(client, request_cost(content_length(request) or len(request.body)))
-    except LimitExceeded as exc:
-        return _refusal(str(exc), 429, exc.retry_after)
-    try:
-        return await _predict(request, client)
-    finally:
-        limits.release(client)
-
-
-async def _predict(request, client):
-    refused = _too_large(request)
+    refused = _post_only(request) or _too_large(request)
     if refused:
         return refused
     try:
@@ -382,7 +373,8 @@ async def _predict(request, client):
         return error(str(exc))
     copy = await in_thread(_session_copy, _owner(request))
     try:
-        production = await get_service().apredict(image, client=("teach", client))
+        production = await get_service().apredict(
+            image, client=("teach", client_address(request)))
     except ModelUnavailable as exc:
         return error(f"no model available: {exc}", status=503)
     taught_probabilities = None
@@ -434,6 +426,7 @@ def _class_job(request, code):
 
 
 @csrf_exempt
+@limited
 async def api_class_jobs(request, code):
     refused = _post_only(request) or _too_large(request)
     if refused:

@@ -97,6 +97,12 @@ export class JobWatcher {
       status = await requestJSON(this.urls.job(id), {signal: this._abort.signal});
     } catch (error) {
       if (id !== this.id || this._abort?.signal.aborted) return;
+      // 429: too many requests from this browser or its address (a school
+      // shares one): ask again when the server says, not a failure.
+      if (error instanceof ApiError && error.status === 429) {
+        this._schedule(error.retryAfter || 1);
+        return;
+      }
       this._failures += 1;
       // 404: the job is gone (the server restarted, or it expired): no use asking again.
       if (this._failures >= MAX_POLL_FAILURES || (error instanceof ApiError && error.status === 404)) {

@@ -6,8 +6,8 @@ import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
   CLOSING_STROKE, EXAMPLES, announce, decodeImage, describe, divergingColour, drawPixelGrid,
-  inkColour, lessonPad, openShown, paintValues, postJSON, renderBars, setFacts, settle,
-  settledAnswer,
+  inkColour, lessonPad, openShown, paintValues, postJSON, renderBars, retryWhenBusy, setFacts,
+  settle, settledAnswer,
 } from "./common.js";
 import {guessChip} from "./guess-chip.js";
 
@@ -33,13 +33,17 @@ function chosenTarget() {
 
 // `body` is a drawing ({width, height, strokes}) or a ready 28x28 input ({input}).
 const request = latestRequest(
-  (body, target) => {
+  retryWhenBusy((body, target) => {
     // About 200 forward passes when the server has not seen this drawing
     // yet: say so while they run (a cached drawing answers at once).
     root.dataset.state = "computing";
     status.textContent = "Computing: covering each part of the drawing in turn…";
     return postJSON(url, target === null ? body : {...body, target});
-  },
+  }, (message) => {
+    // Refused for now (429): said until the drawing is sent again and answered.
+    status.textContent = message;
+    root.dataset.state = "waiting";
+  }),
   (data, body) => render(data, body),
   (error) => {
     status.textContent = error.message;

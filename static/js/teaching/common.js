@@ -2,6 +2,7 @@
 // the server, decoding what it sends, and painting numbers as pixels.
 
 import {DrawingPad, bindPadControls} from "../drawing-pad.js";
+import {RetryLater} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {carry, encodeDrawing, lessonAddress} from "./share.js";
 
@@ -183,10 +184,44 @@ export async function postJSON(url, body, {signal} = {}) {
   } catch {
     // Not JSON: a proxy's error page, for instance. Reported below.
   }
+  if (response.status === 429) {
+    const seconds = Number(data?.retry_after ?? response.headers.get("Retry-After"));
+    throw new Busy(Number.isFinite(seconds) && seconds > 0 ? seconds : 1);
+  }
   if (!response.ok) {
     throw new Error(data?.error || `the server answered ${response.status}`);
   }
   return data;
+}
+
+/**
+ * A 429: too many requests from this browser, or from its address (a whole
+ * school shares one). The lessons say so and send the newest drawing again
+ * after the wait the server asked for (see retryWhenBusy).
+ */
+export class Busy extends Error {
+  constructor(seconds) {
+    super(`Many requests at once from this computer or your school: `
+      + `trying again in ${seconds} s…`);
+    this.seconds = seconds;
+  }
+}
+
+/**
+ * `send(...args)` for latestRequest: a Busy refusal is shown with `show(message)`
+ * and becomes RetryLater, so the page waits and then sends the newest drawing;
+ * any other error goes on to the page's onError.
+ */
+export function retryWhenBusy(send, show) {
+  return async (...args) => {
+    try {
+      return await send(...args);
+    } catch (error) {
+      if (!(error instanceof Busy)) throw error;
+      show(error.message);
+      throw new RetryLater(error.seconds * 1000);
+    }
+  };
 }
 
 /** Deflated (zlib) bytes sent as base64 -> Uint8Array. */

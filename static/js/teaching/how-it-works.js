@@ -8,7 +8,7 @@ import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
   announce, decodeMaps, describe, inflateImage, inkColour, lessonPad, openShown, paintValues,
-  postJSON, renderBars, sequentialColour, setFacts, settledAnswer,
+  postJSON, renderBars, retryWhenBusy, sequentialColour, setFacts, settledAnswer,
 } from "./common.js";
 import {gridKeys} from "./grid-keys.js";
 import {guessChip} from "./guess-chip.js";
@@ -65,14 +65,14 @@ function wantedStages() {
 
 // `base` is a drawing ({width, height, strokes}) or a ready 28x28 input ({input}).
 const request = latestRequest(
-  async (base, stages) => {
+  retryWhenBusy(async (base, stages) => {
     const data = await postJSON(url, {...base, stages});
     const images = {input: await inflateImage(data.input)};
     for (const name of ["fitted", "centered_box"]) {
       if (data.preprocessing) images[name] = await inflateImage(data.preprocessing[name]);
     }
     return {data, images, maps: await decodeAll(data.activations)};
-  },
+  }, showBusy),
   ({data, images, maps}, base) => {
     const changed = !last || last.base !== base;
     if (changed) {
@@ -101,6 +101,12 @@ const request = latestRequest(
   },
 );
 const send = throttle((drawing) => request(drawing, wantedStages()), THROTTLE_MS);
+
+// Refused for now (429): say so until the drawing is sent again and answered.
+function showBusy(message) {
+  status.textContent = message;
+  root.dataset.state = "waiting";
+}
 
 const observer = new IntersectionObserver((entries) => {
   const appeared = [];

@@ -7,7 +7,13 @@
 
 import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
-import {divergingColour, paintValues, postJSON, sequentialColour} from "./common.js";
+import {
+  divergingColour,
+  paintValues,
+  postJSON,
+  retryWhenBusy,
+  sequentialColour,
+} from "./common.js";
 import {kernelSlide} from "./kernel-slide.js";
 
 // What each convolution's filter reads (conv1: the input, in the page's terms).
@@ -184,7 +190,10 @@ export function neuronInspector({panel, url, getBase, getStage, getInput = () =>
   }
 
   const request = latestRequest(
-    (body) => postJSON(url, body),
+    retryWhenBusy((body) => postJSON(url, body), (message) => {
+      panel.dataset.state = "waiting";
+      steps.textContent = message;
+    }),
     (answer) => render(answer),
     (error) => {
       panel.dataset.state = "error";
