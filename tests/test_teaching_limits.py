@@ -111,6 +111,7 @@ def test_cycling_session_cookies_hits_the_address_ceiling(clock, active_model, s
 
 
 @pytest.mark.parametrize("url", ["/learn/api/attention", "/learn/api/neuron",
+                                 "/learn/api/snapshots",
                                  "/learn/teach/api/predict"])
 def test_every_teaching_endpoint_counts_against_the_session(clock, active_model, settings, url):
     browser = learner("/learn/teach/")

@@ -251,6 +251,7 @@ def _learning_state():
 
 
 async def how_it_learned(request):
+    await sync_to_async(_start_session)(request)
     context = lesson_context("teaching:how_it_learned")
     context["mnist_sample"], context["shared_drawing"] = await asyncio.to_thread(_shown, request)
     try:
@@ -516,6 +517,7 @@ async def _snapshots(drawing, image, _target, _names):
 
 
 @csrf_exempt
+@limited
 async def api_snapshots(request):
     try:
         return await _answer(request, _snapshots)

@@ -7,7 +7,7 @@ import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
-  announce, describe, divergingColour, inkColour, lessonPad, openShown, paintValues, postJSON,
+  announce, describe, divergingColour, inkColour, lessonPad, openShown, paintValues, postJSON, retryWhenBusy,
   renderBars, settledAnswer,
 } from "./common.js";
 import {guessChip} from "./guess-chip.js";
@@ -148,10 +148,13 @@ function render(data, body) {
 }
 
 const request = latestRequest(
-  (body) => {
+  retryWhenBusy((body) => {
     root.dataset.state = "computing";
     return postJSON(url, body);
-  },
+  }, (message) => {
+    root.dataset.state = "waiting";
+    status.textContent = message;
+  }),
   (data, body) => render(data, body),
   (error) => {
     status.textContent = error.message;
