@@ -10,13 +10,10 @@ card says so, and it still says so after a reload.
 """
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from tests.live import open_page
-from tests.support import BASE_DIR
 from tests.test_room_page_browser import LAPTOP, PHONE, TIMEOUT_MS, finish, join
 
 pytestmark = pytest.mark.browser
@@ -33,14 +30,12 @@ def game_server(daphne_server):
 def player_labels(server, code):
     """{player name: the digit they said} for room `code`'s stored drawings."""
     script = (
-        "import django, json, sys; django.setup()\n"
+        "import json, sys\n"
         "from recognizer.models import Drawing\n"
         f"rows = Drawing.objects.filter(room_code={code!r})\n"
         "sys.stdout.write(json.dumps({d.player_name: d.player_label for d in rows}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=server.env,
-                          check=True, timeout=300, capture_output=True, text=True)
-    return json.loads(done.stdout)
+    return json.loads(server.run_script(script))
 
 
 def cards(page):

@@ -11,13 +11,10 @@ nothing.
 """
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from tests.live import open_page
-from tests.support import BASE_DIR
 from tests.test_game_browser import target_of
 from tests.test_room_page_browser import LAPTOP, TIMEOUT_MS, join
 
@@ -67,14 +64,12 @@ ANSWERED_WITH_PEN_DOWN = """() => {
 def stored_drawing(server, code):
     """The ending and strokes of the drawing the server stored for room `code`."""
     script = (
-        "import django, json, sys; django.setup()\n"
+        "import json, sys\n"
         "from recognizer.models import Drawing\n"
         f"d = Drawing.objects.get(room_code={code!r})\n"
         "sys.stdout.write(json.dumps({'ending': d.ending, 'strokes': d.strokes}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=server.env,
-                          check=True, timeout=300, capture_output=True, text=True)
-    return json.loads(done.stdout)
+    return json.loads(server.run_script(script))
 
 
 def test_a_stroke_ends_the_round_only_once_the_pen_is_lifted(game_server, browser):
