@@ -24,6 +24,7 @@ from recognizer.checkpoints import load_checkpoint, sha256_of
 from recognizer.models import Drawing, ModelVersion
 from recognizer.network import build_model
 from recognizer.versions import active_version, resolve_path
+from tests.live import copy_migrated_database
 from tests.support import BASE_DIR, free_port, register_random_model
 from trainer import datasets, drawings
 from trainer.activation import activation_decision
@@ -391,8 +392,7 @@ class FinetuneProcess:
 @pytest.fixture
 def finetune_process(tmp_path, mnist_dir):
     runner = FinetuneProcess(tmp_path, mnist_dir)
-    result = runner.manage("migrate", "--noinput", "-v", "0")
-    assert result.returncode == 0, result.stderr
+    copy_migrated_database(runner.db_path)
     return runner
 
 

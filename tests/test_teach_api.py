@@ -24,7 +24,7 @@ from django.test import AsyncClient
 from recognizer import taught
 from recognizer.models import Drawing, TaughtCopy
 from recognizer.preprocessing import input_to_bytes
-from tests.live import LiveServer
+from tests.live import LiveServer, copy_migrated_database
 from tests.support import SEVEN
 from tests.teach_drawings import inputs_of, register_v1, styled_drawings
 from trainer import datasets
@@ -71,7 +71,7 @@ def slashed_zeros(mnist_dir):
 def teach_server(tmp_path_factory, mnist_dir):
     server = LiveServer(tmp_path_factory.mktemp("teach"),
                         env={**SMALL, "MNIST_DATA_DIR": str(mnist_dir)})
-    server.manage("migrate", "--noinput")
+    copy_migrated_database(server.workdir / "db.sqlite3")
     script = ("import django; django.setup()\n"
               "from tests.teach_drawings import register_v1\n"
               "register_v1()\n")
