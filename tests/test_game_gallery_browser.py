@@ -14,7 +14,8 @@ import json
 import pytest
 
 from tests.live import open_page
-from tests.test_room_page_browser import LAPTOP, PHONE, TIMEOUT_MS, finish, join
+from tests.support import join_room
+from tests.test_room_page_browser import LAPTOP, PHONE, TIMEOUT_MS, finish
 
 pytestmark = pytest.mark.browser
 
@@ -57,8 +58,8 @@ def test_the_gallery_shows_every_drawing_and_takes_a_correction_of_ones_own(game
     url = f"{game_server.url}/room/{code}/"
     with open_page(browser, viewport=LAPTOP) as ada, \
             open_page(browser, viewport=PHONE, has_touch=True) as bob:
-        join(ada, url, "Ada")
-        join(bob, url, "Bob")
+        join_room(ada, url, "Ada")
+        join_room(bob, url, "Bob")
         ada.wait_for_function(
             "() => document.querySelectorAll('[data-players] .player').length === 2",
             timeout=TIMEOUT_MS)

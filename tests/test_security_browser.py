@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.live import LiveServer, open_page
-from tests.support import BASE_DIR
-from tests.test_game_browser import TIMEOUT_MS, draw_digit, wait_for_guess
+from tests.support import BASE_DIR, draw_digit
+from tests.test_game_browser import TIMEOUT_MS, wait_for_guess
 
 pytestmark = pytest.mark.browser
 
