@@ -1,11 +1,17 @@
 """A real Daphne server in a subprocess (and game clients of its rooms), and headless
 Chromium, for end-to-end tests."""
 
+import atexit
 import contextlib
+import json
 import os
+import select
 import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +24,102 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-quic",
 ]
+
+
+# Runs the scripts it reads from stdin (one JSON string a line), each in a fresh
+# namespace, with Django set up once; answers each with one JSON line: its
+# stdout and, if it raised, the traceback. A new Python process with Django
+# costs 2-5 s (the admin's model pages import torch); this one pays it once.
+SCRIPT_RUNNER = r"""
+import contextlib, io, json, sys, traceback
+import django
+django.setup()
+from django.db import connections
+replies = sys.stdout
+for line in sys.stdin:
+    output = io.StringIO()
+    error = None
+    try:
+        with contextlib.redirect_stdout(output):
+            exec(compile(json.loads(line), "<script>", "exec"), {"__name__": "__main__"})
+    except BaseException:
+        error = traceback.format_exc()
+    finally:
+        # No connection held between scripts: the server may lock its tables.
+        connections.close_all()
+    replies.write(json.dumps({"stdout": output.getvalue(), "error": error}) + "\n")
+    replies.flush()
+"""
+
+
+class ScriptError(RuntimeError):
+    pass
+
+
+class ScriptRunner:
+    """One Python process with Django set up on `env`'s database that runs
+    scripts in turn (SCRIPT_RUNNER); started at the first script."""
+
+    def __init__(self, env):
+        self.env = env
+        self.process = None
+        self.lock = threading.Lock()
+
+    def run(self, script, timeout=300):
+        """`script`'s stdout; ScriptError with its traceback if it raised."""
+        with self.lock:
+            if self.process is None or self.process.poll() is not None:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-c", SCRIPT_RUNNER], cwd=BASE_DIR, env=self.env,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            self.process.stdin.write(json.dumps(script) + "\n")
+            self.process.stdin.flush()
+            ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+            line = self.process.stdout.readline() if ready else ""
+            if not line:
+                self.stop()
+                raise ScriptError(f"the script process gave no answer within {timeout} s")
+        reply = json.loads(line)
+        if reply["error"]:
+            raise ScriptError(f"{reply['error']}\n{script}")
+        return reply["stdout"]
+
+    def stop(self):
+        if self.process is None:
+            return
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process.stdout.close()
+        self.process = None
+
+
+# One migrated SQLite database per test process, copied for each server that
+# starts on a new one: `migrate` in a process of its own takes 5-10 s, and the
+# suite starts a score of servers. The migrations read no setting a server's
+# `env` sets (its database aside), so every copy is what `migrate` would make.
+_migrated_template = []
+
+
+def copy_migrated_database(destination):
+    """Write a migrated SQLite database (the shipped models registered) to `destination`."""
+    if not _migrated_template:
+        folder = Path(tempfile.mkdtemp(prefix="migrated-"))
+        atexit.register(shutil.rmtree, folder, True)
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                       cwd=BASE_DIR, env=server_env(folder), capture_output=True, text=True,
+                       check=True, timeout=300)
+        _migrated_template.append(folder / "db.sqlite3")
+    source = sqlite3.connect(_migrated_template[0])
+    target = sqlite3.connect(destination)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
 
 
 def server_env(workdir):
@@ -58,6 +160,7 @@ class LiveServer:
         self.env["HEALTH_CHECK_TIMEOUT_SECONDS"] = "30"
         self.env.update(env or {})
         self.process = None
+        self.scripts = None
         self.log_path = self.workdir / f"daphne-{self.port}.log"
 
     @property
@@ -80,23 +183,28 @@ class LiveServer:
             capture_output=True, text=True, check=check, timeout=300,
         )
 
+    def run_script(self, script, timeout=300):
+        """Run `script` in a Python process with Django set up on the server's
+        database and settings (one process for all of them, started at the
+        first); what it wrote to stdout."""
+        if self.scripts is None:
+            self.scripts = ScriptRunner(self.env)
+        return self.scripts.run(script, timeout=timeout)
+
     def create_room(self, host_name="Test", **settings):
         """A room made directly in the server's database (settings as for
         digitsite.game.create_room); its code."""
         script = (
-            "import django, sys; django.setup()\n"
+            "import sys\n"
             "from digitsite.game.rooms import create_room\n"
             f"sys.stdout.write(create_room({host_name!r}, **{settings!r}).code)\n"
         )
-        done = subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=self.env,
-                              check=True, timeout=300, capture_output=True, text=True)
-        return done.stdout.strip()
+        return self.run_script(script).strip()
 
     def ensure_model(self):
         """Give the server's database an active model (an untrained one if none is
         shipped); the server itself."""
         script = (
-            "import django; django.setup()\n"
             "from django.conf import settings\n"
             "from recognizer.versions import active_version\n"
             "from tests.support import register_random_model\n"
@@ -104,12 +212,15 @@ class LiveServer:
             "    settings.RECOGNIZER_MODEL_DIR.mkdir(parents=True, exist_ok=True)\n"
             "    register_random_model(settings.RECOGNIZER_MODEL_DIR, seed=0)\n"
         )
-        subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=self.env,
-                       check=True, timeout=300, capture_output=True)
+        self.run_script(script)
         return self
 
     def start(self, timeout=60):
-        if self.migrate:
+        database = self.workdir / "db.sqlite3"
+        if (self.migrate and self.env["DATABASE_URL"] == f"sqlite:///{database}"
+                and not database.exists()):
+            copy_migrated_database(database)
+        elif self.migrate:
             self.manage("migrate", "--noinput")
         log = open(self.log_path, "ab")
         # The site's entry point around Daphne (bounded bodies, slow-client timeout).
@@ -133,6 +244,8 @@ class LiveServer:
         raise RuntimeError(f"daphne did not answer within {timeout}s:\n{self.log()}")
 
     def stop(self, kill=False):
+        if self.scripts is not None:
+            self.scripts.stop()
         if self.process is None or self.process.poll() is not None:
             return
         if kill:

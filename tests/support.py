@@ -103,3 +103,79 @@ def run_race_script(script, *args, database_url, tmp_path, env=None):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# -- the game's pages in Chromium --------------------------------------------------
+
+# Digits as strokes in a unit square (y down), roughly how people write them.
+DIGIT_STROKES = {
+    0: [[(0.5, 0.12), (0.3, 0.25), (0.24, 0.5), (0.3, 0.75), (0.5, 0.88), (0.7, 0.75),
+         (0.76, 0.5), (0.7, 0.25), (0.5, 0.12)]],
+    1: [[(0.4, 0.25), (0.52, 0.12), (0.52, 0.88)]],
+    2: [[(0.27, 0.3), (0.36, 0.16), (0.55, 0.12), (0.71, 0.22), (0.72, 0.4), (0.26, 0.86),
+         (0.78, 0.86)]],
+    3: [[(0.28, 0.18), (0.62, 0.14), (0.72, 0.3), (0.5, 0.47), (0.75, 0.62), (0.7, 0.82),
+         (0.3, 0.86)]],
+    4: [[(0.6, 0.12), (0.22, 0.62), (0.8, 0.62)], [(0.62, 0.35), (0.62, 0.9)]],
+    5: [[(0.72, 0.14), (0.33, 0.14), (0.3, 0.45), (0.6, 0.42), (0.74, 0.6), (0.66, 0.82),
+         (0.3, 0.86)]],
+    6: [[(0.65, 0.12), (0.38, 0.4), (0.28, 0.68), (0.4, 0.87), (0.62, 0.85), (0.7, 0.68),
+         (0.55, 0.52), (0.32, 0.6)]],
+    7: [[(0.25, 0.15), (0.78, 0.15), (0.42, 0.88)]],
+    8: [[(0.5, 0.5), (0.3, 0.32), (0.5, 0.13), (0.7, 0.32), (0.5, 0.5), (0.28, 0.7),
+         (0.5, 0.88), (0.72, 0.7), (0.5, 0.5)]],
+    9: [[(0.7, 0.3), (0.5, 0.15), (0.3, 0.3), (0.45, 0.48), (0.7, 0.35), (0.68, 0.88)]],
+}
+
+CONNECTED_ROOM = "[data-room][data-connection-state='connected']"
+
+
+def join_room(page, url, name, timeout_ms=30_000):
+    """Open room `url`, join it as `name` and wait until its socket is connected."""
+    page.goto(url)
+    page.fill("#id_name", name)
+    page.click("text=Join the room")
+    page.wait_for_selector(CONNECTED_ROOM, timeout=timeout_ms)
+
+
+def canvas_point(page, margin=0.0):
+    """A function from the unit square (y down) to screen pixels on the page's
+    canvas, leaving `margin` (a fraction of the canvas) around the square."""
+    box = page.locator("canvas[data-pad]").bounding_box()
+
+    def at(x, y):
+        return (box["x"] + box["width"] * (margin + (1 - 2 * margin) * x),
+                box["y"] + box["height"] * (margin + (1 - 2 * margin) * y))
+
+    return at
+
+
+def stroke_down(page, start, end, steps=8):
+    """Put the pen down at `start` and move it to `end` (unit square), leaving it down."""
+    at = canvas_point(page)
+    page.mouse.move(*at(*start))
+    page.mouse.down()
+    page.mouse.move(*at(*end), steps=steps)
+
+
+def draw_stroke(page, points, steps=4):
+    """One pen stroke through `points` (unit square, y down, a margin of a tenth
+    around it) on the page's canvas, `steps` pointer moves between points."""
+    at = canvas_point(page, margin=0.1)
+    page.mouse.move(*at(*points[0]))
+    page.mouse.down()
+    for point in points[1:]:
+        page.mouse.move(*at(*point), steps=steps)
+    page.mouse.up()
+
+
+def draw_strokes(page, strokes, steps=8):
+    """Draw `strokes` (each as for draw_stroke) on the page's canvas, scrolled into view."""
+    page.locator("canvas[data-pad]").scroll_into_view_if_needed()
+    for stroke in strokes:
+        draw_stroke(page, stroke, steps=steps)
+
+
+def draw_digit(page, digit):
+    """Draw `digit` on the page's canvas with mouse pointer events."""
+    draw_strokes(page, DIGIT_STROKES[digit])

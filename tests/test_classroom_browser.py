@@ -17,7 +17,7 @@ import pytest
 
 from tests.live import open_page
 from tests.qr_svg import dark_modules, matrix_modules
-from tests.test_game_browser import DIGIT_STROKES
+from tests.support import DIGIT_STROKES
 
 pytestmark = pytest.mark.browser
 

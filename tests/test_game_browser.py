@@ -13,29 +13,9 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 
 from tests.live import open_page
-from tests.support import BASE_DIR
+from tests.support import BASE_DIR, draw_digit, draw_stroke
 
 pytestmark = pytest.mark.browser
-
-# Digits as strokes in a unit square (y down), roughly how people write them.
-DIGIT_STROKES = {
-    0: [[(0.5, 0.12), (0.3, 0.25), (0.24, 0.5), (0.3, 0.75), (0.5, 0.88), (0.7, 0.75),
-         (0.76, 0.5), (0.7, 0.25), (0.5, 0.12)]],
-    1: [[(0.4, 0.25), (0.52, 0.12), (0.52, 0.88)]],
-    2: [[(0.27, 0.3), (0.36, 0.16), (0.55, 0.12), (0.71, 0.22), (0.72, 0.4), (0.26, 0.86),
-         (0.78, 0.86)]],
-    3: [[(0.28, 0.18), (0.62, 0.14), (0.72, 0.3), (0.5, 0.47), (0.75, 0.62), (0.7, 0.82),
-         (0.3, 0.86)]],
-    4: [[(0.6, 0.12), (0.22, 0.62), (0.8, 0.62)], [(0.62, 0.35), (0.62, 0.9)]],
-    5: [[(0.72, 0.14), (0.33, 0.14), (0.3, 0.45), (0.6, 0.42), (0.74, 0.6), (0.66, 0.82),
-         (0.3, 0.86)]],
-    6: [[(0.65, 0.12), (0.38, 0.4), (0.28, 0.68), (0.4, 0.87), (0.62, 0.85), (0.7, 0.68),
-         (0.55, 0.52), (0.32, 0.6)]],
-    7: [[(0.25, 0.15), (0.78, 0.15), (0.42, 0.88)]],
-    8: [[(0.5, 0.5), (0.3, 0.32), (0.5, 0.13), (0.7, 0.32), (0.5, 0.5), (0.28, 0.7),
-         (0.5, 0.88), (0.72, 0.7), (0.5, 0.5)]],
-    9: [[(0.7, 0.3), (0.5, 0.15), (0.3, 0.3), (0.45, 0.48), (0.7, 0.35), (0.68, 0.88)]],
-}
 
 TIMEOUT_MS = 30_000
 # The two-player game's rounds: long enough that a loaded machine's slow
@@ -50,13 +30,6 @@ def phone(browser):
     with open_page(browser, viewport={"width": 360, "height": 800},
                    device_scale_factor=2, has_touch=True) as page:
         yield page
-
-
-def draw_digit(page, digit):
-    """Draw `digit` on the page's canvas with mouse pointer events."""
-    page.locator("canvas[data-pad]").scroll_into_view_if_needed()
-    for stroke in DIGIT_STROKES[digit]:
-        draw_stroke(page, stroke, steps=8)
 
 
 def target_of(page):
@@ -332,22 +305,6 @@ HELD_GUESSES = """(() => {
 # drawing anyway (a lost guess must not stall the player for good).
 ANSWER_TIMEOUT_MS = int(re.search(r"const ANSWER_TIMEOUT_MS = (\d+);",
                                   (BASE_DIR / "static/js/game.js").read_text()).group(1))
-
-
-def draw_stroke(page, points, steps=4):
-    """One pen stroke through `points` (unit square, y down, a margin of a tenth
-    around it) on the page's canvas, `steps` pointer moves between points."""
-    box = page.locator("canvas[data-pad]").bounding_box()
-
-    def at(point):
-        return (box["x"] + box["width"] * (0.1 + 0.8 * point[0]),
-                box["y"] + box["height"] * (0.1 + 0.8 * point[1]))
-
-    page.mouse.move(*at(points[0]))
-    page.mouse.down()
-    for point in points[1:]:
-        page.mouse.move(*at(point), steps=steps)
-    page.mouse.up()
 
 
 def most_waiting(log):

@@ -15,7 +15,8 @@ sounds, the 3-2-1 before a round, and sharing the room's link.
 import pytest
 
 from tests.live import open_page
-from tests.test_room_page_browser import LAPTOP, TIMEOUT_MS, draw_line, join
+from tests.support import join_room
+from tests.test_room_page_browser import LAPTOP, TIMEOUT_MS, draw_line
 
 pytestmark = pytest.mark.browser
 
@@ -60,7 +61,7 @@ def test_sounds_are_off_at_first_remembered_once_on_and_mark_the_round(game_serv
     code = game_server.create_room("Pat", rounds=2, seconds=6.0, results_seconds=4.0,
                                    max_players=1, target_confidence=0.0)
     with open_page(browser, WATCH_COUNTDOWN, viewport=LAPTOP) as page:
-        join(page, f"{game_server.url}/room/{code}/", "Pat")
+        join_room(page, f"{game_server.url}/room/{code}/", "Pat")
         sound = page.locator("[data-sound]")
         assert not sound.is_checked()
         assert page.evaluate("localStorage.getItem('digit-game-sound')") is None
@@ -102,7 +103,7 @@ def test_a_visitor_who_asked_for_reduced_motion_gets_the_numbers_without_animati
     code = game_server.create_room("Rue", rounds=1, seconds=60.0, max_players=1,
                                    target_confidence=1.0)
     with open_page(browser, viewport=LAPTOP, reduced_motion="reduce") as page:
-        join(page, f"{game_server.url}/room/{code}/", "Rue")
+        join_room(page, f"{game_server.url}/room/{code}/", "Rue")
         page.click("[data-start]")
         page.wait_for_function("() => window.digitGame.state.round === 1", timeout=TIMEOUT_MS)
         assert sounds_played(page) == []
@@ -130,7 +131,7 @@ def test_a_page_that_catches_up_with_a_round_under_way_plays_no_start(game_serve
     code = game_server.create_room("Kit", rounds=1, seconds=120.0, max_players=1,
                                    target_confidence=1.0)
     with open_page(browser, WATCH_COUNTDOWN, viewport=LAPTOP) as page:
-        join(page, f"{game_server.url}/room/{code}/", "Kit")
+        join_room(page, f"{game_server.url}/room/{code}/", "Kit")
         page.locator("[data-sound]").check()
         page.click("[data-start]")
         page.wait_for_function("() => window.digitGame.sounds.log.includes('start')",
@@ -152,7 +153,7 @@ def test_share_uses_the_share_sheet_where_there_is_one_and_copies_otherwise(game
     code = game_server.create_room("Sam", rounds=1, seconds=60.0, max_players=2)
     url = f"{game_server.url}/room/{code}/"
     with open_page(browser, FAKE_SHARE, viewport=LAPTOP) as page:
-        join(page, url, "Sam")
+        join_room(page, url, "Sam")
         button = page.locator("[data-copy-link]")
         assert button.inner_text() == "Share"
         button.click()
@@ -164,7 +165,7 @@ def test_share_uses_the_share_sheet_where_there_is_one_and_copies_otherwise(game
 
     with open_page(browser, viewport=LAPTOP) as page:
         page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-        join(page, url, "Tom")
+        join_room(page, url, "Tom")
         assert page.evaluate("typeof navigator.share") == "undefined"
         button = page.locator("[data-copy-link]")
         assert button.inner_text() == "Copy link"

@@ -10,14 +10,12 @@ card says so, and it still says so after a reload.
 """
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from tests.live import open_page
-from tests.support import BASE_DIR
-from tests.test_room_page_browser import LAPTOP, PHONE, TIMEOUT_MS, finish, join
+from tests.support import join_room
+from tests.test_room_page_browser import LAPTOP, PHONE, TIMEOUT_MS, finish
 
 pytestmark = pytest.mark.browser
 
@@ -33,14 +31,12 @@ def game_server(daphne_server):
 def player_labels(server, code):
     """{player name: the digit they said} for room `code`'s stored drawings."""
     script = (
-        "import django, json, sys; django.setup()\n"
+        "import json, sys\n"
         "from recognizer.models import Drawing\n"
         f"rows = Drawing.objects.filter(room_code={code!r})\n"
         "sys.stdout.write(json.dumps({d.player_name: d.player_label for d in rows}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=server.env,
-                          check=True, timeout=300, capture_output=True, text=True)
-    return json.loads(done.stdout)
+    return json.loads(server.run_script(script))
 
 
 def cards(page):
@@ -62,8 +58,8 @@ def test_the_gallery_shows_every_drawing_and_takes_a_correction_of_ones_own(game
     url = f"{game_server.url}/room/{code}/"
     with open_page(browser, viewport=LAPTOP) as ada, \
             open_page(browser, viewport=PHONE, has_touch=True) as bob:
-        join(ada, url, "Ada")
-        join(bob, url, "Bob")
+        join_room(ada, url, "Ada")
+        join_room(bob, url, "Bob")
         ada.wait_for_function(
             "() => document.querySelectorAll('[data-players] .player').length === 2",
             timeout=TIMEOUT_MS)

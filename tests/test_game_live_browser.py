@@ -11,8 +11,8 @@ of Ada stays blank, as she has not drawn.
 import pytest
 
 from tests.live import open_page
-from tests.test_game_browser import draw_stroke
-from tests.test_room_page_browser import LAPTOP, TIMEOUT_MS, join
+from tests.support import draw_stroke, join_room
+from tests.test_room_page_browser import LAPTOP, TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
 
@@ -38,8 +38,8 @@ def test_a_player_sees_the_others_tile_update_as_they_draw(game_server, browser)
                                    target_confidence=1.0)
     url = f"{game_server.url}/room/{code}/"
     with open_page(browser, viewport=LAPTOP) as ada, open_page(browser, viewport=LAPTOP) as bob:
-        join(ada, url, "Ada")
-        join(bob, url, "Bob")
+        join_room(ada, url, "Ada")
+        join_room(bob, url, "Bob")
         ada.wait_for_function(
             "() => document.querySelectorAll('[data-live-grid] .class-tile').length === 1",
             timeout=TIMEOUT_MS)

@@ -19,8 +19,8 @@ import json
 import pytest
 
 from tests.live import open_page
-from tests.test_game_browser import DIGIT_STROKES, draw_digit, player_names, target_of
-from tests.test_room_page_browser import join
+from tests.support import DIGIT_STROKES, draw_digit, draw_strokes, join_room
+from tests.test_game_browser import player_names, target_of
 
 pytestmark = pytest.mark.browser
 
@@ -60,24 +60,6 @@ def halves(digit):
     return [points[:middle + 1]], [points[middle:]]
 
 
-def draw_strokes(page, strokes):
-    """Draw strokes given in the unit square, as draw_digit does."""
-    canvas = page.locator("canvas[data-pad]")
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-
-    def at(point):
-        x, y = point
-        return box["x"] + box["width"] * (0.1 + 0.8 * x), box["y"] + box["height"] * (0.1 + 0.8 * y)
-
-    for stroke in strokes:
-        page.mouse.move(*at(stroke[0]))
-        page.mouse.down()
-        for point in stroke[1:]:
-            page.mouse.move(*at(point), steps=8)
-        page.mouse.up()
-
-
 def wait_for_scored(page, strokes):
     """The server answered the pad's whole drawing of `strokes` strokes (so it
     holds it): the last drawing sent is answered and none waits to go."""
@@ -108,7 +90,7 @@ def test_a_tab_closed_mid_round_and_opened_again_keeps_seat_and_points(game_serv
     url = f"{game_server.url}/room/{code}/"
     with open_page(browser, viewport=LAPTOP) as page:
         context = page.context
-        join(page, url, "Cy")
+        join_room(page, url, "Cy")
         seat = page.evaluate("window.digitGame.state.me.id")
         start(page, 2)
         # Round 1 scores points.
@@ -152,7 +134,7 @@ def test_a_reload_mid_round_restores_the_canvas_and_the_round_goes_on(game_serve
                                    target_confidence=1.0)
     url = f"{game_server.url}/room/{code}/"
     with open_page(browser, viewport=LAPTOP) as page:
-        join(page, url, "Rae")
+        join_room(page, url, "Rae")
         seat = page.evaluate("window.digitGame.state.me.id")
         start(page, 1)
         target = target_of(page)
@@ -204,7 +186,7 @@ def test_a_reload_mid_round_restores_the_canvas_and_the_round_goes_on(game_serve
 def test_a_second_tab_takes_the_solo_seat_and_the_first_says_so(game_server, browser):
     code = game_server.create_room("Sol", solo=True, seconds=90.0, target_confidence=1.0)
     with open_page(browser, viewport=LAPTOP) as page:
-        join(page, f"{game_server.url}/room/{code}/", "Sol")
+        join_room(page, f"{game_server.url}/room/{code}/", "Sol")
         seat = page.evaluate("window.digitGame.state.me.id")
         start(page, 2)
         draw_strokes(page, halves(target_of(page))[0])
@@ -310,7 +292,7 @@ def test_a_room_page_prunes_old_seat_tokens_and_stamps_its_own(game_server, brow
           }
           return now;
         }""")
-        join(page, f"{game_server.url}/room/{code}/", "Uma")
+        join_room(page, f"{game_server.url}/room/{code}/", "Uma")
         stored = page.evaluate("""() => Object.fromEntries(Object.keys(localStorage)
             .filter((key) => key.startsWith("digit-game-seat:"))
             .map((key) => [key.slice(16), JSON.parse(localStorage.getItem(key))]))""")

@@ -11,15 +11,13 @@ nothing.
 """
 
 import json
-import subprocess
-import sys
 
 import pytest
 
 from tests.live import open_page
-from tests.support import BASE_DIR
+from tests.support import canvas_point, join_room
 from tests.test_game_browser import target_of
-from tests.test_room_page_browser import LAPTOP, TIMEOUT_MS, join
+from tests.test_room_page_browser import LAPTOP, TIMEOUT_MS
 
 pytestmark = pytest.mark.browser
 
@@ -67,27 +65,22 @@ ANSWERED_WITH_PEN_DOWN = """() => {
 def stored_drawing(server, code):
     """The ending and strokes of the drawing the server stored for room `code`."""
     script = (
-        "import django, json, sys; django.setup()\n"
+        "import json, sys\n"
         "from recognizer.models import Drawing\n"
         f"d = Drawing.objects.get(room_code={code!r})\n"
         "sys.stdout.write(json.dumps({'ending': d.ending, 'strokes': d.strokes}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=server.env,
-                          check=True, timeout=300, capture_output=True, text=True)
-    return json.loads(done.stdout)
+    return json.loads(server.run_script(script))
 
 
 def test_a_stroke_ends_the_round_only_once_the_pen_is_lifted(game_server, browser):
     code = game_server.create_room("Pat", rounds=1, seconds=300.0, max_players=2,
                                    target_confidence=0.0)
     with open_page(browser, PEN_LOG, viewport=LAPTOP) as page:
-        join(page, f"{game_server.url}/room/{code}/", "Pat")
+        join_room(page, f"{game_server.url}/room/{code}/", "Pat")
         page.click("[data-start]")
         target_of(page)
-        box = page.locator("canvas[data-pad]").bounding_box()
-
-        def at(x, y):
-            return box["x"] + box["width"] * x, box["y"] + box["height"] * y
+        at = canvas_point(page)
 
         # Half a stroke, the button held down until the server answered it.
         page.mouse.move(*at(0.5, 0.15))
@@ -185,13 +178,10 @@ def test_a_pen_lifted_while_a_guess_is_on_its_way_is_scored_with_the_pen_up(game
     code = game_server.create_room("Lin", rounds=1, seconds=300.0, max_players=2,
                                    target_confidence=0.0)
     with open_page(browser, HELD_PEN_LOG, viewport=LAPTOP) as page:
-        join(page, f"{game_server.url}/room/{code}/", "Lin")
+        join_room(page, f"{game_server.url}/room/{code}/", "Lin")
         page.click("[data-start]")
         target_of(page)
-        box = page.locator("canvas[data-pad]").bounding_box()
-
-        def at(x, y):
-            return box["x"] + box["width"] * x, box["y"] + box["height"] * y
+        at = canvas_point(page)
 
         page.evaluate("window.holdGuesses = true")
         page.mouse.move(*at(0.5, 0.15))

@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from tests.support import stroke_down
+
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 30_000
@@ -20,18 +22,6 @@ def answer_with(digit, probability=0.99):
     probabilities = [(1 - probability) / 9] * 10
     probabilities[digit] = probability
     return json.dumps({"digit": digit, "probabilities": probabilities})
-
-
-def stroke_down(page, start, end):
-    """Put the pen down at `start` and move it to `end` (unit square), leaving it down."""
-    box = page.locator("canvas[data-pad]").bounding_box()
-
-    def at(point):
-        return (box["x"] + box["width"] * point[0], box["y"] + box["height"] * point[1])
-
-    page.mouse.move(*at(start))
-    page.mouse.down()
-    page.mouse.move(*at(end), steps=8)
 
 
 def shown(page):

@@ -14,6 +14,7 @@ shows a player, on a laptop (1280x800) and a phone (360x740).
 import pytest
 
 from tests.live import open_page
+from tests.support import join_room
 
 pytestmark = pytest.mark.browser
 
@@ -49,13 +50,6 @@ WATCH_RESULTS = """() => {
     }
   }).observe(results, {attributes: true, attributeFilter: ["hidden", "open"]});
 }"""
-
-
-def join(page, url, name):
-    page.goto(url)
-    page.fill("#id_name", name)
-    page.click("text=Join the room")
-    page.wait_for_selector("[data-room][data-connection-state='connected']", timeout=TIMEOUT_MS)
 
 
 def draw_line(page):
@@ -101,8 +95,8 @@ def test_the_start_button_and_the_results_are_on_screen_and_the_last_round_reope
     url = f"{game_server.url}/room/{code}/"
     with open_page(browser, viewport=LAPTOP) as ada, \
             open_page(browser, viewport=PHONE, device_scale_factor=2, has_touch=True) as bob:
-        join(ada, url, "Ada")
-        join(bob, url, "Bob")
+        join_room(ada, url, "Ada")
+        join_room(bob, url, "Bob")
         ada.wait_for_function(
             "() => document.querySelectorAll('[data-players] .player').length === 2",
             timeout=TIMEOUT_MS)
@@ -182,8 +176,8 @@ def test_a_drag_across_the_words_over_a_finished_canvas_selects_nothing(game_ser
                                    target_confidence=0.0)
     url = f"{game_server.url}/room/{code}/"
     with open_page(browser, viewport=LAPTOP) as page, open_page(browser, viewport=LAPTOP) as tom:
-        join(page, url, "Sel")
-        join(tom, url, "Tom")
+        join_room(page, url, "Sel")
+        join_room(tom, url, "Tom")
         page.wait_for_function(
             "() => document.querySelectorAll('[data-players] .player').length === 2",
             timeout=TIMEOUT_MS)

@@ -7,15 +7,13 @@ as data-* attributes now that style="..." is refused).
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.live import LiveServer, open_page
-from tests.support import BASE_DIR
-from tests.test_game_browser import TIMEOUT_MS, draw_digit, wait_for_guess
+from tests.support import BASE_DIR, draw_digit
+from tests.test_game_browser import TIMEOUT_MS, wait_for_guess
 
 pytestmark = pytest.mark.browser
 
@@ -69,10 +67,8 @@ def mnist_env():
 def server(tmp_path_factory):
     live = LiveServer(tmp_path_factory.mktemp("csp"), env=mnist_env())
     live.start()
-    output = subprocess.run([sys.executable, "-c", SETUP % {"password": PASSWORD}],
-                            cwd=BASE_DIR, env=live.env, check=True, timeout=300,
-                            capture_output=True, text=True)
-    live.drawing_pk, live.version_pk = map(int, output.stdout.split()[-2:])
+    output = live.run_script(SETUP % {"password": PASSWORD})
+    live.drawing_pk, live.version_pk = map(int, output.split()[-2:])
     yield live
     live.stop()
 

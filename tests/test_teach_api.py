@@ -14,8 +14,6 @@ Small: 500 replayed and 500 measured MNIST digits, 60 steps.
 import asyncio
 import http.cookiejar
 import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,8 +24,8 @@ from django.test import AsyncClient
 from recognizer import taught
 from recognizer.models import Drawing, TaughtCopy
 from recognizer.preprocessing import input_to_bytes
-from tests.live import LiveServer
-from tests.support import BASE_DIR, SEVEN
+from tests.live import LiveServer, copy_migrated_database
+from tests.support import SEVEN
 from tests.teach_drawings import inputs_of, register_v1, styled_drawings
 from trainer import datasets
 from trainer.teach import worker as teach_worker
@@ -73,12 +71,11 @@ def slashed_zeros(mnist_dir):
 def teach_server(tmp_path_factory, mnist_dir):
     server = LiveServer(tmp_path_factory.mktemp("teach"),
                         env={**SMALL, "MNIST_DATA_DIR": str(mnist_dir)})
-    server.manage("migrate", "--noinput")
+    copy_migrated_database(server.workdir / "db.sqlite3")
     script = ("import django; django.setup()\n"
               "from tests.teach_drawings import register_v1\n"
               "register_v1()\n")
-    subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=server.env, check=True,
-                   timeout=300, capture_output=True)
+    server.run_script(script)
     server.migrate = False
     server.start()
     yield server
@@ -174,8 +171,7 @@ def test_a_learner_teaches_a_copy_through_the_api(teach_server, slashed_zeros):
               "print(json.dumps([rows.count(), sorted(set(rows.values_list('label', flat=True))),"
               " sorted(set(rows.values_list('status', flat=True))),"
               " len(set(rows.values_list('player_id', flat=True)))]))\n")
-    out = subprocess.run([sys.executable, "-c", script], cwd=BASE_DIR, env=teach_server.env,
-                         check=True, timeout=120, capture_output=True, text=True).stdout
+    out = teach_server.run_script(script, timeout=120)
     assert json.loads(out.strip().splitlines()[-1]) == [16, [0], ["pending"], 1]
 
 

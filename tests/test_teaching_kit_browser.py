@@ -15,8 +15,9 @@ import pytest
 from digitsite.game.classroom import simplify_drawing
 from recognizer.teaching import share
 from tests.live import open_page
+from tests.support import draw_digit
 from tests.test_classroom_browser import EventLoopThread, drawing_of
-from tests.test_game_browser import draw_digit, finish_round, target_of, wait_for_guess
+from tests.test_game_browser import finish_round, target_of, wait_for_guess
 from tests.test_teaching_browser import wait_for_answer
 
 pytestmark = pytest.mark.browser
