@@ -15,8 +15,9 @@ import re
 import pytest
 
 from tests.live import open_page
+from tests.support import join_room
 from tests.test_classroom_browser import EventLoopThread, draw_and_finish
-from tests.test_room_page_browser import join, wait_for_round
+from tests.test_room_page_browser import wait_for_round
 from tests.test_teaching_pages_browser import DESKTOP, PHONE, axe_violations
 
 pytestmark = pytest.mark.browser
@@ -44,7 +45,7 @@ def test_no_serious_violations_on_the_home_page_and_a_room(game_server, browser,
     with open_page(browser, **options) as page:
         page.goto(game_server.url + "/")
         found["home"] = axe_violations(page)
-        join(page, f"{game_server.url}/room/{code}/", "Ada")
+        join_room(page, f"{game_server.url}/room/{code}/", "Ada")
         page.wait_for_selector("[data-start]:not([hidden])", timeout=TIMEOUT_MS)
         found["lobby"] = axe_violations(page)
         page.click("[data-start]")
