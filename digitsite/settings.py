@@ -177,7 +177,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
+    CHANNEL_LAYERS = {"default": {"BACKEND": "digitsite.channel_layer.BroadcastOnceChannelLayer",
                                   "CONFIG": {"capacity": CHANNEL_LAYER_CAPACITY}}}
 
 # Shared by every process through Redis when there is one (login throttling

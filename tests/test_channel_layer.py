@@ -1,0 +1,100 @@
+"""The embedded channel layer copies a broadcast once, not once per receiver
+(digitsite/channel_layer.py), and keeps Channels' layer's promises otherwise."""
+
+import asyncio
+from copy import deepcopy
+from unittest import mock
+
+import pytest
+from channels.exceptions import ChannelFull
+from django.conf import settings
+
+from digitsite import channel_layer
+from digitsite.channel_layer import BroadcastOnceChannelLayer
+from digitsite.game.room_view import RoomView
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def live_drawing(points=150):
+    return {"type": "game.event", "message": {
+        "type": "live_drawing", "player": 3, "round": 2,
+        "drawing": {"strokes": [[[float(i), float(i), float(i * 10)] for i in range(points)]]}}}
+
+
+async def members(layer, count, group="room.ABCD"):
+    channels = [await layer.new_channel() for _ in range(count)]
+    for name in channels:
+        await layer.group_add(group, name)
+    return channels
+
+
+def test_the_site_runs_it_without_redis():
+    if getattr(settings, "REDIS_URL", None):
+        pytest.skip("REDIS_URL is set: the site runs the Redis layer")
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == (
+        "digitsite.channel_layer.BroadcastOnceChannelLayer")
+
+
+def test_a_broadcast_is_copied_once_and_every_member_receives_it():
+    async def scenario():
+        layer = BroadcastOnceChannelLayer()
+        channels = await members(layer, 8)
+        sent = live_drawing()
+        with mock.patch.object(channel_layer, "deepcopy", wraps=deepcopy) as copied:
+            await layer.group_send("room.ABCD", sent)
+        # Channels' own layer copies it once per member: 8 here.
+        assert copied.call_count == 1
+        received = [await layer.receive(name) for name in channels]
+        assert all(message == sent for message in received)
+        # One copy shared by the members, not the sender's dict: the sender
+        # changing its message afterwards changes nothing that was sent.
+        assert all(message is received[0] for message in received)
+        assert received[0] is not sent
+        sent["message"]["drawing"]["strokes"].clear()
+        assert len(received[0]["message"]["drawing"]["strokes"]) == 1
+    run(scenario())
+
+
+def test_a_full_member_misses_the_broadcast_and_the_others_get_it():
+    async def scenario():
+        layer = BroadcastOnceChannelLayer(capacity=1)
+        full, other = await members(layer, 2)
+        await layer.send(full, {"type": "game.event", "message": {"type": "first"}})
+        await layer.group_send("room.ABCD", live_drawing())
+        assert (await layer.receive(full))["message"]["type"] == "first"
+        assert (await layer.receive(other))["message"]["type"] == "live_drawing"
+        with pytest.raises(ChannelFull):
+            await layer.send(other, {"type": "x"})
+            await layer.send(other, {"type": "x"})
+    run(scenario())
+
+
+def test_a_message_to_one_channel_is_still_copied():
+    async def scenario():
+        layer = BroadcastOnceChannelLayer()
+        [name] = await members(layer, 1)
+        sent = {"type": "game.kicked", "extra": [1, 2]}
+        await layer.send(name, sent)
+        sent["extra"].append(3)
+        assert (await layer.receive(name))["extra"] == [1, 2]
+    run(scenario())
+
+
+def test_the_room_view_keeps_copies_of_what_it_stores():
+    """The members share one message: what a receiver keeps of a broadcast
+    must not change the message the others read."""
+    snapshot = {"type": "room", "code": "ABCD", "state": "playing", "game": 1, "round": 1,
+                "target": 4, "ends_at": 10_000, "settings": {"rounds": 5}, "players": [
+                    {"id": 1, "finished": False}, {"id": 2, "finished": False}]}
+    shared = deepcopy(snapshot)
+    first, second = RoomView(), RoomView()
+    first.hear(shared, 1)
+    second.hear(shared, 2)
+    first.hear({"type": "round_end", "round": 1, "final": False, "next_round_at": 12_000}, 1)
+    first.hear({"type": "round_start", "game": 1, "round": 2, "target": 7,
+                "ends_at": 30_000}, 1)
+    assert shared == snapshot
+    assert second.room["round"] == 1 and first.room["round"] == 2
