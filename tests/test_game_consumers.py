@@ -859,3 +859,37 @@ async def test_flooding_is_rate_limited_then_cut_off_without_disturbing_others(a
     await ada.send("draw", round=1, seq=2, drawing=one())
     assert (await ada.expect("guess"))["seq"] == 2
     await ada.close()
+
+
+async def test_a_broadcast_is_encoded_once_for_the_whole_room(active_model, monkeypatch):
+    """The sender encodes a room's broadcast once (consumers.broadcast) and
+    every member sends that text: before, each of the room's sockets encoded
+    it again, which with live canvases was a large share of a process's CPU."""
+    room = await new_room()
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    lobby = await ada.expect("room")
+    while len(lobby["players"]) < 2:
+        lobby = await ada.expect("room")
+    heard_before = sum(1 for m in ada.seen if m["type"] == "room")
+    encoded = []
+    real_encode = protocol.encode
+
+    def counting_encode(message):
+        encoded.append(message.get("type"))
+        return real_encode(message)
+
+    monkeypatch.setattr(protocol, "encode", counting_encode)
+    cy = await join(room.code, "Cy")
+    frames = {}
+    for client in (ada, bob, cy):
+        snapshot = await client.expect("room")
+        while len(snapshot["players"]) < 3:
+            snapshot = await client.expect("room")
+        frames[client.you["name"]] = real_encode(snapshot)
+    rooms_heard = sum(1 for m in ada.seen if m["type"] == "room") - heard_before
+    assert rooms_heard >= 1
+    # One encoding per broadcast, not one per member (3 here).
+    assert encoded.count("room") == rooms_heard
+    # And every member got the same frame.
+    assert len(set(frames.values())) == 1

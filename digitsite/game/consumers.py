@@ -67,7 +67,9 @@ class GameConsumer(AsyncWebsocketConsumer):
     # Channel layer events.
 
     async def game_event(self, event):
-        await self.session.on_event(event["message"])
+        # `text`: the message as its frame, encoded once by the sender for the
+        # whole room (absent from broadcasts of upkeep, which are rare).
+        await self.session.on_event(event["message"], text=event.get("text"))
 
     async def game_teacher(self, event):
         await self.session.feed.from_student(event["message"])
@@ -80,12 +82,16 @@ class GameConsumer(AsyncWebsocketConsumer):
 
     # The transport the session uses.
 
-    async def send_message(self, message):
-        await self.send(text_data=protocol.encode(message))
+    async def send_message(self, message, text=None):
+        await self.send(text_data=protocol.encode(message) if text is None else text)
 
     async def broadcast(self, message):
-        await self.channel_layer.group_send(self.group, {"type": "game.event",
-                                                         "message": message})
+        # Encoded here, once, rather than by each of the room's sockets: with
+        # live canvases a room of 8 hears 21 drawings a second, and encoding
+        # each for every member made the JSON encoder a large share of a
+        # process's CPU at 200 players (bench/bench_load.py).
+        await self.channel_layer.group_send(self.group, {
+            "type": "game.event", "message": message, "text": protocol.encode(message)})
 
     async def subscribe(self, code):
         self.group = room_group(code)

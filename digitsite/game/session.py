@@ -140,14 +140,19 @@ class PlayerSession:
 
     # -- sending -------------------------------------------------------------
 
-    async def send(self, message):
+    async def send(self, message, text=None):
+        """Send `message` to this client; `text`, when given, is the message
+        already encoded (a broadcast encoded once for the room)."""
         if self.closed:
             return
-        message = self.feed.visible(message)
-        if message is None:
+        shown = self.feed.visible(message)
+        if shown is None:
             return
         try:
-            await self.transport.send_message(message)
+            if text is not None and shown is message:
+                await self.transport.send_message(shown, text=text)
+            else:
+                await self.transport.send_message(shown)
         except Exception:  # the socket went away under us; closing handles the rest
             logger.debug("send to a closed connection dropped", exc_info=True)
 
@@ -383,14 +388,15 @@ class PlayerSession:
 
     # -- what the room says --------------------------------------------------
 
-    async def on_event(self, message):
-        """A broadcast to the room arrived: note what changed, pass it on."""
+    async def on_event(self, message, text=None):
+        """A broadcast to the room arrived: note what changed, pass it on
+        (`text`: the message as the sender encoded it, if it did)."""
         if self.player_id is None or self.closed:
             return
         self._set_timers(*self.view.hear(message, self.player_id))
         if not self.live.wanted(message):
             return
-        await self.send(message)
+        await self.send(message, text=text)
         await self._heard(message)
 
     async def _heard(self, message):

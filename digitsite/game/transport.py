@@ -22,8 +22,9 @@ class Transport(Protocol):
     # the session then counts it as no address).
     client_address: str | None
 
-    async def send_message(self, message: dict) -> None:
-        """Send a message to this client."""
+    async def send_message(self, message: dict, text: str | None = None) -> None:
+        """Send a message to this client (`text`: the message already encoded
+        by digitsite.game.protocol.encode; only passed when there is one)."""
 
     async def broadcast(self, message: dict) -> None:
         """Send a message to everyone in the room, this client included."""
