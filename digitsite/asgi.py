@@ -38,3 +38,8 @@ application = upkeep.ProcessUpkeep(TrustedProxyMiddleware(ProtocolTypeRouter(
 # Closing overdue rounds on start-up and every few seconds, and a graceful
 # stop on SIGTERM (see digitsite/game/upkeep.py for why it hooks in here).
 upkeep.hook_into_daphne()
+
+# Last, once everything the process keeps is imported (digitsite/heap.py says why).
+from digitsite.heap import freeze_start_up_objects  # noqa: E402
+
+freeze_start_up_objects()

@@ -1,0 +1,33 @@
+"""The server's long-lived objects kept out of Python's full garbage collections.
+
+A full (generation 2) collection walks every container object the process
+holds. After start-up a server holds a few hundred thousand of them
+(Django, Channels, torch and the model), and one full collection took
+100-300 ms on the 2-core benchmark machine, with the GIL held: every socket
+of the process stood still meanwhile. A `draw` of the largest valid game
+drawing (5,000 points, ~60 kB of JSON) makes ~15,000 lists when decoded, so
+a client sending such drawings as fast as the limits let it set off full
+collections every second or two, and an ordinary player in another room
+waited up to 440 ms for a guess that takes 7 ms (bench/bench_abuse.py,
+websocket phases). gc.freeze() moves everything alive at start-up into a
+generation the collector never walks; collections then look at what
+requests made, a few ms. What is frozen is never freed by the cyclic
+collector, so it is done once, after the imports that stay for the
+process's life.
+"""
+
+import gc
+import os
+
+
+def freeze_start_up_objects():
+    """Import what every server process keeps (torch and the recognizer), collect
+    once, and leave what survives out of later collections. GC_FREEZE_AT_START=0
+    turns it off (to measure what it is worth)."""
+    if os.environ.get("GC_FREEZE_AT_START", "1") == "0":
+        return False
+    import recognizer.inference  # noqa: F401  (torch: the largest share of the heap)
+
+    gc.collect()
+    gc.freeze()
+    return True
