@@ -157,6 +157,18 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Connections one process may open to Redis for its channel layer and its
+# socket counts (Redis itself accepts 10,000 clients by default).
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
+
+
+def redis_layer_host(url):
+    """The channel layer's Redis connection settings (tests/test_redis_pool.py)."""
+    # redis-py 8's pools hold at most 100 connections and raise at once past
+    # them: 200 players of one process sending at the same time failed their
+    # messages with "Too many connections" (bench/bench_load.py, one-services).
+    return {"address": url, "socket_timeout": 15, "max_connections": REDIS_MAX_CONNECTIONS}
+
 # How many undelivered messages the channel layer holds before it drops more.
 # channels_redis keeps the messages for all of a process's connections under
 # one Redis key, so its default of 100 is a process-wide limit: a burst such
@@ -171,7 +183,7 @@ if REDIS_URL:
                 # redis-py 8 gives sockets a 5 s read timeout, as long as the
                 # layer's blocking receive: idle sockets would be torn down
                 # every 5 s.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "hosts": [redis_layer_host(REDIS_URL)],
                 "capacity": CHANNEL_LAYER_CAPACITY,
             },
         }

@@ -101,7 +101,8 @@ class SharedConnectionCounts:
     def __init__(self, url, seconds, prefix="game:sockets"):
         from redis.asyncio import Redis
 
-        self.redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
+                                    max_connections=settings.REDIS_MAX_CONNECTIONS)
         self.seconds = seconds
         self.prefix = prefix
         self.admit_script = self.redis.register_script(_ADMIT)
