@@ -6,7 +6,8 @@ import {percent} from "../percent.js";
 import {throttle} from "../throttle.js";
 import {
   CLOSING_STROKE, EXAMPLES, announce, decodeImage, describe, divergingColour, drawPixelGrid,
-  inkColour, lessonPad, openShown, paintValues, postJSON, renderBars, retryWhenBusy, setFacts,
+  inkColour, lessonPad, openShown, paintDivergingBar, paintValues, postJSON, renderBars,
+  retryWhenBusy, setFacts,
   settle, settledAnswer,
 } from "./common.js";
 import {guessChip} from "./guess-chip.js";
@@ -302,13 +303,7 @@ function paintLegend() {
   const barHeight = 14;
   // Rises (blue) on the left, drops (orange) on the right.
   const xOf = (change) => margin + ((1 + keyPosition(change)) / 2) * width;
-  for (let x = 0; x <= width; x++) {
-    const [r, g, b] = divergingColour((2 * x) / width - 1);
-    ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
-    ctx.fillRect(margin + x, barTop, 1, barHeight);
-  }
-  ctx.strokeStyle = "rgba(120, 130, 150, 0.8)";
-  ctx.strokeRect(margin + 0.5, barTop + 0.5, width, barHeight - 1);
+  paintDivergingBar(ctx, margin, width, barTop, barHeight);
   ctx.fillStyle = getComputedStyle(legend).color || "#111";
   ctx.font = "11px system-ui, sans-serif";
   ctx.textBaseline = "alphabetic";

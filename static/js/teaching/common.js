@@ -314,6 +314,18 @@ export function divergingColour(t) {
   return interpolate(DIVERGING, (t + 1) / 2);
 }
 
+/** The diverging scale as an outlined bar, -1 at `left`, +1 at `left + width`
+ * (the keys under the neuron's maps and the attention maps). */
+export function paintDivergingBar(ctx, left, width, top, height) {
+  for (let x = 0; x <= width; x++) {
+    const [r, g, b] = divergingColour((2 * x) / width - 1);
+    ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
+    ctx.fillRect(left + x, top, 1, height);
+  }
+  ctx.strokeStyle = "rgba(120, 130, 150, 0.8)";
+  ctx.strokeRect(left + 0.5, top + 0.5, width, height - 1);
+}
+
 function interpolate(stops, t) {
   const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (stops.length - 1);
   const i = Math.min(stops.length - 2, Math.floor(x));

@@ -9,6 +9,7 @@ import {latestRequest} from "../latest-only.js";
 import {percent} from "../percent.js";
 import {
   divergingColour,
+  paintDivergingBar,
   paintValues,
   postJSON,
   retryWhenBusy,
@@ -382,13 +383,7 @@ export function paintWeightKey(canvas, peak) {
   const width = canvas.width - 2 * margin;
   const barTop = 4;
   const barHeight = 14;
-  for (let x = 0; x <= width; x++) {
-    const [r, g, b] = divergingColour((2 * x) / width - 1);
-    ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
-    ctx.fillRect(margin + x, barTop, 1, barHeight);
-  }
-  ctx.strokeStyle = "rgba(120, 130, 150, 0.8)";
-  ctx.strokeRect(margin + 0.5, barTop + 0.5, width, barHeight - 1);
+  paintDivergingBar(ctx, margin, width, barTop, barHeight);
   ctx.fillStyle = getComputedStyle(canvas).color || "#111";
   ctx.font = "11px system-ui, sans-serif";
   ctx.textAlign = "center";
