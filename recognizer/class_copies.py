@@ -12,6 +12,7 @@ guess; a guess costs one cache read, not a database query.
 import secrets
 
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 # A class's token outlives any copy (TEACH_COPY_HOURS, at most 720): a token
@@ -34,7 +35,11 @@ def changed(owner_key):
 
 def _copy_changed(sender, instance, **kwargs):
     if instance.owner_kind == sender.Owner.CLASS:
-        changed(instance.owner_key)
+        # After the commit: a new token set inside the transaction could be
+        # read by another process while it still sees the old row, which it
+        # would then keep under the new token until the next save.
+        owner_key = instance.owner_key
+        transaction.on_commit(lambda: changed(owner_key))
 
 
 def connect():

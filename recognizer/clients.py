@@ -318,8 +318,11 @@ def limited(view):
         # The declared length, or for a chunked upload the body Django has read.
         size = content_length(request) or len(request.body)
         if size > settings.RECOGNIZER_MAX_BODY_BYTES:
-            # Answered 413 by the view before anything is decoded: not worth a slot.
-            return await view(request, *args, **kwargs)
+            # Refused here, before anything is decoded, for every view this
+            # wraps (not all of them check the size themselves).
+            return JsonResponse(
+                {"error": f"the body is larger than {settings.RECOGNIZER_MAX_BODY_BYTES} bytes"},
+                status=413)
         try:
             limits.acquire(keys, request_cost(size))
         except LimitExceeded as exc:

@@ -189,7 +189,8 @@ def test_purge_old_data_deletes_expired_copies(active_model):
 
 
 @pytest.mark.django_db
-def test_a_class_copy_is_read_once_until_a_copy_is_saved_or_deleted(active_model):
+def test_a_class_copy_is_read_once_until_a_copy_is_saved_or_deleted(
+        active_model, django_capture_on_commit_callbacks):
     # Every guess of a class room asks for its copy: one query the first
     # time, none for the guesses after, a new one after each change.
     from django.db import connection
@@ -197,7 +198,12 @@ def test_a_class_copy_is_read_once_until_a_copy_is_saved_or_deleted(active_model
 
     from recognizer import class_copies
 
-    first = save(taught.CLASS, taught.class_owner("abcdef"), active_model, 2)
+    def committed(change, *args):
+        # The token changes once the transaction commits (class_copies.py).
+        with django_capture_on_commit_callbacks(execute=True):
+            return change(*args)
+
+    first = committed(save, taught.CLASS, taught.class_owner("abcdef"), active_model, 2)
     with CaptureQueriesContext(connection) as queries:
         assert taught.class_copy("ABCDEF").pk == first.pk
     assert len(queries) == 1
@@ -212,13 +218,20 @@ def test_a_class_copy_is_read_once_until_a_copy_is_saved_or_deleted(active_model
     assert len(queries) == 0
 
     # The teacher teaches again: the next guess reads the new copy.
-    second = save(taught.CLASS, taught.class_owner("abcdef"), active_model, 3)
+    token_before = class_copies.token(taught.class_owner("abcdef"))
+    # Not before the commit: another process would read the old row under
+    # the new token and keep it.
+    with django_capture_on_commit_callbacks(execute=False) as pending:
+        second = save(taught.CLASS, taught.class_owner("abcdef"), active_model, 3)
+    assert class_copies.token(taught.class_owner("abcdef")) == token_before
+    for callback in pending:
+        callback()
     with CaptureQueriesContext(connection) as queries:
         assert taught.class_copy("ABCDEF").pk == second.pk
         assert taught.class_copy("ABCDEF").pk == second.pk
     assert len(queries) == 1
     # Another class's copy changes nothing here.
-    save(taught.CLASS, taught.class_owner("ghijkl"), active_model, 4)
+    committed(save, taught.CLASS, taught.class_owner("ghijkl"), active_model, 4)
     with CaptureQueriesContext(connection) as queries:
         assert taught.class_copy("ABCDEF").pk == second.pk
     assert len(queries) == 0
@@ -229,7 +242,7 @@ def test_a_class_copy_is_read_once_until_a_copy_is_saved_or_deleted(active_model
     assert taught.class_copy("ABCDEF").summary == {"digit": 5}
 
     # Deleted (purged, or deleted in the admin): the next guess has none.
-    TaughtCopy.objects.get(pk=second.pk).delete()
+    committed(TaughtCopy.objects.get(pk=second.pk).delete)
     assert taught.class_copy("ABCDEF") is None
 
 

@@ -153,3 +153,17 @@ def test_a_sessions_refused_requests_do_not_spend_the_address_allowance():
     for _ in range(10):  # the address's other 10
         limits.acquire(("session:classmate", "school"))
         limits.release(("session:classmate", "school"))
+
+
+@pytest.mark.parametrize("url", ["/learn/api/stages", "/learn/api/snapshots",
+                                 "/learn/teach/api/jobs", "/learn/teach/api/jobs/abc/cancel",
+                                 "/learn/teach/api/predict"])
+def test_a_body_past_the_limit_is_refused_before_any_view_runs(clock, active_model, settings,
+                                                               url):
+    # Every limited endpoint refuses it the same way, whether or not its view
+    # checks the size itself (the cancel view does not read its body).
+    browser = learner("/learn/teach/")
+    body = b"{" + b" " * settings.RECOGNIZER_MAX_BODY_BYTES + b"}"
+    response = browser.post(url, body, content_type="application/json")
+    assert response.status_code == 413
+    assert "larger than" in response.json()["error"]
