@@ -157,9 +157,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# Connections one process may open to Redis for its channel layer and its
-# socket counts (Redis itself accepts 10,000 clients by default).
-REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
+# Connections each of a process's two Redis pools (the channel layer, the
+# game's socket counts) may open. Redis accepts 10,000 clients by default:
+# 500 leaves room for 10 processes at their busiest.
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 500)
 
 
 def redis_layer_host(url):
@@ -451,11 +452,12 @@ GAME_DRAWING_WRITE_SECONDS = env_float("GAME_DRAWING_WRITE_SECONDS", 1.0)
 
 # What one game WebSocket may make a server process hold (docs/protocol.md,
 # "Limits per connection and per client"); 0 turns a bound off.
-# Open game sockets per client address and per browser session, in each
-# process. An address is often a whole school behind one NAT: a class of
-# GAME_CLASS_MAX_STUDENTS (40) with its teacher, reconnecting tabs and a
-# second class fit in 100. A browser needs one per open room tab.
-GAME_WS_CONNECTIONS_PER_ADDRESS = env_int("GAME_WS_CONNECTIONS_PER_ADDRESS", 100)
+# Open game sockets per client address and per browser session, for the
+# whole site when there is Redis (in each process without). An address is
+# often a whole school behind one NAT: five classes of GAME_CLASS_MAX_STUDENTS
+# (40) with their teachers and reconnecting tabs fit in 250. A browser needs
+# one per open room tab.
+GAME_WS_CONNECTIONS_PER_ADDRESS = env_int("GAME_WS_CONNECTIONS_PER_ADDRESS", 250)
 GAME_WS_CONNECTIONS_PER_SESSION = env_int("GAME_WS_CONNECTIONS_PER_SESSION", 8)
 # With REDIS_URL, those sockets are counted in Redis for all processes; a
 # socket counts for this many seconds unless its process renews it (every

@@ -261,3 +261,32 @@ def test_a_snapshot_file_replaced_is_answered_afresh(client, snapshot_copy, forw
     assert forward_passes == {"snapshots": 2, "versions": 2}
     assert after["snapshots"][0]["probabilities"] == before["snapshots"][-1]["probabilities"]
     assert after["snapshots"][0]["probabilities"] != before["snapshots"][0]["probabilities"]
+
+
+def test_the_page_shows_the_training_command_without_the_machines_paths():
+    from recognizer.teaching.snapshots import public_command
+
+    recorded = ("python manage.py finetune --from-scratch --seed 1 --data-dir /srv/site/mnist "
+                "--output=/srv/site/models/run.pt --snapshots /srv/site/snapshots --epochs 2")
+    shown = public_command(recorded)
+    assert shown == "python manage.py finetune --from-scratch --seed 1 --epochs 2"
+    assert "/srv" not in shown
+
+
+def test_a_full_queue_is_answered_busy_with_a_wait_not_queued_without_end(client, monkeypatch):
+    # As many computations as the lesson takes already wait (learners who
+    # asked and left): a new drawing is told to come back, and one whose
+    # answer is kept is still answered.
+    from recognizer.teaching.memo import Memo
+
+    image = np.asarray(seven_input()).round(6).tolist()
+    assert post(client, {"input": image}).status_code == 200
+    full = Memo(snapshots.ANSWER_CACHE_SIZE, workers=1, name="test-full", max_waiting=0)
+    full._entries = snapshots.answer_cache._entries
+    monkeypatch.setattr(snapshots, "answer_cache", full)
+    assert post(client, {"input": image}).status_code == 200
+    other = (np.asarray(image) * 0.5).round(6).tolist()
+    refused = post(client, {"input": other})
+    assert refused.status_code == 503
+    assert int(refused["Retry-After"]) >= 1 and refused.json()["retry_after"] >= 1
+    assert "busy" in refused.json()["error"]

@@ -9,6 +9,7 @@
 """
 
 import io
+import re
 import threading
 
 import numpy as np
@@ -97,17 +98,25 @@ def test_computed_once_per_version_in_the_background_and_kept_on_disk(
 
     page = client.get("/learn/how-it-works/").content.decode()
     assert "being worked out" not in page and '"labels": "' in page
-    sprite = client.get(f"/learn/top-digits/{version.sha256[:16]}/conv2.png")
+    # The address names the weights and the digits chosen.
+    key = re.search(r'"key": "([0-9a-f]{16}-[0-9a-f]{16})"', page).group(1)
+    assert key.startswith(version.sha256[:16])
+    sprite = client.get(f"/learn/top-digits/{key}/conv2.png")
     assert sprite["Content-Type"] == "image/png"
-    assert "immutable" in sprite["Cache-Control"]
+    # Kept an hour, not a year: it may show drawings a reviewer rejects later.
+    assert sprite["Cache-Control"] == "public, max-age=3600"
     image = Image.open(io.BytesIO(sprite.content))
     assert image.size == (top_digits.SHOWN * 28, 32 * 28)
-    assert client.get(f"/learn/top-digits/{version.sha256[:16]}/pool1.png").status_code == 404
+    assert client.get(f"/learn/top-digits/{key}/pool1.png").status_code == 404
 
     # Another process of the site (or this one after a restart) serves the
     # sprite from the file.
     top_digits.forget()
-    assert client.get(f"/learn/top-digits/{version.sha256[:16]}/dense.png").status_code == 200
+    assert client.get(f"/learn/top-digits/{key}/dense.png").status_code == 200
+    # The same weights with other digits chosen (another computation): not served.
+    other = f"{version.sha256[:16]}-{'0' * 16}"
+    assert client.get(f"/learn/top-digits/{other}/dense.png").status_code == 404
+    assert client.get(f"/learn/top-digits/{version.sha256[:16]}/dense.png").status_code == 404
     assert client.get("/learn/top-digits/0123456789abcdef/dense.png").status_code == 404
     assert client.get("/learn/top-digits/..%2F..%2Fetc/dense.png").status_code == 404
 

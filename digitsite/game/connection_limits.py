@@ -82,13 +82,15 @@ end
 return 0
 """
 # Renews sockets still open: KEYS[i] holds ARGV[i + 1]; ARGV[1] the seconds.
-# XX: a socket closed meanwhile (removed) is not brought back.
+# Added again if missing: a Redis that was restarted, or away longer than the
+# seconds, forgot them while they stayed open. (A socket closing while a
+# renewal is under way may count for up to the seconds after it closed.)
 _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local ttl = tonumber(ARGV[1])
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, 'XX', now + ttl, ARGV[i + 1])
+  redis.call('ZADD', key, now + ttl, ARGV[i + 1])
   redis.call('EXPIRE', key, math.ceil(ttl) + 1)
 end
 return 0

@@ -34,7 +34,7 @@ from recognizer.teaching.encoding import (
     image_bytes,
     quantise_within,
 )
-from recognizer.teaching.memo import Memo
+from recognizer.teaching.memo import WAITING_COMPUTATIONS, Memo
 
 # Occlusion: a 6x6 blank patch moved 2 pixels at a time, starting 2 pixels
 # outside the image, so that cell (i, j) of the 14x14 map is centred on the
@@ -260,7 +260,8 @@ def smooth_gradient(model, image, target, noise=None):
 # PyTorch, and two at once on two cores finished no sooner than one after the
 # other while doubling the time to the first answer.
 ATTENTION_CACHE_SIZE = 256
-attention_cache = Memo(ATTENTION_CACHE_SIZE, workers=1, name="teaching-attention")
+attention_cache = Memo(ATTENTION_CACHE_SIZE, workers=1, name="teaching-attention",
+                       max_waiting=WAITING_COMPUTATIONS)
 
 
 def input_key(image):

@@ -19,10 +19,30 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+# Distinct computations one lesson's cache lets wait (and run) at once: a
+# class of 30, each page with one request at a time, fits twice over; past
+# it a request is answered 503 with Retry-After and the page asks again.
+WAITING_COMPUTATIONS = 64
+
+
+class MemoBusy(Exception):
+    """More computations wait than the Memo takes: ask again in `retry_after` s."""
+
+    def __init__(self, retry_after):
+        super().__init__(f"the server is busy; try again in {retry_after} s")
+        self.retry_after = retry_after
+
 
 class Memo:
-    def __init__(self, size, workers=1, name="memo"):
+    def __init__(self, size, workers=1, name="memo", max_waiting=None):
         self.size = size
+        # Computations submitted and not finished. A client that asks and
+        # leaves frees its request's limits at once, but its computation
+        # stays queued (shielded, since others may want it): without a bound
+        # a stream of distinct inputs, each abandoned, would queue work
+        # without end and make every learner wait behind it.
+        self.max_waiting = max_waiting
+        self._unfinished = 0
         self._entries = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
@@ -30,20 +50,29 @@ class Memo:
         self.misses = 0
 
     def get(self, key, compute):
-        """A Future of compute()'s result for `key`, computed at most once while kept."""
+        """A Future of compute()'s result for `key`, computed at most once while kept.
+        Raises MemoBusy when a new computation would pass `max_waiting`."""
         with self._lock:
             future = self._entries.get(key)
             if future is not None:
                 self._entries.move_to_end(key)
                 self.hits += 1
                 return future
+            if self.max_waiting is not None and self._unfinished >= self.max_waiting:
+                raise MemoBusy(retry_after=1)
             self.misses += 1
+            self._unfinished += 1
             future = self._pool.submit(compute)
             self._entries[key] = future
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+        future.add_done_callback(self._finished)
         future.add_done_callback(lambda done: self._forget_failure(key, done))
         return future
+
+    def _finished(self, _future):
+        with self._lock:
+            self._unfinished -= 1
 
     def _forget_failure(self, key, future):
         if future.cancelled() or future.exception() is not None:

@@ -34,7 +34,7 @@ import torch
 from recognizer import calibration, network
 from recognizer.inference import ModelUnavailable, get_service
 from recognizer.teaching.explain import input_key
-from recognizer.teaching.memo import Memo
+from recognizer.teaching.memo import WAITING_COMPUTATIONS, Memo
 
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4")
 POOL_LAYERS = ("pool1", "pool2")
@@ -53,7 +53,8 @@ TOP_SCORE_PRODUCTS = 8
 # Forward passes by (model, input): about 340 kB of activations each, so
 # 32 of them hold at most 11 MB.
 NEURON_CACHE_SIZE = 32
-forward_cache = Memo(NEURON_CACHE_SIZE, workers=1, name="teaching-neuron")
+forward_cache = Memo(NEURON_CACHE_SIZE, workers=1, name="teaching-neuron",
+                     max_waiting=WAITING_COMPUTATIONS)
 
 
 class NeuronError(ValueError):

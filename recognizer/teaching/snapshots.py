@@ -24,6 +24,7 @@ opening the same drawing again, costs no forward pass.
 import asyncio
 import io
 import json
+import shlex
 import threading
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from recognizer.models import ModelVersion
 from recognizer.network import ARCHITECTURE, build_model
 from recognizer.teaching import unavailable
 from recognizer.teaching.explain import input_key
-from recognizer.teaching.memo import Memo
+from recognizer.teaching.memo import WAITING_COMPUTATIONS, Memo
 
 MANIFEST_NAME = "snapshots.json"
 
@@ -192,7 +193,7 @@ def scrubber():
     batch_size = loaded.get("batch_size") or 0
     train_total = data.get("train_total") or 0
     return {
-        "command": loaded.get("command"), "seed": loaded.get("seed"),
+        "command": public_command(loaded.get("command")), "seed": loaded.get("seed"),
         "epochs": loaded.get("epochs"), "batch_size": batch_size,
         "train_total": train_total, "train_total_text": f"{train_total:,}",
         "mnist_train": data.get("mnist_train"),
@@ -207,7 +208,31 @@ def scrubber():
 # -- version N and N+1 ---------------------------------------------------------------
 
 # {(version name, sha256): (model, temperature)}
-_versions = {}
+# Options of the recorded command whose values are places on the machine
+# that made the snapshots: the page shows the command without them.
+PATH_OPTIONS = ("--data-dir", "--output", "--snapshots")
+
+
+def public_command(command):
+    """The recorded training command as the public page shows it: every
+    option but those naming files or folders (an operator's paths stay off
+    the page)."""
+    if not command:
+        return command
+    words, shown = shlex.split(command), []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in PATH_OPTIONS:
+            skip = True
+        elif not word.startswith(tuple(f"{option}=" for option in PATH_OPTIONS)):
+            shown.append(word)
+    return shlex.join(shown)
+
+
+_versions = {}  # (version, sha256) -> (model, temperature), oldest first
+VERSIONS_KEPT = 4
 
 
 def version_pair():
@@ -236,6 +261,10 @@ def version_model(row):
         if key not in _versions:
             model, metadata = versions.load_version(row)
             _versions[key] = (model, calibration.temperature_of(metadata))
+            # The lesson shows two versions; older ones (activations since)
+            # are dropped rather than kept for the life of the process.
+            while len(_versions) > VERSIONS_KEPT:
+                del _versions[next(iter(_versions))]
         return _versions[key]
 
 
@@ -258,7 +287,8 @@ def version_probabilities(rows, image):
 # them hold at most 2.5 MB. One worker: the eight forward passes of an answer
 # (about 8 ms) already use the cores through PyTorch.
 ANSWER_CACHE_SIZE = 256
-answer_cache = Memo(ANSWER_CACHE_SIZE, workers=1, name="teaching-snapshots")
+answer_cache = Memo(ANSWER_CACHE_SIZE, workers=1, name="teaching-snapshots",
+                    max_waiting=WAITING_COMPUTATIONS)
 
 
 def answer(image, previous, active):

@@ -18,6 +18,7 @@ The page gets the labels as text (for the screen reader and the captions)
 and one PNG sprite per layer: a row per map, SHOWN digits in each row.
 """
 
+import hashlib
 import logging
 import re
 import threading
@@ -75,13 +76,27 @@ class TopDigits:
             self._png[layer] = png_bytes(sheet, on_white=True)
         return self._png[layer]
 
+    @property
+    def key(self):
+        """The sprites' address: the weights and a digest of the digits chosen.
+        Computations with other samples, or over other approved drawings, on
+        other machines or after a restart, get other addresses, so a page's
+        labels and the sprite a browser kept always belong together."""
+        if "key" not in self._png:
+            digest = hashlib.sha256()
+            for layer in LAYERS:
+                digest.update(np.ascontiguousarray(self.pixels[layer]).tobytes())
+                digest.update(np.ascontiguousarray(self.labels[layer]).tobytes())
+            self._png["key"] = f"{self.sha256[:16]}-{digest.hexdigest()[:16]}"
+        return self._png["key"]
+
     def describe(self):
         """What the page needs besides the sprites: small (about 3 kB for 288 maps)."""
         return {
             "shown": SHOWN,
             "sample": self.sample,
             "players": self.players,
-            "key": self.sha256[:16],
+            "key": self.key,
             "layers": {
                 layer: {
                     "maps": int(self.labels[layer].shape[0]),
@@ -211,16 +226,22 @@ def ready_for_key(key):
     """The TopDigits whose describe()["key"] is `key`, or None: from memory, or
     from the file (another process of the site may have served the page)."""
     with _ready_lock:
-        for (sha256, _, _), result in _ready.items():
-            if sha256[:16] == key:
+        for result in _ready.values():
+            if result.key == key:
                 return result
-    if not re.fullmatch(r"[0-9a-f]{16}", key):
+    if not re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]{16}", key):
         return None
-    path = cache_path(key, sample_size(), players_limit())
+    weights = key.split("-")[0]
+    path = cache_path(weights, sample_size(), players_limit())
     try:
-        return _keep((key, sample_size(), players_limit()), _load(path, key))
+        result = _load(path, weights)
     except (OSError, ValueError, KeyError):
         return None
+    # Another computation of these weights (other drawings approved since):
+    # not the digits the page that asked was given.
+    if result.key != key:
+        return None
+    return _keep((weights, sample_size(), players_limit()), result)
 
 
 def current(model, sha256):

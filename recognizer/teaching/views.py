@@ -51,6 +51,7 @@ from recognizer.teaching import (
     top_digits,
     unavailable,
 )
+from recognizer.teaching.memo import MemoBusy
 
 LESSONS = [
     ("teaching:how_it_works", "How it works",
@@ -189,13 +190,15 @@ async def how_it_works(request):
 def top_digits_sprite(request, key, layer):
     """One layer's sprite of top digits (top_digits.py): rows of maps, SHOWN digits each.
 
-    Its address names the weights, so it never changes: browsers keep it a year.
+    Its address names the weights and the digits chosen, so its content never
+    changes; browsers keep it an hour, not longer, because it may show
+    players' drawings that a reviewer can still reject.
     """
     result = top_digits.ready_for_key(key)
     if result is None or layer not in top_digits.LAYERS:
         raise Http404("no such top digits")
     response = HttpResponse(result.png(layer), content_type="image/png")
-    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    response["Cache-Control"] = "public, max-age=3600"
     return response
 
 
@@ -465,6 +468,10 @@ async def _answer(request, explain_parsed, parse=_parse_body):
         return error(str(exc))
     except ModelUnavailable as exc:
         return error(f"no model available: {exc}", status=503)
+    except MemoBusy as exc:
+        response = JsonResponse({"error": str(exc), "retry_after": exc.retry_after}, status=503)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     return JsonResponse(payload)
 
 

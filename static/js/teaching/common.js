@@ -184,9 +184,12 @@ export async function postJSON(url, body, {signal} = {}) {
   } catch {
     // Not JSON: a proxy's error page, for instance. Reported below.
   }
-  if (response.status === 429) {
+  // 429: this browser's or this address's limits; 503 with a wait: the
+  // server's own queue is full. Either way the page waits and asks again.
+  if (response.status === 429 || (response.status === 503 && data?.retry_after)) {
     const seconds = Number(data?.retry_after ?? response.headers.get("Retry-After"));
-    throw new Busy(Number.isFinite(seconds) && seconds > 0 ? seconds : 1);
+    throw new Busy(Number.isFinite(seconds) && seconds > 0 ? seconds : 1,
+                   response.status === 503 ? "The server is busy" : undefined);
   }
   if (!response.ok) {
     throw new Error(data?.error || `the server answered ${response.status}`);
@@ -200,9 +203,8 @@ export async function postJSON(url, body, {signal} = {}) {
  * after the wait the server asked for (see retryWhenBusy).
  */
 export class Busy extends Error {
-  constructor(seconds) {
-    super(`Many requests at once from this computer or your school: `
-      + `trying again in ${seconds} s…`);
+  constructor(seconds, reason = "Many requests at once from this computer or your school") {
+    super(`${reason}: trying again in ${seconds} s…`);
     this.seconds = seconds;
   }
 }
