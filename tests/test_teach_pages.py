@@ -26,7 +26,7 @@ def attribute(html, name):
 
 
 @pytest.mark.parametrize("lesson", ["/learn/", "/learn/how-it-works/", "/learn/attention/",
-                                    "/learn/model/", "/learn/data/"])
+                                    "/learn/model/", "/learn/data/", "/learn/how-it-learned/"])
 def test_every_lesson_links_to_the_teach_page_in_its_nav(client, lesson):
     html = client.get(lesson).content.decode()
     nav = re.search(r'<nav class="lesson-nav".*?</nav>', html, re.S).group(0)
@@ -40,12 +40,14 @@ def test_the_start_page_and_the_last_lesson_lead_on_to_teaching(client):
     assert re.search(rf'<h2><a href="{TEACH}" data-teach-link>Then teach it yourself</a></h2>',
                      start)
     # The last lesson's "next" is the teach page; the others still lead to the next lesson.
-    last = client.get("/learn/data/").content.decode()
+    last = client.get("/learn/how-it-learned/").content.decode()
     nav = re.search(r'<nav class="lesson-next".*?</nav>', last, re.S).group(0)
     assert f'data-teach-link href="{TEACH}">Now teach it yourself' in nav
     assert "data-next-lesson" not in nav
     model = client.get("/learn/model/").content.decode()
     assert 'rel="next" data-next-lesson href="/learn/data/"' in model
+    data = client.get("/learn/data/").content.decode()
+    assert 'rel="next" data-next-lesson href="/learn/how-it-learned/"' in data
 
 
 def test_the_teach_page_carries_the_api_and_the_servers_bounds(client, settings):
