@@ -244,6 +244,17 @@ def distance_to_segment(point, a, b):
     return float(np.hypot(*(p - a - t * span)))
 
 
+# Scroll lesson 1's pool2 card onto the screen; resolves once the page's own
+# IntersectionObserver (created before this one) has been told.
+SCROLL_TO_POOL2 = """() => new Promise((seen) => {
+    const card = document.querySelector('[data-step="pool2"]');
+    new IntersectionObserver((entries, me) => {
+      if (entries.some((e) => e.isIntersecting)) { me.disconnect(); setTimeout(seen, 0); }
+    }).observe(card);
+    card.scrollIntoView();
+})"""
+
+
 def test_a_drawing_travels_in_a_link_and_from_lesson_to_lesson(server, page):
     import json
     import urllib.parse
@@ -284,8 +295,6 @@ def test_a_drawing_travels_in_a_link_and_from_lesson_to_lesson(server, page):
     root = "[data-explorer]"
     stroke(page, page.locator("canvas[data-pad]"), [(0.5, 0.15), (0.5, 0.85)])
     count = wait_for_answer(page, root, 0)
-    stroke(page, page.locator("canvas[data-pad]"), [(0.3, 0.2), (0.55, 0.15)])
-    wait_for_answer(page, root, count)
     # The address follows the drawing once the pen is up; the last drawing
     # sent (after pen-up) is the one it holds.
     def address_code():
@@ -295,8 +304,47 @@ def test_a_drawing_travels_in_a_link_and_from_lesson_to_lesson(server, page):
     def last_drawing():
         return json.loads(bodies[-1].post_data)
 
+    # A race: a card scrolled onto the screen while the pen-up drawing's
+    # answer is on its way. The card's request, for the drawing answered
+    # before, once went after it, so the page ended on an older drawing than
+    # the one on the pad. The pen-up drawing's request is held here until
+    # the card is on screen.
+    held, releasing = [], []
+
+    def hold(route):
+        if releasing:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/learn/api/stages", hold)
+    stroke(page, page.locator("canvas[data-pad]"), [(0.3, 0.2), (0.55, 0.15)])
+    pen_up = []
+
+    def only_the_pen_up_drawing_held():
+        # Playwright calls `hold` only while this thread is in one of its calls.
+        code = address_code()
+        while held and not pen_up:
+            route = held.pop(0)
+            if share.encode(json.loads(route.request.post_data)) == code:
+                pen_up.append(route)
+            else:
+                route.continue_()
+        return bool(pen_up)
+
+    wait_until(only_the_pen_up_drawing_held, what="the pen-up drawing's request")
+    page.evaluate(SCROLL_TO_POOL2)
+    releasing.append(True)
+    for route in pen_up + held:
+        route.continue_()
+    wait_until(lambda: address_code() and "pool2" in last_drawing().get("stages", []),
+               what="the scrolled-to card asked for")
+    assert share.encode(last_drawing()) == address_code(), (
+        "a request for an older drawing went after the pen-up drawing's")
+    wait_for_answer(page, root, count)
     wait_until(lambda: len(last_drawing()["strokes"]) == 2
                and address_code() == share.encode(last_drawing()), what="the address's drawing")
+    page.evaluate("window.scrollTo(0, 0)")
     drawing = last_drawing()
     page.click("[data-share-copy]")
     link = page.input_value("[data-share-link]")

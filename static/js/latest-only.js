@@ -157,6 +157,8 @@ export function latestRequest(send, onResult, onError) {
   };
   // Whether a newer call is waiting (follow-up requests then give way to it).
   request.hasPending = () => latest.pending;
+  // Whether nothing is held or on its way.
+  request.isIdle = () => !latest.pending && !latest.waiting;
   // Forget whatever is queued or on its way (after "clear").
   request.reset = () => {
     generation += 1;

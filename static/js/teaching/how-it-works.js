@@ -90,9 +90,12 @@ const request = latestRequest(
       const {digit, probabilities} = data.prediction;
       announce(root, `The network reads ${digit}, ${percent(probabilities[digit], {tiny: true})} sure.`);
     }
-    // The stages that did not fit, unless a newer drawing is already waiting.
-    if (data.omitted?.length && Object.keys(maps).length && !request.hasPending()) {
-      request(base, data.omitted);
+    // The stages that did not fit, and the cards scrolled onto the screen
+    // while this answer was on its way, unless a newer drawing is already waiting.
+    const missing = STAGES.filter((name) => !(name in last.maps)
+      && (onScreen.has(name) || data.omitted?.includes(name)));
+    if (missing.length && Object.keys(maps).length && !request.hasPending()) {
+      request(base, missing);
     }
   },
   (error) => {
@@ -119,9 +122,11 @@ const observer = new IntersectionObserver((entries) => {
       onScreen.delete(name);
     }
   }
-  // Scrolled to a stage this drawing has no answer for yet: ask for it.
+  // Scrolled to a stage this drawing has no answer for yet: ask for it, unless
+  // a request is on its way: it may be a newer drawing's, which the older one
+  // must not overtake (its answer asks for the cards on screen then).
   const missing = appeared.filter((name) => last && !(name in last.maps));
-  if (missing.length && !request.hasPending()) request(last.base, missing);
+  if (missing.length && request.isIdle()) request(last.base, missing);
 });
 for (const name of STAGES) {
   const section = root.querySelector(`[data-step="${name}"]`);
