@@ -189,6 +189,8 @@ def measure(server, args, label, drawings):
     ]
     result = {}
     for name, scenario in scenarios:
+        if name not in args.scenarios:
+            continue
         if name in NEWER_ENDPOINTS and not has_endpoint(server, NEWER_ENDPOINTS[name]):
             print(f"[{label}] {name}: no {NEWER_ENDPOINTS[name]} in this code", flush=True)
             continue
@@ -207,6 +209,8 @@ def measure(server, args, label, drawings):
     return result
 
 
+RATIO_SCENARIOS = ("stages", "attention_shared")
+SCENARIOS = ("stages", "attention_shared", "attention_own", "model", "neuron", "snapshots")
 # Scenarios of endpoints that earlier revisions may not have.
 NEWER_ENDPOINTS = {"neuron": "/learn/api/neuron", "snapshots": "/learn/api/snapshots"}
 
@@ -226,7 +230,15 @@ def main():
     parser.add_argument("--before-drawings", type=int, default=2_000)
     parser.add_argument("--before", default=DEFAULT_BEFORE,
                         help="git revision to compare with, or 'none'")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help="the scenarios to run, comma-separated (default: all): "
+                             + ", ".join(SCENARIOS))
+    parser.add_argument("--output", default="teaching",
+                        help="results file name in bench/results/ (without .json)")
     args = parser.parse_args()
+    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    if unknown := set(args.scenarios) - set(SCENARIOS):
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if not 1 <= args.learners <= 200 or not 0 < args.seconds <= 300:
         parser.error("1..200 learners and up to 300 s a scenario")
 
@@ -249,6 +261,8 @@ def main():
         for label, code, drawings in runs:
             server = Server(code, work / label, label).start()
             servers.append(server)
+            # For a profiler to attach to (py-spy record --pid ...).
+            print(f"[{label}] server pid {server.process.pid}", flush=True)
             seeded = server.seed(drawings)
             results[label] = measure(server, args, label, seeded)
             server.stop()
@@ -259,7 +273,7 @@ def main():
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    if "before" in results:
+    if "before" in results and set(RATIO_SCENARIOS) <= set(args.scenarios):
         before, after = results["before"], results["after"]
         results["ratios"] = {
             "stages_p95_before_over_after": ratio(before["stages"]["p95_ms"],
@@ -269,7 +283,7 @@ def main():
             "attention_shared_p95_before_over_after": ratio(
                 before["attention_shared"]["p95_ms"], after["attention_shared"]["p95_ms"]),
         }
-    path = write_results("teaching", results)
+    path = write_results(args.output, results)
     print(json.dumps(results, indent=2))
     print(f"written to {path}")
     failed = any(results[label][s]["errors"] for label in ("before", "after")

@@ -9,11 +9,16 @@ pages, port included (origins.py). Run it with `python -m digitsite.serve`
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
-# Django must be set up before anything imports models.
-django_asgi_app = get_asgi_application()
+# Django must be set up before anything imports models (as get_asgi_application does).
+django.setup(set_prefix=False)
+
+from digitsite.middleware import ASGIHandler  # noqa: E402
+
+# Django's handler, its middleware run on the event loop (middleware.py).
+django_asgi_app = ASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -12,9 +12,11 @@ and nothing may frame the site. Values that used to be style="..." attributes
 from django.conf import settings
 from django.utils.deprecation import MiddlewareMixin
 
+from digitsite.middleware import OnTheLoop
 
-class ContentSecurityPolicyMiddleware(MiddlewareMixin):
-    # MiddlewareMixin: usable in the async stack without a thread hop per request.
+
+class ContentSecurityPolicyMiddleware(OnTheLoop, MiddlewareMixin):
+    # OnTheLoop: setting a header needs no thread (see digitsite/middleware.py).
 
     def process_response(self, request, response):
         policy = settings.CONTENT_SECURITY_POLICY

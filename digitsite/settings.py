@@ -88,6 +88,9 @@ INSTALLED_APPS = [
     "digitsite.game",
 ]
 
+# Served by digitsite.middleware.ASGIHandler, which loads each of these
+# Django classes as a subclass that runs its hooks on the event loop, not a
+# thread hop each (digitsite/middleware.py says why and measures it).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "digitsite.csp.ContentSecurityPolicyMiddleware",

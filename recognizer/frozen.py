@@ -17,7 +17,8 @@ process. Should a later torch drop or break TorchScript, `freeze` serves the
 folded eager network instead and says so in the log.
 
 The frozen graph returns the logits only. The teaching pages, which show every
-layer's activations and take gradients, use the eager network.
+layer's activations and take gradients, use the eager network; their
+occlusion maps, which need neither, use the frozen one.
 """
 
 import copy

