@@ -164,6 +164,27 @@ def test_attention_is_computed_once_per_model_input_and_digit(client, model_dir)
     assert explain.attention_cache.misses == 4
 
 
+def test_attention_maps_run_two_at_once_on_one_torch_thread_each():
+    """Two workers, each computing with one PyTorch thread (explain.py says why):
+    two computations that wait for each other finish only if both run at once."""
+    import threading
+
+    both_started = threading.Barrier(2, timeout=30)
+
+    def compute():
+        both_started.wait()
+        return torch.get_num_threads(), threading.current_thread().name
+
+    futures = [explain.attention_cache.get(("threads-check", n), compute) for n in range(2)]
+    try:
+        answers = [f.result(timeout=60) for f in futures]
+    finally:
+        for n, future in enumerate(futures):
+            explain.attention_cache.forget(("threads-check", n), future)
+    assert [threads for threads, _ in answers] == [1, 1]
+    assert len({name for _, name in answers}) == 2
+
+
 def test_attention_cache_is_bounded(monkeypatch, client, active_model):
     monkeypatch.setattr(explain.attention_cache, "size", 3)
     rng = np.random.default_rng(2)

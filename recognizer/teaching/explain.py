@@ -256,12 +256,26 @@ def smooth_gradient(model, image, target, noise=None):
 
 # Attention answers by (model weights, input bytes, digit asked for). One
 # answer is about 12 kB of JSON (60 kB as Python objects): 256 of them cost
-# at most 16 MB. One worker: each computation already uses the cores through
-# PyTorch, and two at once on two cores finished no sooner than one after the
-# other while doubling the time to the first answer.
+# at most 16 MB.
 ATTENTION_CACHE_SIZE = 256
-attention_cache = Memo(ATTENTION_CACHE_SIZE, workers=1, name="teaching-attention",
-                       max_waiting=WAITING_COMPUTATIONS)
+# Two workers of one PyTorch thread each. One map of a digit in one process:
+# 56 ms of wall time and 111 ms of CPU on two threads (the second thread's
+# share is mostly OpenMP waiting for the first), 92 ms and 92 ms on one. A
+# class asking for new maps keeps the cores busy, so CPU a map is what
+# bounds the wait: two one-thread workers serve about 22 maps a second, one
+# two-thread worker about 18 (each computation's threads are its own:
+# torch.set_num_threads is a per-thread setting).
+ATTENTION_WORKERS = 2
+ATTENTION_TORCH_THREADS = 1
+
+
+def _attention_worker_threads():
+    torch.set_num_threads(ATTENTION_TORCH_THREADS)
+
+
+attention_cache = Memo(ATTENTION_CACHE_SIZE, workers=ATTENTION_WORKERS,
+                       name="teaching-attention", max_waiting=WAITING_COMPUTATIONS,
+                       initializer=_attention_worker_threads)
 
 
 def input_key(image):

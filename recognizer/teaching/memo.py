@@ -34,7 +34,8 @@ class MemoBusy(Exception):
 
 
 class Memo:
-    def __init__(self, size, workers=1, name="memo", max_waiting=None):
+    def __init__(self, size, workers=1, name="memo", max_waiting=None, initializer=None):
+        """`initializer` runs once in each worker thread (a thread's own torch settings)."""
         self.size = size
         # Computations submitted and not finished. A client that asks and
         # leaves frees its request's limits at once, but its computation
@@ -45,7 +46,8 @@ class Memo:
         self._unfinished = 0
         self._entries = OrderedDict()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name,
+                                        initializer=initializer)
         self.hits = 0
         self.misses = 0
 
