@@ -7,6 +7,7 @@ application: every player gets the gallery after `game_over`, a class's
 student only their own drawings, and `correct` is answered `corrected`.
 """
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -222,6 +223,49 @@ def test_a_class_students_gallery_is_their_own_and_the_teacher_gets_none(db, man
         message = gallery.gallery_message(klass.code, r.game_id, student.seat.player_id)
         assert [d["player"] for d in message["drawings"]] == [student.seat.player_id]
     assert gallery.gallery_message(klass.code, r.game_id, teacher.seat.player_id) is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_rooms_connections_share_one_read_of_its_gallery(manual_clock, monkeypatch):
+    """Every connection asks for the gallery at once after game_over: an
+    ordinary room's is read once for all of them, a class's per student."""
+    room = await sync_to_async(create_room)("Host", rounds=2, seconds=20, max_players=3,
+                                            target_confidence=0.8, results_seconds=3)
+    ada, bob, cy, r = await sync_to_async(play_game)(room, manual_clock)
+    expected = await sync_to_async(gallery.gallery_message)(room.code, r.game_id,
+                                                            ada.seat.player_id)
+    reads = []
+    real = gallery.gallery_message
+
+    def counting(*args, **kwargs):
+        reads.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gallery, "gallery_message", counting)
+    viewers = [p.seat.player_id for p in (ada, bob, cy)] * 3
+    answers = await asyncio.gather(*(gallery.gallery_for(room.code, r.game_id, viewer)
+                                     for viewer in viewers))
+    assert answers == [expected] * len(viewers)
+    assert len(reads) == 1
+    # Nothing is kept once the read is done: a later ask reads again.
+    assert await gallery.gallery_for(room.code, r.game_id, ada.seat.player_id) == expected
+    assert len(reads) == 2
+
+    klass = await sync_to_async(create_room)("Teacher", classroom=True, rounds=1, seconds=20,
+                                             results_seconds=3, target_confidence=1.0)
+    teacher = await sync_to_async(seat)(klass.code, "Teacher")
+    students = [await sync_to_async(seat)(klass.code, name) for name in ("Ada", "Bob")]
+    await sync_to_async(game_rounds.start_game)(klass.code, teacher.seat.player_id)
+    for student, p in zip(students, (0.4, 0.6), strict=True):
+        await sync_to_async(draw)(klass, student, p)
+    game = (await Room.objects.aget(pk=klass.pk)).game_id
+    reads.clear()
+    answers = await asyncio.gather(*(gallery.gallery_for(klass.code, game, s.seat.player_id)
+                                     for s in [*students, teacher]))
+    assert [[d["player"] for d in a["drawings"]] for a in answers[:2]] == [
+        [s.seat.player_id] for s in students]
+    assert answers[2] is None
+    assert len(reads) == 3
 
 
 # -- what the reviewers see ---------------------------------------------------------

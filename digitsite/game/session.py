@@ -409,7 +409,7 @@ class PlayerSession:
 
     async def _send_gallery(self, game_id):
         try:
-            found = await db(gallery.gallery_message)(self.code, game_id, self.player_id)
+            found = await gallery.gallery_for(self.code, game_id, self.player_id)
         except Exception:  # the game is over either way; the gallery is an extra
             logger.exception("room %s: the game's gallery could not be read", self.code)
             return
