@@ -21,6 +21,7 @@ from django.test.client import AsyncClientHandler
 from django.urls import reverse
 
 from digitsite.middleware import ASGIHandler, LoadsOnTheLoop
+from recognizer.models import Drawing
 from tests.test_admin_review import CHANGELIST, make_drawing, staff_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -137,6 +138,14 @@ async def test_the_admins_messages_are_stored_and_shown(django_user_model):
     assert b"Approved 1 drawing." in shown.content
     # Read once: gone from the next page.
     assert b"Approved 1 drawing." not in (await client.get(done["Location"])).content
+
+    # Signed in, a form without its token is refused (the refusal reads no session).
+    strict = site_client(enforce_csrf_checks=True)
+    await strict.aforce_login(user)
+    refused = await strict.post(reverse(CHANGELIST), {
+        "action": "reject", "_selected_action": [drawing.pk], "index": 0})
+    assert refused.status_code == 403
+    assert (await Drawing.objects.aget(pk=drawing.pk)).status == "approved"
 
 
 async def test_static_files_are_served_without_the_view_stack():
