@@ -71,32 +71,35 @@ class CsrfViewMiddleware(OnTheLoop, DjangoCsrf):
         return super().process_view(request, callback, callback_args, callback_kwargs)
 
 
-class SessionMiddleware(DjangoSession):
+class OnTheLoopUnlessWriting:
+    """For a MiddlewareMixin whose process_request neither blocks nor queries,
+    and whose process_response queries only when `touches_database(request)`:
+    that hook goes to the request's thread then, and only then."""
+
+    async def __acall__(self, request):
+        response = self.process_request(request) or await self.get_response(request)
+        if self.touches_database(request):
+            return await sync_to_async(self.process_response, thread_sensitive=True)(
+                request, response)
+        return self.process_response(request, response)
+
+
+class SessionMiddleware(OnTheLoopUnlessWriting, DjangoSession):
     """The session store is lazy (no query until it is read); the response
-    hook writes only a changed session, and only that goes to a thread."""
+    hook writes only a changed session."""
 
-    async def __acall__(self, request):
-        self.process_request(request)
-        response = await self.get_response(request)
+    def touches_database(self, request):
         session = getattr(request, "session", None)
-        if session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST):
-            return await sync_to_async(self.process_response, thread_sensitive=True)(
-                request, response)
-        return self.process_response(request, response)
+        return session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
 
 
-class MessageMiddleware(DjangoMessages):
+class MessageMiddleware(OnTheLoopUnlessWriting, DjangoMessages):
     """Messages are loaded from the session (a query) only by a page that
-    shows or adds them; only then does the response hook go to a thread."""
+    shows or adds them."""
 
-    async def __acall__(self, request):
-        self.process_request(request)
-        response = await self.get_response(request)
+    def touches_database(self, request):
         storage = getattr(request, "_messages", None)
-        if storage is not None and (storage.used or storage.added_new):
-            return await sync_to_async(self.process_response, thread_sensitive=True)(
-                request, response)
-        return self.process_response(request, response)
+        return storage is not None and (storage.used or storage.added_new)
 
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):

@@ -19,7 +19,7 @@ from tests.test_scaleout import Player, get_json, sketch, wait_until
 
 pytestmark = pytest.mark.slow
 
-SERVER_BUSY_TIMEOUT = 15
+SERVER_BUSY_TIMEOUT = 8
 
 
 @pytest.fixture(scope="module")
