@@ -147,6 +147,16 @@ ON_THE_LOOP = {
 }
 
 
+def on_the_loop():
+    """ON_THE_LOOP for these settings. With CSRF_USE_SESSIONS the CSRF token
+    lives in the session, which its hooks would read (a query) on the loop:
+    Django's own class then stays, with its hops."""
+    if settings.CSRF_USE_SESSIONS:
+        return {path: sub for path, sub in ON_THE_LOOP.items()
+                if path != "django.middleware.csrf.CsrfViewMiddleware"}
+    return ON_THE_LOOP
+
+
 class LoadsOnTheLoop:
     """For a Django request handler: MIDDLEWARE is loaded with each class of
     ON_THE_LOOP replaced by its subclass.
@@ -158,7 +168,8 @@ class LoadsOnTheLoop:
 
     def load_middleware(self, is_async=False):
         listed = settings.MIDDLEWARE
-        settings.MIDDLEWARE = [ON_THE_LOOP.get(path, path) for path in listed]
+        replaced = on_the_loop()
+        settings.MIDDLEWARE = [replaced.get(path, path) for path in listed]
         try:
             super().load_middleware(is_async)
         finally:

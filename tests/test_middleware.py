@@ -20,7 +20,7 @@ from django.test import AsyncClient
 from django.test.client import AsyncClientHandler
 from django.urls import reverse
 
-from digitsite.middleware import ASGIHandler, LoadsOnTheLoop
+from digitsite.middleware import ON_THE_LOOP, ASGIHandler, LoadsOnTheLoop, on_the_loop
 from recognizer.models import Drawing
 from tests.test_admin_review import CHANGELIST, make_drawing, staff_user
 
@@ -60,11 +60,41 @@ async def stages_request(client):
                              content_type="application/json")
 
 
-def test_the_site_serves_django_through_that_handler():
+def test_the_site_serves_django_through_that_handler(settings):
     from digitsite.asgi import django_asgi_app
 
     assert isinstance(django_asgi_app, ASGIHandler)
     assert isinstance(django_asgi_app, LoadsOnTheLoop)
+    # Every class it replaces is one the settings list (a renamed path would
+    # quietly load Django's class, with its hops).
+    assert set(ON_THE_LOOP) <= set(settings.MIDDLEWARE)
+    settings.CSRF_USE_SESSIONS = True
+    assert "django.middleware.csrf.CsrfViewMiddleware" not in on_the_loop()
+    assert len(on_the_loop()) == len(ON_THE_LOOP) - 1
+
+
+async def test_every_request_saves_the_session_when_the_settings_ask(active_model, settings):
+    client = site_client()
+    key = (await client.get(reverse("teaching:how_it_learned"))).cookies[
+        settings.SESSION_COOKIE_NAME].value
+    expiry = (await Session.objects.aget(session_key=key)).expire_date
+    settings.SESSION_SAVE_EVERY_REQUEST = True
+    again = await stages_request(client)
+    assert again.status_code == 200
+    # Saved (in a thread: the write happens without SynchronousOnlyOperation).
+    assert again.cookies[settings.SESSION_COOKIE_NAME].value == key
+    assert (await Session.objects.aget(session_key=key)).expire_date > expiry
+
+
+async def test_logging_out_deletes_the_session_and_its_cookie(django_user_model):
+    user = await sync_to_async(staff_user)(django_user_model, "rita", "Reviewers")
+    client = site_client()
+    await client.aforce_login(user)
+    assert await Session.objects.acount() == 1
+    out = await client.post(reverse("admin:logout"))
+    assert out.status_code == 200
+    assert out.cookies[settings.SESSION_COOKIE_NAME]["max-age"] == 0
+    assert await Session.objects.acount() == 0
 
 
 async def test_a_teaching_request_runs_no_middleware_hook_in_a_thread(active_model, hops):

@@ -23,7 +23,7 @@ from recognizer import versions
 from recognizer.collection import review
 from recognizer.models import Drawing
 from recognizer.preprocessing import strokes_to_stages
-from recognizer.teaching import explain, gallery
+from recognizer.teaching import explain, gallery, modelcard
 from recognizer.teaching.encoding import dequantise_maps, quantisation_step
 from tests.support import SEVEN, register_random_model
 from tests.worst_drawings import scribble, spiral
@@ -164,9 +164,11 @@ def test_attention_is_computed_once_per_model_input_and_digit(client, model_dir)
     assert explain.attention_cache.misses == 4
 
 
-def test_attention_maps_run_two_at_once_on_one_torch_thread_each():
-    """Two workers, each computing with one PyTorch thread (explain.py says why):
-    two computations that wait for each other finish only if both run at once."""
+def test_attention_maps_run_two_at_once_on_one_torch_thread_each(settings):
+    """Two workers, each computing with RECOGNIZER_TORCH_THREADS (1) PyTorch
+    threads (explain.py says why): two computations that wait for each other
+    finish only if both run at once."""
+    assert settings.RECOGNIZER_TORCH_THREADS == 1
     import threading
 
     both_started = threading.Barrier(2, timeout=30)
@@ -211,6 +213,35 @@ def accuracy_text(version, images, labels):
         guesses = model(torch.from_numpy(np.stack(images) / 255.0).float()[:, None])
     correct = (guesses.argmax(1).numpy() == np.asarray(labels)).mean()
     return f">{correct * 100:.1f}%<"
+
+
+def test_the_model_page_is_served_with_its_cache_down(client, model_dir, monkeypatch, caplog):
+    """Redis down: the card is drawn for each view, and the page is still served."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from recognizer.teaching import views
+
+    register_random_model(model_dir, seed=0, activate=True, version="v-one")
+
+    def refused(*args, **kwargs):
+        raise RedisConnectionError("Error 111 connecting to localhost:6379. Connection refused.")
+
+    monkeypatch.setattr(views.cache, "get", refused)
+    monkeypatch.setattr(views.cache, "set", refused)
+    for _ in range(2):
+        response = client.get("/learn/model/")
+        assert response.status_code == 200
+        assert 'data-version="v-one"' in response.content.decode()
+    assert "the model card's cache failed" in caplog.text
+
+
+def test_the_card_key_follows_the_code_that_draws_it(model_dir, monkeypatch):
+    version = register_random_model(model_dir, seed=0, activate=True, version="v-one")
+    key = modelcard.card_key(version, (0, None, None), [])
+    assert modelcard.card_key(version, (0, None, None), []) == key
+    assert modelcard.card_key(version, (1, None, None), []) != key
+    monkeypatch.setattr(modelcard, "card_code_digest", lambda: "another-template")
+    assert modelcard.card_key(version, (0, None, None), []) != key
 
 
 def test_model_page_follows_approvals_relabels_and_versions(client, model_dir):

@@ -258,19 +258,22 @@ def smooth_gradient(model, image, target, noise=None):
 # answer is about 12 kB of JSON (60 kB as Python objects): 256 of them cost
 # at most 16 MB.
 ATTENTION_CACHE_SIZE = 256
-# Two workers of one PyTorch thread each. One map of a digit in one process:
-# 56 ms of wall time and 111 ms of CPU on two threads (the second thread's
-# share is mostly OpenMP waiting for the first), 92 ms and 92 ms on one. A
-# class asking for new maps keeps the cores busy, so CPU a map is what
-# bounds the wait: two one-thread workers serve about 22 maps a second, one
-# two-thread worker about 18 (each computation's threads are its own:
-# torch.set_num_threads is a per-thread setting).
+# Two workers, each with RECOGNIZER_TORCH_THREADS PyTorch threads (1 unless
+# an operator says otherwise), as the inference worker. One map of a digit in
+# one process: 56 ms of wall time and 111 ms of CPU on two threads (the
+# second thread's share is mostly OpenMP waiting for the first), 92 ms and
+# 92 ms on one. A class asking for new maps keeps the cores busy, so CPU a
+# map is what bounds the wait: two one-thread workers serve about 22 maps a
+# second, one two-thread worker about 18. The count is set in each worker:
+# a thread that has used PyTorch keeps its own.
 ATTENTION_WORKERS = 2
-ATTENTION_TORCH_THREADS = 1
 
 
 def _attention_worker_threads():
-    torch.set_num_threads(ATTENTION_TORCH_THREADS)
+    from django.conf import settings
+
+    if settings.RECOGNIZER_TORCH_THREADS:
+        torch.set_num_threads(settings.RECOGNIZER_TORCH_THREADS)
 
 
 attention_cache = Memo(ATTENTION_CACHE_SIZE, workers=ATTENTION_WORKERS,

@@ -20,6 +20,7 @@ All accept the drawing the recognition API takes ({"width", "height",
 """
 
 import asyncio
+import logging
 import math
 
 import numpy as np
@@ -31,6 +32,7 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
+from redis.exceptions import RedisError
 
 from recognizer import json_input, versions
 from recognizer.clients import limited
@@ -54,6 +56,8 @@ from recognizer.teaching import (
     unavailable,
 )
 from recognizer.teaching.memo import MemoBusy
+
+logger = logging.getLogger(__name__)
 
 LESSONS = [
     ("teaching:how_it_works", "How it works",
@@ -219,9 +223,17 @@ def _model_state():
     stamp = gallery.approved_stamp() if version is not None else None
     history = modelcard.version_history()
     key = modelcard.card_key(version, stamp, history)
-    return version, stamp, history, key, cache.get(key)
+    try:
+        cached = cache.get(key)
+    except CACHE_ERRORS:
+        # The cache (Redis) down: the card is rendered, the page still served.
+        logger.warning("the model card's cache failed; rendering the card", exc_info=True)
+        cached = None
+    return version, stamp, history, key, cached
 
 
+# What a failing cache raises (Redis down, its socket refused or timed out).
+CACHE_ERRORS = (RedisError, OSError)
 # Cached per model card state (modelcard.card_key): a class opening the page
 # at once rendered the same 70 kB card for each learner, 11 ms of CPU a view
 # in one process (the charts' SVG and the template), most of what a view cost.
@@ -259,7 +271,10 @@ async def _model_card_html(version, stamp, history, key):
     # The request's own thread: the template may follow version.parent (a query).
     html = await sync_to_async(render_to_string)("teaching/_model_card.html", card)
     if not collected_error:
-        await sync_to_async(cache.set)(key, html, MODEL_CARD_CACHE_SECONDS)
+        try:
+            await sync_to_async(cache.set)(key, html, MODEL_CARD_CACHE_SECONDS)
+        except CACHE_ERRORS:
+            logger.warning("the model card's cache failed; the card is not kept", exc_info=True)
     return html
 
 

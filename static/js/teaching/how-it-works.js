@@ -50,6 +50,8 @@ const url = root.dataset.stagesUrl;
 let last = null; // {data, drawing, base, maps} of the newest drawing's answers
 let updates = 0;
 let drawings = 0; // how many distinct drawings have been answered
+// Cards came on screen while a request was on its way: its answer asks for them.
+let cardsWaiting = false;
 
 // The network's stages, each asked for only while its card is on screen: all
 // seven came to 125 kB per answer; the server keeps an answer under 15 kB and
@@ -92,6 +94,7 @@ const request = latestRequest(
     }
     // The stages that did not fit, and the cards scrolled onto the screen
     // while this answer was on its way, unless a newer drawing is already waiting.
+    cardsWaiting = false;
     const missing = STAGES.filter((name) => !(name in last.maps)
       && (onScreen.has(name) || data.omitted?.includes(name)));
     if (missing.length && Object.keys(maps).length && !request.hasPending()) {
@@ -101,6 +104,13 @@ const request = latestRequest(
   (error) => {
     status.textContent = error.message;
     root.dataset.state = "error";
+    // Cards scrolled into view while the failed request was on its way
+    // waited for its answer: they are asked for once, for the drawing on show.
+    if (cardsWaiting && last && !request.hasPending()) {
+      cardsWaiting = false;
+      const missing = STAGES.filter((name) => onScreen.has(name) && !(name in last.maps));
+      if (missing.length) request(last.base, missing);
+    }
   },
 );
 const send = throttle((drawing) => request(drawing, wantedStages()), THROTTLE_MS);
@@ -126,7 +136,9 @@ const observer = new IntersectionObserver((entries) => {
   // a request is on its way: it may be a newer drawing's, which the older one
   // must not overtake (its answer asks for the cards on screen then).
   const missing = appeared.filter((name) => last && !(name in last.maps));
-  if (missing.length && request.isIdle()) request(last.base, missing);
+  if (!missing.length) return;
+  if (request.isIdle()) request(last.base, missing);
+  else cardsWaiting = true;
 });
 for (const name of STAGES) {
   const section = root.querySelector(`[data-step="${name}"]`);
