@@ -34,17 +34,23 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 
 
 class OnTheLoop:
-    """For a MiddlewareMixin whose process_request and process_response
-    neither block nor query the database: both run on the event loop."""
+    """For a MiddlewareMixin whose process_request neither blocks nor queries:
+    both hooks run on the event loop, except process_response when
+    `touches_database(request)` says it will query; that one goes to the
+    request's thread then, and only then."""
+
+    def touches_database(self, request):
+        return False
 
     async def __acall__(self, request):
-        response = None
-        if hasattr(self, "process_request"):
-            response = self.process_request(request)
+        response = self.process_request(request) if hasattr(self, "process_request") else None
         response = response or await self.get_response(request)
-        if hasattr(self, "process_response"):
-            response = self.process_response(request, response)
-        return response
+        if not hasattr(self, "process_response"):
+            return response
+        if self.touches_database(request):
+            return await sync_to_async(self.process_response, thread_sensitive=True)(
+                request, response)
+        return self.process_response(request, response)
 
 
 class SecurityMiddleware(OnTheLoop, DjangoSecurity):
@@ -71,20 +77,7 @@ class CsrfViewMiddleware(OnTheLoop, DjangoCsrf):
         return super().process_view(request, callback, callback_args, callback_kwargs)
 
 
-class OnTheLoopUnlessWriting:
-    """For a MiddlewareMixin whose process_request neither blocks nor queries,
-    and whose process_response queries only when `touches_database(request)`:
-    that hook goes to the request's thread then, and only then."""
-
-    async def __acall__(self, request):
-        response = self.process_request(request) or await self.get_response(request)
-        if self.touches_database(request):
-            return await sync_to_async(self.process_response, thread_sensitive=True)(
-                request, response)
-        return self.process_response(request, response)
-
-
-class SessionMiddleware(OnTheLoopUnlessWriting, DjangoSession):
+class SessionMiddleware(OnTheLoop, DjangoSession):
     """The session store is lazy (no query until it is read); the response
     hook writes only a changed session."""
 
@@ -93,7 +86,7 @@ class SessionMiddleware(OnTheLoopUnlessWriting, DjangoSession):
         return session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
 
 
-class MessageMiddleware(OnTheLoopUnlessWriting, DjangoMessages):
+class MessageMiddleware(OnTheLoop, DjangoMessages):
     """Messages are loaded from the session (a query) only by a page that
     shows or adds them."""
 

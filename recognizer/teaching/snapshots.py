@@ -207,7 +207,6 @@ def scrubber():
 
 # -- version N and N+1 ---------------------------------------------------------------
 
-# {(version name, sha256): (model, temperature)}
 # Options of the recorded command whose values are places on the machine
 # that made the snapshots: the page shows the command without them.
 PATH_OPTIONS = ("--data-dir", "--output", "--snapshots")

@@ -18,6 +18,7 @@ The page gets the labels as text (for the screen reader and the captions)
 and one PNG sprite per layer: a row per map, SHOWN digits in each row.
 """
 
+import functools
 import hashlib
 import logging
 import re
@@ -76,19 +77,17 @@ class TopDigits:
             self._png[layer] = png_bytes(sheet, on_white=True)
         return self._png[layer]
 
-    @property
+    @functools.cached_property
     def key(self):
         """The sprites' address: the weights and a digest of the digits chosen.
         Computations with other samples, or over other approved drawings, on
         other machines or after a restart, get other addresses, so a page's
         labels and the sprite a browser kept always belong together."""
-        if "key" not in self._png:
-            digest = hashlib.sha256()
-            for layer in LAYERS:
-                digest.update(np.ascontiguousarray(self.pixels[layer]).tobytes())
-                digest.update(np.ascontiguousarray(self.labels[layer]).tobytes())
-            self._png["key"] = f"{self.sha256[:16]}-{digest.hexdigest()[:16]}"
-        return self._png["key"]
+        digest = hashlib.sha256()
+        for layer in LAYERS:
+            digest.update(np.ascontiguousarray(self.pixels[layer]).tobytes())
+            digest.update(np.ascontiguousarray(self.labels[layer]).tobytes())
+        return f"{self.sha256[:16]}-{digest.hexdigest()[:16]}"
 
     def describe(self):
         """What the page needs besides the sprites: small (about 3 kB for 288 maps)."""
