@@ -419,7 +419,7 @@ def main():
     results["machine"] = machine_summary()
     path = write_results(args.output, results)
     print(json.dumps(results["ratios"], indent=2))
-    print(f"results written to {path.relative_to(Path(__file__).resolve().parent.parent)}")
+    print(f"results written to {path}")
     ran = [m for m in results["modes"].values() if "skipped" not in m]
     ok = bool(ran) and all(m["errors"] == 0 and m["stored_equals_submitted"] for m in ran)
     return 0 if ok else 1

@@ -893,3 +893,46 @@ async def test_a_broadcast_is_encoded_once_for_the_whole_room(active_model, monk
     assert encoded.count("room") == rooms_heard
     # And every member got the same frame.
     assert len(set(frames.values())) == 1
+
+
+async def test_frames_and_broadcasts_are_handled_without_a_thread_hop(active_model, monkeypatch):
+    """Channels' own dispatch sends close_old_connections to the database
+    thread before every frame and every broadcast a consumer hears; the
+    game's consumer handles them on the event loop, and its database work
+    (in database_sync_to_async, which closes old connections itself) still
+    happens. Tried: a room of two through a round, with drawings and the
+    broadcasts they cause."""
+    import asgiref.sync
+
+    hops = []
+    real_call = asgiref.sync.SyncToAsync.__call__
+
+    def counting(self, *args, **kwargs):
+        hops.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", counting)
+    room = await new_room(rounds=1)
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    await ada.send("start")
+    await ada.expect("round_start")
+    await bob.expect("round_start")
+    for seq in range(1, 4):
+        await ada.send("draw", round=1, seq=seq, drawing=seven(offset=seq))
+        await ada.expect("guess", seq=seq)
+    await ada.send("done", round=1)
+    await bob.send("done", round=1)
+    await ada.expect("round_end")
+    await bob.expect("round_end")
+    frames_and_broadcasts = len(ada.seen) + len(bob.seen) + 7
+    # (Channels' test communicator swaps close_old_connections for `no_op`.)
+    assert not {"close_old_connections", "no_op"} & set(hops), hops
+    # The database work itself still went to the thread, a few calls for
+    # many more frames and broadcasts than hops.
+    assert "finish_player" in hops and "join" in " ".join(hops), hops
+    assert len(hops) < frames_and_broadcasts, (len(hops), frames_and_broadcasts)
+    [stored] = await stored_drawings(room_code=room.code)
+    assert stored.strokes == seven(offset=3)
+    await ada.close()
+    await bob.close()
