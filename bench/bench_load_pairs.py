@@ -1,0 +1,99 @@
+"""The load benchmark run side by side on two versions of the code.
+
+A change to the game's server is judged by bench/bench_load.py run on the
+code before it and on the code after it, in turns (before, after, before,
+after, ...), so that both see the same machine: on a shared machine one run
+against another differs by 20-30%, more than many changes. Each run is a
+whole bench_load run of one mode (a fresh server, the same players); the
+report is the median of each figure per side and the ratios of the medians,
+with the forward pass at batch 1 measured before the first pair and after
+the last as the yardstick.
+
+The code before is `git archive REV`, unpacked in a temporary folder and run
+with this interpreter (the same packages); the code after is this checkout.
+
+    python bench/bench_load_pairs.py --before HEAD~1
+    python bench/bench_load_pairs.py --before 0cd3aeb --pairs 4 --output load-pairs \\
+        -- --players 32 --rooms 4 --seconds 20 --modes one
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_teaching import snapshot  # noqa: E402
+from bench.common import BASE_DIR, forward_yardstick, machine_summary, write_results  # noqa: E402
+
+FIGURES = ("live_guesses_per_second", "p50_ms", "p95_ms", "guesses_per_drawing_second",
+           "server_cpu_ms_per_guess")
+
+
+def one_run(code, load_args, output):
+    """One bench_load run of the code in `code`; its single mode's figures."""
+    done = subprocess.run(
+        [sys.executable, "bench/bench_load.py", *load_args, "--output", str(output)],
+        cwd=code, capture_output=True, text=True, timeout=1800)
+    if not output.with_suffix(".json").exists():
+        raise RuntimeError(f"bench_load in {code} wrote no results:\n{done.stdout[-3000:]}"
+                           f"\n{done.stderr[-3000:]}")
+    results = json.loads(output.with_suffix(".json").read_text())
+    [(mode, figures)] = results["modes"].items()
+    latency = figures["guess_latency_ms"]
+    return {"mode": mode, "live_guesses_per_second": figures["live_guesses_per_second"],
+            "p50_ms": latency["p50"], "p95_ms": latency["p95"],
+            "guesses_per_drawing_second": figures["guesses_per_drawing_second"],
+            "server_cpu_ms_per_guess": figures["server_cpu_ms_per_guess"],
+            "errors": figures["errors"],
+            "stored_equals_submitted": figures["stored_equals_submitted"]}
+
+
+def medians(runs):
+    return {name: round(statistics.median(run[name] for run in runs), 2) for name in FIGURES}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", required=True, help="the git revision of the code before")
+    parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument("--output", default="load-pairs")
+    parser.add_argument("load_args", nargs="*",
+                        help="bench_load's options, after --; one mode "
+                             "(default: --players 32 --rooms 4 --seconds 20 --modes one)")
+    args = parser.parse_args()
+    load_args = args.load_args or ["--players", "32", "--rooms", "4", "--seconds", "20",
+                                   "--modes", "one"]
+    work = Path(tempfile.mkdtemp(prefix="bench-pairs-"))
+    codes = {"before": snapshot(args.before, work / "before-code"), "after": BASE_DIR}
+    results = {"benchmark": "load side by side", "before": args.before,
+               "load_args": load_args, "pairs": args.pairs,
+               "forward_batch1_ms_first": forward_yardstick(), "runs": []}
+    for pair in range(args.pairs):
+        for side, code in codes.items():
+            run = one_run(code, load_args, work / f"{side}-{pair}")
+            run.update(pair=pair, code=side)
+            results["runs"].append(run)
+            print(json.dumps(run), flush=True)
+    results["forward_batch1_ms_last"] = forward_yardstick()
+    summary = {side: medians([r for r in results["runs"] if r["code"] == side])
+               for side in codes}
+    summary["after_over_before"] = {
+        name: round(summary["after"][name] / summary["before"][name], 3)
+        for name in FIGURES if summary["before"][name]}
+    results["medians"] = summary
+    results["all_runs_clean"] = all(r["errors"] == 0 and r["stored_equals_submitted"]
+                                    for r in results["runs"])
+    results["machine"] = machine_summary()
+    path = write_results(args.output, results)
+    print(json.dumps(summary, indent=2))
+    print(f"results written to {path}")
+    return 0 if results["all_runs_clean"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
