@@ -10,7 +10,9 @@ with the forward pass at batch 1 measured before the first pair and after
 the last as the yardstick.
 
 The code before is `git archive REV`, unpacked in a temporary folder and run
-with this interpreter (the same packages); the code after is this checkout.
+with this interpreter (the same packages); the code after is this checkout,
+or with --after another revision unpacked the same way (the checkout may
+then change while the benchmark runs).
 
     python bench/bench_load_pairs.py --before HEAD~1
     python bench/bench_load_pairs.py --before 0cd3aeb --pairs 4 --output load-pairs \\
@@ -60,6 +62,8 @@ def medians(runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, help="the git revision of the code before")
+    parser.add_argument("--after", default=None,
+                        help="the git revision of the code after (default: this checkout)")
     parser.add_argument("--pairs", type=int, default=4)
     parser.add_argument("--output", default="load-pairs")
     parser.add_argument("load_args", nargs="*",
@@ -69,8 +73,10 @@ def main():
     load_args = args.load_args or ["--players", "32", "--rooms", "4", "--seconds", "20",
                                    "--modes", "one"]
     work = Path(tempfile.mkdtemp(prefix="bench-pairs-"))
-    codes = {"before": snapshot(args.before, work / "before-code"), "after": BASE_DIR}
+    codes = {"before": snapshot(args.before, work / "before-code"),
+             "after": BASE_DIR if args.after is None else snapshot(args.after, work / "after-code")}
     results = {"benchmark": "load side by side", "before": args.before,
+               "after": args.after or "this checkout",
                "load_args": load_args, "pairs": args.pairs,
                "forward_batch1_ms_first": forward_yardstick(), "runs": []}
     for pair in range(args.pairs):
