@@ -157,3 +157,45 @@ async def test_a_solo_player_sends_no_live_drawing(active_model, manual_clock):
     manual_clock.advance(classroom.LIVE_INTERVAL)
     assert "live_drawing" not in {m["type"] for m in await everything_read(sol)}
     await sol.close()
+
+
+@pytestmark_db
+async def test_live_drawings_travel_the_channel_layer_in_batches(active_model, manual_clock,
+                                                                  monkeypatch):
+    """The room's live drawings go through the channel layer as `game.live`
+    batches (digitsite.game.live_batches), never one broadcast each, and
+    still reach each other player as their own `live_drawing` frame."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    carried = []
+    real_group_send = type(layer).group_send
+
+    async def recording(self, group, message):
+        carried.append(message)
+        return await real_group_send(self, group, message)
+
+    monkeypatch.setattr(type(layer), "group_send", recording)
+    room = await new_room("Ada", rounds=1, seconds=20, results_seconds=3, max_players=3,
+                          target_confidence=1.0)
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    cy = await join(room.code, "Cy")
+    await ada.send("start")
+    for client in (ada, bob, cy):
+        await client.expect("round_start", round=1)
+    await ada.send("draw", round=1, seq=1, drawing=seven(0))
+    await bob.send("draw", round=1, seq=1, drawing=one())
+    # In either order: the two are scored side by side.
+    for receiver, senders in ((ada, {bob}), (bob, {ada}), (cy, {ada, bob})):
+        wanted = {sender.you["id"] for sender in senders}
+        while not wanted <= {m["player"] for m in receiver.seen if m["type"] == "live_drawing"}:
+            protocol.check(await receiver.expect("live_drawing"))
+    batched = [item for message in carried if message["type"] == "game.live"
+               for item in message["items"]]
+    assert sorted(header["player"] for header, _ in batched) == sorted(
+        [ada.you["id"], bob.you["id"]])
+    assert not [m for m in carried if m["type"] == "game.event"
+                and m["message"]["type"] == "live_drawing"]
+    for client in (ada, bob, cy):
+        await client.close()
