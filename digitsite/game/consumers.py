@@ -11,7 +11,7 @@ and closes one past the bound with 4029 before any session is made.
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from digitsite.game import connection_limits, live_batches, protocol, upkeep
+from digitsite.game import connection_limits, protocol, upkeep
 from digitsite.game.protocol import CLOSE_TOO_MANY_CONNECTIONS
 from digitsite.game.session import PlayerSession
 from recognizer.clients import client_address
@@ -88,12 +88,6 @@ class GameConsumer(AsyncWebsocketConsumer):
         # whole room (absent from broadcasts of upkeep, which are rare).
         await self.session.on_event(event["message"], text=event.get("text"))
 
-    async def game_live(self, event):
-        # Live drawings of the room, batched per process (live_batches): each
-        # still goes to the client as its own frame, `text`.
-        for header, text in event["items"]:
-            await self.session.on_event(header, text=text)
-
     async def game_teacher(self, event):
         await self.session.feed.from_student(event["message"])
 
@@ -115,9 +109,6 @@ class GameConsumer(AsyncWebsocketConsumer):
         # process's CPU at 200 players (bench/bench_load.py).
         await self.channel_layer.group_send(self.group, {
             "type": "game.event", "message": message, "text": protocol.encode(message)})
-
-    async def broadcast_live(self, message):
-        live_batches.add(self.channel_layer, self.group, message, protocol.encode(message))
 
     async def subscribe(self, code):
         self.group = room_group(code)

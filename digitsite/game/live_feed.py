@@ -91,7 +91,7 @@ class LiveFeed:
             if message["type"] == "class_drawing":
                 await transport.send_to_teacher(message)
             else:
-                await transport.broadcast_live(message)
+                await transport.broadcast(message)
         except Exception:  # a lost live drawing is replaced by the next one
             logger.warning("room %s: a live drawing was lost", self.session.code,
                            exc_info=True)

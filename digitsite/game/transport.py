@@ -29,12 +29,6 @@ class Transport(Protocol):
     async def broadcast(self, message: dict) -> None:
         """Send a message to everyone in the room, this client included."""
 
-    async def broadcast_live(self, message: dict) -> None:
-        """Send a `live_drawing` to everyone in the room, this client
-        included, possibly a moment later and with others of the room's
-        (digitsite.game.live_batches); it reaches each session's `on_event`
-        as a `live_drawing` with its `text`."""
-
     async def subscribe(self, code: str) -> None:
         """Start receiving the room's broadcasts."""
 
