@@ -376,8 +376,8 @@ async def test_two_players_on_two_processes_play_one_game(running):
         targets[2] = second[0]["target"]
         await bob.draw_and_guess(2, sketch(3), seq=2, game=game)
         await ada.draw_and_guess(2, sketch(4), seq=2, game=game)
-        # The live canvases cross processes too (a room's batch through
-        # Redis, digitsite.game.live_batches): each sees the other's drawing.
+        # The live canvases cross processes too (through Redis): each sees
+        # the other's drawing.
         for viewer, drawer in ((ada, bob), (bob, ada)):
             def drawn(m, drawer=drawer):
                 return m["player"] == drawer.you["id"] and m["round"] == 2
