@@ -663,3 +663,37 @@ def test_open_rooms_lists_joinable_rooms_only(db):
     listed = game_lobby.open_rooms()
     assert listed == [{"code": lobby.code, "title": "Ada", "players": 1, "max_players": 2,
                        "state": "lobby"}]
+
+
+def test_a_round_end_reads_the_stored_drawings_once_not_per_player(room):
+    """The round's end stores the drawing of a player who finished while
+    opted out and then opted back in; it finds who that is with one read of
+    the round's drawings, not a store attempt (two reads) per player. And
+    storing a drawing reads its model version's key, not the row with its
+    metrics."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recognizer.models import ModelVersion
+
+    ModelVersion.objects.create(version="v-test", path="v-test.pt", sha256="0" * 64,
+                                size_bytes=1, metrics={"mnist_test": {"accuracy": 0.99}})
+    players = [seat(room.code, name).seat for name in ("Ada", "Bob", "Cy")]
+    game_rounds.start_game(room.code, players[0].player_id)
+    r = Room.objects.get(pk=room.pk)
+    for player in players:
+        guesses.record_guess(room.code, player.player_id, r.game_id, 1, drawing=DRAWING,
+                             input_bytes=INPUT, prediction=prediction(r.target, 0.5))
+    for player in players[:2]:
+        guesses.finish_player(room.code, player.player_id, r.game_id, 1, "done")
+    with CaptureQueriesContext(connection) as queries:
+        events = guesses.finish_player(room.code, players[2].player_id, r.game_id, 1, "done")
+    assert [e["type"] for e in events] == ["player_finished", "round_end", "room"]
+    sql = [q["sql"] for q in queries.captured_queries]
+    drawing_reads = [s for s in sql if s.startswith("SELECT") and 'FROM "recognizer_drawing"' in s]
+    # Cy's own store (is it there yet?) and the round end's one read.
+    assert len(drawing_reads) == 2, drawing_reads
+    assert not [s for s in sql if '"recognizer_modelversion"."metrics"' in s]
+    stored = Drawing.objects.filter(game_id=r.game_id)
+    assert stored.count() == 3
+    assert {d.model_version.version for d in stored} == {"v-test"}

@@ -133,6 +133,12 @@ def end_round(code, game_id, round_number, *, early=False):
             return []
         at = min(at, room.ends_at)
         seats = {s.pk: s for s in _drawing_seats(room)}
+        # One read of the drawings the round stored already, rather than a
+        # store attempt (two reads) per finished player below.
+        from recognizer.models import Drawing
+
+        stored = set(Drawing.objects.filter(game_id=game_id, round_number=round_number)
+                     .values_list("player_id", flat=True))
         present = set()
         for progress in RoundProgress.objects.filter(
                 room=room, game_id=game_id, round_number=round_number, seat_id__in=list(seats)):
@@ -142,9 +148,10 @@ def end_round(code, game_id, round_number, *, early=False):
                 # Away when the round ended: the drawing they left counts.
                 reason = "time" if seat.connected else "disconnected"
                 finish(room, seat, progress, reason, at)
-            elif progress.drawing is not None and not seat.opt_out:
+            elif (progress.drawing is not None and not seat.opt_out
+                  and seat.player_id not in stored):
                 # Finished while opted out, then opted back in: the choice
-                # in force when the round ends decides (a no-op if stored).
+                # in force when the round ends decides.
                 store_drawing(room, seat, progress)
         forget_opted_out_drawings(room, seats.values(), game_id, round_number)
         # Those who drew nothing get a row too: the round's results are then

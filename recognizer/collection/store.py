@@ -53,7 +53,11 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
         raise ValueError(f"unknown ending {ending!r}: use one of "
                          + ", ".join(Drawing.Ending.values))
     name = stored_version_name(model_version)
-    version = ModelVersion.objects.filter(version=name).first() if name else None
+    # Its key only: a version's row carries its metrics (confusion matrices,
+    # per-style tables, its training history), JSON parsed on every read,
+    # and every round end stores a drawing per player.
+    version_id = (ModelVersion.objects.filter(version=name).values_list("pk", flat=True).first()
+                  if name else None)
     return Drawing.objects.get_or_create(
         game_id=game_id,
         round_number=round_number,
@@ -64,7 +68,7 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
             "input_image": bytes(input_image),
             "prediction": prediction,
             "probabilities": probabilities,
-            "model_version": version,
+            "model_version_id": version_id,
             "player_name": player_name,
             "user_id": user_id,
             "room_code": room_code,
