@@ -1,8 +1,9 @@
 """The load benchmark run side by side on two versions of the code.
 
 A change to the game's server is judged by bench/bench_load.py run on the
-code before it and on the code after it, in turns (before, after, before,
-after, ...), so that both see the same machine: on a shared machine one run
+code before it and on the code after it, in turns (before, after, after,
+before, before, after, ...: each side goes first as often), so that both see
+the same machine: on a shared machine one run
 against another differs by 20-30%, more than many changes. Each run is a
 whole bench_load run of one mode (a fresh server, the same players); the
 report is the median of each figure per side and the ratios of the medians,
@@ -21,6 +22,7 @@ then change while the benchmark runs).
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,6 +48,8 @@ def one_run(code, load_args, output):
                            f"\n{done.stderr[-3000:]}")
     results = json.loads(output.with_suffix(".json").read_text())
     [(mode, figures)] = results["modes"].items()
+    if "skipped" in figures:
+        raise RuntimeError(f"bench_load skipped mode {mode}: {figures['skipped']}")
     latency = figures["guess_latency_ms"]
     return {"mode": mode, "live_guesses_per_second": figures["live_guesses_per_second"],
             "p50_ms": latency["p50"], "p95_ms": latency["p95"],
@@ -53,6 +57,17 @@ def one_run(code, load_args, output):
             "server_cpu_ms_per_guess": figures["server_cpu_ms_per_guess"],
             "errors": figures["errors"],
             "stored_equals_submitted": figures["stored_equals_submitted"]}
+
+
+def revision(code, name):
+    """`name` as a commit hash (and whether the checkout has changes, for this one)."""
+    commit = subprocess.run(["git", "rev-parse", name], cwd=BASE_DIR, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    if code != BASE_DIR:
+        return commit
+    changed = subprocess.run(["git", "status", "--porcelain"], cwd=BASE_DIR,
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return commit + (" with uncommitted changes" if changed else "")
 
 
 def medians(runs):
@@ -70,21 +85,33 @@ def main():
                         help="bench_load's options, after --; one mode "
                              "(default: --players 32 --rooms 4 --seconds 20 --modes one)")
     args = parser.parse_args()
-    load_args = args.load_args or ["--players", "32", "--rooms", "4", "--seconds", "20",
-                                   "--modes", "one"]
+    load_args = args.load_args or ["--players", "32", "--rooms", "4", "--seconds", "20"]
+    # One mode a run: bench_load's default is all four.
+    if "--modes" not in load_args:
+        load_args = [*load_args, "--modes", "one"]
+    elif "," in load_args[load_args.index("--modes") + 1]:
+        parser.error("give bench_load one mode (--modes one, two, ...)")
     work = Path(tempfile.mkdtemp(prefix="bench-pairs-"))
-    codes = {"before": snapshot(args.before, work / "before-code"),
-             "after": BASE_DIR if args.after is None else snapshot(args.after, work / "after-code")}
-    results = {"benchmark": "load side by side", "before": args.before,
-               "after": args.after or "this checkout",
-               "load_args": load_args, "pairs": args.pairs,
-               "forward_batch1_ms_first": forward_yardstick(), "runs": []}
-    for pair in range(args.pairs):
-        for side, code in codes.items():
-            run = one_run(code, load_args, work / f"{side}-{pair}")
-            run.update(pair=pair, code=side)
-            results["runs"].append(run)
-            print(json.dumps(run), flush=True)
+    try:
+        codes = {"before": snapshot(args.before, work / "before-code"),
+                 "after": BASE_DIR if args.after is None
+                 else snapshot(args.after, work / "after-code")}
+        results = {"benchmark": "load side by side",
+                   "before": revision(codes["before"], args.before),
+                   "after": revision(codes["after"], args.after or "HEAD"),
+                   "load_args": load_args, "pairs": args.pairs,
+                   "forward_batch1_ms_first": forward_yardstick(), "runs": []}
+        for pair in range(args.pairs):
+            order = ("before", "after") if pair % 2 == 0 else ("after", "before")
+            for side in order:
+                run = one_run(codes[side], load_args, work / f"{side}-{pair}")
+                run.update(pair=pair, code=side)
+                results["runs"].append(run)
+                print(json.dumps(run), flush=True)
+                # Kept as it goes: a later run that fails loses nothing measured.
+                write_results(args.output, results)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     results["forward_batch1_ms_last"] = forward_yardstick()
     summary = {side: medians([r for r in results["runs"] if r["code"] == side])
                for side in codes}

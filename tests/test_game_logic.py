@@ -666,11 +666,11 @@ def test_open_rooms_lists_joinable_rooms_only(db):
 
 
 def test_a_round_end_reads_the_stored_drawings_once_not_per_player(room):
-    """The round's end stores the drawing of a player who finished while
-    opted out and then opted back in; it finds who that is with one read of
-    the round's drawings, not a store attempt (two reads) per player. And
-    storing a drawing reads its model version's key, not the row with its
-    metrics."""
+    """The round's end finds the finished players whose drawing is not stored
+    yet (one who finished while opted out, then opted back in: tests/
+    test_pen_up.py) with one read of the round's drawings, not a store
+    attempt (two reads) per finished player. And storing a drawing reads its
+    model version's key, not the row with its metrics."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 

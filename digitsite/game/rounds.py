@@ -138,7 +138,7 @@ def end_round(code, game_id, round_number, *, early=False):
         from recognizer.models import Drawing
 
         stored = set(Drawing.objects.filter(game_id=game_id, round_number=round_number)
-                     .values_list("player_id", flat=True))
+                     .order_by().values_list("player_id", flat=True))
         present = set()
         for progress in RoundProgress.objects.filter(
                 room=room, game_id=game_id, round_number=round_number, seat_id__in=list(seats)):
