@@ -127,3 +127,19 @@ def page(browser, artifacts_dir):
 
     with open_page(browser, viewport={"width": 1280, "height": 900}) as page:
         yield page
+
+
+@pytest.fixture
+def hops(monkeypatch):
+    """The names of the functions sent to a thread by sync_to_async, as they happen."""
+    import asgiref.sync
+
+    names = []
+    original = asgiref.sync.SyncToAsync.__call__
+
+    def counting(self, *args, **kwargs):
+        names.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", counting)
+    return names

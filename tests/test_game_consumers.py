@@ -895,23 +895,14 @@ async def test_a_broadcast_is_encoded_once_for_the_whole_room(active_model, monk
     assert len(set(frames.values())) == 1
 
 
-async def test_frames_and_broadcasts_are_handled_without_a_thread_hop(active_model, monkeypatch):
-    """Channels' own dispatch sends close_old_connections to the database
-    thread before every frame and every broadcast a consumer hears; the
+async def test_frames_and_broadcasts_are_handled_without_a_thread_hop(active_model, hops):
+    """Channels' own dispatch sends close_old_connections to the thread
+    Django and Channels share before every frame and every broadcast a
+    consumer hears; the
     game's consumer handles them on the event loop, and its database work
     (in database_sync_to_async, which closes old connections itself) still
     happens. Tried: a room of two through a round, with drawings and the
     broadcasts they cause."""
-    import asgiref.sync
-
-    hops = []
-    real_call = asgiref.sync.SyncToAsync.__call__
-
-    def counting(self, *args, **kwargs):
-        hops.append(getattr(self.func, "__qualname__", repr(self.func)))
-        return real_call(self, *args, **kwargs)
-
-    monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", counting)
     room = await new_room(rounds=1)
     ada = await join(room.code, "Ada")
     bob = await join(room.code, "Bob")

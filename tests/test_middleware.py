@@ -11,7 +11,6 @@ thread because they query the database.
 import json
 from pathlib import Path
 
-import asgiref.sync
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -39,20 +38,6 @@ def site_client(**options):
 # A seven's first strokes, and only the dense layer: the smallest teaching answer.
 DRAWING = {"width": 200, "height": 200, "strokes": [[[40, 40, 0], [160, 40, 50], [90, 170, 120]]],
            "stages": ["dense"]}
-
-
-@pytest.fixture
-def hops(monkeypatch):
-    """The names of the functions sent to a thread by sync_to_async, as they happen."""
-    names = []
-    original = asgiref.sync.SyncToAsync.__call__
-
-    def counting(self, *args, **kwargs):
-        names.append(getattr(self.func, "__qualname__", repr(self.func)))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(asgiref.sync.SyncToAsync, "__call__", counting)
-    return names
 
 
 async def stages_request(client):
