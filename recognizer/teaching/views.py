@@ -216,6 +216,14 @@ async def attention_page(request):
     return await _render(request, "teaching/attention.html", context)
 
 
+# What a failing cache raises (Redis down, its socket refused or timed out).
+CACHE_ERRORS = (RedisError, OSError)
+# Cached per model card state (modelcard.card_key): a class opening the page
+# at once rendered the same 70 kB card for each learner, 11 ms of CPU a view
+# in one process (the charts' SVG and the template), most of what a view cost.
+MODEL_CARD_CACHE_SECONDS = 3600
+
+
 def _model_state():
     """(active version, approved_stamp, version history, the card's cache key and
     its cached HTML or None): one trip to the database thread."""
@@ -230,14 +238,6 @@ def _model_state():
         logger.warning("the model card's cache failed; rendering the card", exc_info=True)
         cached = None
     return version, stamp, history, key, cached
-
-
-# What a failing cache raises (Redis down, its socket refused or timed out).
-CACHE_ERRORS = (RedisError, OSError)
-# Cached per model card state (modelcard.card_key): a class opening the page
-# at once rendered the same 70 kB card for each learner, 11 ms of CPU a view
-# in one process (the charts' SVG and the template), most of what a view cost.
-MODEL_CARD_CACHE_SECONDS = 3600
 
 
 async def model_page(request):
