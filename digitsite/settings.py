@@ -337,6 +337,11 @@ TEACHING_MNIST_LIMIT = env_int("TEACHING_MNIST_LIMIT", 0)
 # once per model version (6,000 + 2,000 take a few seconds on one core).
 TEACHING_TOP_DIGITS_SAMPLE = env_int("TEACHING_TOP_DIGITS_SAMPLE", 6000)
 TEACHING_TOP_DIGITS_PLAYERS = env_int("TEACHING_TOP_DIGITS_PLAYERS", 2000)
+# How long a process shows the model page's state (active version, approved
+# drawings, version history) before reading it again: a change appears on
+# `/learn/model/` within this time, as a newly activated version reaches the
+# game within RECOGNIZER_RELOAD_SECONDS (recognizer/teaching/card_state.py).
+MODEL_CARD_STATE_SECONDS = env_float("MODEL_CARD_STATE_SECONDS", 2.0)
 
 # The teach page (trainer/teach/): a learner's drawings train a private copy
 # of the served model's head. Each bound must be a whole number in its range:

@@ -75,6 +75,17 @@ def fresh_address_bytes():
     session.address_bytes.buckets.clear()
 
 
+@pytest.fixture(autouse=True)
+def model_card_read_every_view(settings):
+    """The model page reads its state at every view (recognizer/teaching/card_state.py):
+    tests change versions and drawings and look at the page at once. The kept
+    state is tested on its own, with a manual clock."""
+    from recognizer.teaching import views
+
+    settings.MODEL_CARD_STATE_SECONDS = 0
+    views.card_state.forget()
+
+
 @pytest.fixture
 def manual_clock():
     from digitsite.game import clock

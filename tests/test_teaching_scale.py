@@ -244,6 +244,46 @@ def test_the_card_key_follows_the_code_that_draws_it(model_dir, monkeypatch):
     assert modelcard.card_key(version, (0, None, None), []) != key
 
 
+def test_the_model_page_reads_its_state_once_per_window(client, model_dir, settings,
+                                                        monkeypatch, django_assert_num_queries):
+    """Within MODEL_CARD_STATE_SECONDS a view reads neither the database nor the cache;
+    a change made meanwhile (an approval, another active version) shows once it ends."""
+    from recognizer.teaching import views
+
+    now = [1000.0]
+    monkeypatch.setattr(views.card_state, "clock", lambda: now[0])
+    settings.MODEL_CARD_STATE_SECONDS = 2.0
+    register_random_model(model_dir, seed=0, activate=True, version="v-one")
+    first = client.get("/learn/model/").content.decode()
+    assert 'data-version="v-one"' in first
+
+    cache_reads = []
+    real_get = views.cache.get
+
+    def counting_get(*args, **kwargs):
+        cache_reads.append(args)
+        return real_get(*args, **kwargs)
+
+    monkeypatch.setattr(views.cache, "get", counting_get)
+    register_random_model(model_dir, seed=9, activate=True, version="v-two")
+    approved(3, np.zeros((28, 28), np.uint8))
+    now[0] += 1.9
+    with django_assert_num_queries(0):
+        assert client.get("/learn/model/").content.decode() == first
+    assert cache_reads == []
+
+    now[0] += 0.1
+    html = client.get("/learn/model/").content.decode()
+    assert 'data-version="v-two"' in html and "on 1 approved player drawing" in html
+    assert len(cache_reads) == 1
+    # The card drawn for the new state is kept with it: the next view draws nothing.
+    drawn = []
+    monkeypatch.setattr(views, "render_to_string", lambda *a, **k: drawn.append(a))
+    with django_assert_num_queries(0):
+        assert client.get("/learn/model/").content.decode() == html
+    assert drawn == [] and len(cache_reads) == 1
+
+
 def test_model_page_follows_approvals_relabels_and_versions(client, model_dir):
     """The cache key changes with an approval, a relabel and a new active version."""
     first = register_random_model(model_dir, seed=0, activate=True, version="v-one")

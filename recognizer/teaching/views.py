@@ -55,6 +55,7 @@ from recognizer.teaching import (
     top_digits,
     unavailable,
 )
+from recognizer.teaching.card_state import CardState, RecentCardState
 from recognizer.teaching.memo import MemoBusy
 
 logger = logging.getLogger(__name__)
@@ -224,9 +225,21 @@ CACHE_ERRORS = (RedisError, OSError)
 MODEL_CARD_CACHE_SECONDS = 3600
 
 
+# The model card's state and HTML, kept in this process for
+# MODEL_CARD_STATE_SECONDS (teaching/card_state.py).
+card_state = RecentCardState()
+
+
 def _model_state():
-    """(active version, approved_stamp, version history, the card's cache key and
-    its cached HTML or None): one trip to the database thread."""
+    """The card's CardState, its html from the cache or None: one trip to the
+    database thread, and none while the state in this process is recent."""
+    seconds = settings.MODEL_CARD_STATE_SECONDS
+    # Views queued behind the one that read the state find it here: the
+    # thread runs them one after the other.
+    state = card_state.recent(seconds)
+    if state is not None:
+        return state
+    read_at = card_state.clock()
     version = versions.active_version()
     stamp = gallery.approved_stamp() if version is not None else None
     history = modelcard.version_history()
@@ -237,17 +250,22 @@ def _model_state():
         # The cache (Redis) down: the card is rendered, the page still served.
         logger.warning("the model card's cache failed; rendering the card", exc_info=True)
         cached = None
-    return version, stamp, history, key, cached
+    state = CardState(version, stamp, history, key, cached)
+    card_state.remember(state, read_at)
+    return state
 
 
 async def model_page(request):
     context = lesson_context("teaching:model")
-    # One hop to the thread that serves every synchronous call of the
-    # process, not one per query: with a class opening the page at once,
-    # each hop waits behind everyone else's.
-    version, stamp, history, key, card_html = await sync_to_async(_model_state)()
+    state = card_state.recent(settings.MODEL_CARD_STATE_SECONDS)
+    if state is None or state.html is None:
+        # One hop to the thread that serves every synchronous call of the
+        # process, not one per query: with a class opening the page at once,
+        # each hop waits behind everyone else's.
+        state = await sync_to_async(_model_state)()
+    card_html = state.html
     if card_html is None:
-        card_html = await _model_card_html(version, stamp, history, key)
+        card_html = await _model_card_html(state.version, state.stamp, state.history, state.key)
     context["card_html"] = card_html
     return await _render(request, "teaching/model.html", context)
 
@@ -271,6 +289,7 @@ async def _model_card_html(version, stamp, history, key):
     # The request's own thread: the template may follow version.parent (a query).
     html = await sync_to_async(render_to_string)("teaching/_model_card.html", card)
     if not collected_error:
+        card_state.remember_html(key, html)
         try:
             await sync_to_async(cache.set)(key, html, MODEL_CARD_CACHE_SECONDS)
         except CACHE_ERRORS:
