@@ -102,6 +102,35 @@ def test_ordinary_json_decodes_as_the_standard_library_does():
     assert json_input.loads(json.dumps({"text": "[" * 1000})) == {"text": "[" * 1000}
 
 
+@pytest.mark.parametrize("text, problem", [
+    ('[1, ' + "9" * 21 + "]", "more than 20 digits"),
+    ('{"x": -' + "1" * 21 + "}", "more than 20 digits"),
+    ('[1e999]', "1e999 is too large"),
+    ('[-2.5E+400]', r"-2\.5E\+400 is too large"),
+    ('[1, "\\ud800"]', "lone surrogate"),
+    ('{"\\uDFFF": 1}', "lone surrogate"),
+    ("[1, \"\ud800\"]", "lone surrogate"),  # a str holding the surrogate itself
+    ('[' * 33 + ']' * 33, "more than 32 levels"),
+])
+def test_every_number_rule_holds_whichever_way_the_text_is_read(text, problem):
+    """Numbers are read by json itself unless the text could break a rule (a run
+    of more than 20 digits, an exponent): then with the hooks that name it."""
+    with pytest.raises(json_input.JSONInputError, match=problem):
+        json_input.loads(text)
+
+
+@pytest.mark.parametrize("text", [
+    '[1e5, 2.5E-3, -7e+2, 0.5]',                 # exponents, within range
+    '[' + "9" * 20 + ", -" + "9" * 20 + "]",        # the longest integers allowed
+    '{"name": "' + "1" * 40 + 'e999", "x": 1}',  # digits and "e999" inside a string
+    '{"\\u00e9": "\\ud83d\\ude00"}',              # escapes making a pair, not a lone half
+    '[' * 32 + ']' * 32,                          # the deepest nesting allowed
+    '{"text": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}',
+])
+def test_ordinary_numbers_escapes_and_nesting_decode_as_the_standard_library_does(text):
+    assert json_input.loads(text) == json.loads(text)
+
+
 @pytest.mark.parametrize("text", [
     '"' + '\\"' * 200_000,        # an unterminated string full of escaped quotes
     '"' + "a" * 1_000_000,        # an unterminated long string
