@@ -484,6 +484,12 @@ GAME_WS_BYTES_BURST_PER_ADDRESS = env_int("GAME_WS_BYTES_BURST_PER_ADDRESS", 1_0
 # one client each with a worst-case drawing (tens of ms) in the thread pool
 # otherwise sat ahead of every other player's drawing.
 GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS = env_int("GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS", 4)
+# Game drawings rendered at once in a process, whoever sent them; the others
+# wait in one lane per address, taken round robin (recognizer/fair_gate.py).
+# Rendering is mostly Python, so more threads at once add no throughput:
+# they only share the interpreter, and a flood's worst drawings then slowed
+# every other player's. 0: no limit.
+GAME_DRAWINGS_RENDERED_AT_ONCE = env_int("GAME_DRAWINGS_RENDERED_AT_ONCE", 2)
 # Bytes of frames a connection may have waiting for the application before
 # the server stops reading its socket (digitsite/websocket_bounds.py).
 GAME_WS_INBOX_BYTES = env_int("GAME_WS_INBOX_BYTES", 1024 * 1024)

@@ -13,6 +13,7 @@ most four of the pool's threads.
 
 import asyncio
 import contextlib
+import weakref
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -54,3 +55,19 @@ class DrawingSlots:
 
 # The process's slots (one event loop per process).
 drawing_slots = DrawingSlots()
+
+
+# The process's rendering turns (GAME_DRAWINGS_RENDERED_AT_ONCE), one gate per
+# event loop (a test's loops come and go; a server has one).
+_render_gates = weakref.WeakKeyDictionary()
+
+
+def render_turn(address):
+    """A turn to render a drawing of `address`: `async with render_turn(address):`."""
+    from recognizer.fair_gate import FairGate
+
+    loop = asyncio.get_running_loop()
+    gate = _render_gates.get(loop)
+    if gate is None:
+        gate = _render_gates[loop] = FairGate(settings.GAME_DRAWINGS_RENDERED_AT_ONCE)
+    return gate.turn(address)

@@ -20,7 +20,7 @@ import logging
 
 from digitsite.game import clock, guesses, protocol
 from digitsite.game.database import db, patiently
-from digitsite.game.drawing_slots import drawing_slots
+from digitsite.game.drawing_slots import drawing_slots, render_turn
 from digitsite.game.drawing_writes import Scored, write_due
 from digitsite.game.protocol import MAX_POINTS
 from digitsite.game.rules import GameError
@@ -236,7 +236,9 @@ class DrawingScorer:
         # One of the address's few slots (its other sockets' drawings wait),
         # and its own lane in the inference queue.
         async with drawing_slots.held(address):
-            drawing, image = await _in_thread_to_the_end(_prepare, raw)
+            # And a turn among the process's renderings, round robin by address.
+            async with render_turn(address):
+                drawing, image = await _in_thread_to_the_end(_prepare, raw)
             prediction = await self._recognise(image, address)
         return drawing, image, prediction
 
