@@ -76,13 +76,16 @@ def fresh_address_bytes():
 
 
 @pytest.fixture(autouse=True)
-def model_card_read_every_view(settings):
+def model_card_read_every_view(monkeypatch):
     """The model page reads its state at every view (recognizer/teaching/card_state.py):
     tests change versions and drawings and look at the page at once. The kept
-    state is tested on its own, with a manual clock."""
+    state is tested on its own, with a manual clock. (Not pytest-django's
+    `settings` fixture: some tests have a parameter of that name.)"""
+    from django.conf import settings
+
     from recognizer.teaching import views
 
-    settings.MODEL_CARD_STATE_SECONDS = 0
+    monkeypatch.setattr(settings, "MODEL_CARD_STATE_SECONDS", 0)
     views.card_state.forget()
 
 

@@ -2,7 +2,9 @@
 its seats and rounds in the database, and the teacher's reports."""
 
 import json
+import math
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
@@ -320,3 +322,72 @@ def test_the_review_link_lists_the_classs_drawings_in_the_admin(klass, client):
     html = page.content.decode()
     assert "Ada" in html and "Zed" not in html
     assert json.dumps(klass.code)[1:-1] in html
+
+
+def simplified_point_by_point(drawing, grid=classroom.LIVE_GRID,
+                              max_points=classroom.LIVE_MAX_POINTS):
+    """simplify_drawing as it was written first, one point at a time: the reference."""
+    width = float(drawing.get("width") or 1)
+    height = float(drawing.get("height") or 1)
+    scale = grid / max(width, height)
+    strokes = []
+    for stroke in drawing.get("strokes") or []:
+        points = []
+        for point in stroke:
+            moved = [min(max(round(point[0] * scale), 0), grid),
+                     min(max(round(point[1] * scale), 0), grid)]
+            if not points or points[-1] != moved:
+                points.append(moved)
+        if points:
+            strokes.append(points)
+    total = sum(len(stroke) for stroke in strokes)
+    if total > max_points:
+        step = math.ceil(total / max_points)
+        strokes = [stroke[::step] + ([stroke[-1]] if (len(stroke) - 1) % step else [])
+                   for stroke in strokes]
+    kept, budget = [], max_points
+    for stroke in strokes:
+        if budget <= 0:
+            break
+        kept.append(stroke[:budget])
+        budget -= len(kept[-1])
+    return {"width": max(1, round(width * scale)), "height": max(1, round(height * scale)),
+            "strokes": kept}
+
+
+def random_drawings(count, seed=5):
+    """Drawings of every kind a scored drawing can be: any canvas, empty strokes,
+    points with and without times (mixed too), halves that round either way,
+    points off the canvas, repeated points, a few points and thousands."""
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        width, height = (float(v) for v in rng.choice([1, 7.5, 100, 280, 400, 1000, 9999], 2))
+        strokes = []
+        for _ in range(int(rng.integers(0, 12))):
+            n = int(rng.choice([0, 1, 2, 5, 40, 600]))
+            xy = rng.uniform(-0.2, 1.2, (n, 2)) * [width, height]
+            if index % 3 == 0:
+                xy = np.round(xy)  # whole pixels, as the page sends them
+            if index % 5 == 0 and n:
+                xy[::3] = xy[0]  # repeated points
+            if index % 7 == 0:  # exact halves on the grid
+                xy = (np.round(xy * 2 / max(width, height) * 100) / 2) * max(width, height) / 100
+            points = [[float(x), float(y)] for x, y in xy]
+            if index % 4 == 1:
+                points = [p + [float(t)] for t, p in enumerate(points)]
+            elif index % 4 == 2:
+                points = [p + [1.0] if k % 2 else p for k, p in enumerate(points)]
+            strokes.append(points)
+        yield {"width": width, "height": height, "strokes": strokes}
+
+
+def test_the_simplified_drawing_is_the_one_the_point_by_point_version_made():
+    """On 2,000 drawings and the catalogue of worst drawings, at two sizes."""
+    from tests.worst_drawings import worst_drawings
+
+    drawings = list(random_drawings(2000))
+    drawings += [case.drawing for case in worst_drawings(5000)]
+    for drawing in drawings:
+        for max_points in (classroom.LIVE_MAX_POINTS, classroom.SUMMARY_MAX_POINTS):
+            assert (classroom.simplify_drawing(drawing, max_points=max_points)
+                    == simplified_point_by_point(drawing, max_points=max_points))
