@@ -45,6 +45,10 @@ application = upkeep.ProcessUpkeep(TrustedProxyMiddleware(ProtocolTypeRouter(
 upkeep.hook_into_daphne()
 
 # Last, once everything the process keeps is imported (digitsite/heap.py says why).
-from digitsite.heap import freeze_start_up_objects  # noqa: E402
+from digitsite.heap import (  # noqa: E402
+    collect_young_objects_less_often,
+    freeze_start_up_objects,
+)
 
 freeze_start_up_objects()
+collect_young_objects_less_often()

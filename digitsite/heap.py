@@ -14,6 +14,18 @@ generation the collector never walks; collections then look at what
 requests made, a few ms. What is frozen is never freed by the cyclic
 collector, so it is done once, after the imports that stay for the
 process's life.
+
+Frozen, a full collection still walked what the process made since: 65,000-
+80,000 objects, 20-25 ms. The young generation's threshold decides how often
+that happens. At Python's default (a collection of the youngest objects every
+700 allocations more than deallocations), the lists of drawings in flight
+(a 5,000-point drawing is 5,000 lists, alive for the few ms of its scoring)
+were caught alive by young collections and promoted, and the old generation
+filled up: 20 sockets sending the largest drawings set off full collections
+in bursts of 2-4 every 5 s, 25-43 ms each, with the interpreter held, and
+another room's player's guess p95 rose 5-8x. With 10,000 (GC_YOUNG_THRESHOLD)
+those lists die before a collection sees them: one full collection in the
+whole benchmark, and the p95 rose 1.7x (bench/bench_abuse.py).
 """
 
 import gc
@@ -31,3 +43,16 @@ def freeze_start_up_objects():
     gc.collect()
     gc.freeze()
     return True
+
+
+# Python's default is 700; see the module's docstring for why not here.
+DEFAULT_YOUNG_THRESHOLD = 10_000
+
+
+def collect_young_objects_less_often():
+    """Set the young generation's threshold (GC_YOUNG_THRESHOLD, 0: Python's default)."""
+    young = int(os.environ.get("GC_YOUNG_THRESHOLD", DEFAULT_YOUNG_THRESHOLD))
+    if young > 0:
+        _, middle, old = gc.get_threshold()
+        gc.set_threshold(young, middle, old)
+    return gc.get_threshold()
