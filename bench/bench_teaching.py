@@ -49,6 +49,7 @@ bench/teaching_learners.py; this file starts the servers and reports.
     python bench/bench_teaching.py                         # 30 learners, 20 s a scenario
     python bench/bench_teaching.py --learners 10 --seconds 8 --drawings 2000
     python bench/bench_teaching.py --before none           # this code only
+    python bench/bench_teaching.py --scenarios stages --before REV --before-compact
 """
 
 import argparse
@@ -177,7 +178,10 @@ def snapshot(revision, dest):
 
 
 def measure(server, args, label, drawings):
-    compact = label == "after"
+    # The "before" asks for every stage, as the page before compact answers
+    # did, unless --before-compact (a revision whose page already asks for
+    # the stages on screen).
+    compact = label == "after" or args.before_compact
     scenarios = [
         ("stages", lambda: stages_scenario(server, args.learners, args.seconds, compact)),
         ("attention_shared",
@@ -230,6 +234,8 @@ def main():
     parser.add_argument("--before-drawings", type=int, default=2_000)
     parser.add_argument("--before", default=DEFAULT_BEFORE,
                         help="git revision to compare with, or 'none'")
+    parser.add_argument("--before-compact", action="store_true",
+                        help="the before's learners ask for the stages on screen too")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="the scenarios to run, comma-separated (default: all): "
                              + ", ".join(SCENARIOS))
