@@ -199,8 +199,8 @@ def simplify_drawing(drawing, grid=LIVE_GRID, max_points=LIVE_MAX_POINTS):
     width = float(drawing.get("width") or 1)
     height = float(drawing.get("height") or 1)
     scale = grid / max(width, height)
-    strokes = _on_grid([stroke for stroke in drawing.get("strokes") or [] if stroke],
-                       scale, grid)
+    strokes = on_grid([stroke for stroke in drawing.get("strokes") or [] if stroke],
+                      scale, grid)
     total = sum(len(stroke) for stroke in strokes)
     if total > max_points:
         step = math.ceil(total / max_points)
@@ -216,7 +216,7 @@ def simplify_drawing(drawing, grid=LIVE_GRID, max_points=LIVE_MAX_POINTS):
             "strokes": kept}
 
 
-def _on_grid(strokes, scale, grid):
+def on_grid(strokes, scale, grid):
     """Non-empty strokes' points scaled, rounded and clamped to 0..grid, a point
     equal to the one before it in its stroke dropped: lists of [x, y] ints."""
     if not strokes:
@@ -226,11 +226,11 @@ def _on_grid(strokes, scale, grid):
         xy = np.array(points, dtype=np.float64)[:, :2]
     except ValueError:  # points of two and of three numbers mixed
         xy = np.array([point[:2] for point in points], dtype=np.float64)
-    on_grid = np.clip(np.rint(xy * scale), 0, grid).astype(np.int64)
+    rounded = np.clip(np.rint(xy * scale), 0, grid).astype(np.int64)
     stroke_of = np.repeat(np.arange(len(strokes)), [len(stroke) for stroke in strokes])
-    kept = np.ones(len(on_grid), dtype=bool)
-    kept[1:] = (on_grid[1:] != on_grid[:-1]).any(axis=1) | (stroke_of[1:] != stroke_of[:-1])
-    flat = on_grid[kept].tolist()
+    kept = np.ones(len(rounded), dtype=bool)
+    kept[1:] = (rounded[1:] != rounded[:-1]).any(axis=1) | (stroke_of[1:] != stroke_of[:-1])
+    flat = rounded[kept].tolist()
     # Each stroke keeps its first point, so none comes out empty.
     ends = np.cumsum(np.bincount(stroke_of[kept], minlength=len(strokes))).tolist()
     return [flat[start:end] for start, end in zip([0] + ends[:-1], ends, strict=True)]
