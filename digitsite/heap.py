@@ -51,7 +51,11 @@ DEFAULT_YOUNG_THRESHOLD = 10_000
 
 def collect_young_objects_less_often():
     """Set the young generation's threshold (GC_YOUNG_THRESHOLD, 0: Python's default)."""
-    young = int(os.environ.get("GC_YOUNG_THRESHOLD", DEFAULT_YOUNG_THRESHOLD))
+    text = os.environ.get("GC_YOUNG_THRESHOLD") or str(DEFAULT_YOUNG_THRESHOLD)
+    try:
+        young = int(text)
+    except ValueError:
+        raise ValueError(f"GC_YOUNG_THRESHOLD must be a whole number, not {text!r}") from None
     if young > 0:
         _, middle, old = gc.get_threshold()
         gc.set_threshold(young, middle, old)

@@ -377,3 +377,15 @@ def test_the_points_on_the_grid_are_those_the_point_by_point_version_made():
             made = classroom.on_grid(strokes, scale, grid)
             assert made == on_grid_point_by_point(strokes, scale, grid)
             assert all(type(v) is int for stroke in made for point in stroke for v in point)
+
+
+def test_a_coordinate_the_scale_overflows_is_clamped_to_the_edge_without_a_warning():
+    """1e307 on a canvas 1 wide passes the drawing's validation; scaled, it is inf.
+    Point by point, round(inf) raised OverflowError where live drawings go out."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small = classroom.simplify_drawing({"width": 1, "height": 1,
+                                            "strokes": [[[1e307, 0.5], [0, 0]]]})
+    assert small["strokes"] == [[[classroom.LIVE_GRID, 50], [0, 0]]]
