@@ -141,3 +141,61 @@ def test_the_depth_scan_stays_linear_on_a_megabyte(text):
     No timing asserted: a quadratic scan would hang the test, not slow it."""
     with pytest.raises(json_input.JSONInputError):
         json_input.loads(text)
+
+
+def random_texts(count, seed=11):
+    """JSON-ish texts built from the pieces the fast path looks at: numbers of every
+    form (long, signed, with exponents, at the edges of float), strings holding
+    digits, brackets, quotes, backslashes and \\u escapes (whole pairs and lone
+    halves), NaN, nesting, and now and then a broken piece."""
+    import random
+
+    rng = random.Random(seed)
+    numbers = ["0", "-0", "7", "-12", "3.25", "-0.5", "1e5", "2E-3", "-7e+2", "1e308",
+               "1.8e308", "1e999", "-1E400", "4.9e-324", "1e-400", "9" * 20, "-" + "9" * 20,
+               "9" * 21, "1" * 25, "1." + "0" * 25, "12345678901234567890.5", "NaN",
+               "Infinity", "-Infinity", "01", "1.", "--1", "+1"]
+    strings = ['"a"', '"[[["', '"]}"', '"\\""', '"\\\\"', '"\\\\u0041"', '"\\u0041"',
+               '"\\ud83d\\ude00"', '"\\ud800"', '"\\uDFFF x"', '"123456789012345678901"',
+               '"1e999"', '"zo\u00eb"', '"\\"[1e999]\\""']
+
+    def value(depth):
+        roll = rng.random()
+        if depth < 4 and roll < 0.3:
+            return "[" + ", ".join(value(depth + 1) for _ in range(rng.randrange(4))) + "]"
+        if depth < 4 and roll < 0.45:
+            return "{" + ", ".join(f"{rng.choice(strings)}: {value(depth + 1)}"
+                                   for _ in range(rng.randrange(3))) + "}"
+        return rng.choice(numbers if roll < 0.8 else strings)
+
+    for _ in range(count):
+        text = value(0)
+        if rng.random() < 0.05:
+            cut = rng.randrange(len(text) + 1)
+            text = text[:cut] + rng.choice(["", "]", "[", '"', ",", "\\"]) + text[cut:]
+        yield text
+
+
+def outcome(text):
+    try:
+        return "ok", json_input.loads(text)
+    except json_input.JSONInputError as exc:
+        return "refused", type(exc).__name__
+
+
+def test_the_fast_path_accepts_and_refuses_what_the_careful_one_does(monkeypatch):
+    """Every text decoded twice: as the site does, and with every number read
+    through the careful hooks (the scan told that no number is plain). Same
+    answer, same value, for 3,000 texts, as text and as UTF-8 bytes."""
+    texts = list(random_texts(3000))
+    fast = [(outcome(text), outcome(text.encode("utf-8", "surrogatepass"))) for text in texts]
+    scan = json_input._scan
+    monkeypatch.setattr(json_input, "_scan", lambda text: (scan(text)[0], False))
+    for text, (as_text, as_bytes) in zip(texts, fast, strict=True):
+        careful = outcome(text)
+        assert as_text[0] == careful[0], text
+        if careful[0] == "ok":
+            # repr: -0.0 and 0.0 compare equal, but they are not the same number.
+            assert repr(as_text[1]) == repr(careful[1]), text
+        assert as_bytes[0] == careful[0] and repr(as_bytes[1]) == repr(as_text[1]), text
+    assert {kind for (kind, _), _ in fast} == {"ok", "refused"}
