@@ -97,10 +97,17 @@ async def test_the_sweep_repeats_on_the_game_clock(manual_clock):
         assert state == Room.State.PLAYING
 
         manual_clock.advance(3600)
-        while (await sync_to_async(lambda: Room.objects.get(pk=room.pk).state)()
-               != Room.State.RESULTS):
-            assert loop.time() < deadline, "the second sweep did not close the round"
+        # The second sweep is done once it sleeps on the clock again (advance
+        # took the first sleep off at once). Not read from the database
+        # meanwhile: the test database's SQLite shares its cache between
+        # connections, and a read there made the sweep's write fail with
+        # "table is locked", which no busy timeout waits out.
+        while manual_clock.sleepers() == 0:
+            assert not task.done(), task
+            assert loop.time() < deadline, "the second sweep never waited on the game clock"
             await asyncio.sleep(0.05)
+        state = await sync_to_async(lambda: Room.objects.get(pk=room.pk).state)()
+        assert state == Room.State.RESULTS, "the second sweep did not close the round"
     finally:
         task.cancel()
         await asyncio.wait({task}, timeout=30)
