@@ -158,6 +158,10 @@ class LiveServer:
         # browsers: a model check may wait seconds for a core. Tests of the
         # timeout itself set their own.
         self.env["HEALTH_CHECK_TIMEOUT_SECONDS"] = "30"
+        # The model page waits for its figures however busy the machine, so
+        # that a browser test never meets the page that reloads itself
+        # (tested in process, tests/test_teaching_scale.py).
+        self.env["MODEL_CARD_WAIT_SECONDS"] = "600"
         self.env.update(env or {})
         self.process = None
         self.scripts = None

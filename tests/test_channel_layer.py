@@ -87,8 +87,8 @@ def test_the_room_view_keeps_copies_of_what_it_stores():
     """The members share one message: what a receiver keeps of a broadcast
     must not change the message the others read."""
     snapshot = {"type": "room", "code": "ABCD", "state": "playing", "game": 1, "round": 1,
-                "target": 4, "ends_at": 10_000, "settings": {"rounds": 5}, "players": [
-                    {"id": 1, "finished": False}, {"id": 2, "finished": False}]}
+                "revision": 1, "target": 4, "ends_at": 10_000, "settings": {"rounds": 5},
+                "players": [{"id": 1, "finished": False}, {"id": 2, "finished": False}]}
     shared = deepcopy(snapshot)
     first, second = RoomView(), RoomView()
     first.hear(shared, 1)

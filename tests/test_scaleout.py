@@ -419,8 +419,11 @@ async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(runni
         await bob.join_room(server_b, code)
         await ada.expect("room", lambda m: len(m["players"]) == 2)
         await ada.start()
-        start = await bob.expect("round_start")
-        game, targets = start["game"], {1: start["target"]}
+        # Each player draws once its own page shows the round, as a person
+        # does: a drawing sent before then is refused (not_playing).
+        starts = [await p.expect("round_start") for p in (ada, bob)]
+        assert starts[0] == starts[1]
+        game, targets = starts[0]["game"], {1: starts[0]["target"]}
         # Round 1, to have scores to keep.
         await ada.draw_and_guess(1, sketch(11), seq=1, game=game)
         await bob.draw_and_guess(1, sketch(12), seq=1, game=game)
@@ -458,6 +461,7 @@ async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(runni
 
         # Bob ends the round without drawing again: the drawing sent to the dead
         # process is the one that counts and is stored.
+        await ada.expect("round_start", lambda m: m["round"] == 2)
         await ada.draw_and_guess(2, sketch(14), seq=2, game=game)
         for player in (bob, ada):
             await player.done(2)
@@ -470,6 +474,7 @@ async def test_a_killed_process_loses_no_drawing_and_its_player_carries_on(runni
         start = await bob.expect("round_start", lambda m: m["round"] == 3)
         targets[3] = start["target"]
         await bob.draw_and_guess(3, sketch(15), seq=3, game=game)
+        await ada.expect("round_start", lambda m: m["round"] == 3)
         await ada.draw_and_guess(3, sketch(16), seq=3, game=game)
         for player in (ada, bob):
             await player.done(3)

@@ -20,6 +20,7 @@ from digitsite.game.models import Room, RoundProgress, Seat
 from digitsite.game.rooms import lock_room
 from digitsite.game.rounds import GRACE, after_change, closes_at
 from digitsite.game.rules import GameError
+from digitsite.game.snapshots import count_change
 
 
 def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up, drawings=1,
@@ -112,6 +113,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             return True, []
         progress.refresh_from_db()
         finished = finish(room, seat, progress, "reached", at)
+        count_change(room)
     return True, [finished] + after_change(code)
 
 
@@ -170,4 +172,5 @@ def finish_player(code, player_id, game_id, round_number, reason):
         finished = finish(room, seat, progress, reason, at)
         if finished is None:
             raise GameError("already_finished", "your round is already over")
+        count_change(room)
     return [finished] + after_change(code)

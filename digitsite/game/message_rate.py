@@ -16,7 +16,11 @@ rendering threads, and another room's player's guess p95 rose about 50-fold
 (bench/bench_abuse.py). The page sends a few hundred bytes a drawing
 (protocol 2), a few kB a second while drawing, so a class of 40 behind one
 school address sends about 120 kB a second: the default budget is twice
-that, with a burst of 1 MB.
+that. The burst (512 kB) bounds what arrives at once: the class's pages
+rejoining together with their drawings (about 390 kB), but not 20 of a
+flooder's largest drawings held until its budget refilled (1 MB let them
+all in together, and another player's p95 rose 1.4-5.5x, against 1.1-1.5x
+with 512 kB: bench/bench_abuse.py --ws-bursts).
 """
 
 from collections import deque

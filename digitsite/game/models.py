@@ -58,6 +58,12 @@ class Room(models.Model):
     # the start of the next round between rounds. Every process with players
     # in the room sets its own timer from it.
     ends_at = models.DateTimeField(null=True, blank=True)
+    # Counts the room's announced snapshots (snapshots.room_message). Joins,
+    # leaves and round ends from several connections and processes reach a
+    # socket in any order, and an older snapshot arriving last would undo a
+    # newer one (of 30 players joining at once, one went missing from every
+    # screen); a connection passes on only snapshots newer than its last.
+    revision = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created"]

@@ -21,6 +21,48 @@ class RoomView:
         self.room = None
         # This player's part in the current round is over.
         self.finished = False
+        # The revision of the last snapshot learned (snapshots.room_message).
+        self.revision = None
+        # The last round's end, (game, round), and game's end passed on.
+        self.last_round_end = None
+        self.last_game_over = None
+
+    def is_stale(self, message, *, read_now=False):
+        """A `room` snapshot no newer than the last one learned: broadcasts of
+        different connections and processes arrive in any order, and an older
+        snapshot passed on after a newer one would undo it on the screen.
+
+        `read_now`: the snapshot was just read from the database to catch up
+        (snapshots.catch_up, not counted): one with the last revision shows
+        at least what the last one did, so only an older one is stale. A
+        snapshot without a revision (from a process of an older release,
+        during an upgrade) is never stale.
+        """
+        revision = message.get("revision") if message.get("type") == "room" else None
+        if revision is None or self.revision is None:
+            return False
+        return revision < self.revision if read_now else revision <= self.revision
+
+    def is_repeat(self, message):
+        """A round's or a game's end already passed on. A joiner's catch-up
+        reads the results of a round that ended while it joined, and that
+        round's broadcast may still be on its way to the same connection."""
+        kind, game = message.get("type"), message.get("game")
+        if game is None:  # not an end, or one that names no game: never a repeat
+            return False
+        if kind == "round_end":
+            return (game, message.get("round")) == self.last_round_end
+        if kind == "game_over":
+            return game == self.last_game_over
+        return False
+
+    def passed_on(self, message):
+        """A message went to the client: remember the ends (see is_repeat)."""
+        kind = message.get("type")
+        if kind == "round_end":
+            self.last_round_end = (message.get("game"), message.get("round"))
+        elif kind == "game_over":
+            self.last_game_over = message.get("game")
 
     def learn(self, snapshot, me):
         """A `room` snapshot arrived (`me`: this connection's player id).
@@ -32,6 +74,7 @@ class RoomView:
         """
         previous = self.room
         self.room = {key: snapshot[key] for key in KEPT}
+        self.revision = snapshot.get("revision", self.revision)
         mine = next((p for p in snapshot["players"] if p["id"] == me), None)
         new_round = previous is None or (previous["game"], previous["round"]) != (
             snapshot["game"], snapshot["round"])

@@ -26,7 +26,7 @@ from digitsite.game.classroom import CLASS_RESULTS_SECONDS, check_class_size, st
 from digitsite.game.codes import generate_code, normalise_code
 from digitsite.game.models import Room, Seat
 from digitsite.game.rules import GameError
-from digitsite.game.snapshots import room_message
+from digitsite.game.snapshots import count_change, room_message
 
 # Idle rooms closed per write.
 CLOSE_BATCH = 500
@@ -220,7 +220,8 @@ def change_settings(code, player_id, changes):
             raise GameError("bad_message", "name at least one of private, rounds, seconds, "
                                            "max_players")
         room.save(update_fields=fields)
-    return [room_message(room)]
+        count_change(room)
+    return [room_message(room, counted=True)]
 
 
 # -- closing idle rooms -------------------------------------------------------

@@ -18,7 +18,12 @@ from digitsite.game.finishing import finish, forget_opted_out_drawings, store_dr
 from digitsite.game.models import Room, RoundProgress, Seat
 from digitsite.game.rooms import lock_room
 from digitsite.game.rules import GameError
-from digitsite.game.snapshots import room_message, round_end_messages, round_start_message
+from digitsite.game.snapshots import (
+    count_change,
+    room_message,
+    round_end_messages,
+    round_start_message,
+)
 
 GRACE = timedelta(seconds=rules.ROUND_GRACE_SECONDS)
 
@@ -52,17 +57,25 @@ def start_game(code, player_id, rounds=None):
         room.game_number += 1
         room.game_rounds = rounds
         room.targets = targets
-        return _begin_round(room, 1, at)
+        return _begin_round(room, 1, at,
+                            game_fields=("game_id", "game_number", "game_rounds", "targets"))
 
 
-def _begin_round(room, number, at):
-    """Start round `number` (from 1) of the room's game at `at`; the room is locked."""
+def _begin_round(room, number, at, game_fields=()):
+    """Start round `number` (from 1) of the room's game at `at`; the room is
+    locked. `game_fields`: the room's fields the caller changed too.
+
+    Only the changed fields are written: the row's other columns belong to
+    other changes (the revision is counted with an UPDATE of its own,
+    snapshots.count_change), and a whole-row save of a copy read before one
+    of them would undo it."""
     room.round = number
     room.target = room.targets[number - 1]
     room.state = Room.State.PLAYING
     room.round_started_at = at
     room.ends_at = at + timedelta(seconds=room.round_seconds)
-    room.save()
+    room.save(update_fields=["round", "target", "state", "round_started_at", "ends_at",
+                             *game_fields])
     return [round_start_message(room), room_message(room)]
 
 
@@ -109,13 +122,16 @@ def _all_finished(room):
 
 def after_change(code):
     """Messages after a player's state changed: the snapshot, and the round's end
-    when nobody seated is still drawing."""
+    when nobody seated is still drawing. The change's transaction counted it
+    (snapshots.count_change), so that no change is committed uncounted: a
+    process that stopped between the two would leave a change no snapshot
+    revision covers."""
     room = Room.objects.get(code=code)
     if room.state == Room.State.PLAYING and _all_finished(room):
         ended = end_round(code, room.game_id, room.round, early=True)
         if ended:
             return ended
-    return [room_message(room)]
+    return [room_message(room, counted=True)]
 
 
 def end_round(code, game_id, round_number, *, early=False):
@@ -165,7 +181,8 @@ def end_round(code, game_id, round_number, *, early=False):
         room.state = Room.State.FINISHED if final else Room.State.RESULTS
         room.ends_at = None if final else clock.now() + timedelta(seconds=room.results_seconds)
         room.save(update_fields=["state", "ends_at"])
-    return round_end_messages(room, game_id, round_number) + [room_message(room)]
+        count_change(room)
+    return round_end_messages(room, game_id, round_number) + [room_message(room, counted=True)]
 
 
 def next_round(code, game_id, round_number):

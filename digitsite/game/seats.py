@@ -21,7 +21,12 @@ from digitsite.game.models import Room, Seat
 from digitsite.game.rooms import close_if_idle, lock_room
 from digitsite.game.rounds import after_change
 from digitsite.game.rules import GameError
-from digitsite.game.snapshots import drawing_in_progress, results_shown, room_message
+from digitsite.game.snapshots import (
+    count_change,
+    drawing_in_progress,
+    results_shown,
+    room_message,
+)
 
 # Removed players a room remembers; beyond it the oldest are forgotten (a
 # host removes a few players, not thousands).
@@ -137,8 +142,8 @@ def join(code, *, name=None, token=None, user=None, channel_name="", opt_out=Non
                                     channel_name=channel_name, session_hash=session_hash,
                                     opt_out=opt_out)
         ensure_host(room)
-        room.refresh_from_db()
-    result.events = [room_message(room)]
+        count_change(room)
+    result.events = [room_message(room, counted=True)]
     result.catch_up = results_shown(room)
     return result
 
@@ -276,6 +281,7 @@ def kick(code, player_id, target_id):
         room.kicked = ([*(room.kicked or []), entry])[-MAX_KICKED:]
         Room.objects.filter(pk=room.pk).update(kicked=room.kicked)
         ensure_host(room)
+        count_change(room)
     return KickResult(events + after_change(room.code), channel)
 
 
@@ -344,6 +350,7 @@ def heartbeat(code, player_id, channel_name):
             seat.refresh_from_db()
             events += end_players_round(room, seat, "disconnected", at, drew_only=True)
         ensure_host(room)
+        count_change(room)
     return events + after_change(code)
 
 
@@ -384,6 +391,7 @@ def _change_seat(player_id, change):
         if events is None:
             return []
         ensure_host(room)
+        count_change(room)
     return events + after_change(room.code)
 
 
@@ -394,6 +402,7 @@ def expire_seats(code):
         if not _expire(room, clock.now()):
             return []
         ensure_host(room)
+        count_change(room)
     return after_change(code)
 
 
@@ -406,5 +415,6 @@ def set_opt_out(player_id, value):
         # the choice either before or after, never half-way.
         room = lock_room(seat.room.code)
         Seat.objects.filter(pk=seat.pk).update(opt_out=bool(value))
-    return [room_message(room)]
+        count_change(room)
+    return [room_message(room, counted=True)]
 

@@ -26,7 +26,7 @@ import logging
 
 from django.conf import settings
 
-from digitsite.game import clock, gallery, guesses, protocol, rooms, rounds, seats
+from digitsite.game import clock, gallery, guesses, protocol, rooms, rounds, seats, snapshots
 from digitsite.game.class_feed import ClassFeed
 from digitsite.game.codes import normalise_code
 from digitsite.game.database import db, patiently
@@ -293,8 +293,18 @@ class PlayerSession:
                 result.replaced_channel, same_browser=result.replaced_same_browser)
         await self._welcome(result)
         await self.broadcast_all(result.events)
+        await self._catch_up_after_joining()
         # A room nobody was connected to may have missed its deadlines.
         await self.broadcast_all(await db(rounds.advance)(self.code))
+
+    async def _catch_up_after_joining(self):
+        """What the room announced between this join's snapshot and the
+        subscription went to the others only. If the room counted a change
+        this connection did not hear since, read the room again and pass it
+        on, with the results it shows (on_event drops those the welcome
+        brought already: RoomView.is_repeat)."""
+        for message in await db(snapshots.catch_up_after)(self.code, self.view.revision):
+            await self.on_event(message, read_now=True)
 
     async def _welcome(self, result):
         """Tell the new player who they are and what the room is, then catch them up."""
@@ -317,6 +327,7 @@ class PlayerSession:
         ))
         self._learn_room(snapshot)
         for message in result.catch_up:
+            self.view.passed_on(message)
             await self.send(message)
             await self._heard(message)
 
@@ -388,14 +399,18 @@ class PlayerSession:
 
     # -- what the room says --------------------------------------------------
 
-    async def on_event(self, message, text=None):
+    async def on_event(self, message, text=None, *, read_now=False):
         """A broadcast to the room arrived: note what changed, pass it on
-        (`text`: the message as the sender encoded it, if it did)."""
-        if self.player_id is None or self.closed:
+        (`text`: the message as the sender encoded it, if it did; `read_now`:
+        read from the database to catch up, see RoomView.is_stale)."""
+        if (self.player_id is None or self.closed
+                or self.view.is_stale(message, read_now=read_now)
+                or self.view.is_repeat(message)):
             return
         self._set_timers(*self.view.hear(message, self.player_id))
         if not self.live.wanted(message):
             return
+        self.view.passed_on(message)
         await self.send(message, text=text)
         await self._heard(message)
 

@@ -84,7 +84,7 @@ class RoomTimers:
         logger.warning("room %s: a broadcast did not arrive; catching the client up",
                        self.session.code)
         for message in await db(snapshots.catch_up)(self.session.code):
-            await self.session.on_event(message)
+            await self.session.on_event(message, read_now=True)
 
     # -- the seat's heartbeat ------------------------------------------------
 

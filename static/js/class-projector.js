@@ -52,7 +52,7 @@ const grid = new ClassGrid($("[data-class-grid]"), $("[data-grid-empty]"));
 const teach = classTeach($("[data-class-teach]"));
 ui.exclusions = teach.exclusions;
 const state = {me: null, room: config.snapshot, target: null, round: 0, endsAt: null,
-  seconds: config.snapshot.settings.seconds, shownAt: 0};
+  seconds: config.snapshot.settings.seconds, revision: config.snapshot.revision};
 
 function say(text, isError = false) {
   ui.status.textContent = text || "";
@@ -62,11 +62,12 @@ function say(text, isError = false) {
 const students = (room) => room.players.filter((p) => !p.gone && p.id !== room.host);
 
 function applyRoom(room) {
-  // Students joining together each broadcast a snapshot built after their
-  // join: they can arrive out of order, and an older one would drop the
-  // students who joined last. A snapshot older than the one shown is skipped.
-  if (room.server_time < state.shownAt) return;
-  state.shownAt = room.server_time;
+  // The server sends a connection only snapshots newer than its last
+  // (docs/protocol.md, `room`); the page's own, rendered with the HTML, may
+  // be newer than the first the socket brings. An older one would drop the
+  // students who joined since.
+  if (room.revision < state.revision) return;
+  state.revision = room.revision;
   state.room = room;
   root.dataset.state = room.state;
   const seated = students(room);
