@@ -50,9 +50,14 @@ bench/teaching_learners.py; this file starts the servers and reports.
     python bench/bench_teaching.py --learners 10 --seconds 8 --drawings 2000
     python bench/bench_teaching.py --before none           # this code only
     python bench/bench_teaching.py --scenarios stages --before REV --before-compact
+    python bench/bench_teaching.py --scenarios stages --before none --processes 2
+
+`--processes 2` starts two Daphne processes for each code, each on its own
+SQLite database (seeded alike), learner i on process i mod 2.
 """
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -60,6 +65,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -168,6 +174,27 @@ class Server:
 
 
 
+class ServerGroup:
+    """Several processes of one code, each on its own database, seen as one
+    server: each learner connects to the next process in turn (a round robin
+    of learners, as a proxy balancing connections would do), and the
+    group's CPU time is theirs together. The teaching endpoints keep nothing
+    between requests that the processes would need to share."""
+
+    def __init__(self, servers):
+        self.servers = servers
+        self._turns = itertools.cycle(servers)
+        self._lock = threading.Lock()
+
+    @property
+    def port(self):
+        with self._lock:
+            return next(self._turns).port
+
+    def cpu_seconds(self):
+        return sum(server.cpu_seconds() for server in self.servers)
+
+
 def snapshot(revision, dest):
     """The code at `revision`, unpacked in `dest` (git archive: nothing else is touched)."""
     dest.mkdir(parents=True)
@@ -239,6 +266,8 @@ def main():
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="the scenarios to run, comma-separated (default: all): "
                              + ", ".join(SCENARIOS))
+    parser.add_argument("--processes", type=int, choices=(1, 2), default=1,
+                        help="Daphne processes per code, learner i on process i mod N")
     parser.add_argument("--output", default="teaching",
                         help="results file name in bench/results/ (without .json)")
     args = parser.parse_args()
@@ -253,6 +282,7 @@ def main():
         "benchmark": "teaching",
         "settings": {"learners": args.learners, "seconds": args.seconds,
                      "model_seconds": args.model_seconds, "drawings": args.drawings,
+                     "processes": args.processes,
                      "before_drawings": args.before_drawings, "before": args.before},
         "machine": machine_summary(),
         "load_average_start": load_average(),
@@ -265,13 +295,17 @@ def main():
             code = snapshot(args.before, work / "before-code")
             runs.insert(0, ("before", code, args.before_drawings))
         for label, code, drawings in runs:
-            server = Server(code, work / label, label).start()
-            servers.append(server)
-            # For a profiler to attach to (py-spy record --pid ...).
-            print(f"[{label}] server pid {server.process.pid}", flush=True)
-            seeded = server.seed(drawings)
-            results[label] = measure(server, args, label, seeded)
-            server.stop()
+            group = []
+            for index in range(args.processes):
+                server = Server(code, work / label / f"process-{index}", label).start()
+                servers.append(server)
+                group.append(server)
+                # For a profiler to attach to (py-spy record --pid ...).
+                print(f"[{label}] server pid {server.process.pid}", flush=True)
+                seeded = server.seed(drawings)
+            results[label] = measure(ServerGroup(group), args, label, seeded)
+            for server in group:
+                server.stop()
         results["forward_pass_batch1_ms_end"] = forward_yardstick(weights=YARDSTICK)
         results["load_average_end"] = load_average()
     finally:

@@ -5,6 +5,7 @@ environment. With no environment at all the site runs embedded: SQLite, the
 in-memory channel layer and the shipped model, with DEBUG off.
 """
 
+import math
 import os
 from pathlib import Path
 
@@ -342,6 +343,17 @@ TEACHING_TOP_DIGITS_PLAYERS = env_int("TEACHING_TOP_DIGITS_PLAYERS", 2000)
 # `/learn/model/` within this time, as a newly activated version reaches the
 # game within RECOGNIZER_RELOAD_SECONDS (recognizer/teaching/card_state.py).
 MODEL_CARD_STATE_SECONDS = env_float("MODEL_CARD_STATE_SECONDS", 2.0)
+# How long views of `/learn/model/` wait (from the first view that waits)
+# for the model's accuracy on the approved drawings before they show the
+# card without it, say it is being measured and reload themselves
+# (recognizer/teaching/views.py). A process's first view of a version runs
+# every approved drawing: 9.4 s for 20,000.
+# A finite number, 0 or more: text, "nan" or "inf" (a view that never stops
+# waiting) stops the site at start-up.
+MODEL_CARD_WAIT_SECONDS = env_checked(
+    "MODEL_CARD_WAIT_SECONDS", 1.0, kind=float,
+    allowed=lambda value: math.isfinite(value) and value >= 0,
+    must_be="a number of seconds, 0 or more")
 
 # The teach page (trainer/teach/): a learner's drawings train a private copy
 # of the served model's head. Each bound must be a whole number in its range:

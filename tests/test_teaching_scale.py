@@ -13,6 +13,7 @@
   shows at once; a view with nothing changed loads no drawing.
 """
 
+import asyncio
 import json
 
 import numpy as np
@@ -348,3 +349,131 @@ def test_model_page_follows_approvals_relabels_and_versions(client, model_dir):
         assert accuracy_text(second, images[:3], labels[:3]) in html
     finally:
         gallery.predict = real
+
+
+@pytest.fixture
+def held_measurement(transactional_db, model_dir, monkeypatch):
+    """The accuracy on three approved drawings, measured only once the test
+    lets it go (`release`), so that a view's wait always ends first whatever
+    the machine's speed; `runs` lists the measurements started, `cards`
+    the cards drawn, and `fail` makes the next measurement fail as the
+    database going away would."""
+    import threading
+    from types import SimpleNamespace
+
+    from django.conf import settings
+
+    from recognizer.teaching import views
+
+    version = register_random_model(model_dir, seed=0, activate=True, version="v-one")
+    rng = np.random.default_rng(5)
+    images = [(rng.random((28, 28)) > 0.8).astype(np.uint8) * 255 for _ in range(3)]
+    for image in images:
+        approved(1, image)
+    held = SimpleNamespace(version=version, images=images, release=threading.Event(),
+                           runs=[], cards=[], fail=False, closing=False,
+                           idle=threading.Semaphore(1))
+    real_guesses, real_render = gallery._approved_guesses, views.render_to_string
+
+    def held_back(version):
+        with held.idle:
+            held.runs.append(version.version)
+            assert held.release.wait(60)
+            if held.fail or held.closing:
+                raise gallery.DataUnavailable("the database went away")
+            return real_guesses(version)
+
+    def counting_render(template, *args, **kwargs):
+        held.cards.append(template)
+        return real_render(template, *args, **kwargs)
+
+    monkeypatch.setattr(gallery, "_approved_guesses", held_back)
+    monkeypatch.setattr(views, "render_to_string", counting_render)
+    monkeypatch.setattr(settings, "MODEL_CARD_WAIT_SECONDS", 0.05)
+    yield held
+    # Never leave the Memo's one worker waiting, nor reading the drawings
+    # while the test database is emptied (SQLite's shared cache would refuse).
+    held.closing = True
+    held.release.set()
+    assert held.idle.acquire(timeout=60)
+    held.idle.release()
+    views._failed_measurements.clear()
+
+
+def measuring(html):
+    return ('data-preparing="collected"' in html
+            and '<meta http-equiv="refresh" content="3">' in html
+            and 'data-version="v-one"' in html)  # the rest of the card is there
+
+
+def test_the_model_page_says_it_is_measuring_rather_than_wait_for_it(client, held_measurement,
+                                                                      monkeypatch):
+    """A process's first view of a version runs every approved drawing (9 s
+    for 20,000): past MODEL_CARD_WAIT_SECONDS the page shows the card
+    without that figure, says it is being measured and reloads itself; the
+    measurement goes on once, and the next view shows the figure."""
+    from django.conf import settings
+
+    held = held_measurement
+    for _ in range(3):
+        assert measuring(client.get("/learn/model/").content.decode())
+    # Drawn once while the measurement runs, not for each view.
+    assert held.cards == ["teaching/_model_card.html"]
+    held.release.set()
+    # The next view waits (within the limit) for the one measurement under way.
+    monkeypatch.setattr(settings, "MODEL_CARD_WAIT_SECONDS", 60)
+    html = client.get("/learn/model/").content.decode()
+    assert "right on 3 approved player drawings" in html
+    assert accuracy_text(held.version, held.images, [1, 1, 1]) in html
+    assert "data-preparing" not in html and 'http-equiv="refresh"' not in html
+    assert held.runs == ["v-one"]
+
+
+async def test_a_class_opening_the_page_at_once_shares_one_card_while_measuring(
+        held_measurement):
+    from django.test import AsyncClient
+
+    held = held_measurement
+    pages = await asyncio.gather(*(AsyncClient().get("/learn/model/") for _ in range(6)))
+    assert all(measuring(page.content.decode()) for page in pages)
+    assert held.cards == ["teaching/_model_card.html"] and held.runs == ["v-one"]
+
+
+def test_a_measurement_that_fails_after_the_wait_is_explained_once(client, held_measurement,
+                                                                    monkeypatch):
+    """Tried: the approved drawings becoming unreadable after the page had
+    said they were being measured. The next view says why, without
+    reloading; the one after measures again."""
+    import time
+
+    from django.conf import settings
+
+    from recognizer.teaching import views
+
+    held = held_measurement
+    held.fail = True
+    assert measuring(client.get("/learn/model/").content.decode())
+    held.release.set()
+    deadline = time.monotonic() + 60  # a bound; the failure comes at once
+    while not views._failed_measurements and time.monotonic() < deadline:
+        time.sleep(0.01)
+    html = client.get("/learn/model/").content.decode()
+    assert "not measured: the model could not be run on this server right now" in html
+    assert 'http-equiv="refresh"' not in html
+    assert held.runs == ["v-one"]
+    held.fail = False
+    monkeypatch.setattr(settings, "MODEL_CARD_WAIT_SECONDS", 60)
+    html = client.get("/learn/model/").content.decode()
+    assert "right on 3 approved player drawings" in html
+    assert held.runs == ["v-one", "v-one"]
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "a second"])
+def test_a_model_card_wait_that_is_not_a_number_of_seconds_stops_the_site(tmp_path, value):
+    """Hostile settings: a wait without end, not a number, below zero, text."""
+    from tests.test_deploy_check import manage
+
+    result = manage(tmp_path, {"MODEL_CARD_WAIT_SECONDS": value}, "check")
+    assert result.returncode != 0
+    assert (f"MODEL_CARD_WAIT_SECONDS must be a number of seconds, 0 or more, not {value!r}"
+            in result.stderr)

@@ -22,6 +22,9 @@ All accept the drawing the recognition API takes ({"width", "height",
 import asyncio
 import logging
 import math
+import threading
+import time
+import weakref
 
 import numpy as np
 from asgiref.sync import sync_to_async
@@ -255,6 +258,21 @@ def _model_state():
     return state
 
 
+# While the model's accuracy on the approved drawings is being measured, by
+# the measurement's Future: when a view first waited for it, and the card
+# drawn without it (with the card's key: a card of another state is not
+# reused), as a task every view of the moment awaits. A class reloading the
+# page gets that one card, not one drawn for each view (about 2 ms of CPU
+# each, its context and its template, taken from the measurement itself).
+_measured_since = weakref.WeakKeyDictionary()
+_card_while_measuring = weakref.WeakKeyDictionary()
+# A measurement that failed after its views had stopped waiting, by
+# (version, sha256, stamp): the next view shows why, once, instead of
+# reloading while the next measurement runs.
+_failed_measurements = {}
+_failures_lock = threading.Lock()
+
+
 async def model_page(request):
     context = lesson_context("teaching:model")
     state = card_state.recent(settings.MODEL_CARD_STATE_SECONDS)
@@ -263,38 +281,114 @@ async def model_page(request):
         # process, not one per query: with a class opening the page at once,
         # each hop waits behind everyone else's.
         state = await sync_to_async(_model_state)()
-    card_html = state.html
+    card_html, preparing = state.html, False
     if card_html is None:
-        card_html = await _model_card_html(state.version, state.stamp, state.history, state.key)
+        card_html, preparing = await _model_card_html(state.version, state.stamp,
+                                                      state.history, state.key)
     context["card_html"] = card_html
+    if preparing:
+        context.update(collected_preparing=True, refresh_seconds=PREPARING_REFRESH_SECONDS)
     return await _render(request, "teaching/model.html", context)
 
 
 async def _model_card_html(version, stamp, history, key):
-    """The card rendered, and cached unless the approved drawings could not be read."""
+    """(the card rendered, whether its accuracy on the approved drawings is
+    still being measured); cached unless they could not be read or are
+    still being measured."""
     card = {"version": version, "history": history}
     collected_error = ""
+    preparing = False
     if version is not None:
         # Cached per model version and state of the approved drawings (see
         # gallery.approved_stamp): a view costs a few index lookups, however
         # many drawings there are.
         collected = None
-        try:
-            collected = await asyncio.wrap_future(gallery.collected_accuracy(version, stamp))
-        except gallery.DataUnavailable as exc:
-            collected_error = unavailable.explained(unavailable.COLLECTED, exc, "model")
-        # Charts and tables from numbers already read: no database.
-        card.update(modelcard.model_card(version, collected, collected_error, history))
-        card["augmentation"] = augmentation.describe(card["training"].get("augment"))
-    # The request's own thread: the template may follow version.parent (a query).
-    html = await sync_to_async(render_to_string)("teaching/_model_card.html", card)
+        measured_key = (version.pk, version.sha256, stamp)
+        with _failures_lock:
+            failure = _failed_measurements.pop(measured_key, None)
+        if failure is not None:
+            collected_error = unavailable.explained(unavailable.COLLECTED, failure, "model")
+        else:
+            collected, preparing, collected_error, future = await _measured(
+                version, stamp, measured_key)
+            if preparing:
+                drawn = _card_while_measuring.get(future)
+                if drawn is None or drawn[0] != key:
+                    without = _card_context(card, version, None, "", history, preparing=True)
+                    drawn = (key, asyncio.ensure_future(_render_card(without)))
+                    _card_while_measuring[future] = drawn
+                return await asyncio.shield(drawn[1]), True
+        card = _card_context(card, version, collected, collected_error, history)
+    html = await _render_card(card)
     if not collected_error:
         card_state.remember_html(key, html)
         try:
             await sync_to_async(cache.set)(key, html, MODEL_CARD_CACHE_SECONDS)
         except CACHE_ERRORS:
             logger.warning("the model card's cache failed; the card is not kept", exc_info=True)
-    return html
+    return html, False
+
+
+async def _measured(version, stamp, measured_key):
+    """(accuracy or None, still being measured, error text, the measurement's Future).
+
+    After an approval only the new drawings are run (milliseconds); a
+    process's first view of a version runs them all (9.4 s for 20,000 on two
+    cores, bench/bench_teaching.py), a wait with nothing on screen. Views
+    wait until MODEL_CARD_WAIT_SECONDS after the first view that waited for
+    this measurement, then say it is being measured and reload themselves
+    while the work goes on, once.
+    """
+    future = gallery.collected_accuracy(version, stamp)
+    if future not in _measured_since:
+        _measured_since[future] = time.monotonic()
+        # In the measuring thread, whichever view's loop is still running: a
+        # failure after the views stopped waiting is kept for the next one
+        # (and logged, unless it is the data being unreadable, which the
+        # page explains).
+        future.add_done_callback(lambda done: _remember_failure(measured_key, done))
+    wait = max(0.0, settings.MODEL_CARD_WAIT_SECONDS
+               - (time.monotonic() - _measured_since[future]))
+    measured = asyncio.wrap_future(future)
+    # Not cancelled when the wait ends: the measurement goes on.
+    measured.add_done_callback(lambda f: f.cancelled() or f.exception())
+    done, _ = await asyncio.wait({measured}, timeout=wait)
+    if not done:
+        return None, True, "", future
+    try:
+        return measured.result(), False, "", future
+    except gallery.DataUnavailable as exc:
+        # Explained by this view: not again by the next.
+        with _failures_lock:
+            _failed_measurements.pop(measured_key, None)
+        return None, False, unavailable.explained(unavailable.COLLECTED, exc, "model"), future
+
+
+def _remember_failure(measured_key, measured):
+    if measured.cancelled() or measured.exception() is None:
+        return
+    failure = measured.exception()
+    if isinstance(failure, gallery.DataUnavailable):
+        with _failures_lock:
+            _failed_measurements[measured_key] = failure
+            while len(_failed_measurements) > 8:
+                _failed_measurements.pop(next(iter(_failed_measurements)))
+    else:
+        logger.error("measuring the model on the approved drawings failed",
+                     exc_info=(type(failure), failure, failure.__traceback__))
+
+
+def _card_context(card, version, collected, collected_error, history, *, preparing=False):
+    # Charts and tables from numbers already read: no database.
+    card.update(modelcard.model_card(version, collected, collected_error, history))
+    card["augmentation"] = augmentation.describe(card["training"].get("augment"))
+    card["collected_preparing"] = preparing
+    return card
+
+
+async def _render_card(card):
+    # The request's own thread: the template may follow version.parent (a query).
+    return await sync_to_async(render_to_string)("teaching/_model_card.html", card)
 
 
 def _learning_state():
