@@ -356,10 +356,11 @@ async def _phases(server, seconds):
     return results
 
 
-def run_websocket_phases(seconds):
+def run_websocket_phases(seconds, env=None):
+    """The three phases on a server of their own; `env`: settings for it."""
     from tests.live import LiveServer
 
-    server = LiveServer(Path(tempfile.mkdtemp(prefix="bench-abuse-ws-")))
+    server = LiveServer(Path(tempfile.mkdtemp(prefix="bench-abuse-ws-")), env=env)
     server.start().ensure_model()
     started = time.monotonic()
     try:

@@ -20,8 +20,15 @@ and limits lifted (in flight and rate set very high), so the ratio of the
 ordinary client's p95 under the flood to its p95 alone is shown with and
 without them. Results in bench/results/abuse.json.
 
+`--ws-bursts 1000000,512000` runs the WebSocket phases once per value of
+GAME_WS_BYTES_BURST_PER_ADDRESS, in turns, `--ws-repeat` times, each on a
+server of its own, and stores every run and the median p95 ratios under
+"websocket_bursts" (the address's burst decides how many of the flood's
+drawings arrive at once when its budget has refilled).
+
     python bench/bench_abuse.py [--seconds 20] [--flood 16] [--requests 150]
                                 [--phases http,websocket] [--note "..."]
+                                [--ws-bursts B1,B2 --ws-repeat 3]
 """
 
 import argparse
@@ -153,7 +160,14 @@ def main():
                         help="comma-separated: http, websocket")
     parser.add_argument("--note", default="",
                         help="what else the machine was doing, stored with the results")
+    parser.add_argument("--ws-bursts", default="",
+                        help="comma-separated GAME_WS_BYTES_BURST_PER_ADDRESS values to "
+                             "compare in the WebSocket phases, in turns")
+    parser.add_argument("--ws-repeat", type=int, default=3)
     args = parser.parse_args()
+    if args.ws_bursts:
+        compare_bursts(args)
+        return
     phases = set(args.phases.split(","))
     path = RESULTS_DIR / "abuse.json"
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -166,6 +180,39 @@ def main():
         results["websocket"] = dict(run_websocket_phases(args.seconds), note=args.note,
                                     machine=machine_summary())
         print_websocket(results["websocket"])
+    print(f"written to {write_results('abuse', results)}")
+
+
+def compare_bursts(args):
+    """The WebSocket phases once per burst value, in turns, --ws-repeat times."""
+    from bench.abuse_websocket import run_websocket_phases
+
+    bursts = [int(value) for value in args.ws_bursts.split(",")]
+    runs = []
+    for repeat in range(args.ws_repeat):
+        for burst in bursts:
+            ws = run_websocket_phases(args.seconds,
+                                      env={"GAME_WS_BYTES_BURST_PER_ADDRESS": str(burst)})
+            runs.append({"burst_bytes": burst, "run": repeat + 1, **ws})
+            print(f"burst {burst:>9,d} run {repeat + 1}: alone p95 {ws['alone']['p95_ms']} ms, "
+                  f"flooded p95 {ws['flooded']['p95_ms']} ms "
+                  f"({ws['flooded']['p95_ratio_to_alone']}x); flood {ws['flood']}")
+    medians = {}
+    for burst in bursts:
+        mine = [run for run in runs if run["burst_bytes"] == burst]
+        medians[str(burst)] = {
+            phase: statistics.median(run[phase]["p95_ratio_to_alone"] for run in mine)
+            for phase in ("flooded", "unread_frames")
+        } | {"alone_p95_ms": statistics.median(run["alone"]["p95_ms"] for run in mine),
+             "flooded_p95_ms": statistics.median(run["flooded"]["p95_ms"] for run in mine),
+             "flood_answered": statistics.median(run["flood"]["answered"] for run in mine)}
+        print(f"burst {burst:>9,d}: median p95 ratio flooded {medians[str(burst)]['flooded']}x, "
+              f"unread {medians[str(burst)]['unread_frames']}x")
+    path = RESULTS_DIR / "abuse.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["websocket_bursts"] = {"runs": runs, "median_p95_ratio": medians,
+                                   "seconds_per_phase": args.seconds,
+                                   "note": args.note, "machine": machine_summary()}
     print(f"written to {write_results('abuse', results)}")
 
 

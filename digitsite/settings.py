@@ -487,10 +487,16 @@ GAME_WS_COUNT_SECONDS = env_float("GAME_WS_COUNT_SECONDS", 30.0)
 # Message bytes one client address may send a second over all its game
 # sockets in a process, in bursts (digitsite/game/message_rate.py): past it
 # messages are dropped before they are decoded. A class of 40 on protocol 2
-# sends about 120 kB a second; 0 turns it off.
+# sends about 120 kB a second; 0 turns it off. The burst is what may arrive
+# at once: a class of 40 rejoining together with drawings of 260 points
+# sends about 390 kB (tests/test_game_work_bounds.py). A burst of 1 MB let 20
+# sockets of one client holding their largest drawings until the budget
+# refilled have them all decoded and rendered together every 5 s: another
+# player's p95 rose 1.4-5.5x (median 2.7x in turns with 512 kB, whose
+# runs gave 1.1-1.5x; bench/bench_abuse.py --ws-bursts).
 GAME_WS_BYTES_PER_SECOND_PER_ADDRESS = env_int("GAME_WS_BYTES_PER_SECOND_PER_ADDRESS",
                                                256_000)
-GAME_WS_BYTES_BURST_PER_ADDRESS = env_int("GAME_WS_BYTES_BURST_PER_ADDRESS", 1_000_000)
+GAME_WS_BYTES_BURST_PER_ADDRESS = env_int("GAME_WS_BYTES_BURST_PER_ADDRESS", 512_000)
 # Drawings of one address being rendered and recognised at once (each
 # connection has one at most; the others wait their turn). Twenty sockets of
 # one client each with a worst-case drawing (tens of ms) in the thread pool

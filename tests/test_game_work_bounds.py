@@ -181,3 +181,38 @@ def test_an_address_has_so_many_message_bytes_a_second(settings):
     assert budget.allowed("10.0.0.1", 500) and not budget.allowed("10.0.0.1", 1)
     settings.GAME_WS_BYTES_PER_SECOND_PER_ADDRESS = 0  # off
     assert all(budget.allowed("10.0.0.1", 60_000) for _ in range(100))
+
+
+def test_the_burst_takes_a_class_rejoining_at_once_but_not_a_flood():
+    """The bytes budget of an address (the default settings), sized by what
+    arrives at once.
+
+    A class of 40 behind one school address whose network came back: every
+    page rejoins and sends its whole drawing in the same moment (260 points
+    at full precision, 9.8 kB, twice what the page's rounded points take:
+    390 kB in all).
+    All of it must pass. A client with 20 sockets that held its largest
+    drawings (about 48 kB each) until its budget refilled must not get them
+    all decoded and rendered at once: with a budget of 1 MB all 20 arrived
+    together every 5 s, and another player's p95 rose 1.4-5.5x
+    (bench/bench_abuse.py --ws-bursts, README)."""
+    import json
+
+    from django.conf import settings
+
+    from bench.abuse_websocket import largest_game_drawings
+    from bench.bench_inference import sample_drawing
+    from digitsite.game.message_rate import AddressBytes
+
+    def frame(drawing_json):
+        return len(f'{{"type":"draw","round":1,"seq":1,"pen_up":true,"drawing":{drawing_json}}}')
+
+    budget = AddressBytes(lambda: 100.0)  # a clock that stands still: one moment
+    pages = [frame(json.dumps(sample_drawing(i))) for i in range(40)]
+    assert all(budget.allowed("10.0.0.1", size) for size in pages), (
+        f"a class rejoining sends {sum(pages):,} bytes at once; the burst is "
+        f"{settings.GAME_WS_BYTES_BURST_PER_ADDRESS:,}")
+    largest = [text for text in largest_game_drawings() if len(text) > 30_000]
+    flood = [frame(largest[i % len(largest)]) for i in range(20)]
+    taken = sum(budget.allowed("10.0.0.2", size) for size in flood)
+    assert 1 <= taken <= 12, taken
