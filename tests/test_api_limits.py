@@ -112,20 +112,34 @@ async def test_a_third_concurrent_request_from_one_address_gets_a_429(
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_request_whose_client_hung_up_is_not_computed(active_model, service, limits):
+async def test_a_request_whose_client_hung_up_is_not_computed(active_model, service, limits,
+                                                              monkeypatch):
     app = get_asgi_application()
     warm = AsgiRequest(app, "10.0.0.3")
     assert (await warm.response())[0] == 200
     served = service.requests_served
+    # The futures of the requests queued from here on. A request counts as
+    # in flight from the view's start, before it is rendered and queued: only
+    # its future tells that the worker has taken it.
+    queued = []
+    submit = service.submit
+
+    def recording_submit(*args, **kwargs):
+        queued.append(submit(*args, **kwargs))
+        return queued[-1]
+
+    monkeypatch.setattr(service, "submit", recording_submit)
     with service._lock:
         blocker = AsgiRequest(app, "10.0.0.4")
-        await until(lambda: service.waiting == 0 and limits.in_flight("10.0.0.4") == 1
-                    and service.requests_served == served, "the worker to hold a request")
+        await until(lambda: len(queued) == 1 and queued[0].running() and service.waiting == 0,
+                    "the worker to hold a request")
         gone = AsgiRequest(app, "10.0.0.3")
-        await until(lambda: service.waiting == 1, "the drawing to wait for the network")
+        await until(lambda: len(queued) == 2 and service.waiting == 1,
+                    "the drawing to wait for the network")
         gone.hang_up()
         await until(lambda: service.waiting == 0, "the abandoned drawing to leave the queue")
-        assert service.requests_dropped == 1
+        assert queued[1].cancelled() and service.requests_dropped == 1
+        assert service.requests_served == served
         await asyncio.wait_for(gone.task, 30)
         # Its slot is free again at once.
         assert limits.in_flight("10.0.0.3") == 0

@@ -20,6 +20,7 @@ from django.core.management import CommandError, call_command
 
 from digitsite.asgi import application
 from digitsite.game.client import CommunicatorClient
+from digitsite.game.database import db
 from digitsite.game.simulation import play_room
 from recognizer import versions
 from recognizer.collection import review
@@ -331,7 +332,11 @@ async def test_styled_players_play_and_the_finetuned_model_reads_their_style(
                      lr=FINETUNE_LR, threads=1, seed=0, verbosity=0)
         return ModelVersion.objects.order_by("-id").first()
 
-    new = await sync_to_async(approve_and_finetune)()
+    # Through the game's own database pool: the players' connections may
+    # still be writing their leave, and the test database's shared-cache
+    # SQLite refuses a write beside another connection's with "database
+    # table is locked" at once, where one pool thread takes them in turn.
+    new = await db(approve_and_finetune)()
     assert new.parent_id == shipped.pk
     data = new.training["data"]
     trained = (PLAYERS - HELD_OUT) * GAMES * 10

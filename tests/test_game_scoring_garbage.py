@@ -59,8 +59,14 @@ async def test_a_drawing_refused_in_the_rendering_thread_is_freed_at_once(collec
     else:
         pytest.fail("the drawing was not refused")
     del drawing
-    for _ in range(3):  # the futures' callbacks, which still hold the error, run
-        await asyncio.sleep(0)
+    # The futures' callbacks, which still hold the error, run; and the pool's
+    # worker drops its work item (which holds the drawing) just after it set
+    # the result, which can be after this coroutine resumes. With the
+    # collector off, a reference cycle would hold the drawing for good.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while watched() is not None and loop.time() < deadline:
+        await asyncio.sleep(0.01)
     assert watched() is None, "a reference cycle still holds the refused drawing"
 
 

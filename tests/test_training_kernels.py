@@ -90,10 +90,12 @@ def test_the_trained_model_comes_back_in_nchw(mnist_dir):
 def test_one_channels_last_step_rounds_like_nchw():
     """One batch's loss and gradients in both layouts against float64.
 
-    NCHW lands within 1e-6 of float64 (relative); channels-last within 1e-3
-    (its batch norm keeps less precision): far below what one batch of
-    digits rather than another changes, which is of the order of the
-    gradient itself.
+    Relative to float64, NCHW's gradients landed within 1e-6 on an AVX-512
+    CPU and at 6.7e-5 on an AVX2 one (whatever the thread count: the kernels
+    sum in another order); channels-last within 1.3e-3 (its batch norm keeps
+    less precision). Both are far below what one batch of digits rather than
+    another changes, which is of the order of the gradient itself, and a
+    wrong layout or a dropped term is off by that much.
     """
     torch.manual_seed(0)
     start = build_model()
@@ -111,7 +113,7 @@ def test_one_channels_last_step_rounds_like_nchw():
         return loss.item(), torch.cat([p.grad.double().flatten() for p in model.parameters()])
 
     exact_loss, exact = gradients(torch.float64, torch.contiguous_format)
-    for layout, tolerance in ((torch.contiguous_format, 1e-5), (torch.channels_last, 1e-2)):
+    for layout, tolerance in ((torch.contiguous_format, 5e-4), (torch.channels_last, 1e-2)):
         loss, grads = gradients(torch.float32, layout)
         assert loss == pytest.approx(exact_loss, rel=1e-5)
         assert float((grads - exact).norm() / exact.norm()) < tolerance
