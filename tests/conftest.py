@@ -27,6 +27,29 @@ ARTIFACTS_DIR = Path(os.environ.get("ARTIFACTS_DIR", BASE_DIR / "artifacts"))
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite the test database is a file, as the site's own is, not
+    Django's default shared-cache in-memory database.
+
+    In shared cache a connection that meets another's table lock fails at
+    once with "database table is locked", which no busy timeout waits out:
+    a test reading or writing from its own thread while the game's pool
+    wrote failed now and then (four tests were made to take turns by hand).
+    A file in write-ahead-log mode behaves as in production: readers run
+    beside the writer and a writer waits its turn (digitsite/settings.py),
+    and the game's pool has its GAME_DB_THREADS threads, not one.
+    (tmp_path_factory's folder is this process's own under pytest-xdist.)
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if (database["ENGINE"] == "django.db.backends.sqlite3"
+            and not database.get("TEST", {}).get("NAME")):
+        database.setdefault("TEST", {})["NAME"] = str(
+            tmp_path_factory.mktemp("database") / "test.sqlite3")
+
+
+@pytest.fixture(scope="session")
 def mnist_dir():
     candidates = [os.environ.get("MNIST_DATA_DIR"), BASE_DIR.parent / "shared" / "data" / "mnist"]
     for candidate in candidates:

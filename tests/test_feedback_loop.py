@@ -332,10 +332,8 @@ async def test_styled_players_play_and_the_finetuned_model_reads_their_style(
                      lr=FINETUNE_LR, threads=1, seed=0, verbosity=0)
         return ModelVersion.objects.order_by("-id").first()
 
-    # Through the game's own database pool: the players' connections may
-    # still be writing their leave, and the test database's shared-cache
-    # SQLite refuses a write beside another connection's with "database
-    # table is locked" at once, where one pool thread takes them in turn.
+    # Through the game's own database pool, where the players' connections
+    # may still be writing their leave.
     new = await db(approve_and_finetune)()
     assert new.parent_id == shipped.pk
     data = new.training["data"]

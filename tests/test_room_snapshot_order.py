@@ -150,10 +150,7 @@ def test_a_view_finds_a_snapshot_stale_unless_it_is_newer_than_the_last_learned(
 
 # -- through the real ASGI application ----------------------------------------
 # The tests' own database work while connections are open goes through the
-# game's database pool (`db`), one thread on the test database: its SQLite
-# shares its cache between connections, and a write there while a
-# connection's thread read the room failed at once with "database table is
-# locked", which no busy timeout waits out.
+# game's database pool (`db`), as the connections' own does.
 
 
 async def broadcast(code, message):

@@ -98,10 +98,7 @@ async def test_the_sweep_repeats_on_the_game_clock(manual_clock):
 
         manual_clock.advance(3600)
         # The second sweep is done once it sleeps on the clock again (advance
-        # took the first sleep off at once). Not read from the database
-        # meanwhile: the test database's SQLite shares its cache between
-        # connections, and a read there made the sweep's write fail with
-        # "table is locked", which no busy timeout waits out.
+        # took the first sleep off at once): the room is read once, after it.
         while manual_clock.sleepers() == 0:
             assert not task.done(), task
             assert loop.time() < deadline, "the second sweep never waited on the game clock"

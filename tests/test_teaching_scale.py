@@ -392,7 +392,7 @@ def held_measurement(transactional_db, model_dir, monkeypatch):
     monkeypatch.setattr(settings, "MODEL_CARD_WAIT_SECONDS", 0.05)
     yield held
     # Never leave the Memo's one worker waiting, nor reading the drawings
-    # while the test database is emptied (SQLite's shared cache would refuse).
+    # while the test database is emptied for the next test.
     held.closing = True
     held.release.set()
     assert held.idle.acquire(timeout=60)
