@@ -1,6 +1,8 @@
 """Helpers for tests: requirements that skip locally and fail on CI, test models,
 race scripts run in a process of their own."""
 
+import asyncio
+import inspect
 import json
 import os
 import socket
@@ -71,6 +73,27 @@ def wait_until(condition, timeout=30, what="the condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)
+
+
+async def eventually(condition, what, timeout=60, interval=0.05):
+    """Await until `condition()` (a function or a coroutine function) returns
+    something true, and return it; fail after `timeout` seconds of the event
+    loop's clock, which bounds a loaded machine's wait, not the code's speed.
+
+    `what` names the condition in the failure, or is a function that does
+    (to show the state that did not come about).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what() if callable(what) else what}")
+        await asyncio.sleep(interval)
 
 
 # How every race script starts: Django on the database DATABASE_URL names,

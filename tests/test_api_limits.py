@@ -15,7 +15,7 @@ from django.core.asgi import get_asgi_application
 
 from recognizer import clients, inference
 from recognizer.clients import ClientLimits, LimitExceeded
-from tests.support import SEVEN
+from tests.support import SEVEN, eventually
 
 URL = "/api/recognize"
 BODY = json.dumps(SEVEN).encode()
@@ -79,14 +79,6 @@ class AsgiRequest:
         return start["status"], headers, json.loads(body)
 
 
-async def until(condition, what, timeout=30):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 @pytest.mark.django_db(transaction=True)
 async def test_a_third_concurrent_request_from_one_address_gets_a_429(
     active_model, service, limits
@@ -96,7 +88,7 @@ async def test_a_third_concurrent_request_from_one_address_gets_a_429(
     assert (await warm.response())[0] == 200
     with service._lock:
         held = [AsgiRequest(app, "10.0.0.1") for _ in range(2)]
-        await until(lambda: limits.in_flight("10.0.0.1") == 2, "two requests in flight")
+        await eventually(lambda: limits.in_flight("10.0.0.1") == 2, "two requests in flight")
         refused = AsgiRequest(app, "10.0.0.1")
         status, headers, body = await refused.response()
         assert status == 429
@@ -104,7 +96,7 @@ async def test_a_third_concurrent_request_from_one_address_gets_a_429(
         assert "at most 2 at a time" in body["error"]
         # Another address is not affected by the first one's limit.
         other = AsgiRequest(app, "10.0.0.2")
-        await until(lambda: limits.in_flight("10.0.0.2") == 1, "the other client's request")
+        await eventually(lambda: limits.in_flight("10.0.0.2") == 1, "the other client's request")
     for request in [*held, other]:
         status, _, body = await request.response()
         assert status == 200 and len(body["probabilities"]) == 10
@@ -131,13 +123,13 @@ async def test_a_request_whose_client_hung_up_is_not_computed(active_model, serv
     monkeypatch.setattr(service, "submit", recording_submit)
     with service._lock:
         blocker = AsgiRequest(app, "10.0.0.4")
-        await until(lambda: len(queued) == 1 and queued[0].running() and service.waiting == 0,
+        await eventually(lambda: len(queued) == 1 and queued[0].running() and service.waiting == 0,
                     "the worker to hold a request")
         gone = AsgiRequest(app, "10.0.0.3")
-        await until(lambda: len(queued) == 2 and service.waiting == 1,
+        await eventually(lambda: len(queued) == 2 and service.waiting == 1,
                     "the drawing to wait for the network")
         gone.hang_up()
-        await until(lambda: service.waiting == 0, "the abandoned drawing to leave the queue")
+        await eventually(lambda: service.waiting == 0, "the abandoned drawing to leave the queue")
         assert queued[1].cancelled() and service.requests_dropped == 1
         assert service.requests_served == served
         await asyncio.wait_for(gone.task, 30)
@@ -206,7 +198,7 @@ async def test_the_asgi_guard_refuses_before_reading_the_body(active_model, serv
     assert (await AsgiRequest(application, "10.0.0.5").response())[0] == 200
     with service._lock:
         held = [AsgiRequest(application, "10.0.0.5") for _ in range(2)]
-        await until(lambda: limits.in_flight("10.0.0.5") == 2, "two requests in flight")
+        await eventually(lambda: limits.in_flight("10.0.0.5") == 2, "two requests in flight")
         flood = AsgiRequest(application, "10.0.0.5")
         status, headers, body = await flood.response()
         assert status == 429 and headers[b"retry-after"] == b"1"

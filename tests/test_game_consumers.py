@@ -19,6 +19,7 @@ from digitsite.game import protocol
 from digitsite.game.models import Room, Seat
 from digitsite.game.rooms import create_room
 from recognizer.models import Drawing
+from tests.support import eventually
 from tests.tables import rows_containing
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -833,11 +834,7 @@ async def test_no_join_in_time_closes(active_model, game_clock):
     client = await connect(room.code)
     # The join timer starts once the room is found, after the socket is
     # accepted: a slow lookup would start it after run_for moved the clock.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while game_clock.sleepers() == asleep:
-        assert loop.time() < deadline, "the join timer never started"
-        await asyncio.sleep(0.02)
+    await eventually(lambda: game_clock.sleepers() > asleep, "the join timer to start", WAIT)
     await game_clock.run_for(protocol.JOIN_TIMEOUT - 0.1)
     assert client.ws.output_queue.empty()  # nothing before the timeout
     await game_clock.run_timers(client.error("not_joined"), within=0.2)
@@ -882,6 +879,11 @@ async def test_a_broadcast_is_encoded_once_for_the_whole_room(active_model, monk
     lobby = await ada.expect("room")
     while len(lobby["players"]) < 2:
         lobby = await ada.expect("room")
+    # Bob's join is over once his connection answers a later frame: after his
+    # welcome it still reads whether it missed a change (session.py), and a
+    # read that came after Cy's join would send Bob one more snapshot.
+    await bob.send("ping")
+    await bob.expect("pong")
     heard_before = sum(1 for m in ada.seen if m["type"] == "room")
     encoded = []
     real_encode = protocol.encode

@@ -12,7 +12,6 @@ Also: the server collects its youngest objects every 10,000 allocations, not
 every 700 (digitsite/heap.py).
 """
 
-import asyncio
 import gc
 import os
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 
 from digitsite.game.rules import GameError
 from digitsite.game.scoring import _in_thread_to_the_end
+from tests.support import eventually
 from tests.test_game_consumers import connect, game_clock, new_room  # noqa: F401
 
 
@@ -63,11 +63,8 @@ async def test_a_drawing_refused_in_the_rendering_thread_is_freed_at_once(collec
     # worker drops its work item (which holds the drawing) just after it set
     # the result, which can be after this coroutine resumes. With the
     # collector off, a reference cycle would hold the drawing for good.
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 5
-    while watched() is not None and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-    assert watched() is None, "a reference cycle still holds the refused drawing"
+    await eventually(lambda: watched() is None,
+                     "a reference cycle still holds the refused drawing", timeout=5)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -30,6 +30,7 @@ import pytest
 from digitsite.game.client import GameClosed, NoMessage, Refused
 from tests.live import LiveServer
 from tests.raw_websocket import RawWebSocket
+from tests.support import eventually
 from tests.test_ws_limits_shared import joined
 from tests.worst_drawings import worst_drawings
 
@@ -273,11 +274,8 @@ async def test_sockets_past_the_bound_per_address_are_closed_with_4029(server):
         # A closed socket frees its place: once the server has handled the
         # close, which the client's close does not wait for.
         await held.pop().close()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + WAIT
-        while (again := await joined(server, code, "Again", address[0])) is None:
-            assert loop.time() < deadline, "the closed socket still counts"
-            await asyncio.sleep(0.1)
+        again = await eventually(lambda: joined(server, code, "Again", address[0]),
+                                 "the closed socket's place to be free", WAIT)
         # The place was the closed socket's, not one a held socket's join
         # timeout (30 s, unjoined) gave back.
         assert all(client.is_open for client in held), "a held socket was closed meanwhile"

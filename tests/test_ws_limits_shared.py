@@ -9,28 +9,18 @@ real Daphne processes, the real PostgreSQL): missing, they skip with the
 reason, and fail under CI=true.
 """
 
-import asyncio
 import secrets
 
 import pytest
 
 from digitsite.game.client import GameClosed
 from digitsite.game.connection_limits import SharedConnectionCounts
+from tests.support import eventually
 from tests.test_scaleout import Cluster
 
 pytestmark = pytest.mark.services
 
 WAIT = 60
-
-
-async def wait_until(condition, what, timeout=WAIT):
-    """Await `condition()` (a coroutine function) until it is true."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.1)
 
 
 async def test_two_processes_counts_share_the_bounds_and_a_dead_ones_expire(redis_url, settings):
@@ -72,7 +62,7 @@ async def test_two_processes_counts_share_the_bounds_and_a_dead_ones_expire(redi
             socket_id, refusal = await first.admit("10.0.0.1", None)
             return refusal is None and socket_id
 
-        await wait_until(a_place_is_free, "the dead process's sockets stop counting")
+        await eventually(a_place_is_free, "the dead process's sockets stop counting")
         # 3 on the first process now: browser-a's, the one just admitted,
         # and one more; then the bound again.
         assert (await first.admit("10.0.0.1", None))[1] is None
@@ -193,7 +183,7 @@ async def test_two_daphne_processes_share_the_bound_per_address(cluster):
                 held.append(client)
             return client is not None
 
-        await wait_until(a_place_on_the_other, "the closed socket stops counting")
+        await eventually(a_place_on_the_other, "the closed socket stops counting")
 
         # The second process is killed with three sockets open: they stop
         # counting within COUNT_SECONDS, and the first takes them over (in
@@ -209,7 +199,7 @@ async def test_two_daphne_processes_share_the_bound_per_address(cluster):
                 places.append(client)
             return len(places) >= PER_ADDRESS - len(survivors)
 
-        await wait_until(a_place_is_free, "the killed process's sockets stop counting")
+        await eventually(a_place_is_free, "the killed process's sockets stop counting")
         held = survivors + places
         # And the bound still holds for the living process's renewed sockets.
         assert await joined(a, code, "Over", address) is None
