@@ -210,6 +210,31 @@ def test_a_failing_training_fails_its_job_and_the_worker_goes_on(make_worker, ru
     wait_for(worker, "b", "done")
 
 
+
+def test_a_warm_up_whose_connection_cannot_be_closed_leaves_the_thread_serving(
+        make_worker, runner, monkeypatch):
+    """Tried: the warm-up fails, and so does closing its database connection
+    after it (as when the database went away meanwhile). Before, the second
+    error ended the worker's only thread, and every job waited for ever."""
+    from trainer.teach import worker as worker_module
+
+    closes = []
+
+    def unreachable_once():  # the job's own close, later, works
+        closes.append(1)
+        if len(closes) == 1:
+            raise RuntimeError("the database went away")
+
+    def failing_warm_up():
+        raise RuntimeError("no model to warm")
+
+    monkeypatch.setattr(worker_module, "close_old_connections", unreachable_once)
+    worker = make_worker(warm_up=failing_warm_up)
+    worker.submit(job("a", steps=1))
+    wait_for(worker, "a", "running")
+    runner.step("a")
+    assert wait_for(worker, "a", "done")["result"]["copy"] == "copy-of-a"
+
 def test_one_job_per_owner(make_worker, runner, clocks):
     wall, _ = clocks
     worker = make_worker()

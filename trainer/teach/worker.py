@@ -192,7 +192,10 @@ class TeachWorker:
         # (see recognizer/inference.py), and so is a Linux thread's niceness.
         torch.set_num_threads(self.torch_threads)
         _lower_priority(self.niceness)
-        self._warm()
+        try:
+            self._warm()
+        except Exception:  # nor the warm-up (its closing of the database connection too)
+            logger.exception("warming up the teach worker failed")
         while True:
             job = self._take()
             try:
