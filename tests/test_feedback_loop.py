@@ -332,8 +332,8 @@ async def test_styled_players_play_and_the_finetuned_model_reads_their_style(
                      lr=FINETUNE_LR, threads=1, seed=0, verbosity=0)
         return ModelVersion.objects.order_by("-id").first()
 
-    # Through the game's own database pool, where the players' connections
-    # may still be writing their leave.
+    # Through the game's own database pool, as the players' connections'
+    # own work; the drawings it approves were stored before `game_over`.
     new = await db(approve_and_finetune)()
     assert new.parent_id == shipped.pk
     data = new.training["data"]

@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from digitsite.asgi import application
-from digitsite.game import protocol
+from digitsite.game import protocol, rules
 from digitsite.game.models import Room, Seat
 from digitsite.game.rooms import create_room
 from recognizer.models import Drawing
@@ -212,6 +212,11 @@ async def test_whole_game_with_three_players(active_model, game_clock):
             submitted[(client.you["id"], round_number)] = (drawing, guess)
         await ada.send("done", round=round_number)
         await bob.send("done", round=round_number)
+        # Their rounds are over before the clock moves: the deadline's own
+        # write could otherwise end the round first, and a `done` still on
+        # its way would find it over.
+        await ada.expect("player_finished", player=ada.you["id"])
+        await bob.expect("player_finished", player=bob.you["id"])
         # Cy's round ends by the timer (20 s and the grace).
         await game_clock.run_timers(ada.expect("round_end", round=round_number), within=21)
         ends = [ada.seen[-1]] + [await c.expect("round_end", round=round_number)
@@ -596,6 +601,11 @@ async def test_a_client_whose_round_end_broadcast_was_lost_is_caught_up(active_m
         await broadcast(self, message)
 
     monkeypatch.setattr(GameConsumer, "broadcast", lossy_broadcast)
+    # No heartbeats in the window: each would move the clock on 10 s while
+    # the catch-up's database work runs, and could take it past the window
+    # before the catch-up's own waits were set. (A solo room: no other seat
+    # to find stale.)
+    monkeypatch.setattr(rules, "SEAT_HEARTBEAT_SECONDS", 3600.0)
     room = await new_room(rounds=1, solo=True)
     ada = await join(room.code, "Ada")
     await ada.send("start")
@@ -606,8 +616,7 @@ async def test_a_client_whose_round_end_broadcast_was_lost_is_caught_up(active_m
     # The connection looks again a second after the deadline, waits
     # CATCH_UP_AFTER for a late broadcast, then catches its client up: about
     # 26 s in all. Those waits start when the database work before them is
-    # done, and heartbeats may fire meanwhile and move time on, so the window
-    # is wide; nothing here minds time passing.
+    # done, so the window is wide; nothing here minds time passing.
     end = await game_clock.run_timers(ada.expect("round_end"), within=60)
     assert lost == ["round_end", "game_over", "room"]
     assert end["final"] and end["target"] == start["target"]

@@ -151,7 +151,8 @@ def test_a_view_finds_a_snapshot_stale_unless_it_is_newer_than_the_last_learned(
 
 # -- through the real ASGI application ----------------------------------------
 # The tests' own database work while connections are open goes through the
-# game's database pool (`db`), as the connections' own does.
+# game's database pool (`db`), as the connections' own does; what they read
+# was committed before the message they waited for.
 
 
 async def broadcast(code, message):
