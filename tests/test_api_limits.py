@@ -124,10 +124,10 @@ async def test_a_request_whose_client_hung_up_is_not_computed(active_model, serv
     with service._lock:
         blocker = AsgiRequest(app, "10.0.0.4")
         await eventually(lambda: len(queued) == 1 and queued[0].running() and service.waiting == 0,
-                    "the worker to hold a request")
+                         "the worker to hold a request")
         gone = AsgiRequest(app, "10.0.0.3")
         await eventually(lambda: len(queued) == 2 and service.waiting == 1,
-                    "the drawing to wait for the network")
+                         "the drawing to wait for the network")
         gone.hang_up()
         await eventually(lambda: service.waiting == 0, "the abandoned drawing to leave the queue")
         assert queued[1].cancelled() and service.requests_dropped == 1

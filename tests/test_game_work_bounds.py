@@ -20,6 +20,7 @@ from digitsite.game.drawing_slots import DrawingSlots, drawing_slots
 from digitsite.game.models import RoundProgress
 from recognizer import inference
 from recognizer.inference import InferenceService
+from tests.support import eventually
 from tests.test_game_consumers import join, new_room, seven
 
 
@@ -83,14 +84,6 @@ async def test_an_address_has_a_few_drawings_in_the_work_and_a_closed_wait_leave
     assert len(slots) == 0  # nothing kept for addresses without drawings
 
 
-async def wait_for(condition, what, timeout=30):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, f"{what}: not within {timeout} s"
-        await asyncio.sleep(0.01)
-
-
 @sync_to_async
 def kept_drawing(player_id):
     return RoundProgress.objects.get(seat__player_id=player_id).drawing
@@ -115,11 +108,11 @@ async def test_a_drawing_of_a_closed_socket_is_dropped_not_computed(active_model
     served = service.requests_served
     with service._lock:
         busy = service.submit(np.zeros((28, 28), dtype=np.float32))
-        await wait_for(lambda: service.waiting == 0, "the worker to take a request")
+        await eventually(lambda: service.waiting == 0, "the worker to take a request")
         await ada.send("draw", round=1, seq=2, drawing=seven(40), pen_up=False)
-        await wait_for(lambda: service.waiting == 1, "the drawing to wait for the recognizer")
+        await eventually(lambda: service.waiting == 1, "the drawing to wait for the recognizer")
         await ada.close()
-        await wait_for(lambda: service.waiting == 0, "the closed socket's drawing to leave")
+        await eventually(lambda: service.waiting == 0, "the closed socket's drawing to leave")
         assert service.requests_dropped == 1
     await asyncio.wrap_future(busy)
     assert service.requests_served == served + 1  # the blocking request alone
@@ -145,7 +138,7 @@ async def test_a_cancelled_rendering_keeps_its_slot_until_its_thread_returns(set
                               transport=SimpleNamespace(client_address=address))
     scorer = scoring.DrawingScorer(session)
     computing = asyncio.ensure_future(scorer._compute(({"strokes": []},)))
-    await wait_for(started.is_set, "the rendering to start")
+    await eventually(started.is_set, "the rendering to start")
     computing.cancel()
     entered = asyncio.Event()
 

@@ -210,12 +210,12 @@ def test_a_failing_training_fails_its_job_and_the_worker_goes_on(make_worker, ru
     wait_for(worker, "b", "done")
 
 
-
 def test_a_warm_up_whose_connection_cannot_be_closed_leaves_the_thread_serving(
         make_worker, runner, monkeypatch):
     """Tried: the warm-up fails, and so does closing its database connection
     after it (as when the database went away meanwhile). Before, the second
-    error ended the worker's only thread, and every job waited for ever."""
+    error ended the worker's only thread, and a queued job waited for the
+    next submission to start another."""
     from trainer.teach import worker as worker_module
 
     closes = []
@@ -234,6 +234,30 @@ def test_a_warm_up_whose_connection_cannot_be_closed_leaves_the_thread_serving(
     wait_for(worker, "a", "running")
     runner.step("a")
     assert wait_for(worker, "a", "done")["result"]["copy"] == "copy-of-a"
+
+
+def test_a_status_store_that_fails_as_a_job_is_taken_leaves_the_thread_serving(
+        make_worker, runner):
+    """Tried: writing the queue's positions fails once as the worker takes a
+    job (a cache outage). Before, the error ended the thread, and the job,
+    already counted as running, was never run."""
+    worker = make_worker()
+    real = worker.store.set_positions
+    failures = []
+
+    def failing_once_in_the_worker(positions):
+        if threading.current_thread().name.startswith("teach-worker") and not failures:
+            failures.append(positions)
+            raise ConnectionError("the cache went away")
+        return real(positions)
+
+    worker.store.set_positions = failing_once_in_the_worker
+    worker.submit(job("a", steps=1))
+    wait_for(worker, "a", "running")
+    assert failures, "the store never failed"
+    runner.step("a")
+    assert wait_for(worker, "a", "done")["result"]["copy"] == "copy-of-a"
+
 
 def test_one_job_per_owner(make_worker, runner, clocks):
     wall, _ = clocks

@@ -78,15 +78,6 @@ def server_log(server):
     return server.log_path.read_text(errors="replace")
 
 
-async def wait_for(condition, what, timeout=WAIT):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.05)
-
-
 @contextlib.contextmanager
 def write_lock(server):
     """Hold the write lock of the server's SQLite database, as another writer would."""
@@ -308,10 +299,10 @@ async def test_a_flood_of_the_largest_drawings_leaves_another_player_answered(se
         assert len(flooders) == 20
         floods = [asyncio.ensure_future(_flood(client, round_, drawings, stop))
                   for client, round_ in flooders]
-        await wait_for(lambda: sum(f.done() for f in floods) == 0
-                       and all(client.all_of("guess") or client.all_of("error")
-                               for client, _ in flooders),
-                       "every flooding socket answered once")
+        await eventually(lambda: sum(f.done() for f in floods) == 0
+                         and all(client.all_of("guess") or client.all_of("error")
+                                 for client, _ in flooders),
+                         "every flooding socket answered once")
         await a_player_is_answered(server, "127.0.0.42", drawings=5)
         stop.set()
         await asyncio.gather(*floods)

@@ -54,9 +54,10 @@ def _threads():
 
     database = connections["default"]
     if database.vendor == "sqlite" and database.is_in_memory_db():
-        # A shared in-memory SQLite database (Django's test database) answers
-        # a lock held by another connection with "database table is locked"
-        # at once instead of waiting the busy timeout: one thread, as before.
+        # A shared in-memory SQLite database (Django's default test database;
+        # this project's tests use a file, tests/conftest.py) answers a lock
+        # held by another connection with "database table is locked" at once
+        # instead of waiting the busy timeout: one thread.
         return 1
     return max(1, settings.GAME_DB_THREADS)
 

@@ -182,8 +182,12 @@ class TeachWorker:
                 self._sweep_locked()
                 if self._waiting:
                     job = self._waiting.popleft()
+                    try:
+                        self._write_positions()
+                    except Exception:  # the status store failed: the job keeps its place
+                        self._waiting.appendleft(job)
+                        raise
                     self._running[job.id] = job
-                    self._write_positions()
                     return job
                 self._condition.wait(timeout=self.sweep_seconds)
 
@@ -192,12 +196,14 @@ class TeachWorker:
         # (see recognizer/inference.py), and so is a Linux thread's niceness.
         torch.set_num_threads(self.torch_threads)
         _lower_priority(self.niceness)
-        try:
-            self._warm()
-        except Exception:  # nor the warm-up (its closing of the database connection too)
-            logger.exception("warming up the teach worker failed")
+        self._warm()
         while True:
-            job = self._take()
+            try:
+                job = self._take()
+            except Exception:  # the status store failed (a cache outage): try again
+                logger.exception("the teach worker could not take its next job")
+                time.sleep(self.sweep_seconds)
+                continue
             try:
                 self._run(job)
             except Exception:  # never let one job end the thread
@@ -216,7 +222,10 @@ class TeachWorker:
             except Exception:  # the first job will do it, or say what is wrong
                 logger.exception("warming up the teach worker failed")
             finally:
-                close_old_connections()
+                try:
+                    close_old_connections()
+                except Exception:  # nor may this end the thread (a database gone)
+                    logger.exception("closing the warm-up's database connection failed")
 
     def _run(self, job):
         close_old_connections()
