@@ -44,6 +44,12 @@ application = upkeep.ProcessUpkeep(TrustedProxyMiddleware(ProtocolTypeRouter(
 # stop on SIGTERM (see digitsite/game/upkeep.py for why it hooks in here).
 upkeep.hook_into_daphne()
 
+# The renderer's compiled loop, compiled (or loaded from numba's cache) now
+# rather than on the first drawing, which would wait about a second.
+from recognizer import pen_kernel  # noqa: E402
+
+pen_kernel.warm_up()
+
 # Last, once everything the process keeps is imported (digitsite/heap.py says why).
 from digitsite.heap import (  # noqa: E402
     collect_young_objects_less_often,

@@ -37,12 +37,12 @@ tests/reference_renderer.py holds a plain version it must match bit for bit.
 import io
 import math
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from recognizer.images import png_bytes
+from recognizer.pen_kernel import nearest_squared_distances
 
 # Bump when a change alters the inputs produced from the same drawing, so
 # caches of preprocessed data (the canvas-style evaluation set) are rebuilt.
@@ -76,11 +76,6 @@ MIN_EXTENT = 1.0
 # (docs/preprocessing.md): at most 17.6 * 20 = 352 pixels of path, so at
 # most ~3,500 segments once thinned to one point per MIN_STEP.
 MAX_INK_LENGTH = 20.0
-# The renderer measures at most this many (segment, pixel) pairs at a time,
-# so its scratch memory stays around 2 MB whatever the drawing.
-RENDER_CHUNK = 16384
-# Widening (pixels) of each row's span of pixels to measure, against rounding.
-SPAN_MARGIN = 1e-4
 
 # Uploaded images.
 MAX_IMAGE_PIXELS = 25_000_000
@@ -295,17 +290,6 @@ def _segments(pieces):
     return np.vstack(starts), np.vstack(ends)
 
 
-def _runs(counts, limit):
-    """(start, stop) ranges over `counts` whose sums stay within `limit` (or one item each)."""
-    total = np.cumsum(counts)
-    start = 0
-    while start < len(counts):
-        base = total[start - 1] if start else 0
-        stop = max(int(np.searchsorted(total, base + limit, side="right")), start + 1)
-        yield start, stop
-        start = stop
-
-
 def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None):
     """Rasterise line segments (index coordinates) with a round pen, anti-aliased.
 
@@ -315,140 +299,42 @@ def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None):
     (pen_width) at every position and angle, so sub-pixel moves are exact.
 
     Each segment is measured only against the pixels within reach of it, row
-    by row: in row y, only the part of the segment between y - reach and
-    y + reach can be within reach, so the pixels to measure are that part's
-    x range widened by reach on each side. A segment L pixels long touches
-    about (2 reach + 1) (L + 2 reach + 1) pixels instead of its whole
-    bounding box, which for a corner-to-corner diagonal is 784. The work
-    goes in chunks of RENDER_CHUNK (segment, pixel) pairs and the nearest
-    distance per pixel is kept with np.minimum.at, so memory stays bounded
-    whatever the drawing. The distances are computed with the same
-    arithmetic as before (float32 points, float64 distances), and a pixel
-    left out is one whose value would be 0, so the image is the same.
+    by row (`pen_kernel.nearest_squared_distances`, compiled): a segment L
+    pixels long touches about (2 reach + 1) (L + 2 reach + 1) pixels instead
+    of its whole bounding box, which for a corner-to-corner diagonal is 784,
+    and nothing is allocated per pair, so memory stays bounded whatever the
+    drawing. A pixel left out is one whose value would be 0, so the image is
+    the bounding-box renderer's (tests/reference_renderer.py) to the bit.
 
-    The steps: each segment's box of pixels within reach (_within_reach),
-    then per chunk of segments the span of pixels to measure in each of their
-    rows (_row_spans), then per chunk of pixels their distances
-    (_measure_pixels).
-
-    `work`, a dict, if given, counts what was done: "renders", "segments",
-    "pairs" and "largest_chunk" (pairs at once), for tests and benchmarks.
+    `work`, a dict, if given, counts what was done: "renders", "segments"
+    and "pairs" (segment-pixel distances measured), for tests and benchmarks.
     """
     reach = pen_width / 2 + 0.5
-    segments = _within_reach(seg_a, seg_b, reach, size)
+    a, d, length2, low, high = _within_reach(seg_a, seg_b, reach, size)
     dist2 = np.full(size * size, np.inf, dtype=np.float32)
-    for first, last in _runs(segments.rows, RENDER_CHUNK // 4):
-        spans = _row_spans(segments, first, last, reach)
-        for start, stop in _runs(spans.span, RENDER_CHUNK):
-            pairs = _measure_pixels(spans, start, stop, dist2, size)
-            if work is not None:
-                work["pairs"] = work.get("pairs", 0) + pairs
-                work["largest_chunk"] = max(work.get("largest_chunk", 0), pairs)
+    pairs = nearest_squared_distances(a, d, length2, low, high, reach, size, dist2)
     if work is not None:
+        work["pairs"] = work.get("pairs", 0) + pairs
         work["renders"] = work.get("renders", 0) + 1
-        work["segments"] = max(work.get("segments", 0), len(segments.a))
+        work["segments"] = max(work.get("segments", 0), len(a))
     return np.clip(reach - np.sqrt(dist2), 0.0, 1.0).reshape(size, size)
 
 
-@dataclass(frozen=True)
-class _Segments:
-    """Segments as the renderer measures them, with the pixels within their reach."""
-
-    a: np.ndarray  # starts, float32
-    d: np.ndarray  # end - start, float32
-    length2: np.ndarray  # squared lengths, 1 for a dot
-    low: np.ndarray  # (x, y) of the first pixel within reach
-    high: np.ndarray  # (x, y) one past the last
-    rows: np.ndarray  # how many rows are within reach
-    # The same starts and directions as float64, for the band arithmetic.
-    ax64: np.ndarray
-    ay64: np.ndarray
-    dx64: np.ndarray
-    dy64: np.ndarray
-
-
 def _within_reach(seg_a, seg_b, reach, size):
-    a = seg_a.astype(np.float32)
-    d = seg_b.astype(np.float32) - a
+    """Segments as the kernel measures them: (a, d, length2, low, high).
+
+    Starts and directions as float32, squared lengths (1 for a dot), and
+    each segment's box of pixels within reach, (x, y) of the first and one
+    past the last.
+    """
+    a = np.ascontiguousarray(seg_a, dtype=np.float32)
+    d = np.ascontiguousarray(seg_b, dtype=np.float32) - a
     length2 = (d * d).sum(axis=1)
     # A zero-length segment is a dot: t is 0 and the distance is to its point.
     length2[length2 == 0] = 1.0
     low = np.clip(np.floor(np.minimum(a, a + d) - reach).astype(np.int64) + 1, 0, size)
     high = np.clip(np.ceil(np.maximum(a, a + d) + reach).astype(np.int64), 0, size)
-    rows = np.maximum(high[:, 1] - low[:, 1], 0)
-    return _Segments(a, d, length2, low, high, rows,
-                     a[:, 0].astype(np.float64), a[:, 1].astype(np.float64),
-                     d[:, 0].astype(np.float64), d[:, 1].astype(np.float64))
-
-
-@dataclass(frozen=True)
-class _RowSpans:
-    """One entry per (segment, row within its reach): the pixels to measure there."""
-
-    row: np.ndarray
-    left: np.ndarray  # the first column to measure
-    span: np.ndarray  # how many columns
-    # What every pixel of the row shares: the pairs then only repeat these
-    # (np.repeat is cheaper than indexing) and add the column.
-    ay: np.ndarray  # row - the segment's start y
-    ax: np.ndarray  # the segment's start x
-    sx: np.ndarray  # its direction
-    sy: np.ndarray
-    l2: np.ndarray  # its squared length
-
-
-def _row_spans(segments, first, last, reach):
-    """The _RowSpans of segments first..last-1."""
-    block = segments.rows[first:last]
-    seg = np.repeat(np.arange(first, last), block)
-    row = np.repeat(segments.low[first:last, 1] - np.cumsum(block) + block, block)
-    row += np.arange(len(seg))
-    # The part of the segment inside the band |y - row| <= reach, as t in [0, 1].
-    ay, dy = segments.ay64[seg], segments.dy64[seg]
-    flat = dy == 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_top = (row - reach - ay) / dy
-        t_bottom = (row + reach - ay) / dy
-    t_in = np.where(flat, 0.0, np.clip(np.minimum(t_top, t_bottom), 0.0, 1.0))
-    t_out = np.where(flat, 1.0, np.clip(np.maximum(t_top, t_bottom), 0.0, 1.0))
-    ax, dx = segments.ax64[seg], segments.dx64[seg]
-    x_in = ax + t_in * dx
-    x_out = ax + t_out * dx
-    # A hair wider than exact: a pixel too many is measured and gets 0.
-    left = np.floor(np.minimum(x_in, x_out) - reach - SPAN_MARGIN).astype(np.int64) + 1
-    right = np.ceil(np.maximum(x_in, x_out) + reach + SPAN_MARGIN).astype(np.int64)
-    left = np.maximum(left, segments.low[seg, 0])
-    span = np.maximum(np.minimum(right, segments.high[seg, 0]) - left, 0)
-    # Same operands as the pixel-by-pixel formula, so the same bits.
-    return _RowSpans(row, left, span, row - segments.a[seg, 1], segments.a[seg, 0],
-                     segments.d[seg, 0], segments.d[seg, 1], segments.length2[seg])
-
-
-def _measure_pixels(spans, start, stop, dist2, size):
-    """Squared distances of the pixels of spans start..stop-1 to their segments.
-
-    Each pixel keeps its nearest in `dist2` (flat, float32); returns how many
-    (segment, pixel) pairs were measured.
-    """
-    widths = spans.span[start:stop]
-    column = np.arange(int(widths.sum()))
-    before = np.cumsum(widths) - widths
-    px = np.repeat(spans.left[start:stop] - before, widths) + column
-    pixel = np.repeat(spans.row[start:stop] * size + spans.left[start:stop] - before,
-                      widths) + column
-    sx = np.repeat(spans.sx[start:stop], widths)
-    sy = np.repeat(spans.sy[start:stop], widths)
-    ex = px - np.repeat(spans.ax[start:stop], widths)
-    ey = np.repeat(spans.ay[start:stop], widths)
-    t = (ex * sx + ey * sy) / np.repeat(spans.l2[start:stop], widths)
-    np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)
-    ex -= t * sx
-    ey -= t * sy
-    ex *= ex
-    ey *= ey
-    ex += ey
-    np.minimum.at(dist2, pixel, ex.astype(np.float32))
-    return len(column)
+    return a, d, length2, low, high
 
 
 def _ink_length(points, starts, extent, pen_width):

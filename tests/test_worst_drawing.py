@@ -2,7 +2,8 @@
 
 The previous renderer (tests/reference_renderer.py) listed every pixel of
 each segment's bounding box; today's measures only pixels within reach of
-the segment, so the images must agree within 1/255 (they agree to the bit).
+the segment, in compiled code (recognizer/pen_kernel.py) with the same
+arithmetic, so the images must agree to the bit (the issue asked for 1/255).
 Hostile drawings tried: a zigzag between opposite corners (the drawing that
 cost 1-2 s and 530 MB), sweeping zigzags, spirals, a circle gone over and
 over, dense random scribbles at and far over the ink limit, thousands of
@@ -21,7 +22,6 @@ from recognizer import preprocessing
 from recognizer.payloads import parse_drawing
 from recognizer.preprocessing import (
     MAX_INK_LENGTH,
-    RENDER_CHUNK,
     DrawingError,
     InkLimitError,
     strokes_to_input,
@@ -53,7 +53,8 @@ def compare(strokes, width, height, report):
     report["sum"] += float(difference.mean())
     report["count"] += 1
     assert difference.max() <= TOLERANCE
-    assert np.abs(new["centered_box"] - old["centered_box"]).max() <= TOLERANCE
+    assert np.array_equal(new["input"], old["input"])
+    assert np.array_equal(new["centered_box"], old["centered_box"])
     for key in ("strokes", "points", "bbox", "scale"):
         assert new[key] == old[key], key
     return new
@@ -156,8 +157,8 @@ def test_cost_grows_with_the_inks_length_not_segments_times_pixels():
     """Corner-to-corner diagonals, rendered with no ink limit in the way.
 
     The previous renderer measured each diagonal against its whole bounding
-    box, 784 pixels; today's against the pixels within reach, and in chunks,
-    so memory does not grow with the drawing.
+    box, 784 pixels; today's against the pixels within reach, with nothing
+    allocated per pair, so memory does not grow with the drawing.
     """
     corner = np.array([[0.0, 0.0], [27.0, 27.0]])
     pairs = {}
@@ -173,8 +174,8 @@ def test_cost_grows_with_the_inks_length_not_segments_times_pixels():
         # on each side: at most 4 * 1.7 + 1 = 7.8 pixels, not 28.
         assert work["pairs"] <= count * 28 * 7.8
         assert work["pairs"] < count * 784 / 4
-        assert work["largest_chunk"] <= RENDER_CHUNK + 28
-        # The previous renderer held ~50 bytes per pair at once: 390 MB here.
+        # The previous renderer held ~50 bytes per pair at once: 390 MB here;
+        # the segments' own arrays are 36 bytes each (360 kB here).
         assert peak < 8_000_000
     assert pairs[10_000] == 100 * pairs[100]
     image = preprocessing._render_segments(corner[[0]], corner[[1]], preprocessing.PEN_WIDTH)
@@ -207,7 +208,6 @@ def test_worst_drawings_are_refused_or_bounded(render_work, max_points, side):
         # most ~30 pixels (5 rows of 6).
         assert render_work["segments"] <= 10 * 17.6 * MAX_INK_LENGTH + 400, case.name
         assert render_work["pairs"] / render_work["renders"] <= 120_000, case.name
-        assert render_work["largest_chunk"] <= RENDER_CHUNK + 28, case.name
         assert peak < 8_000_000, f"{case.name}: {peak} bytes"
 
 
