@@ -1,20 +1,19 @@
-"""The renderer's inner loop, compiled: each segment's distance to the pixels within its reach.
+"""The renderer, compiled: each segment moved into place and measured against the pixels in reach.
 
-Why compiled. The same loop written as numpy array operations
-(`_row_spans` and `_measure_pixels`, until this module) spent most of its
-time in the operations' own overhead: about 30 array calls a render on
-arrays of a few hundred elements, 2-4 renders a drawing, all holding the
-interpreter. It was 15% of a game server's samples in a profile of 32
-players, and 0.5 ms of the 0.6 ms that preprocessing a 260-point drawing
-took. Compiled with numba, the same loop does the same arithmetic in tens
-of microseconds, releases the interpreter while it runs (`nogil`), and
-needs no intermediate arrays at all, so its memory is the 28x28 distance
-field whatever the drawing (the numpy version worked in chunks of 16,384
-(segment, pixel) pairs to bound it).
+Why compiled. The same work written as numpy array operations (the
+segments' boxes, `_row_spans` and `_measure_pixels`, until this module)
+spent most of its time in the operations' own overhead: about 45 array
+calls a render on arrays of a few hundred elements, 2-4 renders a drawing,
+all holding the interpreter. It was 15% of a game server's samples in a
+profile of 32 players; a 260-point drawing took 0.51 ms from strokes to
+input, and takes 0.20 ms with this module. Compiled with numba, the loop
+does the same arithmetic in tens of microseconds, releases the interpreter
+while it runs (`nogil`), and needs no arrays per pair, so its memory is
+the 28x28 distance field whatever the drawing (the numpy version worked in
+chunks of 16,384 (segment, pixel) pairs to bound it).
 
-The arithmetic is the numpy version's, operation by operation: float32
-points and directions, float64 distances, each pixel's nearest squared
-distance kept as float32. numba compiles without fast-math, so nothing is
+The arithmetic is the numpy version's, operation by operation (`render`'s
+docstring lists the types). numba compiles without fast-math, so nothing is
 reordered or fused, and the images are the same to the bit
 (tests/test_worst_drawing.py checks them against tests/reference_renderer.py
 on thousands of drawings).
@@ -40,41 +39,60 @@ SPAN_MARGIN = 1e-4
 
 
 @numba.njit(cache=True, nogil=True)
-def nearest_squared_distances(a, d, length2, low, high, reach, size, dist2):
-    """Lower `dist2` (flat, float32) to each pixel's squared distance to its nearest segment.
+def render(seg_a, seg_b, dx, dy, reach, size, image):
+    """Fill `image` (flat, float32) with the pen's ink along the segments, moved by (dx, dy).
 
-    a, d: (n, 2) float32 starts and end - start; length2: (n,) float32
-    squared lengths (1 for a dot); low, high: (n, 2) int64, the first pixel
-    (x, y) within reach and one past the last. Returns how many (segment,
-    pixel) pairs were measured.
+    seg_a, seg_b: (n, 2) float64 segment ends in pixel-index coordinates. A
+    pixel's value is clip(reach - d, 0, 1), d the distance from its centre
+    to the nearest segment. Returns how many (segment, pixel) pairs were
+    measured.
+
+    Each step is written as the numpy expression it replaces would compute
+    it, in the same types: the moved ends are float64 sums cast to float32;
+    the direction, squared length and the box within reach are float32 (a
+    Python float meeting a float32 array is a float32 in numpy); the band
+    and the distances are float64; the nearest squared distance is kept as
+    float32, and the ink is float32.
     """
+    reach32 = np.float32(reach)
+    dist2 = np.full(size * size, np.inf, dtype=np.float32)
     pairs = 0
-    for s in range(a.shape[0]):
-        ax32 = a[s, 0]
-        ay32 = a[s, 1]
-        sx = d[s, 0]
-        sy = d[s, 1]
-        l2 = length2[s]
+    for s in range(seg_a.shape[0]):
+        ax32 = np.float32(seg_a[s, 0] + dx)
+        ay32 = np.float32(seg_a[s, 1] + dy)
+        sx = np.float32(seg_b[s, 0] + dx) - ax32
+        sy = np.float32(seg_b[s, 1] + dy) - ay32
+        l2 = sx * sx + sy * sy
+        if l2 == 0:
+            # A zero-length segment is a dot: t is 0 and the distance is to its point.
+            l2 = np.float32(1.0)
+        # The box of pixels within reach: (x, y) of the first, and one past the last.
+        bx32 = ax32 + sx
+        by32 = ay32 + sy
+        low_x = min(max(np.int64(math.floor(min(ax32, bx32) - reach32)) + 1, 0), size)
+        low_y = min(max(np.int64(math.floor(min(ay32, by32) - reach32)) + 1, 0), size)
+        high_x = min(max(np.int64(math.ceil(max(ax32, bx32) + reach32)), 0), size)
+        high_y = min(max(np.int64(math.ceil(max(ay32, by32) + reach32)), 0), size)
         ax = np.float64(ax32)
         ay = np.float64(ay32)
-        dx = np.float64(sx)
-        dy = np.float64(sy)
-        for row in range(low[s, 1], high[s, 1]):
+        dx64 = np.float64(sx)
+        dy64 = np.float64(sy)
+        for row in range(low_y, high_y):
             # The part of the segment inside the band |y - row| <= reach, as t in [0, 1].
-            if dy == 0.0:
+            if dy64 == 0.0:
                 t_in = 0.0
                 t_out = 1.0
             else:
-                t_top = (row - reach - ay) / dy
-                t_bottom = (row + reach - ay) / dy
+                t_top = (row - reach - ay) / dy64
+                t_bottom = (row + reach - ay) / dy64
                 t_in = min(max(min(t_top, t_bottom), 0.0), 1.0)
                 t_out = min(max(max(t_top, t_bottom), 0.0), 1.0)
-            x_in = ax + t_in * dx
-            x_out = ax + t_out * dx
+            x_in = ax + t_in * dx64
+            x_out = ax + t_out * dx64
             left = np.int64(math.floor(min(x_in, x_out) - reach - SPAN_MARGIN)) + 1
             right = np.int64(math.ceil(max(x_in, x_out) + reach + SPAN_MARGIN))
-            left = max(left, low[s, 0])
-            right = min(right, high[s, 0])
+            left = max(left, low_x)
+            right = min(right, high_x)
             ey0 = row - ay32
             for column in range(left, right):
                 ex = column - ax32
@@ -88,12 +106,13 @@ def nearest_squared_distances(a, d, length2, low, high, reach, size, dist2):
                 if nearest < dist2[pixel]:
                     dist2[pixel] = nearest
             pairs += max(right - left, 0)
+    for pixel in range(size * size):
+        image[pixel] = min(max(reach32 - np.sqrt(dist2[pixel]), np.float32(0.0)),
+                           np.float32(1.0))
     return pairs
 
 
 def warm_up():
     """Compile (or load from the cache) the kernel for the argument types the renderer passes."""
-    a = np.zeros((1, 2), dtype=np.float32)
-    corner = np.zeros((1, 2), dtype=np.int64)
-    nearest_squared_distances(a, a, np.ones(1, dtype=np.float32), corner, corner + 1,
-                              1.7, 28, np.full(28 * 28, np.inf, dtype=np.float32))
+    ends = np.zeros((1, 2))
+    render(ends, ends, 0.0, 0.0, 1.7, 28, np.zeros(28 * 28, dtype=np.float32))

@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from recognizer.images import png_bytes
-from recognizer.pen_kernel import nearest_squared_distances
+from recognizer.pen_kernel import render as render_segments
 
 # Bump when a change alters the inputs produced from the same drawing, so
 # caches of preprocessed data (the canvas-style evaluation set) are rebuilt.
@@ -290,8 +290,8 @@ def _segments(pieces):
     return np.vstack(starts), np.vstack(ends)
 
 
-def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None):
-    """Rasterise line segments (index coordinates) with a round pen, anti-aliased.
+def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None, shift=(0.0, 0.0)):
+    """Rasterise line segments (index coordinates) moved by `shift`, with a round pen, anti-aliased.
 
     A pixel's value is clip(r + 0.5 - d, 0, 1) with d the distance from its
     centre to the nearest segment and r the pen's radius: the covered area
@@ -299,42 +299,25 @@ def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None):
     (pen_width) at every position and angle, so sub-pixel moves are exact.
 
     Each segment is measured only against the pixels within reach of it, row
-    by row (`pen_kernel.nearest_squared_distances`, compiled): a segment L
-    pixels long touches about (2 reach + 1) (L + 2 reach + 1) pixels instead
-    of its whole bounding box, which for a corner-to-corner diagonal is 784,
-    and nothing is allocated per pair, so memory stays bounded whatever the
-    drawing. A pixel left out is one whose value would be 0, so the image is
-    the bounding-box renderer's (tests/reference_renderer.py) to the bit.
+    by row (`pen_kernel.render`, compiled): a segment L pixels long touches
+    about (2 reach + 1) (L + 2 reach + 1) pixels instead of its whole
+    bounding box, which for a corner-to-corner diagonal is 784, and nothing
+    is allocated per pair, so memory stays bounded whatever the drawing. A
+    pixel left out is one whose value would be 0, so the image is the
+    bounding-box renderer's (tests/reference_renderer.py) to the bit.
 
     `work`, a dict, if given, counts what was done: "renders", "segments"
     and "pairs" (segment-pixel distances measured), for tests and benchmarks.
     """
-    reach = pen_width / 2 + 0.5
-    a, d, length2, low, high = _within_reach(seg_a, seg_b, reach, size)
-    dist2 = np.full(size * size, np.inf, dtype=np.float32)
-    pairs = nearest_squared_distances(a, d, length2, low, high, reach, size, dist2)
+    image = np.empty(size * size, dtype=np.float32)
+    pairs = render_segments(np.ascontiguousarray(seg_a, dtype=np.float64),
+                            np.ascontiguousarray(seg_b, dtype=np.float64),
+                            float(shift[0]), float(shift[1]), pen_width / 2 + 0.5, size, image)
     if work is not None:
         work["pairs"] = work.get("pairs", 0) + pairs
         work["renders"] = work.get("renders", 0) + 1
-        work["segments"] = max(work.get("segments", 0), len(a))
-    return np.clip(reach - np.sqrt(dist2), 0.0, 1.0).reshape(size, size)
-
-
-def _within_reach(seg_a, seg_b, reach, size):
-    """Segments as the kernel measures them: (a, d, length2, low, high).
-
-    Starts and directions as float32, squared lengths (1 for a dot), and
-    each segment's box of pixels within reach, (x, y) of the first and one
-    past the last.
-    """
-    a = np.ascontiguousarray(seg_a, dtype=np.float32)
-    d = np.ascontiguousarray(seg_b, dtype=np.float32) - a
-    length2 = (d * d).sum(axis=1)
-    # A zero-length segment is a dot: t is 0 and the distance is to its point.
-    length2[length2 == 0] = 1.0
-    low = np.clip(np.floor(np.minimum(a, a + d) - reach).astype(np.int64) + 1, 0, size)
-    high = np.clip(np.ceil(np.maximum(a, a + d) + reach).astype(np.int64), 0, size)
-    return a, d, length2, low, high
+        work["segments"] = max(work.get("segments", 0), len(seg_a))
+    return image.reshape(size, size)
 
 
 def _ink_length(points, starts, extent, pen_width):
@@ -426,7 +409,7 @@ def strokes_to_stages(strokes, width, height, pen_width=PEN_WIDTH):
     seg_a, seg_b = _segments([(piece - (cx, cy)) * factor + BOX_CENTRE for piece in pieces])
 
     def render(dx, dy):
-        return _render_segments(seg_a + (dx, dy), seg_b + (dx, dy), pen_width)
+        return _render_segments(seg_a, seg_b, pen_width, shift=(dx, dy))
 
     unshifted, com, shift, final = _center(render)
     margin = (SIZE - BOX) // 2
