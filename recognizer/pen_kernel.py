@@ -2,7 +2,7 @@
 
 Why compiled. The same work written as numpy array operations (the
 segments' boxes, `_row_spans` and `_measure_pixels`, until this module)
-spent most of its time in the operations' own overhead: about 45 array
+spent most of its time in the operations' own overhead: dozens of array
 calls a render on arrays of a few hundred elements, 2-4 renders a drawing,
 all holding the interpreter. It was 15% of a game server's samples in a
 profile of 32 players; a 260-point drawing took 0.51 ms from strokes to
@@ -27,18 +27,60 @@ bounding box's (784 for a corner-to-corner diagonal).
 The compiled code is cached beside this module (numba's `cache=True`), so
 only the first process after an install compiles it, in about a second;
 `warm_up()` does that at start-up rather than on a player's first drawing.
+numba compiles once per combination of argument types, so callers pass
+exactly the types `warm_up()` does (float64 ends and shift, a float reach,
+an int size, a float32 image; tests/test_pen_kernel.py checks every entry
+point).
 """
 
+import logging
 import math
 
 import numba
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 # A hair wider than exact: a pixel too many is measured and gets 0.
 SPAN_MARGIN = 1e-4
 
 
-@numba.njit(cache=True, nogil=True)
+def _compiled(function):
+    """`function` compiled without the interpreter, its machine code cached on disk.
+
+    numba picks its cache folder as the function is decorated, and with no
+    writable folder (beside the module, the user's cache, NUMBA_CACHE_DIR)
+    it raises: every import of the preprocessing would then fail, and the
+    site with it. Without a cache each process compiles on its first call
+    instead, about a second, which the server's warm-up takes at start-up.
+    """
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError as exc:
+        logger.warning("the renderer's compiled code cannot be cached (%s): each process "
+                       "compiles it as it starts; set NUMBA_CACHE_DIR to a writable folder", exc)
+        return numba.njit(nogil=True)(function)
+
+
+@_compiled
+def _floor(value, size):
+    """floor(value) as an integer, for a value to be clipped to [0, size] afterwards.
+
+    Clamped first: numba's conversion of a float far outside int64 (or of
+    an infinity) is undefined, where numpy's astype gives int64's minimum.
+    Within the clamp it is math.floor itself, so the result after clipping
+    is the same.
+    """
+    return np.int64(math.floor(min(max(value, -2.0), size + 2.0)))
+
+
+@_compiled
+def _ceil(value, size):
+    """ceil(value) as an integer, clamped as _floor is."""
+    return np.int64(math.ceil(min(max(value, -2.0), size + 2.0)))
+
+
+@_compiled
 def render(seg_a, seg_b, dx, dy, reach, size, image):
     """Fill `image` (flat, float32) with the pen's ink along the segments, moved by (dx, dy).
 
@@ -69,10 +111,10 @@ def render(seg_a, seg_b, dx, dy, reach, size, image):
         # The box of pixels within reach: (x, y) of the first, and one past the last.
         bx32 = ax32 + sx
         by32 = ay32 + sy
-        low_x = min(max(np.int64(math.floor(min(ax32, bx32) - reach32)) + 1, 0), size)
-        low_y = min(max(np.int64(math.floor(min(ay32, by32) - reach32)) + 1, 0), size)
-        high_x = min(max(np.int64(math.ceil(max(ax32, bx32) + reach32)), 0), size)
-        high_y = min(max(np.int64(math.ceil(max(ay32, by32) + reach32)), 0), size)
+        low_x = min(max(_floor(min(ax32, bx32) - reach32, size) + 1, 0), size)
+        low_y = min(max(_floor(min(ay32, by32) - reach32, size) + 1, 0), size)
+        high_x = min(max(_ceil(max(ax32, bx32) + reach32, size), 0), size)
+        high_y = min(max(_ceil(max(ay32, by32) + reach32, size), 0), size)
         ax = np.float64(ax32)
         ay = np.float64(ay32)
         dx64 = np.float64(sx)
@@ -89,8 +131,8 @@ def render(seg_a, seg_b, dx, dy, reach, size, image):
                 t_out = min(max(max(t_top, t_bottom), 0.0), 1.0)
             x_in = ax + t_in * dx64
             x_out = ax + t_out * dx64
-            left = np.int64(math.floor(min(x_in, x_out) - reach - SPAN_MARGIN)) + 1
-            right = np.int64(math.ceil(max(x_in, x_out) + reach + SPAN_MARGIN))
+            left = _floor(min(x_in, x_out) - reach - SPAN_MARGIN, size) + 1
+            right = _ceil(max(x_in, x_out) + reach + SPAN_MARGIN, size)
             left = max(left, low_x)
             right = min(right, high_x)
             ey0 = row - ay32

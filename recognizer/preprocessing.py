@@ -312,7 +312,8 @@ def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None, shift=(0.0, 
     image = np.empty(size * size, dtype=np.float32)
     pairs = render_segments(np.ascontiguousarray(seg_a, dtype=np.float64),
                             np.ascontiguousarray(seg_b, dtype=np.float64),
-                            float(shift[0]), float(shift[1]), pen_width / 2 + 0.5, size, image)
+                            float(shift[0]), float(shift[1]), float(pen_width) / 2 + 0.5,
+                            int(size), image)
     if work is not None:
         work["pairs"] = work.get("pairs", 0) + pairs
         work["renders"] = work.get("renders", 0) + 1
