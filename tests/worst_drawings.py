@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recognizer import pen_kernel
 from recognizer.preprocessing import BOX, MAX_INK_LENGTH, PEN_WIDTH
 
 # Ink (in bounding boxes) a drawing meant to pass is given: just under the
@@ -138,7 +139,14 @@ def worst_drawings(max_points, side=400):
 
 
 def peak_bytes(fn):
-    """The most bytes Python and numpy held at once, beyond what was there, while `fn` ran."""
+    """The most bytes Python and numpy held at once, beyond what was there, while `fn` ran.
+
+    The renderer's compiled code is loaded first: loading it (or compiling
+    it, on a first run after an install) is a process's once, megabytes
+    the server spends at start-up (digitsite/asgi.py), not a drawing's.
+    Traced, it made the first drawing measured in a process look like 10 MB.
+    """
+    pen_kernel.warm_up()
     tracemalloc.start()
     try:
         fn()
