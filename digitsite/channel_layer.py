@@ -10,6 +10,15 @@ dict afterwards, and every member of the group receives that one copy. The
 game's handlers read broadcasts and never change them (`room_view.py` keeps
 copies of what it stores); tests/test_channel_layer.py holds the contract.
 A message sent to one channel is still copied, as before.
+
+Channels' layer also sweeps every channel and every group membership of the
+process for expired messages on each receive and each broadcast, so each
+message costs time in proportion to the process's sockets: with 200 players
+every live drawing's 8 deliveries walked 200 channels and 200 memberships
+(bench/bench_channel_layer.py). Messages expire after a minute, memberships
+after a day; this layer sweeps at most once every SWEEP_SECONDS, so an
+expired message can wait that much longer to be dropped, and each message
+costs the same whatever the number of players.
 """
 
 import asyncio
@@ -19,8 +28,24 @@ from copy import deepcopy
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
+SWEEP_SECONDS = 1.0
+
 
 class BroadcastOnceChannelLayer(InMemoryChannelLayer):
+    def __init__(self, *args, sweep_seconds=SWEEP_SECONDS, monotonic=time.monotonic, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sweep_seconds = sweep_seconds
+        self.monotonic = monotonic  # injectable, for tests
+        self._next_sweep = float("-inf")
+
+    def _clean_expired(self):
+        """Channels' sweep of expired messages and memberships, once per sweep_seconds at most."""
+        now = self.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.sweep_seconds
+        super()._clean_expired()
+
     async def group_send(self, group, message):
         assert isinstance(message, dict), "Message is not a dict"
         self.require_valid_group_name(group)

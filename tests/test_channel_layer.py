@@ -98,3 +98,56 @@ def test_the_room_view_keeps_copies_of_what_it_stores():
                 "ends_at": 30_000}, 1)
     assert shared == snapshot
     assert second.room["round"] == 1 and first.room["round"] == 2
+
+
+class ManualClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_expired_messages_are_swept_at_most_once_a_second():
+    """Channels' layer walked every channel and membership on every receive
+    and broadcast; this one sweeps once per SWEEP_SECONDS of its clock, and
+    a message past its expiry is still dropped, and its channel taken out of
+    its groups, by the first sweep after it."""
+    async def scenario():
+        clock = ManualClock()
+        # expiry -1: every message is expired the moment it is queued.
+        layer = BroadcastOnceChannelLayer(expiry=-1, monotonic=clock)
+        stale, fresh = await members(layer, 2)
+        sweeps = mock.patch.object(channel_layer.InMemoryChannelLayer, "_clean_expired",
+                                   autospec=True,
+                                   side_effect=channel_layer.InMemoryChannelLayer._clean_expired)
+        with sweeps as swept:
+            await layer.group_send("room.ABCD", live_drawing(3))  # sweeps (t=0), then queues
+            assert swept.call_count == 1
+            clock.now = 0.99
+            await layer.group_send("room.ABCD", live_drawing(3))
+            assert (await layer.receive(fresh))["message"]["type"] == "live_drawing"
+            assert swept.call_count == 1  # within the second: no sweep
+            # The expired messages are still queued: nothing swept them yet.
+            assert layer.channels[stale].qsize() == 2
+            clock.now = 1.0
+            await layer.group_send("room.ABCD", live_drawing(3))
+            assert swept.call_count == 2
+        # That sweep dropped the expired messages and took both channels out
+        # of the group (Channels' rule: a channel whose message expired is
+        # gone), before the broadcast, which then reached nobody.
+        assert stale not in layer.channels and fresh not in layer.channels
+        assert layer.groups.get("room.ABCD", {}) == {}
+    run(scenario())
+
+
+def test_the_sweep_still_ends_memberships_past_the_group_expiry():
+    async def scenario():
+        clock = ManualClock()
+        layer = BroadcastOnceChannelLayer(group_expiry=1, monotonic=clock)
+        [name] = await members(layer, 1)
+        layer.groups["room.ABCD"][name] -= 10  # joined 10 s ago by the wall clock
+        clock.now = 5.0
+        await layer.group_send("room.ABCD", live_drawing(3))
+        assert name not in layer.groups["room.ABCD"]
+    run(scenario())

@@ -1,0 +1,101 @@
+"""Channel layer benchmark: what one live drawing's broadcast costs the
+embedded layer, as the process holds more players.
+
+A process holds --players channels in rooms of 8. One broadcast is what a
+live drawing makes: a `group_send` of a 150-point drawing to its room, then
+each of the room's other 7 members receiving it. Timed side by side in one
+run, in turns, with the forward pass at batch 1 as the yardstick:
+
+- swept every time: Channels' own rule, every receive and broadcast walking
+  every channel and group membership for expired messages (the layer with
+  sweep_seconds=0);
+- swept once a second: digitsite.channel_layer's default.
+
+    python bench/bench_channel_layer.py [--players 32,200,1000] [--repeats 2000]
+"""
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import forward_yardstick, machine_summary, setup_django, write_results  # noqa: E402
+
+ROOM_SIZE = 8
+
+
+def live_drawing(player):
+    points = [[float(i), float(i % 40), float(i * 16)] for i in range(150)]
+    return {"type": "game.event", "message": {
+        "type": "live_drawing", "player": player, "round": 1,
+        "drawing": {"width": 100, "height": 100, "strokes": [points]}}}
+
+
+async def broadcast_costs(layer, players, repeats):
+    """Median microseconds of one broadcast and its 7 receptions."""
+    rooms = []
+    for room in range(max(1, players // ROOM_SIZE)):
+        members = [await layer.new_channel() for _ in range(ROOM_SIZE)]
+        for name in members:
+            await layer.group_add(f"room.R{room}", name)
+        rooms.append(members)
+    durations = []
+    for index in range(repeats):
+        room = index % len(rooms)
+        members = rooms[room]
+        sender = index % ROOM_SIZE
+        message = live_drawing(sender)
+        start = time.perf_counter()
+        await layer.group_send(f"room.R{room}", message)
+        for position, name in enumerate(members):
+            if position != sender:
+                await layer.receive(name)
+        durations.append(time.perf_counter() - start)
+        # The sender's own copy, which the game passes over.
+        await layer.receive(members[sender])
+    return statistics.median(durations) * 1e6
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--players", default="32,200,1000")
+    parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--output", default="channel_layer")
+    args = parser.parse_args()
+    setup_django()
+    from digitsite.channel_layer import BroadcastOnceChannelLayer
+
+    yardstick_before = forward_yardstick()
+    rows = []
+    for players in (int(p) for p in args.players.split(",")):
+        every, once = [], []
+        for _ in range(args.turns):
+            every.append(asyncio.run(broadcast_costs(
+                BroadcastOnceChannelLayer(sweep_seconds=0), players, args.repeats)))
+            once.append(asyncio.run(broadcast_costs(
+                BroadcastOnceChannelLayer(), players, args.repeats)))
+        row = {"players": players,
+               "swept_every_time_us": round(statistics.median(every), 1),
+               "swept_once_a_second_us": round(statistics.median(once), 1)}
+        row["ratio"] = round(row["swept_every_time_us"] / row["swept_once_a_second_us"], 2)
+        rows.append(row)
+        print(f"{players:5d} players: one broadcast and its 7 receptions "
+              f"{row['swept_every_time_us']:8.1f} us swept every time, "
+              f"{row['swept_once_a_second_us']:8.1f} us swept once a second "
+              f"({row['ratio']}x)")
+    yardstick_after = forward_yardstick()
+    print(f"forward pass at batch 1: {yardstick_before:.3f} / {yardstick_after:.3f} ms")
+    path = write_results(args.output, {
+        "benchmark": "channel_layer", "repeats": args.repeats, "turns": args.turns,
+        "rows": rows, "forward_batch1_ms_before": round(yardstick_before, 3),
+        "forward_batch1_ms_after": round(yardstick_after, 3), "machine": machine_summary()})
+    print(f"written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+
+
+if __name__ == "__main__":
+    main()
