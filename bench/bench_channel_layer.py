@@ -6,10 +6,12 @@ live drawing makes: a `group_send` of a 150-point drawing to its room, then
 each of the room's other 7 members receiving it. Timed side by side in one
 run, in turns, with the forward pass at batch 1 as the yardstick:
 
-- swept every time: Channels' own rule, every receive and broadcast walking
-  every channel and group membership for expired messages (the layer with
-  sweep_seconds=0);
-- swept once a second: digitsite.channel_layer's default.
+- before: Channels' own sweep, every receive and broadcast walking every
+  channel and group membership for expired messages (the layer with
+  sweep_seconds=0), and the broadcast deep-copied with copy.deepcopy;
+- swept once a second, still deep-copied;
+- now: swept once a second and copied through pickle
+  (digitsite.channel_layer's defaults).
 
     python bench/bench_channel_layer.py [--players 32,200,1000] [--repeats 2000]
 """
@@ -68,26 +70,35 @@ def main():
     parser.add_argument("--output", default="channel_layer")
     args = parser.parse_args()
     setup_django()
+    from copy import deepcopy
+
+    from digitsite import channel_layer
     from digitsite.channel_layer import BroadcastOnceChannelLayer
 
+    def cost(players, sweep_seconds, copy):
+        channel_layer.copy_message = copy
+        layer = BroadcastOnceChannelLayer(sweep_seconds=sweep_seconds)
+        return asyncio.run(broadcast_costs(layer, players, args.repeats))
+
+    pickled = channel_layer.copy_message
     yardstick_before = forward_yardstick()
     rows = []
     for players in (int(p) for p in args.players.split(",")):
-        every, once = [], []
+        runs = {"before": [], "swept_once_a_second": [], "now": []}
         for _ in range(args.turns):
-            every.append(asyncio.run(broadcast_costs(
-                BroadcastOnceChannelLayer(sweep_seconds=0), players, args.repeats)))
-            once.append(asyncio.run(broadcast_costs(
-                BroadcastOnceChannelLayer(), players, args.repeats)))
-        row = {"players": players,
-               "swept_every_time_us": round(statistics.median(every), 1),
-               "swept_once_a_second_us": round(statistics.median(once), 1)}
-        row["ratio"] = round(row["swept_every_time_us"] / row["swept_once_a_second_us"], 2)
+            runs["before"].append(cost(players, 0, deepcopy))
+            runs["swept_once_a_second"].append(cost(players, 1.0, deepcopy))
+            runs["now"].append(cost(players, 1.0, pickled))
+        channel_layer.copy_message = pickled
+        row = {"players": players}
+        row.update({f"{name}_us": round(statistics.median(values), 1)
+                    for name, values in runs.items()})
+        row["before_over_now"] = round(row["before_us"] / row["now_us"], 2)
         rows.append(row)
-        print(f"{players:5d} players: one broadcast and its 7 receptions "
-              f"{row['swept_every_time_us']:8.1f} us swept every time, "
-              f"{row['swept_once_a_second_us']:8.1f} us swept once a second "
-              f"({row['ratio']}x)")
+        print(f"{players:5d} players: one broadcast and its 7 receptions: before "
+              f"{row['before_us']:7.1f} us, swept once a second "
+              f"{row['swept_once_a_second_us']:7.1f} us, now (also copied through pickle) "
+              f"{row['now_us']:7.1f} us ({row['before_over_now']}x)")
     yardstick_after = forward_yardstick()
     print(f"forward pass at batch 1: {yardstick_before:.3f} / {yardstick_after:.3f} ms")
     path = write_results(args.output, {

@@ -11,6 +11,12 @@ game's handlers read broadcasts and never change them (`room_view.py` keeps
 copies of what it stores); tests/test_channel_layer.py holds the contract.
 A message sent to one channel is still copied, as before.
 
+That one copy is a pickle round trip rather than copy.deepcopy: the same
+deep copy for the plain data messages are (dicts, lists, strings, numbers;
+the Redis layer could carry nothing else), at C speed: a live drawing's
+broadcast of 150 points took 100 us to deep-copy and takes 19 us. A message
+pickle cannot copy is deep-copied as before.
+
 Channels' layer also sweeps every channel and every group membership of the
 process for expired messages on each receive and each broadcast, so each
 message costs time in proportion to the process's sockets: with 200 players
@@ -22,6 +28,7 @@ costs the same whatever the number of players.
 """
 
 import asyncio
+import pickle
 import time
 from copy import deepcopy
 
@@ -29,6 +36,14 @@ from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 
 SWEEP_SECONDS = 1.0
+
+
+def copy_message(message):
+    """A deep copy of a message, through pickle where it can be pickled."""
+    try:
+        return pickle.loads(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return deepcopy(message)
 
 
 class BroadcastOnceChannelLayer(InMemoryChannelLayer):
@@ -50,7 +65,7 @@ class BroadcastOnceChannelLayer(InMemoryChannelLayer):
         assert isinstance(message, dict), "Message is not a dict"
         self.require_valid_group_name(group)
         self._clean_expired()
-        shared = deepcopy(message)
+        shared = copy_message(message)
         for channel in list(self.groups.get(group, {})):
             try:
                 self._deliver(channel, shared)
