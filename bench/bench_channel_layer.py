@@ -2,8 +2,9 @@
 embedded layer, as the process holds more players.
 
 A process holds --players channels in rooms of 8. One broadcast is what a
-live drawing makes: a `group_send` of a 150-point drawing to its room, then
-each of the room's other 7 members receiving it. Timed side by side in one
+live drawing makes: a `group_send` of the game's message for a 150-point
+drawing (simplified, with its encoded text) to its room, then each of the
+room's other 7 members receiving it. Timed side by side in one
 run, in turns, with the forward pass at batch 1 as the yardstick:
 
 - before: Channels' own sweep, every receive and broadcast walking every
@@ -31,10 +32,18 @@ ROOM_SIZE = 8
 
 
 def live_drawing(player):
-    points = [[float(i), float(i % 40), float(i * 16)] for i in range(150)]
-    return {"type": "game.event", "message": {
-        "type": "live_drawing", "player": player, "round": 1,
-        "drawing": {"width": 100, "height": 100, "strokes": [points]}}}
+    """What the game's consumer broadcasts for a live drawing (GameConsumer.broadcast):
+    the message, and its text encoded once, of a drawing simplified as the
+    live feed sends it (digitsite.game.classroom.simplify_drawing)."""
+    from digitsite.game import protocol
+    from digitsite.game.classroom import simplify_drawing
+
+    drawing = simplify_drawing({"width": 400, "height": 400, "strokes": [
+        [[200 + i * 1.3, 150 + (i % 40) * 2.1, i * 16] for i in range(150)]]})
+    message = protocol.message(
+        "live_drawing", round=1, player=player, drawing=drawing, digit=3, probability=0.5,
+        target_probability=0.25, reached=False)
+    return {"type": "game.event", "message": message, "text": protocol.encode(message)}
 
 
 async def broadcast_costs(layer, players, repeats):
@@ -75,12 +84,16 @@ def main():
     from digitsite import channel_layer
     from digitsite.channel_layer import BroadcastOnceChannelLayer
 
+    pickled = channel_layer.copy_message
+
     def cost(players, sweep_seconds, copy):
         channel_layer.copy_message = copy
-        layer = BroadcastOnceChannelLayer(sweep_seconds=sweep_seconds)
-        return asyncio.run(broadcast_costs(layer, players, args.repeats))
+        try:
+            layer = BroadcastOnceChannelLayer(sweep_seconds=sweep_seconds)
+            return asyncio.run(broadcast_costs(layer, players, args.repeats))
+        finally:
+            channel_layer.copy_message = pickled
 
-    pickled = channel_layer.copy_message
     yardstick_before = forward_yardstick()
     rows = []
     for players in (int(p) for p in args.players.split(",")):
@@ -89,7 +102,6 @@ def main():
             runs["before"].append(cost(players, 0, deepcopy))
             runs["swept_once_a_second"].append(cost(players, 1.0, deepcopy))
             runs["now"].append(cost(players, 1.0, pickled))
-        channel_layer.copy_message = pickled
         row = {"players": players}
         row.update({f"{name}_us": round(statistics.median(values), 1)
                     for name, values in runs.items()})

@@ -22,9 +22,11 @@ process for expired messages on each receive and each broadcast, so each
 message costs time in proportion to the process's sockets: with 200 players
 every live drawing's 8 deliveries walked 200 channels and 200 memberships
 (bench/bench_channel_layer.py). Messages expire after a minute, memberships
-after a day; this layer sweeps at most once every SWEEP_SECONDS, so an
-expired message can wait that much longer to be dropped, and each message
-costs the same whatever the number of players.
+after a day; this layer sweeps the whole process at most once every
+SWEEP_SECONDS, and a receive drops only its own channel's expired messages
+first (as the sweep would have: the channel leaves its groups), so an
+expired message is still never handed out, and each message costs the same
+whatever the number of players.
 """
 
 import asyncio
@@ -42,7 +44,7 @@ def copy_message(message):
     """A deep copy of a message, through pickle where it can be pickled."""
     try:
         return pickle.loads(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
-    except (pickle.PicklingError, TypeError, AttributeError):
+    except Exception:  # whatever pickle refuses; deepcopy raises if it cannot either
         return deepcopy(message)
 
 
@@ -60,6 +62,21 @@ class BroadcastOnceChannelLayer(InMemoryChannelLayer):
             return
         self._next_sweep = now + self.sweep_seconds
         super()._clean_expired()
+
+    async def receive(self, channel):
+        self._drop_expired_head(channel)
+        return await super().receive(channel)
+
+    def _drop_expired_head(self, channel):
+        """Channels' sweep for one channel: its expired messages go, and so does
+        its membership of every group."""
+        queue = self.channels.get(channel)
+        now = time.time()
+        while queue is not None and not queue.empty() and queue._queue[0][0] < now:
+            queue.get_nowait()
+            self._remove_from_groups(channel)
+            if queue.empty():
+                self.channels.pop(channel, None)
 
     async def group_send(self, group, message):
         assert isinstance(message, dict), "Message is not a dict"

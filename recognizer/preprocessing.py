@@ -299,6 +299,13 @@ def _segments(pieces):
     return np.vstack(starts), np.vstack(ends)
 
 
+def _kernel_array(points):
+    """Points as the kernel was compiled for: a contiguous, writable float64 array
+    (numba compiles again, in the middle of a request, for any other kind)."""
+    array = np.ascontiguousarray(points, dtype=np.float64)
+    return array if array.flags.writeable else array.copy()
+
+
 def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None, shift=(0.0, 0.0)):
     """Rasterise line segments (index coordinates) moved by `shift`, with a round pen, anti-aliased.
 
@@ -319,8 +326,7 @@ def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None, shift=(0.0, 
     and "pairs" (segment-pixel distances measured), for tests and benchmarks.
     """
     image = np.empty(size * size, dtype=np.float32)
-    pairs = render_segments(np.ascontiguousarray(seg_a, dtype=np.float64),
-                            np.ascontiguousarray(seg_b, dtype=np.float64),
+    pairs = render_segments(_kernel_array(seg_a), _kernel_array(seg_b),
                             float(shift[0]), float(shift[1]), float(pen_width) / 2 + 0.5,
                             int(size), image)
     if work is not None:

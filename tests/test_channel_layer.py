@@ -118,7 +118,7 @@ def test_expired_messages_are_swept_at_most_once_a_second():
         clock = ManualClock()
         # expiry -1: every message is expired the moment it is queued.
         layer = BroadcastOnceChannelLayer(expiry=-1, monotonic=clock)
-        stale, fresh = await members(layer, 2)
+        stale, other = await members(layer, 2)
         sweeps = mock.patch.object(channel_layer.InMemoryChannelLayer, "_clean_expired",
                                    autospec=True,
                                    side_effect=channel_layer.InMemoryChannelLayer._clean_expired)
@@ -127,18 +127,35 @@ def test_expired_messages_are_swept_at_most_once_a_second():
             assert swept.call_count == 1
             clock.now = 0.99
             await layer.group_send("room.ABCD", live_drawing(3))
-            assert (await layer.receive(fresh))["message"]["type"] == "live_drawing"
             assert swept.call_count == 1  # within the second: no sweep
             # The expired messages are still queued: nothing swept them yet.
             assert layer.channels[stale].qsize() == 2
+            assert set(layer.groups["room.ABCD"]) == {stale, other}
             clock.now = 1.0
             await layer.group_send("room.ABCD", live_drawing(3))
             assert swept.call_count == 2
         # That sweep dropped the expired messages and took both channels out
         # of the group (Channels' rule: a channel whose message expired is
         # gone), before the broadcast, which then reached nobody.
-        assert stale not in layer.channels and fresh not in layer.channels
+        assert stale not in layer.channels and other not in layer.channels
         assert layer.groups.get("room.ABCD", {}) == {}
+    run(scenario())
+
+
+def test_a_receive_never_hands_out_an_expired_message_between_sweeps():
+    async def scenario():
+        layer = BroadcastOnceChannelLayer(monotonic=ManualClock())
+        name, other = await members(layer, 2)
+        await layer.group_send("room.ABCD", live_drawing(3))  # the clock's one sweep
+        layer.expiry = -1
+        await layer.group_send("room.ABCD", {"type": "game.event", "message": {"type": "old"}})
+        layer.expiry = 60
+        await layer.send(name, {"type": "game.event", "message": {"type": "new"}})
+        assert (await layer.receive(name))["message"]["type"] == "live_drawing"
+        # The next one expired before it was received: dropped, and the
+        # channel leaves its groups, as a sweep would have done.
+        assert (await layer.receive(name))["message"]["type"] == "new"
+        assert name not in layer.groups["room.ABCD"] and other in layer.groups["room.ABCD"]
     run(scenario())
 
 
@@ -147,8 +164,12 @@ def test_the_sweep_still_ends_memberships_past_the_group_expiry():
         clock = ManualClock()
         layer = BroadcastOnceChannelLayer(group_expiry=1, monotonic=clock)
         [name] = await members(layer, 1)
+        await layer.group_send("room.ABCD", live_drawing(3))  # the sweep at t=0
         layer.groups["room.ABCD"][name] -= 10  # joined 10 s ago by the wall clock
-        clock.now = 5.0
+        clock.now = 0.5
+        await layer.group_send("room.ABCD", live_drawing(3))
+        assert name in layer.groups["room.ABCD"]  # no sweep within the second
+        clock.now = 1.0
         await layer.group_send("room.ABCD", live_drawing(3))
         assert name not in layer.groups["room.ABCD"]
     run(scenario())

@@ -233,7 +233,7 @@ def on_grid(strokes, scale, grid):
         # for every live drawing that goes out).
         xy = np.column_stack([np.fromiter(map(_X, points), np.float64, len(points)),
                               np.fromiter(map(_Y, points), np.float64, len(points))])
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, KeyError):
         xy = np.array([point[:2] for point in points], dtype=np.float64)
     # A coordinate the validation lets through but the scale overflows (1e307 on
     # a canvas 1 wide) is inf here, clamped to the grid's edge like any other
