@@ -144,7 +144,8 @@ def peak_bytes(fn):
     The renderer's compiled code is loaded first: loading it (or compiling
     it, on a first run after an install) is a process's once, megabytes
     the server spends at start-up (digitsite/asgi.py), not a drawing's.
-    Traced, it made the first drawing measured in a process look like 10 MB.
+    Traced, loading it from numba's cache made a process's first render
+    measured look like 29 MB, against 0.01 MB for the same render after.
     """
     pen_kernel.warm_up()
     tracemalloc.start()
