@@ -169,6 +169,19 @@ def _as_points(stroke, s_index):
 _X, _Y = itemgetter(0), itemgetter(1)
 
 
+def point_columns(points):
+    """The x and the y of a list of points ((x, y) or (x, y, t) sequences) as
+    two float64 arrays.
+
+    Through map and itemgetter, C-level iteration: a quarter of the time of a
+    generator expression (88 us against 20 us for 260 points) and of np.array
+    on the point lists. Raises TypeError, ValueError, IndexError or KeyError
+    for points it cannot read; the callers then go point by point.
+    """
+    return (np.fromiter(map(_X, points), np.float64, len(points)),
+            np.fromiter(map(_Y, points), np.float64, len(points)))
+
+
 def _point_array(raw):
     """Every stroke's points in one (n, 2) array, and each stroke's number of points.
 
@@ -179,12 +192,8 @@ def _point_array(raw):
     """
     try:
         counts = np.fromiter(map(len, raw), np.int64, len(raw))
-        total = int(counts.sum())
-        # x and y apart: a third of the time of np.array on the point tuples;
-        # and through map and itemgetter, C-level iteration, a quarter of the
-        # time of a generator expression (88 us against 20 us for 260 points).
-        xs = np.fromiter(map(_X, chain.from_iterable(raw)), np.float64, total)
-        ys = np.fromiter(map(_Y, chain.from_iterable(raw)), np.float64, total)
+        # x and y apart: a third of the time of np.array on the point tuples.
+        xs, ys = point_columns(list(chain.from_iterable(raw)))
     except (TypeError, ValueError, IndexError, KeyError):
         xs = None
     if xs is not None and np.isfinite(xs).all() and np.isfinite(ys).all():

@@ -66,13 +66,16 @@ def register_random_model(model_dir, seed=0, activate=True, version=None):
                             training={"seed": seed, "untrained": True})
 
 
-def wait_until(condition, timeout=30, what="the condition"):
-    """Poll `condition` until it is true; fail after `timeout` seconds (a loaded machine)."""
+def wait_until(condition, timeout=30, what="the condition", interval=0.01):
+    """Poll `condition` until it returns something true, and return it; fail
+    after `timeout` seconds (a loaded machine), showing the last value seen."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (last := condition()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} "
+                                 f"(last: {last!r})")
+        time.sleep(interval)
+    return last
 
 
 async def eventually(condition, what, timeout=60, interval=0.05):

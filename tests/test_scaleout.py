@@ -14,7 +14,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -22,6 +21,7 @@ import uuid
 import pytest
 
 from digitsite.game.client import GameClient
+from tests import support
 from tests.live import LiveServer
 from tests.support import BASE_DIR
 
@@ -46,16 +46,9 @@ def post_json(url, payload, timeout=30):
         return exc.code, json.loads(exc.read())
 
 
-def wait_until(check, timeout, what, interval=0.2):
-    """Call `check` until it returns something true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"{what} did not happen within {timeout} s (last: {last!r})")
+def wait_until(check, timeout, what):
+    """tests.support.wait_until, polling every 0.2 s: these checks ask servers over HTTP."""
+    return support.wait_until(check, timeout, what, interval=0.2)
 
 
 # A round the timer ends (kept short), and one long enough that a loaded

@@ -19,11 +19,11 @@ digitsite.game.class_feed.
 
 import math
 from itertools import chain
-from operator import itemgetter
 
 import numpy as np
 
 from digitsite.game.rules import GameError
+from recognizer.preprocessing import point_columns
 
 # -- the live drawings on the projector ----------------------------------------
 # (and, with the same bounds, on the live canvases of an ordinary room:
@@ -218,9 +218,6 @@ def simplify_drawing(drawing, grid=LIVE_GRID, max_points=LIVE_MAX_POINTS):
             "strokes": kept}
 
 
-_X, _Y = itemgetter(0), itemgetter(1)
-
-
 def on_grid(strokes, scale, grid):
     """Non-empty strokes' points scaled, rounded and clamped to 0..grid, a point
     equal to the one before it in its stroke dropped: lists of [x, y] ints."""
@@ -228,11 +225,8 @@ def on_grid(strokes, scale, grid):
         return []
     points = list(chain.from_iterable(strokes))
     try:
-        # x and y apart through map and itemgetter, at C level: a quarter of
-        # the time of np.array on the point lists (it runs on the event loop
-        # for every live drawing that goes out).
-        xy = np.column_stack([np.fromiter(map(_X, points), np.float64, len(points)),
-                              np.fromiter(map(_Y, points), np.float64, len(points))])
+        # (It runs on the event loop for every live drawing that goes out.)
+        xy = np.column_stack(point_columns(points))
     except (TypeError, ValueError, IndexError, KeyError):
         xy = np.array([point[:2] for point in points], dtype=np.float64)
     # A coordinate the validation lets through but the scale overflows (1e307 on
