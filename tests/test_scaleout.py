@@ -608,4 +608,5 @@ def test_persistence_tests_pass_on_postgresql(postgres_database, tmp_path):
 PERSISTENCE_TESTS = [
     "tests/test_model_versions.py",  # registering and activating versions
     "tests/test_game_logic.py",  # rooms, seats, rounds and stored drawings
+    "tests/test_guess_update.py",  # a guess's write: the game's SQL against the ORM's
 ]

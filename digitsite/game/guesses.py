@@ -11,10 +11,8 @@ became training data.
 """
 
 from django.db import transaction
-from django.db.models import F, FloatField, Value
-from django.db.models.functions import Greatest
 
-from digitsite.game import clock
+from digitsite.game import clock, guess_update
 from digitsite.game.finishing import finish, store_drawing
 from digitsite.game.models import Room, RoundProgress, Seat
 from digitsite.game.rooms import lock_room
@@ -25,25 +23,22 @@ from digitsite.game.snapshots import count_change
 
 def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up, drawings=1,
                       best=None):
-    updates = {
-        "drawing": drawing,
-        "input_image": bytes(input_bytes),
-        "prediction": prediction.digit,
-        "probabilities": [float(p) for p in prediction.probabilities],
-        "model_version": prediction.version or "",
-        "target_probability": p_target,
-        "guesses": F("guesses") + drawings,
-    }
-    # The best of the round counts finished drawings only: mid-stroke
-    # readings jump (39 of 150 digits drawn through the page passed "at least
-    # 90% a 1" on the way), and the results would show a "best" the player
-    # never drew. `best` brings those of the pen-up drawings this write
-    # stands for that were held and replaced before their own write.
+    return guess_update.orm_updates(
+        guess_update.plain_values(prediction, p_target, drawing, input_bytes),
+        drawings=drawings, best=_round_best(p_target, pen_up=pen_up, best=best))
+
+
+def _round_best(p_target, *, pen_up, best):
+    """What the round's best is raised to by this write (None: left as it is).
+
+    The best of the round counts finished drawings only: mid-stroke readings
+    jump (39 of 150 digits drawn through the page passed "at least 90% a 1"
+    on the way), and the results would show a "best" the player never drew.
+    `best` brings those of the pen-up drawings this write stands for that
+    were held and replaced before their own write.
+    """
     finished = [p for p in (best, p_target if pen_up else None) if p is not None]
-    if finished:
-        updates["best_target_probability"] = Greatest(
-            "best_target_probability", Value(max(finished), output_field=FloatField()))
-    return updates
+    return max(finished) if finished else None
 
 
 def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
@@ -69,16 +64,12 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
     at = clock.now()
     if target is not None:
         p_target = float(prediction.probabilities[target])
-        # Every condition is in the WHERE clause, so a round that ended or a
-        # player who finished meanwhile simply matches no row.
-        below = {"room__target_confidence__gt": p_target} if pen_up else {}
-        if RoundProgress.objects.filter(
-            seat__player_id=player_id, game_id=game_id, round_number=round_number,
-            target=target, finished=False,
-            room__code=code, room__state=Room.State.PLAYING, room__game_id=game_id,
-            room__round=round_number, room__ends_at__gt=at - GRACE, **below,
-        ).update(**_progress_updates(prediction, p_target, drawing, input_bytes, pen_up=pen_up,
-                                     drawings=drawings, best=best)):
+        if guess_update.update_latest(
+            code=code, player_id=player_id, game_id=game_id, round_number=round_number,
+            target=target, ends_after=at - GRACE, below=p_target if pen_up else None,
+            values=guess_update.plain_values(prediction, p_target, drawing, input_bytes),
+            drawings=drawings, best=_round_best(p_target, pen_up=pen_up, best=best),
+        ):
             return True, []
     with transaction.atomic():
         room = lock_room(code)

@@ -1,0 +1,158 @@
+"""A scored drawing's conditional UPDATE, as the game's own SQL, changes
+exactly what Django's ORM statement changes.
+
+Each case starts from the same playing room and writes one drawing both ways
+(each inside a transaction rolled back afterwards), then compares the rows
+written and the whole progress table after. The cases are the conditions the
+statement carries: the round on, the player's part in it not over, the
+target, the room's target confidence for a drawing with the pen up, the
+round's best raised and never lowered. This file also runs on PostgreSQL
+(tests/test_scaleout.py's PERSISTENCE_TESTS).
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from digitsite.game import clock, guess_update, guesses, rooms
+from digitsite.game import rounds as game_rounds
+from digitsite.game.models import Room, RoundProgress
+from tests.test_game_logic import DRAWING, INPUT, prediction, seat
+
+# A drawing with what JSON makes of it: floats, nesting, text beyond ASCII.
+ODD_DRAWING = {"width": 333.5, "height": 1e-3, "strokes": [[[0.1, 2e10, -3.0], [4.25, 5.0, 6.0]]],
+               "note": "ünï ✓"}
+
+
+@pytest.fixture
+def playing(db, manual_clock):
+    """A room of two playing round 1 (target confidence 0.8), and a second room."""
+    room = rooms.create_room("Host", rounds=2, seconds=20, max_players=3, target_confidence=0.8,
+                             results_seconds=3)
+    ada, bob = seat(room.code, "Ada"), seat(room.code, "Bob")
+    game_rounds.start_game(room.code, ada.seat.player_id)
+    other = rooms.create_room("Other", rounds=2, seconds=20, target_confidence=0.8)
+    cy = seat(other.code, "Cy")
+    game_rounds.start_game(other.code, cy.seat.player_id)
+    # A first drawing each, through the locked path, makes the rows the
+    # conditional UPDATE then writes.
+    for where, player in ((room, ada), (room, bob), (other, cy)):
+        where = Room.objects.get(pk=where.pk)
+        accepted, _ = guesses.record_guess(
+            where.code, player.seat.player_id, where.game_id, 1, drawing=DRAWING,
+            input_bytes=INPUT, prediction=prediction(where.target, 0.1))
+        assert accepted
+    RoundProgress.objects.filter(room=room).update(best_target_probability=0.7)
+    return {"room": Room.objects.get(pk=room.pk), "ada": ada, "bob": bob,
+            "other": Room.objects.get(pk=other.pk), "cy": cy}
+
+
+def write_args(playing, p_target=0.5, drawing=DRAWING):
+    room = playing["room"]
+    return {
+        "code": room.code, "player_id": playing["ada"].seat.player_id, "game_id": room.game_id,
+        "round_number": room.round, "target": room.target,
+        "ends_after": clock.now() - game_rounds.GRACE, "below": None,
+        "values": guess_update.plain_values(prediction(room.target, p_target), p_target,
+                                            drawing, INPUT),
+        "drawings": 1, "best": None,
+    }
+
+
+def table():
+    return list(RoundProgress.objects.order_by("pk").values())
+
+
+def both_ways(args):
+    """(rows written, the table after) through the game's SQL, then through the ORM."""
+    results = []
+    for update in (guess_update.update_latest, guess_update.update_with_orm):
+        with transaction.atomic():
+            results.append((update(**args), table()))
+            transaction.set_rollback(True)
+    return results
+
+
+def _finished(p):
+    RoundProgress.objects.filter(seat=p["ada"].seat).update(finished=True)
+
+
+def _results_shown(p):
+    Room.objects.filter(pk=p["room"].pk).update(state=Room.State.RESULTS)
+
+
+# (name, changes to the write, changes to the room before it, rows written)
+CASES = [
+    ("pen down", {}, None, 1),
+    ("several held drawings", {"drawings": 4}, None, 1),
+    ("pen up below the target confidence", {"below": 0.5, "best": 0.5}, None, 1),
+    ("pen up at the target confidence", {"below": 0.8, "best": 0.8}, None, 0),
+    ("a best that raises the round's", {"best": 0.75}, None, 1),
+    ("a best below the round's", {"best": 0.3}, None, 1),
+    ("the player's round is over", {}, _finished, 0),
+    ("the room shows results", {}, _results_shown, 0),
+    ("another target", {"target": "next"}, None, 0),
+    ("another round", {"round_number": 2}, None, 0),
+    ("another game", {"game_id": "another-game"}, None, 0),
+    ("the round closed", {"ends_after": "round end"}, None, 0),
+    ("another room's code", {"code": "other room"}, None, 0),
+    ("a player of another room", {"player_id": "cy"}, None, 0),
+    ("an unknown player", {"player_id": "nobody"}, None, 0),
+]
+
+
+@pytest.mark.parametrize("changes, before, written", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_the_games_sql_writes_what_the_orm_writes(playing, changes, before, written):
+    if before is not None:
+        before(playing)
+    args = write_args(playing)
+    room = playing["room"]
+    named = {"next": (room.target + 1) % 10, "round end": room.ends_at,
+             "other room": playing["other"].code, "cy": playing["cy"].seat.player_id}
+    args.update({k: named.get(v, v) if isinstance(v, str) else v for k, v in changes.items()})
+    ours, django = both_ways(args)
+    assert ours[0] == written, "the case does not test what it says"
+    assert ours == django
+
+
+def test_the_written_row_holds_the_drawing_and_the_counts(playing):
+    args = write_args(playing, p_target=0.625, drawing=ODD_DRAWING)
+    args.update(drawings=3, best=0.75, below=0.625)
+    before = RoundProgress.objects.get(seat=playing["ada"].seat)
+    ours, django = both_ways(args)
+    assert ours == django
+    assert guess_update.update_latest(**args) == 1
+    after = RoundProgress.objects.get(seat=playing["ada"].seat)
+    assert after.drawing == ODD_DRAWING
+    assert bytes(after.input_image) == INPUT
+    assert after.target_probability == 0.625
+    assert after.best_target_probability == 0.75
+    assert after.guesses == before.guesses + 3
+    assert after.model_version == "v-test" and after.prediction == prediction(
+        playing["room"].target, 0.625).digit
+    # Bob's row is untouched.
+    assert RoundProgress.objects.get(seat=playing["bob"].seat).guesses == 1
+
+
+def test_one_flat_statement_on_this_database(playing):
+    """On SQLite and PostgreSQL the write is the game's one statement, not the
+    ORM's (two nested subqueries over three joined tables)."""
+    assert guess_update.has_statement(connection), connection.vendor
+    with CaptureQueriesContext(connection) as queries:
+        assert guess_update.update_latest(**write_args(playing)) == 1
+    [query] = queries.captured_queries
+    assert query["sql"].startswith('UPDATE "game_roundprogress" SET "drawing" = ')
+    assert "U0" not in query["sql"] and "V0" not in query["sql"]
+
+
+def test_a_round_past_its_grace_is_not_written(playing):
+    """The game's clock moves past the round's end and its grace: no row matches."""
+    room = playing["room"]
+    args = write_args(playing)
+    args["ends_after"] = room.ends_at + timedelta(microseconds=1)
+    assert guess_update.update_latest(**args) == 0
+    args["ends_after"] = room.ends_at - timedelta(microseconds=1)
+    assert guess_update.update_latest(**args) == 1
