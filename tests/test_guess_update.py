@@ -156,3 +156,25 @@ def test_a_round_past_its_grace_is_not_written(playing):
     assert guess_update.update_latest(**args) == 0
     args["ends_after"] = room.ends_at - timedelta(microseconds=1)
     assert guess_update.update_latest(**args) == 1
+
+
+def test_a_done_reads_the_room_once_after_its_change(playing):
+    """After a `done` is committed, the room's snapshot is read once (the
+    room, its seats, who finished) and tells whether the round is over too;
+    the last player's `done` ends the round."""
+    room, ada, bob = playing["room"], playing["ada"], playing["bob"]
+    with CaptureQueriesContext(connection) as queries:
+        messages = guesses.finish_player(room.code, ada.seat.player_id, room.game_id, 1, "done")
+    assert [m["type"] for m in messages] == ["player_finished", "room"]
+    after_commit = [q["sql"] for q in queries.captured_queries]
+    after_commit = after_commit[max(i for i, sql in enumerate(after_commit)
+                                    if sql.startswith("RELEASE SAVEPOINT")) + 1:]
+    assert len(after_commit) == 3, after_commit
+    assert 'FROM "game_room"' in after_commit[0] and 'FROM "game_seat"' in after_commit[1]
+    assert not any("COUNT(" in sql for sql in after_commit)
+    snapshot = messages[-1]
+    assert [p["finished"] for p in snapshot["players"]] == [True, False]
+
+    messages = guesses.finish_player(room.code, bob.seat.player_id, room.game_id, 1, "done")
+    assert "round_end" in [m["type"] for m in messages]
+    assert Room.objects.get(pk=room.pk).state == Room.State.RESULTS
