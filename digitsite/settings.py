@@ -508,6 +508,17 @@ GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS = env_int("GAME_DRAWINGS_IN_FLIGHT_PER_ADDRE
 # they only share the interpreter, and a flood's worst drawings then slowed
 # every other player's. 0: no limit.
 GAME_DRAWINGS_RENDERED_AT_ONCE = env_int("GAME_DRAWINGS_RENDERED_AT_ONCE", 2)
+# Game drawings of at most this many points are rendered on the event loop
+# itself; larger ones in a thread, in their turn (above). Rendering holds the
+# interpreter anyway (only the compiled pen loop lets it go), so a thread
+# added little but two hand-overs between threads a drawing, each waiting
+# for the interpreter: at 32 players, rendering these drawings on the loop
+# made a guess's p50 5x shorter and its server CPU 0.81x (README, Capacity).
+# The costliest drawing of at most 400 points, 144 dots (the most the ink
+# limit allows), takes about 1 ms, 1.3 forward passes at batch 1
+# (bench/bench_worst_drawing.py, its rows "game, on the event loop"). 0:
+# every drawing in a thread.
+GAME_RENDER_ON_LOOP_POINTS = env_int("GAME_RENDER_ON_LOOP_POINTS", 400)
 # Bytes of frames a connection may have waiting for the application before
 # the server stops reading its socket (digitsite/websocket_bounds.py).
 GAME_WS_INBOX_BYTES = env_int("GAME_WS_INBOX_BYTES", 1024 * 1024)

@@ -125,6 +125,7 @@ async def test_a_cancelled_rendering_keeps_its_slot_until_its_thread_returns(set
     address's slot until the rendering's thread is done, so "open, send the
     worst drawing, close" in a loop holds at most the slots' threads."""
     settings.GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS = 1
+    settings.GAME_RENDER_ON_LOOP_POINTS = 0  # every drawing in a thread
     started, finish = threading.Event(), threading.Event()
 
     def slow_prepare(raw):
@@ -159,6 +160,47 @@ async def test_a_cancelled_rendering_keeps_its_slot_until_its_thread_returns(set
         await computing
     await asyncio.wait_for(other, 30)
     assert entered.is_set() and len(drawing_slots) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_small_drawings_render_on_the_event_loop_and_larger_ones_in_a_thread(
+        active_model, settings, monkeypatch):
+    """A drawing of at most GAME_RENDER_ON_LOOP_POINTS points is rendered on
+    the event loop (a thread would hold the interpreter all the same); one
+    point more goes to a thread, in its turn. Both give the input the
+    renderer gives, and the guess the network gives for it."""
+    from recognizer.preprocessing import strokes_to_input
+
+    settings.GAME_RENDER_ON_LOOP_POINTS = 400
+    rendered_in = []
+    prepare = scoring._prepare
+
+    def recorded(raw):
+        rendered_in.append(threading.current_thread())
+        return prepare(raw)
+
+    monkeypatch.setattr(scoring, "_prepare", recorded)
+    session = SimpleNamespace(view=SimpleNamespace(finished=False),
+                              feed=SimpleNamespace(classroom=False),
+                              transport=SimpleNamespace(client_address="10.0.0.7"))
+    scorer = scoring.DrawingScorer(session)
+
+    def line(points):
+        return {"width": 280, "height": 280, "strokes": [
+            [[40 + 200 * i / points, 60 + 150 * i / points, 5 * i] for i in range(points)]]}
+
+    for drawing in (seven(), line(400), line(401)):
+        _, image, prediction = await scorer._compute((drawing,))
+        expected = strokes_to_input(drawing["strokes"], drawing["width"], drawing["height"])
+        assert np.array_equal(image, expected)
+        assert 0 <= prediction.digit <= 9
+    loop_thread = threading.current_thread()
+    assert rendered_in[:2] == [loop_thread, loop_thread]
+    assert rendered_in[2] is not loop_thread
+
+    settings.GAME_RENDER_ON_LOOP_POINTS = 0  # off: every drawing in a thread
+    await scorer._compute((seven(),))
+    assert rendered_in[3] is not loop_thread
 
 
 def test_an_address_has_so_many_message_bytes_a_second(settings):

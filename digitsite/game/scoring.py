@@ -18,8 +18,11 @@ import collections
 import contextlib
 import logging
 
+from django.conf import settings
+
 from digitsite.game import clock, guesses, protocol
 from digitsite.game.database import db, patiently
+from digitsite.game.drawing_deltas import count_points
 from digitsite.game.drawing_slots import drawing_slots, render_turn
 from digitsite.game.drawing_writes import Scored, write_due
 from digitsite.game.protocol import MAX_POINTS
@@ -29,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 
 def _prepare(raw):
-    """Validate a drawing and render the network's input (CPU work, run in a thread)."""
+    """Validate a drawing and render the network's input (CPU work: on the
+    event loop for a small drawing, in a thread for a larger one)."""
     from recognizer.payloads import PayloadError, parse_drawing
     from recognizer.preprocessing import DrawingError, InkLimitError, strokes_to_input
 
@@ -246,9 +250,16 @@ class DrawingScorer:
         # One of the address's few slots (its other sockets' drawings wait),
         # and its own lane in the inference queue.
         async with drawing_slots.held(address):
-            # And a turn among the process's renderings, round robin by address.
-            async with render_turn(address):
-                drawing, image = await _in_thread_to_the_end(_prepare, raw)
+            on_loop = settings.GAME_RENDER_ON_LOOP_POINTS
+            if 0 < on_loop and count_points(raw) <= on_loop:
+                # A small drawing is rendered here, at once: in a thread it
+                # held the interpreter all the same, and cost two hand-overs
+                # between threads (see the setting).
+                drawing, image = _prepare(raw)
+            else:
+                # And a turn among the process's renderings, round robin by address.
+                async with render_turn(address):
+                    drawing, image = await _in_thread_to_the_end(_prepare, raw)
             prediction = await self._recognise(image, address)
         return drawing, image, prediction
 
