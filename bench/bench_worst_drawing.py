@@ -103,7 +103,7 @@ def forward_yardstick(model):
 
 
 def entry_points(api_points):
-    """(path name, max points, canvas side, encode drawing -> text, text -> run) per path."""
+    """(path name, its drawings, encode drawing -> text, text -> run) per path."""
     from django.test import RequestFactory
 
     from digitsite.game import protocol, scoring
@@ -138,15 +138,43 @@ def entry_points(api_points):
         return json.dumps({"type": "draw", "round": 1, "drawing": integer_drawing(drawing)},
                           separators=(",", ":"))
 
-    return [
-        ("api", api_points, 400, lambda d: json.dumps(d), api_path),
-        ("game", protocol.MAX_POINTS, GAME_CANVAS, game_text, game_path),
-        # The largest drawings the game renders on its event loop
-        # (GAME_RENDER_ON_LOOP_POINTS): what one costs every other player there.
-        ("game, on the event loop", settings.GAME_RENDER_ON_LOOP_POINTS, GAME_CANVAS, game_text,
-         game_path),
-        ("teaching", api_points, 400, lambda d: json.dumps(d), teaching_path),
+    from tests.worst_drawings import worst_drawings
+
+    game = protocol.MAX_POINTS
+    paths = [
+        ("api", worst_drawings(api_points, 400), lambda d: json.dumps(d), api_path),
+        ("game", worst_drawings(game, GAME_CANVAS), game_text, game_path),
     ]
+    on_loop = settings.GAME_RENDER_ON_LOOP_POINTS
+    if on_loop > 0:
+        # The largest drawings the game renders on its event loop: what one
+        # costs every other player there.
+        paths.append(("game, on the event loop", on_loop_cases(on_loop), game_text, game_path))
+    paths.append(("teaching", worst_drawings(api_points, 400), lambda d: json.dumps(d),
+                  teaching_path))
+    return paths
+
+
+def on_loop_cases(budget):
+    """The catalogue's shapes as the game's event loop may get them
+    (GAME_RENDER_ON_LOOP_POINTS): each at the most points that keep it within
+    `budget` points and strokes, then padded with empty strokes up to it."""
+    from dataclasses import replace
+
+    from digitsite.game.drawing_deltas import points_and_strokes
+    from tests.worst_drawings import worst_drawings
+
+    cases = []
+    fitting = [worst_drawings(points, GAME_CANVAS) for points in (budget - 1, budget // 2)]
+    for shapes in zip(*fitting, strict=True):
+        case = next((c for c in shapes if points_and_strokes(c.drawing) <= budget), None)
+        if case is None:
+            continue
+        padding = budget - points_and_strokes(case.drawing)
+        drawing = dict(case.drawing, strokes=case.drawing["strokes"] + [[]] * padding)
+        cases.append(replace(case, name=f"{case.name}, {padding} empty strokes more",
+                             drawing=drawing))
+    return cases
 
 
 def renders(drawing):
@@ -179,7 +207,7 @@ def path_cost(path_name, case, text, run, args):
     from digitsite.game import protocol
 
     status, error = outcome(run)
-    if path_name == "game" and len(text.encode()) > protocol.MAX_MESSAGE_BYTES:
+    if path_name.startswith("game") and len(text.encode()) > protocol.MAX_MESSAGE_BYTES:
         # The consumer closes the socket (4009) before decoding such a
         # message; what the drawing would cost past that is still measured.
         status = "refused"
@@ -208,15 +236,13 @@ def print_row(row, cpu):
 
 def measure_all(args, api_points, forward_ms):
     """Every catalogue drawing through every entry point: a row each."""
-    from tests.worst_drawings import worst_drawings
-
     results = []
     old_cache = {}
-    for path_name, max_points, side, encode, make in entry_points(api_points):
-        for case in worst_drawings(max_points, side):
+    for path_name, cases, encode, make in entry_points(api_points):
+        for case in cases:
             text = encode(case.drawing)
             row, cpu = path_cost(path_name, case, text, make(text), args)
-            key = (case.name, max_points, side)
+            key = (case.name, case.drawing.get("width"), len(case.drawing["strokes"]))
             if key not in old_cache:
                 old_cache[key] = render_costs(case.drawing, args)
             row.update(old_cache[key])
@@ -232,8 +258,9 @@ def summarise(results, forward_ms):
         "forward_pass_batch1_cpu_ms": round(forward_ms, 3),
         "worst_cpu_ms": max(r["cpu_ms"] for r in results),
         "worst_accepted_cpu_ms": max(r["cpu_ms"] for r in accepted),
-        "worst_on_event_loop_cpu_ms": max(r["cpu_ms"] for r in results
-                                          if r["path"] == "game, on the event loop"),
+        "worst_on_event_loop_cpu_ms": max((r["cpu_ms"] for r in results
+                                           if r["path"] == "game, on the event loop"),
+                                          default=None),
         "worst_peak_mb": max(r["peak_mb"] for r in results),
         "worst_render_cpu_ms": max(r["render_cpu_ms"] for r in results),
         "worst_render_peak_mb": max(r["render_peak_mb"] for r in results),

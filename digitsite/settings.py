@@ -508,16 +508,17 @@ GAME_DRAWINGS_IN_FLIGHT_PER_ADDRESS = env_int("GAME_DRAWINGS_IN_FLIGHT_PER_ADDRE
 # they only share the interpreter, and a flood's worst drawings then slowed
 # every other player's. 0: no limit.
 GAME_DRAWINGS_RENDERED_AT_ONCE = env_int("GAME_DRAWINGS_RENDERED_AT_ONCE", 2)
-# Game drawings of at most this many points are rendered on the event loop
-# itself; larger ones in a thread, in their turn (above). Rendering holds the
-# interpreter anyway (only the compiled pen loop lets it go), so a thread
-# added little but two hand-overs between threads a drawing, each waiting
-# for the interpreter: at 32 players, rendering these drawings on the loop
-# made a guess's p50 5x shorter and its server CPU 0.81x (README, Capacity).
-# The costliest drawing of at most 400 points, 144 dots (the most the ink
-# limit allows), takes about 1 ms, 1.3 forward passes at batch 1
-# (bench/bench_worst_drawing.py, its rows "game, on the event loop"). 0:
-# every drawing in a thread.
+# Game drawings of at most this many points, each stroke counting as one
+# more, are rendered on the event loop itself; larger ones in a thread, in
+# their turn (above). Rendering holds the interpreter anyway (only the
+# compiled pen loop lets it go), so a thread added little but two hand-overs
+# between threads a drawing, each waiting for the interpreter: at 32
+# players, rendering these drawings on the loop made a guess's p50 106 ms ->
+# 20 ms and its server CPU 0.81x (README, "Server CPU per guess, side by
+# side"). The costliest such drawing, 144 dots (the most the ink limit
+# allows) and empty strokes up to the bound, takes about 1 ms, 0.8 forward
+# passes at batch 1 (bench/bench_worst_drawing.py, its rows "game, on the
+# event loop"). 0: every drawing in a thread.
 GAME_RENDER_ON_LOOP_POINTS = env_int("GAME_RENDER_ON_LOOP_POINTS", 400)
 # Bytes of frames a connection may have waiting for the application before
 # the server stops reading its socket (digitsite/websocket_bounds.py).

@@ -165,10 +165,11 @@ async def test_a_cancelled_rendering_keeps_its_slot_until_its_thread_returns(set
 @pytest.mark.django_db(transaction=True)
 async def test_small_drawings_render_on_the_event_loop_and_larger_ones_in_a_thread(
         active_model, settings, monkeypatch):
-    """A drawing of at most GAME_RENDER_ON_LOOP_POINTS points is rendered on
-    the event loop (a thread would hold the interpreter all the same); one
-    point more goes to a thread, in its turn. Both give the input the
-    renderer gives, and the guess the network gives for it."""
+    """A drawing of at most GAME_RENDER_ON_LOOP_POINTS points, each stroke
+    counting as one more, is rendered on the event loop (a thread would hold
+    the interpreter all the same); one point or one empty stroke more goes
+    to a thread, in its turn. Both give the input the renderer gives, and
+    the guess the network gives for it."""
     from recognizer.preprocessing import strokes_to_input
 
     settings.GAME_RENDER_ON_LOOP_POINTS = 400
@@ -189,18 +190,21 @@ async def test_small_drawings_render_on_the_event_loop_and_larger_ones_in_a_thre
         return {"width": 280, "height": 280, "strokes": [
             [[40 + 200 * i / points, 60 + 150 * i / points, 5 * i] for i in range(points)]]}
 
-    for drawing in (seven(), line(400), line(401)):
+    # Each stroke counts as a point more: an empty one costs a loop step.
+    padded = dict(seven(), strokes=seven()["strokes"] + [[]] * (400 - 4))
+    one_more = dict(padded, strokes=padded["strokes"] + [[]])
+    for drawing in (seven(), line(399), padded, line(400), one_more):
         _, image, prediction = await scorer._compute((drawing,))
         expected = strokes_to_input(drawing["strokes"], drawing["width"], drawing["height"])
         assert np.array_equal(image, expected)
         assert 0 <= prediction.digit <= 9
     loop_thread = threading.current_thread()
-    assert rendered_in[:2] == [loop_thread, loop_thread]
-    assert rendered_in[2] is not loop_thread
+    assert rendered_in[:3] == [loop_thread] * 3
+    assert all(thread is not loop_thread for thread in rendered_in[3:])
 
     settings.GAME_RENDER_ON_LOOP_POINTS = 0  # off: every drawing in a thread
     await scorer._compute((seven(),))
-    assert rendered_in[3] is not loop_thread
+    assert rendered_in[-1] is not loop_thread
 
 
 def test_an_address_has_so_many_message_bytes_a_second(settings):

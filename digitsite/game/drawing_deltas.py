@@ -35,6 +35,16 @@ def count_points(drawing):
     return sum(len(stroke) for stroke in strokes if isinstance(stroke, list))
 
 
+def points_and_strokes(drawing):
+    """A drawing's points, each stroke counting as one more: what validating
+    and rendering it steps through (an empty stroke holds no point but costs
+    a loop step all the same)."""
+    strokes = drawing.get("strokes")
+    if not isinstance(strokes, list):
+        return 0
+    return len(strokes) + count_points(drawing)
+
+
 def _too_many(points):
     if points > MAX_POINTS:
         raise GameError("too_many_points", f"a drawing has at most {MAX_POINTS} points")

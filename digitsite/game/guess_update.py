@@ -3,20 +3,26 @@ conditional UPDATE, its SQL written once per database (guesses.record_guess's
 common case: a later drawing that does not reach the target).
 
 Why not the ORM statement: Django builds and compiles the statement again on
-every call. Measured in one process, the ORM's UPDATE cost 0.83 ms of CPU a
-write, three quarters of it building the filter and compiling it to SQL; the
-same statement as prepared SQL costs what the database and the driver cost.
-At one write per five guesses (digitsite.game.drawing_writes), and with the
-server's other threads waiting on the interpreter meanwhile, that is about a
-tenth of a millisecond a guess. Django's own statement also nests the filter
-in two subqueries of three joined tables (its answer to an UPDATE filtered
-across relations); the one here asks the two related tables once each.
+every call, and nests its filter in two subqueries over three joined tables
+(its answer to an UPDATE filtered across relations); here the two related
+tables are asked once each. Measured in the game's process
+(bench/bench_guess_write.py, CPU a write, the two in turns), the ORM's
+statement cost 5.7-6.7x this one's on SQLite and 4.1x on PostgreSQL; at one
+write per five guesses (digitsite.game.drawing_writes) that was about a
+tenth of a guess's server CPU.
 
-What it changes is exactly what the ORM statement changes: `update_with_orm`
-is that statement, kept as the reference the tests compare this one with on
-SQLite and on PostgreSQL, and used on any other database. Values are
-converted for the database by the model fields themselves
-(`get_db_prep_save`, `get_db_prep_value`), as the ORM converts them.
+What it changes is what the ORM statement changes: `update_with_orm` is
+that statement, kept as the reference the tests compare this one with, case
+by case, on SQLite and on PostgreSQL, and used on any other database. Values
+are converted for the database by the model fields themselves
+(`get_db_prep_save`, `get_db_prep_value`), as the ORM converts them. One
+difference shows only under concurrency on PostgreSQL, and it is this
+statement's to keep: where an UPDATE waits for a row another transaction
+holds (a `done`, a round's end), PostgreSQL checks the row's new version
+against the statement's own conditions only. The ORM's statement keeps
+`finished = false` inside its subquery, read before the wait, so it could
+still write a drawing over a round that had just finished; here the
+condition is on the row itself, and such a row is left alone.
 """
 
 from django.db import connections, router, transaction

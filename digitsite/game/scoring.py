@@ -22,7 +22,7 @@ from django.conf import settings
 
 from digitsite.game import clock, guesses, protocol
 from digitsite.game.database import db, patiently
-from digitsite.game.drawing_deltas import count_points
+from digitsite.game.drawing_deltas import points_and_strokes
 from digitsite.game.drawing_slots import drawing_slots, render_turn
 from digitsite.game.drawing_writes import Scored, write_due
 from digitsite.game.protocol import MAX_POINTS
@@ -251,7 +251,7 @@ class DrawingScorer:
         # and its own lane in the inference queue.
         async with drawing_slots.held(address):
             on_loop = settings.GAME_RENDER_ON_LOOP_POINTS
-            if 0 < on_loop and count_points(raw) <= on_loop:
+            if 0 < on_loop and points_and_strokes(raw) <= on_loop:
                 # A small drawing is rendered here, at once: in a thread it
                 # held the interpreter all the same, and cost two hand-overs
                 # between threads (see the setting).
