@@ -518,7 +518,9 @@ GAME_DRAWINGS_RENDERED_AT_ONCE = env_int("GAME_DRAWINGS_RENDERED_AT_ONCE", 2)
 # side"). The costliest such drawing, 144 dots (the most the ink limit
 # allows) and empty strokes up to the bound, takes about 1 ms, 0.8 forward
 # passes at batch 1 (bench/bench_worst_drawing.py, its rows "game, on the
-# event loop"). 0: every drawing in a thread.
+# event loop"). While larger drawings are rendered in threads, or wait to
+# be, small ones take their turn in the lanes too. 0: every drawing in a
+# thread.
 GAME_RENDER_ON_LOOP_POINTS = env_int("GAME_RENDER_ON_LOOP_POINTS", 400)
 # Bytes of frames a connection may have waiting for the application before
 # the server stops reading its socket (digitsite/websocket_bounds.py).

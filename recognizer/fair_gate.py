@@ -30,6 +30,11 @@ class FairGate:
         """How many wait."""
         return sum(len(lane) for lane in self._lanes.values())
 
+    @property
+    def busy(self):
+        """Whether any place is held or anyone waits (always False without a limit)."""
+        return self.holders > 0 or bool(self._lanes)
+
     @contextlib.asynccontextmanager
     async def turn(self, client):
         """Hold one of the places while the block runs, after waiting for one."""

@@ -130,3 +130,21 @@ async def test_no_limit_lets_everyone_in():
     assert holders.order == list(range(10))
     for n in range(10):
         await holders.finish(n)
+
+
+async def test_busy_while_a_place_is_held_or_anyone_waits():
+    gate = FairGate(1)
+    holders = Holders(gate)
+    assert not gate.busy
+    holders.start("a0", "a")
+    holders.start("b0", "b")
+    await holders.settle()
+    assert gate.busy and gate.holders == 1 and len(gate) == 1
+    await holders.finish("a0")
+    assert gate.busy and holders.order == ["a0", "b0"] and len(gate) == 0
+    await holders.finish("b0")
+    assert not gate.busy
+
+    unlimited = FairGate(0)  # no limit: nothing is counted, so never busy
+    async with unlimited.turn("a"):
+        assert not unlimited.busy

@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 
 from digitsite.game import scoring
 from digitsite.game.connection_limits import ConnectionCounts
-from digitsite.game.drawing_slots import DrawingSlots, drawing_slots
+from digitsite.game.drawing_slots import DrawingSlots, drawing_slots, render_turn
 from digitsite.game.models import RoundProgress
 from recognizer import inference
 from recognizer.inference import InferenceService
@@ -168,11 +168,13 @@ async def test_small_drawings_render_on_the_event_loop_and_larger_ones_in_a_thre
     """A drawing of at most GAME_RENDER_ON_LOOP_POINTS points, each stroke
     counting as one more, is rendered on the event loop (a thread would hold
     the interpreter all the same); one point or one empty stroke more goes
-    to a thread, in its turn. Both give the input the renderer gives, and
-    the guess the network gives for it."""
+    to a thread, in its turn, and so does a small one while others are
+    rendered in threads. Both give the input the renderer gives, and the
+    guess the network gives for it."""
     from recognizer.preprocessing import strokes_to_input
 
     settings.GAME_RENDER_ON_LOOP_POINTS = 400
+    settings.GAME_DRAWINGS_RENDERED_AT_ONCE = 2
     rendered_in = []
     prepare = scoring._prepare
 
@@ -201,6 +203,14 @@ async def test_small_drawings_render_on_the_event_loop_and_larger_ones_in_a_thre
     loop_thread = threading.current_thread()
     assert rendered_in[:3] == [loop_thread] * 3
     assert all(thread is not loop_thread for thread in rendered_in[3:])
+
+    # While another drawing is rendered in a thread, a small one takes its
+    # turn and a thread too.
+    async with render_turn("10.0.0.8"):
+        await scorer._compute((seven(),))
+    assert rendered_in[-1] is not loop_thread
+    await scorer._compute((seven(),))
+    assert rendered_in[-1] is loop_thread
 
     settings.GAME_RENDER_ON_LOOP_POINTS = 0  # off: every drawing in a thread
     await scorer._compute((seven(),))

@@ -62,12 +62,22 @@ drawing_slots = DrawingSlots()
 _render_gates = weakref.WeakKeyDictionary()
 
 
-def render_turn(address):
-    """A turn to render a drawing of `address`: `async with render_turn(address):`."""
+def _render_gate():
     from recognizer.fair_gate import FairGate
 
     loop = asyncio.get_running_loop()
     gate = _render_gates.get(loop)
     if gate is None:
         gate = _render_gates[loop] = FairGate(settings.GAME_DRAWINGS_RENDERED_AT_ONCE)
-    return gate.turn(address)
+    return gate
+
+
+def render_turn(address):
+    """A turn to render a drawing of `address`: `async with render_turn(address):`."""
+    return _render_gate().turn(address)
+
+
+def rendering_in_threads():
+    """Whether drawings are being rendered in threads now, or wait their turn
+    to be (never, when GAME_DRAWINGS_RENDERED_AT_ONCE sets no limit)."""
+    return _render_gate().busy

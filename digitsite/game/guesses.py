@@ -23,6 +23,7 @@ from digitsite.game.snapshots import count_change
 
 def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up, drawings=1,
                       best=None):
+    """A scored drawing's write as the ORM's updates (the locked paths)."""
     return guess_update.orm_updates(
         guess_update.plain_values(prediction, p_target, drawing, input_bytes),
         drawings=drawings, best=_round_best(p_target, pen_up=pen_up, best=best))

@@ -23,7 +23,7 @@ from django.conf import settings
 from digitsite.game import clock, guesses, protocol
 from digitsite.game.database import db, patiently
 from digitsite.game.drawing_deltas import points_and_strokes
-from digitsite.game.drawing_slots import drawing_slots, render_turn
+from digitsite.game.drawing_slots import drawing_slots, render_turn, rendering_in_threads
 from digitsite.game.drawing_writes import Scored, write_due
 from digitsite.game.protocol import MAX_POINTS
 from digitsite.game.rules import GameError
@@ -251,10 +251,14 @@ class DrawingScorer:
         # and its own lane in the inference queue.
         async with drawing_slots.held(address):
             on_loop = settings.GAME_RENDER_ON_LOOP_POINTS
-            if 0 < on_loop and points_and_strokes(raw) <= on_loop:
+            if (0 < on_loop and points_and_strokes(raw) <= on_loop
+                    and not rendering_in_threads()):
                 # A small drawing is rendered here, at once: in a thread it
                 # held the interpreter all the same, and cost two hand-overs
-                # between threads (see the setting).
+                # between threads (see the setting). Not while larger ones
+                # are rendered in threads: then it takes its turn in its
+                # address's lane like them, which kept another player's
+                # latency lower beside a flood of the largest drawings.
                 drawing, image = _prepare(raw)
             else:
                 # And a turn among the process's renderings, round robin by address.
