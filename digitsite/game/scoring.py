@@ -257,8 +257,9 @@ class DrawingScorer:
                 # held the interpreter all the same, and cost two hand-overs
                 # between threads (see the setting). Not while larger ones
                 # are rendered in threads: then it takes its turn in its
-                # address's lane like them, which kept another player's
-                # latency lower beside a flood of the largest drawings.
+                # address's lane like them, so a flood of the largest
+                # drawings meets the same round robin as before (README,
+                # the abuse runs beside it).
                 drawing, image = _prepare(raw)
             else:
                 # And a turn among the process's renderings, round robin by address.
