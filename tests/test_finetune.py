@@ -339,6 +339,17 @@ def test_same_seed_gives_the_same_weights(mnist_dir):
 # -- separate processes: the lock, Ctrl-C, kill -9 -------------------------------
 
 
+def _default_sigint():
+    """Ctrl-C as a terminal gives it: the child's SIGINT at its default.
+
+    An ignored SIGINT is inherited across exec, and Python then installs no
+    KeyboardInterrupt handler: when the process running the tests ignored it
+    (it did in some CI runs, set by whatever ran before in that worker), the
+    finetune trained on through the test's Ctrl-C and the test timed out.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class FinetuneProcess:
     """`manage.py` in a subprocess with its own SQLite database and model folder."""
 
@@ -365,7 +376,7 @@ class FinetuneProcess:
             [sys.executable, "manage.py", "finetune", "--from-scratch", "--limit", "300",
              "--epochs", "500", "--verbosity", "1", "--threads", "1"],
             cwd=BASE_DIR, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True,
+            text=True, preexec_fn=_default_sigint,
         )
         lines = []
         deadline = time.monotonic() + 180
@@ -408,7 +419,12 @@ def test_second_finetune_refuses_and_ctrl_c_leaves_nothing(finetune_process):
         assert f"pid {first.pid}" in second.stderr
     finally:
         first.send_signal(signal.SIGINT)
-        output, _ = first.communicate(timeout=60)
+        try:
+            output, _ = first.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            first.kill()  # not left training through the rest of the suite
+            first.communicate()
+            raise
     assert first.returncode != 0
     assert "KeyboardInterrupt" in output
     assert model_files(runner.model_dir) == []
