@@ -50,6 +50,10 @@ const url = root.dataset.stagesUrl;
 let last = null; // {data, drawing, base, maps} of the newest drawing's answers
 let updates = 0;
 let drawings = 0; // how many distinct drawings have been answered
+// What was announced last: an answer to the drawing sent just before the pen
+// lifted can arrive after the lift, hold the finished drawing, and be
+// announced; the pen-up's own request for the same drawing must not say it again.
+let announced = null;
 // Cards came on screen while a request was on its way: its answer asks for them.
 let cardsWaiting = false;
 
@@ -88,7 +92,9 @@ const request = latestRequest(
     render(Object.keys(maps));
     // The arithmetic on show follows the drawing.
     if (changed) inspector.refresh();
-    if (changed && settledAnswer(pad, base)) {
+    const said = base.strokes ? JSON.stringify(base.strokes) : base;
+    if (changed && settledAnswer(pad, base) && said !== announced) {
+      announced = said;
       const {digit, probabilities} = data.prediction;
       announce(root, `The network reads ${digit}, ${percent(probabilities[digit], {tiny: true})} sure.`);
     }
