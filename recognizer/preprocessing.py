@@ -45,6 +45,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from recognizer.images import png_bytes
 from recognizer.pen_kernel import render as render_segments
+from recognizer.pen_kernel import segments as segment_ends
 
 # Bump when a change alters the inputs produced from the same drawing, so
 # caches of preprocessed data (the canvas-style evaluation set) are rebuilt.
@@ -128,6 +129,12 @@ def _center(render):
     `render(dx, dy)` returns the 28x28 image with the fitted box centred in the
     field and moved by (dx, dy) pixels.
     """
+    return _centered(render)[:4]
+
+
+def _centered(render):
+    """_center's (unshifted, com, shift, final), and the final image's centre of
+    mass where measuring it ended the corrections (None: not measured)."""
     unshifted = render(0.0, 0.0)
     com = center_of_mass(unshifted)
     if com is None:
@@ -143,10 +150,10 @@ def _center(render):
             break
         ex, ey = TARGET_CENTRE - after[0], TARGET_CENTRE - after[1]
         if max(abs(ex), abs(ey)) < COM_TOLERANCE:
-            break
+            return unshifted, com, (dx, dy), final, after
         dx, dy = dx + ex, dy + ey
         final = render(dx, dy)
-    return unshifted, com, (dx, dy), final
+    return unshifted, com, (dx, dy), final, None
 
 
 # -- strokes -----------------------------------------------------------------
@@ -280,32 +287,24 @@ def _clip(points, counts, width, height):
     return merged, np.flatnonzero(merged_start)
 
 
-def _segments(pieces):
-    """Polylines as arrays of segment start and end points.
+def _segments(points, starts, centre, factor):
+    """The pieces' points moved by -centre, scaled by `factor` and put on the
+    box's centre, as arrays of segment start and end points.
 
-    Repeated points are dropped; a stroke that is a single point becomes a
-    zero-length segment, which the renderer draws as a dot.
+    Along each piece about one point per MIN_STEP of path is kept: a dense
+    stylus trace keeps its shape (within MIN_STEP) at a fraction of the
+    cost, and repeated points go too. A piece left with one point (or made
+    of one) becomes a zero-length segment, which the renderer draws as a
+    dot. Compiled (pen_kernel.segments), in the arithmetic of the numpy
+    version tests/reference_renderer.py keeps.
     """
-    starts, ends = [], []
-    for points in pieces:
-        if len(points) > 1:
-            # Keep about one point per MIN_STEP of path: a dense stylus trace
-            # keeps its shape (within MIN_STEP) at a fraction of the cost,
-            # and repeated points go too.
-            # (np.concatenate rather than np.r_, whose parsing of its
-            # arguments cost more than the arithmetic here.)
-            arc = np.concatenate(([0.0], np.cumsum(np.hypot(*np.diff(points, axis=0).T))))
-            bucket = np.floor(arc / MIN_STEP)
-            keep = np.concatenate(([True], bucket[1:] != bucket[:-1]))
-            keep[-1] = arc[-1] > 0
-            points = points[keep]
-        if len(points) == 1:
-            starts.append(points)
-            ends.append(points)
-        else:
-            starts.append(points[:-1])
-            ends.append(points[1:])
-    return np.vstack(starts), np.vstack(ends)
+    points = _kernel_array(points)
+    seg_a = np.empty_like(points)
+    seg_b = np.empty_like(points)
+    count = segment_ends(points, np.ascontiguousarray(starts, dtype=np.int64),
+                         float(centre[0]), float(centre[1]), float(factor), BOX_CENTRE,
+                         MIN_STEP, seg_a, seg_b)
+    return seg_a[:count], seg_b[:count]
 
 
 def _kernel_array(points):
@@ -380,14 +379,14 @@ def _prepare_strokes(strokes, width, height):
 
 
 def _box_scale(points, starts, extent, pen_width):
-    """(scale, ink length, pieces to draw) of strokes `extent` canvas pixels across.
+    """(scale, ink length, (points, starts) to draw) of strokes `extent` canvas pixels across.
 
     Scale and ink length are None for a dot (nothing to scale). Raises
     InkLimitError when the ink is longer than MAX_INK_LENGTH bounding boxes.
     """
     if extent < MIN_EXTENT:
         # A dot: every piece lands on the centre, and one of them draws the same.
-        return None, None, [points[:1]]
+        return None, None, (points[:1], starts[:1])
     scale = (BOX - pen_width) / extent
     ink_length = _ink_length(points, starts, extent, pen_width)
     if ink_length > MAX_INK_LENGTH:
@@ -395,7 +394,7 @@ def _box_scale(points, starts, extent, pen_width):
             f"too much ink for one digit: its strokes are {ink_length:.0f} times as long "
             f"as the drawing is wide or high, at most {MAX_INK_LENGTH:g} are accepted"
         )
-    return scale, ink_length, np.split(points, starts[1:])
+    return scale, ink_length, (points, starts)
 
 
 def strokes_to_stages(strokes, width, height, pen_width=PEN_WIDTH):
@@ -427,16 +426,18 @@ def strokes_to_stages(strokes, width, height, pen_width=PEN_WIDTH):
     right, bottom = points.max(axis=0)
     cx, cy = (left + right) / 2, (top + bottom) / 2
     piece_count = len(starts)
-    scale, ink_length, pieces = _box_scale(points, starts, max(right - left, bottom - top),
-                                           pen_width)
+    scale, ink_length, (drawn, drawn_starts) = _box_scale(
+        points, starts, max(right - left, bottom - top), pen_width)
     factor = scale if scale is not None else 0.0
     # Scale once; both renders below differ only by a translation.
-    seg_a, seg_b = _segments([(piece - (cx, cy)) * factor + BOX_CENTRE for piece in pieces])
+    seg_a, seg_b = _segments(drawn, drawn_starts, (cx, cy), factor)
 
     def render(dx, dy):
         return _render_segments(seg_a, seg_b, pen_width, shift=(dx, dy))
 
-    unshifted, com, shift, final = _center(render)
+    unshifted, com, shift, final, final_com = _centered(render)
+    if final_com is None:
+        final_com = center_of_mass(final)
     margin = (SIZE - BOX) // 2
     return {
         "canvas": {"width": width, "height": height},
@@ -455,7 +456,7 @@ def strokes_to_stages(strokes, width, height, pen_width=PEN_WIDTH):
         "center_of_mass": com,
         "shift": (float(shift[0]), float(shift[1])),
         "input": final,
-        "final_center_of_mass": center_of_mass(final),
+        "final_center_of_mass": final_com,
     }
 
 
