@@ -158,6 +158,42 @@ def test_a_round_past_its_grace_is_not_written(playing):
     assert guess_update.update_latest(**args) == 1
 
 
+def test_a_done_reads_the_players_rows_once_and_inserts_its_drawing_unread(playing):
+    """A `done`'s change, before its commit: the room locked, the seat and
+    the progress row read once each (the progress locked as it is read, and
+    not read back after its write), the progress and the score written once
+    each, the drawing inserted without a read first. 15 statements in all
+    with the three reads after the commit; 19 before."""
+    room, ada = playing["room"], playing["ada"]
+    with CaptureQueriesContext(connection) as queries:
+        messages = guesses.finish_player(room.code, ada.seat.player_id, room.game_id, 1, "done")
+    sql = [q["sql"] for q in queries.captured_queries]
+    commit = max(i for i, statement in enumerate(sql) if statement.startswith("RELEASE"))
+    change = sql[:commit]
+
+    def reads(table):
+        return [s for s in change if s.startswith("SELECT") and f'FROM "{table}"' in s]
+
+    def writes(verb, table):
+        return [s for s in change if s.startswith(f'{verb} "{table}"')
+                or s.startswith(f'{verb} INTO "{table}"')]
+
+    assert len(reads("game_room")) == 1 and len(reads("game_seat")) == 1
+    assert len(reads("game_roundprogress")) == 1
+    assert not reads("recognizer_drawing")
+    assert len(writes("UPDATE", "game_roundprogress")) == 1
+    assert len(writes("UPDATE", "game_seat")) == 1
+    assert len(writes("INSERT", "recognizer_drawing")) == 1
+    assert len(sql) == 15, sql
+    finished = messages[0]
+    assert finished["type"] == "player_finished" and finished["reason"] == "done"
+    seat = ada.seat.__class__.objects.get(pk=ada.seat.pk)
+    assert finished["score"] == seat.score == finished["points"] > 0
+    progress = RoundProgress.objects.get(seat=seat, round_number=1)
+    assert progress.finished and progress.reason == "done"
+    assert progress.points == finished["points"]
+
+
 def test_a_done_reads_the_room_once_after_its_change(playing):
     """After a `done` is committed, the room's snapshot is read once (the
     room, its seats, who finished) and tells whether the round is over too;

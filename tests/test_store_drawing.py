@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
 
 from recognizer.collection import store_drawing
 from recognizer.models import Drawing, ModelVersion
@@ -101,6 +102,31 @@ def test_a_second_attempt_for_the_same_round_changes_nothing():
     stored = Drawing.objects.get()
     assert (stored.label, stored.prediction, stored.player_name, stored.room_code) == (
         7, 7, "Ada", "QWER")
+
+
+@pytest.mark.django_db
+def test_a_second_attempt_inside_a_transaction_leaves_it_usable():
+    """The insert comes first and a conflict is undone to its savepoint: on
+    PostgreSQL a failed statement outside one aborts the whole transaction,
+    and the round's end that stores the drawing goes on writing after it."""
+    with transaction.atomic():
+        first, _ = store_drawing(**round_of())
+        again, created = store_drawing(**round_of(label=2))
+        assert not created and again.pk == first.pk
+        stored = store_drawing(**round_of(player_id="player-xyz"))[0]
+    assert Drawing.objects.count() == 2
+    assert Drawing.objects.get(pk=stored.pk).label == 7
+
+
+@pytest.mark.django_db
+def test_a_drawing_another_constraint_refuses_is_an_error_not_a_second_attempt():
+    """Only the round's own drawing already there makes the store a no-op:
+    a value the table refuses (here no label) raises, and nothing is kept."""
+    with pytest.raises(IntegrityError):
+        store_drawing(**round_of(label=None))
+    assert Drawing.objects.count() == 0
+    drawing, created = store_drawing(**round_of())
+    assert created and Drawing.objects.get().pk == drawing.pk
 
 
 @pytest.mark.django_db

@@ -27,17 +27,31 @@ def _seconds_between(start, end):
     return round(max((end - start).total_seconds(), 0.0), 3)
 
 
-def finish(room, seat, progress, reason, at):
+def finish(room, seat, progress, reason, at, *, locked=False):
     """Finish one player's round once: points, score and the stored drawing.
 
     Runs inside the caller's transaction with the room locked. Returns the
     `player_finished` message, or None if the round was already finished.
+
+    `seat` must have been read (or refreshed) with the room locked, as every
+    caller does: its score is then the database's, since only a locked room
+    changes a score (here, and a new game's reset), and the new score is
+    worked out here rather than read again. `locked`: the caller read
+    `progress` in this transaction with its row locked (select_for_update),
+    so it is read again only otherwise.
     """
     at = min(at, room.ends_at) if room.ends_at else at
-    if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(
-            finished=True, finished_at=at, reason=reason):
+    # The row as it is now, locked: the room's lock does not cover a
+    # drawing's write (guess_update.update_latest), which may have landed
+    # since the caller read it. Locked, a write that comes later finds the
+    # round finished and leaves it. (SQLite's transactions here hold the
+    # database's write lock from their start, so nothing lands meanwhile.)
+    # One read and one write, where marking the row finished first, reading
+    # it back and then writing its points took three statements.
+    if not locked:
+        progress.refresh_from_db(from_queryset=RoundProgress.objects.select_for_update())
+    if progress.finished:
         return None
-    progress.refresh_from_db()
     total = room.round_seconds
     if progress.reached_at is not None:
         time_left = (room.ends_at - progress.reached_at).total_seconds()
@@ -52,9 +66,12 @@ def finish(room, seat, progress, reason, at):
     if progress.drawing is not None:
         points = rules.score(progress.target_probability, progress.reached_at is not None,
                              time_left, total)
-    RoundProgress.objects.filter(pk=progress.pk).update(points=points, seconds=seconds)
+    progress.finished, progress.finished_at, progress.reason = True, at, reason
+    progress.points, progress.seconds = points, seconds
+    RoundProgress.objects.filter(pk=progress.pk).update(
+        finished=True, finished_at=at, reason=reason, points=points, seconds=seconds)
     Seat.objects.filter(pk=seat.pk).update(score=F("score") + points)
-    seat.refresh_from_db()
+    seat.score += points
     if progress.drawing is not None and not seat.opt_out:
         store_drawing(room, seat, progress)
     return protocol.message(

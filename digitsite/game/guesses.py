@@ -103,8 +103,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             return late(), []
         if not reached:
             return True, []
-        progress.refresh_from_db()
-        finished = finish(room, seat, progress, "reached", at)
+        finished = finish(room, seat, progress, "reached", at)  # reads the row again
         count_change(room)
     return True, [finished] + after_change(code)
 
@@ -157,11 +156,12 @@ def finish_player(code, player_id, game_id, round_number, reason):
         seat = Seat.objects.filter(player_id=player_id, room=room).first()
         if seat is None or seat.gone:
             raise GameError("not_joined", "you have no seat in this room")
-        progress, _ = RoundProgress.objects.get_or_create(
+        # Locked as it is read: finish needs it as it is now (see there).
+        progress, _ = RoundProgress.objects.select_for_update().get_or_create(
             seat=seat, game_id=game_id, round_number=round_number,
             defaults={"room": room, "target": room.target},
         )
-        finished = finish(room, seat, progress, reason, at)
+        finished = finish(room, seat, progress, reason, at, locked=True)
         if finished is None:
             raise GameError("already_finished", "your round is already over")
         count_change(room)

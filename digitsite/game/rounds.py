@@ -171,14 +171,15 @@ def end_round(code, game_id, round_number, *, early=False):
         stored = set(Drawing.objects.filter(game_id=game_id, round_number=round_number)
                      .order_by().values_list("player_id", flat=True))
         present = set()
-        for progress in RoundProgress.objects.filter(
+        # Locked as they are read: finish needs each as it is now (see there).
+        for progress in RoundProgress.objects.select_for_update().filter(
                 room=room, game_id=game_id, round_number=round_number, seat_id__in=list(seats)):
             present.add(progress.seat_id)
             seat = seats[progress.seat_id]
             if not progress.finished:
                 # Away when the round ended: the drawing they left counts.
                 reason = "time" if seat.connected else "disconnected"
-                finish(room, seat, progress, reason, at)
+                finish(room, seat, progress, reason, at, locked=True)
             elif (progress.drawing is not None and not seat.opt_out
                   and seat.player_id not in stored):
                 # Finished while opted out, then opted back in: the choice
