@@ -30,7 +30,9 @@ only the first process after an install compiles it, in about a second;
 numba compiles once per combination of argument types, so callers pass
 exactly the types `warm_up()` does (float64 ends and shift, a float reach,
 an int size, a float32 image; tests/test_pen_kernel.py checks every entry
-point).
+point). The same holds for `segments`, which scales and thins the strokes
+into the segments `render` draws (float64 points and ends, int64 starts,
+float scalars).
 """
 
 import logging
@@ -165,18 +167,23 @@ def segments(points, starts, cx, cy, factor, centre, min_step, seg_a, seg_b):
     with one point is one zero-length segment (a dot). The segments' ends
     go into seg_a and seg_b, (n, 2) float64 each, from the start.
 
-    It is preprocessing._segments' numpy, step by step, in the same order
-    and types: the path is a running sum of math.hypot of the steps, as
-    np.cumsum of np.hypot is (both call the C library's hypot), and a point
-    is kept where np.floor(path / min_step) changes. Written as array
-    operations on a 120-point drawing, those steps were about a quarter of
-    the time from strokes to input, in the operations' own overhead.
+    It is the numpy version's arithmetic (tests/reference_renderer.py
+    `_segments`, which the tests compare it with), step by step, in the
+    same order and types: the path is a running sum of math.hypot of the
+    steps, as np.cumsum of np.hypot is (both call the C library's hypot),
+    and a point is kept where np.floor(path / min_step) changes. Written as
+    array operations, on a 120-point drawing those steps took about a third
+    of the time from strokes to input, in the operations' own overhead
+    (bench/bench_preprocessing.py). Empty pieces are skipped: nothing here
+    reads past a piece's end, as numba does not check bounds.
     """
     count = 0
     pieces = starts.shape[0]
     for k in range(pieces):
         begin = starts[k]
         end = starts[k + 1] if k + 1 < pieces else points.shape[0]
+        if end <= begin:
+            continue  # an empty piece draws nothing (and has no point to read)
         x0 = (points[begin, 0] - cx) * factor + centre
         y0 = (points[begin, 1] - cy) * factor + centre
         if end - begin == 1:

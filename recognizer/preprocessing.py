@@ -299,6 +299,8 @@ def _segments(points, starts, centre, factor):
     version tests/reference_renderer.py keeps.
     """
     points = _kernel_array(points)
+    if len(starts) == 0 or starts[0] != 0:
+        raise ValueError("pieces must start at the first point")
     seg_a = np.empty_like(points)
     seg_b = np.empty_like(points)
     count = segment_ends(points, np.ascontiguousarray(starts, dtype=np.int64),

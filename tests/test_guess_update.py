@@ -179,12 +179,14 @@ def test_a_done_reads_the_players_rows_once_and_inserts_its_drawing_unread(playi
                 or s.startswith(f'{verb} INTO "{table}"')]
 
     assert len(reads("game_room")) == 1 and len(reads("game_seat")) == 1
-    assert len(reads("game_roundprogress")) == 1
+    [progress_read] = reads("game_roundprogress")
+    if connection.features.has_select_for_update:  # PostgreSQL; SQLite locks the database
+        assert progress_read.endswith("FOR UPDATE"), progress_read
     assert not reads("recognizer_drawing")
     assert len(writes("UPDATE", "game_roundprogress")) == 1
     assert len(writes("UPDATE", "game_seat")) == 1
     assert len(writes("INSERT", "recognizer_drawing")) == 1
-    assert len(sql) == 15, sql
+    assert len(sql) == 15, sql  # with the test's SAVEPOINT and RELEASE for BEGIN and COMMIT
     finished = messages[0]
     assert finished["type"] == "player_finished" and finished["reason"] == "done"
     seat = ada.seat.__class__.objects.get(pk=ada.seat.pk)

@@ -240,3 +240,54 @@ def test_a_dot_made_of_many_points_is_one_cheap_disc(render_work):
     image = strokes_to_input(taps, 100, 100)
     np.testing.assert_array_equal(image, reference_stages([[(50.0, 50.0)]], 100, 100)["input"])
     assert render_work["segments"] == 1
+
+
+def _reference_segments(points, starts, centre, factor):
+    from tests.reference_renderer import _segments
+
+    pieces = np.split(points, starts[1:])
+    return _segments([(piece - centre) * factor + preprocessing.BOX_CENTRE
+                      for piece in pieces])
+
+
+def test_the_compiled_segments_are_the_numpy_ones_to_the_bit():
+    """Scaling and thinning (pen_kernel.segments) against the numpy version
+    the reference keeps, on the segment arrays themselves: one-point pieces,
+    pieces whose points are all on one spot, two points on one spot, traces
+    denser than MIN_STEP, steps just around it, an empty piece, and random
+    walks of many pieces at many scales."""
+    step = preprocessing.MIN_STEP
+    cases = [
+        (np.array([[5.0, 7.0]]), np.array([0])),
+        (np.array([[5.0, 7.0], [5.0, 7.0], [5.0, 7.0]]), np.array([0])),
+        (np.array([[5.0, 7.0], [5.0, 7.0]]), np.array([0])),
+        (np.array([[1.0, 1.0], [2.0, 2.0], [2.0, 2.0], [9.0, 1.0]]), np.array([0, 1, 3])),
+        (np.column_stack([np.linspace(0, 1, 400), np.zeros(400)]), np.array([0])),
+        (np.column_stack([np.arange(12) * step * np.array([0.5, 1, 1.5])[np.arange(12) % 3],
+                          np.zeros(12)]), np.array([0, 5])),
+        # An empty piece in the middle draws nothing in either.
+        (np.array([[1.0, 1.0], [4.0, 4.0], [6.0, 1.0], [8.0, 3.0]]), np.array([0, 2, 2])),
+    ]
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        count = int(rng.integers(1, 200))
+        points = np.cumsum(rng.normal(0, rng.choice([0.01, 0.5, 20.0]), (count, 2)), axis=0)
+        cuts = np.sort(rng.choice(np.arange(1, count), min(count - 1, int(rng.integers(0, 6))),
+                                  replace=False)) if count > 1 else np.array([], dtype=int)
+        cases.append((points, np.concatenate(([0], cuts)).astype(np.int64)))
+    for points, starts in cases:
+        centre = points.mean(axis=0)
+        for factor in (0.0, 0.013, 0.5, 1.0, 3.7):
+            new_a, new_b = preprocessing._segments(points, starts, tuple(centre), factor)
+            old_a, old_b = _reference_segments(points, starts, centre, factor)
+            assert np.array_equal(new_a, old_a) and np.array_equal(new_b, old_b), (
+                points.tolist(), starts.tolist(), factor)
+
+
+def test_pieces_that_do_not_start_at_the_first_point_are_refused():
+    """The compiled loop reads points by index without bounds checks: what
+    it is given is checked before."""
+    points = np.array([[1.0, 1.0], [2.0, 2.0]])
+    for starts in (np.array([], dtype=np.int64), np.array([1])):
+        with pytest.raises(ValueError):
+            preprocessing._segments(points, starts, (0.0, 0.0), 1.0)

@@ -145,10 +145,11 @@ def end_players_round(room, seat, reason, at, *, drew_only=False):
     list, or []. Runs with the room locked."""
     if room.state != Room.State.PLAYING:
         return []
-    progress = RoundProgress.objects.filter(seat=seat, game_id=room.game_id,
-                                            round_number=room.round)
+    # Locked as it is read: finish needs it as it is now (see there).
+    progress = RoundProgress.objects.select_for_update().filter(
+        seat=seat, game_id=room.game_id, round_number=room.round)
     if drew_only:
         progress = progress.filter(drawing__isnull=False)
     progress = progress.first()
-    finished = progress and finish(room, seat, progress, reason, at)
+    finished = progress and finish(room, seat, progress, reason, at, locked=True)
     return [finished] if finished else []

@@ -92,6 +92,11 @@ def purge(*, now=None, days=None, dry_run=False):
             if rounds.end_round(room.code, room.game_id, room.round):
                 counts.rounds_closed += 1
         with transaction.atomic():
+            # The rooms locked first, in key order, as the game locks a room
+            # before its rows (digitsite.game.rooms.lock_room): a delete that
+            # reached the rounds' rows first could deadlock with a round's end.
+            list(Room.objects.select_for_update().filter(pk__in=batch).order_by("pk")
+                 .values_list("pk", flat=True))
             # Re-checked inside the transaction: a player who came back since
             # the list was made keeps the room.
             still_old = old_rooms(before).filter(pk__in=batch).values_list("pk", flat=True)

@@ -84,7 +84,10 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
         with transaction.atomic():
             return Drawing.objects.create(**key, **values), True
     except IntegrityError:
+        # Read after the failed insert: at READ COMMITTED (PostgreSQL's
+        # default, which the site uses) this sees a row another transaction
+        # committed meanwhile. None: another constraint refused the drawing.
         stored = Drawing.objects.filter(**key).first()
         if stored is None:
-            raise  # another constraint refused it
+            raise
         return stored, False
