@@ -27,7 +27,6 @@ client was never told was kept, and the round keeps the last one it was.
 """
 
 from dataclasses import dataclass
-from functools import cached_property
 
 from django.conf import settings
 
@@ -37,7 +36,7 @@ from django.conf import settings
 ROUND_END_MARGIN = 0.25
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Scored:
     """A drawing scored for the player, ready to write."""
 
@@ -47,32 +46,19 @@ class Scored:
     target: int
     received_at: object  # datetime: when the `draw` arrived
     pen_up: bool
-    drawing: object  # recognizer.payloads.StrokeDrawing (immutable)
-    image: object  # the 28x28 float input, not changed after scoring
+    drawing_json: dict
+    input_bytes: bytes
     prediction: object  # recognizer.inference.Prediction
     p_target: float
 
     @classmethod
     def of(cls, item, drawing, image, prediction):
-        _raw, seq, game, round_number, target, received_at, pen_up = item
-        return cls(seq, game, round_number, target, received_at, pen_up, drawing, image,
-                   prediction, float(prediction.probabilities[target]))
-
-    # Built when first asked for, once: by the write, and by the live
-    # feed's send (at most 3 a second). Four drawings in five are held and
-    # replaced unwritten, and most live drawings are replaced before they
-    # go, so building both for every drawing scored (the drawing as JSON
-    # lists, 36-50 us at 120 points; the input's bytes) was work thrown away.
-
-    @cached_property
-    def drawing_json(self):
-        return self.drawing.as_json()
-
-    @cached_property
-    def input_bytes(self):
         from recognizer.preprocessing import input_to_bytes
 
-        return input_to_bytes(self.image)
+        _raw, seq, game, round_number, target, received_at, pen_up = item
+        return cls(seq, game, round_number, target, received_at, pen_up, drawing.as_json(),
+                   input_to_bytes(image), prediction,
+                   float(prediction.probabilities[target]))
 
 
 def write_due(scored, room, last_write, now):

@@ -54,19 +54,15 @@ class LiveFeed:
         return not (message["type"] == "live_drawing"
                     and message["player"] == self.session.player_id)
 
-    async def scored(self, round_number, scored, prediction, target_probability, *,
+    async def scored(self, round_number, drawing, prediction, target_probability, *,
                      reached, kept):
-        """A drawing of this player's was scored (and `kept` for the round).
-
-        `scored`: the drawing_writes.Scored whose drawing goes; its JSON is
-        built only if it goes, not for each drawing replaced while waiting.
-        """
+        """A drawing of this player's was scored (and `kept` for the round)."""
         if self.kind is None or not kept:
             return
         digit = int(prediction.digit)
         self.pending = protocol.message(
             self.kind, round=round_number, player=self.session.player_id,
-            drawing=scored, digit=digit, probability=float(prediction.probabilities[digit]),
+            drawing=drawing, digit=digit, probability=float(prediction.probabilities[digit]),
             target_probability=float(target_probability), reached=bool(reached))
         wait = self.throttle.wait(clock.monotonic())
         if self.flush_task is not None and not self.flush_task.done():
@@ -88,7 +84,7 @@ class LiveFeed:
         if room is not None and room["round"] != message["round"]:
             return  # a drawing of a round that is over: the others moved on
         # Simplified only when it goes: drawings replaced meanwhile cost nothing.
-        message["drawing"] = classroom.simplify_drawing(message["drawing"].drawing_json)
+        message["drawing"] = classroom.simplify_drawing(message["drawing"])
         self.throttle.sent(clock.monotonic())
         transport = self.session.transport
         try:
