@@ -216,3 +216,73 @@ def test_a_done_reads_the_room_once_after_its_change(playing):
     messages = guesses.finish_player(room.code, bob.seat.player_id, room.game_id, 1, "done")
     assert "round_end" in [m["type"] for m in messages]
     assert Room.objects.get(pk=room.pk).state == Room.State.RESULTS
+
+
+FINISH_FIELDS = ("id", "finished", "finished_at", "reason", "points", "seconds")
+
+
+def first_write_row(room, player, *, pen_up, p_target, drawings, best, through_orm):
+    """The player's row after a first drawing of the round (the row removed
+    before): written by record_guess, or as it wrote it before (get_or_create
+    with the defaults, then the ORM's UPDATE)."""
+    seat_row = player.seat.__class__.objects.get(pk=player.seat.pk)
+    RoundProgress.objects.filter(seat=seat_row, round_number=1).delete()
+    guess = prediction(room.target, p_target)
+    if through_orm:
+        progress, _ = RoundProgress.objects.get_or_create(
+            seat=seat_row, game_id=room.game_id, round_number=1,
+            defaults={"room": room, "target": room.target})
+        updates = guesses._progress_updates(guess, p_target, DRAWING, INPUT, pen_up=pen_up,
+                                            drawings=drawings, best=best)
+        if pen_up and p_target >= room.target_confidence:
+            updates["reached_at"] = clock.now()
+        RoundProgress.objects.filter(pk=progress.pk).update(**updates)
+    else:
+        accepted, _ = guesses.record_guess(
+            room.code, seat_row.player_id, room.game_id, 1, drawing=DRAWING,
+            input_bytes=INPUT, prediction=guess, target=room.target, pen_up=pen_up,
+            drawings=drawings, best=best)
+        assert accepted
+    row = RoundProgress.objects.filter(seat=seat_row, round_number=1).values().get()
+    return {key: value for key, value in row.items() if key not in FINISH_FIELDS}
+
+
+@pytest.mark.parametrize("pen_up, p_target, drawings, best", [
+    (False, 0.5, 1, None),  # pen down
+    (True, 0.5, 1, None),  # pen up, below the target confidence
+    (False, 0.3, 4, 0.6),  # held drawings replaced, one of them finished
+    (True, 0.2, 3, 0.75),  # a finished one held at a better reading than this one
+    (True, 0.95, 2, None),  # reaching the target: the round's end follows
+])
+def test_a_first_drawing_is_inserted_as_get_or_create_and_update_wrote_it(
+        playing, pen_up, p_target, drawings, best):
+    """A player's first drawing of the round is one INSERT with its values;
+    the row is the one the two statements before it made, field by field
+    (the finishing fields aside: a drawing that reaches the target finishes
+    the round either way)."""
+    room, ada = playing["room"], playing["ada"]
+    rows = []
+    for through_orm in (False, True):
+        with transaction.atomic():
+            rows.append(first_write_row(room, ada, pen_up=pen_up, p_target=p_target,
+                                        drawings=drawings, best=best, through_orm=through_orm))
+            transaction.set_rollback(True)
+    assert rows[0] == rows[1]
+    assert rows[0]["guesses"] == drawings and rows[0]["drawing"] == DRAWING
+
+
+def test_a_first_drawing_of_the_round_takes_four_statements(playing):
+    """The room locked, the seat and the progress read, the row inserted."""
+    room, ada = playing["room"], playing["ada"]
+    RoundProgress.objects.filter(seat__player_id=ada.seat.player_id).delete()
+    with CaptureQueriesContext(connection) as queries:
+        accepted, _ = guesses.record_guess(
+            room.code, ada.seat.player_id, room.game_id, 1, drawing=DRAWING, input_bytes=INPUT,
+            prediction=prediction(room.target, 0.3), target=room.target)
+    assert accepted
+    sql = [q["sql"] for q in queries.captured_queries]
+    # The conditional UPDATE that found no row, then the locked transaction.
+    assert sql[0].startswith('UPDATE "game_roundprogress"')
+    inside = [s for s in sql[1:] if "SAVEPOINT" not in s]
+    assert len(inside) == 4, inside
+    assert inside[3].startswith('INSERT INTO "game_roundprogress"')

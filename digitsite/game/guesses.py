@@ -87,20 +87,32 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         seat = Seat.objects.filter(player_id=player_id, room=room).first()
         if seat is None or seat.gone:
             return False, []
-        progress, _ = RoundProgress.objects.get_or_create(
-            seat=seat, game_id=game_id, round_number=round_number,
-            defaults={"room": room, "target": room.target},
-        )
         p_target = float(prediction.probabilities[room.target])
         reached = pen_up and p_target >= room.target_confidence
-        updates = _progress_updates(prediction, p_target, drawing, input_bytes, pen_up=pen_up,
-                                    drawings=drawings, best=best)
-        if reached:
-            updates["reached_at"] = at
-        if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(**updates):
-            # The player's round ended (`done`, a disconnect) while this
-            # drawing waited for its write.
-            return late(), []
+        progress = RoundProgress.objects.filter(seat=seat, game_id=game_id,
+                                                round_number=round_number).first()
+        if progress is None:
+            # The player's first drawing of the round (most writes that come
+            # here): one INSERT with its values, where get_or_create and an
+            # UPDATE took six statements. A round's rows are made only with
+            # the room locked (here, finish_player, end_round), so none can
+            # appear between the read and the insert.
+            round_best = _round_best(p_target, pen_up=pen_up, best=best)
+            progress = RoundProgress.objects.create(
+                room=room, seat=seat, game_id=game_id, round_number=round_number,
+                target=room.target, guesses=drawings, reached_at=at if reached else None,
+                # The UPDATE's GREATEST(0.0, best): probabilities are not negative.
+                best_target_probability=0.0 if round_best is None else round_best,
+                **guess_update.plain_values(prediction, p_target, drawing, input_bytes))
+        else:
+            updates = _progress_updates(prediction, p_target, drawing, input_bytes,
+                                        pen_up=pen_up, drawings=drawings, best=best)
+            if reached:
+                updates["reached_at"] = at
+            if not RoundProgress.objects.filter(pk=progress.pk, finished=False).update(**updates):
+                # The player's round ended (`done`, a disconnect) while this
+                # drawing waited for its write.
+                return late(), []
         if not reached:
             return True, []
         finished = finish(room, seat, progress, "reached", at)  # reads the row again
