@@ -93,10 +93,11 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
                                                 round_number=round_number).first()
         if progress is None:
             # The player's first drawing of the round (most writes that come
-            # here): one INSERT with its values, where get_or_create and an
-            # UPDATE took six statements. A round's rows are made only with
-            # the room locked (here, finish_player, end_round), so none can
-            # appear between the read and the insert.
+            # here): one INSERT with its values. With get_or_create (a read,
+            # a savepoint, the insert, its release) and an UPDATE, this
+            # transaction made seven statements; now four. A round's rows are
+            # made only with the room locked (here, finish_player, end_round),
+            # so none can appear between the read and the insert.
             round_best = _round_best(p_target, pen_up=pen_up, best=best)
             progress = RoundProgress.objects.create(
                 room=room, seat=seat, game_id=game_id, round_number=round_number,
