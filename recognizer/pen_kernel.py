@@ -186,13 +186,6 @@ def segments(points, starts, cx, cy, factor, centre, min_step, seg_a, seg_b):
             continue  # an empty piece draws nothing (and has no point to read)
         x0 = (points[begin, 0] - cx) * factor + centre
         y0 = (points[begin, 1] - cy) * factor + centre
-        if end - begin == 1:
-            seg_a[count, 0] = x0
-            seg_a[count, 1] = y0
-            seg_b[count, 0] = x0
-            seg_b[count, 1] = y0
-            count += 1
-            continue
         first = count
         kept_x = x0
         kept_y = y0
@@ -220,7 +213,7 @@ def segments(points, starts, cx, cy, factor, centre, min_step, seg_a, seg_b):
                 kept_x = x
                 kept_y = y
         if count == first:
-            # Nothing kept after the first point: a dot.
+            # One point, or nothing kept after the first: a dot.
             seg_a[count, 0] = x0
             seg_a[count, 1] = y0
             seg_b[count, 0] = x0

@@ -134,7 +134,8 @@ def _center(render):
 
 def _centered(render):
     """_center's (unshifted, com, shift, final), and the final image's centre of
-    mass where measuring it ended the corrections (None: not measured)."""
+    mass (None: no ink), measured once: the corrections' last measure when it
+    ended them."""
     unshifted = render(0.0, 0.0)
     com = center_of_mass(unshifted)
     if com is None:
@@ -147,13 +148,13 @@ def _centered(render):
     for _ in range(2):
         after = center_of_mass(final)
         if after is None:
-            break
+            return unshifted, com, (dx, dy), final, None
         ex, ey = TARGET_CENTRE - after[0], TARGET_CENTRE - after[1]
         if max(abs(ex), abs(ey)) < COM_TOLERANCE:
             return unshifted, com, (dx, dy), final, after
         dx, dy = dx + ex, dy + ey
         final = render(dx, dy)
-    return unshifted, com, (dx, dy), final, None
+    return unshifted, com, (dx, dy), final, center_of_mass(final)
 
 
 # -- strokes -----------------------------------------------------------------
@@ -438,8 +439,6 @@ def strokes_to_stages(strokes, width, height, pen_width=PEN_WIDTH):
         return _render_segments(seg_a, seg_b, pen_width, shift=(dx, dy))
 
     unshifted, com, shift, final, final_com = _centered(render)
-    if final_com is None:
-        final_com = center_of_mass(final)
     margin = (SIZE - BOX) // 2
     return {
         "canvas": {"width": width, "height": height},

@@ -68,8 +68,7 @@ def finish(room, seat, progress, reason, at, *, locked=False):
                              time_left, total)
     progress.finished, progress.finished_at, progress.reason = True, at, reason
     progress.points, progress.seconds = points, seconds
-    RoundProgress.objects.filter(pk=progress.pk).update(
-        finished=True, finished_at=at, reason=reason, points=points, seconds=seconds)
+    progress.save(update_fields=["finished", "finished_at", "reason", "points", "seconds"])
     Seat.objects.filter(pk=seat.pk).update(score=F("score") + points)
     seat.score += points
     if progress.drawing is not None and not seat.opt_out:
