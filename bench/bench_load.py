@@ -59,7 +59,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine_summary, percentile, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    forward_yardstick,
+    machine_summary,
+    percentile,
+    write_results,
+)
 from bench.load_players import (  # noqa: E402
     UPDATES_PER_SECOND,
     VARIANTS,
@@ -87,6 +92,33 @@ def cpu_seconds(pid):
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# What each server thread is, by the name it gives the OS
+# (recognizer/thread_names.py); the main thread runs the event loop.
+THREAD_ROLES = (("recognizer-inf", "inference"), ("game-db", "database"))
+
+
+def thread_cpu_seconds(pid):
+    """{role: user + system CPU seconds so far} of a process's threads (Linux),
+    or None elsewhere. Roles: "event loop" (the main thread), "inference",
+    "database", "other"."""
+    tick = os.sysconf("SC_CLK_TCK")
+    roles = {"event loop": 0.0, "inference": 0.0, "database": 0.0, "other": 0.0}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        role = "event loop" if task.name == str(pid) else next(
+            (role for prefix, role in THREAD_ROLES if name.startswith(prefix)), "other")
+        roles[role] += (int(fields[11]) + int(fields[12])) / tick
+    return roles
 
 
 SETUP_CODE = """
@@ -209,6 +241,15 @@ def play(players, servers, args):
             drive(players, args.seconds, args.finish_timeout),
             args.seconds + args.finish_timeout + 120)
 
+    # The CPU of the timed window alone, by thread, beside that of the whole
+    # run (the joins before the window and the rounds ending after it too).
+    window = {}
+
+    def threads_now():
+        return [thread_cpu_seconds(s.process.pid) for s in servers]
+
+    clock["window_starts"] = lambda: window.setdefault("before", threads_now())
+    clock["window_ends"] = lambda: window.setdefault("after", threads_now())
     cpu_before = [cpu_seconds(s.process.pid) for s in servers]
     client_before = time.process_time()
     wall = asyncio.run(bounded())
@@ -219,7 +260,16 @@ def play(players, servers, args):
         cpu = round(sum(after - before for before, after in zip(cpu_before, cpu_after,
                                                                  strict=True)), 2)
     return {"wall": wall, "server_cpu": cpu, "client_cpu": client_cpu,
+            "window_cpu": window_cpu_by_role(window.get("before"), window.get("after")),
             "crashed": [s.port for s in servers if s.process.poll() is not None]}
+
+
+def window_cpu_by_role(before, after):
+    """{role: CPU seconds in the window, summed over the servers}, or None."""
+    if not before or not after or None in before + after:
+        return None
+    return {role: round(sum(a[role] - b[role] for b, a in zip(before, after, strict=True)), 2)
+            for role in before[0]}
 
 
 def run_mode(name, args, workdir):
@@ -274,6 +324,20 @@ def storage_summary(players, stored):
     }
 
 
+def window_cpu_summary(by_role, guesses):
+    """The servers' CPU in the timed window, where the guesses are counted:
+    per guess, in all and by thread. The whole run's figure also holds the
+    players' joins before the window and the rounds ending after it."""
+    if by_role is None or not guesses:
+        return {"server_cpu_ms_per_guess_in_window": None}
+    return {
+        "server_cpu_seconds_in_window": round(sum(by_role.values()), 2),
+        "server_cpu_ms_per_guess_in_window": round(sum(by_role.values()) * 1000 / guesses, 2),
+        "server_cpu_ms_per_guess_by_thread": {
+            role: round(seconds * 1000 / guesses, 2) for role, seconds in by_role.items()},
+    }
+
+
 def mode_result(mode, info, args, players, stored, measured):
     guesses = sum(p.guesses_in_window for p in players)
     errors = [e for p in players for e in p.errors] + [f"server on port {port} died"
@@ -297,6 +361,7 @@ def mode_result(mode, info, args, players, stored, measured):
         **storage_summary(players, stored),
         "server_cpu_seconds": cpu,
         "server_cpu_ms_per_guess": round(cpu * 1000 / guesses, 2) if cpu and guesses else None,
+        **window_cpu_summary(measured["window_cpu"], guesses),
         "client_cpu_seconds": round(measured["client_cpu"], 2),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
@@ -406,6 +471,10 @@ def main():
     results = run_settings(args)
     from tests.services import ServiceUnavailable
 
+    # The yardstick, before the first mode and after the last (README: machines
+    # differ 2-3x; every figure is read against this run's forward pass).
+    results["forward_batch1_ms_first"] = forward_yardstick()
+
     for name in args.modes:
         print(f"mode {name}: {args.players} players in {args.rooms} rooms for "
               f"{args.seconds:g} s ...", flush=True)
@@ -415,6 +484,7 @@ def main():
             results["modes"][name] = {"skipped": str(exc)}
         print(json.dumps(results["modes"][name], indent=2), flush=True)
 
+    results["forward_batch1_ms_last"] = forward_yardstick()
     results["ratios"] = ratios(results["modes"])
     results["machine"] = machine_summary()
     path = write_results(args.output, results)

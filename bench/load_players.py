@@ -352,11 +352,13 @@ async def drive(players, seconds, finish_timeout):
     readers = [asyncio.ensure_future(p.play()) for p in players]
     clock["start"] = time.perf_counter()
     clock["stop_at"] = clock["start"] + seconds
+    clock.get("window_starts", lambda: None)()
     for player in players:
         if player.host:
             await player.start_game()
     await asyncio.sleep(seconds)
     clock["stop"].set()
+    clock.get("window_ends", lambda: None)()
     await asyncio.gather(*(p.finish(finish_timeout) for p in players))
     await asyncio.wait(readers, timeout=10)
     return time.perf_counter() - clock["start"]

@@ -45,6 +45,7 @@ from recognizer import calibration, frozen, versions
 from recognizer.checkpoints import CheckpointError
 from recognizer.fair_queue import FairQueue
 from recognizer.models import ModelVersion
+from recognizer.thread_names import name_os_thread
 
 logger = logging.getLogger(__name__)
 
@@ -301,6 +302,7 @@ class InferenceService:
                 self._worker.start()
 
     def _run(self):
+        name_os_thread()
         # In the worker itself: OpenMP's thread count is a per-thread setting,
         # and a thread left at the default splits oneDNN's convolutions
         # differently (answers differing in the 7th digit from one thread to

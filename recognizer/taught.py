@@ -39,6 +39,7 @@ from django.utils import timezone
 from recognizer import calibration, class_copies, frozen, versions
 from recognizer.inference import Prediction
 from recognizer.models import TaughtCopy
+from recognizer.thread_names import name_os_thread
 
 logger = logging.getLogger(__name__)
 
@@ -297,6 +298,7 @@ def _predict(copy, image):
 
 
 def _thread_setup():
+    name_os_thread()
     # As the inference service's worker: one torch thread, set in the thread itself.
     if settings.RECOGNIZER_TORCH_THREADS:
         torch.set_num_threads(settings.RECOGNIZER_TORCH_THREADS)

@@ -37,6 +37,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from recognizer.thread_names import name_os_thread
+
 logger = logging.getLogger(__name__)
 
 # Pauses between attempts at a refused write: short at first (a lock held for
@@ -67,7 +69,8 @@ def executor():
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="game-db")
+            _executor = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="game-db",
+                                           initializer=name_os_thread)
         return _executor
 
 

@@ -18,6 +18,9 @@ PyTorch computations that share two cores.
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from recognizer.thread_names import name_os_thread
 
 # Distinct computations one lesson's cache lets wait (and run) at once: a
 # class of 30, each page with one request at a time, fits twice over; past
@@ -31,6 +34,12 @@ class MemoBusy(Exception):
     def __init__(self, retry_after):
         super().__init__(f"the server is busy; try again in {retry_after} s")
         self.retry_after = retry_after
+
+
+def _start_worker(initializer):
+    name_os_thread()
+    if initializer is not None:
+        initializer()
 
 
 class Memo:
@@ -47,7 +56,7 @@ class Memo:
         self._entries = OrderedDict()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name,
-                                        initializer=initializer)
+                                        initializer=partial(_start_worker, initializer))
         self.hits = 0
         self.misses = 0
 

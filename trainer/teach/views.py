@@ -51,6 +51,7 @@ from recognizer.models import TaughtCopy
 from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import DrawingError, strokes_to_input
 from recognizer.teaching.views import lesson_context
+from recognizer.thread_names import name_os_thread
 from trainer.teach import class_drawings, jobs, limits, storing
 from trainer.teach.copies import Work
 from trainer.teach.status import DONE, EXPIRED, FINAL_STATES, public
@@ -76,7 +77,8 @@ def _threads():
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=REQUEST_THREADS,
-                                       thread_name_prefix="teach-requests")
+                                       thread_name_prefix="teach-requests",
+                                       initializer=name_os_thread)
     return _executor
 
 

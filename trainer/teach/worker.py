@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from django.db import close_old_connections
 
+from recognizer.thread_names import name_os_thread
 from trainer.teach import status
 from trainer.teach.status import CANCELLED, DONE, FAILED, RUNNING, StatusStore
 
@@ -192,6 +193,7 @@ class TeachWorker:
                 self._condition.wait(timeout=self.sweep_seconds)
 
     def _serve(self):
+        name_os_thread()
         # In the thread itself: torch's thread count is a per-thread setting
         # (see recognizer/inference.py), and so is a Linux thread's niceness.
         torch.set_num_threads(self.torch_threads)
