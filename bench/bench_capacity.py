@@ -80,10 +80,14 @@ def sweep(mode, steps, seconds, extra, workdir):
             "guesses_per_drawing_second": result["guesses_per_drawing_second"],
             "live_guesses_per_second": result["live_guesses_per_second"],
             "server_cpu_ms_per_guess": result["server_cpu_ms_per_guess"],
+            "server_cpu_ms_per_guess_in_window": result["server_cpu_ms_per_guess_in_window"],
+            "server_cpu_ms_per_guess_by_thread": result.get("server_cpu_ms_per_guess_by_thread"),
             "errors": result["errors"],
             "drawings_submitted": result["drawings_submitted"],
             "drawings_stored": result["drawings_stored"],
             "load_average_1min": result["load_average_1min"],
+            # The simulated players share the machine: what they used of it.
+            "client_cpu_seconds": result["client_cpu_seconds"],
         }
         print(json.dumps(summary), flush=True)
         results.append(summary)

@@ -99,26 +99,35 @@ def cpu_seconds(pid):
 THREAD_ROLES = (("recognizer-inf", "inference"), ("game-db", "database"))
 
 
+ROLES = ("event loop", "inference", "database", "other")
+
+
+def _stat_cpu_seconds(stat_text):
+    fields = stat_text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def thread_cpu_seconds(pid):
-    """{role: user + system CPU seconds so far} of a process's threads (Linux),
-    or None elsewhere. Roles: "event loop" (the main thread), "inference",
-    "database", "other"."""
-    tick = os.sysconf("SC_CLK_TCK")
-    roles = {"event loop": 0.0, "inference": 0.0, "database": 0.0, "other": 0.0}
+    """The CPU seconds so far of a process and of each of its threads (Linux):
+    {"process": seconds (threads that ended included), "threads": {tid:
+    (role, seconds)}}, or None where /proc cannot tell. A thread's role: "event
+    loop" (the main thread), "inference", "database" or "other"."""
     try:
+        process = _stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
+        threads = {}
+        for task in tasks:
+            try:
+                name = (task / "comm").read_text().strip()
+                seconds = _stat_cpu_seconds((task / "stat").read_text())
+            except OSError:  # the thread ended meanwhile
+                continue
+            role = "event loop" if task.name == str(pid) else next(
+                (role for prefix, role in THREAD_ROLES if name.startswith(prefix)), "other")
+            threads[task.name] = (role, seconds)
+    except (OSError, ValueError, IndexError):
         return None
-    for task in tasks:
-        try:
-            name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the thread ended meanwhile
-            continue
-        role = "event loop" if task.name == str(pid) else next(
-            (role for prefix, role in THREAD_ROLES if name.startswith(prefix)), "other")
-        roles[role] += (int(fields[11]) + int(fields[12])) / tick
-    return roles
+    return {"process": process, "threads": threads}
 
 
 SETUP_CODE = """
@@ -246,7 +255,11 @@ def play(players, servers, args):
     window = {}
 
     def threads_now():
-        return [thread_cpu_seconds(s.process.pid) for s in servers]
+        # Never an error in the players' loop: a figure missing is reported as None.
+        try:
+            return [thread_cpu_seconds(s.process.pid) for s in servers]
+        except Exception:
+            return None
 
     clock["window_starts"] = lambda: window.setdefault("before", threads_now())
     clock["window_ends"] = lambda: window.setdefault("after", threads_now())
@@ -265,11 +278,25 @@ def play(players, servers, args):
 
 
 def window_cpu_by_role(before, after):
-    """{role: CPU seconds in the window, summed over the servers}, or None."""
+    """{role: CPU seconds in the window, summed over the servers}, or None.
+
+    Thread by thread: a thread started in the window counts from zero. What
+    the process spent beyond its named threads' share (threads that ended in
+    the window, threads nobody named) is "other", so the roles add up to the
+    processes' CPU.
+    """
     if not before or not after or None in before + after:
         return None
-    return {role: round(sum(a[role] - b[role] for b, a in zip(before, after, strict=True)), 2)
-            for role in before[0]}
+    roles = dict.fromkeys(ROLES, 0.0)
+    for b, a in zip(before, after, strict=True):
+        named = 0.0
+        for tid, (role, seconds) in a["threads"].items():
+            spent = seconds - b["threads"].get(tid, (role, 0.0))[1]
+            if role != "other":
+                roles[role] += spent
+                named += spent
+        roles["other"] += max(a["process"] - b["process"] - named, 0.0)
+    return {role: round(seconds, 2) for role, seconds in roles.items()}
 
 
 def run_mode(name, args, workdir):
@@ -440,6 +467,10 @@ def run_settings(args):
         "server_torch_threads": args.torch_threads,
         "database_conn_max_age": args.conn_max_age,
         "client": "one asyncio process (websockets, no compression), on the same machine",
+        # Server settings given in this benchmark's environment (the servers inherit it).
+        "server_settings_from_environment": {
+            name: value for name, value in sorted(os.environ.items())
+            if name.startswith(("RECOGNIZER_", "GAME_", "DATABASE_CONN"))},
         "balancing": "player i connects to process i mod N (round robin, no proxy)",
         "modes": {},
     }

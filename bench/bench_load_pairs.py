@@ -76,11 +76,14 @@ def revision(code, name):
 
 
 def medians(runs):
-    """The median of each figure the runs have (None where none has it)."""
-    summary = {}
+    """The median of each figure the runs have (None where none has it), and
+    how many runs each median is of."""
+    summary, counted = {}, {}
     for name in FIGURES:
         values = [run[name] for run in runs if run.get(name) is not None]
         summary[name] = round(statistics.median(values), 2) if values else None
+        counted[name] = len(values)
+    summary["runs_counted"] = counted
     return summary
 
 

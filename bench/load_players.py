@@ -356,7 +356,9 @@ async def drive(players, seconds, finish_timeout):
     for player in players:
         if player.host:
             await player.start_game()
-    await asyncio.sleep(seconds)
+    # Until the window's end, which the guesses are counted by (the hosts'
+    # starts above took some of it).
+    await asyncio.sleep(max(clock["stop_at"] - time.perf_counter(), 0.0))
     clock["stop"].set()
     clock.get("window_ends", lambda: None)()
     await asyncio.gather(*(p.finish(finish_timeout) for p in players))

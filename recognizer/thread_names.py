@@ -31,7 +31,7 @@ def _load_prctl():
         _prctl = False
         if sys.platform.startswith("linux"):
             try:
-                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
                 _prctl = libc.prctl
             except (OSError, AttributeError):
                 pass
@@ -50,4 +50,5 @@ def name_os_thread(name=None):
     if not prctl:
         return False
     raw = os_name(name or threading.current_thread().name)
-    return prctl(_PR_SET_NAME, ctypes.c_char_p(raw), 0, 0, 0) == 0
+    unused = ctypes.c_ulong(0)
+    return prctl(_PR_SET_NAME, ctypes.c_char_p(raw), unused, unused, unused) == 0
