@@ -60,6 +60,8 @@ def test_a_thread_shows_its_python_name_to_the_os():
 
 
 @linux_only
+# Committed: the worker reads the active version on its own connection.
+@pytest.mark.django_db(transaction=True)
 def test_the_recognizers_worker_and_the_games_database_pool_are_named(active_model,
                                                                     inference_service):
     from digitsite.game.database import db
