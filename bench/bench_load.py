@@ -85,26 +85,24 @@ DEFAULT_MODES = ("one", "one-unbatched", "one-services", "two")
 # -- servers ------------------------------------------------------------------
 
 
+def _stat_cpu_seconds(stat_text):
+    """User + system CPU seconds from the text of a /proc .../stat file."""
+    fields = stat_text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid):
     """User + system CPU time of a process so far (Linux), or None elsewhere."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return _stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # What each server thread is, by the name it gives the OS
 # (recognizer/thread_names.py); the main thread runs the event loop.
 THREAD_ROLES = (("recognizer-inf", "inference"), ("game-db", "database"))
-
-
 ROLES = ("event loop", "inference", "database", "other")
-
-
-def _stat_cpu_seconds(stat_text):
-    fields = stat_text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu_seconds(pid):
@@ -255,11 +253,9 @@ def play(players, servers, args):
     window = {}
 
     def threads_now():
-        # Never an error in the players' loop: a figure missing is reported as None.
-        try:
-            return [thread_cpu_seconds(s.process.pid) for s in servers]
-        except Exception:
-            return None
+        # None for a server /proc cannot tell about (never an error in the
+        # players' loop): the window's figures are then reported as None.
+        return [thread_cpu_seconds(s.process.pid) for s in servers]
 
     clock["window_starts"] = lambda: window.setdefault("before", threads_now())
     clock["window_ends"] = lambda: window.setdefault("after", threads_now())

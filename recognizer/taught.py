@@ -27,7 +27,6 @@ import io
 import logging
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import numpy as np
@@ -39,7 +38,7 @@ from django.utils import timezone
 from recognizer import calibration, class_copies, frozen, versions
 from recognizer.inference import Prediction
 from recognizer.models import TaughtCopy
-from recognizer.thread_names import name_os_thread
+from recognizer.thread_names import thread_pool
 
 logger = logging.getLogger(__name__)
 
@@ -298,7 +297,6 @@ def _predict(copy, image):
 
 
 def _thread_setup():
-    name_os_thread()
     # As the inference service's worker: one torch thread, set in the thread itself.
     if settings.RECOGNIZER_TORCH_THREADS:
         torch.set_num_threads(settings.RECOGNIZER_TORCH_THREADS)
@@ -312,8 +310,7 @@ def _get_executor():
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taught-copies",
-                                           initializer=_thread_setup)
+            _executor = thread_pool(1, "taught-copies", initializer=_thread_setup)
         return _executor
 
 

@@ -5,8 +5,9 @@ Python names its threads for itself only: `top -H`, `ps -L` and
 so an operator cannot tell the event loop from the recognizer's worker or
 the game's database pool when one of them burns a core (Python 3.11 does
 not name them itself). Each thread this project starts calls
-`name_os_thread` first; bench/bench_load.py reads the names to split a
-guess's server CPU by thread.
+`name_os_thread` first, or comes from a `thread_pool`, which does it for
+its threads; bench/bench_load.py reads the names to split a guess's server
+CPU by thread.
 
 Linux only (prctl PR_SET_NAME, which keeps the first 15 bytes); elsewhere,
 and wherever the call fails, nothing changes.
@@ -16,6 +17,8 @@ import ctypes
 import ctypes.util
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 # From <linux/prctl.h>.
 _PR_SET_NAME = 15
@@ -52,3 +55,16 @@ def name_os_thread(name=None):
     raw = os_name(name or threading.current_thread().name)
     unused = ctypes.c_ulong(0)
     return prctl(_PR_SET_NAME, ctypes.c_char_p(raw), unused, unused, unused) == 0
+
+
+def _named_then(initializer):
+    name_os_thread()
+    if initializer is not None:
+        initializer()
+
+
+def thread_pool(max_workers, name, initializer=None):
+    """A ThreadPoolExecutor whose threads (`name`_0, `name`_1, ...) give the OS
+    their names before `initializer`, if any, runs in each."""
+    return ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=name,
+                              initializer=partial(_named_then, initializer))

@@ -31,13 +31,12 @@ import asyncio
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from recognizer.thread_names import name_os_thread
+from recognizer.thread_names import thread_pool
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +68,7 @@ def executor():
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="game-db",
-                                           initializer=name_os_thread)
+            _executor = thread_pool(_threads(), "game-db")
         return _executor
 
 

@@ -17,10 +17,8 @@ PyTorch computations that share two cores.
 
 import threading
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 
-from recognizer.thread_names import name_os_thread
+from recognizer.thread_names import thread_pool
 
 # Distinct computations one lesson's cache lets wait (and run) at once: a
 # class of 30, each page with one request at a time, fits twice over; past
@@ -36,12 +34,6 @@ class MemoBusy(Exception):
         self.retry_after = retry_after
 
 
-def _start_worker(initializer):
-    name_os_thread()
-    if initializer is not None:
-        initializer()
-
-
 class Memo:
     def __init__(self, size, workers=1, name="memo", max_waiting=None, initializer=None):
         """`initializer` runs once in each worker thread (a thread's own torch settings)."""
@@ -55,8 +47,7 @@ class Memo:
         self._unfinished = 0
         self._entries = OrderedDict()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name,
-                                        initializer=partial(_start_worker, initializer))
+        self._pool = thread_pool(workers, name, initializer=initializer)
         self.hits = 0
         self.misses = 0
 

@@ -30,7 +30,6 @@ import asyncio
 import functools
 import logging
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -51,7 +50,7 @@ from recognizer.models import TaughtCopy
 from recognizer.payloads import PayloadError, parse_drawing
 from recognizer.preprocessing import DrawingError, strokes_to_input
 from recognizer.teaching.views import lesson_context
-from recognizer.thread_names import name_os_thread
+from recognizer.thread_names import thread_pool
 from trainer.teach import class_drawings, jobs, limits, storing
 from trainer.teach.copies import Work
 from trainer.teach.status import DONE, EXPIRED, FINAL_STATES, public
@@ -76,9 +75,7 @@ _executor = None
 def _threads():
     global _executor
     if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=REQUEST_THREADS,
-                                       thread_name_prefix="teach-requests",
-                                       initializer=name_os_thread)
+        _executor = thread_pool(REQUEST_THREADS, "teach-requests")
     return _executor
 
 
