@@ -55,6 +55,8 @@ import sqlite3
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -257,8 +259,12 @@ def play(players, servers, args):
         # players' loop): the window's figures are then reported as None.
         return [thread_cpu_seconds(s.process.pid) for s in servers]
 
+    def window_ends():
+        window.setdefault("after", threads_now())
+        window.setdefault("stages", [guess_stages(s.url) for s in servers])
+
     clock["window_starts"] = lambda: window.setdefault("before", threads_now())
-    clock["window_ends"] = lambda: window.setdefault("after", threads_now())
+    clock["window_ends"] = window_ends
     cpu_before = [cpu_seconds(s.process.pid) for s in servers]
     client_before = time.process_time()
     wall = asyncio.run(bounded())
@@ -270,7 +276,21 @@ def play(players, servers, args):
                                                                  strict=True)), 2)
     return {"wall": wall, "server_cpu": cpu, "client_cpu": client_cpu,
             "window_cpu": window_cpu_by_role(window.get("before"), window.get("after")),
+            "stages": window.get("stages"),
             "crashed": [s.port for s in servers if s.process.poll() is not None]}
+
+
+def guess_stages(url):
+    """Where the server's last live guesses spent their time, stage by stage
+    (digitsite.game.guess_timing, in /healthz's details for a request from
+    this machine), or None when it cannot be read."""
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=30) as response:
+            return json.load(response).get("guess_timing")
+    except urllib.error.HTTPError as exc:  # 503: a failing check still has the figures
+        return json.load(exc).get("guess_timing")
+    except (OSError, ValueError):
+        return None
 
 
 def window_cpu_by_role(before, after):
@@ -385,6 +405,9 @@ def mode_result(mode, info, args, players, stored, measured):
         "server_cpu_seconds": cpu,
         "server_cpu_ms_per_guess": round(cpu * 1000 / guesses, 2) if cpu and guesses else None,
         **window_cpu_summary(measured["window_cpu"], guesses),
+        # Per server: the stages of its last guesses of the window (up to
+        # 2,048 of them: digitsite.game.guess_timing.WINDOW).
+        "server_guess_stages": measured["stages"],
         "client_cpu_seconds": round(measured["client_cpu"], 2),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }
@@ -410,9 +433,10 @@ def build_parser():
     parser.add_argument("--draw-seconds", type=float, default=3.0,
                         help="how long each player draws before saying done")
     parser.add_argument("--points", type=int, default=120, help="points in a finished drawing")
-    parser.add_argument("--protocol", type=int, choices=(1, 2), default=2,
-                        help="2: drawings go as the points added (as the page sends "
-                             "them); 1: whole")
+    parser.add_argument("--protocol", type=int, choices=(1, 2, 3), default=3,
+                        help="3 (the page's): drawings go as the points added and "
+                             "the others' live drawings come together; 2: the same, "
+                             "live drawings one by one; 1: drawings go whole")
     parser.add_argument("--finish-timeout", type=float, default=60.0,
                         help="bound on letting the rounds in hand end after the window")
     parser.add_argument("--conn-max-age", type=int, default=60,

@@ -3,8 +3,10 @@
 A player plays the room the way the game page does (static/js/game*.js): it
 draws its digit progressively, the pen adding to it 10 times a second, sends
 the drawing so far at most 10 times a second and only when its previous
-drawing has its guess (or waited 5 s): in protocol 2 (the default) as the
-points added since the last one sent, in protocol 1 whole; then it waits
+drawing has its guess (or waited 5 s): in protocol 2 and 3 (the default,
+the page's) as the points added since the last one sent, in protocol 1
+whole, and it hears the others' live drawings as the page does (together in
+protocol 3, one by one before); then it waits
 briefly for the finished drawing's guess and says `done`; a room's host
 starts the next game when one is over. `drive` connects them all, lets them
 play for the timed window and lets the rounds in hand end.

@@ -8,6 +8,10 @@ active model version's file is intact and is the one this process serves;
 503 with the failing part named otherwise (a process that serves an older
 version because the active one does not load says which).
 
+The details also say where this process's live guesses spent their time,
+stage by stage (digitsite.game.guess_timing): what an operator reads when
+players say the guesses are slow.
+
 Anyone may ask, so the public answer is the overall status and ok/failing per
 check, nothing more: a failure's text names database hosts, ports, roles and
 the Redis host. The details (each check's findings, errors and timings, and
@@ -34,6 +38,7 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
+from digitsite.game.guess_timing import guess_timing
 from recognizer import versions
 from recognizer.checkpoints import sha256_of
 from recognizer.inference import ModelUnavailable, get_service
@@ -282,6 +287,8 @@ async def healthz(request):
     ))
     healthy = all(check["ok"] for check in checks.values())
     body = {"status": "ok" if healthy else "failing", "pid": os.getpid(), "checks": checks}
-    if not await may_see_details(request):
+    if await may_see_details(request):
+        body["guess_timing"] = guess_timing.summary()
+    else:
         body = public_answer(body)
     return JsonResponse(body, status=200 if healthy else 503)

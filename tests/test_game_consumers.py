@@ -105,9 +105,9 @@ async def connect(code, origin=ORIGIN, cookie=None):
     return Client(communicator)
 
 
-async def join(code, name, cookie=None, **fields):
+async def join(code, name, cookie=None, protocol=1, **fields):
     client = await connect(code, cookie=cookie)
-    await client.send("join", protocol=1, name=name, **fields)
+    await client.send("join", protocol=protocol, name=name, **fields)
     welcome = await client.expect("welcome")
     client.you = welcome["you"]
     client.welcome = welcome

@@ -1,22 +1,26 @@
 """Seeing the others draw, live, in an ordinary room: every player's scored
-drawings go to every other player as `live_drawing`, with the bounds of a
-class's projector (at most 3 a second per player, the newest waiting for its
-turn, made small); never to the drawing player, never in a solo room, and
-never to a class's students.
+drawings go to the room together, as `live_drawings` (protocol 3), or to a
+page of protocol 1 or 2 as one `live_drawing` per other player, with the
+bounds of a class's projector (at most 3 a second per player, the newest
+waiting for its turn, made small); never in a solo room, and never to a
+class's students.
 
-First the rules without a server, then over WebSockets through the real ASGI
-application, in virtual time (the `manual_clock` fixture): the throttle lets
-a player's next drawing go only when the test moves the clock on.
+First the rules and the room's board without a server, then over
+WebSockets through the real ASGI application, in virtual time (the
+`manual_clock` fixture): the board sends the next drawings only when the test
+moves the clock on.
 """
 
+import asyncio
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
 
-from digitsite.game import classroom, protocol, rules
-from digitsite.game.live_feed import LiveFeed
+from digitsite.game import classroom, live_feed, protocol, rules
+from digitsite.game.live_feed import LiveFeed, room_board
 from digitsite.game.rooms import create_room
 from tests.test_game_consumers import join, one, seven
 
@@ -30,17 +34,99 @@ HUGE = {"width": 1000.0, "height": 1000.0,
 
 
 def test_a_live_drawing_is_bounded_and_so_is_what_a_player_receives():
-    """However large the drawing, one `live_drawing` is at most 2.3 kB; a
-    player of a full room (8) receives the 7 others' at most 3 a second:
-    48.3 kB a second."""
-    message = protocol.message(
-        "live_drawing", round=20, player="f" * 12, drawing=classroom.simplify_drawing(HUGE),
-        digit=9, probability=0.123456789, target_probability=0.987654321, reached=False)
+    """However large the drawing, one `live_drawing` is at most 2.3 kB, and a
+    `live_drawings` of a full room (8) at most 8 of them; a player receives it
+    at most 3 times a second per server process the room is on: 55.2 kB a
+    second from one."""
+    fields = dict(player="f" * 12, drawing=classroom.simplify_drawing(HUGE), digit=9,
+                  probability=0.123456789, target_probability=0.987654321, reached=False)
+    message = protocol.message("live_drawing", round=20, **fields)
     protocol.check(message)
     assert len(protocol.encode(message).encode()) <= classroom.LIVE_MAX_BYTES == 2_300
     assert rules.MAX_PLAYERS == 8
-    assert classroom.room_live_bandwidth(rules.MAX_PLAYERS) == 7 * 3 * 2_300 == 48_300
+    together = protocol.message("live_drawings", round=20, drawings=[
+        protocol.record("live_entry", **fields) for _ in range(rules.MAX_PLAYERS)])
+    protocol.check(together)
+    assert len(protocol.encode(together).encode()) <= 8 * classroom.LIVE_MAX_BYTES
+    assert classroom.room_live_bandwidth(rules.MAX_PLAYERS) == 3 * 8 * 2_300 == 55_200
+    assert classroom.room_live_bandwidth(rules.MAX_PLAYERS, processes=2) == 110_400
     assert classroom.room_live_bandwidth(1) == 0
+
+
+# -- the room's board ---------------------------------------------------------------
+
+
+class BoardPlayer:
+    """What the board reads of a PlayerSession: its player, whether it is
+    closed, the round its connection is in, and a transport recording the
+    room's broadcasts."""
+
+    def __init__(self, player_id, sent, round_number=1):
+        self.player_id = player_id
+        self.closed = False
+        self.view = SimpleNamespace(room={"round": round_number})
+        self.transport = SimpleNamespace(broadcast=self._broadcast)
+        self._sent = sent
+
+    async def _broadcast(self, message):
+        protocol.check(message)
+        self._sent.append(message)
+
+
+def entry(player, x=0.0):
+    return protocol.record("live_entry", player=player, drawing=seven(x), digit=7,
+                           probability=0.5, target_probability=0.5, reached=False)
+
+
+async def settled():
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_the_board_sends_the_rooms_newest_drawings_together_at_most_3_a_second(
+        manual_clock):
+    """An idle board sends a drawing at once; what comes in the next third of
+    a second waits, each player's newest replacing the one before it, and
+    goes as one message. A drawing of a round its player has left, or of a
+    connection that closed, does not go. When the last connection that drew
+    closes, the board is gone from the process."""
+    sent = []
+    ada, bob, cy = (BoardPlayer(name, sent) for name in ("ada", "bob", "cy"))
+    board = room_board("LIVE01")
+    board.put(ada, 1, entry("ada", 0.0))
+    await settled()
+    assert [[e["player"] for e in m["drawings"]] for m in sent] == [["ada"]]
+    assert sent[0]["drawings"][0]["drawing"] == classroom.simplify_drawing(seven(0.0))
+
+    # Within the interval: Ada twice, Bob once, Cy once, then Cy's connection
+    # moves on to round 2 (its drawing of round 1 is over).
+    board.put(ada, 1, entry("ada", 5.0))
+    board.put(bob, 1, entry("bob"))
+    board.put(ada, 1, entry("ada", 15.0))
+    board.put(cy, 1, entry("cy"))
+    cy.view.room["round"] = 2
+    await settled()
+    assert len(sent) == 1
+    manual_clock.advance(classroom.LIVE_INTERVAL)
+    await settled()
+    assert len(sent) == 2
+    assert sent[1]["round"] == 1
+    assert {e["player"]: e["drawing"] for e in sent[1]["drawings"]} == {
+        "ada": classroom.simplify_drawing(seven(15.0)),
+        "bob": classroom.simplify_drawing(seven(0.0))}
+
+    # A closed connection's drawing waiting goes no more.
+    board.put(bob, 1, entry("bob", 5.0))
+    bob.closed = True
+    board.leave(bob)
+    manual_clock.advance(classroom.LIVE_INTERVAL)
+    await settled()
+    assert len(sent) == 2
+    for player in (ada, cy):
+        board.leave(player)
+    assert "LIVE01" not in live_feed._boards_of_this_loop()
+    await settled()
+    assert board.task is None or board.task.done()
 
 
 @pytest.mark.parametrize("settings, teacher, kind", [
@@ -75,12 +161,58 @@ async def everything_read(client):
 
 
 @pytestmark_db
-async def test_the_others_see_a_player_draw_live_throttled(active_model, manual_clock):
+async def test_the_others_see_the_rooms_drawings_live_together(active_model, manual_clock):
+    """Protocol 3: one `live_drawings` per update, holding each player's newest."""
     room = await new_room("Ada", rounds=1, seconds=20, results_seconds=3, max_players=3,
                           target_confidence=1.0)
-    ada = await join(room.code, "Ada")
-    bob = await join(room.code, "Bob")
-    cy = await join(room.code, "Cy")
+    ada = await join(room.code, "Ada", protocol=3)
+    bob = await join(room.code, "Bob", protocol=3)
+    cy = await join(room.code, "Cy", protocol=3)
+    await ada.send("start")
+    for client in (ada, bob, cy):
+        await client.expect("round_start", round=1)
+
+    # Ada's first drawing reaches Bob and Cy at once, made small (Ada is not
+    # sent a message holding only her own)...
+    await ada.send("draw", round=1, seq=1, drawing=seven(0))
+    first_guess = await ada.expect("guess", seq=1)
+    for other in (bob, cy):
+        live = await other.expect("live_drawings")
+        protocol.check(live)
+        (drawing,) = live["drawings"]
+        assert drawing["player"] == ada.you["id"]
+        assert drawing["drawing"] == classroom.simplify_drawing(seven(0))
+        assert (live["round"], drawing["digit"]) == (1, first_guess["digit"])
+        assert drawing["target_probability"] == first_guess["target_probability"]
+    # ...what follows within a third of a second waits: Ada's three next
+    # drawings and Bob's first.
+    for seq, offset in ((2, 5.0), (3, 10.0), (4, 15.0)):
+        await ada.send("draw", round=1, seq=seq, drawing=seven(offset))
+        await ada.expect("guess", seq=seq)
+    await bob.send("draw", round=1, seq=1, drawing=one())
+    await bob.expect("guess", seq=1)
+    assert [m["type"] for m in await everything_read(cy)].count("live_drawings") == 1
+    # Then one message holds Ada's newest and Bob's, for everyone.
+    manual_clock.advance(classroom.LIVE_INTERVAL)
+    for client in (ada, bob, cy):
+        together = await client.expect("live_drawings")
+        assert {d["player"]: d["drawing"] for d in together["drawings"]} == {
+            ada.you["id"]: classroom.simplify_drawing(seven(15.0)),
+            bob.you["id"]: classroom.simplify_drawing(one())}
+    assert "live_drawing" not in {m["type"] for m in await everything_read(cy)}
+    assert [m["type"] for m in cy.seen].count("live_drawings") == 2
+    for client in (ada, bob, cy):
+        await client.close()
+
+
+@pytestmark_db
+async def test_older_pages_get_the_others_drawings_one_by_one(active_model, manual_clock):
+    """Protocol 1 and 2: one `live_drawing` per other player, never their own."""
+    room = await new_room("Ada", rounds=1, seconds=20, results_seconds=3, max_players=3,
+                          target_confidence=1.0)
+    ada = await join(room.code, "Ada", protocol=3)
+    bob = await join(room.code, "Bob", protocol=2)
+    cy = await join(room.code, "Cy", protocol=1)
     await ada.send("start")
     for client in (ada, bob, cy):
         await client.expect("round_start", round=1)
@@ -98,21 +230,23 @@ async def test_the_others_see_a_player_draw_live_throttled(active_model, manual_
     for seq, offset in ((2, 5.0), (3, 10.0), (4, 15.0)):
         await ada.send("draw", round=1, seq=seq, drawing=seven(offset))
         await ada.expect("guess", seq=seq)
-    # Each player has a throttle of their own: Bob's first goes at once, to
-    # Ada and Cy.
+    # Bob's first waits for the room's next update too, then both go.
     await bob.send("draw", round=1, seq=1, drawing=one())
     await bob.expect("guess", seq=1)
-    for other in (ada, cy):
-        bobs = await other.expect("live_drawing", player=bob.you["id"])
-        assert bobs["drawing"] == classroom.simplify_drawing(one())
     manual_clock.advance(classroom.LIVE_INTERVAL)
     newest = await bob.expect("live_drawing", player=ada.you["id"])
     assert newest["drawing"] == classroom.simplify_drawing(seven(15.0))
     await cy.expect("live_drawing", player=ada.you["id"])
+    bobs = await cy.expect("live_drawing", player=bob.you["id"])
+    assert bobs["drawing"] == classroom.simplify_drawing(one())
+    # Ada's page, of protocol 3, gets them together (her own among them).
+    together = await ada.expect("live_drawings")
+    assert [d["player"] for d in together["drawings"]] == [ada.you["id"], bob.you["id"]]
 
     # Nobody is sent their own; of Ada's four drawings, two went out.
-    for me in (ada, bob, cy):
+    for me in (bob, cy):
         seen = await everything_read(me)
+        assert "live_drawings" not in {m["type"] for m in seen}
         lives = [m for m in seen if m["type"] == "live_drawing"]
         assert me.you["id"] not in {m["player"] for m in lives}
     lives = [m for m in cy.seen if m["type"] == "live_drawing"]
@@ -155,5 +289,5 @@ async def test_a_solo_player_sends_no_live_drawing(active_model, manual_clock):
     await sol.send("draw", round=1, seq=1, drawing=seven())
     await sol.expect("guess", seq=1)
     manual_clock.advance(classroom.LIVE_INTERVAL)
-    assert "live_drawing" not in {m["type"] for m in await everything_read(sol)}
+    assert not {"live_drawing", "live_drawings"} & {m["type"] for m in await everything_read(sol)}
     await sol.close()

@@ -16,7 +16,7 @@ DRAWING = {"width": 100.0, "height": 100.0, "strokes": [[[10.0, 10.0, 0.0], [90.
 
 
 def test_client_constructors_build_the_messages_the_server_reads():
-    assert protocol.join("Ada") == {"type": "join", "protocol": 2, "name": "Ada"}
+    assert protocol.join("Ada") == {"type": "join", "protocol": 3, "name": "Ada"}
     assert protocol.join(token="t", opt_out=True, room="K7XQ2M", protocol=1) == {
         "type": "join", "protocol": 1, "token": "t", "opt_out": True, "room": "K7XQ2M"}
     assert protocol.draw(2, DRAWING, seq=7) == {
@@ -57,8 +57,8 @@ def test_client_constructors_build_the_messages_the_server_reads():
      "'round' must be a whole number, got bool"),
     ('{"type": "draw", "round": 1, "drawing": []}', "bad_message",
      "'drawing' must be an object, got list"),
-    ('{"type": "join", "protocol": 3, "name": 5}', "unsupported_protocol",
-     "this server speaks protocols 1 and 2, not 3"),
+    ('{"type": "join", "protocol": 4, "name": 5}', "unsupported_protocol",
+     "this server speaks protocols 1, 2 and 3, not 4"),
     ('{"type": "join", "protocol": 1, "token": "' + "x" * 201 + '"}', "bad_message",
      "'token' is too long"),
     ('{"type": "opt_out", "value": "yes"}', "bad_message",

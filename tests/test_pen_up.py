@@ -260,9 +260,8 @@ async def test_a_pen_up_drawing_waiting_is_not_replaced_by_a_newer_one_with_the_
 
     async def compute(item):
         """Rendering and recognising: recorded; None (nothing to write)."""
-        _raw, seq, _game, _round, _target, _received_at, pen_up = item
-        scored.append((seq, pen_up))
-        if seq == 1:
+        scored.append((item.seq, item.pen_up))
+        if item.seq == 1:
             busy.set()
             await gate.wait()
         return None

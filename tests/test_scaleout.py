@@ -370,15 +370,17 @@ async def test_two_players_on_two_processes_play_one_game(running):
         await bob.draw_and_guess(2, sketch(3), seq=2, game=game)
         await ada.draw_and_guess(2, sketch(4), seq=2, game=game)
         # The live canvases cross processes too (through Redis): each sees
-        # the other's drawing.
+        # the other's drawing, in the `live_drawings` of the drawer's process.
         for viewer, drawer in ((ada, bob), (bob, ada)):
             def drawn(m, drawer=drawer):
-                return m["player"] == drawer.you["id"] and m["round"] == 2
+                return m["round"] == 2 and any(d["player"] == drawer.you["id"]
+                                               for d in m["drawings"])
 
-            if not any(drawn(m) for m in viewer.all_of("live_drawing")):
-                await viewer.expect("live_drawing", drawn)
-            [live] = [m for m in viewer.all_of("live_drawing") if drawn(m)]
-            assert live["drawing"]["strokes"]
+            if not any(drawn(m) for m in viewer.all_of("live_drawings")):
+                await viewer.expect("live_drawings", drawn)
+            lives = [d for m in viewer.all_of("live_drawings") if drawn(m)
+                     for d in m["drawings"] if d["player"] == drawer.you["id"]]
+            assert lives and all(d["drawing"]["strokes"] for d in lives)
         for player in (ada, bob):
             await player.done(2)
         final = [await p.expect("round_end", lambda m: m["round"] == 2) for p in (ada, bob)]

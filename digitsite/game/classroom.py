@@ -52,10 +52,14 @@ def live_bandwidth(students):
     return students * LIVE_UPDATES_PER_SECOND * LIVE_MAX_BYTES
 
 
-def room_live_bandwidth(players):
+def room_live_bandwidth(players, processes=1):
     """The most bytes a second one player of an ordinary room of `players`
-    receives of the others' live drawings (`live_drawing`, the same bounds)."""
-    return max(players - 1, 0) * LIVE_UPDATES_PER_SECOND * LIVE_MAX_BYTES
+    receives of the live drawings (`live_drawings`, the same bounds per
+    drawing): from each server process the room has players on, 3 messages
+    a second holding at most every player's drawing, their own included."""
+    if players < 2:
+        return 0
+    return processes * LIVE_UPDATES_PER_SECOND * players * LIVE_MAX_BYTES
 
 
 # The pause between a class's rounds: time to look at the results, the
@@ -155,7 +159,7 @@ def visible_to(message, player_id, *, teacher):
     if teacher:
         return message
     kind = message.get("type")
-    if kind in TEACHER_MESSAGES or kind == "live_drawing":
+    if kind in TEACHER_MESSAGES or kind in ("live_drawing", "live_drawings"):
         # An ordinary room's live drawings never go out in a class; held
         # here too, so no path can send one to a student.
         return None

@@ -26,7 +26,7 @@ A process killed with SIGKILL loses at most the held drawing, which the
 client was never told was kept, and the round keeps the last one it was.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -50,15 +50,17 @@ class Scored:
     input_bytes: bytes
     prediction: object  # recognizer.inference.Prediction
     p_target: float
+    # The drawing's stages so far (digitsite.game.guess_timing).
+    watch: object = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, item, drawing, image, prediction):
+        """`item`: the drawing as it waited (digitsite.game.scoring.Waiting)."""
         from recognizer.preprocessing import input_to_bytes
 
-        _raw, seq, game, round_number, target, received_at, pen_up = item
-        return cls(seq, game, round_number, target, received_at, pen_up, drawing.as_json(),
-                   input_to_bytes(image), prediction,
-                   float(prediction.probabilities[target]))
+        return cls(item.seq, item.game, item.round, item.target, item.received_at, item.pen_up,
+                   drawing.as_json(), input_to_bytes(image), prediction,
+                   float(prediction.probabilities[item.target]), item.watch)
 
 
 def write_due(scored, room, last_write, now):

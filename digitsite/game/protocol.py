@@ -29,9 +29,11 @@ from digitsite.game.rules import GameError
 from recognizer import json_input
 
 # The newest version; the server speaks every one in SUPPORTED_PROTOCOLS.
-# Version 2 adds incremental `draw` messages (digitsite.game.drawing_deltas).
-PROTOCOL_VERSION = 2
-SUPPORTED_PROTOCOLS = (1, 2)
+# Version 2 adds incremental `draw` messages (digitsite.game.drawing_deltas);
+# version 3 the others' live drawings together, as `live_drawings`
+# (digitsite.game.live_feed).
+PROTOCOL_VERSION = 3
+SUPPORTED_PROTOCOLS = (1, 2, 3)
 
 # -- limits -------------------------------------------------------------------
 
@@ -115,7 +117,8 @@ class Field:
 
 def _speaks_our_protocol(version):
     if version not in SUPPORTED_PROTOCOLS:
-        spoken = " and ".join(str(v) for v in SUPPORTED_PROTOCOLS)
+        *first, last = (str(v) for v in SUPPORTED_PROTOCOLS)
+        spoken = f"{', '.join(first)} and {last}" if first else last
         raise GameError("unsupported_protocol", f"this server speaks protocols {spoken}, "
                                                 f"not {version}")
 
@@ -220,6 +223,11 @@ SHAPES = {
     # One of a class's kept drawings, in "what your class taught the model".
     "class_sample": (Field("label", "integer"), Field("prediction", "integer"),
                      Field("drawing", "object")),
+    # One player's drawing in `live_drawings`: the fields of `live_drawing`
+    # but the round, which the message gives once.
+    "live_entry": (Field("player", "string"), Field("drawing", "object"),
+                   Field("digit", "integer"), Field("probability", "number"),
+                   Field("target_probability", "number"), Field("reached", "boolean")),
 }
 
 SERVER_MESSAGES = {
@@ -269,6 +277,11 @@ SERVER_MESSAGES = {
                      Field("drawing", "object"), Field("digit", "integer"),
                      Field("probability", "number"), Field("target_probability", "number"),
                      Field("reached", "boolean")),
+    # Protocol 3, in place of `live_drawing`: the newest drawings of the
+    # room's players, together, at most 3 times a second (the receiver's own
+    # among them, which its page already shows).
+    "live_drawings": (Field("round", "integer"),
+                      Field("drawings", "list", shape="live_entry")),
     # ...the class's results after each round, with the confusion matrix of
     # the game so far...
     "class_round": (Field("game", "string"), Field("round", "integer"),

@@ -17,6 +17,8 @@ import asyncio
 import collections
 import contextlib
 import logging
+from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -25,6 +27,7 @@ from digitsite.game.database import db, patiently
 from digitsite.game.drawing_deltas import points_and_strokes
 from digitsite.game.drawing_slots import drawing_slots, render_turn, rendering_in_threads
 from digitsite.game.drawing_writes import Scored, write_due
+from digitsite.game.guess_timing import Stopwatch
 from digitsite.game.protocol import MAX_POINTS
 from digitsite.game.rules import GameError
 
@@ -81,6 +84,19 @@ async def _in_thread_to_the_end(function, *args):
         del work
 
 
+class Waiting(NamedTuple):
+    """A drawing waiting to be scored, as its `draw` brought it."""
+
+    raw: dict
+    seq: int | None = None
+    game: str | None = None
+    round: int | None = None
+    target: int | None = None
+    received_at: datetime | None = None  # when the `draw` arrived (the game clock)
+    pen_up: bool = False
+    watch: Stopwatch | None = None  # its stages (digitsite.game.guess_timing)
+
+
 class DrawingScorer:
     """The drawings of one PlayerSession (digitsite.game.session), scored one at a time.
 
@@ -100,9 +116,8 @@ class DrawingScorer:
 
     def __init__(self, session):
         self.session = session
-        # The drawings waiting, each (raw, seq, game, round, target,
-        # received_at, pen_up): the newest sent with the pen up, and a newer
-        # one sent with the pen down after it.
+        # The drawings waiting (each a Waiting): the newest sent with the pen
+        # up, and a newer one sent with the pen down after it.
         self.pending_pen_up = None
         self.pending = None
         self.task = None
@@ -124,7 +139,7 @@ class DrawingScorer:
         """Score this drawing next, in place of any still waiting, except that
         a drawing with the pen up (`pen_up`, the only kind that can reach the
         target) is replaced only by a newer one with the pen up."""
-        item = (raw, seq, game, round_number, target, received_at, pen_up)
+        item = Waiting(raw, seq, game, round_number, target, received_at, pen_up, Stopwatch())
         if pen_up:
             # Newer than anything waiting, and itself complete: it replaces both.
             self.pending_pen_up, self.pending = item, None
@@ -167,6 +182,7 @@ class DrawingScorer:
 
     async def _score_pending(self):
         while (item := self._next()) is not None:
+            item.watch.lap("waited")
             computed = await self._reporting(self._compute(item))
             if computed is None:
                 continue
@@ -245,11 +261,12 @@ class DrawingScorer:
         session = self.session
         if session.view.finished:
             return None
-        raw = item[0]
+        raw, watch = item.raw, item.watch or Stopwatch()
         address = getattr(session.transport, "client_address", None)
         # One of the address's few slots (its other sockets' drawings wait),
         # and its own lane in the inference queue.
         async with drawing_slots.held(address):
+            watch.lap("slot")
             on_loop = settings.GAME_RENDER_ON_LOOP_POINTS
             if (0 < on_loop and points_and_strokes(raw) <= on_loop
                     and not rendering_in_threads()):
@@ -265,7 +282,9 @@ class DrawingScorer:
                 # And a turn among the process's renderings, round robin by address.
                 async with render_turn(address):
                     drawing, image = await _in_thread_to_the_end(_prepare, raw)
+            watch.lap("render")
             prediction = await self._recognise(image, address)
+            watch.lap("recognise")
         return drawing, image, prediction
 
     async def _recognise(self, image, address):
@@ -308,6 +327,8 @@ class DrawingScorer:
                 received_at=scored.received_at, pen_up=scored.pen_up, drawings=drawings,
                 best=best,
             )
+        if answer and scored.watch is not None:
+            scored.watch.lap("write")
         reached = any(m["type"] == "player_finished" and m["player"] == session.player_id
                       and m["reason"] == "reached" for m in events)
         if reached:
@@ -334,6 +355,8 @@ class DrawingScorer:
             held=held,
             model=prediction.version,
         ))
+        if scored.watch is not None:
+            scored.watch.done()
         # The others see it live, throttled: a class's teacher, or in an
         # ordinary room every other player (digitsite.game.live_feed).
         await session.live.scored(scored.round, scored.drawing_json, prediction,

@@ -99,6 +99,7 @@ class PlayerSession:
         """The socket is gone: keep the seat for the rejoin window, and the
         player's round for their return (`finish_round`: end it now)."""
         self.closed = True
+        self.live.closed()
         for task in list(self.tasks):
             # A stopping server (`finish_round`) still scores the drawing in
             # hand; for a client that went away it is dropped below.
@@ -409,6 +410,9 @@ class PlayerSession:
             return
         self._set_timers(*self.view.hear(message, self.player_id))
         if not self.live.wanted(message):
+            return
+        if message["type"] == "live_drawings" and self.protocol < 3:
+            await self.live.send_one_by_one(message)
             return
         self.view.passed_on(message)
         await self.send(message, text=text)

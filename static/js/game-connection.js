@@ -1,6 +1,6 @@
 // The game's WebSocket: joining, keeping the seat across reloads, closed tabs,
 // second tabs and dropped connections, reconnecting with backoff, and the
-// server's clock. Protocol: docs/protocol.md (version 2).
+// server's clock. Protocol: docs/protocol.md (version 3).
 //
 // The seat's token is kept in localStorage, one per room: every tab of the
 // browser, and a tab opened after the last one closed, finds it and takes
@@ -11,7 +11,7 @@
 
 import {pruneTokens, readToken, storeToken} from "./seat-tokens.js";
 
-export const PROTOCOL = 2;
+export const PROTOCOL = 3;
 
 // Close codes after which trying again cannot help (docs/protocol.md).
 // 1000 is final only after our own `leave`: a server shutting down cleanly

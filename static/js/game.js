@@ -91,7 +91,7 @@ const drawings = new DrawingSender({
   pad, connection, game, everyMs: DRAW_EVERY_MS, answerTimeoutMs: ANSWER_TIMEOUT_MS,
 });
 
-// The other players drawing, live (`live_drawing`; not in solo rooms and classes).
+// The other players drawing, live (`live_drawings`; not in solo rooms and classes).
 const liveSection = document.querySelector("[data-live-others]");
 const others = liveSection
   ? new ClassGrid(liveSection.querySelector("[data-live-grid]"), liveSection.querySelector("[data-live-empty]"))
@@ -163,8 +163,13 @@ const handlers = {
     if (message.reached) sounds.play("success");
     if (message.reached) finishMine(`Recognised! The model is ${percent(message.target_probability)} sure.`);
   },
-  live_drawing(message) {
-    if (message.round === game.round) others?.update(message, game.target);
+  live_drawings(message) {
+    // The room's newest drawings together, this player's own among them
+    // (its canvas shows it already).
+    if (message.round !== game.round) return;
+    for (const drawing of message.drawings) {
+      if (drawing.player !== game.me?.id) others?.update({round: message.round, ...drawing}, game.target);
+    }
   },
   player_finished(message) {
     if (message.round === game.round) others?.finished(message);

@@ -1,0 +1,92 @@
+"""Where a live guess's time goes on the server, for operators.
+
+A guess's latency, as a player feels it, is the time from their `draw`
+reaching the server to its `guess` leaving it. Under load that time is mostly
+waiting, and the CPU a guess costs (bench/bench_load.py, by thread) does not
+say for what. Each scored drawing is so timed in named stages:
+
+    waited     the `draw` arrived, to its scoring began: behind the drawing
+               the connection was scoring or writing before it
+    slot       waiting for one of the address's drawing slots
+               (digitsite.game.drawing_slots)
+    render     checking the drawing and rendering the network's input, with
+               a turn among the renderings in threads when it waits for one
+    recognise  the inference queue and the forward pass (recognizer.inference)
+    write      the drawing's write, for a drawing written before its guess
+               (digitsite.game.drawing_writes), its turn behind the
+               connection's earlier write included
+    total      the `draw` arrived, to its `guess` was handed to the socket
+
+The process keeps the last WINDOW samples of each stage (a few kB: a
+fixed-size ring of floats per stage, so a crowd cannot grow it) and /healthz
+shows their count, p50, p95 and maximum to whoever may see its details
+(staff users, and requests on the machine itself: digitsite.health).
+Recording a stage is a clock read and an append, about a microsecond against
+the 2-3 ms of CPU a guess costs.
+"""
+
+import collections
+import time
+
+STAGES = ("waited", "slot", "render", "recognise", "write", "total")
+
+# Samples kept per stage: at 350 guesses a second, the last 6 seconds.
+WINDOW = 2048
+
+
+class GuessTiming:
+    def __init__(self, window=WINDOW):
+        self._samples = {stage: collections.deque(maxlen=window) for stage in STAGES}
+
+    def record(self, stage, seconds):
+        self._samples[stage].append(seconds)
+
+    def summary(self):
+        """Per stage: the samples kept, and their p50, p95 and max in ms.
+
+        Safe from any thread: copying a deque (in `sorted`) is one C call
+        made with the interpreter held, so no append lands halfway through.
+        """
+        return {stage: _describe(sorted(samples)) for stage, samples in self._samples.items()}
+
+    def clear(self):
+        for samples in self._samples.values():
+            samples.clear()
+
+
+def _describe(values):
+    if not values:
+        return {"samples": 0}
+
+    def at(fraction):
+        # The nearest rank: the value at or above `fraction` of the samples.
+        return round(values[min(len(values) - 1, int(fraction * len(values)))] * 1000, 2)
+
+    return {"samples": len(values), "p50_ms": at(0.5), "p95_ms": at(0.95),
+            "max_ms": round(values[-1] * 1000, 2)}
+
+
+# The process's figures (one event loop per process serves every room).
+guess_timing = GuessTiming()
+
+
+class Stopwatch:
+    """The stages of one drawing, measured from when its `draw` arrived."""
+
+    __slots__ = ("received", "mark")
+
+    def __init__(self, received=None):
+        self.received = self.mark = time.perf_counter() if received is None else received
+
+    def lap(self, stage):
+        """Record the time since the previous lap (or arrival) as `stage`."""
+        now = time.perf_counter()
+        guess_timing.record(stage, now - self.mark)
+        self.mark = now
+
+    def skip(self):
+        """Start the next stage now, recording nothing for the time since the last lap."""
+        self.mark = time.perf_counter()
+
+    def done(self):
+        guess_timing.record("total", time.perf_counter() - self.received)
