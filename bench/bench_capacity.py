@@ -83,6 +83,8 @@ def sweep(mode, steps, seconds, extra, workdir):
             "server_cpu_ms_per_guess_in_window": result["server_cpu_ms_per_guess_in_window"],
             "server_cpu_ms_per_guess_by_thread": result.get("server_cpu_ms_per_guess_by_thread"),
             "errors": result["errors"],
+            "error_examples": result["error_examples"],
+            "server_guess_stages": result.get("server_guess_stages"),
             "drawings_submitted": result["drawings_submitted"],
             "drawings_stored": result["drawings_stored"],
             "load_average_1min": result["load_average_1min"],
