@@ -26,6 +26,7 @@ the 2-3 ms of CPU a guess costs.
 """
 
 import collections
+import math
 import time
 
 STAGES = ("waited", "slot", "render", "recognise", "write", "total")
@@ -59,8 +60,8 @@ def _describe(values):
         return {"samples": 0}
 
     def at(fraction):
-        # The nearest rank: the value at or above `fraction` of the samples.
-        return round(values[min(len(values) - 1, int(fraction * len(values)))] * 1000, 2)
+        # The nearest rank: the smallest value at or above `fraction` of them.
+        return round(values[max(math.ceil(fraction * len(values)) - 1, 0)] * 1000, 2)
 
     return {"samples": len(values), "p50_ms": at(0.5), "p95_ms": at(0.95),
             "max_ms": round(values[-1] * 1000, 2)}
