@@ -8,7 +8,9 @@ against another differs by 20-30%, more than many changes. Each run is a
 whole bench_load run of one mode (a fresh server, the same players); the
 report is the median of each figure per side and the ratios of the medians,
 with the forward pass at batch 1 measured before the first pair and after
-the last as the yardstick.
+the last as the yardstick, and how many runs of each side served every
+player live by bench/bench_capacity.py's rule (run at one player count, a
+side by side check of a capacity).
 
 The code before is `git archive REV`, unpacked in a temporary folder and run
 with this interpreter (the same packages); the code after is this checkout,
@@ -31,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.bench_capacity import passes  # noqa: E402
 from bench.bench_teaching import snapshot  # noqa: E402
 from bench.common import BASE_DIR, forward_yardstick, machine_summary, write_results  # noqa: E402
 
@@ -51,7 +54,9 @@ def one_run(code, load_args, output):
     if "skipped" in figures:
         raise RuntimeError(f"bench_load skipped mode {mode}: {figures['skipped']}")
     latency = figures["guess_latency_ms"]
-    return {"mode": mode, "live_guesses_per_second": figures["live_guesses_per_second"],
+    served_live, why_not = passes(figures)
+    return {"mode": mode, "served_live": served_live, "why_not": why_not,
+            "live_guesses_per_second": figures["live_guesses_per_second"],
             "p50_ms": latency["p50"], "p95_ms": latency["p95"],
             "guesses_per_drawing_second": figures["guesses_per_drawing_second"],
             "server_cpu_ms_per_guess": figures["server_cpu_ms_per_guess"],
@@ -84,6 +89,9 @@ def medians(runs):
         summary[name] = round(statistics.median(values), 2) if values else None
         counted[name] = len(values)
     summary["runs_counted"] = counted
+    # By bench/bench_capacity.py's rule: p95 at most 150 ms, at least 5
+    # guesses a drawing second, no errors, every kept drawing stored.
+    summary["runs_served_live"] = sum(1 for run in runs if run["served_live"])
     return summary
 
 

@@ -115,13 +115,32 @@ async def test_the_board_sends_the_rooms_newest_drawings_together_at_most_3_a_se
         "ada": classroom.simplify_drawing(seven(15.0)),
         "bob": classroom.simplify_drawing(seven(0.0))}
 
+    # A send that fails is logged, and the board goes on with the next drawings.
+    failures = []
+
+    async def failing(message):
+        failures.append(message)
+        raise ConnectionError("the layer is down")
+
+    ada.transport.broadcast = failing
+    board.put(ada, 1, entry("ada", 20.0))
+    manual_clock.advance(classroom.LIVE_INTERVAL)
+    await settled()
+    assert len(failures) == 1 and len(sent) == 2
+    ada.transport.broadcast = bob.transport.broadcast
+    board.put(ada, 1, entry("ada", 25.0))
+    manual_clock.advance(classroom.LIVE_INTERVAL)
+    await settled()
+    assert len(sent) == 3
+    assert sent[2]["drawings"][0]["drawing"] == classroom.simplify_drawing(seven(25.0))
+
     # A closed connection's drawing waiting goes no more.
     board.put(bob, 1, entry("bob", 5.0))
     bob.closed = True
     board.leave(bob)
     manual_clock.advance(classroom.LIVE_INTERVAL)
     await settled()
-    assert len(sent) == 2
+    assert len(sent) == 3
     for player in (ada, cy):
         board.leave(player)
     assert "LIVE01" not in live_feed._boards_of_this_loop()

@@ -17,10 +17,13 @@ Each PlayerSession (digitsite.game.session) has a LiveFeed. Once seated:
 Why together: one message per player per update went to the 7 others of a
 full room, 168 frames a second per room, each a hop through the channel
 layer, the consumer and a socket write on the event loop. At 128 players in
-rooms of 8 the live canvases took 40% of a server's CPU: 2.64 ms of CPU a
-guess with them and 1.59 ms without, 337 guesses a second at p50 177 ms
-against 554 at 30 ms (bench/bench_load.py, one process, side by side). One
-message per room and update is 24 frames a second per room.
+rooms of 8 (bench/bench_load.py, one process) the live canvases sent that
+way took 40% of a server's CPU: 2.71 ms of CPU a guess with them, 337
+guesses a second at p50 177 ms, and 1.59 ms, 554 a second at 30 ms, with
+them switched off. One message per room and update is 24 frames a second
+per room: 1.96 ms a guess and 449 a second at 128 ms, against 2.74 ms and
+329 a second at 185 ms for the code before, run side by side (README,
+"Live drawings together").
 
 The same bounds hold everywhere (the numbers are classroom.LIVE_*): the
 drawings are those the session scores for its own player anyway, so no
@@ -191,7 +194,10 @@ class RoomBoard:
 
     async def _send_while_drawn(self):
         while self.pending:
-            await self._send()
+            try:
+                await self._send()
+            except Exception:  # the next drawings go all the same
+                logger.exception("room %s: live drawings could not be sent", self.code)
             # The pace: the next message no sooner than an interval from now.
             await clock.sleep(classroom.LIVE_INTERVAL)
 
@@ -206,8 +212,5 @@ class RoomBoard:
             entry["drawing"] = classroom.simplify_drawing(entry["drawing"])
             by_round.setdefault(round_number, (session, []))[1].append(entry)
         for round_number, (sender, entries) in by_round.items():
-            try:
-                await sender.transport.broadcast(protocol.message(
-                    "live_drawings", round=round_number, drawings=entries))
-            except Exception:  # lost live drawings are replaced by the next ones
-                logger.warning("room %s: live drawings were lost", self.code, exc_info=True)
+            await sender.transport.broadcast(protocol.message(
+                "live_drawings", round=round_number, drawings=entries))
