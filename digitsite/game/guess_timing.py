@@ -85,9 +85,5 @@ class Stopwatch:
         guess_timing.record(stage, now - self.mark)
         self.mark = now
 
-    def skip(self):
-        """Start the next stage now, recording nothing for the time since the last lap."""
-        self.mark = time.perf_counter()
-
     def done(self):
         guess_timing.record("total", time.perf_counter() - self.received)
