@@ -45,6 +45,7 @@ database number are used and removed afterwards.
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import math
@@ -54,6 +55,7 @@ import secrets
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -259,15 +261,24 @@ def play(players, servers, args):
         # players' loop): the window's figures are then reported as None.
         return [thread_cpu_seconds(s.process.pid) for s in servers]
 
+    # The stages are read over HTTP, which a loaded server answers slowly:
+    # in a thread, not on the players' event loop.
+    stages = []
+    reader = threading.Thread(target=lambda: stages.extend(guess_stages(s.url)
+                                                           for s in servers))
+
     def window_ends():
         window.setdefault("after", threads_now())
-        window.setdefault("stages", [guess_stages(s.url) for s in servers])
+        if reader.ident is None:  # once
+            reader.start()
 
     clock["window_starts"] = lambda: window.setdefault("before", threads_now())
     clock["window_ends"] = window_ends
     cpu_before = [cpu_seconds(s.process.pid) for s in servers]
     client_before = time.process_time()
     wall = asyncio.run(bounded())
+    if reader.ident is not None:
+        reader.join(timeout=60)
     client_cpu = time.process_time() - client_before
     cpu_after = [cpu_seconds(s.process.pid) for s in servers]
     cpu = None
@@ -276,7 +287,7 @@ def play(players, servers, args):
                                                                  strict=True)), 2)
     return {"wall": wall, "server_cpu": cpu, "client_cpu": client_cpu,
             "window_cpu": window_cpu_by_role(window.get("before"), window.get("after")),
-            "stages": window.get("stages"),
+            "stages": stages or None,
             "crashed": [s.port for s in servers if s.process.poll() is not None]}
 
 
@@ -397,6 +408,10 @@ def mode_result(mode, info, args, players, stored, measured):
         "wall_seconds": round(measured["wall"], 1),
         **guess_summary(players, args),
         "rounds_ended": sum(p.rounds_ended for p in players if p.host),
+        # What the server sent the players over the whole run, by type: the
+        # guesses against the room's other messages.
+        "messages_received_by_type": dict(sum((p.received for p in players),
+                                              collections.Counter()).most_common()),
         "errors": len(errors),
         "error_examples": errors[:10],
         "late_refusals": sum(p.late_refusals for p in players),

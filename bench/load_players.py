@@ -120,6 +120,7 @@ class Player:
         self.round_settled.set()
         self.seq = 0
         self.recent = collections.deque(maxlen=8)  # for reports of a stuck round
+        self.received = collections.Counter()  # messages received, by type
         # What the page keeps to have one drawing at a time waiting for its guess.
         self.round_number = None
         self.latest = None  # step of the newest drawing on the pad
@@ -155,6 +156,7 @@ class Player:
     def on_message(self, message):
         kind = message["type"]
         now = time.perf_counter()
+        self.received[kind] += 1
         self.recent.append((round(now - self.clock["start"], 2), kind, message.get("round"),
                             message.get("code") or message.get("reason")))
         if kind == "guess":

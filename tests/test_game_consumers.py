@@ -788,7 +788,7 @@ async def test_malformed_messages_get_clear_errors_and_the_socket_stays(active_m
 async def test_unsupported_protocol_version_closes(active_model):
     room = await new_room()
     client = await connect(room.code)
-    await client.send("join", protocol=3, name="Ada")
+    await client.send("join", protocol=4, name="Ada")
     await client.error("unsupported_protocol")
     assert await client.closed() == protocol.CLOSE_PROTOCOL
     await client.close()

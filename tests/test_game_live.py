@@ -64,7 +64,7 @@ class BoardPlayer:
     def __init__(self, player_id, sent, round_number=1):
         self.player_id = player_id
         self.closed = False
-        self.view = SimpleNamespace(room={"round": round_number})
+        self.view = SimpleNamespace(room={"game": "g1", "round": round_number})
         self.transport = SimpleNamespace(broadcast=self._broadcast)
         self._sent = sent
 
@@ -93,18 +93,21 @@ async def test_the_board_sends_the_rooms_newest_drawings_together_at_most_3_a_se
     sent = []
     ada, bob, cy = (BoardPlayer(name, sent) for name in ("ada", "bob", "cy"))
     board = room_board("LIVE01")
-    board.put(ada, 1, entry("ada", 0.0))
+    board.put(ada, ("g1", 1), entry("ada", 0.0))
     await settled()
     assert [[e["player"] for e in m["drawings"]] for m in sent] == [["ada"]]
     assert sent[0]["drawings"][0]["drawing"] == classroom.simplify_drawing(seven(0.0))
 
     # Within the interval: Ada twice, Bob once, Cy once, then Cy's connection
-    # moves on to round 2 (its drawing of round 1 is over).
-    board.put(ada, 1, entry("ada", 5.0))
-    board.put(bob, 1, entry("bob"))
-    board.put(ada, 1, entry("ada", 15.0))
-    board.put(cy, 1, entry("cy"))
+    # moves on to round 2 (its drawing of round 1 is over); and a drawing of
+    # round 1 of the game before, which the board never sends in this one.
+    board.put(ada, ("g1", 1), entry("ada", 5.0))
+    board.put(bob, ("g1", 1), entry("bob"))
+    board.put(ada, ("g1", 1), entry("ada", 15.0))
+    board.put(cy, ("g1", 1), entry("cy"))
     cy.view.room["round"] = 2
+    dan = BoardPlayer("dan", sent)
+    board.put(dan, ("g0", 1), entry("dan"))
     await settled()
     assert len(sent) == 1
     manual_clock.advance(classroom.LIVE_INTERVAL)
@@ -123,29 +126,35 @@ async def test_the_board_sends_the_rooms_newest_drawings_together_at_most_3_a_se
         raise ConnectionError("the layer is down")
 
     ada.transport.broadcast = failing
-    board.put(ada, 1, entry("ada", 20.0))
+    board.put(ada, ("g1", 1), entry("ada", 20.0))
     manual_clock.advance(classroom.LIVE_INTERVAL)
     await settled()
     assert len(failures) == 1 and len(sent) == 2
     ada.transport.broadcast = bob.transport.broadcast
-    board.put(ada, 1, entry("ada", 25.0))
+    board.put(ada, ("g1", 1), entry("ada", 25.0))
     manual_clock.advance(classroom.LIVE_INTERVAL)
     await settled()
     assert len(sent) == 3
     assert sent[2]["drawings"][0]["drawing"] == classroom.simplify_drawing(seven(25.0))
 
-    # A closed connection's drawing waiting goes no more.
-    board.put(bob, 1, entry("bob", 5.0))
+    # A closed connection's drawing waiting goes no more, and one put after
+    # it left (a write that outlived its socket) is not taken.
+    board.put(bob, ("g1", 1), entry("bob", 5.0))
     bob.closed = True
     board.leave(bob)
+    board.put(bob, ("g1", 1), entry("bob", 10.0))
+    assert bob not in board.members and "bob" not in board.pending
     manual_clock.advance(classroom.LIVE_INTERVAL)
     await settled()
     assert len(sent) == 3
-    for player in (ada, cy):
+    # When the last connection that drew leaves, the board is gone, its task
+    # with it, and it holds no session.
+    for player in (ada, cy, dan):
         board.leave(player)
     assert "LIVE01" not in live_feed._boards_of_this_loop()
     await settled()
     assert board.task is None or board.task.done()
+    assert not board.members and not board.pending
 
 
 @pytest.mark.parametrize("settings, teacher, kind", [
@@ -163,6 +172,28 @@ def test_where_a_players_live_drawings_go(settings, teacher, kind):
 def test_a_student_is_never_sent_a_live_drawing():
     live = {"type": "live_drawing", "player": "b"}
     assert classroom.visible_to(live, "a", teacher=False) is None
+    together = {"type": "live_drawings", "round": 1, "drawings": [{"player": "b"}]}
+    assert classroom.visible_to(together, "a", teacher=False) is None
+
+
+async def test_a_replaced_connection_puts_nothing_on_the_board():
+    """A write of the older connection of a player who opened the room again
+    elsewhere lands after the newer one drew: it must not take the newer
+    connection's place on the board."""
+    sent = []
+    newer, older = BoardPlayer("ada", sent), BoardPlayer("ada", sent)
+    older.code = newer.code = "LIVE02"
+    older.replaced, newer.replaced = True, False
+    prediction = SimpleNamespace(digit=7, probabilities=[0.05] * 7 + [0.5] + [0.05] * 2)
+    for session, offset in ((newer, 0.0), (older, 30.0)):
+        feed = LiveFeed(session)
+        feed.joined({"settings": {"classroom": False, "solo": False}}, teacher=False)
+        await feed.scored(1, seven(offset), prediction, 0.5, reached=False, kept=True,
+                          game="g1")
+    await settled()
+    assert [m["drawings"][0]["drawing"] for m in sent] == [
+        classroom.simplify_drawing(seven(0.0))]
+    room_board("LIVE02").leave(newer)
 
 
 # -- over the protocol -------------------------------------------------------------------
@@ -179,17 +210,32 @@ async def everything_read(client):
     return client.seen
 
 
+async def three_playing(protocols):
+    """Ada, Bob and Cy, joined with these protocols, in a round of a room of 3."""
+    room = await new_room("Ada", rounds=1, seconds=20, results_seconds=3, max_players=3,
+                          target_confidence=1.0)
+    clients = [await join(room.code, name, protocol=version)
+               for name, version in zip(("Ada", "Bob", "Cy"), protocols, strict=True)]
+    await clients[0].send("start")
+    for client in clients:
+        await client.expect("round_start", round=1)
+    return clients
+
+
+async def ada_draws_on_then_bob_draws(ada, bob):
+    """Within the third of a second after Ada's first drawing went: her three
+    next drawings, and Bob's first."""
+    for seq, offset in ((2, 5.0), (3, 10.0), (4, 15.0)):
+        await ada.send("draw", round=1, seq=seq, drawing=seven(offset))
+        await ada.expect("guess", seq=seq)
+    await bob.send("draw", round=1, seq=1, drawing=one())
+    await bob.expect("guess", seq=1)
+
+
 @pytestmark_db
 async def test_the_others_see_the_rooms_drawings_live_together(active_model, manual_clock):
     """Protocol 3: one `live_drawings` per update, holding each player's newest."""
-    room = await new_room("Ada", rounds=1, seconds=20, results_seconds=3, max_players=3,
-                          target_confidence=1.0)
-    ada = await join(room.code, "Ada", protocol=3)
-    bob = await join(room.code, "Bob", protocol=3)
-    cy = await join(room.code, "Cy", protocol=3)
-    await ada.send("start")
-    for client in (ada, bob, cy):
-        await client.expect("round_start", round=1)
+    ada, bob, cy = await three_playing((3, 3, 3))
 
     # Ada's first drawing reaches Bob and Cy at once, made small (Ada is not
     # sent a message holding only her own)...
@@ -203,13 +249,8 @@ async def test_the_others_see_the_rooms_drawings_live_together(active_model, man
         assert drawing["drawing"] == classroom.simplify_drawing(seven(0))
         assert (live["round"], drawing["digit"]) == (1, first_guess["digit"])
         assert drawing["target_probability"] == first_guess["target_probability"]
-    # ...what follows within a third of a second waits: Ada's three next
-    # drawings and Bob's first.
-    for seq, offset in ((2, 5.0), (3, 10.0), (4, 15.0)):
-        await ada.send("draw", round=1, seq=seq, drawing=seven(offset))
-        await ada.expect("guess", seq=seq)
-    await bob.send("draw", round=1, seq=1, drawing=one())
-    await bob.expect("guess", seq=1)
+    # ...what follows within a third of a second waits.
+    await ada_draws_on_then_bob_draws(ada, bob)
     assert [m["type"] for m in await everything_read(cy)].count("live_drawings") == 1
     # Then one message holds Ada's newest and Bob's, for everyone.
     manual_clock.advance(classroom.LIVE_INTERVAL)
@@ -227,14 +268,7 @@ async def test_the_others_see_the_rooms_drawings_live_together(active_model, man
 @pytestmark_db
 async def test_older_pages_get_the_others_drawings_one_by_one(active_model, manual_clock):
     """Protocol 1 and 2: one `live_drawing` per other player, never their own."""
-    room = await new_room("Ada", rounds=1, seconds=20, results_seconds=3, max_players=3,
-                          target_confidence=1.0)
-    ada = await join(room.code, "Ada", protocol=3)
-    bob = await join(room.code, "Bob", protocol=2)
-    cy = await join(room.code, "Cy", protocol=1)
-    await ada.send("start")
-    for client in (ada, bob, cy):
-        await client.expect("round_start", round=1)
+    ada, bob, cy = await three_playing((3, 2, 1))
 
     # Ada's first drawing reaches Bob and Cy at once, made small...
     await ada.send("draw", round=1, seq=1, drawing=seven(0))
@@ -245,13 +279,9 @@ async def test_older_pages_get_the_others_drawings_one_by_one(active_model, manu
         assert live["drawing"] == classroom.simplify_drawing(seven(0))
         assert (live["round"], live["digit"]) == (1, first_guess["digit"])
         assert live["target_probability"] == first_guess["target_probability"]
-    # ...the next ones wait for the throttle, and only the newest then goes.
-    for seq, offset in ((2, 5.0), (3, 10.0), (4, 15.0)):
-        await ada.send("draw", round=1, seq=seq, drawing=seven(offset))
-        await ada.expect("guess", seq=seq)
-    # Bob's first waits for the room's next update too, then both go.
-    await bob.send("draw", round=1, seq=1, drawing=one())
-    await bob.expect("guess", seq=1)
+    # ...the next ones wait for the room's next update, Bob's first too;
+    # then Ada's newest and Bob's go.
+    await ada_draws_on_then_bob_draws(ada, bob)
     manual_clock.advance(classroom.LIVE_INTERVAL)
     newest = await bob.expect("live_drawing", player=ada.you["id"])
     assert newest["drawing"] == classroom.simplify_drawing(seven(15.0))

@@ -3,10 +3,11 @@
 A guess's latency, as a player feels it, is the time from their `draw`
 reaching the server to its `guess` leaving it. Under load that time is mostly
 waiting, and the CPU a guess costs (bench/bench_load.py, by thread) does not
-say for what. Each scored drawing is so timed in named stages:
+say for what. Each scored drawing is so timed in named stages, from when
+its `draw` was read and checked (the drawing handed to the scorer):
 
-    waited     the `draw` arrived, to its scoring began: behind the drawing
-               the connection was scoring or writing before it
+    waited     to its scoring began: behind the drawing the connection was
+               scoring or writing before it
     slot       waiting for one of the address's drawing slots
                (digitsite.game.drawing_slots)
     render     checking the drawing and rendering the network's input, with
@@ -15,12 +16,14 @@ say for what. Each scored drawing is so timed in named stages:
     write      the drawing's write, for a drawing written before its guess
                (digitsite.game.drawing_writes), its turn behind the
                connection's earlier write included
-    total      the `draw` arrived, to its `guess` was handed to the socket
+    total      all of it, to its `guess` handed to the socket
 
 The process keeps the last WINDOW samples of each stage (a few kB: a
 fixed-size ring of floats per stage, so a crowd cannot grow it) and /healthz
-shows their count, p50, p95 and maximum to whoever may see its details
-(staff users, and requests on the machine itself: digitsite.health).
+shows their count, p50, p95 and maximum, and how many were ever recorded,
+to whoever may see its details (staff users, and requests on the machine
+itself: digitsite.health). A stage that few drawings go through (`write`)
+keeps older samples than the others: its figures span a longer time.
 Recording a stage is a clock read and an append, about a microsecond against
 the 2-3 ms of CPU a guess costs.
 """
@@ -38,9 +41,11 @@ WINDOW = 2048
 class GuessTiming:
     def __init__(self, window=WINDOW):
         self._samples = {stage: collections.deque(maxlen=window) for stage in STAGES}
+        self._recorded = dict.fromkeys(STAGES, 0)
 
     def record(self, stage, seconds):
         self._samples[stage].append(seconds)
+        self._recorded[stage] += 1
 
     def summary(self):
         """Per stage: the samples kept, and their p50, p95 and max in ms.
@@ -48,11 +53,8 @@ class GuessTiming:
         Safe from any thread: copying a deque (in `sorted`) is one C call
         made with the interpreter held, so no append lands halfway through.
         """
-        return {stage: _describe(sorted(samples)) for stage, samples in self._samples.items()}
-
-    def clear(self):
-        for samples in self._samples.values():
-            samples.clear()
+        return {stage: {"recorded": self._recorded[stage], **_describe(sorted(samples))}
+                for stage, samples in self._samples.items()}
 
 
 def _describe(values):
@@ -72,18 +74,21 @@ guess_timing = GuessTiming()
 
 
 class Stopwatch:
-    """The stages of one drawing, measured from when its `draw` arrived."""
+    """The stages of one drawing, measured from when it was handed to the
+    scorer, into `timing` (the process's figures) by `clock` (seconds)."""
 
-    __slots__ = ("received", "mark")
+    __slots__ = ("received", "mark", "timing", "clock")
 
-    def __init__(self, received=None):
-        self.received = self.mark = time.perf_counter() if received is None else received
+    def __init__(self, timing=None, clock=time.perf_counter):
+        self.timing = guess_timing if timing is None else timing
+        self.clock = clock
+        self.received = self.mark = clock()
 
     def lap(self, stage):
         """Record the time since the previous lap (or arrival) as `stage`."""
-        now = time.perf_counter()
-        guess_timing.record(stage, now - self.mark)
+        now = self.clock()
+        self.timing.record(stage, now - self.mark)
         self.mark = now
 
     def done(self):
-        guess_timing.record("total", time.perf_counter() - self.received)
+        self.timing.record("total", self.clock() - self.received)

@@ -93,13 +93,18 @@ class LiveFeed:
                     "live_drawing", round=message["round"], **entry))
 
     async def scored(self, round_number, drawing, prediction, target_probability, *,
-                     reached, kept):
-        """A drawing of this player's was scored (and `kept` for the round)."""
-        if self.kind is None or not kept:
+                     reached, kept, game=None):
+        """A drawing of this player's was scored (and `kept` for the round;
+        `game`: the game it was drawn in)."""
+        session = self.session
+        if self.kind is None or not kept or session.closed or session.replaced:
+            # A write that outlived its socket answers no one: a closed or
+            # replaced connection puts nothing on the room's board, which it
+            # has left already (or would hold a newer connection's place).
             return
         digit = int(prediction.digit)
         if self.kind == "live_drawing":
-            room_board(self.session.code).put(self.session, round_number, protocol.record(
+            room_board(session.code).put(session, (game, round_number), protocol.record(
                 "live_entry", player=self.session.player_id, drawing=drawing, digit=digit,
                 probability=float(prediction.probabilities[digit]),
                 target_probability=float(target_probability), reached=bool(reached)))
@@ -172,12 +177,16 @@ class RoomBoard:
         self.code = code
         self._boards = boards
         self.members = set()  # the room's PlayerSessions in this process
-        self.pending = {}  # player id -> (session, round, entry)
+        self.pending = {}  # player id -> (session, (game, round), entry)
         self.task = None
+        self.sending = False
 
-    def put(self, session, round_number, entry):
+    def put(self, session, game_round, entry):
+        """`entry`: the drawing (a `live_entry`) of `game_round`, (game, round)."""
+        if session.closed:
+            return  # it has left the board, or would never leave it
         self.members.add(session)
-        self.pending[session.player_id] = (session, round_number, entry)
+        self.pending[session.player_id] = (session, game_round, entry)
         if self.task is None or self.task.done():
             self.task = asyncio.ensure_future(self._send_while_drawn())
 
@@ -187,26 +196,35 @@ class RoomBoard:
         if waiting is not None and waiting[0] is session:
             del self.pending[session.player_id]
         if not self.members:
-            if self.task is not None:
-                self.task.cancel()
             if self._boards.get(self.code) is self:
                 del self._boards[self.code]
+            # A send under way finishes (the room's others get it); a board
+            # waiting for its next turn has nothing left to send.
+            if self.task is not None and not self.sending:
+                self.task.cancel()
 
     async def _send_while_drawn(self):
         while self.pending:
+            self.sending = True
             try:
                 await self._send()
             except Exception:  # the next drawings go all the same
                 logger.exception("room %s: live drawings could not be sent", self.code)
+            finally:
+                self.sending = False
+            if not self.members:
+                return  # the room's last connection here closed meanwhile
             # The pace: the next message no sooner than an interval from now.
             await clock.sleep(classroom.LIVE_INTERVAL)
 
     async def _send(self):
         waiting, self.pending = self.pending, {}
         by_round = {}
-        for session, round_number, entry in waiting.values():
+        for session, (game, round_number), entry in waiting.values():
             room = session.view.room
-            if session.closed or room is None or room["round"] != round_number:
+            if (session.closed or room is None
+                    or (game is not None and room["game"] != game)
+                    or room["round"] != round_number):
                 continue  # a drawing of a round that is over: the others moved on
             # Simplified only when it goes: drawings replaced meanwhile cost nothing.
             entry["drawing"] = classroom.simplify_drawing(entry["drawing"])

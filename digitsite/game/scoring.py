@@ -360,4 +360,5 @@ class DrawingScorer:
         # The others see it live, throttled: a class's teacher, or in an
         # ordinary room every other player (digitsite.game.live_feed).
         await session.live.scored(scored.round, scored.drawing_json, prediction,
-                                  scored.p_target, reached=reached, kept=kept or held)
+                                  scored.p_target, reached=reached, kept=kept or held,
+                                  game=scored.game)

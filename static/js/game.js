@@ -163,6 +163,10 @@ const handlers = {
     if (message.reached) sounds.play("success");
     if (message.reached) finishMine(`Recognised! The model is ${percent(message.target_probability)} sure.`);
   },
+  // From a server process of an older release, during an upgrade.
+  live_drawing(message) {
+    if (message.round === game.round && message.player !== game.me?.id) others?.update(message, game.target);
+  },
   live_drawings(message) {
     // The room's newest drawings together, this player's own among them
     // (its canvas shows it already).
