@@ -27,7 +27,9 @@ stored against drawings submitted (every player and round that got a guess
 saying its drawing was kept must have exactly one stored drawing, and nothing
 else is stored: must be equal; how many stored drawings are not the last one
 the player was told was kept is reported too), plus the servers' and the
-client's CPU time. Then the ratios two/one and batched/unbatched of
+client's CPU time, where each server's last guesses of the window spent
+their time by stage (/healthz's `guess_timing`: digitsite/game/guess_timing.py)
+and the messages the players received, by type. Then the ratios two/one and batched/unbatched of
 guesses per second. Everything is bounded in time; results go to
 bench/results/load.json and the exit status is 1 when a mode has errors or
 lost drawings.
