@@ -265,9 +265,13 @@ def play(players, servers, args):
 
     # The stages are read over HTTP, which a loaded server answers slowly:
     # in a thread, not on the players' event loop.
-    stages = []
-    reader = threading.Thread(target=lambda: stages.extend(guess_stages(s.url)
-                                                           for s in servers))
+    stages = [None] * len(servers)
+
+    def read_stages():
+        for index, server in enumerate(servers):
+            stages[index] = guess_stages(server.url)
+
+    reader = threading.Thread(target=read_stages)
 
     def window_ends():
         window.setdefault("after", threads_now())
@@ -280,7 +284,7 @@ def play(players, servers, args):
     client_before = time.process_time()
     wall = asyncio.run(bounded())
     if reader.ident is not None:
-        reader.join(timeout=60)
+        reader.join()  # each read is bounded (guess_stages)
     client_cpu = time.process_time() - client_before
     cpu_after = [cpu_seconds(s.process.pid) for s in servers]
     cpu = None
@@ -289,7 +293,7 @@ def play(players, servers, args):
                                                                  strict=True)), 2)
     return {"wall": wall, "server_cpu": cpu, "client_cpu": client_cpu,
             "window_cpu": window_cpu_by_role(window.get("before"), window.get("after")),
-            "stages": stages or None,
+            "stages": list(stages) if reader.ident is not None else None,
             "crashed": [s.port for s in servers if s.process.poll() is not None]}
 
 

@@ -176,6 +176,31 @@ def test_a_student_is_never_sent_a_live_drawing():
     assert classroom.visible_to(together, "a", teacher=False) is None
 
 
+async def test_a_send_under_way_when_the_last_connection_leaves_still_goes(manual_clock):
+    """The drawer closes while the board is sending: the room's others still
+    get the message (it may hold the drawing that reached the target), and
+    the board ends without waiting for its next turn."""
+    sent, release = [], asyncio.Event()
+    ada = BoardPlayer("ada", sent)
+
+    async def slow_broadcast(message):
+        await release.wait()
+        sent.append(message)
+
+    ada.transport.broadcast = slow_broadcast
+    board = room_board("LIVE03")
+    board.put(ada, ("g1", 1), entry("ada"))
+    await settled()
+    assert board.sending
+    ada.closed = True
+    board.leave(ada)
+    assert "LIVE03" not in live_feed._boards_of_this_loop()
+    release.set()
+    await settled()
+    assert [m["drawings"][0]["player"] for m in sent] == ["ada"]
+    assert board.task.done() and not board.task.cancelled()
+
+
 async def test_a_replaced_connection_puts_nothing_on_the_board():
     """A write of the older connection of a player who opened the room again
     elsewhere lands after the newer one drew: it must not take the newer

@@ -55,6 +55,7 @@ class LiveFeed:
         # The newest scored drawing not yet sent, and the task that sends it
         # when the throttle allows.
         self.pending = None
+        self.pending_game = None  # the game of `pending`
         self.flush_task = None
 
     def joined(self, snapshot, *, teacher):
@@ -99,8 +100,12 @@ class LiveFeed:
         session = self.session
         if self.kind is None or not kept or session.closed or session.replaced:
             # A write that outlived its socket answers no one: a closed or
-            # replaced connection puts nothing on the room's board, which it
-            # has left already (or would hold a newer connection's place).
+            # replaced connection sends no live drawing, to the room's board
+            # (which it has left already, or where it would take a newer
+            # connection's place) or to a class's teacher. (A newer
+            # connection of the player in the same process can still lose
+            # its place on the board for one update, until the older one
+            # hears it was replaced.)
             return
         digit = int(prediction.digit)
         if self.kind == "live_drawing":
@@ -109,6 +114,7 @@ class LiveFeed:
                 probability=float(prediction.probabilities[digit]),
                 target_probability=float(target_probability), reached=bool(reached)))
             return
+        self.pending_game = game
         self.pending = protocol.message(
             self.kind, round=round_number, player=self.session.player_id,
             drawing=drawing, digit=digit, probability=float(prediction.probabilities[digit]),
@@ -130,7 +136,8 @@ class LiveFeed:
         if message is None:
             return
         room = self.session.view.room
-        if room is not None and room["round"] != message["round"]:
+        if room is not None and (room["round"] != message["round"] or (
+                self.pending_game is not None and room["game"] != self.pending_game)):
             return  # a drawing of a round that is over: the others moved on
         # Simplified only when it goes: drawings replaced meanwhile cost nothing.
         message["drawing"] = classroom.simplify_drawing(message["drawing"])
