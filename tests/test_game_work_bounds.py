@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from digitsite.game import scoring
 from digitsite.game.connection_limits import ConnectionCounts
 from digitsite.game.drawing_slots import DrawingSlots, drawing_slots, render_turn
+from digitsite.game.guess_timing import Stopwatch
 from digitsite.game.models import RoundProgress
 from digitsite.game.scoring import Waiting
 from recognizer import inference
@@ -139,7 +140,8 @@ async def test_a_cancelled_rendering_keeps_its_slot_until_its_thread_returns(set
     session = SimpleNamespace(view=SimpleNamespace(finished=False),
                               transport=SimpleNamespace(client_address=address))
     scorer = scoring.DrawingScorer(session)
-    computing = asyncio.ensure_future(scorer._compute(Waiting({"strokes": []})))
+    computing = asyncio.ensure_future(
+        scorer._compute(Waiting({"strokes": []}, watch=Stopwatch())))
     await eventually(started.is_set, "the rendering to start")
     computing.cancel()
     entered = asyncio.Event()
@@ -197,7 +199,7 @@ async def test_small_drawings_render_on_the_event_loop_and_larger_ones_in_a_thre
     padded = dict(seven(), strokes=seven()["strokes"] + [[]] * (400 - 4))
     one_more = dict(padded, strokes=padded["strokes"] + [[]])
     for drawing in (seven(), line(399), padded, line(400), one_more):
-        _, image, prediction = await scorer._compute(Waiting(drawing))
+        _, image, prediction = await scorer._compute(Waiting(drawing, watch=Stopwatch()))
         expected = strokes_to_input(drawing["strokes"], drawing["width"], drawing["height"])
         assert np.array_equal(image, expected)
         assert 0 <= prediction.digit <= 9
@@ -208,13 +210,13 @@ async def test_small_drawings_render_on_the_event_loop_and_larger_ones_in_a_thre
     # While another drawing is rendered in a thread, a small one takes its
     # turn and a thread too.
     async with render_turn("10.0.0.8"):
-        await scorer._compute(Waiting(seven()))
+        await scorer._compute(Waiting(seven(), watch=Stopwatch()))
     assert rendered_in[-1] is not loop_thread
-    await scorer._compute(Waiting(seven()))
+    await scorer._compute(Waiting(seven(), watch=Stopwatch()))
     assert rendered_in[-1] is loop_thread
 
     settings.GAME_RENDER_ON_LOOP_POINTS = 0  # off: every drawing in a thread
-    await scorer._compute(Waiting(seven()))
+    await scorer._compute(Waiting(seven(), watch=Stopwatch()))
     assert rendered_in[-1] is not loop_thread
 
 

@@ -52,10 +52,9 @@ class LiveFeed:
         # The message this connection's drawings go out as; None: they do not.
         self.kind = None
         self.throttle = classroom.LiveThrottle()
-        # The newest scored drawing not yet sent, and the task that sends it
-        # when the throttle allows.
+        # The newest scored drawing not yet sent, (game, round, live_entry),
+        # and the task that sends it when the throttle allows.
         self.pending = None
-        self.pending_game = None  # the game of `pending`
         self.flush_task = None
 
     def joined(self, snapshot, *, teacher):
@@ -108,17 +107,14 @@ class LiveFeed:
             # hears it was replaced.)
             return
         digit = int(prediction.digit)
-        if self.kind == "live_drawing":
-            room_board(session.code).put(session, (game, round_number), protocol.record(
-                "live_entry", player=self.session.player_id, drawing=drawing, digit=digit,
-                probability=float(prediction.probabilities[digit]),
-                target_probability=float(target_probability), reached=bool(reached)))
-            return
-        self.pending_game = game
-        self.pending = protocol.message(
-            self.kind, round=round_number, player=self.session.player_id,
-            drawing=drawing, digit=digit, probability=float(prediction.probabilities[digit]),
+        entry = protocol.record(
+            "live_entry", player=session.player_id, drawing=drawing, digit=digit,
+            probability=float(prediction.probabilities[digit]),
             target_probability=float(target_probability), reached=bool(reached))
+        if self.kind == "live_drawing":
+            room_board(session.code).put(session, (game, round_number), entry)
+            return
+        self.pending = (game, round_number, entry)
         wait = self.throttle.wait(clock.monotonic())
         if self.flush_task is not None and not self.flush_task.done():
             return  # the waiting send takes this newer drawing
@@ -132,21 +128,29 @@ class LiveFeed:
         await self._flush()
 
     async def _flush(self):
-        message, self.pending = self.pending, None
-        if message is None:
+        pending, self.pending = self.pending, None
+        if pending is None:
             return
-        room = self.session.view.room
-        if room is not None and (room["round"] != message["round"] or (
-                self.pending_game is not None and room["game"] != self.pending_game)):
-            return  # a drawing of a round that is over: the others moved on
+        game, round_number, entry = pending
+        if _round_over(self.session.view.room, game, round_number):
+            return  # the others moved on
         # Simplified only when it goes: drawings replaced meanwhile cost nothing.
-        message["drawing"] = classroom.simplify_drawing(message["drawing"])
+        entry["drawing"] = classroom.simplify_drawing(entry["drawing"])
         self.throttle.sent(clock.monotonic())
         try:
-            await self.session.transport.send_to_teacher(message)
+            await self.session.transport.send_to_teacher(
+                protocol.message(self.kind, round=round_number, **entry))
         except Exception:  # a lost live drawing is replaced by the next one
             logger.warning("room %s: a live drawing was lost", self.session.code,
                            exc_info=True)
+
+
+def _round_over(room, game, round_number):
+    """Whether a drawing of `game`'s round `round_number` (`game` None: of
+    whichever game) is of a round the connection's view of the `room` has
+    left (None: the connection has no view yet)."""
+    return room is not None and (room["round"] != round_number
+                                 or (game is not None and room["game"] != game))
 
 
 # The boards of this process's ordinary rooms, by room code, one set per event
@@ -229,10 +233,8 @@ class RoomBoard:
         by_round = {}
         for session, (game, round_number), entry in waiting.values():
             room = session.view.room
-            if (session.closed or room is None
-                    or (game is not None and room["game"] != game)
-                    or room["round"] != round_number):
-                continue  # a drawing of a round that is over: the others moved on
+            if session.closed or room is None or _round_over(room, game, round_number):
+                continue  # the others moved on
             # Simplified only when it goes: drawings replaced meanwhile cost nothing.
             entry["drawing"] = classroom.simplify_drawing(entry["drawing"])
             by_round.setdefault(round_number, (session, []))[1].append(entry)

@@ -94,7 +94,7 @@ class Waiting(NamedTuple):
     target: int | None = None
     received_at: datetime | None = None  # when the `draw` arrived (the game clock)
     pen_up: bool = False
-    watch: Stopwatch | None = None  # its stages (digitsite.game.guess_timing)
+    watch: Stopwatch | None = None  # its stages (digitsite.game.guess_timing); set by submit
 
 
 class DrawingScorer:
@@ -261,7 +261,7 @@ class DrawingScorer:
         session = self.session
         if session.view.finished:
             return None
-        raw, watch = item.raw, item.watch or Stopwatch()
+        raw, watch = item.raw, item.watch
         address = getattr(session.transport, "client_address", None)
         # One of the address's few slots (its other sockets' drawings wait),
         # and its own lane in the inference queue.
