@@ -48,6 +48,7 @@ held for its write (digitsite/game/scoring.py), and the drawing protocol 2
 builds, at most MAX_POINTS points and strokes (digitsite/game/drawing_deltas.py).
 """
 
+import errno
 import logging
 import socket
 from collections import deque
@@ -92,6 +93,33 @@ def unsent_bytes(transport):
                       + getattr(transport, "_tempDataLen", 0))
         transport = getattr(transport, "transport", None)
     return total
+
+
+def send_at_once(transport, data):
+    """Hand `data` to the kernel now if the connection has nothing unsent;
+    returns how many bytes went (the rest must go through transport.write).
+
+    Twisted's write never sends at once: it queues the bytes, registers the
+    socket for writing (an epoll_ctl), sends on the loop's next turn and
+    unregisters it (another epoll_ctl), two system calls and a loop turn per
+    message besides the send. asyncio's own transports try the send first
+    and only wait for the socket when the kernel's buffer is full; this does
+    the same for a plain TCP connection whose buffer is empty, so that the
+    order of the bytes is kept. At 128 players Twisted's write path was 27%
+    of the event loop's time in a profile, the send itself about half of it.
+    Any error leaves the bytes to Twisted, whose next write finds it and
+    closes the connection as it always did.
+    """
+    if (type(transport).__module__ != "twisted.internet.tcp" or getattr(transport, "TLS", True)
+            or not transport.connected or transport.disconnecting
+            or transport._writeDisconnected or unsent_bytes(transport)):
+        return 0
+    try:
+        return transport.socket.send(data)
+    except OSError as error:
+        if error.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS, errno.EINTR):
+            logger.debug("a direct send failed; left to Twisted", exc_info=True)
+        return 0
 
 
 def set_send_buffer(transport, size):
@@ -201,6 +229,19 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
             self._give_up_on_reader(unsent)
             return
         super().serverSend(content, binary)
+
+    def sendData(self, data, sync=False, chopsize=None):
+        # autobahn's frames, its handshake's reply and its close frames all
+        # come here; those it queues itself (sync, chopped) keep their order
+        # by going its way.
+        if not (sync or chopsize or self.send_queue):
+            sent = send_at_once(self.transport, data)
+            if sent == len(data):
+                if self.state == self.STATE_OPEN:
+                    self.trafficStats.outgoingOctetsWireLevel += sent
+                return
+            data = data[sent:]
+        super().sendData(data, sync, chopsize)
 
     def _give_up_on_reader(self, unsent):
         # Imported here: this module loads with Daphne, before Django is set up.
