@@ -51,6 +51,10 @@ def wait_for_guess(page):
     assert percents == sorted(percents, reverse=True)
 
 
+ADA_SCORE = "[data-players] .player:first-child .player__score"
+OVERLAY = "[data-overlay]"
+
+
 def finish_round(page):
     """Press "I'm done" unless the model already ended the round by recognising the digit."""
     finished = "[data-room][data-finished='true']"
@@ -150,6 +154,7 @@ def test_two_players_play_a_game_to_the_leaderboard(game_server, page, phone, ar
         timeout=TIMEOUT_MS)
     second = target_of(page)
     assert second != target
+    ada_before = int(phone.locator(ADA_SCORE).inner_text())
     draw_digit(page, second)
     wait_for_guess(page)
     finish_round(page)
@@ -157,6 +162,14 @@ def test_two_players_play_a_game_to_the_leaderboard(game_server, page, phone, ar
     phone.wait_for_selector("[data-players] .player:first-child [data-finished-badge]",
                             timeout=TIMEOUT_MS)
     assert "1 of 2 finished" in phone.locator("[data-finished-count]").text_content()
+    # ... with her new score, which her `player_finished` alone announced.
+    page.wait_for_function(
+        f"() => /\\+\\d+ points/.test(document.querySelector('{OVERLAY}').textContent)",
+        timeout=TIMEOUT_MS)
+    points = int(re.search(r"\+(\d+) points", page.locator(OVERLAY).inner_text()).group(1))
+    phone.wait_for_function(
+        f"() => document.querySelector('{ADA_SCORE}').textContent === '{ada_before + points}'",
+        timeout=TIMEOUT_MS)
     draw_digit(phone, second)
     wait_for_guess(phone)
 
@@ -503,3 +516,34 @@ def test_drawing_pad_records_strokes_in_css_pixels(game_server, browser):
         assert [low for low, _ in delays] == [c // 2 for c in ceilings]
         assert all(0.99 * c <= high <= c for (_, high), c in zip(delays, ceilings, strict=True))
     assert page.js_errors == []
+
+
+def test_finishes_heard_are_laid_over_older_snapshots_of_their_round(game_server, browser):
+    """No snapshot follows a finish, and one read before it may arrive after
+    it (from another connection or process): the page keeps the round's
+    `player_finished` and marks them over every snapshot of that round, never
+    lowering a score, and lets a new round's snapshots be."""
+    with open_page(browser) as page:
+        page.goto(game_server.url + "/practice/")
+        seen = page.evaluate("""async () => {
+          const {RoundFinishes} = await import("/static/js/round-finishes.js");
+          const finishes = new RoundFinishes();
+          const room = (round, ada, bo) => ({game: "g1", round, players: [
+            {id: "ada", finished: false, score: ada}, {id: "bo", finished: false, score: bo}]});
+          const row = (snapshot) => snapshot.players.map((p) => [p.finished, p.score]);
+          const untouched = finishes.over(room(1, 0, 0));
+          finishes.heard("g1", {round: 1, player: "ada", score: 90});
+          return {
+            before: row(untouched),
+            older: row(finishes.over(room(1, 0, 0))),
+            newer: row(finishes.over(room(1, 120, 0))),
+            next: row(finishes.over(room(2, 90, 0))),
+            otherGame: row(finishes.over({...room(1, 0, 0), game: "g2"})),
+          };
+        }""")
+        assert seen["before"] == [[False, 0], [False, 0]]
+        assert seen["older"] == [[True, 90], [False, 0]]
+        assert seen["newer"] == [[True, 120], [False, 0]]
+        assert seen["next"] == [[False, 90], [False, 0]]
+        assert seen["otherGame"] == [[False, 0], [False, 0]]
+        assert page.js_errors == []

@@ -308,7 +308,10 @@ def test_reaching_the_target_finishes_once_and_stores_one_drawing(room):
     assert finished["type"] == "player_finished" and finished["reason"] == "reached"
     # 100 * 0.9 + 50 * (all of the 20 s left: the clock stood still)
     assert finished["points"] == 140 and finished["seconds"] == 0
-    assert events[-1]["type"] == "room"  # Bob is still drawing: no round end yet
+    # Bob is still drawing: no round end yet, and no snapshot after a finish
+    # (the finish counts the room's revision all the same).
+    assert [m["type"] for m in events] == ["player_finished"]
+    assert Room.objects.get(pk=room.pk).revision == r.revision + 1
     # Nothing more counts for her this round.
     accepted, _ = guesses.record_guess(
         room.code, ada.seat.player_id, r.game_id, 1, drawing=DRAWING, input_bytes=INPUT,

@@ -16,7 +16,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from digitsite.game import clock, guess_update, guesses, rooms
+from digitsite.game import clock, guess_update, guesses, rooms, snapshots
 from digitsite.game import rounds as game_rounds
 from digitsite.game.models import Room, RoundProgress
 from tests.test_game_logic import DRAWING, INPUT, prediction, seat
@@ -162,14 +162,17 @@ def test_a_done_reads_the_players_rows_once_and_inserts_its_drawing_unread(playi
     """A `done`'s change, before its commit: the room locked, the seat and
     the progress row read once each (the progress locked as it is read, and
     not read back after its write), the progress and the score written once
-    each, the drawing inserted without a read first. 15 statements in all
-    with the three reads after the commit; 19 before."""
+    each, the drawing inserted without a read first, and last one read of
+    whether everyone has finished. 13 statements in all, nothing after the
+    commit; 15 when a snapshot was read after it, 19 before that."""
     room, ada = playing["room"], playing["ada"]
     with CaptureQueriesContext(connection) as queries:
         messages = guesses.finish_player(room.code, ada.seat.player_id, room.game_id, 1, "done")
     sql = [q["sql"] for q in queries.captured_queries]
     commit = max(i for i, statement in enumerate(sql) if statement.startswith("RELEASE"))
-    change = sql[:commit]
+    *change, everyone = sql[:commit]
+    assert everyone.startswith("SELECT") and 'FROM "game_seat"' in everyone
+    assert '"game_roundprogress"' in everyone
 
     def reads(table):
         return [s for s in change if s.startswith("SELECT") and f'FROM "{table}"' in s]
@@ -186,7 +189,7 @@ def test_a_done_reads_the_players_rows_once_and_inserts_its_drawing_unread(playi
     assert len(writes("UPDATE", "game_roundprogress")) == 1
     assert len(writes("UPDATE", "game_seat")) == 1
     assert len(writes("INSERT", "recognizer_drawing")) == 1
-    assert len(sql) == 15, sql  # with the test's SAVEPOINT and RELEASE for BEGIN and COMMIT
+    assert len(sql) == 13 and commit == len(sql) - 1, sql  # with the test's SAVEPOINT and RELEASE
     finished = messages[0]
     assert finished["type"] == "player_finished" and finished["reason"] == "done"
     seat = ada.seat.__class__.objects.get(pk=ada.seat.pk)
@@ -196,22 +199,21 @@ def test_a_done_reads_the_players_rows_once_and_inserts_its_drawing_unread(playi
     assert progress.points == finished["points"]
 
 
-def test_a_done_reads_the_room_once_after_its_change(playing):
-    """After a `done` is committed, the room's snapshot is read once (the
-    room, its seats, who finished) and tells whether the round is over too;
-    the last player's `done` ends the round."""
+def test_a_done_announces_itself_alone_and_the_last_one_ends_the_round(playing):
+    """After a `done` is committed nothing is read: its `player_finished` is
+    all it announces, its count is the room's revision, and a snapshot read
+    later shows it. The last player's `done` ends the round."""
     room, ada, bob = playing["room"], playing["ada"], playing["bob"]
+    before = Room.objects.get(pk=room.pk).revision
     with CaptureQueriesContext(connection) as queries:
         messages = guesses.finish_player(room.code, ada.seat.player_id, room.game_id, 1, "done")
-    assert [m["type"] for m in messages] == ["player_finished", "room"]
-    after_commit = [q["sql"] for q in queries.captured_queries]
-    after_commit = after_commit[max(i for i, sql in enumerate(after_commit)
-                                    if sql.startswith("RELEASE SAVEPOINT")) + 1:]
-    assert len(after_commit) == 3, after_commit
-    assert 'FROM "game_room"' in after_commit[0] and 'FROM "game_seat"' in after_commit[1]
-    assert not any("COUNT(" in sql for sql in after_commit)
-    snapshot = messages[-1]
-    assert [p["finished"] for p in snapshot["players"]] == [True, False]
+    assert [m["type"] for m in messages] == ["player_finished"]
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert sql[-1].startswith("RELEASE SAVEPOINT"), sql[-1]
+    assert Room.objects.get(pk=room.pk).revision == before + 1
+    snapshot = snapshots.catch_up(room.code)[0]
+    assert {p["id"]: p["finished"] for p in snapshot["players"]} == {
+        ada.seat.player_id: True, bob.seat.player_id: False}
 
     messages = guesses.finish_player(room.code, bob.seat.player_id, room.game_id, 1, "done")
     assert "round_end" in [m["type"] for m in messages]

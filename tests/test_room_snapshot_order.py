@@ -66,9 +66,9 @@ def test_each_announced_snapshot_counts_up_and_shows_what_the_ones_before_did(ma
 
 
 def test_every_announced_change_counts_up_the_revision(manual_clock):
-    """Settings, opt-out, a game's start, the `done` that ends the round and a
-    leave: each snapshot carries a higher revision than the one before, and
-    the last the room's own."""
+    """Settings, opt-out, a game's start, a `done`, the `done` that ends the
+    round and a leave: each counts, each snapshot carries a higher revision
+    than the one before, and the last the room's own."""
     room = make_room(max_players=4, rounds=1)
     ada = seats.join(room.code, name="Ada", channel_name="chan-ada").seat.player_id
     bo = seats.join(room.code, name="Bo", channel_name="chan-bo").seat.player_id
@@ -78,13 +78,18 @@ def test_every_announced_change_counts_up_the_revision(manual_clock):
         rounds.start_game(room.code, ada),
     ]
     game_id = Room.objects.get(pk=room.pk).game_id
-    announced.append(guesses.finish_player(room.code, ada, game_id, 1, "done"))
+    # A finish announces itself by `player_finished` alone, and still counts:
+    # a player joining meanwhile catches up by the count.
+    finished = guesses.finish_player(room.code, ada, game_id, 1, "done")
+    assert [m["type"] for m in finished] == ["player_finished"]
+    counted = Room.objects.get(pk=room.pk).revision
     announced.append(guesses.finish_player(room.code, bo, game_id, 1, "done"))
     assert "round_end" in [m["type"] for m in announced[-1]]
     announced.append(seats.leave(bo))
     revisions = [[m for m in messages if m["type"] == "room"][-1]["revision"]
                  for messages in announced]
     assert revisions == sorted(set(revisions)), revisions
+    assert revisions[2] < counted < revisions[3]
     assert revisions[-1] == Room.objects.get(pk=room.pk).revision
 
 

@@ -16,7 +16,7 @@ from digitsite.game import clock, guess_update
 from digitsite.game.finishing import finish, store_drawing
 from digitsite.game.models import Room, RoundProgress, Seat
 from digitsite.game.rooms import lock_room
-from digitsite.game.rounds import GRACE, after_change, closes_at
+from digitsite.game.rounds import GRACE, after_finish, all_finished, closes_at
 from digitsite.game.rules import GameError
 from digitsite.game.snapshots import count_change
 
@@ -118,7 +118,8 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
             return True, []
         finished = finish(room, seat, progress, "reached", at)  # reads the row again
         count_change(room)
-    return True, [finished] + after_change(code)
+        everyone = all_finished(room)
+    return True, after_finish(code, room, finished, everyone)
 
 
 def _record_late(room, player_id, game_id, round_number, *, drawing, input_bytes, prediction,
@@ -178,4 +179,5 @@ def finish_player(code, player_id, game_id, round_number, reason):
         if finished is None:
             raise GameError("already_finished", "your round is already over")
         count_change(room)
-    return [finished] + after_change(code)
+        everyone = all_finished(room)
+    return after_finish(code, room, finished, everyone)

@@ -109,16 +109,17 @@ def _drawing_seats(room):
     return seats
 
 
-def _all_finished(room):
+def all_finished(room):
     """Every seated player has finished the round. A player whose connection
     dropped counts until their rejoin window ends (their seat is then gone):
     a reload, or a phone back on the network, finds the round still on."""
-    active = list(_drawing_seats(room).filter(gone=False).values_list("pk", flat=True))
-    done = RoundProgress.objects.filter(
+    # One query (is any seated player without a finished row?), where a
+    # read of the seats and a count of their finished rows took two: a
+    # finish asks it in its transaction, with the room locked.
+    finished = RoundProgress.objects.filter(
         room=room, game_id=room.game_id, round_number=room.round, finished=True,
-        seat_id__in=active,
-    ).count()
-    return done >= len(active)
+    ).values("seat_id")
+    return not _drawing_seats(room).filter(gone=False).exclude(pk__in=finished).exists()
 
 
 def after_change(code):
@@ -129,10 +130,9 @@ def after_change(code):
     revision covers."""
     # The room is read after the change's count, so the snapshot built from
     # it is room_message's without its second read of the row; and the
-    # snapshot already says who finished, which _all_finished would read
-    # again (two queries). Together three of a `done`'s 22 queries in a room
-    # of 8. A round the snapshot shows over is ended by end_round, which
-    # checks again under the room's lock.
+    # snapshot already says who finished, which all_finished would read
+    # again (two queries). A round the snapshot shows over is ended by
+    # end_round, which checks again under the room's lock.
     room = Room.objects.get(code=code)
     snapshot = room_snapshot(room)
     if room.state == Room.State.PLAYING and _all_finished_in(room, snapshot):
@@ -142,8 +142,31 @@ def after_change(code):
     return [protocol.message("room", **snapshot)]
 
 
+def after_finish(code, room, finished, everyone):
+    """Messages after a player's round ended by `done` or by reaching the
+    target (`finished`: its `player_finished`): that message alone, or with
+    the round's end when `everyone` seated has finished (read in the
+    finish's transaction, with the room locked, so that of players finishing
+    at once only the last finds everyone done).
+
+    No `room` snapshot follows a finish: `player_finished` says who finished
+    with their score, all a finish changes in the snapshot, and clients mark
+    it there. Snapshots were 0.36 messages a player received per guess at
+    128 players, most of them after a finish (bench/results/
+    load-128-messages-by-type.json), and the read after a `done` was a fifth
+    of its database time in a profile. The finish still counts the room's revision (in its
+    transaction): a player joining as it happens catches up by that count
+    (snapshots.catch_up_after), and every later snapshot shows it.
+    """
+    if everyone and room.state == Room.State.PLAYING:
+        ended = end_round(code, room.game_id, room.round, early=True)
+        if ended:
+            return [finished] + ended
+    return [finished]
+
+
 def _all_finished_in(room, snapshot):
-    """_all_finished, as a snapshot of the room's current round shows it."""
+    """all_finished, as a snapshot of the room's current round shows it."""
     teacher = room.host_player if room.classroom else None
     return all(player["finished"] for player in snapshot["players"]
                if not player["gone"] and not (teacher and player["id"] == teacher))
@@ -160,7 +183,7 @@ def end_round(code, game_id, round_number, *, early=False):
         if (room.state != Room.State.PLAYING or room.game_id != game_id
                 or room.round != round_number):
             return []
-        if at < closes_at(room) and not (early and _all_finished(room)):
+        if at < closes_at(room) and not (early and all_finished(room)):
             return []
         at = min(at, room.ends_at)
         seats = {s.pk: s for s in _drawing_seats(room)}
@@ -216,7 +239,7 @@ def advance(code):
     """Move the room on if its current phase's deadline passed. Messages or []."""
     room = Room.objects.filter(code=code).first()
     if room is None or room.ends_at is None or clock.now() < closes_at(room):
-        if room is not None and room.state == Room.State.PLAYING and _all_finished(room):
+        if room is not None and room.state == Room.State.PLAYING and all_finished(room):
             return end_round(code, room.game_id, room.round, early=True)
         return []
     if room.state == Room.State.PLAYING:

@@ -9,6 +9,7 @@ import {ClassGrid} from "./class-grid.js";
 import {showRound, showSummary} from "./class-report.js";
 import {GameConnection} from "./game-connection.js";
 import {showStandings} from "./game-standings.js";
+import {RoundFinishes} from "./round-finishes.js";
 import {classTeach} from "./teach/class-teach.js";
 
 const config = JSON.parse(document.getElementById("class-config").textContent);
@@ -53,6 +54,7 @@ const teach = classTeach($("[data-class-teach]"));
 ui.exclusions = teach.exclusions;
 const state = {me: null, room: config.snapshot, target: null, round: 0, endsAt: null,
   seconds: config.snapshot.settings.seconds, revision: config.snapshot.revision};
+const finishes = new RoundFinishes();
 
 function say(text, isError = false) {
   ui.status.textContent = text || "";
@@ -61,12 +63,13 @@ function say(text, isError = false) {
 
 const students = (room) => room.players.filter((p) => !p.gone && p.id !== room.host);
 
-function applyRoom(room) {
+function applyRoom(snapshot) {
   // The server sends a connection only snapshots newer than its last
   // (docs/protocol.md, `room`); the page's own, rendered with the HTML, may
   // be newer than the first the socket brings. An older one would drop the
   // students who joined since.
-  if (room.revision < state.revision) return;
+  if (snapshot.revision < state.revision) return;
+  const room = finishes.over(snapshot);
   state.revision = room.revision;
   state.room = room;
   root.dataset.state = room.state;
@@ -118,7 +121,11 @@ const handlers = {
     if (message.round === state.round) grid.update(message, state.target);
   },
   player_finished(message) {
-    if (message.round === state.round) grid.finished(message);
+    if (message.round !== state.round) return;
+    grid.finished(message);
+    // No snapshot follows a finish: the count of those finished takes it from here.
+    finishes.heard(state.room?.game, message);
+    if (state.room) applyRoom(state.room);
   },
   round_end(message) {
     grid.ended(message.results, message.target);

@@ -221,14 +221,6 @@ export class RoomView {
     }));
   }
 
-  markFinished(playerId) {
-    const item = this.ui.players.querySelector(`[data-player="${CSS.escape(playerId)}"]`);
-    if (item && !item.querySelector("[data-finished-badge]")) {
-      item.querySelector(".player__name").append(
-        h("span", {class: "badge badge--good", dataset: {finishedBadge: ""}}, "✓ done"));
-    }
-  }
-
   showHostControls(room, me) {
     const {ui} = this;
     const between = room.state === "lobby" || room.state === "finished";

@@ -16,6 +16,7 @@ import {Sounds} from "./game-sounds.js";
 import {RoomView} from "./game-view.js";
 import {percent} from "./percent.js";
 import {rememberChoice} from "./remembered-choice.js";
+import {RoundFinishes} from "./round-finishes.js";
 
 const OPT_OUT_KEY = "digit-game-opt-out";
 // About ten live guesses a second, as the protocol asks.
@@ -33,6 +34,7 @@ const say = (text, isError) => view.say(text, isError);
 const NAME_ERRORS = ["bad_name", "name_taken", "name_reserved"];
 
 const game = createGame(config.snapshot);
+const finishes = new RoundFinishes();
 
 // -- preferences --------------------------------------------------------------
 
@@ -176,12 +178,15 @@ const handlers = {
     }
   },
   player_finished(message) {
-    if (message.round === game.round) others?.finished(message);
-    if (message.player === game.me?.id && message.round === game.round) {
+    if (message.round !== game.round) return;
+    others?.finished(message);
+    if (message.player === game.me?.id) {
       const why = FINISHED[message.reason] || "Your round is over.";
       finishMine(`${why} +${message.points} points`);
     }
-    view.markFinished(message.player);
+    // No snapshot follows a finish: the scoreboard takes it from here.
+    finishes.heard(game.gameId, message);
+    if (game.room) applyRoom(game.room);
   },
   round_end(message) {
     endRound(message);
@@ -220,7 +225,8 @@ function handle(message) {
 
 // -- applying server state ----------------------------------------------------
 
-function applyRoom(room) {
+function applyRoom(snapshot) {
+  const room = finishes.over(snapshot);
   const previous = game.room;
   const me = takeSnapshot(game, room);
   root.dataset.state = room.state;
