@@ -19,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from digitsite.game import clock, guess_update, guesses, rooms, snapshots
 from digitsite.game import rounds as game_rounds
 from digitsite.game.models import Room, RoundProgress
+from tests.support import wait_until
 from tests.test_game_logic import DRAWING, INPUT, prediction, seat
 
 # A drawing with what JSON makes of it: floats, nesting, text beyond ASCII.
@@ -279,8 +280,8 @@ def test_a_first_drawing_is_inserted_as_get_or_create_and_update_wrote_it(
         assert rows[0]["finished"] is False
 
 
-def test_a_first_drawing_of_the_round_takes_four_statements(playing):
-    """The room locked, the seat and the progress read, the row inserted."""
+def test_a_first_drawing_of_the_round_takes_two_statements_and_no_lock(playing):
+    """The conditional UPDATE finds no row; the conditional INSERT makes it."""
     room, ada = playing["room"], playing["ada"]
     RoundProgress.objects.filter(seat__player_id=ada.seat.player_id).delete()
     with CaptureQueriesContext(connection) as queries:
@@ -289,8 +290,109 @@ def test_a_first_drawing_of_the_round_takes_four_statements(playing):
             prediction=prediction(room.target, 0.3), target=room.target)
     assert accepted
     sql = [q["sql"] for q in queries.captured_queries]
-    # The conditional UPDATE that found no row, then the locked transaction.
+    assert len(sql) == 2, sql
     assert sql[0].startswith('UPDATE "game_roundprogress"')
-    inside = [s for s in sql[1:] if "SAVEPOINT" not in s]
-    assert len(inside) == 4, inside
-    assert inside[3].startswith('INSERT INTO "game_roundprogress"')
+    assert sql[1].startswith('INSERT INTO "game_roundprogress"')
+    assert "ON CONFLICT" in sql[1]
+    if connection.vendor == "postgresql":
+        assert "FOR SHARE OF r" in sql[1]
+    row = RoundProgress.objects.get(seat__player_id=ada.seat.player_id)
+    assert (row.guesses, row.drawing, row.finished) == (1, DRAWING, False)
+
+
+def _gone(p):
+    p["ada"].seat.__class__.objects.filter(pk=p["ada"].seat.pk).update(gone=True)
+
+
+# (name, changes to the write, changes to the room before it, keep Ada's row,
+# rows written)
+INSERT_CASES = [
+    ("pen down", {}, None, False, 1),
+    ("several held drawings", {"drawings": 4, "best": 0.3}, None, False, 1),
+    ("pen up below the target confidence", {"below": 0.5, "best": 0.5}, None, False, 1),
+    ("pen up at the target confidence", {"below": 0.8, "best": 0.8}, None, False, 0),
+    ("a row for the round already", {}, None, True, 0),
+    ("the player's round is over", {}, _finished, True, 0),
+    ("the room shows results", {}, _results_shown, False, 0),
+    ("another target", {"target": "next"}, None, False, 0),
+    ("another round", {"round_number": 2}, None, False, 0),
+    ("another game", {"game_id": "another-game"}, None, False, 0),
+    ("the round closed", {"ends_after": "round end"}, None, False, 0),
+    ("another room's code", {"code": "other room"}, None, False, 0),
+    ("a player of another room", {"player_id": "cy"}, None, False, 0),
+    ("an unknown player", {"player_id": "nobody"}, None, False, 0),
+    ("a player who left", {}, _gone, False, 0),
+]
+
+
+@pytest.mark.parametrize("changes, before, keep_row, written", [c[1:] for c in INSERT_CASES],
+                         ids=[c[0] for c in INSERT_CASES])
+def test_a_first_drawings_insert_makes_a_row_only_while_the_players_round_is_on(
+        playing, changes, before, keep_row, written):
+    """The INSERT's conditions are the UPDATE's, the room's target for the
+    row's; where it writes nothing the table is as it was, and the locked
+    path decides."""
+    if not keep_row:
+        RoundProgress.objects.filter(seat=playing["ada"].seat).delete()
+    if before is not None:
+        before(playing)
+    args = write_args(playing)
+    room = playing["room"]
+    named = {"next": (room.target + 1) % 10, "round end": room.ends_at,
+             "other room": playing["other"].code, "cy": playing["cy"].seat.player_id}
+    args.update({k: named.get(v, v) if isinstance(v, str) else v for k, v in changes.items()})
+    rows_before = table()
+    assert guess_update.insert_first(**args) == written
+    rows_after = table()
+    if not written:
+        assert rows_after == rows_before
+        return
+    [new] = [row for row in rows_after if row["id"] not in {r["id"] for r in rows_before}]
+    assert new["seat_id"] == playing["ada"].seat.pk and new["room_id"] == room.pk
+    assert (new["target"], new["guesses"], new["finished"]) == (room.target, args["drawings"],
+                                                                 False)
+    assert new["best_target_probability"] == (args["best"] or 0.0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_drawing_meeting_a_round_end_under_way_waits_and_finds_it_over(manual_clock):
+    """PostgreSQL: while a round's end holds the room's row, a first drawing's
+    INSERT waits for it (it takes the row in share mode), then finds the
+    round over and writes nothing. Without the wait the row went in beside
+    the round's end, whose own row for the player then broke the
+    one-row-per-round constraint."""
+    import threading
+
+    from django.db import connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's: SQLite runs one writer at a time")
+    room = rooms.create_room("Host", rounds=2, seconds=20, target_confidence=0.8)
+    ada = seat(room.code, "Ada")
+    game_rounds.start_game(room.code, ada.seat.player_id)
+    playing = {"room": Room.objects.get(pk=room.pk), "ada": ada}
+    args = write_args(playing)
+    written = []
+
+    def first_drawing():
+        try:
+            written.append(guess_update.insert_first(**args))
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        rooms.lock_room(room.code)
+        writer = threading.Thread(target=first_drawing)
+        writer.start()
+
+        def waiting_for_a_lock():
+            with connections["default"].cursor() as cursor:
+                # pg_locks is read live; pg_stat_activity keeps one view a transaction.
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                return cursor.fetchone()[0] >= 1
+
+        wait_until(waiting_for_a_lock, timeout=60, what="the first drawing's INSERT waiting")
+        Room.objects.filter(pk=room.pk).update(state=Room.State.RESULTS)
+    writer.join()
+    assert written == [0]
+    assert not RoundProgress.objects.filter(seat=ada.seat).exists()

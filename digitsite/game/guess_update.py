@@ -1,6 +1,7 @@
 """A scored drawing written as a player's latest for the round in one
 conditional UPDATE, its SQL written once per database (guesses.record_guess's
-common case: a later drawing that does not reach the target).
+common case: a later drawing that does not reach the target), and a first
+drawing of the round in one conditional INSERT (insert_first).
 
 Why not the ORM statement: Django builds and compiles the statement again on
 every call, and nests its filter in two subqueries over three joined tables
@@ -108,6 +109,117 @@ def update_latest(*, code, player_id, game_id, round_number, target, ends_after,
     with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+def insert_first(*, code, player_id, game_id, round_number, target, ends_after, below,
+                 values, drawings, best):
+    """Write a player's first scored drawing of the round as a new row, only
+    while the round is on, with the conditions of update_latest (the room's
+    target in place of the row's). Returns 1, or 0 when the player already
+    has a row for the round (their round may be over), the round is not on
+    or, with `below`, the drawing reaches the target; the caller's locked
+    path then decides. Always 0 on a database without the game's SQL.
+
+    One statement, where the locked path took four and a transaction (the
+    room locked, the seat and the row read, the row inserted): a first
+    drawing comes once a player and round, and in the load benchmark's short
+    rounds that path was a fifth of the database thread's time. The row is
+    the one the locked path inserts, field by field (its other columns get
+    the model's defaults), which the tests check. The round's rows are
+    otherwise made with the room locked (a `done`, a round's end), so on
+    PostgreSQL the statement takes the room's row in share mode: one that
+    waits for a round's end then finds it over, and a round's end never
+    finds a row being inserted that it did not see. SQLite runs one writer
+    at a time. A row that exists already is left as it is (ON CONFLICT DO
+    NOTHING, on the one-row-per-round constraint).
+    """
+    alias = router.db_for_write(RoundProgress)
+    connection = connections[alias]
+    sql = _insert_statement(connection, below is not None)
+    if sql is None:
+        return 0
+    params = []
+    for field in _insert_fields():
+        if field.name in PLAIN_COLUMNS:
+            params.append(field.get_db_prep_save(values[field.name], connection))
+        elif field.name == "game_id":
+            params.append(_lookup(RoundProgress, "game_id", game_id, connection))
+        elif field.name == "round_number":
+            params.append(_lookup(RoundProgress, "round_number", round_number, connection))
+        elif field.name == "guesses":
+            params.append(drawings)
+        elif field.name == "best_target_probability":
+            # The UPDATE's GREATEST(0.0, best): probabilities are not negative.
+            params.append(0.0 if best is None else float(best))
+        elif field.name not in _FROM_THE_ROOM:
+            params.append(field.get_db_prep_save(field.get_default(), connection))
+    params += [
+        _lookup(Room, "code", code, connection),
+        _lookup(Room, "state", Room.State.PLAYING, connection),
+        _lookup(Room, "game_id", game_id, connection),
+        _lookup(Room, "round", round_number, connection),
+        _lookup(Room, "ends_at", ends_after, connection),
+        _lookup(Room, "target", target, connection),
+    ]
+    if below is not None:
+        params.append(_lookup(Room, "target_confidence", below, connection))
+    params.append(_lookup(Seat, "player_id", player_id, connection))
+    with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+# The first row's columns taken from the room and the seat the statement reads.
+_FROM_THE_ROOM = {"room": "r.{id}", "seat": "s.{id}", "target": "r.{target}"}
+
+
+def _insert_fields():
+    return [field for field in RoundProgress._meta.concrete_fields if not field.primary_key]
+
+
+def _insert_statement(connection, with_below):
+    key = ("insert", connection.vendor, with_below)
+    if key not in _statements:
+        _statements[key] = _build_insert(connection, with_below)
+    return _statements[key]
+
+
+def _build_insert(connection, with_below):
+    if not has_statement(connection):
+        return None
+    quote = connection.ops.quote_name
+
+    def column(model, name):
+        return quote(_field(model, name).column)
+
+    fields = _insert_fields()
+    selected = []
+    for field in fields:
+        if field.name in _FROM_THE_ROOM:
+            selected.append(_FROM_THE_ROOM[field.name].format(
+                id=column(Room, "id"), target=column(Room, "target")))
+        else:
+            selected.append("%s")
+    conditions = [f"r.{column(Room, name)} = %s"
+                  for name in ("code", "state", "game_id", "round")]
+    conditions.append(f"r.{column(Room, 'ends_at')} > %s")
+    conditions.append(f"r.{column(Room, 'target')} = %s")
+    if with_below:
+        conditions.append(f"r.{column(Room, 'target_confidence')} > %s")
+    conditions.append(f"s.{column(Seat, 'player_id')} = %s")
+    conditions.append(f"NOT s.{column(Seat, 'gone')}")
+    lock = " FOR SHARE OF r" if connection.vendor == "postgresql" else ""
+    unique = ", ".join(column(RoundProgress, name)
+                       for name in ("seat", "game_id", "round_number"))
+    return (
+        f"INSERT INTO {quote(RoundProgress._meta.db_table)}"
+        f" ({', '.join(quote(field.column) for field in fields)})"
+        f" SELECT {', '.join(selected)}"
+        f" FROM {quote(Room._meta.db_table)} r INNER JOIN {quote(Seat._meta.db_table)} s"
+        f" ON s.{column(Seat, 'room')} = r.{column(Room, 'id')}"
+        f" WHERE {' AND '.join(conditions)}{lock}"
+        f" ON CONFLICT ({unique}) DO NOTHING"
+    )
 
 
 def update_with_orm(*, code, player_id, game_id, round_number, target, ends_after, below,

@@ -65,12 +65,17 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
     at = clock.now()
     if target is not None:
         p_target = float(prediction.probabilities[target])
-        if guess_update.update_latest(
-            code=code, player_id=player_id, game_id=game_id, round_number=round_number,
-            target=target, ends_after=at - GRACE, below=p_target if pen_up else None,
-            values=guess_update.plain_values(prediction, p_target, drawing, input_bytes),
-            drawings=drawings, best=_round_best(p_target, pen_up=pen_up, best=best),
-        ):
+        write = {
+            "code": code, "player_id": player_id, "game_id": game_id,
+            "round_number": round_number, "target": target, "ends_after": at - GRACE,
+            "below": p_target if pen_up else None,
+            "values": guess_update.plain_values(prediction, p_target, drawing, input_bytes),
+            "drawings": drawings, "best": _round_best(p_target, pen_up=pen_up, best=best),
+        }
+        # The player's row for the round, written; or made, by their first
+        # drawing. Else (the target reached, the round over for them, a
+        # database without the game's SQL) the locked path below decides.
+        if guess_update.update_latest(**write) or guess_update.insert_first(**write):
             return True, []
     with transaction.atomic():
         room = lock_room(code)
@@ -92,12 +97,15 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         progress = RoundProgress.objects.filter(seat=seat, game_id=game_id,
                                                 round_number=round_number).first()
         if progress is None:
-            # The player's first drawing of the round (most writes that come
-            # here): one INSERT with its values. With get_or_create (a read,
-            # a savepoint, the insert, its release) and an UPDATE, this
-            # transaction made seven statements; now four. A round's rows are
-            # made only with the room locked (here, finish_player, end_round),
-            # so none can appear between the read and the insert.
+            # The player's first drawing of the round, here when it reaches
+            # the target (or the caller did not know the target, or the
+            # database has no game SQL: guess_update.insert_first makes the
+            # others): one INSERT with its values. With get_or_create (a
+            # read, a savepoint, the insert, its release) and an UPDATE,
+            # this transaction made seven statements; now four. A round's
+            # rows are made with the room locked (here, finish_player,
+            # end_round) or waiting for its lock (insert_first), so none can
+            # appear between the read and the insert.
             round_best = _round_best(p_target, pen_up=pen_up, best=best)
             progress = RoundProgress.objects.create(
                 room=room, seat=seat, game_id=game_id, round_number=round_number,
