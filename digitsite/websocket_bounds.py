@@ -112,7 +112,8 @@ def send_at_once(transport, data):
     """
     if (type(transport).__module__ != "twisted.internet.tcp" or getattr(transport, "TLS", True)
             or not transport.connected or transport.disconnecting
-            or transport._writeDisconnected or unsent_bytes(transport)):
+            or transport._writeDisconnected or getattr(transport, "_aborting", False)
+            or unsent_bytes(transport)):
         return 0
     try:
         return transport.socket.send(data)
@@ -236,12 +237,21 @@ class BoundedWebSocketProtocol(WebSocketProtocol):
         # by going its way.
         if not (sync or chopsize or self.send_queue):
             sent = send_at_once(self.transport, data)
-            if sent == len(data):
-                if self.state == self.STATE_OPEN:
-                    self.trafficStats.outgoingOctetsWireLevel += sent
-                return
-            data = data[sent:]
+            if sent:
+                self._count_sent(data[:sent])
+                if sent == len(data):
+                    return
+                data = data[sent:]
         super().sendData(data, sync, chopsize)
+
+    def _count_sent(self, data):
+        """autobahn's own accounting of what sendData wrote."""
+        if self.state == self.STATE_OPEN:
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+        elif self.state in (self.STATE_CONNECTING, self.STATE_PROXY_CONNECTING):
+            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
+        if self.logOctets:
+            self.logTxOctets(data, False)
 
     def _give_up_on_reader(self, unsent):
         # Imported here: this module loads with Daphne, before Django is set up.

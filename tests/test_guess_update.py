@@ -280,8 +280,9 @@ def test_a_first_drawing_is_inserted_as_get_or_create_and_update_wrote_it(
         assert rows[0]["finished"] is False
 
 
-def test_a_first_drawing_of_the_round_takes_two_statements_and_no_lock(playing):
-    """The conditional UPDATE finds no row; the conditional INSERT makes it."""
+def test_a_first_drawing_of_the_round_takes_two_statements_outside_a_transaction(playing):
+    """The conditional UPDATE finds no row; the conditional INSERT makes it,
+    without the room's transaction and its lock (four statements before)."""
     room, ada = playing["room"], playing["ada"]
     RoundProgress.objects.filter(seat__player_id=ada.seat.player_id).delete()
     with CaptureQueriesContext(connection) as queries:
@@ -295,7 +296,7 @@ def test_a_first_drawing_of_the_round_takes_two_statements_and_no_lock(playing):
     assert sql[1].startswith('INSERT INTO "game_roundprogress"')
     assert "ON CONFLICT" in sql[1]
     if connection.vendor == "postgresql":
-        assert "FOR SHARE OF r" in sql[1]
+        assert "FOR KEY SHARE OF r" in sql[1]
     row = RoundProgress.objects.get(seat__player_id=ada.seat.player_id)
     assert (row.guesses, row.drawing, row.finished) == (1, DRAWING, False)
 
@@ -357,7 +358,7 @@ def test_a_first_drawings_insert_makes_a_row_only_while_the_players_round_is_on(
 @pytest.mark.django_db(transaction=True)
 def test_a_first_drawing_meeting_a_round_end_under_way_waits_and_finds_it_over(manual_clock):
     """PostgreSQL: while a round's end holds the room's row, a first drawing's
-    INSERT waits for it (it takes the row in share mode), then finds the
+    INSERT waits for it (it takes the row FOR KEY SHARE), then finds the
     round over and writes nothing. Without the wait the row went in beside
     the round's end, whose own row for the player then broke the
     one-row-per-round constraint."""
@@ -374,8 +375,13 @@ def test_a_first_drawing_meeting_a_round_end_under_way_waits_and_finds_it_over(m
     args = write_args(playing)
     written = []
 
+    backend = []
+
     def first_drawing():
         try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend.append(cursor.fetchone()[0])
             written.append(guess_update.insert_first(**args))
         finally:
             connections.close_all()
@@ -386,9 +392,12 @@ def test_a_first_drawing_meeting_a_round_end_under_way_waits_and_finds_it_over(m
         writer.start()
 
         def waiting_for_a_lock():
+            if not backend:
+                return False
             with connections["default"].cursor() as cursor:
                 # pg_locks is read live; pg_stat_activity keeps one view a transaction.
-                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted",
+                               [backend[0]])
                 return cursor.fetchone()[0] >= 1
 
         wait_until(waiting_for_a_lock, timeout=60, what="the first drawing's INSERT waiting")

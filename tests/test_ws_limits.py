@@ -249,6 +249,43 @@ async def test_a_client_that_does_not_read_is_disconnected(server):
     await a_player_is_answered(server, "127.0.0.23")
 
 
+async def test_a_client_that_reads_late_gets_every_message_whole_and_in_order(server):
+    """The server hands a message to the kernel at once when nothing is
+    waiting before it, and leaves it to Twisted otherwise
+    (digitsite.websocket_bounds.send_at_once). A client that stops reading
+    while about 32 KB of snapshots come, more than the kernel's buffers
+    hold between them (16 KiB on the server's side, the client's 4 KiB
+    doubled) and less than the unsent bound (16 KiB), then reads: every
+    snapshot arrives whole, in the order of the room's revisions, the last
+    one the host saw last."""
+    code = new_room(server)
+    log_before = len(server_log(server))
+    host = await server.game_client(code, "Ada", local_addr=("127.0.0.24", 0))
+    late = await raw_client(server, code, "127.0.0.25", receive_buffer=4096)
+    try:
+        await host.join()
+        await late.send_json({"type": "join", "protocol": 1, "name": "Late"})
+        await host.expect("room", lambda m: len(m["players"]) == 2, timeout=WAIT)
+        for toggle in range(32):
+            await host.opt_out(toggle % 2 == 0)
+            await asyncio.sleep(0.06)  # within the message rate (20 a second)
+        for _ in range(32):  # each toggle's snapshot, to the host as to everyone
+            last = await host.expect("room", timeout=WAIT)
+        revisions = []
+        while not revisions or revisions[-1] < last["revision"]:
+            kind, text = await asyncio.wait_for(late.receive(), WAIT)
+            assert kind == "text", (kind, text)
+            message = json.loads(text)
+            if message["type"] == "room":
+                revisions.append(message["revision"])
+        assert revisions == sorted(set(revisions)), revisions
+        assert len(revisions) >= 32
+        assert "closing with 4012" not in server_log(server)[log_before:]
+    finally:
+        late.abort()
+        await host.close()
+
+
 async def test_sockets_past_the_bound_per_address_are_closed_with_4029(server):
     code = new_room(server, max_players=8)
     address = ("127.0.0.31", 0)

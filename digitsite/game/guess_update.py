@@ -127,10 +127,16 @@ def insert_first(*, code, player_id, game_id, round_number, target, ends_after, 
     the one the locked path inserts, field by field (its other columns get
     the model's defaults), which the tests check. The round's rows are
     otherwise made with the room locked (a `done`, a round's end), so on
-    PostgreSQL the statement takes the room's row in share mode: one that
-    waits for a round's end then finds it over, and a round's end never
-    finds a row being inserted that it did not see. SQLite runs one writer
-    at a time. A row that exists already is left as it is (ON CONFLICT DO
+    PostgreSQL the statement takes the room's row FOR KEY SHARE, which waits
+    for the room's lock (FOR UPDATE, digitsite.game.rooms.lock_room) and for
+    nothing else: one that waits for a round's end then finds it over (the
+    row's new version is checked again), and a round's end never meets a
+    row being inserted that it did not see. (The insert's foreign key check
+    takes the same lock, but after the statement has read the room: without
+    the lock in the statement, a first drawing that waited for a round's end
+    went in after it, and the tests show it.) SQLite runs one writer at a
+    time. A caller must not be inside a transaction of its own: the lock
+    would then last until its commit. A row that exists already is left as it is (ON CONFLICT DO
     NOTHING, on the one-row-per-round constraint).
     """
     alias = router.db_for_write(RoundProgress)
@@ -208,7 +214,7 @@ def _build_insert(connection, with_below):
         conditions.append(f"r.{column(Room, 'target_confidence')} > %s")
     conditions.append(f"s.{column(Seat, 'player_id')} = %s")
     conditions.append(f"NOT s.{column(Seat, 'gone')}")
-    lock = " FOR SHARE OF r" if connection.vendor == "postgresql" else ""
+    lock = " FOR KEY SHARE OF r" if connection.vendor == "postgresql" else ""
     unique = ", ".join(column(RoundProgress, name)
                        for name in ("seat", "game_id", "round_number"))
     return (

@@ -52,7 +52,7 @@ const grid = new ClassGrid($("[data-class-grid]"), $("[data-grid-empty]"));
 // After a game, the teacher may teach the class's copy from its drawings.
 const teach = classTeach($("[data-class-teach]"));
 ui.exclusions = teach.exclusions;
-const state = {me: null, room: config.snapshot, target: null, round: 0, endsAt: null,
+const state = {me: null, room: config.snapshot, game: null, target: null, round: 0, endsAt: null,
   seconds: config.snapshot.settings.seconds, revision: config.snapshot.revision};
 const finishes = new RoundFinishes();
 
@@ -95,6 +95,7 @@ function applyRoom(snapshot) {
 function startRound(message) {
   // A new game: the drawings left out belonged to the last one.
   if (message.round === 1) teach.exclusions.clear();
+  state.game = message.game;
   state.round = message.round;
   state.target = message.target;
   state.endsAt = message.ends_at;
@@ -123,9 +124,11 @@ const handlers = {
   player_finished(message) {
     if (message.round !== state.round) return;
     grid.finished(message);
-    // No snapshot follows a finish: the count of those finished takes it from here.
-    finishes.heard(state.room?.game, message);
-    if (state.room) applyRoom(state.room);
+    // No snapshot follows a finish: the count of those finished takes it
+    // from here, once the round's snapshot has come (the round's start
+    // comes first, without one).
+    finishes.heard(state.game, message);
+    if (state.room?.state === "playing" && state.room.round === message.round) applyRoom(state.room);
   },
   round_end(message) {
     grid.ended(message.results, message.target);

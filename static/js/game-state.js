@@ -53,7 +53,10 @@ export function enterRound(game, message, clockOffset) {
   game.finished = false;
   game.seq = 0;
   game.shownSeq = -1;
-  if (game.room) game.room = {...game.room, state: "playing", round: message.round, target: message.target};
+  if (game.room) {
+    game.room = {...game.room, state: "playing", game: message.game, round: message.round,
+      target: message.target};
+  }
 }
 
 /** Whether a guess is the newest yet (then it is the one shown). */

@@ -184,9 +184,10 @@ const handlers = {
       const why = FINISHED[message.reason] || "Your round is over.";
       finishMine(`${why} +${message.points} points`);
     }
-    // No snapshot follows a finish: the scoreboard takes it from here.
+    // No snapshot follows a finish: the scoreboard takes it from here, on
+    // the copy of the room this round's start or snapshot left.
     finishes.heard(game.gameId, message);
-    if (game.room) applyRoom(game.room);
+    if (game.room?.game === game.gameId && game.room.round === game.round) applyRoom(game.room);
   },
   round_end(message) {
     endRound(message);
