@@ -291,6 +291,51 @@ async def test_reaching_the_target_ends_a_players_round_early_with_a_bonus(activ
     await bob.close()
 
 
+async def test_a_rooms_connections_in_one_process_move_it_on_with_one_read(
+        active_model, game_clock, monkeypatch):
+    """At the results' deadline every connection of the room wakes (each a
+    little jittered); those of one process wait for the first's read and
+    transaction instead of each making their own, and the next round's
+    start is broadcast once, which sets every connection's next deadline
+    (none reads the room again a second later to see whether it missed it)."""
+    from digitsite.game import rounds
+
+    calls = {"advance": 0, "phase": 0}
+    for name in calls:
+        real = getattr(rounds, name)
+
+        def counted(code, real=real, name=name):
+            calls[name] += 1
+            return real(code)
+
+        monkeypatch.setattr(rounds, name, counted)
+    room = await new_room(rounds=2)
+    players = [await join(room.code, name) for name in ("Ada", "Bob", "Cy")]
+    await players[0].send("start")
+    for client in players:
+        await client.expect("round_start", round=1)
+    for client in players:
+        await client.send("done", round=1)
+    end = await players[0].expect("round_end", round=1)
+    for client in players[1:]:
+        await client.expect("round_end", round=1)
+    calls.update(advance=0, phase=0)  # each join looked too (a room may have missed a deadline)
+    # Past every connection's jittered deadline at once (50 ms at most).
+    game_clock.advance((end["next_round_at"] - end["server_time"]) / 1000 + 0.1)
+    for client in players:
+        await client.expect("round_start", round=2)
+    assert calls["advance"] == 1
+    game_clock.advance(1.0)
+    for client in players:
+        await client.send("ping")
+        await client.expect("pong")
+        starts = [m for m in client.seen if m["type"] == "round_start"]
+        assert len(starts) == 2, "the next round's start came once"
+    assert calls == {"advance": 1, "phase": 0}
+    for client in players:
+        await client.close()
+
+
 async def test_disconnect_and_rejoin_keeps_seat_score_and_round(active_model, game_clock):
     room = await new_room(rounds=2)
     ada = await join(room.code, "Ada")

@@ -11,6 +11,7 @@ cancelling could cut its broadcast in half.
 import asyncio
 import logging
 import random
+import weakref
 
 from digitsite.game import clock, rounds, rules, seats, snapshots
 from digitsite.game.database import db
@@ -22,6 +23,26 @@ logger = logging.getLogger(__name__)
 # after a deadline missed a broadcast (its sender died, or the channel layer
 # dropped it) and catches its client up directly.
 CATCH_UP_AFTER = 4.0
+
+# The room's deadline being acted on in this process, by (room, deadline):
+# the one read (and locked transaction, when it is due) of the connection
+# that came first, which the room's other connections here wait for
+# instead of each asking the database again. Each connection of a room of 8
+# asked at every deadline: 8 reads and up to 8 of the room's locked
+# transactions, of which one changed anything. By event loop, as the
+# process's other per-loop state (digitsite.game.live_feed's boards).
+_advancing = weakref.WeakKeyDictionary()
+
+
+def _in_flight(key, start):
+    """The task acting on `key` in this loop, started by `start()` if none is."""
+    running = _advancing.setdefault(asyncio.get_running_loop(), {})
+    task = running.get(key)
+    if task is None:
+        task = asyncio.ensure_future(start())
+        running[key] = task
+        task.add_done_callback(lambda _: running.pop(key, None))
+    return task
 
 
 class RoomTimers:
@@ -75,9 +96,18 @@ class RoomTimers:
             self.deadline_ms = deadline_ms
 
     async def _advance(self):
-        events = await db(rounds.advance)(self.session.code)
-        await self.session.broadcast_all(events)
-        return bool(events)
+        """Move the room on, once for this process's connections of the room
+        that reach the same deadline together; the winner's broadcast goes
+        out once."""
+        session = self.session
+
+        async def advance():
+            events = await db(rounds.advance)(session.code)
+            await session.broadcast_all(events)
+            return bool(events)
+
+        # Shielded: a connection that closes meanwhile leaves the others' task be.
+        return await asyncio.shield(_in_flight((session.code, self.deadline_ms), advance))
 
     async def _catch_up(self):
         """Tell this client what the room's lost broadcasts would have told it."""
