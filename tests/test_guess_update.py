@@ -104,9 +104,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("changes, before, written", [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_the_games_sql_writes_what_the_orm_writes(playing, changes, before, written):
+def case_args(playing, changes, before):
+    """A case's write: the room changed by `before`, then write_args with the
+    case's `changes` (named values resolved against the rooms)."""
     if before is not None:
         before(playing)
     args = write_args(playing)
@@ -114,6 +114,13 @@ def test_the_games_sql_writes_what_the_orm_writes(playing, changes, before, writ
     named = {"next": (room.target + 1) % 10, "round end": room.ends_at,
              "other room": playing["other"].code, "cy": playing["cy"].seat.player_id}
     args.update({k: named.get(v, v) if isinstance(v, str) else v for k, v in changes.items()})
+    return args
+
+
+@pytest.mark.parametrize("changes, before, written", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_the_games_sql_writes_what_the_orm_writes(playing, changes, before, written):
+    args = case_args(playing, changes, before)
     ours, django = both_ways(args)
     assert ours[0] == written, "the case does not test what it says"
     assert ours == django
@@ -335,13 +342,7 @@ def test_a_first_drawings_insert_makes_a_row_only_while_the_players_round_is_on(
     path decides."""
     if not keep_row:
         RoundProgress.objects.filter(seat=playing["ada"].seat).delete()
-    if before is not None:
-        before(playing)
-    args = write_args(playing)
-    room = playing["room"]
-    named = {"next": (room.target + 1) % 10, "round end": room.ends_at,
-             "other room": playing["other"].code, "cy": playing["cy"].seat.player_id}
-    args.update({k: named.get(v, v) if isinstance(v, str) else v for k, v in changes.items()})
+    args = case_args(playing, changes, before)
     rows_before = table()
     assert guess_update.insert_first(**args) == written
     rows_after = table()
@@ -349,6 +350,7 @@ def test_a_first_drawings_insert_makes_a_row_only_while_the_players_round_is_on(
         assert rows_after == rows_before
         return
     [new] = [row for row in rows_after if row["id"] not in {r["id"] for r in rows_before}]
+    room = playing["room"]
     assert new["seat_id"] == playing["ada"].seat.pk and new["room_id"] == room.pk
     assert (new["target"], new["guesses"], new["finished"]) == (room.target, args["drawings"],
                                                                  False)

@@ -216,16 +216,23 @@ async def _send_frames(client, frame, count):
         await client.send_text(frame)
 
 
+async def host_and_raw_player(server, code, host_address, raw_address, raw_name):
+    """The room's host (a protocol client) and a raw player who joined and
+    was announced to the host; the raw socket's receive buffer is small."""
+    host = await server.game_client(code, "Ada", local_addr=(host_address, 0))
+    raw = await raw_client(server, code, raw_address, receive_buffer=4096)
+    await host.join()
+    await raw.send_json({"type": "join", "protocol": 1, "name": raw_name})
+    await host.expect("room", lambda m: len(m["players"]) == 2, timeout=WAIT)
+    return host, raw
+
+
 async def test_a_client_that_does_not_read_is_disconnected(server):
     """A client that never reads, in a room whose host keeps changing what
     everyone is shown (each opt-out toggle is a `room` snapshot to both)."""
     code = new_room(server)
-    host = await server.game_client(code, "Ada", local_addr=("127.0.0.21", 0))
-    slow = await raw_client(server, code, "127.0.0.22", receive_buffer=4096)
+    host, slow = await host_and_raw_player(server, code, "127.0.0.21", "127.0.0.22", "Slow")
     try:
-        await host.join()
-        await slow.send_json({"type": "join", "protocol": 1, "name": "Slow"})
-        await host.expect("room", lambda m: len(m["players"]) == 2, timeout=WAIT)
         closing = "the client does not read; closing with 4012"
         # About 1 KB a snapshot: the bounds (16 KiB unsent, 16 KiB of kernel
         # buffer, the client's 8 KiB) are passed within about 50 toggles.
@@ -260,12 +267,8 @@ async def test_a_client_that_reads_late_gets_every_message_whole_and_in_order(se
     one the host saw last."""
     code = new_room(server)
     log_before = len(server_log(server))
-    host = await server.game_client(code, "Ada", local_addr=("127.0.0.24", 0))
-    late = await raw_client(server, code, "127.0.0.25", receive_buffer=4096)
+    host, late = await host_and_raw_player(server, code, "127.0.0.24", "127.0.0.25", "Late")
     try:
-        await host.join()
-        await late.send_json({"type": "join", "protocol": 1, "name": "Late"})
-        await host.expect("room", lambda m: len(m["players"]) == 2, timeout=WAIT)
         for toggle in range(32):
             await host.opt_out(toggle % 2 == 0)
             await asyncio.sleep(0.06)  # within the message rate (20 a second)
