@@ -296,19 +296,59 @@ async def test_a_rooms_connections_in_one_process_move_it_on_with_one_read(
     """At the results' deadline every connection of the room wakes (each a
     little jittered); those of one process wait for the first's read and
     transaction instead of each making their own, and the next round's
-    start is broadcast once, which sets every connection's next deadline
-    (none reads the room again a second later to see whether it missed it)."""
+    start is broadcast once."""
+    calls = count_advances(monkeypatch)
+    players, end = await three_players_see_round_one_end()
+    calls.clear()  # each join looked too (a room may have missed a deadline)
+    # Past every connection's jittered deadline at once (51 ms at most).
+    game_clock.advance((end["next_round_at"] - end["server_time"]) / 1000 + 0.1)
+    for client in players:
+        await client.expect("round_start", round=2)
+    assert calls == ["done"]
+    await round_start_came_once(players)
+
+
+async def test_a_failed_move_on_is_tried_again_by_every_connections_timer(
+        active_model, game_clock, monkeypatch, caplog):
+    """The shared read fails (the database, the channel layer): each
+    connection that waited for it logs it, looks again a second later and
+    tries again, as one connection alone did before."""
+    calls = count_advances(monkeypatch, fail_first=True)
+    players, end = await three_players_see_round_one_end()
+    calls.clear()
+    game_clock.advance((end["next_round_at"] - end["server_time"]) / 1000 + 0.1)
+    await eventually(lambda: calls == ["failed"], "the shared move on failing")
+    await game_clock.run_timers(players[0].expect("round_start", round=2), within=3)
+    for client in players[1:]:
+        await client.expect("round_start", round=2)
+    assert calls[0] == "failed" and "done" in calls
+    failures = [r for r in caplog.records if "moving the room on" in r.getMessage()]
+    assert len(failures) == 3, "each connection that shared it logs it"
+    await round_start_came_once(players)
+
+
+def count_advances(monkeypatch, fail_first=False):
+    """rounds.advance, each call noted ("done", or "failed" for a first one
+    made to fail)."""
+    from django.db import OperationalError
+
     from digitsite.game import rounds
 
-    calls = {"advance": 0, "phase": 0}
-    for name in calls:
-        real = getattr(rounds, name)
+    calls = []
+    real = rounds.advance
 
-        def counted(code, real=real, name=name):
-            calls[name] += 1
-            return real(code)
+    def counted(code):
+        if fail_first and not calls:
+            calls.append("failed")
+            raise OperationalError("database is locked")
+        calls.append("done")
+        return real(code)
 
-        monkeypatch.setattr(rounds, name, counted)
+    monkeypatch.setattr(rounds, "advance", counted)
+    return calls
+
+
+async def three_players_see_round_one_end():
     room = await new_room(rounds=2)
     players = [await join(room.code, name) for name in ("Ada", "Bob", "Cy")]
     await players[0].send("start")
@@ -319,20 +359,15 @@ async def test_a_rooms_connections_in_one_process_move_it_on_with_one_read(
     end = await players[0].expect("round_end", round=1)
     for client in players[1:]:
         await client.expect("round_end", round=1)
-    calls.update(advance=0, phase=0)  # each join looked too (a room may have missed a deadline)
-    # Past every connection's jittered deadline at once (50 ms at most).
-    game_clock.advance((end["next_round_at"] - end["server_time"]) / 1000 + 0.1)
-    for client in players:
-        await client.expect("round_start", round=2)
-    assert calls["advance"] == 1
-    game_clock.advance(1.0)
+    return players, end
+
+
+async def round_start_came_once(players):
     for client in players:
         await client.send("ping")
         await client.expect("pong")
         starts = [m for m in client.seen if m["type"] == "round_start"]
         assert len(starts) == 2, "the next round's start came once"
-    assert calls == {"advance": 1, "phase": 0}
-    for client in players:
         await client.close()
 
 

@@ -67,12 +67,15 @@ class RoomTimers:
         session = self.session
         while not session.closed:
             # A little jitter so the room's connections do not all hit the
-            # database in the same millisecond.
+            # database in the same millisecond, and a millisecond more: the
+            # deadline is in whole milliseconds, cut down, and a read a
+            # moment early finds nothing due for every connection that
+            # shares it.
             await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0)
-                              + random.uniform(0.0, 0.05))
+                              + 0.001 + random.uniform(0.0, 0.05))
             if deadline_ms != self.deadline_ms:
                 return
-            await asyncio.shield(self._advance())
+            await asyncio.shield(self._advance(deadline_ms))
             # Whoever moved the room on (this connection or another) broadcast
             # it, and the broadcast replaces this timer. Should none come, look
             # again.
@@ -95,10 +98,12 @@ class RoomTimers:
             deadline_ms = epoch_ms(phase.closes_at)
             self.deadline_ms = deadline_ms
 
-    async def _advance(self):
+    async def _advance(self, deadline_ms):
         """Move the room on, once for this process's connections of the room
         that reach the same deadline together; the winner's broadcast goes
-        out once."""
+        out once. A failure (the database, the channel layer) is logged for
+        each connection that shared it, and each one's timer goes on to look
+        again a second later, as when it failed alone."""
         session = self.session
 
         async def advance():
@@ -106,8 +111,14 @@ class RoomTimers:
             await session.broadcast_all(events)
             return bool(events)
 
-        # Shielded: a connection that closes meanwhile leaves the others' task be.
-        return await asyncio.shield(_in_flight((session.code, self.deadline_ms), advance))
+        try:
+            # Shielded: a connection that closes meanwhile leaves the others' task be.
+            return await asyncio.shield(_in_flight((session.code, deadline_ms), advance))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("room %s: moving the room on at its deadline failed", session.code)
+            return False
 
     async def _catch_up(self):
         """Tell this client what the room's lost broadcasts would have told it."""

@@ -7,6 +7,7 @@ export function createGame(snapshot) {
   return {
     me: null, // {id, name, host, opt_out}
     room: snapshot, // the latest `room` snapshot
+    roomFromServer: true, // `room` is the server's, not a round start's copy of the last one
     gameId: null,
     round: 0,
     target: null,
@@ -31,6 +32,7 @@ export function canDraw(game) {
  */
 export function takeSnapshot(game, room) {
   game.room = room;
+  game.roomFromServer = true;
   game.seconds = room.settings?.seconds || game.seconds;
   const me = room.players.find((p) => p.id === game.me?.id);
   if (me) game.me = {...game.me, host: me.host, name: me.name, opt_out: me.opt_out};
@@ -53,9 +55,12 @@ export function enterRound(game, message, clockOffset) {
   game.finished = false;
   game.seq = 0;
   game.shownSeq = -1;
-  if (game.room) {
+  if (game.room && (game.room.game !== message.game || game.room.round !== message.round)) {
+    // Until the round's own snapshot comes, a copy of the last one: its
+    // players' scores and finishes are the last round's.
     game.room = {...game.room, state: "playing", game: message.game, round: message.round,
       target: message.target};
+    game.roomFromServer = false;
   }
 }
 

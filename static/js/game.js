@@ -184,10 +184,13 @@ const handlers = {
       const why = FINISHED[message.reason] || "Your round is over.";
       finishMine(`${why} +${message.points} points`);
     }
-    // No snapshot follows a finish: the scoreboard takes it from here, on
-    // the copy of the room this round's start or snapshot left.
+    // No snapshot follows a finish: the scoreboard takes it from here, once
+    // the round's own snapshot has come (a round start's copy of the last
+    // one shows the last round's finishes); until then it is kept for it.
     finishes.heard(game.gameId, message);
-    if (game.room?.game === game.gameId && game.room.round === game.round) applyRoom(game.room);
+    if (game.roomFromServer && game.room?.game === game.gameId && game.room.round === game.round) {
+      applyRoom(game.room);
+    }
   },
   round_end(message) {
     endRound(message);
