@@ -82,16 +82,21 @@ class RoomTimers:
             await clock.sleep(1.0)
             if deadline_ms != self.deadline_ms:
                 return
-            phase = await db(rounds.phase)(session.code)
+            try:
+                phase = await db(rounds.phase)(session.code)
+            except Exception:
+                # The database is away: the room is moved on once it is back,
+                # by this timer trying again rather than ending here.
+                logger.warning("room %s: could not read the room at its deadline; trying again",
+                               session.code)
+                continue
             if phase is None:
                 return
             if session.view.behind(phase):
                 # A busy server's broadcast may only be late: give it time.
                 await clock.sleep(CATCH_UP_AFTER)
                 if deadline_ms == self.deadline_ms and not session.closed:
-                    phase = await db(rounds.phase)(session.code)
-                    if phase is not None and session.view.behind(phase):
-                        await self._catch_up()
+                    await self._catch_up_if_behind()
                 return
             if phase.closes_at is None or phase.state not in ("playing", "results"):
                 return
@@ -101,24 +106,32 @@ class RoomTimers:
     async def _advance(self, deadline_ms):
         """Move the room on, once for this process's connections of the room
         that reach the same deadline together; the winner's broadcast goes
-        out once. A failure (the database, the channel layer) is logged for
-        each connection that shared it, and each one's timer goes on to look
-        again a second later, as when it failed alone."""
+        out once. A failure (the database, the channel layer) is logged once,
+        and each connection that shared it goes on to look again a second
+        later and try again."""
         session = self.session
 
         async def advance():
-            events = await db(rounds.advance)(session.code)
-            await session.broadcast_all(events)
+            try:
+                events = await db(rounds.advance)(session.code)
+                await session.broadcast_all(events)
+            except Exception:
+                logger.exception("room %s: moving the room on at its deadline failed",
+                                 session.code)
+                return False
             return bool(events)
 
+        # Shielded: a connection that closes meanwhile leaves the others' task be.
+        return await asyncio.shield(_in_flight((session.code, deadline_ms), advance))
+
+    async def _catch_up_if_behind(self):
         try:
-            # Shielded: a connection that closes meanwhile leaves the others' task be.
-            return await asyncio.shield(_in_flight((session.code, deadline_ms), advance))
-        except asyncio.CancelledError:
-            raise
+            phase = await db(rounds.phase)(self.session.code)
+            if phase is not None and self.session.view.behind(phase):
+                await self._catch_up()
         except Exception:
-            logger.exception("room %s: moving the room on at its deadline failed", session.code)
-            return False
+            # The next broadcast, or the next deadline, tries again.
+            logger.exception("room %s: catching a client up failed", self.session.code)
 
     async def _catch_up(self):
         """Tell this client what the room's lost broadcasts would have told it."""

@@ -7,7 +7,6 @@ export function createGame(snapshot) {
   return {
     me: null, // {id, name, host, opt_out}
     room: snapshot, // the latest `room` snapshot
-    roomFromServer: true, // `room` is the server's, not a round start's copy of the last one
     gameId: null,
     round: 0,
     target: null,
@@ -32,7 +31,6 @@ export function canDraw(game) {
  */
 export function takeSnapshot(game, room) {
   game.room = room;
-  game.roomFromServer = true;
   game.seconds = room.settings?.seconds || game.seconds;
   const me = room.players.find((p) => p.id === game.me?.id);
   if (me) game.me = {...game.me, host: me.host, name: me.name, opt_out: me.opt_out};
@@ -56,11 +54,14 @@ export function enterRound(game, message, clockOffset) {
   game.seq = 0;
   game.shownSeq = -1;
   if (game.room && (game.room.game !== message.game || game.room.round !== message.round)) {
-    // Until the round's own snapshot comes, a copy of the last one: its
-    // players' scores and finishes are the last round's.
+    // Until the round's own snapshot comes, a copy of the last one with
+    // nobody finished yet and, in a new game's first round, no points yet:
+    // what the round's snapshot will show, so that a `player_finished` that
+    // comes before that snapshot can be marked on it.
+    const fresh = message.round === 1;
     game.room = {...game.room, state: "playing", game: message.game, round: message.round,
-      target: message.target};
-    game.roomFromServer = false;
+      target: message.target,
+      players: game.room.players.map((p) => ({...p, finished: false, score: fresh ? 0 : p.score}))};
   }
 }
 

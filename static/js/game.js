@@ -184,13 +184,10 @@ const handlers = {
       const why = FINISHED[message.reason] || "Your round is over.";
       finishMine(`${why} +${message.points} points`);
     }
-    // No snapshot follows a finish: the scoreboard takes it from here, once
-    // the round's own snapshot has come (a round start's copy of the last
-    // one shows the last round's finishes); until then it is kept for it.
+    // No snapshot follows a finish: the scoreboard takes it from here, on
+    // the round's snapshot or the round start's copy of the last one.
     finishes.heard(game.gameId, message);
-    if (game.roomFromServer && game.room?.game === game.gameId && game.room.round === game.round) {
-      applyRoom(game.room);
-    }
+    if (game.room?.game === game.gameId && game.room.round === game.round) applyRoom(game.room);
   },
   round_end(message) {
     endRound(message);
