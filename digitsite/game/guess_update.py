@@ -98,11 +98,7 @@ def update_latest(*, code, player_id, game_id, round_number, target, ends_after,
         _lookup(RoundProgress, "round_number", round_number, connection),
         _lookup(RoundProgress, "target", target, connection),
         _lookup(Seat, "player_id", player_id, connection),
-        _lookup(Room, "code", code, connection),
-        _lookup(Room, "state", Room.State.PLAYING, connection),
-        _lookup(Room, "game_id", game_id, connection),
-        _lookup(Room, "round", round_number, connection),
-        _lookup(Room, "ends_at", ends_after, connection),
+        *_room_params(connection, code, game_id, round_number, ends_after),
     ]
     if below is not None:
         params.append(_lookup(Room, "target_confidence", below, connection))
@@ -159,14 +155,8 @@ def insert_first(*, code, player_id, game_id, round_number, target, ends_after, 
             params.append(0.0 if best is None else float(best))
         elif field.name not in _FROM_THE_ROOM:
             params.append(field.get_db_prep_save(field.get_default(), connection))
-    params += [
-        _lookup(Room, "code", code, connection),
-        _lookup(Room, "state", Room.State.PLAYING, connection),
-        _lookup(Room, "game_id", game_id, connection),
-        _lookup(Room, "round", round_number, connection),
-        _lookup(Room, "ends_at", ends_after, connection),
-        _lookup(Room, "target", target, connection),
-    ]
+    params += [*_room_params(connection, code, game_id, round_number, ends_after),
+               _lookup(Room, "target", target, connection)]
     if below is not None:
         params.append(_lookup(Room, "target_confidence", below, connection))
     params.append(_lookup(Seat, "player_id", player_id, connection))
@@ -184,19 +174,14 @@ def _insert_fields():
 
 
 def _insert_statement(connection, with_below):
-    key = ("insert", connection.vendor, with_below)
-    if key not in _statements:
-        _statements[key] = _build_insert(connection, with_below)
-    return _statements[key]
+    return _cached(_build_insert, connection, with_below)
 
 
 def _build_insert(connection, with_below):
-    if not has_statement(connection):
-        return None
     quote = connection.ops.quote_name
 
     def column(model, name):
-        return quote(_field(model, name).column)
+        return _column(connection, model, name)
 
     fields = _insert_fields()
     selected = []
@@ -206,9 +191,7 @@ def _build_insert(connection, with_below):
                 id=column(Room, "id"), target=column(Room, "target")))
         else:
             selected.append("%s")
-    conditions = [f"r.{column(Room, name)} = %s"
-                  for name in ("code", "state", "game_id", "round")]
-    conditions.append(f"r.{column(Room, 'ends_at')} > %s")
+    conditions = _room_conditions(connection, "r.")
     conditions.append(f"r.{column(Room, 'target')} = %s")
     if with_below:
         conditions.append(f"r.{column(Room, 'target_confidence')} > %s")
@@ -248,22 +231,47 @@ def has_statement(connection):
 
 
 def _statement(connection, with_below, with_best):
-    key = (connection.vendor, with_below, with_best)
+    return _cached(_build, connection, with_below, with_best)
+
+
+def _cached(build, connection, *options):
+    """`build(connection, *options)`'s SQL, built once per database; None on a
+    database without the game's SQL."""
+    key = (build.__name__, connection.vendor, *options)
     if key not in _statements:
-        _statements[key] = _build(connection, with_below, with_best)
+        _statements[key] = build(connection, *options) if has_statement(connection) else None
     return _statements[key]
 
 
-def _build(connection, with_below, with_best):
-    if not has_statement(connection):
-        return None
-    quote = connection.ops.quote_name
+def _column(connection, model, name):
+    return connection.ops.quote_name(_field(model, name).column)
 
+
+# The room's conditions both statements share, in the order of _room_params.
+_ROOM_EQUALS = ("code", "state", "game_id", "round")
+
+
+def _room_conditions(connection, prefix=""):
+    """The round on: the room's code, state, game and round, its end after a moment."""
+    conditions = [f"{prefix}{_column(connection, Room, name)} = %s" for name in _ROOM_EQUALS]
+    conditions.append(f"{prefix}{_column(connection, Room, 'ends_at')} > %s")
+    return conditions
+
+
+def _room_params(connection, code, game_id, round_number, ends_after):
+    """_room_conditions' parameters."""
+    values = (code, Room.State.PLAYING, game_id, round_number)
+    return [*(_lookup(Room, name, value, connection) for name, value in zip(_ROOM_EQUALS, values,
+                                                                              strict=True)),
+            _lookup(Room, "ends_at", ends_after, connection)]
+
+
+def _build(connection, with_below, with_best):
     def column(model, name):
-        return quote(_field(model, name).column)
+        return _column(connection, model, name)
 
     def table(model):
-        return quote(model._meta.db_table)
+        return connection.ops.quote_name(model._meta.db_table)
 
     guesses = column(RoundProgress, "guesses")
     assignments = [f"{column(RoundProgress, name)} = %s" for name in PLAIN_COLUMNS]
@@ -271,9 +279,7 @@ def _build(connection, with_below, with_best):
     if with_best:
         best = column(RoundProgress, "best_target_probability")
         assignments.append(f"{best} = {_GREATEST[connection.vendor]}({best}, %s)")
-    room_conditions = [f"{column(Room, name)} = %s"
-                       for name in ("code", "state", "game_id", "round")]
-    room_conditions.append(f"{column(Room, 'ends_at')} > %s")
+    room_conditions = _room_conditions(connection)
     if with_below:
         room_conditions.append(f"{column(Room, 'target_confidence')} > %s")
     return (

@@ -154,11 +154,12 @@ def after_finish(code, room, finished, everyone):
     it there. Snapshots were 0.36 messages a player received per guess at
     128 players, most of them after a finish (bench/results/
     load-128-messages-by-type.json), and the read after a `done` was a fifth
-    of its database time in a profile. The finish still counts the room's revision (in its
-    transaction): a player joining as it happens catches up by that count
-    (snapshots.catch_up_after), and every later snapshot shows it.
+    of its database time in a profile. The finish still counts the room's
+    revision (in its transaction): a player joining as it happens catches up
+    by that count (snapshots.catch_up_after), and every later snapshot shows
+    it.
     """
-    if everyone and room.state == Room.State.PLAYING:
+    if everyone:  # the callers finished a player of the round being played
         ended = end_round(code, room.game_id, room.round, early=True)
         if ended:
             return [finished] + ended
