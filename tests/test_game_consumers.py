@@ -8,6 +8,7 @@ a message has a generous real-time limit, for the same reason.
 """
 
 import asyncio
+import itertools
 import json
 
 import pytest
@@ -341,6 +342,52 @@ async def test_a_failed_move_on_is_tried_again_by_every_connections_timer(
     failures = [r for r in caplog.records if "moving the room on" in r.getMessage()]
     assert len(failures) == 1, "logged once for the connections that shared it"
     assert looks and any("could not read the room" in r.getMessage() for r in caplog.records)
+    await round_start_came_once(players)
+
+
+async def test_while_the_database_is_away_a_rooms_timers_try_together_and_less_often(
+        active_model, game_clock, monkeypatch, caplog):
+    """The database away for the room's first four tries at its deadline:
+    its three connections make each try together (one move on, one look at
+    the room, one log line of each), 1, 2, 4 and 8 s apart, not one each a
+    second; the fifth moves the room on. Tried: with every connection
+    looking on its own, 3 looks a try; without the backoff, gaps of 1 s."""
+    from django.db import OperationalError
+
+    from digitsite.game import clock, rounds
+
+    players, end = await three_players_see_round_one_end()
+    away_for = 4
+    tries, looks = [], []
+    real_advance, real_phase = rounds.advance, rounds.phase
+
+    def advance(code):
+        tries.append(clock.monotonic())
+        if len(tries) <= away_for:
+            raise OperationalError("could not connect to server")
+        return real_advance(code)
+
+    def phase(code):
+        looks.append(clock.monotonic())
+        if len(looks) <= away_for:
+            raise OperationalError("could not connect to server")
+        return real_phase(code)
+
+    monkeypatch.setattr(rounds, "advance", advance)
+    monkeypatch.setattr(rounds, "phase", phase)
+    game_clock.advance((end["next_round_at"] - end["server_time"]) / 1000 + 0.1)
+    await game_clock.run_timers(players[0].expect("round_start", round=2), within=30)
+    for client in players[1:]:
+        await client.expect("round_start", round=2)
+    assert len(tries) == away_for + 1, tries
+    assert len(looks) == away_for, looks
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tries)]
+    assert gaps == pytest.approx([1, 2, 4, 8], abs=0.01)
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("moving the room on" in m for m in messages) == away_for
+    read_failures = [m for m in messages if "could not read the room" in m]
+    assert len(read_failures) == away_for
+    assert read_failures[-1].endswith("trying again in 16 s")
     await round_start_came_once(players)
 
 

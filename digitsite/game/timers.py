@@ -24,6 +24,17 @@ logger = logging.getLogger(__name__)
 # dropped it) and catches its client up directly.
 CATCH_UP_AFTER = 4.0
 
+# While the database (or the channel layer) is away, a deadline's timer
+# tries again RETRY_FIRST seconds after a failed try, then twice as long
+# after each further failure, RETRY_MOST at most. Every connection of a room
+# kept trying once a second, each logging a warning: with a class of 40
+# during a minute's outage, 2,400 reads queued on the database's threads
+# and as many lines in the log. Now a room's connections in one process try
+# together (below), about 10 times in a 5-minute outage, and each try is
+# logged once for the room.
+RETRY_FIRST = 1.0
+RETRY_MOST = 30.0
+
 # The room's deadline being acted on in this process, by (room, deadline):
 # the one read (and locked transaction, when it is due) of the connection
 # that came first, which the room's other connections here wait for
@@ -32,6 +43,10 @@ CATCH_UP_AFTER = 4.0
 # transactions, of which one changed anything. By event loop, as the
 # process's other per-loop state (digitsite.game.live_feed's boards).
 _advancing = weakref.WeakKeyDictionary()
+
+
+# What a look at a room that could not be read finds.
+_AWAY = object()
 
 
 def _in_flight(key, start):
@@ -65,31 +80,34 @@ class RoomTimers:
 
     async def _deadline(self, deadline_ms):
         session = self.session
+        retry = RETRY_FIRST
+        # A little jitter on the first try so the room's connections in
+        # different processes do not all hit the database in the same
+        # millisecond (those of one process share one try), and a
+        # millisecond more: the deadline is in whole milliseconds, cut down,
+        # and a read a moment early finds nothing due for every connection
+        # that shares it. Tries again go without jitter, so the connections
+        # that shared a try share the next one too.
+        jitter = random.uniform(0.0, 0.05)
         while not session.closed:
-            # A little jitter so the room's connections do not all hit the
-            # database in the same millisecond, and a millisecond more: the
-            # deadline is in whole milliseconds, cut down, and a read a
-            # moment early finds nothing due for every connection that
-            # shares it.
-            await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0)
-                              + 0.001 + random.uniform(0.0, 0.05))
+            await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0) + 0.001 + jitter)
+            jitter = 0.0
             if deadline_ms != self.deadline_ms:
                 return
-            await asyncio.shield(self._advance(deadline_ms))
+            moved = await asyncio.shield(self._advance(deadline_ms))
             # Whoever moved the room on (this connection or another) broadcast
             # it, and the broadcast replaces this timer. Should none come, look
             # again.
-            await clock.sleep(1.0)
+            await clock.sleep(retry)
             if deadline_ms != self.deadline_ms:
                 return
-            try:
-                phase = await db(rounds.phase)(session.code)
-            except Exception:
-                # The database is away: the room is moved on once it is back,
-                # by this timer trying again rather than ending here.
-                logger.warning("room %s: could not read the room at its deadline; trying again",
-                               session.code)
+            phase = await asyncio.shield(self._look(deadline_ms, retry))
+            if phase is _AWAY or moved is None:
+                # The room is moved on once the database is back, by this
+                # timer trying again, less often the longer it is away.
+                retry = min(retry * 2, RETRY_MOST)
                 continue
+            retry = RETRY_FIRST
             if phase is None:
                 return
             if session.view.behind(phase):
@@ -106,9 +124,9 @@ class RoomTimers:
     async def _advance(self, deadline_ms):
         """Move the room on, once for this process's connections of the room
         that reach the same deadline together; the winner's broadcast goes
-        out once. A failure (the database, the channel layer) is logged once,
-        and each connection that shared it goes on to look again a second
-        later and try again."""
+        out once. Whether this try moved the room on, None when it failed (the
+        database, the channel layer): logged once, and each connection that
+        shared it goes on to look again and try again."""
         session = self.session
 
         async def advance():
@@ -118,11 +136,27 @@ class RoomTimers:
             except Exception:
                 logger.exception("room %s: moving the room on at its deadline failed",
                                  session.code)
-                return False
+                return None
             return bool(events)
 
         # Shielded: a connection that closes meanwhile leaves the others' task be.
         return await asyncio.shield(_in_flight((session.code, deadline_ms), advance))
+
+    async def _look(self, deadline_ms, retry):
+        """The room's phase after a try at its deadline (None: the room is
+        gone; _AWAY: it could not be read), read once for this process's
+        connections of the room that look together."""
+        code = self.session.code
+
+        async def look():
+            try:
+                return await db(rounds.phase)(code)
+            except Exception:
+                logger.warning("room %s: could not read the room at its deadline; "
+                               "trying again in %g s", code, min(retry * 2, RETRY_MOST))
+                return _AWAY
+
+        return await asyncio.shield(_in_flight((code, deadline_ms, "look"), look))
 
     async def _catch_up_if_behind(self):
         try:
