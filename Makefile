@@ -44,10 +44,11 @@ SERVE = $(BIN)/python -m digitsite.serve --websocket_connect_timeout 20 \
 run: setup
 	$(SERVE) -b $(HOST) -p $(PORT) digitsite.asgi:application
 
-# Two test processes (pytest-xdist), each taking whole files: the suite is
-# mostly waiting on servers and browsers, and it took 5 min this way against
-# nearly 10 min in one process on 2 cores.
-TEST_WORKERS ?= 2
+# Three test processes (pytest-xdist), each taking whole files: the suite is
+# mostly waiting on servers and browsers. On 2 cores it took 562 s with three
+# against 650 s with two (one machine, the same day, one run each), and
+# about twice as long in one process.
+TEST_WORKERS ?= 3
 
 test: setup-dev
 	$(BIN)/ruff check .

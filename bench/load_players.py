@@ -296,8 +296,12 @@ class Player:
             asyncio.ensure_future(self.send_draw())
 
     async def send_draw(self):
-        self.seq += 1
         step = self.latest
+        if not self.unsent or step is None or self.round_number is None:
+            # A send the pace timer scheduled, overtaken before it ran: the
+            # round's draw task sent the drawing itself and said done.
+            return
+        self.seq += 1
         self.sent[self.seq] = (time.perf_counter(), step)
         self.unsent = False
         self.awaiting = self.seq
