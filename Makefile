@@ -46,8 +46,8 @@ run: setup
 
 # Three test processes (pytest-xdist), each taking whole files: the suite is
 # mostly waiting on servers and browsers. On 2 cores it took 562 s with three
-# against 650 s with two (one machine, the same day, one run each), and
-# about twice as long in one process.
+# against 650 s with two (one machine, the same day, one run each); two took
+# half the time of one.
 TEST_WORKERS ?= 3
 
 test: setup-dev
