@@ -47,7 +47,7 @@ run: setup
 # Three test processes (pytest-xdist), each taking whole files: the suite is
 # mostly waiting on servers and browsers. On 2 cores it took 562 s with three
 # against 650 s with two (one machine, the same day, one run each); two took
-# half the time of one.
+# half the time of one when that was measured.
 TEST_WORKERS ?= 3
 
 test: setup-dev

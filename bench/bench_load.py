@@ -229,15 +229,24 @@ def start_servers(stack, name, mode, env, args, workdir):
     return servers, info
 
 
+BALANCING = {
+    "player": "player i connects to process i mod N (round robin, no proxy)",
+    "room": "room r's players all connect to process r mod N (as a proxy hashing the "
+            "WebSocket's path, which holds the room's code)",
+}
+
+
 def make_players(info, servers, args):
-    """Player i in room i mod rooms, on server i mod servers, drawing variant i mod 16."""
+    """Player i in room i mod rooms, drawing variant i mod 16, on server i mod
+    servers (`--balancing player`) or on the room's server (`room`)."""
     clock = {"start": 0.0, "stop_at": float("inf"), "stop": asyncio.Event(),
              "closing": False, "think": args.think_seconds, "rng": random.Random(1),
              "protocol": args.protocol}
     steps = int(args.draw_seconds * UPDATES_PER_SECOND)
     variants = [progressive_drawings(v, steps, args.points) for v in range(VARIANTS)]
     return [
-        Player(i, info["rooms"][i % args.rooms], servers[i % len(servers)],
+        Player(i, info["rooms"][i % args.rooms],
+               servers[(i % args.rooms if args.balancing == "room" else i) % len(servers)],
                variants[i % VARIANTS], clock)
         for i in range(args.players)
     ]
@@ -464,6 +473,9 @@ def build_parser():
                         help="DATABASE_CONN_MAX_AGE of each server process")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="RECOGNIZER_TORCH_THREADS of each server process")
+    parser.add_argument("--balancing", choices=sorted(BALANCING), default="player",
+                        help="which process a player connects to with several: "
+                             + "; ".join(f"{k}: {v}" for k, v in BALANCING.items()))
     parser.add_argument("--output", default="load",
                         help="results file name under bench/results (without .json)")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL")
@@ -512,7 +524,7 @@ def run_settings(args):
         "server_settings_from_environment": {
             name: value for name, value in sorted(os.environ.items())
             if name.startswith(("RECOGNIZER_", "GAME_", "DATABASE_CONN"))},
-        "balancing": "player i connects to process i mod N (round robin, no proxy)",
+        "balancing": BALANCING[args.balancing],
         "modes": {},
     }
 

@@ -309,49 +309,57 @@ async def test_a_rooms_connections_in_one_process_move_it_on_with_one_read(
     await round_start_came_once(players)
 
 
-async def test_a_failed_move_on_is_tried_again_by_every_connections_timer(
+async def test_a_failed_move_on_is_tried_again_and_a_failed_look_too(
         active_model, game_clock, monkeypatch, caplog):
-    """The shared read fails (the database, the channel layer): it is logged
-    once, and the connections that waited for it look again a second later
-    and try again, so the room still moves on; the look itself failing too
-    (the database still away) does not end their timers either."""
+    """The shared try at the deadline fails (the database, the channel
+    layer): it is logged once and made again a second later. The next try
+    finds nothing to do (as when another process moved the room on), so a
+    second later the connections, which heard no broadcast, look at the
+    room, and that look fails too (the database away again): logged once,
+    and their timers try again at once rather than end. The room moves on."""
     from django.db import OperationalError
 
     from digitsite.game import rounds
 
-    calls = count_advances(monkeypatch)
+    monkeypatch.setattr(rules, "SEAT_HEARTBEAT_SECONDS", 3600.0)
     players, end = await three_players_see_round_one_end()
-    looks = []
-    real_phase = rounds.phase
+    tries, looks = [], []
+    real_advance, real_phase = rounds.advance, rounds.phase
 
-    def phase_away_once(code):
+    def advance(code):
+        tries.append(code)
+        if len(tries) == 1:
+            raise OperationalError("database is locked")
+        if len(tries) == 2:
+            return []  # nothing due, as if another process had moved the room on
+        return real_advance(code)
+
+    def phase(code):
         looks.append(code)
         if len(looks) == 1:
             raise OperationalError("database is locked")
         return real_phase(code)
 
-    monkeypatch.setattr(rounds, "phase", phase_away_once)
-    calls.clear()
-    calls.fail_next = True
+    monkeypatch.setattr(rounds, "advance", advance)
+    monkeypatch.setattr(rounds, "phase", phase)
     game_clock.advance((end["next_round_at"] - end["server_time"]) / 1000 + 0.1)
-    await eventually(lambda: calls == ["failed"], "the shared move on failing")
-    await game_clock.run_timers(players[0].expect("round_start", round=2), within=3)
+    await game_clock.run_timers(players[0].expect("round_start", round=2), within=5)
     for client in players[1:]:
         await client.expect("round_start", round=2)
-    assert calls[0] == "failed" and "done" in calls
-    failures = [r for r in caplog.records if "moving the room on" in r.getMessage()]
-    assert len(failures) == 1, "logged once for the connections that shared it"
-    assert looks and any("could not read the room" in r.getMessage() for r in caplog.records)
+    assert len(tries) == 3 and len(looks) == 1, (tries, looks)
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("moving the room on" in m for m in messages) == 1
+    assert sum("could not read the room" in m for m in messages) == 1
     await round_start_came_once(players)
 
 
 async def test_while_the_database_is_away_a_rooms_timers_try_together_and_less_often(
         active_model, game_clock, monkeypatch, caplog):
     """The database away for the room's first four tries at its deadline:
-    its three connections make each try together (one move on, one look at
-    the room, one log line of each), 1, 2, 4 and 8 s apart, not one each a
-    second; the fifth moves the room on. Tried: with every connection
-    looking on its own, 3 looks a try; without the backoff, gaps of 1 s."""
+    its three connections share each try (one move on, one log line), 1, 2,
+    4 and 8 s apart, not one each a second, and nobody reads the room
+    meanwhile; the fifth try moves the room on. Tried: with each
+    connection retrying on its own, 3 tries a second."""
     from django.db import OperationalError
 
     from digitsite.game import clock, rounds
@@ -359,7 +367,7 @@ async def test_while_the_database_is_away_a_rooms_timers_try_together_and_less_o
     players, end = await three_players_see_round_one_end()
     away_for = 4
     tries, looks = [], []
-    real_advance, real_phase = rounds.advance, rounds.phase
+    real_advance = rounds.advance
 
     def advance(code):
         tries.append(clock.monotonic())
@@ -368,26 +376,33 @@ async def test_while_the_database_is_away_a_rooms_timers_try_together_and_less_o
         return real_advance(code)
 
     def phase(code):
-        looks.append(clock.monotonic())
-        if len(looks) <= away_for:
-            raise OperationalError("could not connect to server")
-        return real_phase(code)
+        looks.append(code)
+        raise OperationalError("could not connect to server")
 
     monkeypatch.setattr(rounds, "advance", advance)
     monkeypatch.setattr(rounds, "phase", phase)
     game_clock.advance((end["next_round_at"] - end["server_time"]) / 1000 + 0.1)
-    await game_clock.run_timers(players[0].expect("round_start", round=2), within=30)
-    for client in players[1:]:
+    # Time moves only once the next try is set, to exactly when it is due:
+    # the round's first deadline still has its (superseded) timers asleep,
+    # which a clock jumping on its own could reach first.
+    for made, wait in enumerate((1, 2, 4, 8), start=1):
+
+        def next_try_is_set(made=made, wait=wait):
+            return len(tries) == made and any(
+                abs(at - (tries[-1] + wait)) < 1e-6 for at in game_clock.wakes())
+
+        await eventually(next_try_is_set, lambda: (tries, game_clock.wakes()))
+        game_clock.advance(wait)
+    for client in players:
         await client.expect("round_start", round=2)
     assert len(tries) == away_for + 1, tries
-    assert len(looks) == away_for, looks
     gaps = [later - earlier for earlier, later in itertools.pairwise(tries)]
-    assert gaps == pytest.approx([1, 2, 4, 8], abs=0.01)
-    messages = [record.getMessage() for record in caplog.records]
-    assert sum("moving the room on" in m for m in messages) == away_for
-    read_failures = [m for m in messages if "could not read the room" in m]
-    assert len(read_failures) == away_for
-    assert read_failures[-1].endswith("trying again in 16 s")
+    assert gaps == pytest.approx([1, 2, 4, 8], abs=1e-6)
+    assert looks == []
+    failures = [record for record in caplog.records if "moving the room on" in record.getMessage()]
+    assert [record.getMessage().rsplit("; ", 1)[1] for record in failures] == [
+        f"trying again in {wait} s" for wait in (1, 2, 4, 8)]
+    assert failures[0].exc_info and not any(record.exc_info for record in failures[1:])
     await round_start_came_once(players)
 
 

@@ -80,6 +80,11 @@ class ManualClock:
         with self._lock:
             return sum(1 for _, _, future in self._sleepers if not future.done())
 
+    def wakes(self):
+        """The monotonic times of the sleeps waiting, earliest first."""
+        with self._lock:
+            return sorted(at for at, _, future in self._sleepers if not future.done())
+
     def next_wake(self):
         """The monotonic time of the earliest sleep waiting, or None."""
         with self._lock:

@@ -9,6 +9,7 @@ cancelling could cut its broadcast in half.
 """
 
 import asyncio
+import itertools
 import logging
 import random
 import weakref
@@ -24,14 +25,13 @@ logger = logging.getLogger(__name__)
 # dropped it) and catches its client up directly.
 CATCH_UP_AFTER = 4.0
 
-# While the database (or the channel layer) is away, a deadline's timer
-# tries again RETRY_FIRST seconds after a failed try, then twice as long
-# after each further failure, RETRY_MOST at most. Every connection of a room
-# kept trying once a second, each logging a warning: with a class of 40
-# during a minute's outage, 2,400 reads queued on the database's threads
-# and as many lines in the log. Now a room's connections in one process try
-# together (below), about 10 times in a 5-minute outage, and each try is
-# logged once for the room.
+# While the database is away, a room's try at its deadline is made again
+# RETRY_FIRST seconds after a failure, then twice as long after each further
+# one, RETRY_MOST at most. Every connection of a room tried once a second,
+# each logging a warning: with a class of 40 during a minute's outage, 2,400
+# reads queued on the database's threads and as many lines in the log. Now
+# a room's connections in one process share the tries (below): 14 in a
+# 5-minute outage, each logged once.
 RETRY_FIRST = 1.0
 RETRY_MOST = 30.0
 
@@ -80,34 +80,27 @@ class RoomTimers:
 
     async def _deadline(self, deadline_ms):
         session = self.session
-        retry = RETRY_FIRST
-        # A little jitter on the first try so the room's connections in
-        # different processes do not all hit the database in the same
-        # millisecond (those of one process share one try), and a
-        # millisecond more: the deadline is in whole milliseconds, cut down,
-        # and a read a moment early finds nothing due for every connection
-        # that shares it. Tries again go without jitter, so the connections
-        # that shared a try share the next one too.
-        jitter = random.uniform(0.0, 0.05)
         while not session.closed:
-            await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0) + 0.001 + jitter)
-            jitter = 0.0
+            # A little jitter so the room's connections in different processes
+            # do not all hit the database in the same millisecond (those of
+            # one process share one try), and a millisecond more: the
+            # deadline is in whole milliseconds, cut down, and a read a
+            # moment early finds nothing due for every connection that
+            # shares it.
+            await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0)
+                              + 0.001 + random.uniform(0.0, 0.05))
             if deadline_ms != self.deadline_ms:
                 return
-            moved = await asyncio.shield(self._advance(deadline_ms))
+            await asyncio.shield(self._advance(deadline_ms))
             # Whoever moved the room on (this connection or another) broadcast
             # it, and the broadcast replaces this timer. Should none come, look
             # again.
-            await clock.sleep(retry)
+            await clock.sleep(RETRY_FIRST)
             if deadline_ms != self.deadline_ms:
                 return
-            phase = await asyncio.shield(self._look(deadline_ms, retry))
-            if phase is _AWAY or moved is None:
-                # The room is moved on once the database is back, by this
-                # timer trying again, less often the longer it is away.
-                retry = min(retry * 2, RETRY_MOST)
-                continue
-            retry = RETRY_FIRST
+            phase = await asyncio.shield(self._look(deadline_ms))
+            if phase is _AWAY:
+                continue  # the next try at the deadline waits for the database
             if phase is None:
                 return
             if session.view.behind(phase):
@@ -123,37 +116,48 @@ class RoomTimers:
 
     async def _advance(self, deadline_ms):
         """Move the room on, once for this process's connections of the room
-        that reach the same deadline together; the winner's broadcast goes
-        out once. Whether this try moved the room on, None when it failed (the
-        database, the channel layer): logged once, and each connection that
-        shared it goes on to look again and try again."""
+        that reach the same deadline while a try is under way; the winner's
+        broadcast goes out once. A try that fails (the database, the channel
+        layer) is made again by the same task, RETRY_FIRST seconds later and
+        then less and less often (RETRY_MOST at most), and each failure is
+        logged once for them all; the connections that came meanwhile wait
+        for the try that works. Whether it moved the room on."""
         session = self.session
+        code = session.code
 
         async def advance():
-            try:
-                events = await db(rounds.advance)(session.code)
-                await session.broadcast_all(events)
-            except Exception:
-                logger.exception("room %s: moving the room on at its deadline failed",
-                                 session.code)
-                return None
-            return bool(events)
+            wait = RETRY_FIRST
+            for attempt in itertools.count(1):
+                try:
+                    events = await db(rounds.advance)(code)
+                    await session.broadcast_all(events)
+                    return bool(events)
+                except Exception:
+                    # The first failure with its traceback; the rest, while
+                    # the database stays away, a line each.
+                    logger.log(logging.ERROR if attempt == 1 else logging.WARNING,
+                               "room %s: moving the room on at its deadline failed "
+                               "(try %d); trying again in %g s", code, attempt, wait,
+                               exc_info=attempt == 1)
+                await clock.sleep(wait)
+                wait = min(wait * 2, RETRY_MOST)
 
         # Shielded: a connection that closes meanwhile leaves the others' task be.
-        return await asyncio.shield(_in_flight((session.code, deadline_ms), advance))
+        return await asyncio.shield(_in_flight((code, deadline_ms), advance))
 
-    async def _look(self, deadline_ms, retry):
-        """The room's phase after a try at its deadline (None: the room is
-        gone; _AWAY: it could not be read), read once for this process's
-        connections of the room that look together."""
+    async def _look(self, deadline_ms):
+        """The room's phase a while after a try at its deadline, when no
+        broadcast came (None: the room is gone; _AWAY: it could not be
+        read), read once for this process's connections of the room that
+        look together."""
         code = self.session.code
 
         async def look():
             try:
                 return await db(rounds.phase)(code)
             except Exception:
-                logger.warning("room %s: could not read the room at its deadline; "
-                               "trying again in %g s", code, min(retry * 2, RETRY_MOST))
+                logger.warning("room %s: could not read the room after its deadline; "
+                               "trying again", code)
                 return _AWAY
 
         return await asyncio.shield(_in_flight((code, deadline_ms, "look"), look))
