@@ -364,6 +364,7 @@ async def test_while_the_database_is_away_a_rooms_timers_try_together_and_less_o
 
     from digitsite.game import clock, rounds
 
+    monkeypatch.setattr(rules, "SEAT_HEARTBEAT_SECONDS", 3600.0)
     players, end = await three_players_see_round_one_end()
     away_for = 4
     tries, looks = [], []
@@ -404,6 +405,78 @@ async def test_while_the_database_is_away_a_rooms_timers_try_together_and_less_o
         f"trying again in {wait} s" for wait in (1, 2, 4, 8)]
     assert failures[0].exc_info and not any(record.exc_info for record in failures[1:])
     await round_start_came_once(players)
+
+
+async def test_the_tries_stop_once_no_connection_waits_for_the_deadline(
+        active_model, game_clock, monkeypatch):
+    """The database away for good from this process: once the room's
+    connections here are gone (closed, or moved on by another process's
+    broadcast), the task trying to move the room on stops instead of trying
+    every 30 s for as long as the outage lasts. Tried: without the check,
+    a second try a second later."""
+    from django.db import OperationalError
+
+    from digitsite.game import clock, rounds, timers
+
+    monkeypatch.setattr(rules, "SEAT_HEARTBEAT_SECONDS", 3600.0)
+    players, end = await three_players_see_round_one_end()
+    tries = []
+
+    def advance(code):
+        tries.append(clock.monotonic())
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(rounds, "advance", advance)
+    game_clock.advance((end["next_round_at"] - end["server_time"]) / 1000 + 0.1)
+    await eventually(lambda: len(tries) == 1 and tries[0] + 1 in game_clock.wakes(),
+                     lambda: (tries, game_clock.wakes()))
+    running = timers._advancing[asyncio.get_running_loop()]
+    [task] = running.values()
+    waiting = list(task.waiters)
+    assert len(waiting) == 3
+    for client in players:
+        await client.close()
+    await eventually(lambda: all(t.session.closed for t in waiting), "the sessions closing")
+    game_clock.advance(1)
+    assert await asyncio.wait_for(task, 30) is False
+    assert len(tries) == 1 and not running
+
+
+async def test_a_move_on_whose_broadcast_fails_is_not_made_again_and_clients_catch_up(
+        active_model, game_clock, monkeypatch, caplog):
+    """The room moves on at its deadline but the broadcast of it fails (the
+    channel layer away): the room is not moved on again (nothing would be
+    due), and each connection, hearing nothing, looks at the room and
+    catches its client up with the room as it is. Tried: retrying the
+    broadcast's failure as the database's, two moves on."""
+    from digitsite.game.session import PlayerSession
+
+    monkeypatch.setattr(rules, "SEAT_HEARTBEAT_SECONDS", 3600.0)
+    calls = count_advances(monkeypatch)
+    players, end = await three_players_see_round_one_end()
+    real_broadcast_all = PlayerSession.broadcast_all
+    failed = []
+
+    async def broadcast_all(self, messages):
+        if not failed and any(m["type"] == "round_start" for m in messages):
+            failed.append(messages)
+            raise RuntimeError("the channel layer is away")
+        return await real_broadcast_all(self, messages)
+
+    monkeypatch.setattr(PlayerSession, "broadcast_all", broadcast_all)
+    calls.clear()
+    game_clock.advance((end["next_round_at"] - end["server_time"]) / 1000 + 0.1)
+    for client in players:
+        snapshot = await game_clock.run_timers(
+            client.expect("room", state="playing", round=2), within=10)
+        assert snapshot["target"] == failed[0][0]["target"]
+    assert calls == ["done"]
+    assert not [m for client in players for m in client.seen
+                if m["type"] == "round_start" and m.get("round") == 2]
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("the broadcast failed" in m for m in messages) == 1
+    for client in players:
+        await client.close()
 
 
 class Calls(list):

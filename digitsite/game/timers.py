@@ -35,6 +35,10 @@ CATCH_UP_AFTER = 4.0
 RETRY_FIRST = 1.0
 RETRY_MOST = 30.0
 
+# How long after a try at a deadline a connection waits for the broadcast
+# that moves its timer on before it looks at the room itself.
+BROADCAST_GRACE = 1.0
+
 # The room's deadline being acted on in this process, by (room, deadline):
 # the one read (and locked transaction, when it is due) of the connection
 # that came first, which the room's other connections here wait for
@@ -49,14 +53,19 @@ _advancing = weakref.WeakKeyDictionary()
 _AWAY = object()
 
 
-def _in_flight(key, start):
-    """The task acting on `key` in this loop, started by `start()` if none is."""
+def _in_flight(key, start, waiter):
+    """The task acting on `key` in this loop, started by `start(waiters)` if
+    none is; `waiter` (a RoomTimers) joins the task's `waiters`, a weak set
+    the task can ask whether anyone still waits for it."""
     running = _advancing.setdefault(asyncio.get_running_loop(), {})
     task = running.get(key)
     if task is None:
-        task = asyncio.ensure_future(start())
+        waiters = weakref.WeakSet()
+        task = asyncio.ensure_future(start(waiters))
+        task.waiters = waiters
         running[key] = task
         task.add_done_callback(lambda _: running.pop(key, None))
+    task.waiters.add(waiter)
     return task
 
 
@@ -78,29 +87,35 @@ class RoomTimers:
         self.deadline_ms = deadline_ms
         self.deadline_task = self.session.spawn(self._deadline(deadline_ms))
 
+    def waits_for(self, deadline_ms):
+        """Whether this connection's timer still waits on `deadline_ms`."""
+        return not self.session.closed and self.deadline_ms == deadline_ms
+
     async def _deadline(self, deadline_ms):
         session = self.session
+        # A little jitter so the room's connections in different processes
+        # do not all hit the database in the same millisecond (those of one
+        # process share one try), and a millisecond more: the deadline is in
+        # whole milliseconds, cut down, and a read a moment early finds
+        # nothing due for every connection that shares it.
+        jitter = random.uniform(0.0, 0.05)
         while not session.closed:
-            # A little jitter so the room's connections in different processes
-            # do not all hit the database in the same millisecond (those of
-            # one process share one try), and a millisecond more: the
-            # deadline is in whole milliseconds, cut down, and a read a
-            # moment early finds nothing due for every connection that
-            # shares it.
-            await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0)
-                              + 0.001 + random.uniform(0.0, 0.05))
+            await clock.sleep(max(deadline_ms / 1000 - clock.time(), 0) + 0.001 + jitter)
             if deadline_ms != self.deadline_ms:
                 return
             await asyncio.shield(self._advance(deadline_ms))
             # Whoever moved the room on (this connection or another) broadcast
             # it, and the broadcast replaces this timer. Should none come, look
             # again.
-            await clock.sleep(RETRY_FIRST)
+            await clock.sleep(BROADCAST_GRACE)
             if deadline_ms != self.deadline_ms:
                 return
             phase = await asyncio.shield(self._look(deadline_ms))
             if phase is _AWAY:
-                continue  # the next try at the deadline waits for the database
+                # The next try at the deadline waits for the database; the
+                # connections that shared the look share it, without jitter.
+                jitter = 0.0
+                continue
             if phase is None:
                 return
             if session.view.behind(phase):
@@ -113,25 +128,29 @@ class RoomTimers:
                 return
             deadline_ms = epoch_ms(phase.closes_at)
             self.deadline_ms = deadline_ms
+            jitter = random.uniform(0.0, 0.05)
 
     async def _advance(self, deadline_ms):
         """Move the room on, once for this process's connections of the room
         that reach the same deadline while a try is under way; the winner's
-        broadcast goes out once. A try that fails (the database, the channel
-        layer) is made again by the same task, RETRY_FIRST seconds later and
-        then less and less often (RETRY_MOST at most), and each failure is
-        logged once for them all; the connections that came meanwhile wait
-        for the try that works. Whether it moved the room on."""
+        broadcast goes out once. Whether it moved the room on.
+
+        A try the database refuses is made again by the same task,
+        RETRY_FIRST seconds later and then less and less often (RETRY_MOST
+        at most), each failure logged once for the connections waiting, as
+        long as one still waits for this deadline: a broadcast from another
+        process that reaches the database moves them on, and ends the task.
+        A broadcast that fails is not a reason to try again: the room moved
+        on, and each connection, hearing nothing, catches its client up."""
         session = self.session
         code = session.code
 
-        async def advance():
+        async def advance(waiters):
             wait = RETRY_FIRST
             for attempt in itertools.count(1):
                 try:
                     events = await db(rounds.advance)(code)
-                    await session.broadcast_all(events)
-                    return bool(events)
+                    break
                 except Exception:
                     # The first failure with its traceback; the rest, while
                     # the database stays away, a line each.
@@ -140,10 +159,18 @@ class RoomTimers:
                                "(try %d); trying again in %g s", code, attempt, wait,
                                exc_info=attempt == 1)
                 await clock.sleep(wait)
+                if not any(timers.waits_for(deadline_ms) for timers in waiters):
+                    return False
                 wait = min(wait * 2, RETRY_MOST)
+            try:
+                await session.broadcast_all(events)
+            except Exception:
+                logger.exception("room %s: moved on at its deadline, but the broadcast "
+                                 "failed; the connections catch their clients up", code)
+            return bool(events)
 
         # Shielded: a connection that closes meanwhile leaves the others' task be.
-        return await asyncio.shield(_in_flight((code, deadline_ms), advance))
+        return await asyncio.shield(_in_flight((code, deadline_ms), advance, self))
 
     async def _look(self, deadline_ms):
         """The room's phase a while after a try at its deadline, when no
@@ -152,7 +179,7 @@ class RoomTimers:
         look together."""
         code = self.session.code
 
-        async def look():
+        async def look(waiters):
             try:
                 return await db(rounds.phase)(code)
             except Exception:
@@ -160,7 +187,7 @@ class RoomTimers:
                                "trying again", code)
                 return _AWAY
 
-        return await asyncio.shield(_in_flight((code, deadline_ms, "look"), look))
+        return await asyncio.shield(_in_flight((code, deadline_ms, "look"), look, self))
 
     async def _catch_up_if_behind(self):
         try:
