@@ -45,9 +45,10 @@ run: setup
 	$(SERVE) -b $(HOST) -p $(PORT) digitsite.asgi:application
 
 # Three test processes (pytest-xdist), each taking whole files: the suite is
-# mostly waiting on servers and browsers. On 2 cores it took 562 s with three
-# against 650 s with two (one machine, the same day, one run each); two took
-# half the time of one when that was measured.
+# mostly waiting on servers and browsers. On 2 cores, on one machine and one
+# day, pytest took 562, 657 and 695 s with three and 650 and 718 s with two
+# (the last two runs one after the other on one checkout); two took half the
+# time of one when that was measured.
 TEST_WORKERS ?= 3
 
 test: setup-dev
