@@ -75,21 +75,20 @@ class ManualClock:
             heapq.heappush(self._sleepers, (self._elapsed + seconds, next(self._order), future))
         await future
 
-    def sleepers(self):
-        """How many sleeps are waiting for time to move (cancelled ones left out)."""
-        with self._lock:
-            return sum(1 for _, _, future in self._sleepers if not future.done())
-
     def wakes(self):
-        """The monotonic times of the sleeps waiting, earliest first."""
+        """The monotonic times of the sleeps waiting for time to move,
+        earliest first (cancelled ones left out)."""
         with self._lock:
             return sorted(at for at, _, future in self._sleepers if not future.done())
 
+    def sleepers(self):
+        """How many sleeps are waiting for time to move (cancelled ones left out)."""
+        return len(self.wakes())
+
     def next_wake(self):
         """The monotonic time of the earliest sleep waiting, or None."""
-        with self._lock:
-            pending = [at for at, _, future in self._sleepers if not future.done()]
-        return min(pending, default=None)
+        wakes = self.wakes()
+        return wakes[0] if wakes else None
 
     async def run_timers(self, awaitable, within):
         """Await `awaitable` while firing, one at a time and in order, the

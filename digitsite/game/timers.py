@@ -30,7 +30,7 @@ CATCH_UP_AFTER = 4.0
 # one, RETRY_MOST at most. Every connection of a room tried once a second,
 # each logging a warning: with a class of 40 during a minute's outage, 2,400
 # reads queued on the database's threads and as many lines in the log. Now
-# a room's connections in one process share the tries (below): 14 in a
+# a room's connections in one process share the tries (below): at most 14 in a
 # 5-minute outage, each logged once.
 RETRY_FIRST = 1.0
 RETRY_MOST = 30.0
