@@ -479,6 +479,104 @@ async def test_a_move_on_whose_broadcast_fails_is_not_made_again_and_clients_cat
         await client.close()
 
 
+async def test_a_failed_catch_up_is_tried_again_until_the_clients_are_current(
+        active_model, game_clock, monkeypatch, caplog):
+    """The broadcast that moves the room on fails (Redis away), and the
+    database is away too when the connections, hearing nothing, read the
+    room to catch their clients up: the room's connections share one read,
+    made again 1 and then 2 s later, each failure logged once, and the
+    clients get the room as it is. Tried: a failed catch-up ended the
+    connections' timers, and the clients stayed in the last round until
+    some broadcast came."""
+    from django.db import OperationalError
+
+    from digitsite.game import clock, snapshots
+    from digitsite.game.session import PlayerSession
+
+    monkeypatch.setattr(rules, "SEAT_HEARTBEAT_SECONDS", 3600.0)
+    players, end = await three_players_see_round_one_end()
+    real_broadcast_all, real_catch_up = PlayerSession.broadcast_all, snapshots.catch_up
+    failed, reads = [], []
+
+    async def broadcast_all(self, messages):
+        if not failed and any(m["type"] == "round_start" for m in messages):
+            failed.append(messages)
+            raise RuntimeError("the channel layer is away")
+        return await real_broadcast_all(self, messages)
+
+    def catch_up(code):
+        reads.append(clock.monotonic())
+        if len(reads) <= 2:
+            raise OperationalError("could not connect to server")
+        return real_catch_up(code)
+
+    monkeypatch.setattr(PlayerSession, "broadcast_all", broadcast_all)
+    monkeypatch.setattr(snapshots, "catch_up", catch_up)
+    game_clock.advance((end["next_round_at"] - end["server_time"]) / 1000 + 0.1)
+    for client in players:
+        snapshot = await game_clock.run_timers(
+            client.expect("room", state="playing", round=2), within=30)
+        assert snapshot["target"] == failed[0][0]["target"]
+    assert len(reads) == 3, reads
+    assert [later - earlier for earlier, later in itertools.pairwise(reads)] == pytest.approx(
+        [1, 2], abs=1e-6)
+    failures = [record for record in caplog.records
+                if "catching clients up failed" in record.getMessage()]
+    assert [record.getMessage().rsplit("; ", 1)[1] for record in failures] == [
+        "trying again in 1 s", "trying again in 2 s"]
+    assert failures[0].exc_info and not failures[1].exc_info
+    assert sum("did not arrive" in record.getMessage() for record in caplog.records) == 1
+    for client in players:
+        await client.close()
+
+
+async def test_while_the_database_is_away_heartbeats_log_a_line_a_minute_not_a_traceback_each(
+        active_model, game_clock, monkeypatch, caplog):
+    """A room of three in the lobby, its seats' heartbeats failing for over
+    two minutes of the clock: the first failure is logged with its
+    traceback, the others counted in a line a minute at most, and the first
+    heartbeat that succeeds again says how many failed. Tried: each failure
+    logged its own traceback (39 here; 4 a second for a class of 40)."""
+    from django.db import OperationalError
+
+    from digitsite.game import clock, seats, timers
+    from digitsite.game.outage_log import OutageLog
+
+    # This process's heartbeats start with no outage under way.
+    monkeypatch.setattr(timers, "_heartbeats", OutageLog(timers.logger, "seat heartbeats"))
+    room = await new_room()
+    players = [await join(room.code, name) for name in ("Ada", "Bob", "Cy")]
+    real_heartbeat = seats.heartbeat
+    failures, beats = [], []
+
+    def heartbeat(code, player_id, channel_name):
+        if len(failures) < 39:
+            failures.append(clock.monotonic())
+            raise OperationalError("could not connect to server")
+        beats.append(clock.monotonic())
+        return real_heartbeat(code, player_id, channel_name)
+
+    monkeypatch.setattr(seats, "heartbeat", heartbeat)
+
+    def heartbeat_lines():
+        return [record for record in caplog.records
+                if record.name == timers.logger.name and "seat heartbeats" in record.getMessage()]
+
+    await game_clock.run_timers(eventually(lambda: heartbeat_lines()[-1:] and "succeed again"
+                                           in heartbeat_lines()[-1].getMessage(),
+                                           lambda: (len(failures), len(beats))), within=600)
+    first, *counts, recovered = heartbeat_lines()
+    assert first.levelname == "ERROR" and first.exc_info
+    assert f"first in room {room.code}" in first.getMessage()
+    outage = failures[-1] - failures[0]
+    assert outage >= 108  # 13 beats a connection, 9 s apart at least
+    assert 1 <= len(counts) <= outage // 60
+    assert all("still failing" in r.getMessage() and not r.exc_info for r in counts)
+    assert recovered.getMessage().startswith("seat heartbeats succeed again, after 39 failures")
+    for client in players:
+        await client.close()
+
+
 def count_advances(monkeypatch):
     """rounds.advance, each call noted as "done" in the list returned."""
     from digitsite.game import rounds

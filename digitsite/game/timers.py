@@ -9,6 +9,7 @@ cancelling could cut its broadcast in half.
 """
 
 import asyncio
+import copy
 import itertools
 import logging
 import random
@@ -16,9 +17,13 @@ import weakref
 
 from digitsite.game import clock, rounds, rules, seats, snapshots
 from digitsite.game.database import db
+from digitsite.game.outage_log import OutageLog
 from digitsite.game.protocol import epoch_ms
 
 logger = logging.getLogger(__name__)
+
+# Every connection's heartbeat, in this process: see OutageLog.
+_heartbeats = OutageLog(logger, "seat heartbeats")
 
 # A connection whose view of the room is still behind the database this long
 # after a deadline missed a broadcast (its sender died, or the channel layer
@@ -122,7 +127,7 @@ class RoomTimers:
                 # A busy server's broadcast may only be late: give it time.
                 await clock.sleep(CATCH_UP_AFTER)
                 if deadline_ms == self.deadline_ms and not session.closed:
-                    await self._catch_up_if_behind()
+                    await asyncio.shield(self._catch_up(deadline_ms))
                 return
             if phase.closes_at is None or phase.state not in ("playing", "results"):
                 return
@@ -189,21 +194,45 @@ class RoomTimers:
 
         return await asyncio.shield(_in_flight((code, deadline_ms, "look"), look, self))
 
-    async def _catch_up_if_behind(self):
-        try:
-            phase = await db(rounds.phase)(self.session.code)
-            if phase is not None and self.session.view.behind(phase):
-                await self._catch_up()
-        except Exception:
-            # The next broadcast, or the next deadline, tries again.
-            logger.exception("room %s: catching a client up failed", self.session.code)
+    async def _catch_up(self, deadline_ms):
+        """Tell this client what the room's lost broadcasts would have told
+        it. The room is read once for this process's connections of the room
+        that catch up together, and read again while the database is away,
+        as the tries at the deadline are (a failed catch-up ended the
+        connection's timer: its client stayed behind until some broadcast
+        came), for as long as one of them still waits."""
+        session = self.session
+        code = session.code
 
-    async def _catch_up(self):
-        """Tell this client what the room's lost broadcasts would have told it."""
-        logger.warning("room %s: a broadcast did not arrive; catching the client up",
-                       self.session.code)
-        for message in await db(snapshots.catch_up)(self.session.code):
-            await self.session.on_event(message, read_now=True)
+        def read_room():
+            return rounds.phase(code), snapshots.catch_up(code)
+
+        async def read(waiters):
+            wait = RETRY_FIRST
+            for attempt in itertools.count(1):
+                try:
+                    found = await db(read_room)()
+                    logger.warning("room %s: a broadcast did not arrive; catching up "
+                                   "the clients here that missed it", code)
+                    return found
+                except Exception:
+                    logger.log(logging.ERROR if attempt == 1 else logging.WARNING,
+                               "room %s: catching clients up failed (try %d); trying "
+                               "again in %g s", code, attempt, wait, exc_info=attempt == 1)
+                await clock.sleep(wait)
+                if not any(timers.waits_for(deadline_ms) for timers in waiters):
+                    return None
+                wait = min(wait * 2, RETRY_MOST)
+
+        found = await asyncio.shield(_in_flight((code, deadline_ms, "catch up"), read, self))
+        if found is None or not self.waits_for(deadline_ms):
+            return
+        phase, messages = found
+        if phase is None or not session.view.behind(phase):
+            return
+        # A copy each: the messages go on to every connection that shared the read.
+        for message in copy.deepcopy(messages):
+            await session.on_event(message, read_now=True)
 
     # -- the seat's heartbeat ------------------------------------------------
 
@@ -223,7 +252,9 @@ class RoomTimers:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a database hiccup: the next beat tries again
-                logger.exception("seat heartbeat in room %s failed", session.code)
+                _heartbeats.failed(session.code)
+            else:
+                _heartbeats.succeeded()
 
     # -- rejoin windows ------------------------------------------------------
 

@@ -1,0 +1,62 @@
+"""Logging a kind of work that every connection repeats, while it keeps failing.
+
+A seat's heartbeat runs every 10 s on each connection. While the database
+is away, each of them failed and logged its traceback: a class of 40 wrote
+4 tracebacks a second, for as long as the outage lasted, and the first one,
+which says what went wrong, scrolled away. An OutageLog keeps the process's
+log of such work readable: the first failure of an outage with its
+traceback, then one line a minute at most with how many failed since, and
+one line when the work succeeds again, with how long the outage lasted and
+how many failed in all. An outage here is the time from a failure to the
+next success, of any connection of the process.
+
+It reads the game's clock (digitsite.game.clock), so a test moves its
+minute on. Every connection of a process runs on one event loop: no lock.
+"""
+
+
+from digitsite.game import clock
+
+# At most one line about the failures of an outage in this long, after the
+# first; the log of a 5-minute outage in a class of 40 holds 6 lines, not 1,200.
+SUMMARY_EVERY = 60.0
+
+
+class OutageLog:
+    def __init__(self, logger, work, every=SUMMARY_EVERY):
+        self.logger = logger
+        self.work = work  # what fails, as the log names it: "seat heartbeats"
+        self.every = every
+        self.began = None  # when the outage's first failure came (clock.monotonic)
+        self.failures = 0  # in this outage, in all
+        self.unreported = 0  # since the last line
+        self.reported_at = None
+
+    def failed(self, room_code):
+        """A try failed (call it in the `except` block: the first failure is
+        logged with the exception being handled)."""
+        now = clock.monotonic()
+        self.failures += 1
+        if self.began is None:
+            self.began = self.reported_at = now
+            self.logger.error(
+                "%s are failing (first in room %s); further failures are counted, "
+                "and logged at most every %g s until one succeeds",
+                self.work, room_code, self.every, exc_info=True)
+            return
+        self.unreported += 1
+        if now - self.reported_at >= self.every:
+            self.logger.warning("%s still failing: %d more in the last %.0f s, %d in %.0f s",
+                                self.work, self.unreported, now - self.reported_at,
+                                self.failures, now - self.began)
+            self.unreported = 0
+            self.reported_at = now
+
+    def succeeded(self):
+        """A try succeeded: an outage under way is over."""
+        if self.began is None:
+            return
+        self.logger.warning("%s succeed again, after %d failures in %.0f s",
+                            self.work, self.failures, clock.monotonic() - self.began)
+        self.began = self.reported_at = None
+        self.failures = self.unreported = 0

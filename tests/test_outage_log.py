@@ -1,0 +1,74 @@
+"""The log of work every connection repeats (digitsite.game.outage_log), on
+the manual clock: an outage's first failure with its traceback, then a line
+a minute at most, then one line when the work succeeds again."""
+
+import logging
+
+import pytest
+
+from digitsite.game.outage_log import OutageLog
+
+logger = logging.getLogger("tests.outage_log")
+
+
+@pytest.fixture
+def log(manual_clock, caplog):
+    caplog.set_level(logging.INFO, logger=logger.name)
+    return OutageLog(logger, "seat heartbeats", every=60.0)
+
+
+def fail(log, room="ABCD"):
+    try:
+        raise ConnectionError("the database is away")
+    except ConnectionError:
+        log.failed(room)
+
+
+def lines(caplog):
+    return [(record.levelno, record.getMessage(), bool(record.exc_info))
+            for record in caplog.records if record.name == logger.name]
+
+
+def test_an_outage_of_a_class_of_40_logs_a_line_a_minute_not_a_traceback_a_beat(
+        log, manual_clock, caplog):
+    """40 connections beating every 10 s through a 5-minute outage: 1,200
+    failures, which each logged a traceback; now the first is logged with
+    its traceback and the rest in a line a minute, the last with the total."""
+    for _ in range(30):  # 300 s
+        for connection in range(40):
+            fail(log, room=f"R{connection % 5}")
+            manual_clock.advance(10 / 40)
+    logged = lines(caplog)
+    assert logged[0][0] == logging.ERROR and logged[0][2]
+    assert "first in room R0" in logged[0][1]
+    assert [level for level, _, _ in logged[1:]] == [logging.WARNING] * 4
+    assert not any(traceback for _, _, traceback in logged[1:])
+    # Each minute's line counts the failures since the line before it (the
+    # first of each line's minute came at its start: 241 by the 60th second).
+    assert [message.split(": ", 1)[1] for _, message, _ in logged[1:]] == [
+        f"240 more in the last 60 s, {240 * k + 1} in {60 * k} s" for k in (1, 2, 3, 4)]
+
+
+def test_a_success_ends_the_outage_and_the_next_failure_is_a_new_one(
+        log, manual_clock, caplog):
+    fail(log)
+    manual_clock.advance(5)
+    fail(log)
+    manual_clock.advance(5)
+    log.succeeded()
+    log.succeeded()  # nothing to say: no outage under way
+    manual_clock.advance(100)
+    fail(log, room="WXYZ")
+    assert lines(caplog) == [
+        (logging.ERROR, "seat heartbeats are failing (first in room ABCD); further failures "
+                        "are counted, and logged at most every 60 s until one succeeds", True),
+        (logging.WARNING, "seat heartbeats succeed again, after 2 failures in 10 s", False),
+        (logging.ERROR, "seat heartbeats are failing (first in room WXYZ); further failures "
+                        "are counted, and logged at most every 60 s until one succeeds", True),
+    ]
+
+
+def test_without_failures_nothing_is_logged(log, caplog):
+    for _ in range(100):
+        log.succeeded()
+    assert lines(caplog) == []
