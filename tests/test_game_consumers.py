@@ -731,6 +731,53 @@ async def test_a_seat_not_reclaimed_in_time_is_gone(active_model, settings, game
     await late.close()
 
 
+async def test_a_rejoin_window_whose_end_fails_is_ended_once_the_database_is_back(
+        active_model, settings, game_clock, monkeypatch, caplog):
+    """The database is away when a disconnected player's rejoin window
+    ends: the connection tries again 1, 2 and 4 s later, the process
+    logging the outage once, and the seat goes once the database is back.
+    Tried: a failed end was not made again, and the seat stayed the
+    player's until some broadcast brought another window."""
+    from django.db import OperationalError
+
+    from digitsite.game import clock, seats, timers
+    from digitsite.game.outage_log import OutageLog
+
+    monkeypatch.setattr(rules, "SEAT_HEARTBEAT_SECONDS", 3600.0)
+    monkeypatch.setattr(timers, "_expiries", OutageLog(timers.logger, "ends of rejoin windows"))
+    settings.GAME_REJOIN_SECONDS = 60
+    room = await new_room()
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    real_expire, tries = seats.expire_seats, []
+
+    def expire_seats(code):
+        tries.append(clock.monotonic())
+        if len(tries) <= 3:
+            raise OperationalError("could not connect to server")
+        return real_expire(code)
+
+    def bobs(snapshot):
+        return next((p for p in snapshot["players"] if p["id"] == bob.you["id"]), None)
+
+    monkeypatch.setattr(seats, "expire_seats", expire_seats)
+    await bob.close()
+    while (row := bobs(await ada.expect("room"))) is None or row["connected"]:
+        pass
+    assert row["gone"] is False
+    while (row := bobs(await game_clock.run_timers(ada.expect("room"), within=120))) and (
+            not row["gone"]):
+        pass
+    assert [later - earlier for earlier, later in itertools.pairwise(tries)] == pytest.approx(
+        [1, 2, 4], abs=1e-6)
+    logged = [record for record in caplog.records if "rejoin windows" in record.getMessage()]
+    assert [(r.levelname, bool(r.exc_info)) for r in logged] == [
+        ("ERROR", True), ("WARNING", False)]
+    assert logged[1].getMessage() == ("ends of rejoin windows succeed again, "
+                                      "after 3 failures in 7 s")
+    await ada.close()
+
+
 async def test_same_token_twice_replaces_the_older_connection(active_model):
     room = await new_room()
     ada = await join(room.code, "Ada")

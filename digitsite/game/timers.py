@@ -22,8 +22,10 @@ from digitsite.game.protocol import epoch_ms
 
 logger = logging.getLogger(__name__)
 
-# Every connection's heartbeat, in this process: see OutageLog.
+# Every connection's heartbeats and rejoin windows' ends, in this process:
+# see OutageLog.
 _heartbeats = OutageLog(logger, "seat heartbeats")
+_expiries = OutageLog(logger, "ends of rejoin windows")
 
 # A connection whose view of the room is still behind the database this long
 # after a deadline missed a broadcast (its sender died, or the channel layer
@@ -270,7 +272,23 @@ class RoomTimers:
         if expiry_ms != self.expiry_ms:
             return
         self.expiry_ms = None
-        await asyncio.shield(self._expire_now())
+        # Tried again while the database is away: an end that failed was
+        # not made again until a broadcast brought another rejoin window,
+        # and the seat stayed its player's. As long as no newer window's
+        # timer takes over, which ends this one's seats as well.
+        wait = RETRY_FIRST
+        while not self.session.closed:
+            try:
+                await asyncio.shield(self._expire_now())
+            except Exception:
+                _expiries.failed(self.session.code)
+            else:
+                _expiries.succeeded()
+                return
+            await clock.sleep(wait)
+            if self.expiry_ms is not None:
+                return
+            wait = min(wait * 2, RETRY_MOST)
 
     async def _expire_now(self):
         await self.session.broadcast_all(await db(seats.expire_seats)(self.session.code))
