@@ -146,6 +146,13 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
         guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
         assert guess["kept"] is True
         assert not [m for m in ada.messages if m["type"] == "error"]
+        # Both writes were refused (their tries' own lines are at DEBUG), and
+        # the process said so once, then once that they succeed again.
+        await wait_for_log(server, offset, "game writes succeed again")
+        log = log_since(server, offset)
+        assert log.count("game writes are failing") == 1, log[-3000:]
+        assert f"game writes are failing (first: {what}: database is locked)" in log
+        assert log.count("game writes succeed again") == 1, log[-3000:]
         await ada.done(1)
         await ada.expect("round_end")
     finally:

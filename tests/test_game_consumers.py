@@ -567,7 +567,7 @@ async def test_while_the_database_is_away_heartbeats_log_a_line_a_minute_not_a_t
                                            lambda: (len(failures), len(beats))), within=600)
     first, *counts, recovered = heartbeat_lines()
     assert first.levelname == "ERROR" and first.exc_info
-    assert f"first in room {room.code}" in first.getMessage()
+    assert f"(first: room {room.code})" in first.getMessage()
     outage = failures[-1] - failures[0]
     assert outage >= 108  # 13 beats a connection, 9 s apart at least
     assert 1 <= len(counts) <= outage // 60

@@ -21,7 +21,7 @@ def fail(log, room="ABCD"):
     try:
         raise ConnectionError("the database is away")
     except ConnectionError:
-        log.failed(room)
+        log.failed(f"room {room}")
 
 
 def lines(caplog):
@@ -40,7 +40,7 @@ def test_an_outage_of_a_class_of_40_logs_a_line_a_minute_not_a_traceback_a_beat(
             manual_clock.advance(10 / 40)
     logged = lines(caplog)
     assert logged[0][0] == logging.ERROR and logged[0][2]
-    assert "first in room R0" in logged[0][1]
+    assert "(first: room R0)" in logged[0][1]
     assert [level for level, _, _ in logged[1:]] == [logging.WARNING] * 4
     assert not any(traceback for _, _, traceback in logged[1:])
     # Each minute's line counts the failures since the line before it (the
@@ -60,10 +60,10 @@ def test_a_success_ends_the_outage_and_the_next_failure_is_a_new_one(
     manual_clock.advance(100)
     fail(log, room="WXYZ")
     assert lines(caplog) == [
-        (logging.ERROR, "seat heartbeats are failing (first in room ABCD); further failures "
+        (logging.ERROR, "seat heartbeats are failing (first: room ABCD); further failures "
                         "are counted, and logged at most every 60 s until one succeeds", True),
         (logging.WARNING, "seat heartbeats succeed again, after 2 failures in 10 s", False),
-        (logging.ERROR, "seat heartbeats are failing (first in room WXYZ); further failures "
+        (logging.ERROR, "seat heartbeats are failing (first: room WXYZ); further failures "
                         "are counted, and logged at most every 60 s until one succeeds", True),
     ]
 
@@ -72,3 +72,29 @@ def test_without_failures_nothing_is_logged(log, caplog):
     for _ in range(100):
         log.succeeded()
     assert lines(caplog) == []
+
+
+def test_expected_failures_are_logged_at_their_level_without_a_traceback_on_their_clock(
+        caplog):
+    """The game's writes: a refused try is expected (a lock held a moment),
+    its error's text says what went wrong, and the tries' pauses are real
+    time, not the game clock's."""
+    caplog.set_level(logging.INFO, logger=logger.name)
+    now = [100.0]
+    writes = OutageLog(logger, "game writes", level=logging.WARNING, traceback=False,
+                       now=lambda: now[0])
+    try:
+        raise ConnectionError("database is locked")
+    except ConnectionError as exc:
+        writes.failed(f"a drawing in room ABCD: {exc}")
+    now[0] += 61
+    writes.failed("a join in room WXYZ: database is locked")
+    now[0] += 4
+    writes.succeeded()
+    assert lines(caplog) == [
+        (logging.WARNING, "game writes are failing (first: a drawing in room ABCD: database "
+                          "is locked); further failures are counted, and logged at most every "
+                          "60 s until one succeeds", False),
+        (logging.WARNING, "game writes still failing: 1 more in the last 61 s, 2 in 61 s", False),
+        (logging.WARNING, "game writes succeed again, after 2 failures in 65 s", False),
+    ]

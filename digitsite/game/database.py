@@ -36,9 +36,19 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from digitsite.game.outage_log import OutageLog
 from recognizer.thread_names import thread_pool
 
 logger = logging.getLogger(__name__)
+
+# The refused tries of every write of the process, logged as an outage: the
+# first with the database's error, then a line a minute with their count,
+# then the recovery (digitsite.game.outage_log). Each try's own line is at
+# DEBUG. The error's text says what the traceback would (locked, a lost
+# connection), and a refused try is expected: none is logged with one.
+# Real time, as the tries' pauses (see patiently).
+_refusals = OutageLog(logger, "game writes", level=logging.WARNING, traceback=False,
+                      now=time.monotonic)
 
 # Pauses between attempts at a refused write: short at first (a lock held for
 # a moment), then at most this long, so a recovered database is used within
@@ -86,7 +96,8 @@ def db(function):
 
 
 async def patiently(function, *args, what="a write", patience=None, **kwargs):
-    """`await db(function)(*args, **kwargs)`, tried again while the database refuses.
+    """`await db(function)(*args, **kwargs)`, tried again while the database
+    refuses (logged as an outage, `_refusals`; a write that gives up, each).
 
     Only errors that say the database could not do it now (OperationalError:
     locked, busy, a lock or statement timeout, a lost connection;
@@ -108,13 +119,17 @@ async def patiently(function, *args, what="a write", patience=None, **kwargs):
         attempt += 1
         logger.debug("%s: attempt %d", what, attempt)
         try:
-            return await db(function)(*args, **kwargs)
+            result = await db(function)(*args, **kwargs)
         except (OperationalError, InterfaceError) as exc:
             if time.monotonic() + pause > give_up_at:
                 logger.error("%s: the database refused it for %g s; giving up: %s",
                              what, patience, exc)
                 raise
-            logger.warning("%s: the database refused it (%s); trying again in %.1f s",
-                           what, exc, pause)
+            logger.debug("%s: the database refused it (%s); trying again in %.1f s",
+                         what, exc, pause)
+            _refusals.failed(f"{what}: {exc}")
+        else:
+            _refusals.succeeded()
+            return result
         await asyncio.sleep(pause)
         pause = min(pause * 2, LONGEST_PAUSE_SECONDS)

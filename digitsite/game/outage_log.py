@@ -3,17 +3,22 @@
 A seat's heartbeat runs every 10 s on each connection. While the database
 is away, each of them failed and logged its traceback: a class of 40 wrote
 4 tracebacks a second, for as long as the outage lasted, and the first one,
-which says what went wrong, scrolled away. An OutageLog keeps the process's
-log of such work readable: the first failure of an outage with its
-traceback, then one line a minute at most with how many failed since, and
-one line when the work succeeds again, with how long the outage lasted and
-how many failed in all. An outage here is the time from a failure to the
-next success, of any connection of the process.
+which says what went wrong, scrolled away. Each player's drawing writes,
+tried again at most 5 s apart (digitsite.game.database), added 8 lines a
+second more. An OutageLog keeps the process's log of such work readable:
+the first failure of an outage (with its traceback, where that says more
+than the error's text), then one line a minute at most with how many failed
+since, and one line when the work succeeds again, with how long the outage
+lasted and how many failed in all. An outage here is the time from a
+failure to the next success, of any connection of the process.
 
-It reads the game's clock (digitsite.game.clock), so a test moves its
-minute on. Every connection of a process runs on one event loop: no lock.
+It reads the game's clock (digitsite.game.clock) unless given another, so a
+test moves its minute on. Every connection of a process runs on one event
+loop: no lock.
 """
 
+
+import logging
 
 from digitsite.game import clock
 
@@ -23,26 +28,32 @@ SUMMARY_EVERY = 60.0
 
 
 class OutageLog:
-    def __init__(self, logger, work, every=SUMMARY_EVERY):
+    def __init__(self, logger, work, every=SUMMARY_EVERY, level=logging.ERROR, traceback=True,
+                 now=clock.monotonic):
         self.logger = logger
+        self.now = now
         self.work = work  # what fails, as the log names it: "seat heartbeats"
         self.every = every
+        # The first failure's level, and whether it is logged with its traceback.
+        self.level = level
+        self.traceback = traceback
         self.began = None  # when the outage's first failure came (clock.monotonic)
         self.failures = 0  # in this outage, in all
         self.unreported = 0  # since the last line
         self.reported_at = None
 
-    def failed(self, room_code):
-        """A try failed (call it in the `except` block: the first failure is
-        logged with the exception being handled)."""
-        now = clock.monotonic()
+    def failed(self, where):
+        """A try failed; `where` says which ("room ABCD"). Call it in the
+        `except` block: the first failure's traceback is the exception being
+        handled."""
+        now = self.now()
         self.failures += 1
         if self.began is None:
             self.began = self.reported_at = now
-            self.logger.error(
-                "%s are failing (first in room %s); further failures are counted, "
+            self.logger.log(
+                self.level, "%s are failing (first: %s); further failures are counted, "
                 "and logged at most every %g s until one succeeds",
-                self.work, room_code, self.every, exc_info=True)
+                self.work, where, self.every, exc_info=self.traceback)
             return
         self.unreported += 1
         if now - self.reported_at >= self.every:
@@ -57,6 +68,6 @@ class OutageLog:
         if self.began is None:
             return
         self.logger.warning("%s succeed again, after %d failures in %.0f s",
-                            self.work, self.failures, clock.monotonic() - self.began)
+                            self.work, self.failures, self.now() - self.began)
         self.began = self.reported_at = None
         self.failures = self.unreported = 0

@@ -254,7 +254,7 @@ class RoomTimers:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a database hiccup: the next beat tries again
-                _heartbeats.failed(session.code)
+                _heartbeats.failed(f"room {session.code}")
             else:
                 _heartbeats.succeeded()
 
@@ -281,7 +281,7 @@ class RoomTimers:
             try:
                 await asyncio.shield(self._expire_now())
             except Exception:
-                _expiries.failed(self.session.code)
+                _expiries.failed(f"room {self.session.code}")
             else:
                 _expiries.succeeded()
                 return
