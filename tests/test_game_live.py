@@ -13,6 +13,7 @@ moves the clock on.
 
 import asyncio
 import json
+import logging
 import math
 from types import SimpleNamespace
 
@@ -155,6 +156,47 @@ async def test_the_board_sends_the_rooms_newest_drawings_together_at_most_3_a_se
     await settled()
     assert board.task is None or board.task.done()
     assert not board.members and not board.pending
+
+
+async def test_while_the_layer_is_away_the_boards_losses_are_logged_as_one_outage(
+        manual_clock, monkeypatch, caplog):
+    """The channel layer away for two minutes of the clock: the board's
+    sends, 3 a second, fail 360 times. The first is logged with its
+    traceback, the rest in a line a minute (one, at the minute: the last
+    failure comes a third of a second before the second), and the first
+    send that goes again says how many were lost. Tried: a traceback each,
+    360 of them."""
+    from digitsite.game.outage_log import OutageLog
+
+    monkeypatch.setattr(live_feed, "_lost", OutageLog(live_feed.logger, "live drawings",
+                                                      level=logging.WARNING))
+    sent, failures = [], []
+    ada = BoardPlayer("ada", sent)
+
+    async def failing(message):
+        failures.append(message)
+        raise ConnectionError("the layer is down")
+
+    working, ada.transport.broadcast = ada.transport.broadcast, failing
+    board = room_board("LIVE02")
+    for step in range(360):
+        board.put(ada, ("g1", 1), entry("ada", float(step % 50)))
+        await settled()
+        assert len(failures) == step + 1
+        manual_clock.advance(classroom.LIVE_INTERVAL)
+    ada.transport.broadcast = working
+    board.put(ada, ("g1", 1), entry("ada", 1.0))
+    await settled()
+    assert len(sent) == 1
+    logged = [(r.levelname, r.getMessage(), bool(r.exc_info)) for r in caplog.records
+              if r.name == live_feed.logger.name]
+    assert logged[0][0] == "WARNING" and logged[0][2]
+    assert logged[0][1].startswith("live drawings are failing (first: room LIVE02)")
+    assert [(level, traceback) for level, _, traceback in logged[1:]] == [
+        ("WARNING", False)] * 2
+    assert logged[1][1] == "live drawings still failing: 180 more in the last 60 s, 181 in 60 s"
+    assert logged[2][1] == "live drawings succeed again, after 360 failures in 120 s"
+    board.leave(ada)
 
 
 @pytest.mark.parametrize("settings, teacher, kind", [
