@@ -47,9 +47,9 @@ from digitsite.game.outage_log import OutageLog
 logger = logging.getLogger(__name__)
 
 # The live drawings of this process that could not go (the channel layer
-# away), logged as an outage (digitsite.game.outage_log): each logged its
-# traceback, and while Redis was away a class of 40's students lost 3 each
-# a second, 120 tracebacks a second; 25 rooms' boards, 75.
+# away), logged as an outage (digitsite.game.outage_log). Each logged its
+# traceback: a class of 40 drawing while Redis was away lost up to 3 a
+# student a second, 120 tracebacks a second; 25 rooms' boards, up to 75.
 _lost = OutageLog(logger, "live drawings", level=logging.WARNING)
 
 
