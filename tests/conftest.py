@@ -99,6 +99,16 @@ def fresh_address_bytes():
 
 
 @pytest.fixture(autouse=True)
+def no_outage_under_way():
+    """Each test starts with no outage in the process's logs of repeated work
+    (digitsite/game/outage_log.py): one test's failures would make the next
+    one's first failure a count, on a clock that may have restarted."""
+    from digitsite.game import outage_log, session  # noqa: F401 (makes the logs)
+
+    outage_log.reset_all()
+
+
+@pytest.fixture(autouse=True)
 def model_card_read_every_view(monkeypatch):
     """The model page reads its state at every view (recognizer/teaching/card_state.py):
     tests change versions and drawings and look at the page at once. The kept

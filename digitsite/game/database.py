@@ -121,13 +121,13 @@ async def patiently(function, *args, what="a write", patience=None, **kwargs):
         try:
             result = await db(function)(*args, **kwargs)
         except (OperationalError, InterfaceError) as exc:
+            _refusals.failed(f"{what}: {exc}")
             if time.monotonic() + pause > give_up_at:
                 logger.error("%s: the database refused it for %g s; giving up: %s",
                              what, patience, exc)
                 raise
             logger.debug("%s: the database refused it (%s); trying again in %.1f s",
                          what, exc, pause)
-            _refusals.failed(f"{what}: {exc}")
         else:
             _refusals.succeeded()
             return result

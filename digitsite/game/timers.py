@@ -9,7 +9,6 @@ cancelling could cut its broadcast in half.
 """
 
 import asyncio
-import copy
 import itertools
 import logging
 import random
@@ -18,14 +17,13 @@ import weakref
 from digitsite.game import clock, rounds, rules, seats, snapshots
 from digitsite.game.database import db
 from digitsite.game.outage_log import OutageLog
-from digitsite.game.protocol import epoch_ms
+from digitsite.game.protocol import encode, epoch_ms
 
 logger = logging.getLogger(__name__)
 
-# Every connection's heartbeats and rejoin windows' ends, in this process:
-# see OutageLog.
+# Every connection's heartbeats, in this process: see OutageLog. (A heartbeat
+# whose broadcast fails counts as failed: what it changed went unheard.)
 _heartbeats = OutageLog(logger, "seat heartbeats")
-_expiries = OutageLog(logger, "ends of rejoin windows")
 
 # A connection whose view of the room is still behind the database this long
 # after a deadline missed a broadcast (its sender died, or the channel layer
@@ -74,6 +72,27 @@ def _in_flight(key, start, waiter):
         task.add_done_callback(lambda _: running.pop(key, None))
     task.waiters.add(waiter)
     return task
+
+
+async def _tried(work, what, waiters, still_waits):
+    """`await work()`, tried again while it fails: RETRY_FIRST seconds after
+    a failure, then twice as long after each further one (RETRY_MOST at
+    most), as long as `still_waits(timers)` for one of `waiters` (the
+    RoomTimers of a shared task, _in_flight). Each failure is logged once,
+    for everyone waiting: the first with its traceback, the rest a line
+    each. (done, its result); (False, None) once nobody waits."""
+    wait = RETRY_FIRST
+    for attempt in itertools.count(1):
+        try:
+            return True, await work()
+        except Exception:
+            logger.log(logging.ERROR if attempt == 1 else logging.WARNING,
+                       "%s failed (try %d); trying again in %g s", what, attempt, wait,
+                       exc_info=attempt == 1)
+        await clock.sleep(wait)
+        if not any(still_waits(timers) for timers in waiters):
+            return False, None
+        wait = min(wait * 2, RETRY_MOST)
 
 
 class RoomTimers:
@@ -153,22 +172,12 @@ class RoomTimers:
         code = session.code
 
         async def advance(waiters):
-            wait = RETRY_FIRST
-            for attempt in itertools.count(1):
-                try:
-                    events = await db(rounds.advance)(code)
-                    break
-                except Exception:
-                    # The first failure with its traceback; the rest, while
-                    # the database stays away, a line each.
-                    logger.log(logging.ERROR if attempt == 1 else logging.WARNING,
-                               "room %s: moving the room on at its deadline failed "
-                               "(try %d); trying again in %g s", code, attempt, wait,
-                               exc_info=attempt == 1)
-                await clock.sleep(wait)
-                if not any(timers.waits_for(deadline_ms) for timers in waiters):
-                    return False
-                wait = min(wait * 2, RETRY_MOST)
+            done, events = await _tried(
+                lambda: db(rounds.advance)(code),
+                f"room {code}: moving the room on at its deadline", waiters,
+                lambda timers: timers.waits_for(deadline_ms))
+            if not done:
+                return False
             try:
                 await session.broadcast_all(events)
             except Exception:
@@ -210,31 +219,29 @@ class RoomTimers:
             return rounds.phase(code), snapshots.catch_up(code)
 
         async def read(waiters):
-            wait = RETRY_FIRST
-            for attempt in itertools.count(1):
-                try:
-                    found = await db(read_room)()
-                    logger.warning("room %s: a broadcast did not arrive; catching up "
-                                   "the clients here that missed it", code)
-                    return found
-                except Exception:
-                    logger.log(logging.ERROR if attempt == 1 else logging.WARNING,
-                               "room %s: catching clients up failed (try %d); trying "
-                               "again in %g s", code, attempt, wait, exc_info=attempt == 1)
-                await clock.sleep(wait)
-                if not any(timers.waits_for(deadline_ms) for timers in waiters):
-                    return None
-                wait = min(wait * 2, RETRY_MOST)
+            done, found = await _tried(
+                lambda: db(read_room)(), f"room {code}: catching clients up", waiters,
+                lambda timers: timers.waits_for(deadline_ms))
+            if not done or found[0] is None:
+                return None  # nobody waits any more, or the room is gone
+            phase, messages = found
+            if any(timers.waits_for(deadline_ms) and timers.session.view.behind(phase)
+                   for timers in waiters):
+                logger.warning("room %s: a broadcast did not arrive; catching up the "
+                               "clients here that missed it", code)
+            # Encoded once for them all, as a broadcast is.
+            return phase, [(message, encode(message)) for message in messages]
 
         found = await asyncio.shield(_in_flight((code, deadline_ms, "catch up"), read, self))
         if found is None or not self.waits_for(deadline_ms):
             return
         phase, messages = found
-        if phase is None or not session.view.behind(phase):
+        if not session.view.behind(phase):
             return
-        # A copy each: the messages go on to every connection that shared the read.
-        for message in copy.deepcopy(messages):
-            await session.on_event(message, read_now=True)
+        # The same messages for every connection that shared the read, as a
+        # broadcast's: nothing on the way to a client changes one.
+        for message, text in messages:
+            await session.on_event(message, text, read_now=True)
 
     # -- the seat's heartbeat ------------------------------------------------
 
@@ -267,28 +274,40 @@ class RoomTimers:
         self.expiry_ms = expiry_ms
         self.expiry_task = self.session.spawn(self._expire(expiry_ms))
 
+    def waits_to_expire(self, expiry_ms):
+        """Whether this connection still waits for the rejoin windows that
+        end at `expiry_ms` to be ended (a newer window's timer, which ends
+        them as well, takes over)."""
+        return not self.session.closed and self.expiry_ms in (None, expiry_ms)
+
     async def _expire(self, expiry_ms):
         await clock.sleep(max(expiry_ms / 1000 - clock.time(), 0) + random.uniform(0.05, 0.15))
         if expiry_ms != self.expiry_ms:
             return
         self.expiry_ms = None
-        # Tried again while the database is away: an end that failed was
-        # not made again until a broadcast brought another rejoin window,
-        # and the seat stayed its player's. As long as no newer window's
-        # timer takes over, which ends this one's seats as well.
-        wait = RETRY_FIRST
-        while not self.session.closed:
-            try:
-                await asyncio.shield(self._expire_now())
-            except Exception:
-                _expiries.failed(f"room {self.session.code}")
-            else:
-                _expiries.succeeded()
-                return
-            await clock.sleep(wait)
-            if self.expiry_ms is not None:
-                return
-            wait = min(wait * 2, RETRY_MOST)
+        await asyncio.shield(self._end_windows(expiry_ms))
 
-    async def _expire_now(self):
-        await self.session.broadcast_all(await db(seats.expire_seats)(self.session.code))
+    async def _end_windows(self, expiry_ms):
+        """End the rejoin windows due at `expiry_ms`, once for this process's
+        connections of the room that reach it while a try is under way, and
+        tried again while the database is away (an end that failed was not
+        made again until a broadcast brought another window, and the seat
+        stayed its player's). A broadcast that fails is logged, not tried
+        again: the seats are gone in the database."""
+        session = self.session
+        code = session.code
+
+        async def end(waiters):
+            done, events = await _tried(
+                lambda: db(seats.expire_seats)(code), f"room {code}: ending rejoin windows",
+                waiters, lambda timers: timers.waits_to_expire(expiry_ms))
+            if not done:
+                return
+            try:
+                await session.broadcast_all(events)
+            except Exception:
+                logger.exception("room %s: rejoin windows ended, but the broadcast failed",
+                                 code)
+
+        await asyncio.shield(_in_flight((code, expiry_ms, "expire"), end, self))
+
