@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.db.models import Q
 
 from recognizer import calibration, frozen, versions
@@ -152,6 +152,8 @@ class InferenceService:
         # The active version this process could not load, while it cannot.
         self.refused = None
         self._last_check = 0.0
+        # The last check could not read the active version (the database away).
+        self._check_failing = False
         self._worker = None
         self.batches_run = 0
         self.requests_served = 0  # inputs that went through a forward pass
@@ -163,8 +165,9 @@ class InferenceService:
         """Load the active version if it changed; return the loaded model.
 
         Safe to call from any synchronous thread. Keeps the current model when
-        the active one cannot be loaded; with no model yet (a start-up with a
-        broken active file) it serves the newest version that loads instead.
+        the active one cannot be loaded, or the database cannot be read; with
+        no model yet (a start-up with a broken active file) it serves the
+        newest version that loads instead.
         Either way the active one is tried again at every check once its file
         has changed, so restoring the file heals the process.
         """
@@ -173,7 +176,25 @@ class InferenceService:
             return self._loaded
         with self._lock:
             self._last_check = now
-            row = versions.active_version()
+            try:
+                row = versions.active_version()
+            except DatabaseError:
+                if self._loaded is None:
+                    raise
+                # The database away: the model in memory still answers.
+                # Each check failed the batch it came with (an error to each
+                # of its players, a traceback for the batch and one for each
+                # drawing in it), every RECOGNIZER_RELOAD_SECONDS for as long
+                # as the outage lasted. Logged once an outage.
+                if not self._check_failing:
+                    logger.warning("the active model version could not be read; still "
+                                   "serving %s until it can", self._loaded.version,
+                                   exc_info=True)
+                    self._check_failing = True
+                return self._loaded
+            if self._check_failing:
+                logger.warning("the active model version can be read again")
+                self._check_failing = False
             if row is None:
                 self.refused = None
                 if self._loaded is None:

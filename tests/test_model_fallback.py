@@ -170,3 +170,54 @@ def test_the_fallback_prefers_the_active_versions_parent(model_dir, service):
     assert child.parent_id == parent.pk
     damage(child_path, "truncated")
     assert service.refresh().version == "parent"
+
+
+def test_while_the_database_is_away_the_loaded_model_still_answers(
+        versions_on_disk, service, monkeypatch, caplog):
+    """The database cannot be read when the service checks which version is
+    active (every RECOGNIZER_RELOAD_SECONDS; here at every batch): the model
+    in memory answers all the same, the outage is logged once, and its end
+    once. Tried: each check failed its batch, an error for every drawing."""
+    from django.db import OperationalError
+
+    from recognizer import versions
+    from recognizer.preprocessing import strokes_to_input
+
+    image = strokes_to_input(STROKES["strokes"], STROKES["width"], STROKES["height"])
+    before = service.predict(image)
+    assert before.version == "active"
+    real_active_version = versions.active_version
+    reads = []
+
+    def away():
+        reads.append(1)
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(versions, "active_version", away)
+    answers = [service.predict(image) for _ in range(3)]
+    assert len(reads) == 3
+    assert [a.version for a in answers] == ["active"] * 3
+    assert [a.probabilities for a in answers] == [before.probabilities] * 3
+    monkeypatch.setattr(versions, "active_version", real_active_version)
+    assert service.predict(image).version == "active"
+    logged = [(r.levelname, r.getMessage(), bool(r.exc_info)) for r in caplog.records
+              if r.name == "recognizer.inference" and r.levelno >= logging.WARNING]
+    assert logged == [
+        ("WARNING", "the active model version could not be read; still serving active "
+                    "until it can", True),
+        ("WARNING", "the active model version can be read again", False)]
+
+
+def test_a_start_up_with_the_database_away_has_no_model_to_serve(service, monkeypatch):
+    """With nothing loaded yet there is nothing to keep serving: the error
+    goes to the caller (the API answers 503 for it, the game an error)."""
+    from django.db import OperationalError
+
+    from recognizer import versions
+
+    def away():
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(versions, "active_version", away)
+    with pytest.raises(OperationalError):
+        service.refresh()
