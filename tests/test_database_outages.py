@@ -11,6 +11,7 @@ import contextlib
 import json
 import sqlite3
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -235,3 +236,81 @@ async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_t
     assert len(rows) == 1
     assert rows[0][0] == start["target"]
     assert rows[0][1]["strokes"] == sketch(8)["strokes"]
+
+
+@contextlib.contextmanager
+def postgres_away(url):
+    """The server's database drops the connections it has and refuses new
+    ones, as a PostgreSQL restart or a cut network does, until the block ends."""
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.strip("/")
+    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, parts.fragment))
+    with psycopg.connect(admin.replace("postgres://", "postgresql://", 1),
+                         autocommit=True) as connection:
+        connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        connection.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        try:
+            yield
+        finally:
+            connection.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+@pytest.mark.services
+async def test_with_postgresql_away_the_model_still_reads_and_the_outage_is_logged_once(
+        own_postgres_database, tmp_path):
+    """Hostile condition: PostgreSQL drops the server's connections and
+    refuses new ones while a player draws. The model the process has loaded
+    still reads the drawing (its check of the active version, here at every
+    batch, cannot read it), and its guess comes at once, held; its write
+    waits for the database, and `kept` follows once it is back. The log tells each outage once,
+    for the writes and for the recognizer's check, and once that each works
+    again. Tried: the recognizer's check failed the drawing with an error,
+    and each refused try of the write logged a warning."""
+    url = own_postgres_database
+    server = LiveServer(tmp_path, env={
+        "DATABASE_URL": url, "REDIS_URL": "", "RECOGNIZER_RELOAD_SECONDS": "0"})
+    await asyncio.to_thread(server.start)
+    ada = Player("Ada")
+    try:
+        await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,
+                                60, "a healthy server")
+        code = await asyncio.to_thread(new_room, server)
+        await ada.join_room(server, code)
+        await ada.start()
+        start = await ada.expect("round_start")
+        first = await ada.draw_and_guess(1, sketch(7), 1, start["game"])
+        offset = len(server.log_path.read_text(errors="replace"))
+        with postgres_away(url):
+            # Read at once, while the database is away: held, its write due
+            # a second after the last one.
+            await ada.draw(1, sketch(8), seq=2)
+            guess = await ada.expect("guess", lambda m: m["seq"] == 2, timeout=60)
+            assert (guess["held"], guess["kept"]) == (True, False), guess
+            assert guess["model"] == first["model"]
+            await wait_for_log(server, offset, "the active model version could not be read")
+            await wait_for_log(server, offset, "game writes are failing")
+        # Written once the database is back.
+        await ada.expect("kept", lambda m: m["seq"] == 2, timeout=60)
+        await ada.draw_and_guess(1, sketch(9), 3, start["game"])
+        await wait_for_log(server, offset, "game writes succeed again")
+        await wait_for_log(server, offset, "the active model version can be read again")
+        assert not [m for m in ada.messages if m["type"] == "error"]
+        log = log_since(server, offset)
+        assert log.count("game writes are failing") == 1, log[-3000:]
+        assert log.count("the active model version could not be read") == 1, log[-3000:]
+        assert "inference failed" not in log and "failed to score" not in log
+        await ada.done(1)
+        await ada.expect("round_end")
+    finally:
+        await ada.close()
+        server.stop()
+
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as c:
+        rows = c.execute("SELECT strokes FROM recognizer_drawing WHERE game_id = %s",
+                         (start["game"],)).fetchall()
+    assert [row[0]["strokes"] for row in rows] == [sketch(9)["strokes"]]
