@@ -108,8 +108,9 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
     """Hostile condition: the lock is held while a drawing is being written, for
     longer than the server's busy timeout, so the write fails at least once.
 
-    The drawing is kept and written when the lock goes, its guess says
-    `kept`, and the round stores it. While the write waits, other rooms'
+    The drawing's guess comes at its write's first refusal, `held`; it is
+    written when the lock goes, `kept` follows, and the round stores it.
+    While the write waits, other rooms'
     database work goes on: a connection to a room that does not exist is told
     so before the waiting write gives up. A player joining another room
     meanwhile (a write, which SQLite makes wait for the lock too) gets a seat
@@ -141,11 +142,12 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
             await wait_for_log(server, offset,
                                f"a join in room {other_room}: the database refused it",
                                timeout=SERVER_BUSY_TIMEOUT * 4)
+            guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
+            assert (guess["held"], guess["kept"]) == (True, False), guess
         welcome = await joining
         assert welcome["type"] == "welcome", welcome
         assert welcome["you"]["name"] == "Bob"
-        guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
-        assert guess["kept"] is True
+        await ada.expect("kept", lambda m: m["seq"] == 1, timeout=60)
         assert not [m for m in ada.messages if m["type"] == "error"]
         # Both writes were refused (their tries' own lines are at DEBUG), and
         # the process said so once, then once that they succeed again.
@@ -218,8 +220,9 @@ async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_t
             await a_read_is_answered_while_the_write_waits(server, offset, what)
             await wait_for_log(server, offset, f"{what}: the database refused it",
                                timeout=lock_timeout * 8)
-        guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
-        assert guess["kept"] is True
+            guess = await ada.expect("guess", lambda m: m["seq"] == 1, timeout=60)
+            assert (guess["held"], guess["kept"]) == (True, False), guess
+        await ada.expect("kept", lambda m: m["seq"] == 1, timeout=60)
         await ada.done(1)
         await ada.expect("round_end")
         await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,

@@ -977,6 +977,47 @@ async def test_a_drawing_is_said_kept_only_once_it_is_written(active_model, game
     await ada.close()
 
 
+async def test_while_the_database_refuses_writes_guesses_come_at_once_held_and_kept_follows(
+        active_model, game_clock, monkeypatch):
+    """The database refuses the round's writes (locked, restarting): each
+    drawing's guess still comes at once, as `held` (the first at its
+    write's first refusal, the next ones at once), and once the database is
+    back the writes land in order and `kept` follows for each written, the
+    last one's drawing the round's. Tried: the first drawing's guess waited
+    for its write, and the player saw nothing until the database was back."""
+    from django.db import OperationalError
+
+    from digitsite.game import guesses
+
+    room = await new_room(rounds=1, solo=True)
+    ada = await join(room.code, "Ada")
+    await ada.send("start")
+    await ada.expect("round_start")
+    real_record_guess, refused, back = guesses.record_guess, [], []
+
+    def record_guess(*args, **kwargs):
+        if not back:
+            refused.append(kwargs["drawing"])
+            raise OperationalError("database is locked")
+        return real_record_guess(*args, **kwargs)
+
+    monkeypatch.setattr(guesses, "record_guess", record_guess)
+    for seq in (1, 2, 3):
+        await ada.send("draw", round=1, seq=seq, drawing=seven(offset=10 * seq), pen_up=False)
+        guess = await ada.expect("guess", seq=seq)
+        assert (guess["held"], guess["kept"]) == (True, False), guess
+        game_clock.advance(1.0)  # the next drawing's write is due
+    assert refused and not any(m["type"] in ("kept", "error") for m in ada.seen)
+    back.append(True)
+    kept = await game_clock.run_timers(ada.expect("kept", seq=3), within=5)
+    assert kept == {"type": "kept", "round": 1, "seq": 3}
+    seqs = [m["seq"] for m in ada.seen if m["type"] == "kept"]
+    assert seqs == sorted(seqs) and seqs[0] == 1
+    progress = await round_progress(ada.you["id"], 1)
+    assert progress.drawing == seven(offset=30)
+    await ada.close()
+
+
 async def test_a_client_whose_round_end_broadcast_was_lost_is_caught_up(active_model,
                                                                           monkeypatch,
                                                                           game_clock):

@@ -22,8 +22,9 @@ four; no errors, every drawing stored in both).
 A drawing that reached the server is written with `patiently`: when the
 database refuses (locked, busy, connection lost) the write is tried again
 with growing pauses, for up to GAME_WRITE_PATIENCE_SECONDS, while the thread
-is free for other work. Its guess goes out only once it is written, so a
-guess marked `kept` still means the drawing is stored. A `join` is tried
+is free for other work. A guess marked `kept`, or a `kept` message, goes
+out only once the drawing is written, so it still means the drawing is
+stored; meanwhile its guess says `held` (digitsite.game.scoring). A `join` is tried
 again the same way, for as long as a client is given to join.
 """
 
@@ -95,7 +96,14 @@ def db(function):
     return database_sync_to_async(function, thread_sensitive=False, executor=executor())
 
 
-async def patiently(function, *args, what="a write", patience=None, **kwargs):
+def refusing():
+    """Whether this process's writes are being refused now: one was, and none
+    has landed since (`_refusals`)."""
+    return _refusals.began is not None
+
+
+async def patiently(function, *args, what="a write", patience=None, on_refused=None,
+                    **kwargs):
     """`await db(function)(*args, **kwargs)`, tried again while the database
     refuses (logged as an outage, `_refusals`; a write that gives up, each).
 
@@ -104,6 +112,9 @@ async def patiently(function, *args, what="a write", patience=None, **kwargs):
     InterfaceError: a closed connection) are retried; the function must be
     safe to run again after one of them, which holds for one that does its
     writes in a single transaction (a refused one changed nothing).
+
+    `on_refused`, when given, is awaited after each refused try, before the
+    pause (the game answers a drawing whose write waits: scoring.py).
 
     The patience and the pauses between tries are real time (time.monotonic,
     asyncio.sleep), not the game clock's: a database outage, and the lock and
@@ -128,6 +139,8 @@ async def patiently(function, *args, what="a write", patience=None, **kwargs):
                 raise
             logger.debug("%s: the database refused it (%s); trying again in %.1f s",
                          what, exc, pause)
+            if on_refused is not None:
+                await on_refused()
         else:
             _refusals.succeeded()
             return result

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from django.conf import settings
 
 from digitsite.game import clock, guesses, protocol
-from digitsite.game.database import db, patiently
+from digitsite.game.database import db, patiently, refusing
 from digitsite.game.drawing_deltas import points_and_strokes
 from digitsite.game.drawing_slots import drawing_slots, render_turn, rendering_in_threads
 from digitsite.game.drawing_writes import Scored, write_due
@@ -95,6 +95,11 @@ class Waiting(NamedTuple):
     received_at: datetime | None = None  # when the `draw` arrived (the game clock)
     pen_up: bool = False
     watch: Stopwatch | None = None  # its stages (digitsite.game.guess_timing); set by submit
+
+
+def _resolve(future):
+    if not future.done():
+        future.set_result(None)
 
 
 class DrawingScorer:
@@ -195,7 +200,11 @@ class DrawingScorer:
             if write_due(scored, self.session.view.room, self.last_write,
                          clock.time()) is None:
                 self.held = None  # this newer drawing replaces it
-                await asyncio.shield(self._start_write(scored, answer=True))
+                answered = asyncio.get_running_loop().create_future()
+                self._start_write(scored, answer=True, answered=answered)
+                # Its guess, not its write: answered held when the database
+                # refuses it (_write), the next drawings are scored meanwhile.
+                await asyncio.shield(answered)
             else:
                 self.held = scored
                 await self._answer(scored, kept=False, held=True, reached=False)
@@ -218,17 +227,21 @@ class DrawingScorer:
         scored, self.held = self.held, None
         return self._start_write(scored, answer=False)
 
-    def _start_write(self, scored, *, answer):
+    def _start_write(self, scored, *, answer, answered=None):
         """Begin writing `scored` (its guess follows when `answer`, a `kept`
-        message otherwise); a future of the write, which a close does not cancel."""
+        message otherwise); a future of the write, which a close does not
+        cancel. `answered`, a future, is resolved once the guess went out
+        (or the write ended without one)."""
         key = (scored.game, scored.round)
         self.last_write = (key, clock.time())
         drawings = max(self.unwritten.pop(key, 0), 1)
         best = self.unwritten_best.pop(key, None)
         write = asyncio.ensure_future(self._reporting(self._write(scored, answer, drawings,
-                                                                  best)))
+                                                                  best, answered)))
         self.writes.add(write)
         write.add_done_callback(self.writes.discard)
+        if answered is not None:
+            write.add_done_callback(lambda _: _resolve(answered))
         return write
 
     async def _reporting(self, coroutine):
@@ -305,7 +318,7 @@ class DrawingScorer:
                                    "model does", session.code, exc)
         return await get_service().apredict(image, client=("game", address))
 
-    async def _write(self, scored, answer, drawings, best=None):
+    async def _write(self, scored, answer, drawings, best=None, answered=None):
         """Write a scored drawing as the player's latest, then say so: its
         `guess` (`answer`) or, for a drawing answered as held, `kept`.
 
@@ -313,20 +326,38 @@ class DrawingScorer:
         is a promise: this drawing is the player's for the round. An
         overloaded server then answers fewer drawings, later, but never
         loses one it told the player about. A database that refuses the
-        write (locked, restarting) delays the answer: the write is tried
-        again until it lands, and `received_at` still decides whether the
-        drawing counts for the round.
+        write (locked, restarting) does not hold up the answer: the guess
+        goes out as `held` at the first refusal (or at once, while this
+        process's writes are refused), the write is tried again until it
+        lands, and `kept` follows it; `received_at` still decides whether
+        the drawing counts for the round. The guess waited for the write:
+        through a database outage the player saw nothing, for up to
+        GAME_WRITE_PATIENCE_SECONDS.
         """
         session = self.session
+        answered_held = False
+
+        async def answer_held():
+            nonlocal answered_held
+            if answer and not answered_held:
+                answered_held = True
+                await self._answer(scored, kept=False, held=True, reached=False)
+                if answered is not None:
+                    _resolve(answered)
+
+        if refusing():
+            await answer_held()
         async with self.write_turn:
             kept, events = await patiently(
                 guesses.record_guess, session.code, session.player_id, scored.game,
                 scored.round, what=f"a drawing in room {session.code}",
+                on_refused=answer_held,
                 drawing=scored.drawing_json, input_bytes=scored.input_bytes,
                 prediction=scored.prediction, target=scored.target,
                 received_at=scored.received_at, pen_up=scored.pen_up, drawings=drawings,
                 best=best,
             )
+        answer = answer and not answered_held
         if answer and scored.watch is not None:
             scored.watch.lap("write")
         reached = any(m["type"] == "player_finished" and m["player"] == session.player_id
