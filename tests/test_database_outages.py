@@ -169,6 +169,27 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
     assert json.loads(strokes)["strokes"] == sketch(7)["strokes"]
 
 
+async def start_playing(server, ada):
+    """Once the server is healthy: a new room, `ada` in it, its round
+    started. (The room's code, the `round_start`.)"""
+    await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,
+                            60, "a healthy server")
+    code = await asyncio.to_thread(new_room, server)
+    await ada.join_room(server, code)
+    await ada.start()
+    return code, await ada.expect("round_start")
+
+
+def stored_on_postgresql(url, game):
+    """The (label, strokes) of the drawings stored for `game`."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as connection:
+        return connection.execute(
+            "SELECT label, strokes FROM recognizer_drawing WHERE game_id = %s",
+            (game,)).fetchall()
+
+
 @contextlib.contextmanager
 def postgres_lock(url, *tables):
     """Hold EXCLUSIVE locks on PostgreSQL tables: others may read them, not write."""
@@ -200,12 +221,7 @@ async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_t
     await asyncio.to_thread(server.start)
     ada = Player("Ada")
     try:
-        await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,
-                                60, "a healthy server")
-        code = await asyncio.to_thread(new_room, server)
-        await ada.join_room(server, code)
-        await ada.start()
-        start = await ada.expect("round_start")
+        code, start = await start_playing(server, ada)
         offset = len(server.log_path.read_text(errors="replace"))
         what = f"a drawing in room {code}"
         with postgres_lock(postgres_database, "game_roundprogress", "game_healthprobe"):
@@ -231,11 +247,7 @@ async def test_on_postgresql_locked_tables_fail_healthz_and_a_drawing_outlasts_t
         await ada.close()
         server.stop()
 
-    import psycopg
-
-    with psycopg.connect(postgres_database.replace("postgres://", "postgresql://", 1)) as c:
-        rows = c.execute("SELECT label, strokes FROM recognizer_drawing WHERE game_id = %s",
-                         (start["game"],)).fetchall()
+    rows = stored_on_postgresql(postgres_database, start["game"])
     assert len(rows) == 1
     assert rows[0][0] == start["target"]
     assert rows[0][1]["strokes"] == sketch(8)["strokes"]
@@ -278,12 +290,7 @@ async def test_with_postgresql_away_the_model_still_reads_and_the_outage_is_logg
     await asyncio.to_thread(server.start)
     ada = Player("Ada")
     try:
-        await asyncio.to_thread(wait_until, lambda: get_json(server.url + "/healthz")[0] == 200,
-                                60, "a healthy server")
-        code = await asyncio.to_thread(new_room, server)
-        await ada.join_room(server, code)
-        await ada.start()
-        start = await ada.expect("round_start")
+        _, start = await start_playing(server, ada)
         first = await ada.draw_and_guess(1, sketch(7), 1, start["game"])
         offset = len(server.log_path.read_text(errors="replace"))
         with postgres_away(url):
@@ -311,9 +318,5 @@ async def test_with_postgresql_away_the_model_still_reads_and_the_outage_is_logg
         await ada.close()
         server.stop()
 
-    import psycopg
-
-    with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as c:
-        rows = c.execute("SELECT strokes FROM recognizer_drawing WHERE game_id = %s",
-                         (start["game"],)).fetchall()
-    assert [row[0]["strokes"] for row in rows] == [sketch(9)["strokes"]]
+    rows = stored_on_postgresql(url, start["game"])
+    assert [strokes["strokes"] for _, strokes in rows] == [sketch(9)["strokes"]]
