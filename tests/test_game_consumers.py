@@ -979,43 +979,94 @@ async def test_a_drawing_is_said_kept_only_once_it_is_written(active_model, game
 
 async def test_while_the_database_refuses_writes_guesses_come_at_once_held_and_kept_follows(
         active_model, game_clock, monkeypatch):
-    """The database refuses the round's writes (locked, restarting): each
-    drawing's guess still comes at once, as `held` (the first at its
-    write's first refusal, the next ones at once), and once the database is
-    back the writes land in order and `kept` follows for each written, the
-    last one's drawing the round's. Tried: the first drawing's guess waited
-    for its write, and the player saw nothing until the database was back."""
+    """The database refuses the player's writes (locked, restarting) for six
+    drawings a second apart, each due to be written: each guess still comes
+    at once, as `held` (the first at its write's first refusal), also once
+    another room's write lands (the process's outage over, this player's
+    write still refused). Only the newest is held while a write waits: one
+    write under way and one waiting, not one more a second. Once the
+    database is back the writes land in order, `kept` follows, the last
+    drawing is the round's, and the progress counts all six. Tried: the
+    first guess waited for its write, and the player saw nothing until the
+    database was back; and a write a second was queued, each drawing kept."""
     from django.db import OperationalError
 
-    from digitsite.game import guesses
+    from digitsite.game import database, guesses
 
     room = await new_room(rounds=1, solo=True)
     ada = await join(room.code, "Ada")
     await ada.send("start")
     await ada.expect("round_start")
-    real_record_guess, refused, back = guesses.record_guess, [], []
+    real_record_guess, tried, back = guesses.record_guess, [], []
 
     def record_guess(*args, **kwargs):
+        tried.append(kwargs["drawing"])
         if not back:
-            refused.append(kwargs["drawing"])
             raise OperationalError("database is locked")
         return real_record_guess(*args, **kwargs)
 
     monkeypatch.setattr(guesses, "record_guess", record_guess)
-    for seq in (1, 2, 3):
+    for seq in range(1, 7):
         await ada.send("draw", round=1, seq=seq, drawing=seven(offset=10 * seq), pen_up=False)
         guess = await ada.expect("guess", seq=seq)
         assert (guess["held"], guess["kept"]) == (True, False), guess
+        if seq == 2:
+            database._refusals.succeeded()  # another room's write landed
         game_clock.advance(1.0)  # the next drawing's write is due
-    assert refused and not any(m["type"] in ("kept", "error") for m in ada.seen)
+    assert tried and not any(m["type"] in ("kept", "error") for m in ada.seen)
     back.append(True)
-    kept = await game_clock.run_timers(ada.expect("kept", seq=3), within=5)
-    assert kept == {"type": "kept", "round": 1, "seq": 3}
+    kept = await game_clock.run_timers(ada.expect("kept", seq=6), within=5)
+    assert kept == {"type": "kept", "round": 1, "seq": 6}
     seqs = [m["seq"] for m in ada.seen if m["type"] == "kept"]
-    assert seqs == sorted(seqs) and seqs[0] == 1
+    assert seqs == sorted(seqs) and seqs[0] == 1 and len(seqs) <= 3, seqs
+    written = {json.dumps(drawing, sort_keys=True) for drawing in tried}
+    assert len(written) <= 3, [d["strokes"][0][0] for d in tried]
     progress = await round_progress(ada.you["id"], 1)
-    assert progress.drawing == seven(offset=30)
+    assert progress.drawing == seven(offset=60)
+    assert progress.guesses == 6
     await ada.close()
+
+
+async def test_a_drawing_that_reaches_the_target_while_writes_are_refused_ends_the_round_later(
+        active_model, game_clock, monkeypatch):
+    """While the database refuses writes, a drawing sent with the pen up at
+    the target confidence is answered at once, `held` and not `reached` (its
+    write has not landed); a second one meanwhile waits behind it, held.
+    Once the database is back the first one's write ends the player's round
+    (`player_finished`, reached) and is the round's drawing; the second is
+    not written over it."""
+    from django.db import OperationalError
+
+    from digitsite.game import guesses
+
+    room = await new_room(rounds=1, target_confidence=0.0)
+    ada = await join(room.code, "Ada")
+    bob = await join(room.code, "Bob")
+    await ada.send("start")
+    await ada.expect("round_start")
+    real_record_guess, tried, back = guesses.record_guess, [], []
+
+    def record_guess(*args, **kwargs):
+        tried.append(kwargs["drawing"])
+        if not back:
+            raise OperationalError("database is locked")
+        return real_record_guess(*args, **kwargs)
+
+    monkeypatch.setattr(guesses, "record_guess", record_guess)
+    for seq, offset in ((1, 0.0), (2, 20.0)):
+        await ada.send("draw", round=1, seq=seq, drawing=seven(offset), pen_up=True)
+        guess = await ada.expect("guess", seq=seq)
+        assert (guess["held"], guess["kept"], guess["reached"]) == (True, False, False)
+    back.append(True)
+    finished = await game_clock.run_timers(
+        bob.expect("player_finished", player=ada.you["id"]), within=5)
+    assert finished["reason"] == "reached"
+    await ada.expect("kept", seq=1)
+    progress = await round_progress(ada.you["id"], 1)
+    assert progress.drawing == seven(0.0) and progress.finished
+    assert not any(m["type"] == "kept" and m["seq"] == 2 for m in ada.seen)
+    await ada.close()
+    await bob.close()
 
 
 async def test_a_client_whose_round_end_broadcast_was_lost_is_caught_up(active_model,

@@ -140,7 +140,11 @@ async def patiently(function, *args, what="a write", patience=None, on_refused=N
             logger.debug("%s: the database refused it (%s); trying again in %.1f s",
                          what, exc, pause)
             if on_refused is not None:
-                await on_refused()
+                try:
+                    await on_refused()
+                except Exception:  # the write goes on whatever its caller's answer did
+                    logger.exception("%s: answering while the database refuses it failed",
+                                     what)
         else:
             _refusals.succeeded()
             return result

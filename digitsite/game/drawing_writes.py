@@ -63,6 +63,14 @@ class Scored:
                    float(prediction.probabilities[item.target]), item.watch)
 
 
+def may_reach(scored, room):
+    """Whether `scored`'s write may end the player's round: sent with the pen
+    up, at the room's target confidence (or the room's is unknown).
+    `room`: the connection's view of the room, or None."""
+    confidence = ((room or {}).get("settings") or {}).get("target_confidence")
+    return scored.pen_up and (confidence is None or scored.p_target >= confidence)
+
+
 def write_due(scored, room, last_write, now):
     """None: write `scored` now. Otherwise the game clock's time (seconds)
     when it is due, if it is still the player's latest then.
@@ -75,8 +83,7 @@ def write_due(scored, room, last_write, now):
     if interval <= 0 or last_write is None or last_write[0] != (scored.game, scored.round):
         return None
     room = room or {}
-    confidence = (room.get("settings") or {}).get("target_confidence")
-    if scored.pen_up and (confidence is None or scored.p_target >= confidence):
+    if may_reach(scored, room):
         return None
     due = last_write[1] + interval
     if room.get("round") == scored.round and room.get("ends_at") is not None:

@@ -26,7 +26,7 @@ from digitsite.game import clock, guesses, protocol
 from digitsite.game.database import db, patiently, refusing
 from digitsite.game.drawing_deltas import points_and_strokes
 from digitsite.game.drawing_slots import drawing_slots, render_turn, rendering_in_threads
-from digitsite.game.drawing_writes import Scored, write_due
+from digitsite.game.drawing_writes import Scored, may_reach, write_due
 from digitsite.game.guess_timing import Stopwatch
 from digitsite.game.protocol import MAX_POINTS
 from digitsite.game.rules import GameError
@@ -129,6 +129,9 @@ class DrawingScorer:
         self.held = None  # the newest scored drawing not written yet (a Scored)
         self.flusher = None  # the task writing `held` when it is due
         self.writes = set()  # writes under way
+        # The write under way or waiting of a drawing that may end the
+        # player's round (drawing_writes.may_reach), if any.
+        self.reaching = None
         self.write_turn = asyncio.Lock()
         self.last_write = None  # ((game, round), game clock time) of the last write begun
         # Drawings scored and not yet written, per (game, round): a write
@@ -197,11 +200,13 @@ class DrawingScorer:
             if scored.pen_up:
                 self.unwritten_best[key] = max(self.unwritten_best.get(key, 0.0),
                                                scored.p_target)
-            if write_due(scored, self.session.view.room, self.last_write,
-                         clock.time()) is None:
+            if self._write_now(scored):
                 self.held = None  # this newer drawing replaces it
                 answered = asyncio.get_running_loop().create_future()
-                self._start_write(scored, answer=True, answered=answered)
+                write = self._start_write(scored, answer=True, answered=answered)
+                if may_reach(scored, self.session.view.room):
+                    self.reaching = write
+                    write.add_done_callback(self._reached_or_not)
                 # Its guess, not its write: answered held when the database
                 # refuses it (_write), the next drawings are scored meanwhile.
                 await asyncio.shield(answered)
@@ -210,6 +215,24 @@ class DrawingScorer:
                 await self._answer(scored, kept=False, held=True, reached=False)
                 if self.flusher is None or self.flusher.done():
                     self.flusher = self.session.spawn(self._flush_when_due())
+
+    def _write_now(self, scored):
+        """Whether `scored` is written now, its guess after its write (or its
+        write's first refusal), rather than held as the player's latest."""
+        if write_due(scored, self.session.view.room, self.last_write, clock.time()) is not None:
+            return False
+        if not (self.write_turn.locked() or refusing()):
+            return True
+        # This player's writes wait on the database: held, and the newest
+        # held written next, so that an outage keeps one write of a player
+        # under way and one waiting, not one more each second (each with
+        # its drawing) for as long as it lasts; except a drawing that may
+        # end the player's round while no other that may is waiting.
+        return may_reach(scored, self.session.view.room) and self.reaching is None
+
+    def _reached_or_not(self, write):
+        if self.reaching is write:
+            self.reaching = None
 
     async def _flush_when_due(self):
         """Write the held drawing when it is due (the session's close cancels
@@ -341,6 +364,8 @@ class DrawingScorer:
             nonlocal answered_held
             if answer and not answered_held:
                 answered_held = True
+                if scored.watch is not None:
+                    scored.watch.lap("write")
                 await self._answer(scored, kept=False, held=True, reached=False)
                 if answered is not None:
                     _resolve(answered)
