@@ -1029,31 +1029,36 @@ async def test_while_the_database_refuses_writes_guesses_come_at_once_held_and_k
 
 async def test_a_drawing_that_reaches_the_target_while_writes_are_refused_ends_the_round_later(
         active_model, game_clock, monkeypatch):
-    """While the database refuses writes, a drawing sent with the pen up at
-    the target confidence is answered at once, `held` and not `reached` (its
-    write has not landed); a second one meanwhile waits behind it, held.
-    Once the database is back the first one's write ends the player's round
+    """While the database refuses the player's writes (another room's write
+    landing meanwhile), a drawing sent with the pen up at the target
+    confidence is answered at once, `held` and not `reached` (its write waits
+    behind the refused one), and a second one after it is held behind it.
+    Once the database is back its write ends the player's round
     (`player_finished`, reached) and is the round's drawing; the second is
-    not written over it."""
+    not written over it. Tried: the reaching drawing's guess, and every
+    guess after it, waited for the refused write."""
     from django.db import OperationalError
 
-    from digitsite.game import guesses
+    from digitsite.game import database, guesses
 
     room = await new_room(rounds=1, target_confidence=0.0)
     ada = await join(room.code, "Ada")
     bob = await join(room.code, "Bob")
     await ada.send("start")
     await ada.expect("round_start")
-    real_record_guess, tried, back = guesses.record_guess, [], []
+    real_record_guess, back = guesses.record_guess, []
 
     def record_guess(*args, **kwargs):
-        tried.append(kwargs["drawing"])
         if not back:
             raise OperationalError("database is locked")
         return real_record_guess(*args, **kwargs)
 
     monkeypatch.setattr(guesses, "record_guess", record_guess)
-    for seq, offset in ((1, 0.0), (2, 20.0)):
+    await ada.send("draw", round=1, seq=1, drawing=one(), pen_up=False)
+    guess = await ada.expect("guess", seq=1)
+    assert (guess["held"], guess["kept"]) == (True, False)
+    database._refusals.succeeded()  # another room's write landed
+    for seq, offset in ((2, 0.0), (3, 20.0)):
         await ada.send("draw", round=1, seq=seq, drawing=seven(offset), pen_up=True)
         guess = await ada.expect("guess", seq=seq)
         assert (guess["held"], guess["kept"], guess["reached"]) == (True, False, False)
@@ -1061,10 +1066,10 @@ async def test_a_drawing_that_reaches_the_target_while_writes_are_refused_ends_t
     finished = await game_clock.run_timers(
         bob.expect("player_finished", player=ada.you["id"]), within=5)
     assert finished["reason"] == "reached"
-    await ada.expect("kept", seq=1)
+    await ada.expect("kept", seq=2)
     progress = await round_progress(ada.you["id"], 1)
     assert progress.drawing == seven(0.0) and progress.finished
-    assert not any(m["type"] == "kept" and m["seq"] == 2 for m in ada.seen)
+    assert not any(m["type"] == "kept" and m["seq"] == 3 for m in ada.seen)
     await ada.close()
     await bob.close()
 

@@ -132,6 +132,11 @@ class DrawingScorer:
         # The write under way or waiting of a drawing that may end the
         # player's round (drawing_writes.may_reach), if any.
         self.reaching = None
+        # The write holding write_turn was refused by the database (and has
+        # not landed yet); the answers of the writes waiting for the turn,
+        # given as `held` when it is.
+        self.turn_refused = False
+        self.waiting_answers = set()
         self.write_turn = asyncio.Lock()
         self.last_write = None  # ((game, round), game clock time) of the last write begun
         # Drawings scored and not yet written, per (game, round): a write
@@ -221,13 +226,14 @@ class DrawingScorer:
         write's first refusal), rather than held as the player's latest."""
         if write_due(scored, self.session.view.room, self.last_write, clock.time()) is not None:
             return False
-        if not (self.write_turn.locked() or refusing()):
+        if not (self.write_turn.locked() and (self.turn_refused or refusing())):
             return True
-        # This player's writes wait on the database: held, and the newest
-        # held written next, so that an outage keeps one write of a player
-        # under way and one waiting, not one more each second (each with
-        # its drawing) for as long as it lasts; except a drawing that may
-        # end the player's round while no other that may is waiting.
+        # This player's write waits on the database: held, and the newest
+        # held written next (by the flusher), so that an outage keeps one
+        # write of a player under way and at most two waiting (the
+        # flusher's, and one that may end the player's round while no other
+        # that may is waiting), not one more each second, each with its
+        # drawing, for as long as it lasts. Without a refusal, as before.
         return may_reach(scored, self.session.view.room) and self.reaching is None
 
     def _reached_or_not(self, write):
@@ -364,24 +370,42 @@ class DrawingScorer:
             nonlocal answered_held
             if answer and not answered_held:
                 answered_held = True
-                if scored.watch is not None:
-                    scored.watch.lap("write")
-                await self._answer(scored, kept=False, held=True, reached=False)
-                if answered is not None:
-                    _resolve(answered)
+                try:
+                    if scored.watch is not None:
+                        scored.watch.lap("write")
+                    await self._answer(scored, kept=False, held=True, reached=False)
+                finally:
+                    if answered is not None:
+                        _resolve(answered)
 
-        if refusing():
+        async def refused():
+            # This write holds the turn: it, and every write waiting for the
+            # turn behind it, are answered held now.
+            self.turn_refused = True
             await answer_held()
-        async with self.write_turn:
-            kept, events = await patiently(
-                guesses.record_guess, session.code, session.player_id, scored.game,
-                scored.round, what=f"a drawing in room {session.code}",
-                on_refused=answer_held,
-                drawing=scored.drawing_json, input_bytes=scored.input_bytes,
-                prediction=scored.prediction, target=scored.target,
-                received_at=scored.received_at, pen_up=scored.pen_up, drawings=drawings,
-                best=best,
-            )
+            for waiting in list(self.waiting_answers):
+                await waiting()
+
+        if refusing() or self.turn_refused:
+            await answer_held()
+        self.waiting_answers.add(answer_held)
+        try:
+            async with self.write_turn:
+                self.waiting_answers.discard(answer_held)
+                try:
+                    kept, events = await patiently(
+                        guesses.record_guess, session.code, session.player_id, scored.game,
+                        scored.round, what=f"a drawing in room {session.code}",
+                        on_refused=refused,
+                        drawing=scored.drawing_json, input_bytes=scored.input_bytes,
+                        prediction=scored.prediction, target=scored.target,
+                        received_at=scored.received_at, pen_up=scored.pen_up,
+                        drawings=drawings, best=best,
+                    )
+                finally:
+                    self.turn_refused = False
+        finally:
+            self.waiting_answers.discard(answer_held)
         answer = answer and not answered_held
         if answer and scored.watch is not None:
             scored.watch.lap("write")
