@@ -134,9 +134,9 @@ class DrawingScorer:
         self.reaching = None
         # The write holding write_turn was refused by the database (and has
         # not landed yet); the answers of the writes waiting for the turn,
-        # given as `held` when it is.
+        # given as `held` when it is (a dict: in the order they came).
         self.turn_refused = False
-        self.waiting_answers = set()
+        self.waiting_answers = {}
         self.write_turn = asyncio.Lock()
         self.last_write = None  # ((game, round), game clock time) of the last write begun
         # Drawings scored and not yet written, per (game, round): a write
@@ -380,18 +380,21 @@ class DrawingScorer:
 
         async def refused():
             # This write holds the turn: it, and every write waiting for the
-            # turn behind it, are answered held now.
+            # turn behind it, are answered held now, in the order they came.
             self.turn_refused = True
-            await answer_held()
-            for waiting in list(self.waiting_answers):
-                await waiting()
+            for answer_one in (answer_held, *self.waiting_answers):
+                try:
+                    await answer_one()
+                except Exception:  # the next ones are answered all the same
+                    logger.exception("room %s: answering a drawing whose write the "
+                                     "database refuses failed", session.code)
 
         if refusing() or self.turn_refused:
             await answer_held()
-        self.waiting_answers.add(answer_held)
+        self.waiting_answers[answer_held] = None
         try:
             async with self.write_turn:
-                self.waiting_answers.discard(answer_held)
+                self.waiting_answers.pop(answer_held, None)
                 try:
                     kept, events = await patiently(
                         guesses.record_guess, session.code, session.player_id, scored.game,
@@ -405,7 +408,7 @@ class DrawingScorer:
                 finally:
                     self.turn_refused = False
         finally:
-            self.waiting_answers.discard(answer_held)
+            self.waiting_answers.pop(answer_held, None)
         answer = answer and not answered_held
         if answer and scored.watch is not None:
             scored.watch.lap("write")
