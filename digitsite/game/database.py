@@ -99,7 +99,7 @@ def db(function):
 def refusing():
     """Whether this process's writes are being refused now: one was, and none
     has landed since (`_refusals`)."""
-    return _refusals.began is not None
+    return _refusals.under_way
 
 
 async def patiently(function, *args, what="a write", patience=None, on_refused=None,

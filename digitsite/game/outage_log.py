@@ -70,6 +70,11 @@ class OutageLog:
         self.reported_at = None
         self.ended = None  # when the last outage ended
 
+    @property
+    def under_way(self):
+        """Whether an outage is under way: a failure, and no success since."""
+        return self.began is not None
+
     def failed(self, where):
         """A try failed; `where` says which ("room ABCD"). Call it in the
         `except` block: the first failure's traceback is the exception being

@@ -95,6 +95,22 @@ async def _tried(work, what, waiters, still_waits):
         wait = min(wait * 2, RETRY_MOST)
 
 
+async def _tried_and_told(session, work, what, waiters, still_waits):
+    """_tried, then the events `work` returned broadcast to the room. A
+    broadcast that fails is logged, not tried again: what it told is in the
+    database, and each connection, hearing nothing, catches its client up.
+    The events; None once nobody waits."""
+    done, events = await _tried(work, what, waiters, still_waits)
+    if not done:
+        return None
+    try:
+        await session.broadcast_all(events)
+    except Exception:
+        logger.exception("%s: done, but the broadcast failed; the connections catch "
+                         "their clients up", what)
+    return events
+
+
 class RoomTimers:
     """The timers of one PlayerSession (digitsite.game.session), which they act for."""
 
@@ -172,18 +188,10 @@ class RoomTimers:
         code = session.code
 
         async def advance(waiters):
-            done, events = await _tried(
-                lambda: db(rounds.advance)(code),
+            return bool(await _tried_and_told(
+                session, lambda: db(rounds.advance)(code),
                 f"room {code}: moving the room on at its deadline", waiters,
-                lambda timers: timers.waits_for(deadline_ms))
-            if not done:
-                return False
-            try:
-                await session.broadcast_all(events)
-            except Exception:
-                logger.exception("room %s: moved on at its deadline, but the broadcast "
-                                 "failed; the connections catch their clients up", code)
-            return bool(events)
+                lambda timers: timers.waits_for(deadline_ms)))
 
         # Shielded: a connection that closes meanwhile leaves the others' task be.
         return await asyncio.shield(_in_flight((code, deadline_ms), advance, self))
@@ -298,16 +306,10 @@ class RoomTimers:
         code = session.code
 
         async def end(waiters):
-            done, events = await _tried(
-                lambda: db(seats.expire_seats)(code), f"room {code}: ending rejoin windows",
-                waiters, lambda timers: timers.waits_to_expire(expiry_ms))
-            if not done:
-                return
-            try:
-                await session.broadcast_all(events)
-            except Exception:
-                logger.exception("room %s: rejoin windows ended, but the broadcast failed",
-                                 code)
+            await _tried_and_told(
+                session, lambda: db(seats.expire_seats)(code),
+                f"room {code}: ending rejoin windows", waiters,
+                lambda timers: timers.waits_to_expire(expiry_ms))
 
         await asyncio.shield(_in_flight((code, expiry_ms, "expire"), end, self))
 
