@@ -55,10 +55,12 @@ def sounds_played(page):
 
 
 def test_sounds_are_off_at_first_remembered_once_on_and_mark_the_round(game_server, browser):
-    """Round 1 (6 s) runs out untouched: its last seconds beep. Between the
+    """Round 1 (12 s) runs out untouched: its last seconds beep. Between the
     rounds (4 s) the countdown shows 3, 2, 1, then "Go!" as round 2 starts.
     In round 2 a line, pen lifted, reaches the target (confidence 0)."""
-    code = game_server.create_room("Pat", rounds=2, seconds=6.0, results_seconds=4.0,
+    # Rounds of 12 s: the line is drawn as round 2 starts, and its guess
+    # must come before the round ends; 6 s was too short on a loaded machine.
+    code = game_server.create_room("Pat", rounds=2, seconds=12.0, results_seconds=4.0,
                                    max_players=1, target_confidence=0.0)
     with open_page(browser, WATCH_COUNTDOWN, viewport=LAPTOP) as page:
         join_room(page, f"{game_server.url}/room/{code}/", "Pat")
