@@ -319,4 +319,12 @@ class CommunicatorClient(ProtocolClient):
         return received
 
     async def close(self):
+        future = self.communicator.future
+        if future.done():
+            # The application ended already (it closed the socket, or a
+            # receive timed out and asgiref cancelled it): nothing to close,
+            # and its error, if any, was the receive's to tell.
+            if not future.cancelled():
+                future.exception()
+            return
         await self.communicator.disconnect()

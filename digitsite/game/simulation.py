@@ -15,6 +15,7 @@ who draws in a handwriting style).
 """
 
 import asyncio
+import collections
 
 
 def _seated(room):
@@ -97,10 +98,33 @@ async def play(player, client, *, games, rounds, room_size, timeout=60.0, welcom
     """
     seat = _Seat(player, client, games=games, rounds=rounds, room_size=room_size,
                  welcomed=welcomed)
+    heard = collections.deque(maxlen=8)  # what the player last heard, for a failure's report
     await client.join(player.name, wait=False)
     while player.games_finished < games:
-        await seat.on(await client.receive(timeout))
+        try:
+            message = await client.receive(timeout)
+        except TimeoutError as exc:
+            raise Silence(player.name, timeout, seat, list(heard)) from exc
+        heard.append(_summary(message))
+        await seat.on(message)
     await client.leave()
+
+
+class Silence(AssertionError):
+    """A player heard nothing for `timeout` seconds in the middle of a game."""
+
+    def __init__(self, name, timeout, seat, heard):
+        super().__init__(
+            f"{name} heard nothing for {timeout:g} s in game {seat.game} round "
+            f"{seat.number} (games finished: {seat.player.games_finished}); last heard, "
+            f"oldest first: {heard}")
+
+
+def _summary(message):
+    """A message in a few words: its type and the fields that place it."""
+    fields = ("round", "seq", "player", "reason", "kept", "held", "code", "for")
+    return " ".join([message["type"], *(f"{k}={message[k]}" for k in fields
+                                        if k in message)])
 
 
 async def play_room(players, connect, *, games, rounds, timeout=60.0):
@@ -131,5 +155,14 @@ async def play_room(players, connect, *, games, rounds, timeout=60.0):
         host.result()
         return players
     others = [asyncio.ensure_future(run(p, False)) for p in players[1:]]
-    await asyncio.gather(host, *others)
+    # Every player's ending, not only the first failure's: when one player
+    # is stuck, the others' reports say which.
+    endings = await asyncio.gather(host, *others, return_exceptions=True)
+    failures = [(p.name, e) for p, e in zip(players, endings, strict=True)
+                if isinstance(e, BaseException)]
+    if failures:
+        if len(failures) == 1:
+            raise failures[0][1]
+        raise AssertionError("; ".join(f"{name}: {error!r}" for name, error in failures)) \
+            from failures[0][1]
     return players
