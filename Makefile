@@ -51,9 +51,11 @@ run: setup
 # time of one when that was measured.
 TEST_WORKERS ?= 3
 
+# The 25 slowest steps are listed after every run: the suite's time is
+# watched against its 10-minute bound.
 test: setup-dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
