@@ -44,7 +44,8 @@ SERVE = $(BIN)/python -m digitsite.serve --websocket_connect_timeout 20 \
 run: setup
 	$(SERVE) -b $(HOST) -p $(PORT) digitsite.asgi:application
 
-# Three test processes (pytest-xdist), each taking whole files: the suite is
+# Three test processes (pytest-xdist), each taking whole files, the longest
+# first (tests/conftest.py, LONGEST_FILES): the suite is
 # mostly waiting on servers and browsers. On 2 cores, on one machine and one
 # day, pytest took 562, 657 and 695 s with three and 650 and 718 s with two
 # (the last two runs one after the other on one checkout); two took half the
@@ -55,7 +56,8 @@ TEST_WORKERS ?= 3
 # watched against its 10-minute bound.
 test: setup-dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--durations=25
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

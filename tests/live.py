@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.services import is_migrated
 from tests.support import BASE_DIR, free_port, require
 
 CHROMIUM_ARGS = [
@@ -145,7 +146,8 @@ class LiveServer:
 
     Its database and var folder live under `workdir` (SQLite unless `env`
     names a DATABASE_URL); `env` may also set REDIS_URL and any setting.
-    `migrate` runs first, which also registers the shipped model.
+    `migrate` runs first, which also registers the shipped model (not on a
+    database made migrated: tests.services.is_migrated).
     """
 
     def __init__(self, workdir, env=None, port=None, migrate=True):
@@ -224,7 +226,7 @@ class LiveServer:
         if (self.migrate and self.env["DATABASE_URL"] == f"sqlite:///{database}"
                 and not database.exists()):
             copy_migrated_database(database)
-        elif self.migrate:
+        elif self.migrate and not is_migrated(self.env["DATABASE_URL"]):
             self.manage("migrate", "--noinput")
         log = open(self.log_path, "ab")
         # The site's entry point around Daphne (bounded bodies, slow-client timeout).

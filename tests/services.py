@@ -4,7 +4,8 @@ Fixtures:
 
 - `postgres_database`: the URL of a fresh, uniquely named database, created on
   the server of $TEST_POSTGRES_URL (default: postgres@127.0.0.1:5432, trust
-  auth) for the test session and dropped after it.
+  auth) for the test session and dropped after it. It is migrated already:
+  a copy of one migrated database per test process (`migrated_template`).
 - `own_postgres_database`: the URL of a fresh database for one test alone,
   dropped after it, for tests whose races, locks or activations would
   disturb the session's shared database.
@@ -18,14 +19,18 @@ The context managers behind them (`fresh_postgres_database`,
 `claimed_redis_database`) serve the load benchmark too.
 """
 
+import atexit
 import contextlib
 import os
+import subprocess
+import sys
+import tempfile
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.support import require
+from tests.support import BASE_DIR, require
 
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
@@ -54,23 +59,72 @@ def _admin_connection(url):
     return psycopg.connect(conninfo, autocommit=True, connect_timeout=3)
 
 
+def _drop_database(server_url, name):
+    with _admin_connection(server_url) as admin:
+        # FORCE: a server process killed mid-test may have left sessions open.
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# One migrated database per test process and PostgreSQL server, the template
+# of the fresh databases the tests ask for (see is_migrated): `migrate` in a
+# process of its own took 6 s on a quiet machine and more on a busy one, once
+# for each server the suite starts on PostgreSQL, where CREATE DATABASE ...
+# TEMPLATE copies the migrated one in a tenth of a second.
+_templates = {}
+_migrated_urls = set()
+
+
+def migrated_template(server_url):
+    """The name of this process's migrated database on `server_url`'s server
+    (made and migrated at the first call, dropped when the process exits)."""
+    from tests.live import server_env
+
+    name = _templates.get(server_url)
+    if name is not None:
+        return name
+    name = f"digitsite_template_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with _admin_connection(server_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    atexit.register(_drop_database, server_url, name)
+    folder = tempfile.mkdtemp(prefix="migrated-postgres-")
+    env = server_env(folder)
+    env.update({"DATABASE_URL": _with_database(server_url, name), "REDIS_URL": ""})
+    done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                          cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"migrating the template database failed:\n{done.stderr}")
+    _templates[server_url] = name
+    return name
+
+
+def is_migrated(url):
+    """Whether `url` is a database made migrated by fresh_postgres_database
+    (a server on it need not run `migrate`)."""
+    return url in _migrated_urls
+
+
 @contextlib.contextmanager
-def fresh_postgres_database(server_url, prefix="digitsite_test"):
-    """Yield the URL of a new database on `server_url`'s server; drop it afterwards."""
+def fresh_postgres_database(server_url, prefix="digitsite_test", migrated=False):
+    """Yield the URL of a new database on `server_url`'s server; drop it
+    afterwards. `migrated`: a copy of `migrated_template`, not an empty one."""
     try:
         admin = _admin_connection(server_url)
     except Exception as exc:
         raise ServiceUnavailable(
             f"PostgreSQL is not reachable at {urlsplit(server_url).netloc}: {exc}") from exc
+    admin.close()
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    template = f' TEMPLATE "{migrated_template(server_url)}"' if migrated else ""
+    with _admin_connection(server_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"{template}')
+    url = _with_database(server_url, name)
+    if migrated:
+        _migrated_urls.add(url)
     try:
-        yield _with_database(server_url, name)
+        yield url
     finally:
-        with _admin_connection(server_url) as admin:
-            # FORCE: a server process killed mid-test may have left sessions open.
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _migrated_urls.discard(url)
+        _drop_database(server_url, name)
 
 
 @contextlib.contextmanager
@@ -122,7 +176,8 @@ def _postgres_or_skip(prefix="digitsite_test"):
     server_url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
     with contextlib.ExitStack() as stack:
         try:
-            url = stack.enter_context(fresh_postgres_database(server_url, prefix=prefix))
+            url = stack.enter_context(fresh_postgres_database(server_url, prefix=prefix,
+                                                              migrated=True))
         except ServiceUnavailable as exc:
             _unavailable(exc, "TEST_POSTGRES_URL")
         yield url

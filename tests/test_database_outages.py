@@ -154,7 +154,13 @@ async def test_a_drawing_outlasts_a_lock_longer_than_the_busy_timeout(server):
         await wait_for_log(server, offset, "game writes succeed again")
         log = log_since(server, offset)
         assert log.count("game writes are failing") == 1, log[-3000:]
-        assert f"game writes are failing (first: {what}: database is locked)" in log
+        # Whichever try the lock refused first opens the outage. The drawing's
+        # began first, but the join's began moments later, and SQLite's busy
+        # timeout counts the sleeps it asked for, not the time they took: on
+        # a loaded machine the join's try was refused first (seen once).
+        firsts = [f"game writes are failing (first: {refused}: database is locked)"
+                  for refused in (what, f"a join in room {other_room}")]
+        assert any(first in log for first in firsts), log[-3000:]
         assert log.count("game writes succeed again") == 1, log[-3000:]
         await ada.done(1)
         await ada.expect("round_end")
