@@ -157,6 +157,43 @@ def test_a_page_that_catches_up_with_a_round_under_way_plays_no_start(game_serve
         assert page.js_errors == []
 
 
+def test_a_reach_told_only_by_player_finished_plays_the_success_sound_once(game_server,
+                                                                          browser):
+    """While the database refuses writes, a drawing's guess goes out `held`
+    and says `reached: false`; when its write lands, `player_finished` (reason
+    `reached`) is the first news that it reached the target (docs/protocol.md).
+    The page plays the success sound then, once, as for a guess that says
+    `reached`. Before, it played none. The two messages are handed to the
+    page's handler as the server would send them."""
+    code = game_server.create_room("Lou", rounds=1, seconds=120.0, max_players=1,
+                                   target_confidence=1.0)
+    with open_page(browser, viewport=LAPTOP) as page:
+        join_room(page, f"{game_server.url}/room/{code}/", "Lou")
+        page.locator("[data-sound]").check()
+        page.click("[data-start]")
+        page.wait_for_function("() => window.digitGame.state.round === 1"
+                               " && window.digitGame.state.room.state === 'playing'",
+                               timeout=TIMEOUT_MS)
+        tell = """(message) => {
+          const {connection, state} = window.digitGame;
+          connection.onMessage({round: state.round, ...message,
+                                ...(message.player === "me" ? {player: state.me.id} : {})});
+        }"""
+        page.evaluate(tell, {"type": "guess", "seq": 1, "digit": 7, "top3": [[7, 0.9]],
+                             "probabilities": [0.01] * 7 + [0.91] + [0.0] * 2,
+                             "target_probability": 0.9, "reached": False, "kept": False,
+                             "held": True, "model": "m"})
+        assert "success" not in sounds_played(page)
+        finished = {"type": "player_finished", "player": "me", "reason": "reached",
+                    "points": 3, "game": page.evaluate("window.digitGame.state.gameId")}
+        page.evaluate(tell, finished)
+        assert sounds_played(page).count("success") == 1
+        assert page.locator("[data-room]").get_attribute("data-finished") == "true"
+        page.evaluate(tell, finished)  # heard again (a catch-up): no second sound
+        assert sounds_played(page).count("success") == 1
+        assert page.js_errors == []
+
+
 def test_share_uses_the_share_sheet_where_there_is_one_and_copies_otherwise(game_server,
                                                                           browser):
     code = game_server.create_room("Sam", rounds=1, seconds=60.0, max_players=2)

@@ -181,6 +181,11 @@ const handlers = {
     if (message.round !== game.round) return;
     others?.finished(message);
     if (message.player === game.me?.id) {
+      // A drawing whose guess went out `held` (its write waited on the
+      // database) reaches the target when the write lands: this message is
+      // then the first news of it. A guess that said `reached` played the
+      // sound already and finished the round on this page.
+      if (message.reason === "reached" && !game.finished) sounds.play("success");
       const why = FINISHED[message.reason] || "Your round is over.";
       finishMine(`${why} +${message.points} points`);
     }
