@@ -163,6 +163,6 @@ async def play_room(players, connect, *, games, rounds, timeout=60.0):
     if failures:
         if len(failures) == 1:
             raise failures[0][1]
-        raise AssertionError("; ".join(f"{name}: {error!r}" for name, error in failures)) \
-            from failures[0][1]
+        raise AssertionError("; ".join(f"{name}: {type(error).__name__}: {error}"
+                                       for name, error in failures)) from failures[0][1]
     return players

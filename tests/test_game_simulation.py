@@ -1,0 +1,124 @@
+"""What simulated play (digitsite/game/simulation.py) reports when a player is
+left waiting: which player, where in the game, and what it last heard, for
+every player stuck, not only the first. Clients that script the server's
+side: no server, no clock."""
+
+import asyncio
+
+import pytest
+
+from digitsite.game.simulation import Silence, play_room
+
+
+class ScriptedClient:
+    """A protocol client whose server says `script`'s messages, then nothing:
+    its next receive times out at once, or once `after` (an event) is set;
+    `exhausted` is set when the script runs out."""
+
+    def __init__(self, script, after=None):
+        self.script = list(script)
+        self.after = after
+        self.exhausted = asyncio.Event()
+        self.sent = []
+        self.closed = False
+
+    async def join(self, name, wait=True):
+        self.sent.append(("join", name))
+
+    async def start(self, rounds=None):
+        self.sent.append(("start", rounds))
+
+    async def draw(self, round_, drawing, seq=None):
+        self.sent.append(("draw", round_))
+
+    async def done(self, round_):
+        self.sent.append(("done", round_))
+
+    async def leave(self):
+        self.sent.append(("leave",))
+
+    async def receive(self, timeout):
+        if self.script:
+            return self.script.pop(0)
+        self.exhausted.set()
+        if self.after is not None:
+            await self.after.wait()
+        raise TimeoutError(f"no message within {timeout} s")
+
+    async def close(self):
+        self.closed = True
+
+
+class Player:
+    def __init__(self, name):
+        self.name = name
+        self.id = self.host = None
+        self.rounds = {}
+        self.errors = []
+        self.games_finished = 0
+
+    def drawing_for(self, label):
+        return {"width": 10, "height": 10, "strokes": [[[1, 1], [8, 8]]]}
+
+
+def room(players, host):
+    return {"host": host, "players": [{"id": p, "connected": True, "gone": False}
+                                      for p in players]}
+
+
+def welcome(me, players, host):
+    return {"type": "welcome", "you": {"id": me, "host": me == host},
+            "room": room(players, host)}
+
+
+ROUND_START = {"type": "round_start", "game": "g1", "round": 1, "target": 3}
+GUESS = {"type": "guess", "round": 1, "seq": 1, "reached": False, "kept": True,
+         "held": False}
+
+
+def test_a_player_left_waiting_says_where_it_was_and_what_it_last_heard():
+    """The host is welcomed, starts, draws, hears its guess and says done;
+    then the server says nothing more (as in a round that never ends)."""
+    host = Player("ann")
+    client = ScriptedClient([welcome("p1", ["p1"], "p1"), ROUND_START, GUESS])
+    with pytest.raises(Silence) as raised:
+        asyncio.run(play_room([host], lambda: _opened(client), games=1, rounds=1,
+                              timeout=0.5))
+    message = str(raised.value)
+    assert message.startswith("ann heard nothing for 0.5 s in game g1 round 1 "
+                              "(games finished: 0)"), message
+    assert ("last heard, oldest first: ['welcome', 'round_start round=1', "
+            "'guess round=1 seq=1 kept=True held=False']") in message, message
+    assert client.sent == [("join", "ann"), ("start", 1), ("draw", 1), ("done", 1)]
+    assert client.closed
+
+
+def test_every_stuck_player_is_reported():
+    """Two players: the host hears the game start; the other is welcomed and
+    then hears nothing. Both are named, each with what it heard."""
+    ann, bob = Player("ann"), Player("bob")
+
+    async def play():
+        bobs = ScriptedClient([welcome("p2", ["p1", "p2"], "p1")])
+        # The host's wait ends after bob's began (a host that fails before
+        # the others are seated is reported alone).
+        anns = ScriptedClient([welcome("p1", ["p1", "p2"], "p1"), ROUND_START],
+                              after=bobs.exhausted)
+        clients = iter([anns, bobs])
+        await play_room([ann, bob], lambda: _opened(next(clients)), games=1, rounds=1,
+                        timeout=0.5)
+
+    with pytest.raises(AssertionError) as raised:
+        asyncio.run(play())
+    message = str(raised.value)
+    ann_said, bob_said = message.split("; bob: ")
+    assert ann_said == ("ann: Silence: ann heard nothing for 0.5 s in game g1 round 1 "
+                        "(games finished: 0); last heard, oldest first: "
+                        "['welcome', 'round_start round=1']"), message
+    assert bob_said == ("Silence: bob heard nothing for 0.5 s in game None round None "
+                        "(games finished: 0); last heard, oldest first: ['welcome']"), message
+    assert isinstance(raised.value.__cause__, Silence)
+
+
+async def _opened(client):
+    return client
