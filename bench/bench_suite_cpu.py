@@ -1,15 +1,15 @@
 """Where a command's CPU goes, by kind of process: the test suite's, by default.
 
-Runs the command (by default `make test`, what .ci/run runs) and reads every
-process's CPU time (user + system, /proc/PID/stat) once a second until it
-ends; the CPU each process used while the command ran is added to its kind:
+Runs the command (by default `make test`, what .ci/run runs) and reads the
+CPU time (user + system, /proc/PID/stat) of it and every process it starts,
+however deep, once a second until it ends, adding each one's to its kind:
 the test processes, Chromium, Playwright's driver, the Daphne servers, the
-management commands by name, other Python scripts, pip (a first run's
-set-up), and the rest of the
-machine (processes older than the command: only what they used since it
-began counts). The suite's time is CPU-bound on 2 cores, so this says what
-shortening it would take. A process that ends between two readings loses
-its last second at most.
+management commands by name, pip (a first run's set-up), other Python
+scripts and other programs. A process whose parent ends before it stays
+counted: this one adopts such processes (PR_SET_CHILD_SUBREAPER). Other
+programs on the machine are left out. The suite's time is CPU-bound on 2
+cores, so this says what shortening it would take. A process that ends
+between two readings loses its last second at most.
 
     python3 bench/bench_suite_cpu.py [--output NAME] [-- command ...]
 
@@ -19,6 +19,7 @@ clone's `bash .ci/run`, set-up included).
 
 import argparse
 import collections
+import ctypes
 import os
 import subprocess
 import sys
@@ -30,45 +31,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import write_results  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
+PR_SET_CHILD_SUBREAPER = 36
 
 
-def kind_of(pid, before):
-    """The kind of process `pid` is (None: it is gone)."""
+def kind_of(arguments):
+    """The kind of process that `arguments` (its command line, a list) starts."""
+    program = Path(arguments[0]).name if arguments else ""
+    joined = " ".join(arguments)
+    if "chrom" in program:
+        return "Chromium"
+    if "playwright" in joined and "driver" in joined:
+        return "Playwright's driver"
+    if program.startswith("pip") or arguments[1:3] == ["-m", "pip"]:
+        return "pip (the set-up)"
+    if "-m" in arguments and "digitsite.serve" in arguments:
+        return "Daphne servers"
+    if any(Path(word).name == "manage.py" for word in arguments):
+        index = next(i for i, word in enumerate(arguments) if Path(word).name == "manage.py")
+        return f"manage.py {arguments[index + 1] if index + 1 < len(arguments) else ''}".strip()
+    if "exec(eval(sys.stdin" in joined or "pytest" in joined:
+        return "the test processes"
+    if program.startswith("python"):
+        return "other Python scripts"
+    return "other programs"
+
+
+def read_process(pid):
+    """(parent id, start time, CPU seconds, command line) of `pid`; None if it is gone."""
     try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    command = raw.replace(b"\0", b" ").decode(errors="replace")
-    if pid in before:
-        return "the rest of the machine"
-    if "pip" in command:
-        return "pip (the set-up)"
-    if "chrom" in command:
-        return "Chromium"
-    if "playwright" in command:
-        return "Playwright's driver"
-    if "digitsite.serve" in command:
-        return "Daphne servers"
-    if "manage.py" in command:
-        words = command.split("manage.py", 1)[1].split()
-        return f"manage.py {words[0] if words else ''}".strip()
-    if "exec(eval(sys.stdin" in command or "pytest" in command:
-        return "the test processes"
-    if "python" in command:
-        return "other Python scripts"
-    return "other processes"
-
-
-def cpu_seconds(pid):
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def pids():
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    arguments = [word.decode(errors="replace") for word in raw.split(b"\0") if word]
+    return (int(fields[1]), int(fields[19]), (int(fields[11]) + int(fields[12])) / TICKS,
+            arguments)
 
 
 def main():
@@ -78,52 +75,56 @@ def main():
     parser.add_argument("command", nargs="*", default=["make", "test"])
     args = parser.parse_args()
 
+    # Processes whose parent ends (a daemonised server, a browser's helpers)
+    # become this process's, so they stay in the tree that is counted.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     own = os.getpid()
-    before = set(pids())
-    seen = {}  # pid -> [CPU seconds counted so far, kind]
-    for pid in before:
-        used = cpu_seconds(pid)
-        if used is not None:
-            seen[pid] = [used, "the rest of the machine"]
-    totals = collections.Counter()
     started = time.monotonic()
     process = subprocess.Popen(args.command)
+    ours = {process.pid}  # the command and its descendants, as seen so far
+    seen = {}  # (pid, start time) -> [CPU seconds counted so far, kind]
+    totals = collections.Counter()
     while True:
-        for pid in pids():
-            if pid == own:
+        processes = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit() and (found := read_process(int(name))) is not None:
+                processes[int(name)] = found
+        # Descendants: a process whose parent is the command's, or this one's.
+        grew = True
+        while grew:
+            grew = False
+            for pid, (parent, *_) in processes.items():
+                if pid not in ours and pid != own and (parent in ours or parent == own):
+                    ours.add(pid)
+                    grew = True
+        for pid in list(ours):
+            if pid not in processes:
+                ours.discard(pid)  # gone (a later process may reuse its id)
                 continue
-            used = cpu_seconds(pid)
-            if used is None:
-                continue
-            if pid not in seen:
-                kind = kind_of(pid, before)
-                if kind is None:
-                    continue
-                seen[pid] = [0.0, kind]
-            counted, kind = seen[pid]
-            if used > counted:
-                totals[kind] += used - counted
-                seen[pid][0] = used
+            _, start, used, arguments = processes[pid]
+            entry = seen.setdefault((pid, start), [0.0, kind_of(arguments)])
+            if used > entry[0]:
+                totals[entry[1]] += used - entry[0]
+                entry[0] = used
         if process.poll() is not None:
             break
         time.sleep(args.interval)
     wall = time.monotonic() - started
-    ours = sum(seconds for kind, seconds in totals.items()
-               if kind != "the rest of the machine")
+    cpu = sum(totals.values())
     results = {
         "command": args.command,
         "exit_status": process.returncode,
         "wall_seconds": round(wall, 1),
         "cpu_count": os.cpu_count(),
-        "cpu_seconds_of_its_processes": round(ours, 1),
-        "cores_busy_with_it": round(ours / wall, 2),
+        "cpu_seconds": round(cpu, 1),
+        "cores_busy": round(cpu / wall, 2),
         "cpu_seconds_by_kind": {kind: round(seconds, 1)
                                 for kind, seconds in totals.most_common()},
     }
     path = write_results(args.output, results)
     for kind, seconds in totals.most_common():
         print(f"{seconds:8.1f} s  {kind}")
-    print(f"{ours:.0f} CPU seconds in {wall:.0f} s ({ours / wall:.2f} cores); {path}")
+    print(f"{cpu:.0f} CPU seconds in {wall:.0f} s ({cpu / wall:.2f} cores); {path}")
     return process.returncode
 
 

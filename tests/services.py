@@ -22,6 +22,7 @@ The context managers behind them (`fresh_postgres_database`,
 import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,8 @@ def migrated_template(server_url):
     from tests.live import server_env
 
     name = _templates.get(server_url)
+    if isinstance(name, Exception):
+        raise name  # its migrate failed once: the next tests are told so at once
     if name is not None:
         return name
     name = f"digitsite_template_{os.getpid()}_{uuid.uuid4().hex[:8]}"
@@ -87,12 +90,15 @@ def migrated_template(server_url):
         admin.execute(f'CREATE DATABASE "{name}"')
     atexit.register(_drop_database, server_url, name)
     folder = tempfile.mkdtemp(prefix="migrated-postgres-")
+    atexit.register(shutil.rmtree, folder, True)
     env = server_env(folder)
     env.update({"DATABASE_URL": _with_database(server_url, name), "REDIS_URL": ""})
     done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
                           cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
-        raise RuntimeError(f"migrating the template database failed:\n{done.stderr}")
+        _templates[server_url] = RuntimeError(
+            f"migrating the template database failed:\n{done.stderr}")
+        raise _templates[server_url]
     _templates[server_url] = name
     return name
 

@@ -9,6 +9,7 @@ are read better afterwards.
 
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -295,13 +296,19 @@ async def test_styled_players_play_and_the_finetuned_model_reads_their_style(
         assert connected
         return CommunicatorClient(communicator)
 
-    # A player waits for the round's end, which the room's deadline brings
-    # 30 s (and a grace) after its start whatever the players do. A wait of
-    # exactly the round's length failed once on a loaded machine: the host
-    # heard nothing for 30 s after its first guess (digitsite.game.simulation
-    # now reports what every player last heard). The counts below still fail
-    # for any drawing not stored.
+    # A round ends when every player has said `done`, and at the latest at
+    # the room's deadline, 30 s (and a grace) after its start. A player
+    # waits past it: a wait of exactly the round's length failed once on a
+    # loaded machine, the host hearing nothing for 30 s after its first
+    # guess (digitsite.game.simulation now reports what every player last
+    # heard). A round ended by its deadline is reported as a warning; the
+    # counts below still fail for any drawing not stored.
     await play_room(players, connect, games=GAMES, rounds=10, timeout=60)
+    timed_out = sorted({key for p in players for key, entry in p.rounds.items()
+                        if entry.get("result", {}).get("reason") == "time"})
+    if timed_out:
+        warnings.warn(f"rounds ended by their deadline, not by every player's done: "
+                      f"{timed_out}", stacklevel=1)
     assert all(not p.errors for p in players), [p.errors for p in players]
 
     def approve_and_finetune():

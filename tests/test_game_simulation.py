@@ -122,3 +122,31 @@ def test_every_stuck_player_is_reported():
 
 async def _opened(client):
     return client
+
+
+async def test_closing_a_client_whose_application_ended_raises_nothing():
+    """A receive that times out makes asgiref cancel the application; closing
+    the client then raised that CancelledError, which no `except Exception`
+    catches: it hid the timeout's report. A client never connected closes
+    without starting the application."""
+    from channels.generic.websocket import AsyncWebsocketConsumer
+    from channels.testing import WebsocketCommunicator
+
+    from digitsite.game.client import CommunicatorClient
+
+    class Silent(AsyncWebsocketConsumer):
+        async def connect(self):
+            await self.accept()
+
+    communicator = WebsocketCommunicator(Silent.as_asgi(), "/ws/")
+    connected, _ = await communicator.connect()
+    assert connected
+    client = CommunicatorClient(communicator)
+    with pytest.raises(TimeoutError):
+        await client.receive(timeout=0.1)
+    assert communicator.future.cancelled()
+    await client.close()
+
+    never = WebsocketCommunicator(Silent.as_asgi(), "/ws/")
+    await CommunicatorClient(never).close()
+    assert never._future is None

@@ -79,7 +79,7 @@ class Cluster:
         self.servers = [LiveServer(root / name, env=env) for name in ("a", "b")]
 
     def start(self):
-        self.servers[0].start()  # migrates the shared database once
+        self.servers[0].start()  # the shared database (migrated already on PostgreSQL)
         # One Django start-up makes sure of a model and makes the tests' rooms.
         codes = self.shell(
             "from django.conf import settings\n"

@@ -319,6 +319,8 @@ class CommunicatorClient(ProtocolClient):
         return received
 
     async def close(self):
+        if self.communicator._future is None:
+            return  # never connected: reading `future` would start the application
         future = self.communicator.future
         if future.done():
             # The application ended already (it closed the socket, or a

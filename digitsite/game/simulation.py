@@ -111,7 +111,8 @@ async def play(player, client, *, games, rounds, room_size, timeout=60.0, welcom
 
 
 class Silence(AssertionError):
-    """A player heard nothing for `timeout` seconds in the middle of a game."""
+    """A player heard nothing for `timeout` seconds before its last game was
+    over (game and round None: before its first round began)."""
 
     def __init__(self, name, timeout, seat, heard):
         super().__init__(
