@@ -45,11 +45,12 @@ run: setup
 	$(SERVE) -b $(HOST) -p $(PORT) digitsite.asgi:application
 
 # Three test processes (pytest-xdist), each taking whole files, the longest
-# first (tests/conftest.py, LONGEST_FILES). The suite keeps 2 cores about 90%
-# busy: in one run of 650 s, sampling every process's CPU time once a second
-# counted 1,160 CPU seconds in the suite's own processes: 415 in the test
-# processes, 285 in Chromium and 31 in Playwright's driver, 215 in the Daphne
-# servers, 117 in management commands and 94 in other Python scripts. On
+# first (tests/conftest.py, LONGEST_FILES). The suite is bound by CPU: on a
+# fresh clone, .ci/run took 693 s (pytest 615 s) and 1,159 CPU seconds, 1.67
+# of the 2 cores, of which 400 in the test processes, 276 in Chromium and 30
+# in Playwright's driver, 195 in the Daphne servers, 114 in management
+# commands and 138 in other Python scripts, pip's set-up among them
+# (bench/bench_suite_cpu.py, bench/results/suite-cpu.json). On
 # 2 cores, on one machine and one day, pytest took 562, 657 and 695 s with
 # three processes and 650 and 718 s with two (the last two runs one after
 # the other on one checkout); two took half the time of one when that was

@@ -42,7 +42,9 @@ def kind_of(arguments):
         return "Chromium"
     if "playwright" in joined and "driver" in joined:
         return "Playwright's driver"
-    if program.startswith("pip") or arguments[1:3] == ["-m", "pip"]:
+    # pip runs as its own program, or as a script (python .venv/bin/pip ...).
+    if (any(Path(word).name.startswith("pip") for word in arguments[:2])
+            or arguments[1:3] == ["-m", "pip"]):
         return "pip (the set-up)"
     if "-m" in arguments and "digitsite.serve" in arguments:
         return "Daphne servers"

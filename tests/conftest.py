@@ -28,7 +28,7 @@ ARTIFACTS_DIR = Path(os.environ.get("ARTIFACTS_DIR", BASE_DIR / "artifacts"))
 
 # The files whose tests take longest, longest first (the sum of their steps'
 # durations in one run of the whole suite with three processes on 2 cores:
-# 150 s down to 40 s; the rest take 30 s or less). `make test` hands whole
+# 150 s down to 41 s; the rest take 39 s or less). `make test` hands whole
 # files to the processes in collection order (pytest-xdist's loadfile with
 # --no-loadscope-reorder, whose default order, by number of tests, started
 # test_ws_limits_shared.py, 3 tests and 73 s, among the last): these go
