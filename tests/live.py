@@ -105,15 +105,24 @@ class ScriptRunner:
 _migrated_template = []
 
 
+def migrate_template(**env):
+    """Run `migrate` in a process of its own on a server's environment, with
+    `env` over it (a DATABASE_URL, say), its var folder a temporary one; the
+    folder. Raises RuntimeError with migrate's own error when it fails."""
+    folder = Path(tempfile.mkdtemp(prefix="migrated-"))
+    atexit.register(shutil.rmtree, folder, True)
+    done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                          cwd=BASE_DIR, env={**server_env(folder), **env},
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"migrating a template database failed:\n{done.stderr}")
+    return folder
+
+
 def copy_migrated_database(destination):
     """Write a migrated SQLite database (the shipped models registered) to `destination`."""
     if not _migrated_template:
-        folder = Path(tempfile.mkdtemp(prefix="migrated-"))
-        atexit.register(shutil.rmtree, folder, True)
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                       cwd=BASE_DIR, env=server_env(folder), capture_output=True, text=True,
-                       check=True, timeout=300)
-        _migrated_template.append(folder / "db.sqlite3")
+        _migrated_template.append(migrate_template() / "db.sqlite3")
     source = sqlite3.connect(_migrated_template[0])
     target = sqlite3.connect(destination)
     try:

@@ -22,16 +22,12 @@ The context managers behind them (`fresh_postgres_database`,
 import atexit
 import contextlib
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.support import BASE_DIR, require
+from tests.support import require
 
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
@@ -78,7 +74,7 @@ _migrated_urls = set()
 def migrated_template(server_url):
     """The name of this process's migrated database on `server_url`'s server
     (made and migrated at the first call, dropped when the process exits)."""
-    from tests.live import server_env
+    from tests.live import migrate_template
 
     name = _templates.get(server_url)
     if isinstance(name, Exception):
@@ -89,16 +85,11 @@ def migrated_template(server_url):
     with _admin_connection(server_url) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     atexit.register(_drop_database, server_url, name)
-    folder = tempfile.mkdtemp(prefix="migrated-postgres-")
-    atexit.register(shutil.rmtree, folder, True)
-    env = server_env(folder)
-    env.update({"DATABASE_URL": _with_database(server_url, name), "REDIS_URL": ""})
-    done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                          cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        _templates[server_url] = RuntimeError(
-            f"migrating the template database failed:\n{done.stderr}")
-        raise _templates[server_url]
+    try:
+        migrate_template(DATABASE_URL=_with_database(server_url, name), REDIS_URL="")
+    except RuntimeError as exc:
+        _templates[server_url] = exc
+        raise
     _templates[server_url] = name
     return name
 
@@ -118,10 +109,9 @@ def fresh_postgres_database(server_url, prefix="digitsite_test", migrated=False)
     except Exception as exc:
         raise ServiceUnavailable(
             f"PostgreSQL is not reachable at {urlsplit(server_url).netloc}: {exc}") from exc
-    admin.close()
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    template = f' TEMPLATE "{migrated_template(server_url)}"' if migrated else ""
-    with _admin_connection(server_url) as admin:
+    with admin:
+        template = f' TEMPLATE "{migrated_template(server_url)}"' if migrated else ""
         admin.execute(f'CREATE DATABASE "{name}"{template}')
     url = _with_database(server_url, name)
     if migrated:
