@@ -8,11 +8,13 @@ import hashlib
 import io
 from pathlib import Path
 
-import torch
-
-from recognizer import calibration
 from recognizer.atomic_files import write_atomically
-from recognizer.network import ARCHITECTURE, build_model
+
+# torch, the network and calibration are imported where a model is saved or
+# loaded, not here: the admin imports this module (for CheckpointError) at
+# every Django start, and importing torch took 1.7 s of django.setup()'s 2.9 s,
+# paid by every `manage.py migrate`, `check` and `shell` that never touches a
+# model (tests/test_import_graph.py keeps it so).
 
 
 class CheckpointError(Exception):
@@ -32,6 +34,10 @@ def save_checkpoint(model, path, metadata=None):
 
     A crash or Ctrl-C at any moment leaves either no file or a complete one.
     """
+    import torch
+
+    from recognizer.network import ARCHITECTURE
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -49,6 +55,11 @@ def load_checkpoint(path, expected_sha256=None):
     Raises CheckpointError when the file is missing, its checksum differs from
     `expected_sha256`, or it does not hold this architecture's weights.
     """
+    import torch
+
+    from recognizer import calibration
+    from recognizer.network import ARCHITECTURE, build_model
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"model file {path} does not exist")
