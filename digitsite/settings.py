@@ -123,8 +123,11 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+    # A blank DATABASE_URL (`DATABASE_URL=` in an env file) means the
+    # default, as a blank REDIS_URL does; dj_database_url.config read it as a
+    # configuration without an engine, and every command failed on a KeyError.
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
         # A kept connection is checked before reuse, so a database restart
         # costs a reconnect instead of failed requests.

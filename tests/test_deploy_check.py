@@ -161,3 +161,18 @@ def test_the_formatter_writes_values_json_cannot_hold_as_text():
     assert entry["thing"] == "<a thing>"
     assert entry["nested"] == {"a": [1, 2]}
     assert "args" not in entry and "msg" not in entry
+
+
+@pytest.mark.parametrize("blank", ["", "  "], ids=["empty", "spaces"])
+def test_a_blank_database_url_means_the_default_sqlite_database(tmp_path, blank):
+    # `DATABASE_URL=` in an env file, as `REDIS_URL=` turns Redis off: before,
+    # dj_database_url read it as a configuration without an engine and every
+    # command failed on a KeyError.
+    code = ("from django.conf import settings\n"
+            "db = settings.DATABASES['default']\n"
+            "print(db['ENGINE'], db['NAME'])\n")
+    result = manage(tmp_path, {"DATABASE_URL": blank}, "shell", "-c", code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    engine, name = result.stdout.splitlines()[-1].split()
+    assert engine == "django.db.backends.sqlite3"
+    assert name == str(tmp_path / "var" / "db.sqlite3")
