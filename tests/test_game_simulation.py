@@ -150,3 +150,57 @@ async def test_closing_a_client_whose_application_ended_raises_nothing():
     never = WebsocketCommunicator(Silent.as_asgi(), "/ws/")
     await CommunicatorClient(never).close()
     assert never._future is None
+
+
+async def test_a_receive_that_times_out_says_where_the_application_waited():
+    """The server's side of a silent connection, caught before asgiref's
+    cancel erases it: the consumer's handler stuck in a database call (a
+    function blocked in the game's database pool) is named, with the pool's
+    thread and the line it is blocked on. Before, a timeout said only that
+    nothing came. An application waiting for its next message is named as
+    idle in Channels' dispatch, with no busy thread."""
+    import threading
+
+    from channels.generic.websocket import AsyncWebsocketConsumer
+    from channels.testing import WebsocketCommunicator
+
+    from digitsite.game.client import CommunicatorClient
+    from digitsite.game.database import db
+
+    entered, release = threading.Event(), threading.Event()
+
+    def finish_slowly():
+        entered.set()
+        release.wait(60)
+
+    class Stuck(AsyncWebsocketConsumer):
+        async def connect(self):
+            await self.accept()
+
+        async def receive(self, text_data=None, bytes_data=None):
+            await db(finish_slowly)()
+
+    communicator = WebsocketCommunicator(Stuck.as_asgi(), "/ws/")
+    assert (await communicator.connect())[0]
+    client = CommunicatorClient(communicator)
+    await client.send_raw('{"type": "done"}')
+    try:
+        assert await asyncio.to_thread(entered.wait, 60)  # the handler is in the pool
+        with pytest.raises(TimeoutError):
+            await client.receive(timeout=0.05)
+    finally:
+        release.set()
+    where = client.waited_in
+    assert any(step.startswith("receive (") for step in where), where
+    busy = [step for step in where if step.startswith("game-db")]
+    assert len(busy) == 1 and "finish_slowly (tests/test_game_simulation.py:" in busy[0], where
+    assert communicator.future.cancelled()  # then cancelled, as asgiref's receive does
+
+    idle = WebsocketCommunicator(Stuck.as_asgi(), "/ws/")
+    assert (await idle.connect())[0]
+    idle_client = CommunicatorClient(idle)
+    with pytest.raises(TimeoutError):
+        await idle_client.receive(timeout=0.05)
+    assert any("await_many_dispatch" in step for step in idle_client.waited_in)
+    assert not any(step.startswith("game-db") for step in idle_client.waited_in)
+    assert not any(step.startswith("receive (") for step in idle_client.waited_in)

@@ -9,6 +9,7 @@ same over the protocol, through the real ASGI application.
 """
 
 import asyncio
+import logging
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -233,7 +234,11 @@ def test_a_late_drawing_counts_for_the_best_only_with_the_pen_up(room, manual_cl
 
 
 class ScoringSession:
-    """What a DrawingScorer needs of its session: a place to run tasks."""
+    """What a DrawingScorer needs of its session: a place to run tasks, and
+    the room and player its log lines name."""
+
+    code = "AB12"
+    player_id = 3
 
     def __init__(self):
         self.tasks = []
@@ -287,6 +292,42 @@ async def test_a_pen_up_drawing_waiting_is_not_replaced_by_a_newer_one_with_the_
     gate.set()
     await scorer.drain()
     assert scored == [(1, False), (4, True)]
+
+
+async def test_a_drain_that_gives_up_says_so(caplog):
+    """`done` waits for the drawing in hand and the writes under way, then
+    goes on: when they outlast the wait, a warning names the room, the player
+    and what was left (before, nothing did, and a player's missing drawing or
+    late round end had no trace). Tried: a scoring that never ends, then a
+    write that never ends (neither can finish, whatever the machine's speed)."""
+    scorer = DrawingScorer(ScoringSession())
+    never = asyncio.Event()
+
+    async def compute(item):
+        await never.wait()
+
+    scorer._compute = compute
+    submit(scorer, 1, True)
+    with caplog.at_level(logging.WARNING, logger="digitsite.game.scoring"):
+        await scorer.drain(timeout=0.01)
+    assert [r.getMessage() for r in caplog.records] == [
+        "room AB12: player 3: its drawing in hand was not scored within 0.01 s; "
+        "going on without waiting more"]
+    scorer.task.cancel()
+
+    caplog.clear()
+    scorer.writes.add(asyncio.get_running_loop().create_future())
+    with caplog.at_level(logging.WARNING, logger="digitsite.game.scoring"):
+        await scorer.drain(timeout=0.01)
+    assert [r.getMessage() for r in caplog.records] == [
+        "room AB12: player 3: 1 drawing write(s) did not end within 0.01 s; "
+        "going on without waiting more"]
+
+    caplog.clear()
+    scorer.writes.clear()
+    with caplog.at_level(logging.WARNING, logger="digitsite.game.scoring"):
+        await scorer.drain(timeout=0.01)  # nothing in hand: nothing to say
+    assert caplog.records == []
 
 
 def test_a_round_ending_the_drawings_do_not_know_is_stored_as_unknown(room, caplog):

@@ -18,7 +18,12 @@ it waited for when it gives up.
 """
 
 import asyncio
+import concurrent.futures.thread
+import contextlib
 import json
+import sys
+import threading
+import traceback
 from urllib.parse import urlsplit
 
 from digitsite.game import protocol
@@ -298,6 +303,49 @@ class GameClient(ProtocolClient):
             await asyncio.wait({self._reader}, timeout=5)
 
 
+def await_chain(task):
+    """Where a task waits: "function (file:line)" for each coroutine on its
+    chain of awaits, outermost first, then what the innermost one awaits."""
+    where, awaited = [], task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        where.append(f"{frame.f_code.co_name} ({_short(frame.f_code.co_filename)}:"
+                     f"{frame.f_lineno})")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    if awaited is not None:
+        where.append(f"awaiting {type(awaited).__name__}")
+    return where
+
+
+def busy_threads(prefix, depth=6):
+    """Each thread whose name starts with `prefix` and that is running a job,
+    by its innermost `depth` frames: "thread: function (file:line) < caller ..."."""
+    frames = sys._current_frames()
+    busy = []
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident)
+        if not thread.name.startswith(prefix) or frame is None:
+            continue
+        stack = traceback.extract_stack(frame)
+        if stack and stack[-1].name == "_worker" and stack[-1].filename == IDLE_FILE:
+            continue  # waiting for its next job (a blocked job's frames are its own)
+        busy.append(f"{thread.name}: " + " < ".join(
+            f"{entry.name} ({_short(entry.filename)}:{entry.lineno})"
+            for entry in reversed(stack[-depth:])))
+    return busy
+
+
+# Where a pool's idle thread waits for its next job: in `_worker`, on a queue
+# of C code that has no frame of its own.
+IDLE_FILE = concurrent.futures.thread.__file__
+
+
+def _short(path):
+    return "/".join(path.split("/")[-2:])
+
+
 class CommunicatorClient(ProtocolClient):
     """The protocol over Channels' WebsocketCommunicator (the ASGI application
     in-process, for tests); it reads only when asked."""
@@ -305,18 +353,43 @@ class CommunicatorClient(ProtocolClient):
     def __init__(self, communicator, name=None):
         super().__init__(name)
         self.communicator = communicator
+        self.waited_in = None  # where the application waited when a receive timed out
 
     async def send_raw(self, text):
         await self.communicator.send_to(text_data=text)
 
     async def receive(self, timeout=WAIT):
-        output = await self.communicator.receive_output(timeout)
+        output = await self._output(timeout)
         if output["type"] == "websocket.close":
             self.close_code = output.get("code")
             raise GameClosed(f"closed with {self.close_code}")
         received = json.loads(output["text"])
         self.messages.append(received)
         return received
+
+    async def _output(self, timeout):
+        """asgiref's receive_output, which on a timeout cancels the
+        application, but with where the application was waiting recorded
+        first (`waited_in`): after the cancel, nothing tells whether it was
+        idle or stuck in a handler, and on what."""
+        communicator = self.communicator
+        application = communicator.future
+        if application.done():
+            application.result()  # its error, if it ended with one
+        get = asyncio.ensure_future(communicator.output_queue.get())
+        await asyncio.wait({get, application}, timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+        if get.done():
+            return get.result()
+        get.cancel()
+        if application.done():
+            application.result()
+            raise TimeoutError("the application ended without a message")
+        self.waited_in = await_chain(application) + busy_threads("game-db")
+        application.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await application
+        raise TimeoutError(f"no message within {timeout:g} s")
 
     async def close(self):
         if self.communicator._future is None:

@@ -173,8 +173,17 @@ class DrawingScorer:
         """Wait until the drawing in hand (if any) is scored and everything
         scored is written: before `done`, leaving, or a stopping server."""
         if self.task is not None and not self.task.done():
-            await asyncio.wait({self.task}, timeout=timeout)
+            done, _ = await asyncio.wait({self.task}, timeout=timeout)
+            if not done:
+                self._late("its drawing in hand was not scored", timeout)
         await self._settle(timeout)
+
+    def _late(self, what, timeout):
+        # The caller goes on (a `done` finishes the round without the
+        # drawing; a stopping server stops): said, as nothing else would say
+        # why the player's last drawing is missing or its round end late.
+        logger.warning("room %s: player %s: %s within %g s; going on without waiting more",
+                       self.session.code, self.session.player_id, what, timeout)
 
     async def drop_unscored(self, timeout=10.0):
         """The client is gone: drop the drawings waiting, the pen-up one too
@@ -191,7 +200,9 @@ class DrawingScorer:
         if self.held is not None:
             self._write_held()
         if self.writes:
-            await asyncio.wait(set(self.writes), timeout=timeout)
+            _, late = await asyncio.wait(set(self.writes), timeout=timeout)
+            if late:
+                self._late(f"{len(late)} drawing write(s) did not end", timeout)
 
     async def _score_pending(self):
         while (item := self._next()) is not None:

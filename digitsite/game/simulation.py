@@ -104,7 +104,8 @@ async def play(player, client, *, games, rounds, room_size, timeout=60.0, welcom
         try:
             message = await client.receive(timeout)
         except TimeoutError as exc:
-            raise Silence(player.name, timeout, seat, list(heard)) from exc
+            raise Silence(player.name, timeout, seat, list(heard),
+                          getattr(client, "waited_in", None)) from exc
         heard.append(_summary(message))
         await seat.on(message)
     await client.leave()
@@ -114,11 +115,14 @@ class Silence(AssertionError):
     """A player heard nothing for `timeout` seconds before its last game was
     over (game and round None: before its first round began)."""
 
-    def __init__(self, name, timeout, seat, heard):
+    def __init__(self, name, timeout, seat, heard, waited_in=None):
+        where = ("" if not waited_in else
+                 "; the server's side of its connection was waiting in: "
+                 + " > ".join(waited_in))
         super().__init__(
             f"{name} heard nothing for {timeout:g} s in game {seat.game} round "
             f"{seat.number} (games finished: {seat.player.games_finished}); last heard, "
-            f"oldest first: {heard}")
+            f"oldest first: {heard}{where}")
 
 
 def _summary(message):
