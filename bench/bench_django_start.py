@@ -6,8 +6,9 @@ suite starts dozens) pays for what `django.setup()` and the command import
 before doing anything. The other revision is exported with `git archive`
 into a scratch folder and run with this checkout's interpreter. Each turn
 runs each command once on each side, alternating which side goes first, on
-one scratch SQLite database per side (migrated before the turns). CPU is the
-child's user + system time (resource.RUSAGE_CHILDREN), wall the elapsed time.
+one scratch SQLite database per side (migrated before the turns), and a bare
+`python -c "import torch"` as the yardstick. CPU is the child's user +
+system time (resource.RUSAGE_CHILDREN), wall the elapsed time.
 
     python bench/bench_django_start.py --before REV [--turns 7] [--output NAME]
 """
@@ -48,6 +49,16 @@ def export(revision, into):
     return into
 
 
+def import_torch():
+    """The yardstick, from the same run: a bare interpreter importing torch."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True, timeout=300)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
 def run(tree, args, var_dir):
     # The embedded defaults: SQLite in var_dir, the in-memory channel layer.
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -69,6 +80,7 @@ def main():
     parser.add_argument("--output", default="django-start")
     args = parser.parse_args()
 
+    load_start = os.getloadavg()
     scratch = Path(tempfile.mkdtemp(prefix="bench-django-start-"))
     try:
         sides = {"before": export(args.before, scratch / "before"), "now": BASE_DIR}
@@ -76,7 +88,11 @@ def main():
         for side, tree in sides.items():
             run(tree, COMMANDS["migrate"], var_dirs[side])  # the database, and warm caches
         samples = {side: {name: {"wall": [], "cpu": []} for name in COMMANDS} for side in sides}
+        yardstick = {"wall": [], "cpu": []}
         for turn in range(args.turns):
+            wall, cpu = import_torch()
+            yardstick["wall"].append(wall)
+            yardstick["cpu"].append(cpu)
             order = list(sides) if turn % 2 == 0 else list(reversed(sides))
             for name, command in COMMANDS.items():
                 for side in order:
@@ -94,6 +110,13 @@ def main():
         "before": args.before,
         "now": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BASE_DIR,
                               capture_output=True, text=True).stdout.strip(),
+        # "now" runs the working tree: HEAD plus these changes, if any.
+        "now_uncommitted": subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                          cwd=BASE_DIR, capture_output=True,
+                                          text=True).stdout.splitlines(),
+        "yardstick_import_torch_seconds": {kind: statistics.median(values)
+                                           for kind, values in yardstick.items()},
+        "load_average_start": load_start,
         "turns": args.turns,
         "medians_seconds": medians,
         "now_over_before_cpu": {name: medians["now"][name]["cpu"] / medians["before"][name]["cpu"]
@@ -101,6 +124,8 @@ def main():
         "samples_seconds": samples,
         "load_average_end": os.getloadavg(),
     }
+    torch_wall, torch_cpu = (report["yardstick_import_torch_seconds"][k] for k in ("wall", "cpu"))
+    print(f"yardstick: `python -c 'import torch'` {torch_wall:.2f} s wall, {torch_cpu:.2f} s CPU")
     for name in COMMANDS:
         b, n = medians["before"][name], medians["now"][name]
         print(f"{name:8} before {b['wall']:.2f} s wall, {b['cpu']:.2f} s CPU;"

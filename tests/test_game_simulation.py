@@ -4,6 +4,7 @@ every player stuck, not only the first. Clients that script the server's
 side: no server, no clock."""
 
 import asyncio
+import types
 
 import pytest
 
@@ -158,7 +159,7 @@ async def test_a_receive_that_times_out_says_where_the_application_waited():
     function blocked in the game's database pool) is named, with the pool's
     thread and the line it is blocked on. Before, a timeout said only that
     nothing came. An application waiting for its next message is named as
-    idle in Channels' dispatch, with no busy thread."""
+    idle in Channels' dispatch."""
     import threading
 
     from channels.generic.websocket import AsyncWebsocketConsumer
@@ -188,12 +189,13 @@ async def test_a_receive_that_times_out_says_where_the_application_waited():
         assert await asyncio.to_thread(entered.wait, 60)  # the handler is in the pool
         with pytest.raises(TimeoutError):
             await client.receive(timeout=0.05)
+        blocked = [job for job in client.busy_db_threads if "finish_slowly" in job]
     finally:
         release.set()
-    where = client.waited_in
-    assert any(step.startswith("receive (") for step in where), where
-    busy = [step for step in where if step.startswith("game-db")]
-    assert len(busy) == 1 and "finish_slowly (tests/test_game_simulation.py:" in busy[0], where
+    assert any(step.startswith("receive (") for step in client.waited_in), client.waited_in
+    assert len(blocked) == 1, client.busy_db_threads
+    assert blocked[0].startswith("game-db")
+    assert "finish_slowly (tests/test_game_simulation.py:" in blocked[0]
     assert communicator.future.cancelled()  # then cancelled, as asgiref's receive does
 
     idle = WebsocketCommunicator(Stuck.as_asgi(), "/ws/")
@@ -202,5 +204,39 @@ async def test_a_receive_that_times_out_says_where_the_application_waited():
     with pytest.raises(TimeoutError):
         await idle_client.receive(timeout=0.05)
     assert any("await_many_dispatch" in step for step in idle_client.waited_in)
-    assert not any(step.startswith("game-db") for step in idle_client.waited_in)
     assert not any(step.startswith("receive (") for step in idle_client.waited_in)
+
+    seat = types.SimpleNamespace(game=1, number=2, player=types.SimpleNamespace(games_finished=0))
+    report = str(Silence("sim000", 60, seat, ["guess round=2 kept=True"],
+                         client.waited_in, blocked))
+    assert "its connection's application was waiting in: app (" in report
+    assert "database threads then busy (any connection's jobs): game-db" in report
+
+
+async def test_a_receive_tells_an_application_that_failed_or_returned_from_a_silent_one():
+    """What asgiref's receive does, kept: an application that raised raises
+    its error at the receive; one that returned without closing says so at
+    once (not a timeout, which would blame the server's silence); a message
+    it sent as it ended is still received first."""
+    from channels.testing import ApplicationCommunicator
+
+    from digitsite.game.client import CommunicatorClient, GameClosed
+
+    class Broken(Exception):
+        pass
+
+    async def failing(scope, receive, send):
+        raise Broken("the handler failed")
+
+    async def returning(scope, receive, send):
+        await send({"type": "websocket.send", "text": '{"type": "bye"}'})
+
+    client = CommunicatorClient(ApplicationCommunicator(failing, {"type": "websocket"}))
+    with pytest.raises(Broken, match="the handler failed"):
+        await client.receive(timeout=60)
+
+    client = CommunicatorClient(ApplicationCommunicator(returning, {"type": "websocket"}))
+    assert (await client.receive(timeout=60))["type"] == "bye"
+    with pytest.raises(GameClosed, match="returned without closing"):
+        await client.receive(timeout=60)
+    assert client.waited_in is None

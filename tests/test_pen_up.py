@@ -15,7 +15,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from digitsite.game import finishing, guesses, protocol, rooms, seats
+from digitsite.game import database, finishing, guesses, protocol, rooms, seats
 from digitsite.game import rounds as game_rounds
 from digitsite.game.models import Room, RoundProgress, Seat
 from digitsite.game.scoring import DrawingScorer
@@ -322,6 +322,19 @@ async def test_a_drain_that_gives_up_says_so(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "room AB12: player 3: 1 drawing write(s) did not end within 0.01 s; "
         "going on without waiting more"]
+
+    # Not per player: a stopping server's drain (it counts the unfinished
+    # players in one line), and a write outlasting the wait while the
+    # database refuses writes (the outage is logged once for the process).
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="digitsite.game.scoring"):
+        await scorer.drain(timeout=0.01, report=False)
+        database._refusals.failed("a write: database is locked")
+        try:
+            await scorer.drain(timeout=0.01)
+        finally:
+            database._refusals.reset()
+    assert [r for r in caplog.records if r.name == "digitsite.game.scoring"] == []
 
     caplog.clear()
     scorer.writes.clear()

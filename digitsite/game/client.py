@@ -305,17 +305,15 @@ class GameClient(ProtocolClient):
 
 def await_chain(task):
     """Where a task waits: "function (file:line)" for each coroutine on its
-    chain of awaits, outermost first, then what the innermost one awaits."""
+    chain of awaits, outermost first."""
     where, awaited = [], task.get_coro()
     while awaited is not None:
         frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
         if frame is None:
-            break
+            break  # a future: what it stands for is the last coroutine's line
         where.append(f"{frame.f_code.co_name} ({_short(frame.f_code.co_filename)}:"
                      f"{frame.f_lineno})")
         awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
-    if awaited is not None:
-        where.append(f"awaiting {type(awaited).__name__}")
     return where
 
 
@@ -328,18 +326,19 @@ def busy_threads(prefix, depth=6):
         frame = frames.get(thread.ident)
         if not thread.name.startswith(prefix) or frame is None:
             continue
-        stack = traceback.extract_stack(frame)
-        if stack and stack[-1].name == "_worker" and stack[-1].filename == IDLE_FILE:
+        if frame.f_code.co_name == "_worker" and frame.f_code.co_filename == POOL_WORKER_FILE:
             continue  # waiting for its next job (a blocked job's frames are its own)
+        # `depth` frames only, without reading source files: the thread runs on.
+        stack = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=depth,
+                                               lookup_lines=False)
         busy.append(f"{thread.name}: " + " < ".join(
-            f"{entry.name} ({_short(entry.filename)}:{entry.lineno})"
-            for entry in reversed(stack[-depth:])))
+            f"{entry.name} ({_short(entry.filename)}:{entry.lineno})" for entry in stack))
     return busy
 
 
 # Where a pool's idle thread waits for its next job: in `_worker`, on a queue
 # of C code that has no frame of its own.
-IDLE_FILE = concurrent.futures.thread.__file__
+POOL_WORKER_FILE = concurrent.futures.thread.__file__
 
 
 def _short(path):
@@ -353,13 +352,15 @@ class CommunicatorClient(ProtocolClient):
     def __init__(self, communicator, name=None):
         super().__init__(name)
         self.communicator = communicator
-        self.waited_in = None  # where the application waited when a receive timed out
+        # Where the application waited when a receive timed out, and the jobs
+        # of the process's game database pool (any connection's) then.
+        self.waited_in = self.busy_db_threads = None
 
     async def send_raw(self, text):
         await self.communicator.send_to(text_data=text)
 
     async def receive(self, timeout=WAIT):
-        output = await self._output(timeout)
+        output = await self._receive_output(timeout)
         if output["type"] == "websocket.close":
             self.close_code = output.get("code")
             raise GameClosed(f"closed with {self.close_code}")
@@ -367,29 +368,37 @@ class CommunicatorClient(ProtocolClient):
         self.messages.append(received)
         return received
 
-    async def _output(self, timeout):
+    async def _receive_output(self, timeout):
         """asgiref's receive_output, which on a timeout cancels the
         application, but with where the application was waiting recorded
-        first (`waited_in`): after the cancel, nothing tells whether it was
-        idle or stuck in a handler, and on what."""
+        first (`waited_in`, `busy_db_threads`): after the cancel, nothing
+        tells whether it was idle or stuck in a handler, and on what."""
         communicator = self.communicator
         application = communicator.future
         if application.done():
             application.result()  # its error, if it ended with one
         get = asyncio.ensure_future(communicator.output_queue.get())
-        await asyncio.wait({get, application}, timeout=timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
-        if get.done():
-            return get.result()
-        get.cancel()
+        try:
+            await asyncio.wait({get, application}, timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if get.done():
+                return get.result()  # a message, even one that came with the end
+        finally:
+            if not get.done():
+                # Not left to take a later message, on a timeout or when this
+                # receive is cancelled (a message already put stays queued).
+                get.cancel()
         if application.done():
-            application.result()
-            raise TimeoutError("the application ended without a message")
-        self.waited_in = await_chain(application) + busy_threads("game-db")
+            if not communicator.output_queue.empty():
+                return communicator.output_queue.get_nowait()  # sent as it ended
+            application.result()  # its error, if it ended with one
+            raise GameClosed("the application returned without closing the connection")
+        self.waited_in = await_chain(application)
+        self.busy_db_threads = busy_threads("game-db")
         application.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await application
-        raise TimeoutError(f"no message within {timeout:g} s")
+        raise TimeoutError("no message" if timeout is None else f"no message within {timeout:g} s")
 
     async def close(self):
         if self.communicator._future is None:

@@ -169,19 +169,22 @@ class DrawingScorer:
             item, self.pending = self.pending, None
         return item
 
-    async def drain(self, timeout=10.0):
+    async def drain(self, timeout=10.0, report=True):
         """Wait until the drawing in hand (if any) is scored and everything
-        scored is written: before `done`, leaving, or a stopping server."""
+        scored is written: before `done`, leaving, or a stopping server.
+        `report`: warn when the wait gives up (a stopping server counts its
+        unfinished players in one line instead: digitsite.game.upkeep)."""
         if self.task is not None and not self.task.done():
             done, _ = await asyncio.wait({self.task}, timeout=timeout)
-            if not done:
-                self._late("its drawing in hand was not scored", timeout)
-        await self._settle(timeout)
+            if not done and report:
+                self._gave_up("its drawing in hand was not scored", timeout)
+        await self._settle(timeout, report)
 
-    def _late(self, what, timeout):
-        # The caller goes on (a `done` finishes the round without the
-        # drawing; a stopping server stops): said, as nothing else would say
-        # why the player's last drawing is missing or its round end late.
+    def _gave_up(self, what, timeout):
+        # The caller goes on: a `done` finishes the round without the drawing
+        # in hand, and a write still under way lands later. Said, as nothing
+        # else would say why a player's last drawing is missing from their
+        # round or their round ended late.
         logger.warning("room %s: player %s: %s within %g s; going on without waiting more",
                        self.session.code, self.session.player_id, what, timeout)
 
@@ -196,13 +199,15 @@ class DrawingScorer:
             self.task.cancel()
         await self._settle(timeout)
 
-    async def _settle(self, timeout):
+    async def _settle(self, timeout, report=True):
         if self.held is not None:
             self._write_held()
         if self.writes:
             _, late = await asyncio.wait(set(self.writes), timeout=timeout)
-            if late:
-                self._late(f"{len(late)} drawing write(s) did not end", timeout)
+            # While the database refuses writes the outage is logged already,
+            # once for the process (digitsite.game.database): not per player.
+            if late and report and not refusing():
+                self._gave_up(f"{len(late)} drawing write(s) did not end", timeout)
 
     async def _score_pending(self):
         while (item := self._next()) is not None:

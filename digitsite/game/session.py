@@ -106,7 +106,7 @@ class PlayerSession:
             if not (finish_round and task is self.scorer.task):
                 task.cancel()
         if finish_round:
-            await self.scorer.drain()
+            await self.scorer.drain(report=False)
         else:
             # Nobody will see its guess: not computed. A write under way lands.
             await self.scorer.drop_unscored()

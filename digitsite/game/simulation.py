@@ -105,7 +105,8 @@ async def play(player, client, *, games, rounds, room_size, timeout=60.0, welcom
             message = await client.receive(timeout)
         except TimeoutError as exc:
             raise Silence(player.name, timeout, seat, list(heard),
-                          getattr(client, "waited_in", None)) from exc
+                          getattr(client, "waited_in", None),
+                          getattr(client, "busy_db_threads", None)) from exc
         heard.append(_summary(message))
         await seat.on(message)
     await client.leave()
@@ -115,10 +116,13 @@ class Silence(AssertionError):
     """A player heard nothing for `timeout` seconds before its last game was
     over (game and round None: before its first round began)."""
 
-    def __init__(self, name, timeout, seat, heard, waited_in=None):
-        where = ("" if not waited_in else
-                 "; the server's side of its connection was waiting in: "
-                 + " > ".join(waited_in))
+    def __init__(self, name, timeout, seat, heard, waited_in=None, busy_db_threads=None):
+        where = ""
+        if waited_in:
+            where += "; its connection's application was waiting in: " + " > ".join(waited_in)
+        if busy_db_threads:
+            where += ("; the game's database threads then busy (any connection's jobs): "
+                      + "; ".join(busy_db_threads))
         super().__init__(
             f"{name} heard nothing for {timeout:g} s in game {seat.game} round "
             f"{seat.number} (games finished: {seat.player.games_finished}); last heard, "
