@@ -18,11 +18,24 @@ from digitsite.secret_key import is_production, secret_key
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
 def env_bool(name, default=False):
-    value = os.environ.get(name)
-    if value is None or value == "":
+    """A switch from the environment (`default` when unset or blank).
+
+    Anything but the words for on and off stops the site at start-up: a
+    typo ("SESSION_COOKIE_SECURE=ture") was read as off, silently turning a
+    protection off."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    if value not in TRUE_WORDS | FALSE_WORDS:
+        raise ImproperlyConfigured(
+            f"{name} must be one of {', '.join(sorted(TRUE_WORDS))} (on) or "
+            f"{', '.join(sorted(FALSE_WORDS))} (off), not {os.environ[name]!r}")
+    return value in TRUE_WORDS
 
 
 def env_list(name, default):
@@ -32,14 +45,17 @@ def env_list(name, default):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+# Numbers without bounds of their own: unset or blank means the default, and
+# text that is not a number stops the site with the variable's name (it
+# stopped with a bare "invalid literal for int()" that named none).
 def env_int(name, default):
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    return env_checked(name, default, kind=int, allowed=lambda value: True,
+                       must_be="a whole number")
 
 
 def env_float(name, default):
-    value = os.environ.get(name)
-    return float(value) if value not in (None, "") else default
+    return env_checked(name, default, kind=float, allowed=lambda value: True,
+                       must_be="a number")
 
 
 def env_checked(name, default, *, kind, allowed, must_be):

@@ -176,3 +176,34 @@ def test_a_blank_database_url_means_the_default_sqlite_database(tmp_path, blank)
     engine, name = result.stdout.splitlines()[-1].split()
     assert engine == "django.db.backends.sqlite3"
     assert name == str(tmp_path / "var" / "db.sqlite3")
+
+
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("SESSION_COOKIE_SECURE", "ture", "SESSION_COOKIE_SECURE must be one of 1, on, true, yes (on) "
+                                      "or 0, false, no, off (off), not 'ture'"),
+    ("DEBUG", "maybe", "DEBUG must be one of"),
+    ("GAME_DB_THREADS", "four", "GAME_DB_THREADS must be a whole number, not 'four'"),
+    ("DATABASE_CONN_MAX_AGE", "1.5", "DATABASE_CONN_MAX_AGE must be a whole number, not '1.5'"),
+    ("DATABASE_LOCK_TIMEOUT", "20s", "DATABASE_LOCK_TIMEOUT must be a number, not '20s'"),
+], ids=["a switch misspelt", "a switch that is no word for on or off", "a count in words",
+        "a count with a fraction", "a number with a unit"])
+def test_a_setting_the_site_cannot_read_stops_it_with_the_variable_named(tmp_path, name,
+                                                                         value, said):
+    # Before: a misspelt switch was read as off, silently (a cookie sent over
+    # plain HTTP), and a number it could not read stopped every command with
+    # a bare "invalid literal for int()" naming no variable.
+    result = manage(tmp_path, {name: value}, "check")
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {said}" in result.stderr, result.stderr[-2000:]
+
+
+def test_switches_and_numbers_read_their_words_and_blanks(tmp_path):
+    code = ("from django.conf import settings as s\n"
+            "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+            "s.GAME_DB_THREADS, s.DATABASE_LOCK_TIMEOUT)\n")
+    env = {"DEBUG": " Off ", "SESSION_COOKIE_SECURE": "YES", "CSRF_COOKIE_SECURE": "  ",
+           "GAME_DB_THREADS": " 3 ", "DATABASE_LOCK_TIMEOUT": ""}
+    result = manage(tmp_path, env, "shell", "-c", code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # A blank value is the default: CSRF_COOKIE_SECURE off, a 20 s lock timeout.
+    assert result.stdout.splitlines()[-1] == "False True False 3 20.0"
