@@ -58,6 +58,13 @@ def env_float(name, default):
                        must_be="a number")
 
 
+def env_path(name, default):
+    """A folder from the environment; unset or blank means `default` (a blank
+    one was the current folder, wherever a command ran)."""
+    value = os.environ.get(name, "").strip()
+    return Path(value) if value else Path(default)
+
+
 def env_checked(name, default, *, kind, allowed, must_be):
     """A number from the environment (`default` when unset) that must pass
     `allowed`: one whose wrong value would do harm stops the site at start-up
@@ -75,7 +82,7 @@ def env_checked(name, default, *, kind, allowed, must_be):
 
 # Runtime data (SQLite database, trained models, the generated secret key)
 # lives outside the source tree's tracked files.
-VAR_DIR = Path(os.environ.get("DIGITSITE_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = env_path("DIGITSITE_VAR_DIR", BASE_DIR / "var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
@@ -198,7 +205,9 @@ def redis_layer_host(url):
 # one Redis key, so its default of 100 is a process-wide limit: a burst such
 # as 25 rooms ending a round together exceeds it, and group messages past it
 # are dropped. Unread messages still expire after 60 s.
-CHANNEL_LAYER_CAPACITY = int(os.environ.get("CHANNEL_LAYER_CAPACITY", "5000"))
+CHANNEL_LAYER_CAPACITY = env_checked("CHANNEL_LAYER_CAPACITY", 5000, kind=int,
+                                     allowed=lambda value: value >= 1,
+                                     must_be="a whole number above 0")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -252,7 +261,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+STATIC_ROOT = env_path("STATIC_ROOT", VAR_DIR / "static")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve straight from the source folders too, so a checkout works without a
 # collectstatic step; production puts nginx in front of STATIC_ROOT.
@@ -308,7 +317,7 @@ HTTP_MAX_BODY_BYTES = env_int("HTTP_MAX_BODY_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE
 HTTP_RECEIVE_TIMEOUT_SECONDS = env_float("HTTP_RECEIVE_TIMEOUT_SECONDS", 30.0)
 
 # Recognizer
-RECOGNIZER_MODEL_DIR = Path(os.environ.get("RECOGNIZER_MODEL_DIR", VAR_DIR / "models"))
+RECOGNIZER_MODEL_DIR = env_path("RECOGNIZER_MODEL_DIR", VAR_DIR / "models")
 RECOGNIZER_MAX_BATCH = env_int("RECOGNIZER_MAX_BATCH", 64)
 # How long the batcher waits for more requests before a forward pass; 0 means
 # it takes only what is already queued, which adds no latency when idle.
@@ -348,7 +357,7 @@ TEACHING_API_ADDRESS_RATE = env_float("TEACHING_API_ADDRESS_RATE", 400.0)
 TEACHING_API_ADDRESS_BURST = env_int("TEACHING_API_ADDRESS_BURST", 800)
 
 # Trainer
-MNIST_DATA_DIR = Path(os.environ.get("MNIST_DATA_DIR", VAR_DIR / "mnist"))
+MNIST_DATA_DIR = env_path("MNIST_DATA_DIR", VAR_DIR / "mnist")
 
 # Teaching pages: use only the first N MNIST test digits (0: all of them).
 TEACHING_MNIST_LIMIT = env_int("TEACHING_MNIST_LIMIT", 0)
@@ -559,7 +568,11 @@ HEALTH_MIN_FREE_MB = env_float("HEALTH_MIN_FREE_MB", 200.0)
 # dependency must not hang the probe.
 HEALTH_CHECK_TIMEOUT_SECONDS = env_float("HEALTH_CHECK_TIMEOUT_SECONDS", 3.0)
 
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "").strip().upper() or "INFO"
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    # logging itself refused "debug" (lower case) with an error naming no variable.
+    raise ImproperlyConfigured("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL "
+                               f"(in any case), not {os.environ['LOG_LEVEL']!r}")
 # "plain" for a terminal, "json" (one object per line) for a log collector.
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower() or "plain"
 if LOG_FORMAT not in ("plain", "json"):

@@ -181,29 +181,64 @@ def test_a_blank_database_url_means_the_default_sqlite_database(tmp_path, blank)
 @pytest.mark.parametrize(("name", "value", "said"), [
     ("SESSION_COOKIE_SECURE", "ture", "SESSION_COOKIE_SECURE must be one of 1, on, true, yes (on) "
                                       "or 0, false, no, off (off), not 'ture'"),
-    ("DEBUG", "maybe", "DEBUG must be one of"),
-    ("GAME_DB_THREADS", "four", "GAME_DB_THREADS must be a whole number, not 'four'"),
-    ("DATABASE_CONN_MAX_AGE", "1.5", "DATABASE_CONN_MAX_AGE must be a whole number, not '1.5'"),
-    ("DATABASE_LOCK_TIMEOUT", "20s", "DATABASE_LOCK_TIMEOUT must be a number, not '20s'"),
-], ids=["a switch misspelt", "a switch that is no word for on or off", "a count in words",
-        "a count with a fraction", "a number with a unit"])
+    ("LOG_LEVEL", "loud", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+], ids=["a switch misspelt", "a log level that is none"])
 def test_a_setting_the_site_cannot_read_stops_it_with_the_variable_named(tmp_path, name,
                                                                          value, said):
     # Before: a misspelt switch was read as off, silently (a cookie sent over
-    # plain HTTP), and a number it could not read stopped every command with
-    # a bare "invalid literal for int()" naming no variable.
+    # plain HTTP), and logging refused a level naming no variable.
     result = manage(tmp_path, {name: value}, "check")
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {said}" in result.stderr, result.stderr[-2000:]
 
 
+@pytest.mark.parametrize(("read", "value", "said"), [
+    (lambda s: s.env_bool("X", False), "maybe", "X must be one of 1, on, true, yes (on)"),
+    (lambda s: s.env_int("X", 4), "four", "X must be a whole number, not 'four'"),
+    (lambda s: s.env_int("X", 0), "1.5", "X must be a whole number, not '1.5'"),
+    (lambda s: s.env_float("X", 20.0), "20s", "X must be a number, not '20s'"),
+], ids=["a switch that is no word for on or off", "a count in words", "a count with a fraction",
+        "a number with a unit"])
+def test_the_settings_readers_name_what_they_cannot_read(monkeypatch, read, value, said):
+    # Before: a number they could not read stopped every command with a bare
+    # "invalid literal for int()" naming no variable.
+    from django.core.exceptions import ImproperlyConfigured
+
+    from digitsite import settings as readers
+
+    monkeypatch.setenv("X", value)
+    with pytest.raises(ImproperlyConfigured) as refused:
+        read(readers)
+    assert str(refused.value).startswith(said)
+
+
+def test_the_settings_readers_take_blanks_as_the_default(monkeypatch, tmp_path):
+    from digitsite import settings as readers
+
+    for blank in ("", "   "):
+        monkeypatch.setenv("X", blank)
+        assert readers.env_bool("X", True) is True
+        assert readers.env_int("X", 7) == 7
+        assert readers.env_float("X", 2.5) == 2.5
+        # A blank folder was the current folder, wherever a command ran.
+        assert readers.env_path("X", tmp_path) == tmp_path
+    monkeypatch.setenv("X", " ON ")
+    assert readers.env_bool("X", False) is True
+    monkeypatch.setenv("X", "no")
+    assert readers.env_bool("X", True) is False
+
+
 def test_switches_and_numbers_read_their_words_and_blanks(tmp_path):
     code = ("from django.conf import settings as s\n"
             "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
-            "s.GAME_DB_THREADS, s.DATABASE_LOCK_TIMEOUT)\n")
+            "s.GAME_DB_THREADS, s.DATABASE_LOCK_TIMEOUT, s.LOG_LEVEL)\n"
+            "print(s.MNIST_DATA_DIR)\n")
     env = {"DEBUG": " Off ", "SESSION_COOKIE_SECURE": "YES", "CSRF_COOKIE_SECURE": "  ",
-           "GAME_DB_THREADS": " 3 ", "DATABASE_LOCK_TIMEOUT": ""}
+           "GAME_DB_THREADS": " 3 ", "DATABASE_LOCK_TIMEOUT": "", "LOG_LEVEL": " warning ",
+           "MNIST_DATA_DIR": " "}
     result = manage(tmp_path, env, "shell", "-c", code)
     assert result.returncode == 0, result.stderr[-2000:]
-    # A blank value is the default: CSRF_COOKIE_SECURE off, a 20 s lock timeout.
-    assert result.stdout.splitlines()[-1] == "False True False 3 20.0"
+    # A blank value is the default: CSRF_COOKIE_SECURE off, a 20 s lock
+    # timeout, the MNIST files under the var folder (not the current folder).
+    assert result.stdout.splitlines()[-2:] == ["False True False 3 20.0 WARNING",
+                                               str(tmp_path / "var" / "mnist")]
