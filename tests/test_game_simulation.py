@@ -162,13 +162,18 @@ async def test_a_receive_that_times_out_says_where_the_application_waited():
     idle in Channels' dispatch."""
     import threading
 
+    from asgiref.sync import sync_to_async
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.testing import WebsocketCommunicator
 
     from digitsite.game.client import CommunicatorClient
-    from digitsite.game.database import db
+    from recognizer.thread_names import thread_pool
 
     entered, release = threading.Event(), threading.Event()
+    # A pool of its own under the game's pool's name: the process's game-db
+    # pool carries earlier tests' connections, and Django's connection check
+    # before each job is refused outside a database test.
+    pool = thread_pool(1, "game-db-stuck")
 
     def finish_slowly():
         entered.set()
@@ -179,19 +184,25 @@ async def test_a_receive_that_times_out_says_where_the_application_waited():
             await self.accept()
 
         async def receive(self, text_data=None, bytes_data=None):
-            await db(finish_slowly)()
+            await sync_to_async(finish_slowly, thread_sensitive=False, executor=pool)()
 
     communicator = WebsocketCommunicator(Stuck.as_asgi(), "/ws/")
     assert (await communicator.connect())[0]
     client = CommunicatorClient(communicator)
     await client.send_raw('{"type": "done"}')
     try:
-        assert await asyncio.to_thread(entered.wait, 60)  # the handler is in the pool
+        # The handler is in the pool (or the application failed on the way).
+        in_pool = asyncio.ensure_future(asyncio.to_thread(entered.wait, 60))
+        await asyncio.wait({in_pool, communicator.future}, return_when=asyncio.FIRST_COMPLETED)
+        if communicator.future.done():
+            communicator.future.result()
+        assert await in_pool
         with pytest.raises(TimeoutError):
             await client.receive(timeout=0.05)
         blocked = [job for job in client.busy_db_threads if "finish_slowly" in job]
     finally:
         release.set()
+        pool.shutdown(wait=False)
     assert any(step.startswith("receive (") for step in client.waited_in), client.waited_in
     assert len(blocked) == 1, client.busy_db_threads
     assert blocked[0].startswith("game-db")
