@@ -12,9 +12,9 @@ from recognizer.atomic_files import write_atomically
 
 # torch, the network and calibration are imported where a model is saved or
 # loaded, not here: the admin imports this module (for CheckpointError) at
-# every Django start, and importing torch took 1.7 s of django.setup()'s 2.9 s,
-# paid by every `manage.py migrate`, `check` and `shell` that never touches a
-# model (tests/test_import_graph.py keeps it so).
+# every Django start, and with torch a `manage.py shell` took 3.8 s of CPU to
+# start, against 1.6 s without (bench/bench_django_start.py; importing torch
+# alone 2.4 s). tests/test_import_graph.py keeps django.setup() free of it.
 
 
 class CheckpointError(Exception):

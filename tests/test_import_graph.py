@@ -159,10 +159,11 @@ def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path):
 
 
 def test_django_starts_without_importing_torch():
-    # Every manage.py command pays for what django.setup() imports. torch took
-    # 1.7 s of its 2.9 s when the admin imported it (through the model files'
-    # error class), for `migrate`, `shell` and the rest, which never touch a
-    # model. Run in a fresh interpreter: this test process has torch already.
+    # Every manage.py command pays for what django.setup() imports. With torch
+    # (the admin imported it through the model files' error class) a `shell`
+    # took 3.8 s of CPU to start, against 1.6 s without
+    # (bench/bench_django_start.py). Run in a fresh interpreter: this test
+    # process has torch already.
     code = ("import os, sys, django\n"
             "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'digitsite.settings')\n"
             "django.setup()\n"
