@@ -25,7 +25,8 @@ def setup_django(var_dir=None):
     """Configure Django on a scratch var folder (SQLite), migrated, shipped model active."""
     sys.path.insert(0, str(BASE_DIR))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
-    os.environ.setdefault("DIGITSITE_VAR_DIR", var_dir or tempfile.mkdtemp(prefix="bench-var-"))
+    if not os.environ.get("DIGITSITE_VAR_DIR", "").strip():  # blank is unset to the site too
+        os.environ["DIGITSITE_VAR_DIR"] = var_dir or tempfile.mkdtemp(prefix="bench-var-")
     import django
 
     django.setup()

@@ -29,14 +29,15 @@ whole benchmark, and the p95 rose 1.7x (bench/bench_abuse.py).
 """
 
 import gc
-import os
+
+from digitsite.environment import env_bool, env_checked
 
 
 def freeze_start_up_objects():
     """Import what every server process keeps (torch and the recognizer), collect
-    once, and leave what survives out of later collections. GC_FREEZE_AT_START=0
-    turns it off (to measure what it is worth)."""
-    if os.environ.get("GC_FREEZE_AT_START", "1") == "0":
+    once, and leave what survives out of later collections. GC_FREEZE_AT_START
+    off (0, false, no or off) turns it off, to measure what it is worth."""
+    if not env_bool("GC_FREEZE_AT_START", True):
         return False
     import recognizer.inference  # noqa: F401  (torch: the largest share of the heap)
 
@@ -51,11 +52,8 @@ DEFAULT_YOUNG_THRESHOLD = 10_000
 
 def collect_young_objects_less_often():
     """Set the young generation's threshold (GC_YOUNG_THRESHOLD, 0: Python's default)."""
-    text = os.environ.get("GC_YOUNG_THRESHOLD") or str(DEFAULT_YOUNG_THRESHOLD)
-    try:
-        young = int(text)
-    except ValueError:
-        raise ValueError(f"GC_YOUNG_THRESHOLD must be a whole number, not {text!r}") from None
+    young = env_checked("GC_YOUNG_THRESHOLD", DEFAULT_YOUNG_THRESHOLD, kind=int,
+                        allowed=lambda value: value >= 0, must_be="a whole number, 0 or more")
     if young > 0:
         _, middle, old = gc.get_threshold()
         gc.set_threshold(young, middle, old)

@@ -5,6 +5,7 @@ environment. With no environment at all the site runs embedded: SQLite, the
 in-memory channel layer and the shipped model, with DEBUG off.
 """
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -12,72 +13,19 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from digitsite.environment import (
+    env_bool,
+    env_checked,
+    env_float,
+    env_int,
+    env_list,
+    env_path,
+    env_text,
+)
 from digitsite.proxies import parse_networks
 from digitsite.secret_key import is_production, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off"}
-
-
-def env_bool(name, default=False):
-    """A switch from the environment (`default` when unset or blank).
-
-    Anything but the words for on and off stops the site at start-up: a
-    typo ("SESSION_COOKIE_SECURE=ture") was read as off, silently turning a
-    protection off."""
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value not in TRUE_WORDS | FALSE_WORDS:
-        raise ImproperlyConfigured(
-            f"{name} must be one of {', '.join(sorted(TRUE_WORDS))} (on) or "
-            f"{', '.join(sorted(FALSE_WORDS))} (off), not {os.environ[name]!r}")
-    return value in TRUE_WORDS
-
-
-def env_list(name, default):
-    value = os.environ.get(name)
-    if not value:
-        return list(default)
-    return [item.strip() for item in value.split(",") if item.strip()]
-
-
-# Numbers without bounds of their own: unset or blank means the default, and
-# text that is not a number stops the site with the variable's name (it
-# stopped with a bare "invalid literal for int()" that named none).
-def env_int(name, default):
-    return env_checked(name, default, kind=int, allowed=lambda value: True,
-                       must_be="a whole number")
-
-
-def env_float(name, default):
-    return env_checked(name, default, kind=float, allowed=lambda value: True,
-                       must_be="a number")
-
-
-def env_path(name, default):
-    """A folder from the environment; unset or blank means `default` (a blank
-    one was the current folder, wherever a command ran)."""
-    value = os.environ.get(name, "").strip()
-    return Path(value) if value else Path(default)
-
-
-def env_checked(name, default, *, kind, allowed, must_be):
-    """A number from the environment (`default` when unset) that must pass
-    `allowed`: one whose wrong value would do harm stops the site at start-up
-    with "NAME must be <must_be>, not '<the value>'". Text that `kind` (int or
-    float) cannot read is refused the same way."""
-    raw = os.environ.get(name, "")
-    try:
-        value = kind(raw) if raw.strip() else default
-    except ValueError:
-        value = None
-    if value is None or not allowed(value):
-        raise ImproperlyConfigured(f"{name} must be {must_be}, not {raw!r}")
-    return value
 
 
 # Runtime data (SQLite database, trained models, the generated secret key)
@@ -150,7 +98,7 @@ DATABASES = {
     # default, as a blank REDIS_URL does; dj_database_url.config read it as a
     # configuration without an engine, and every command failed on a KeyError.
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "").strip() or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
+        env_text("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
         # A kept connection is checked before reuse, so a database restart
         # costs a reconnect instead of failed requests.
@@ -186,7 +134,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env_text("REDIS_URL")
 # Connections each of a process's two Redis pools (the channel layer, the
 # game's socket counts) may open. Redis accepts 10,000 clients by default:
 # 500 leaves room for 10 processes at their busiest.
@@ -568,13 +516,14 @@ HEALTH_MIN_FREE_MB = env_float("HEALTH_MIN_FREE_MB", 200.0)
 # dependency must not hang the probe.
 HEALTH_CHECK_TIMEOUT_SECONDS = env_float("HEALTH_CHECK_TIMEOUT_SECONDS", 3.0)
 
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "").strip().upper() or "INFO"
-if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+LOG_LEVEL = env_text("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in logging.getLevelNamesMapping():
     # logging itself refused "debug" (lower case) with an error naming no variable.
-    raise ImproperlyConfigured("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL "
-                               f"(in any case), not {os.environ['LOG_LEVEL']!r}")
+    raise ImproperlyConfigured(
+        "LOG_LEVEL must be one of " + ", ".join(logging.getLevelNamesMapping())
+        + f" (in any case), not {os.environ['LOG_LEVEL']!r}")
 # "plain" for a terminal, "json" (one object per line) for a log collector.
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower() or "plain"
+LOG_FORMAT = env_text("LOG_FORMAT", "plain").lower()
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {

@@ -179,10 +179,13 @@ def test_a_blank_database_url_means_the_default_sqlite_database(tmp_path, blank)
 
 
 @pytest.mark.parametrize(("name", "value", "said"), [
-    ("SESSION_COOKIE_SECURE", "ture", "SESSION_COOKIE_SECURE must be one of 1, on, true, yes (on) "
-                                      "or 0, false, no, off (off), not 'ture'"),
-    ("LOG_LEVEL", "loud", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
-], ids=["a switch misspelt", "a log level that is none"])
+    ("SESSION_COOKIE_SECURE", "ture", "SESSION_COOKIE_SECURE must be on (1, true, yes, on) "
+                                      "or off (0, false, no, off), not 'ture'"),
+    ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of CRITICAL, FATAL, ERROR, WARN, WARNING, "
+                          "INFO, DEBUG, NOTSET (in any case), not 'loud'"),
+    ("CHANNEL_LAYER_CAPACITY", "0", "CHANNEL_LAYER_CAPACITY must be a whole number above 0, "
+                                    "not '0'"),
+], ids=["a switch misspelt", "a log level that is none", "a channel layer that holds nothing"])
 def test_a_setting_the_site_cannot_read_stops_it_with_the_variable_named(tmp_path, name,
                                                                          value, said):
     # Before: a misspelt switch was read as off, silently (a cookie sent over
@@ -193,7 +196,8 @@ def test_a_setting_the_site_cannot_read_stops_it_with_the_variable_named(tmp_pat
 
 
 @pytest.mark.parametrize(("read", "value", "said"), [
-    (lambda s: s.env_bool("X", False), "maybe", "X must be one of 1, on, true, yes (on)"),
+    (lambda s: s.env_bool("X", False), "maybe", "X must be on (1, true, yes, on) or off "
+                                                 "(0, false, no, off), not 'maybe'"),
     (lambda s: s.env_int("X", 4), "four", "X must be a whole number, not 'four'"),
     (lambda s: s.env_int("X", 0), "1.5", "X must be a whole number, not '1.5'"),
     (lambda s: s.env_float("X", 20.0), "20s", "X must be a number, not '20s'"),
@@ -204,7 +208,7 @@ def test_the_settings_readers_name_what_they_cannot_read(monkeypatch, read, valu
     # "invalid literal for int()" naming no variable.
     from django.core.exceptions import ImproperlyConfigured
 
-    from digitsite import settings as readers
+    from digitsite import environment as readers
 
     monkeypatch.setenv("X", value)
     with pytest.raises(ImproperlyConfigured) as refused:
@@ -213,7 +217,7 @@ def test_the_settings_readers_name_what_they_cannot_read(monkeypatch, read, valu
 
 
 def test_the_settings_readers_take_blanks_as_the_default(monkeypatch, tmp_path):
-    from digitsite import settings as readers
+    from digitsite import environment as readers
 
     for blank in ("", "   "):
         monkeypatch.setenv("X", blank)
@@ -222,6 +226,8 @@ def test_the_settings_readers_take_blanks_as_the_default(monkeypatch, tmp_path):
         assert readers.env_float("X", 2.5) == 2.5
         # A blank folder was the current folder, wherever a command ran.
         assert readers.env_path("X", tmp_path) == tmp_path
+        assert readers.env_list("X", ["localhost"]) == ["localhost"]
+        assert readers.env_text("X", "redis://") == "redis://"
     monkeypatch.setenv("X", " ON ")
     assert readers.env_bool("X", False) is True
     monkeypatch.setenv("X", "no")

@@ -166,6 +166,7 @@ async def test_a_receive_that_times_out_says_where_the_application_waited():
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.testing import WebsocketCommunicator
 
+    from digitsite.game import database
     from digitsite.game.client import CommunicatorClient
     from recognizer.thread_names import thread_pool
 
@@ -173,7 +174,9 @@ async def test_a_receive_that_times_out_says_where_the_application_waited():
     # A pool of its own under the game's pool's name: the process's game-db
     # pool carries earlier tests' connections, and Django's connection check
     # before each job is refused outside a database test.
-    pool = thread_pool(1, "game-db-stuck")
+    pool = thread_pool(1, f"{database.POOL_NAME}-stuck")
+    named = database.executor().submit(lambda: threading.current_thread().name).result(60)
+    assert named.startswith(database.POOL_NAME)  # the name the report looks for
 
     def finish_slowly():
         entered.set()
@@ -195,7 +198,7 @@ async def test_a_receive_that_times_out_says_where_the_application_waited():
         in_pool = asyncio.ensure_future(asyncio.to_thread(entered.wait, 60))
         await asyncio.wait({in_pool, communicator.future}, return_when=asyncio.FIRST_COMPLETED)
         if communicator.future.done():
-            communicator.future.result()
+            pytest.fail(f"the application ended: {communicator.future.result()!r}")
         assert await in_pool
         with pytest.raises(TimeoutError):
             await client.receive(timeout=0.05)

@@ -6,12 +6,17 @@ Checked in a fresh Python process that loads the ASGI application as Daphne
 does (the test process itself has imported far more than a server would).
 """
 
+import gc
 import json
 import os
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from digitsite import heap
 
 PROBE = """
 import gc, json
@@ -43,3 +48,22 @@ def test_the_freeze_can_be_turned_off_to_measure_it():
     counts = _probe(GC_FREEZE_AT_START="0")
     assert counts["frozen"] == 0
     assert counts["walked"] > 100_000
+
+
+def test_the_heap_settings_read_as_the_site_reads_its_switches_and_numbers(monkeypatch):
+    # GC_FREEZE_AT_START took only "0" for off: "false" left it on, silently.
+    frozen = gc.get_freeze_count()
+    for off in ("false", " Off ", "no"):
+        monkeypatch.setenv("GC_FREEZE_AT_START", off)
+        assert heap.freeze_start_up_objects() is False
+    assert gc.get_freeze_count() == frozen
+    monkeypatch.setenv("GC_FREEZE_AT_START", "nein")
+    with pytest.raises(ImproperlyConfigured, match="GC_FREEZE_AT_START must be on"):
+        heap.freeze_start_up_objects()
+    threshold = gc.get_threshold()
+    for bad in ("-1", "lots"):
+        monkeypatch.setenv("GC_YOUNG_THRESHOLD", bad)
+        with pytest.raises(ImproperlyConfigured, match="GC_YOUNG_THRESHOLD must be a whole "
+                                                       "number, 0 or more"):
+            heap.collect_young_objects_less_often()
+    assert gc.get_threshold() == threshold

@@ -393,8 +393,11 @@ class CommunicatorClient(ProtocolClient):
                 return communicator.output_queue.get_nowait()  # sent as it ended
             application.result()  # its error, if it ended with one
             raise GameClosed("the application returned without closing the connection")
+        # Imported here: the client also runs where Django does not (bench/).
+        from digitsite.game.database import POOL_NAME
+
         self.waited_in = await_chain(application)
-        self.busy_db_threads = busy_threads("game-db")
+        self.busy_db_threads = busy_threads(POOL_NAME)
         application.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await application

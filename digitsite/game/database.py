@@ -59,6 +59,8 @@ LONGEST_PAUSE_SECONDS = 5.0
 
 _executor = None
 _executor_lock = threading.Lock()
+# The pool's threads are POOL_NAME_0, POOL_NAME_1, ... (in `top -H` too).
+POOL_NAME = "game-db"
 
 
 def _threads():
@@ -79,7 +81,7 @@ def executor():
     global _executor
     with _executor_lock:
         if _executor is None:
-            _executor = thread_pool(_threads(), "game-db")
+            _executor = thread_pool(_threads(), POOL_NAME)
         return _executor
 
 
