@@ -125,6 +125,13 @@ async def _opened(client):
     return client
 
 
+# Channels closes stale database connections before each message a consumer
+# handles, and a thread of the process may hold an earlier test's connection:
+# a consumer test may touch the database, whatever its handlers do.
+CONSUMER_TEST = pytest.mark.django_db(transaction=True)
+
+
+@CONSUMER_TEST
 async def test_closing_a_client_whose_application_ended_raises_nothing():
     """A receive that times out makes asgiref cancel the application; closing
     the client then raised that CancelledError, which no `except Exception`
@@ -153,6 +160,7 @@ async def test_closing_a_client_whose_application_ended_raises_nothing():
     assert never._future is None
 
 
+@CONSUMER_TEST
 async def test_a_receive_that_times_out_says_where_the_application_waited():
     """The server's side of a silent connection, caught before asgiref's
     cancel erases it: the consumer's handler stuck in a database call (a
@@ -172,8 +180,7 @@ async def test_a_receive_that_times_out_says_where_the_application_waited():
 
     entered, release = threading.Event(), threading.Event()
     # A pool of its own under the game's pool's name: the process's game-db
-    # pool carries earlier tests' connections, and Django's connection check
-    # before each job is refused outside a database test.
+    # pool may be busy with, or hold the connections of, earlier tests.
     pool = thread_pool(1, f"{database.POOL_NAME}-stuck")
     named = database.executor().submit(lambda: threading.current_thread().name).result(60)
     assert named.startswith(database.POOL_NAME)  # the name the report looks for
@@ -205,6 +212,7 @@ async def test_a_receive_that_times_out_says_where_the_application_waited():
         blocked = [job for job in client.busy_db_threads if "finish_slowly" in job]
     finally:
         release.set()
+        entered.set()  # frees the thread that waits for it, whatever happened
         pool.shutdown(wait=False)
     assert any(step.startswith("receive (") for step in client.waited_in), client.waited_in
     assert len(blocked) == 1, client.busy_db_threads
