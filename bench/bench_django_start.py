@@ -14,21 +14,19 @@ system time (resource.RUSAGE_CHILDREN), wall the elapsed time.
 """
 
 import argparse
-import json
 import os
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BASE_DIR, RESULTS_DIR  # noqa: E402
+from bench.common import BASE_DIR, revision, snapshot, write_results  # noqa: E402
 
 COMMANDS = {
     "shell": ["shell", "-c", "pass"],
@@ -37,23 +35,11 @@ COMMANDS = {
 }
 
 
-def export(revision, into):
-    archive = subprocess.run(["git", "archive", revision], cwd=BASE_DIR, check=True,
-                             capture_output=True).stdout
-    into.mkdir(parents=True)
-    archive_path = into.parent / (into.name + ".tar")
-    archive_path.write_bytes(archive)
-    with tarfile.open(archive_path) as tar:
-        tar.extractall(into, filter="data")
-    archive_path.unlink()
-    return into
-
-
-def import_torch():
-    """The yardstick, from the same run: a bare interpreter importing torch."""
+def child_seconds(arguments, **options):
+    """(wall, CPU) seconds of the child process `arguments` runs to its end."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch"], check=True, timeout=300)
+    subprocess.run(arguments, check=True, capture_output=True, timeout=300, **options)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -63,14 +49,7 @@ def run(tree, args, var_dir):
     # The embedded defaults: SQLite in var_dir, the in-memory channel layer.
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["DIGITSITE_VAR_DIR"] = str(var_dir)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "manage.py", *args], cwd=tree, env=env, check=True,
-                   capture_output=True, timeout=300)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    return child_seconds([sys.executable, "manage.py", *args], cwd=tree, env=env)
 
 
 def main():
@@ -83,14 +62,15 @@ def main():
     load_start = os.getloadavg()
     scratch = Path(tempfile.mkdtemp(prefix="bench-django-start-"))
     try:
-        sides = {"before": export(args.before, scratch / "before"), "now": BASE_DIR}
+        sides = {"before": snapshot(args.before, scratch / "before"), "now": BASE_DIR}
         var_dirs = {side: scratch / f"var-{side}" for side in sides}
         for side, tree in sides.items():
             run(tree, COMMANDS["migrate"], var_dirs[side])  # the database, and warm caches
         samples = {side: {name: {"wall": [], "cpu": []} for name in COMMANDS} for side in sides}
         yardstick = {"wall": [], "cpu": []}
         for turn in range(args.turns):
-            wall, cpu = import_torch()
+            # The yardstick, from the same run: a bare interpreter importing torch.
+            wall, cpu = child_seconds([sys.executable, "-c", "import torch"])
             yardstick["wall"].append(wall)
             yardstick["cpu"].append(cpu)
             order = list(sides) if turn % 2 == 0 else list(reversed(sides))
@@ -107,13 +87,8 @@ def main():
                for side, by_command in samples.items()}
     report = {
         "benchmark": "django_start",
-        "before": args.before,
-        "now": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BASE_DIR,
-                              capture_output=True, text=True).stdout.strip(),
-        # "now" runs the working tree: HEAD plus these changes, if any.
-        "now_uncommitted": subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                          cwd=BASE_DIR, capture_output=True,
-                                          text=True).stdout.splitlines(),
+        "before": revision(sides["before"], args.before),
+        "now": revision(BASE_DIR, "HEAD"),  # the working tree: any changes are said
         "yardstick_import_torch_seconds": {kind: statistics.median(values)
                                            for kind, values in yardstick.items()},
         "load_average_start": load_start,
@@ -131,10 +106,8 @@ def main():
         print(f"{name:8} before {b['wall']:.2f} s wall, {b['cpu']:.2f} s CPU;"
               f" now {n['wall']:.2f} s wall, {n['cpu']:.2f} s CPU"
               f" ({n['cpu'] / b['cpu']:.2f}x CPU)")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{args.output}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path.relative_to(BASE_DIR)}")
+    path = write_results(args.output, report)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

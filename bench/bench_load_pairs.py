@@ -34,8 +34,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_capacity import passes  # noqa: E402
-from bench.bench_teaching import snapshot  # noqa: E402
-from bench.common import BASE_DIR, forward_yardstick, machine_summary, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    BASE_DIR,
+    forward_yardstick,
+    machine_summary,
+    revision,
+    snapshot,
+    write_results,
+)
 
 FIGURES = ("live_guesses_per_second", "p50_ms", "p95_ms", "guesses_per_drawing_second",
            "server_cpu_ms_per_guess", "server_cpu_ms_per_guess_in_window")
@@ -67,17 +73,6 @@ def one_run(code, load_args, output):
             "server_cpu_ms_per_guess_by_thread": figures.get("server_cpu_ms_per_guess_by_thread"),
             "errors": figures["errors"],
             "stored_equals_submitted": figures["stored_equals_submitted"]}
-
-
-def revision(code, name):
-    """`name` as a commit hash (and whether the checkout has changes, for this one)."""
-    commit = subprocess.run(["git", "rev-parse", name], cwd=BASE_DIR, capture_output=True,
-                            text=True, check=True).stdout.strip()
-    if code != BASE_DIR:
-        return commit
-    changed = subprocess.run(["git", "status", "--porcelain"], cwd=BASE_DIR,
-                             capture_output=True, text=True, check=True).stdout.strip()
-    return commit + (" with uncommitted changes" if changed else "")
 
 
 def medians(runs):

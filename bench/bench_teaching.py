@@ -77,6 +77,7 @@ from bench.common import (  # noqa: E402
     BASE_DIR,
     forward_yardstick,
     machine_summary,
+    snapshot,
     write_results,
 )
 from bench.teaching_learners import (  # noqa: E402
@@ -193,15 +194,6 @@ class ServerGroup:
 
     def cpu_seconds(self):
         return sum(server.cpu_seconds() for server in self.servers)
-
-
-def snapshot(revision, dest):
-    """The code at `revision`, unpacked in `dest` (git archive: nothing else is touched)."""
-    dest.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=BASE_DIR,
-                             capture_output=True, check=True, timeout=120).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True, timeout=120)
-    return dest
 
 
 def measure(server, args, label, drawings):

@@ -3,6 +3,7 @@
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +72,26 @@ def percentile(values, q):
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def snapshot(revision, dest):
+    """The code at `revision`, unpacked in `dest` (git archive: nothing else is touched)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", revision], cwd=BASE_DIR,
+                             capture_output=True, check=True, timeout=120).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True, timeout=120)
+    return dest
+
+
+def revision(code, name):
+    """`name` as a commit hash (and whether the checkout has changes, for this one)."""
+    commit = subprocess.run(["git", "rev-parse", name], cwd=BASE_DIR, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    if code != BASE_DIR:
+        return commit
+    changed = subprocess.run(["git", "status", "--porcelain"], cwd=BASE_DIR,
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return commit + (" with uncommitted changes" if changed else "")
 
 
 def write_results(name, results):
