@@ -72,6 +72,24 @@ def _fast_strokes(raw_strokes, max_points):
     points = list(chain.from_iterable(raw_strokes))
     if len(points) > max_points:
         return None
+    converted = converted_points(points)
+    if converted is None:
+        return None
+    strokes, start = [], 0
+    for raw_stroke in raw_strokes:
+        end = start + len(raw_stroke)
+        if end > start:
+            strokes.append(tuple(converted[start:end]))
+        start = end
+    return strokes
+
+
+def converted_points(points):
+    """A list of points ([x, y] or [x, y, t] lists of numbers) as a list of
+    float tuples, as parse_drawing stores them; None for anything unusual
+    (a point of another shape, a value that is not an int or a float, one
+    not finite), which parse_drawing then reads point by point to name it.
+    """
     if not all(type(point) is list and 2 <= len(point) <= 3 for point in points):
         return None
     # type() is exact: bool (a subclass of int) is not a number here.
@@ -83,13 +101,7 @@ def _fast_strokes(raw_strokes, max_points):
         return None
     if not all(map(math.isfinite, chain.from_iterable(converted))):
         return None
-    strokes, start = [], 0
-    for raw_stroke in raw_strokes:
-        end = start + len(raw_stroke)
-        if end > start:
-            strokes.append(tuple(converted[start:end]))
-        start = end
-    return strokes
+    return converted
 
 
 def _checked_strokes(raw_strokes, max_points):

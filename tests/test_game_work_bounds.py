@@ -16,6 +16,7 @@ from asgiref.sync import sync_to_async
 
 from digitsite.game import scoring
 from digitsite.game.connection_limits import ConnectionCounts
+from digitsite.game.drawing_deltas import RoundDrawing
 from digitsite.game.drawing_slots import DrawingSlots, drawing_slots, render_turn
 from digitsite.game.guess_timing import Stopwatch
 from digitsite.game.models import RoundProgress
@@ -130,14 +131,14 @@ async def test_a_cancelled_rendering_keeps_its_slot_until_its_thread_returns(set
     settings.GAME_RENDER_ON_LOOP_POINTS = 0  # every drawing in a thread
     started, finish = threading.Event(), threading.Event()
 
-    def slow_prepare(raw):
+    def slow_prepare(raw, parsed=None):
         started.set()
         assert finish.wait(30), "the test never let the rendering end"
         return raw, None
 
     monkeypatch.setattr(scoring, "_prepare", slow_prepare)
     address = "10.0.0.9"
-    session = SimpleNamespace(view=SimpleNamespace(finished=False),
+    session = SimpleNamespace(view=SimpleNamespace(finished=False), round_drawing=RoundDrawing(),
                               transport=SimpleNamespace(client_address=address))
     scorer = scoring.DrawingScorer(session)
     computing = asyncio.ensure_future(
@@ -181,12 +182,12 @@ async def test_small_drawings_render_on_the_event_loop_and_larger_ones_in_a_thre
     rendered_in = []
     prepare = scoring._prepare
 
-    def recorded(raw):
+    def recorded(raw, parsed=None):
         rendered_in.append(threading.current_thread())
-        return prepare(raw)
+        return prepare(raw, parsed)
 
     monkeypatch.setattr(scoring, "_prepare", recorded)
-    session = SimpleNamespace(view=SimpleNamespace(finished=False),
+    session = SimpleNamespace(view=SimpleNamespace(finished=False), round_drawing=RoundDrawing(),
                               feed=SimpleNamespace(classroom=False),
                               transport=SimpleNamespace(client_address="10.0.0.7"))
     scorer = scoring.DrawingScorer(session)

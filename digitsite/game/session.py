@@ -370,7 +370,8 @@ class PlayerSession:
         # drawn: it may end the round by `done` or the timer, never by
         # reaching the target mid-stroke.
         self.scorer.submit(raw, fields["seq"], room["game"], round_number, room["target"],
-                           received_at, pen_up=fields["pen_up"] is True)
+                           received_at, pen_up=fields["pen_up"] is True,
+                           parsed=self.round_drawing.parsed)
 
     async def on_done(self, fields):
         round_number = fields["round"]
