@@ -192,7 +192,13 @@ def test_a_checked_drawing_is_known_only_for_the_newest_and_never_for_a_doubtful
     assert built.parsed is None and built.checked is None
     with pytest.raises(PayloadError, match="must be finite"):
         parse_drawing(built.drawing, max_points=MAX_POINTS)
-    # A whole drawing, a refusal and a new round each forget it.
+    # Protocol 1 sends no delta: nothing is kept for one.
+    protocol_1 = RoundDrawing()
+    raw = protocol_1.take(fields(seq=1, drawing=whole([stroke(0, 3)])), GAME, 1,
+                          incremental=False)
+    protocol_1.learn(raw, parse_drawing(raw, max_points=MAX_POINTS))
+    assert protocol_1.checked is None
+    # A whole drawing (a new round's too) and a refusal (forget) each drop it.
     for forgetting in (
         lambda: built.take(fields(seq=5, drawing=whole([stroke(0, 3)])), GAME, 1,
                            incremental=True),

@@ -404,6 +404,8 @@ class CommunicatorClient(ProtocolClient):
         raise TimeoutError("no message" if timeout is None else f"no message within {timeout:g} s")
 
     async def close(self):
+        # asgiref's own attribute (asgiref is pinned, requirements.txt): its
+        # public `future` starts the application when it has not started.
         if self.communicator._future is None:
             return  # never connected: reading `future` would start the application
         future = self.communicator.future

@@ -106,6 +106,7 @@ class RoundDrawing:
         self.points = 0
         # `drawing` checked (a _Checked), when known: see the module's docstring.
         self.checked = None
+        self.incremental = False  # whether the last `take` was for protocol 2 or 3
 
     @property
     def parsed(self):
@@ -119,9 +120,10 @@ class RoundDrawing:
 
     def learn(self, raw, parsed):
         """`parsed`: parse_drawing's result for `raw`, a drawing `take` returned.
-        Kept if `raw` is still the newest (the base of the next delta), and
-        has no empty stroke (then its strokes are parse_drawing's one for one)."""
-        if raw is not self.drawing or self.checked is not None:
+        Kept if `raw` is still the newest (the base of the next delta) of a
+        connection that sends deltas, and has no empty stroke (then its
+        strokes are parse_drawing's one for one)."""
+        if raw is not self.drawing or self.checked is not None or not self.incremental:
             return
         strokes = raw.get("strokes")
         if isinstance(strokes, list) and len(strokes) == len(parsed.strokes):
@@ -143,6 +145,7 @@ class RoundDrawing:
             raise
         self.round, self.seq, self.drawing, self.points, self.checked = (
             (game, round_number), fields["seq"], drawing, points, checked)
+        self.incremental = incremental
         return drawing
 
     def _build(self, fields, round_key, incremental):
