@@ -60,7 +60,7 @@ def one_life(fields_of_draws, learn):
     checked = None
     for fields in fields_of_draws:
         raw = built.take(fields, "g", 1, incremental=True)
-        checked = built.parsed
+        checked = built.checked
         if checked is None:
             checked = parse_drawing(raw, max_points=MAX_POINTS)
             if learn:

@@ -9,6 +9,7 @@ said kept.
 """
 
 import asyncio
+import collections
 import json
 import random
 
@@ -121,10 +122,15 @@ def test_a_new_round_and_protocol_1_need_the_whole_drawing():
 
 
 def test_a_delta_on_a_checked_drawing_is_checked_as_the_whole_drawing_would_be():
-    """2,000 random sessions of deltas (ints and floats, points of two and
-    three numbers, empty strokes, an `extend` onto an empty last stroke):
-    after every `draw` on a checked base, the checked drawing the scorer
-    gets is parse_drawing's result for the whole drawing built."""
+    """2,000 random sessions of deltas on a checked base: ints and floats,
+    points of two and three numbers, empty strokes (in the base too), an
+    `extend` onto an empty last stroke, and now and then a point the
+    decoder would never pass on (recognizer.json_input), which RoundDrawing
+    does not count on: a bool, a point of four numbers or of none, an
+    integer too large for a float, a number that is not finite. After every
+    `draw`, either the checked drawing the scorer gets is parse_drawing's
+    result for the whole drawing built, or there is none and parse_drawing
+    refuses the drawing, or the `draw` is refused as before."""
     rng = random.Random(12)
 
     def point():
@@ -132,29 +138,52 @@ def test_a_delta_on_a_checked_drawing_is_checked_as_the_whole_drawing_would_be()
         y = rng.choice([rng.randint(-20, 300), rng.uniform(-20, 300)])
         return [x, y] if rng.random() < 0.3 else [x, y, rng.randint(0, 9_000)]
 
-    def points(most):
-        return [point() for _ in range(rng.randint(0, most))]
+    def odd_point():
+        return rng.choice([[True, 3], [1, 2, 3, 4], [], [10 ** 400, 5], [float("inf"), 1],
+                           [2, float("nan")], [1, "2"], (1, 2)])
 
-    compared = 0
+    def points(most):
+        made = [point() for _ in range(rng.randint(0, most))]
+        if made and rng.random() < 0.02:
+            made[rng.randrange(len(made))] = odd_point()
+        return made
+
+    outcomes = collections.Counter()
     for _ in range(2_000):
         built = RoundDrawing()
         first = [[point(), *points(3)], *(points(4) for _ in range(rng.randint(0, 2)))]
-        raw = built.take(fields(seq=1, drawing=whole(rng.sample(first, len(first)))),
-                         GAME, 1, incremental=True)
-        assert built.parsed is None  # a whole drawing is checked when scored
-        built.learn(raw, parse_drawing(raw, max_points=MAX_POINTS))  # as the scorer does
+        base = dict(fields(seq=1, drawing=whole([])), drawing=whole(rng.sample(first, len(first))))
+        raw = built.take(base, GAME, 1, incremental=True)
+        assert built.checked is None  # a whole drawing is checked when scored
+        try:
+            whole_checked = parse_drawing(raw, max_points=MAX_POINTS)
+        except PayloadError:
+            outcomes["base refused"] += 1
+            continue
+        built.learn(raw, whole_checked)  # as the scorer does
+        assert built.checked == whole_checked
         for seq in range(2, rng.randint(3, 9)):
-            raw = built.take(fields(seq=seq, base=seq - 1, extend=points(3),
-                                    strokes=[points(3) for _ in range(rng.randint(0, 2))]),
-                             GAME, 1, incremental=True)
-            if not any(raw["strokes"]):
-                assert built.parsed is None  # left to parse_drawing, for its message
-                continue
-            if built.checked is None:  # the base's strokes were not parse_drawing's one for one
-                continue
-            assert built.parsed == parse_drawing(raw, max_points=MAX_POINTS)
-            compared += 1
-    assert compared > 5_000
+            # The fields as protocol.read gives them, with points the decoder
+            # never passes on put in by hand.
+            delta = dict(fields(seq=seq, base=seq - 1), extend=points(3),
+                         strokes=[points(3) for _ in range(rng.randint(0, 2))])
+            try:
+                raw = built.take(delta, GAME, 1, incremental=True)
+            except GameError as exc:
+                assert exc.code == "bad_drawing" and "must be [x, y] or [x, y, t]" in exc.message
+                assert built.checked is None
+                outcomes["delta refused"] += 1
+                break
+            if built.checked is None:
+                with pytest.raises(PayloadError, match="must be finite"):
+                    parse_drawing(raw, max_points=MAX_POINTS)
+                outcomes["left to parse_drawing"] += 1
+                break
+            assert built.checked == parse_drawing(raw, max_points=MAX_POINTS)
+            outcomes["the same"] += 1
+    assert outcomes["the same"] > 5_000
+    assert outcomes["delta refused"] > 20 and outcomes["left to parse_drawing"] > 20
+    assert outcomes["base refused"] > 5
 
 
 def test_only_the_points_a_delta_adds_are_converted(monkeypatch):
@@ -170,8 +199,8 @@ def test_only_the_points_a_delta_adds_are_converted(monkeypatch):
     for seq in range(2, 12):
         raw = built.take(fields(seq=seq, base=seq - 1, extend=stroke(0, 10)), GAME, 1,
                          incremental=True)
-    assert built.parsed == parse_drawing(raw, max_points=MAX_POINTS)
-    assert len(built.parsed.strokes[0]) == 600
+    assert built.checked == parse_drawing(raw, max_points=MAX_POINTS)
+    assert len(built.checked.strokes[0]) == 600
     assert sum(converted) == 100  # ten deltas of ten points; the base's 500 not again
 
 
@@ -181,15 +210,15 @@ def test_a_checked_drawing_is_known_only_for_the_newest_and_never_for_a_doubtful
     second = built.take(fields(seq=2, base=1, extend=stroke(20, 2)), GAME, 1, incremental=True)
     # The scorer checked the first drawing after the second came: not the base.
     built.learn(first, parse_drawing(first, max_points=MAX_POINTS))
-    assert built.checked is None and built.parsed is None
+    assert built.checked is None
     built.learn(second, parse_drawing(second, max_points=MAX_POINTS))
-    assert built.parsed == parse_drawing(second, max_points=MAX_POINTS)
+    assert built.checked == parse_drawing(second, max_points=MAX_POINTS)
     # A number that is not finite (the decoder refuses it, recognizer.json_input;
     # this does not count on that): the whole drawing goes to parse_drawing,
     # which names it, and the next delta has no checked base.
     doubtful = dict(fields(seq=3, base=2, extend=[[1, 1]]), extend=[[1, float("nan")]])
     built.take(doubtful, GAME, 1, incremental=True)
-    assert built.parsed is None and built.checked is None
+    assert built.checked is None
     with pytest.raises(PayloadError, match="must be finite"):
         parse_drawing(built.drawing, max_points=MAX_POINTS)
     # Protocol 1 sends no delta: nothing is kept for one.
@@ -206,9 +235,9 @@ def test_a_checked_drawing_is_known_only_for_the_newest_and_never_for_a_doubtful
     ):
         built.take(fields(seq=1, drawing=whole([stroke(0, 3)])), GAME, 1, incremental=True)
         built.learn(built.drawing, parse_drawing(built.drawing, max_points=MAX_POINTS))
-        assert built.parsed is not None
+        assert built.checked is not None
         forgetting()
-        assert built.parsed is None
+        assert built.checked is None
 
 
 def stroke(start, count, t0=0):
@@ -271,9 +300,12 @@ async def test_players_of_both_versions_in_one_room(active_model, manual_clock):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("on_loop", [400, 0], ids=["rendered on the loop", "in a thread"])
 async def test_a_drawing_grown_by_deltas_is_checked_whole_once(active_model, manual_clock,
-                                                               monkeypatch):
+                                                               monkeypatch, settings, on_loop):
     from recognizer import payloads
+
+    settings.GAME_RENDER_ON_LOOP_POINTS = on_loop
 
     checked_whole = []
     parse = payloads.parse_drawing

@@ -131,7 +131,7 @@ async def test_a_cancelled_rendering_keeps_its_slot_until_its_thread_returns(set
     settings.GAME_RENDER_ON_LOOP_POINTS = 0  # every drawing in a thread
     started, finish = threading.Event(), threading.Event()
 
-    def slow_prepare(raw, parsed=None):
+    def slow_prepare(raw, checked=None):
         started.set()
         assert finish.wait(30), "the test never let the rendering end"
         return raw, None
@@ -182,9 +182,9 @@ async def test_small_drawings_render_on_the_event_loop_and_larger_ones_in_a_thre
     rendered_in = []
     prepare = scoring._prepare
 
-    def recorded(raw, parsed=None):
+    def recorded(raw, checked=None):
         rendered_in.append(threading.current_thread())
-        return prepare(raw, parsed)
+        return prepare(raw, checked)
 
     monkeypatch.setattr(scoring, "_prepare", recorded)
     session = SimpleNamespace(view=SimpleNamespace(finished=False), round_drawing=RoundDrawing(),

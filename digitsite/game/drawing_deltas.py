@@ -25,13 +25,20 @@ and each `draw` copies the whole list on the event loop.
 
 The checked form of the drawing (recognizer.payloads.StrokeDrawing, what the
 renderer reads) is built the same way, once its base's is known: the
-scorer hands back each drawing it checked whole (`learn`), and a delta on
-it converts only the points it adds. Checking the whole drawing at every
-`draw` cost a drawing's life time quadratic in its points: 45 us a `draw`
-of a 120-point digit sent in 30 `draw`s, 1.6 ms of a 5,000-point drawing,
-against 9.5 us and 119 us by the deltas (bench/bench_drawing_deltas.py).
-The checked form shares the decoded drawing's floats: a 5,000-point
-drawing takes 0.85 MB as decoded and 1.21 MB with it.
+scorer hands back each drawing it checked whole (`learn`), kept if it is
+still the connection's newest, and a delta on it converts only the points
+it adds. The page waits for each guess before it sends its next drawing
+(static/js/latest-only.js), so its drawing is the newest when scored; a
+client that does not wait may keep the server checking whole drawings, as
+every `draw` was before. Checking the whole drawing at every `draw` cost a
+drawing's life time quadratic in its points: 44 us a `draw` of a 120-point
+digit sent in 30 `draw`s, 1.6 ms of a 5,000-point drawing, against 9.4 us
+and 117 us by the deltas (bench/bench_drawing_deltas.py). The price is
+memory: the checked form shares the decoded drawing's float values, but an
+int (the page's times, and its whole-pixel coordinates) becomes a float of
+its own; a 5,000-point drawing of the page's (x and y to a tenth of a
+pixel, t in whole milliseconds) takes 0.85 MB as decoded and about 1.35 MB
+with its checked form.
 """
 
 from typing import NamedTuple
@@ -82,7 +89,7 @@ def _check_points(points, where):
                                            "[x, y, t] of numbers")
 
 
-class _Checked(NamedTuple):
+class _CheckedStrokes(NamedTuple):
     """A built drawing's checked form: its canvas, and one tuple of float
     tuples for each of its strokes, empty ones included (parse_drawing
     leaves those out; kept here, a delta's `extend` adds to the right one)."""
@@ -104,33 +111,37 @@ class RoundDrawing:
         self.seq = None
         self.drawing = None
         self.points = 0
-        # `drawing` checked (a _Checked), when known: see the module's docstring.
-        self.checked = None
+        # `drawing`'s checked strokes (a _CheckedStrokes), when known: see the
+        # module's docstring.
+        self._checked = None
         self.incremental = False  # whether the last `take` was for protocol 2 or 3
 
     @property
-    def parsed(self):
+    def checked(self):
         """The drawing `take` returned last, checked as
         recognizer.payloads.parse_drawing would (a StrokeDrawing, equal to
-        its result), or None: not known, to be checked whole when scored
-        (also when it has no point, for parse_drawing's message)."""
-        if self.checked is None or not any(self.checked.strokes):
+        its result), or None: not known, to be checked whole when scored.
+        (Never a drawing without a point: parse_drawing refuses those, with
+        its message. None then, though a checked base always has a point.)"""
+        if self._checked is None or not any(self._checked.strokes):
             return None
-        return self.checked.drawing()
+        return self._checked.drawing()
 
-    def learn(self, raw, parsed):
-        """`parsed`: parse_drawing's result for `raw`, a drawing `take` returned.
-        Kept if `raw` is still the newest (the base of the next delta) of a
-        connection that sends deltas, and has no empty stroke (then its
-        strokes are parse_drawing's one for one)."""
-        if raw is not self.drawing or self.checked is not None or not self.incremental:
+    def learn(self, raw, checked):
+        """`checked`: parse_drawing's result for `raw`, a drawing `take`
+        returned. Kept if `raw` is still the newest (the base of the next
+        delta) of a connection that sends deltas."""
+        if raw is not self.drawing or self._checked is not None or not self.incremental:
             return
-        strokes = raw.get("strokes")
-        if isinstance(strokes, list) and len(strokes) == len(parsed.strokes):
-            self.checked = _Checked(parsed.width, parsed.height, list(parsed.strokes))
+        # parse_drawing leaves empty strokes out: put them back in their
+        # places, where the raw drawing has them, for an `extend` to find
+        # the right last stroke.
+        nonempty = iter(checked.strokes)
+        strokes = [next(nonempty) if stroke else () for stroke in raw["strokes"]]
+        self._checked = _CheckedStrokes(checked.width, checked.height, strokes)
 
     def forget(self):
-        self.round = self.seq = self.drawing = self.checked = None
+        self.round = self.seq = self.drawing = self._checked = None
         self.points = 0
 
     def take(self, fields, game, round_number, *, incremental):
@@ -143,7 +154,7 @@ class RoundDrawing:
         except GameError:
             self.forget()
             raise
-        self.round, self.seq, self.drawing, self.points, self.checked = (
+        self.round, self.seq, self.drawing, self.points, self._checked = (
             (game, round_number), fields["seq"], drawing, points, checked)
         self.incremental = incremental
         return drawing
@@ -202,12 +213,12 @@ class RoundDrawing:
                 self._checked_with(added, new))
 
     def _checked_with(self, added, new):
-        """The base's checked form with a delta's points added (`added` to
+        """The base's checked strokes with a delta's points added (`added` to
         its last stroke, `new` strokes; converted_points' results), or None:
-        the base's is not known, or a point needs parse_drawing's closer look."""
-        if self.checked is None or added is None or None in new:
+        the base's are not known, or a point needs parse_drawing's closer look."""
+        if self._checked is None or added is None or None in new:
             return None
-        checked = self.checked.strokes
+        strokes = self._checked.strokes
         if added:
-            checked = [*checked[:-1], checked[-1] + tuple(added)]
-        return self.checked._replace(strokes=[*checked, *map(tuple, new)])
+            strokes = [*strokes[:-1], strokes[-1] + tuple(added)]
+        return self._checked._replace(strokes=[*strokes, *map(tuple, new)])

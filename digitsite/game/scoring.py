@@ -34,15 +34,15 @@ from digitsite.game.rules import GameError
 logger = logging.getLogger(__name__)
 
 
-def _prepare(raw, parsed=None):
+def _prepare(raw, checked=None):
     """Validate a drawing and render the network's input (CPU work: on the
     event loop for a small drawing, in a thread for a larger one).
-    `parsed`: `raw` checked already (digitsite.game.drawing_deltas), if it was."""
+    `checked`: `raw` checked already (digitsite.game.drawing_deltas), if it was."""
     from recognizer.payloads import PayloadError, parse_drawing
     from recognizer.preprocessing import DrawingError, InkLimitError, strokes_to_input
 
     try:
-        drawing = parsed if parsed is not None else parse_drawing(raw, max_points=MAX_POINTS)
+        drawing = checked if checked is not None else parse_drawing(raw, max_points=MAX_POINTS)
         return drawing, strokes_to_input(drawing.strokes, drawing.width, drawing.height)
     except InkLimitError as exc:
         raise GameError("too_much_ink", str(exc)) from exc
@@ -96,7 +96,7 @@ class Waiting(NamedTuple):
     received_at: datetime | None = None  # when the `draw` arrived (the game clock)
     pen_up: bool = False
     watch: Stopwatch | None = None  # its stages (digitsite.game.guess_timing); set by submit
-    parsed: object = None  # `raw` checked already (a StrokeDrawing), if it was
+    checked: object = None  # `raw` checked already (a recognizer.payloads.StrokeDrawing), if it was
 
 
 def _resolve(future):
@@ -151,13 +151,13 @@ class DrawingScorer:
         self.unwritten_best = {}
 
     def submit(self, raw, seq, game, round_number, target, received_at, *, pen_up=False,
-               parsed=None):
+               checked=None):
         """Score this drawing next, in place of any still waiting, except that
         a drawing with the pen up (`pen_up`, the only kind that can reach the
-        target) is replaced only by a newer one with the pen up. `parsed`:
+        target) is replaced only by a newer one with the pen up. `checked`:
         `raw` checked already, if it was (digitsite.game.drawing_deltas)."""
         item = Waiting(raw, seq, game, round_number, target, received_at, pen_up, Stopwatch(),
-                       parsed)
+                       checked)
         if pen_up:
             # Newer than anything waiting, and itself complete: it replaces both.
             self.pending_pen_up, self.pending = item, None
@@ -340,12 +340,12 @@ class DrawingScorer:
                 # address's lane like them, so a flood of the largest
                 # drawings meets the same round robin as before (README,
                 # the abuse runs beside it).
-                drawing, image = _prepare(raw, item.parsed)
+                drawing, image = _prepare(raw, item.checked)
             else:
                 # And a turn among the process's renderings, round robin by address.
                 async with render_turn(address):
-                    drawing, image = await _in_thread_to_the_end(_prepare, raw, item.parsed)
-            if item.parsed is None:
+                    drawing, image = await _in_thread_to_the_end(_prepare, raw, item.checked)
+            if item.checked is None:
                 # The next delta on this drawing converts only what it adds.
                 session.round_drawing.learn(raw, drawing)
             watch.lap("render")

@@ -371,7 +371,7 @@ class PlayerSession:
         # reaching the target mid-stroke.
         self.scorer.submit(raw, fields["seq"], room["game"], round_number, room["target"],
                            received_at, pen_up=fields["pen_up"] is True,
-                           parsed=self.round_drawing.parsed)
+                           checked=self.round_drawing.checked)
 
     async def on_done(self, fields):
         round_number = fields["round"]
