@@ -15,13 +15,18 @@ Fixtures:
   exactly that one, so it must be dedicated to tests: it gets flushed.
 
 Missing services skip the test with the reason, or fail it under CI=true.
+Databases left by a test process killed before it could drop them are
+dropped by the next process of this machine that makes one (drop_orphans).
 The context managers behind them (`fresh_postgres_database`,
 `claimed_redis_database`) serve the load benchmark too.
 """
 
 import atexit
 import contextlib
+import hashlib
 import os
+import re
+import socket
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -62,6 +67,54 @@ def _drop_database(server_url, name):
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# Every database made here is named <prefix>_<machine>_<pid>_<random>, for
+# the process that made it: one killed before its exit handlers ran (a CI
+# timeout, kill -9) leaves its databases behind, on a PostgreSQL that
+# outlives the run, and the next process that makes one drops them.
+MACHINE = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+_MADE_HERE = re.compile(r"^digitsite_[a-z]+_(?P<machine>[0-9a-f]{6})_(?P<pid>\d+)_[0-9a-f]{8}$")
+_orphans_dropped = set()
+
+
+def database_name(prefix):
+    return f"{prefix}_{MACHINE}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def drop_orphans(admin):
+    """Drop the databases made here by processes of this machine that are
+    gone; return their names. Another machine's (a shared server) are left
+    alone: its process ids mean nothing here. So is a name whose process id
+    a living process has taken since."""
+    import psycopg
+
+    dropped = []
+    for (name,) in admin.execute("SELECT datname FROM pg_database").fetchall():
+        made = _MADE_HERE.match(name)
+        if made and made["machine"] == MACHINE and not _alive(int(made["pid"])):
+            try:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except psycopg.Error:
+                continue  # another test process is dropping it at the same time
+            dropped.append(name)
+    return dropped
+
+
+def _drop_orphans_once(admin, server_url):
+    if server_url not in _orphans_dropped:
+        _orphans_dropped.add(server_url)
+        drop_orphans(admin)
+
+
 # One migrated database per test process and PostgreSQL server, the template
 # of the fresh databases the tests ask for (see is_migrated): `migrate` in a
 # process of its own took 6 s on a quiet machine and more on a busy one, once
@@ -81,7 +134,7 @@ def migrated_template(server_url):
         raise name  # its migrate failed once: the next tests are told so at once
     if name is not None:
         return name
-    name = f"digitsite_template_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = database_name("digitsite_template")
     with _admin_connection(server_url) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     atexit.register(_drop_database, server_url, name)
@@ -109,8 +162,9 @@ def fresh_postgres_database(server_url, prefix="digitsite_test", migrated=False)
     except Exception as exc:
         raise ServiceUnavailable(
             f"PostgreSQL is not reachable at {urlsplit(server_url).netloc}: {exc}") from exc
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = database_name(prefix)
     with admin:
+        _drop_orphans_once(admin, server_url)
         template = f' TEMPLATE "{migrated_template(server_url)}"' if migrated else ""
         admin.execute(f'CREATE DATABASE "{name}"{template}')
     url = _with_database(server_url, name)
