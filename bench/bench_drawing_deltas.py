@@ -22,7 +22,6 @@ life of the drawing, with the forward pass at batch 1 as the yardstick.
 import argparse
 import gc
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -30,7 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import forward_yardstick, machine_summary, setup_django, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    forward_yardstick,
+    in_turns,
+    setup_django,
+    write_with_yardsticks,
+)
 
 # The load benchmark's digit, a long one, and the game's limit (MAX_POINTS).
 POINT_COUNTS = (120, 1_000, 5_000)
@@ -95,26 +99,17 @@ def main():
         draws, last = draws_of(points, args.draws)
         expected = parse_drawing(last, max_points=MAX_POINTS)
         same = one_life(draws, learn=False) == expected == one_life(draws, learn=True)
-        runs = {"whole": [], "deltas": []}
-        ways = [("whole", False), ("deltas", True)]
-        for turn in range(args.turns):
-            for name, learn in ways[::1 if turn % 2 == 0 else -1]:
-                runs[name].append(us_a_draw(draws, learn, args.repeats))
-        medians = {name: round(statistics.median(values), 1) for name, values in runs.items()}
+        medians, runs = in_turns([("whole", False), ("deltas", True)], args.turns,
+                                 lambda learn: us_a_draw(draws, learn, args.repeats))  # noqa: B023
         ratio = round(medians["whole"] / medians["deltas"], 2)
         rows.append({"points": sum(len(s) for s in expected.strokes), "draws": len(draws),
                      "same_drawing": same, "us_a_draw": medians, "whole_over_deltas": ratio,
                      "runs_us": runs})
         print(f"{rows[-1]['points']} points in {len(draws)} draws: whole {medians['whole']:.1f} "
               f"us a draw, deltas {medians['deltas']:.1f} us ({ratio}x); same drawing: {same}")
-    yardstick_after = forward_yardstick()
-    print(f"forward pass at batch 1: {yardstick_before:.3f} / {yardstick_after:.3f} ms")
-    path = write_results(args.output, {
+    write_with_yardsticks(args.output, {
         "benchmark": "drawing-deltas", "draws": args.draws, "turns": args.turns,
-        "repeats": args.repeats, "drawings": rows,
-        "forward_batch1_ms_before": yardstick_before, "forward_batch1_ms_after": yardstick_after,
-        "machine": machine_summary()})
-    print(f"written to {path}")
+        "repeats": args.repeats, "drawings": rows}, yardstick_before)
     if not all(row["same_drawing"] for row in rows):
         sys.exit(1)
 

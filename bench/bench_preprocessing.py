@@ -16,7 +16,6 @@ every other turn: the median microseconds a drawing over --turns turns of
 import argparse
 import gc
 import importlib.util
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (  # noqa: E402
     BASE_DIR,
     forward_yardstick,
-    machine_summary,
+    in_turns,
     setup_django,
-    write_results,
+    write_with_yardsticks,
 )
 
 POINT_COUNTS = (30, 120, 260)
@@ -82,25 +81,16 @@ def main():
         same = np.array_equal(
             before.strokes_to_input(drawing.strokes, drawing.width, drawing.height),
             preprocessing.strokes_to_input(drawing.strokes, drawing.width, drawing.height))
-        runs = {"before": [], "now": []}
-        ways = [("before", before), ("now", preprocessing)]
-        for turn in range(args.turns):
-            for name, module in ways[::1 if turn % 2 == 0 else -1]:
-                runs[name].append(us_a_drawing(module, drawing, args.repeats))
-        medians = {name: round(statistics.median(values), 1) for name, values in runs.items()}
+        medians, runs = in_turns([("before", before), ("now", preprocessing)], args.turns,
+                                 lambda module: us_a_drawing(module, drawing, args.repeats))  # noqa: B023
         ratio = round(medians["before"] / medians["now"], 2)
         rows.append({"points": sum(len(s) for s in drawing.strokes), "same_input": same,
                      "us_a_drawing": medians, "before_over_now": ratio, "runs_us": runs})
         print(f"{rows[-1]['points']} points: before {medians['before']:.0f} us, now "
               f"{medians['now']:.0f} us ({ratio}x); same input: {same}")
-    yardstick_after = forward_yardstick()
-    print(f"forward pass at batch 1: {yardstick_before:.3f} / {yardstick_after:.3f} ms")
-    path = write_results(args.output, {
+    write_with_yardsticks(args.output, {
         "benchmark": "preprocessing", "before": args.before, "turns": args.turns,
-        "repeats": args.repeats, "drawings": rows,
-        "forward_batch1_ms_before": yardstick_before, "forward_batch1_ms_after": yardstick_after,
-        "machine": machine_summary()})
-    print(f"written to {path}")
+        "repeats": args.repeats, "drawings": rows}, yardstick_before)
     if not all(row["same_input"] for row in rows):
         sys.exit(1)
 

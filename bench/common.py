@@ -140,3 +140,27 @@ def forward_yardstick(repeats=300, weights="digitcnn-v2-styles-seed1.pt"):
             model(x)
             durations.append(time.perf_counter() - start)
     return round(percentile(durations, 50) * 1000, 3)
+
+
+def in_turns(ways, turns, measure):
+    """`measure(argument)` for each of `ways` ((name, argument) pairs),
+    `turns` times, in turns, each first in every other turn: (the medians by
+    name, rounded to a tenth, and every measure by name)."""
+    runs = {name: [] for name, _ in ways}
+    for turn in range(turns):
+        for name, argument in ways[::1 if turn % 2 == 0 else -1]:
+            runs[name].append(measure(argument))
+    medians = {name: round(statistics.median(values), 1) for name, values in runs.items()}
+    return medians, runs
+
+
+def write_with_yardsticks(name, results, yardstick_before):
+    """The forward pass measured again; `results` written with it, the one
+    measured before them (`yardstick_before`) and the machine. Returns the path."""
+    yardstick_after = forward_yardstick()
+    print(f"forward pass at batch 1: {yardstick_before:.3f} / {yardstick_after:.3f} ms")
+    path = write_results(name, {**results, "forward_batch1_ms_before": yardstick_before,
+                                "forward_batch1_ms_after": yardstick_after,
+                                "machine": machine_summary()})
+    print(f"written to {path}")
+    return path
