@@ -67,12 +67,24 @@ def _drop_database(server_url, name):
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _process_space():
+    """This machine and the process ids it sees: the host's name and its pid
+    namespace. A container sharing the host's network (and name) has a
+    namespace of its own, where the host's process ids mean nothing."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()} {namespace}".encode()).hexdigest()[:6]
+
+
 # Every database made here is named <prefix>_<machine>_<pid>_<random>, for
 # the process that made it: one killed before its exit handlers ran (a CI
 # timeout, kill -9) leaves its databases behind, on a PostgreSQL that
 # outlives the run, and the next process that makes one drops them.
-MACHINE = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
-_MADE_HERE = re.compile(r"^digitsite_[a-z]+_(?P<machine>[0-9a-f]{6})_(?P<pid>\d+)_[0-9a-f]{8}$")
+MACHINE = _process_space()
+_MADE_HERE = re.compile(
+    r"^digitsite_[a-z]+_(?P<machine>[0-9a-f]{6})_(?P<pid>\d{1,9})_[0-9a-f]{8}$")
 _orphans_dropped = set()
 
 
@@ -95,7 +107,7 @@ def drop_orphans(admin):
     gone; return their names. Another machine's (a shared server) are left
     alone: its process ids mean nothing here. So is a name whose process id
     a living process has taken since."""
-    import psycopg
+    import psycopg.errors
 
     dropped = []
     for (name,) in admin.execute("SELECT datname FROM pg_database").fetchall():
@@ -103,7 +115,7 @@ def drop_orphans(admin):
         if made and made["machine"] == MACHINE and not _alive(int(made["pid"])):
             try:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except psycopg.Error:
+            except (psycopg.errors.ObjectInUse, psycopg.errors.InvalidCatalogName):
                 continue  # another test process is dropping it at the same time
             dropped.append(name)
     return dropped

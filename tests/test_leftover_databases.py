@@ -40,17 +40,20 @@ def test_a_gone_process_databases_are_dropped_and_no_one_elses():
         "not made here": f"digitsite_{gone_pid}_kept",
     }
     with _admin() as admin:
-        for name in made.values():
-            admin.execute(f'CREATE DATABASE "{name}"')
-        # A session on the gone process's database, as a killed server leaves.
-        lingering = services._admin_connection(services._with_database(
-            os.environ.get("TEST_POSTGRES_URL") or services.DEFAULT_POSTGRES_URL, made["gone"]))
-        lingering.execute("SELECT 1")
+        lingering = None
         try:
+            for name in made.values():
+                admin.execute(f'CREATE DATABASE "{name}"')
+            # A session on the gone process's database, as a killed server leaves.
+            lingering = services._admin_connection(services._with_database(
+                os.environ.get("TEST_POSTGRES_URL") or services.DEFAULT_POSTGRES_URL,
+                made["gone"]))
+            lingering.execute("SELECT 1")
             dropped = services.drop_orphans(admin)
             left = _names(admin)
         finally:
-            lingering.close()
+            if lingering is not None:
+                lingering.close()
             for name in made.values():
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     # Gone: by this call, or by another test process's first database
