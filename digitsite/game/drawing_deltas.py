@@ -121,11 +121,9 @@ class RoundDrawing:
         """The drawing `take` returned last, checked as
         recognizer.payloads.parse_drawing would (a StrokeDrawing, equal to
         its result), or None: not known, to be checked whole when scored.
-        (Never a drawing without a point: parse_drawing refuses those, with
-        its message. None then, though a checked base always has a point.)"""
-        if self._checked is None or not any(self._checked.strokes):
-            return None
-        return self._checked.drawing()
+        (A checked base has a point, as parse_drawing asks, and deltas only
+        add to it.)"""
+        return None if self._checked is None else self._checked.drawing()
 
     def learn(self, raw, checked):
         """`checked`: parse_drawing's result for `raw`, a drawing `take`
@@ -199,7 +197,8 @@ class RoundDrawing:
         # to parse_drawing, which names it when the drawing is scored.
         added = converted_points(extend)
         new = [converted_points(stroke) for stroke in strokes]
-        if added is None or None in new:
+        doubtful = added is None or None in new
+        if doubtful:
             _check_points(extend, "'extend'")
             for index, stroke in enumerate(strokes):
                 _check_points(stroke, f"new stroke {index}")
@@ -209,14 +208,14 @@ class RoundDrawing:
                                                "drawing has none")
             # New lists only: a drawing handed to the scorer is never changed.
             old = [*old[:-1], old[-1] + extend]
-        return (dict(self.drawing, strokes=[*old, *strokes]), points,
-                self._checked_with(added, new))
+        checked = None if doubtful else self._checked_with(added, new)
+        return dict(self.drawing, strokes=[*old, *strokes]), points, checked
 
     def _checked_with(self, added, new):
         """The base's checked strokes with a delta's points added (`added` to
         its last stroke, `new` strokes; converted_points' results), or None:
-        the base's are not known, or a point needs parse_drawing's closer look."""
-        if self._checked is None or added is None or None in new:
+        the base's are not known."""
+        if self._checked is None:
             return None
         strokes = self._checked.strokes
         if added:
