@@ -22,6 +22,10 @@ from recognizer import pen_kernel
 from recognizer.preprocessing import image_to_input, strokes_to_input, strokes_to_stages
 from tests.support import BASE_DIR
 
+# The compiled functions the renderer calls from Python.
+KERNELS = ("render", "segments", "mass_centre", "centred", "whole_pieces", "bounds",
+           "piece_steps")
+
 SERVER_START = """
 import json, os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "digitsite.settings")
@@ -43,9 +47,8 @@ def test_the_server_compiles_the_kernel_as_it_starts():
 
 def test_every_kind_of_drawing_reaches_the_kernel_with_the_warmed_up_types():
     pen_kernel.warm_up()
-    warmed = list(pen_kernel.render.signatures)
-    warmed_segments = list(pen_kernel.segments.signatures)
-    assert len(warmed) == 1 and len(warmed_segments) == 1
+    warmed = {name: list(getattr(pen_kernel, name).signatures) for name in KERNELS}
+    assert all(len(signatures) == 1 for signatures in warmed.values())
     drawings = [
         ([[(1, 2), (30, 40), (5, 60)]], 100, 100),  # whole numbers
         ([[(10.5, 10.5)]], 50, 50),  # a dot
@@ -61,8 +64,7 @@ def test_every_kind_of_drawing_reaches_the_kernel_with_the_warmed_up_types():
     data = io.BytesIO()
     picture.save(data, "PNG")
     assert image_to_input(data.getvalue()).sum() > 0
-    assert list(pen_kernel.render.signatures) == warmed
-    assert list(pen_kernel.segments.signatures) == warmed_segments
+    assert {name: list(getattr(pen_kernel, name).signatures) for name in KERNELS} == warmed
 
 
 NO_CACHE_FOLDER = """
@@ -97,7 +99,8 @@ def test_without_a_writable_cache_folder_the_kernel_is_compiled_in_each_process(
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["cached"] == "NullCache"
-    assert len(result["warnings"]) == 4  # render, its two helpers and segments
+    # render and its two helpers, and the other kernels
+    assert len(result["warnings"]) == 3 + len(KERNELS) - 1
     assert all("NUMBA_CACHE_DIR" in message for message in result["warnings"])
     image = np.zeros(28 * 28, dtype=np.float32)
     ends = np.array([[2.0, 3.0], [20.0, 24.0]])

@@ -142,14 +142,15 @@ def test_the_renderer_matches_the_previous_one_on_canvas_style_and_players_drawi
 
 @pytest.fixture
 def render_work(monkeypatch):
-    """Counts of what _render_segments did, summed over a drawing's renders."""
+    """Counts of what the renders did, summed over a drawing's renders (the
+    strokes' renders all go through _centre_segments)."""
     work = {}
-    render = preprocessing._render_segments
+    centre = preprocessing._centre_segments
 
     def counted(*args, **kwargs):
-        return render(*args, work=work, **kwargs)
+        return centre(*args, work=work, **kwargs)
 
-    monkeypatch.setattr(preprocessing, "_render_segments", counted)
+    monkeypatch.setattr(preprocessing, "_centre_segments", counted)
     return work
 
 
