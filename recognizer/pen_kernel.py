@@ -32,7 +32,11 @@ exactly the types `warm_up()` does (float64 ends and shift, a float reach,
 an int size, a float32 image; tests/test_pen_kernel.py checks every entry
 point). The same holds for `segments`, which scales and thins the strokes
 into the segments `render` draws (float64 points and ends, int64 starts,
-float scalars).
+float scalars), and for the centring and the steps around it (`centred`,
+`mass_centre`, `whole_pieces`, `bounds`, `piece_steps`: float64 points,
+int64 starts and counts, float32 images). `mass_centre` alone has two
+versions, both warmed up: `centred` measures its float32 renders with it,
+and preprocessing.center_of_mass any image as float64.
 """
 
 import logging
@@ -231,10 +235,15 @@ def mass_centre(values, rows, columns, out):
     taken as float64. Every sum runs in one fixed order, pixel by pixel:
     the total row by row; each column's sum down the rows; each row's sum
     along it; then x = sum over columns of (column sum * column) / total,
-    and y likewise over the rows. numpy's version (sum, then `@`) left the
-    last bits to the BLAS library's dot product, whose order of additions
-    depends on the processor it finds, and took 13 us a call in nine array
-    operations, two to four calls a drawing.
+    and y likewise over the rows. numpy's version (nine array operations,
+    13 us a call, two to four calls a drawing) summed in blocks and left
+    the moments to the BLAS library's dot product, whose order of additions
+    depends on the processor. For a rendered drawing the order does not
+    matter: each pixel is clip(reach - sqrt(d), 0, 1) in float32, a
+    multiple of 2^-33 or coarser, so 784 of them and their moments add up
+    exactly in float64 in any order, and the result is numpy's to the bit.
+    For an uploaded image (arbitrary float32 values from Pillow's resize)
+    the last bit may differ from numpy's, which differed between machines.
     """
     total = 0.0
     for pixel in range(rows * columns):
@@ -285,12 +294,15 @@ def centred(seg_a, seg_b, reach, size, target, tolerance, unshifted, final, foun
     dy = target - centre[1]
     work[1] += render(seg_a, seg_b, dx, dy, reach, size, final)
     work[0] += 1
-    has_ink = False
     # A digit whose centre of mass is far off-centre (a "7") can be pushed
-    # partly out of the field, which moves its centre of mass again.
-    for correction in range(3):
+    # partly out of the field, which moves its centre of mass again; a
+    # correction or two puts what remains on the centre.
+    has_ink = True
+    measured = False
+    for _ in range(2):
         has_ink = mass_centre(final, size, size, centre) > 0.0
-        if not has_ink or correction == 2:
+        measured = True
+        if not has_ink:
             break
         ex = target - centre[0]
         ey = target - centre[1]
@@ -300,6 +312,11 @@ def centred(seg_a, seg_b, reach, size, target, tolerance, unshifted, final, foun
         dy = dy + ey
         work[1] += render(seg_a, seg_b, dx, dy, reach, size, final)
         work[0] += 1
+        measured = False
+    # The final image's centre of mass: the measure that ended the
+    # corrections, or, after the second correction, one more.
+    if not measured:
+        has_ink = mass_centre(final, size, size, centre) > 0.0
     found[2] = dx
     found[3] = dy
     found[4] = centre[0] if has_ink else 0.0
@@ -309,10 +326,9 @@ def centred(seg_a, seg_b, reach, size, target, tolerance, unshifted, final, foun
 
 
 @_compiled
-def whole_pieces(points, counts, width, height, starts, box):
+def whole_pieces(points, counts, width, height, starts):
     """For strokes wholly on the canvas (the usual case): where each non-empty
-    stroke starts in `points`, into `starts`, and the points' bounding box
-    (left, top, right, bottom) into `box`; returns how many strokes start.
+    stroke starts in `points`, into `starts`; returns how many strokes start.
     Returns -1 as soon as a point lies off the canvas: the strokes must then
     be cut (preprocessing._clip).
     """
@@ -329,13 +345,16 @@ def whole_pieces(points, counts, width, height, starts, box):
             starts[pieces] = offset
             pieces += 1
         offset += counts[k]
-    bounds(points, box)
     return pieces
 
 
 @_compiled
 def bounds(points, box):
-    """The points' (left, top, right, bottom) into `box`; at least one point."""
+    """The points' (left, top, right, bottom) into `box` (left as it was
+    for no points). Ties keep the first point's value: of 0.0 and -0.0,
+    whichever comes first."""
+    if points.shape[0] == 0:
+        return
     left = right = points[0, 0]
     top = bottom = points[0, 1]
     for i in range(1, points.shape[0]):
@@ -383,8 +402,10 @@ def warm_up():
     image = np.zeros(28 * 28, dtype=np.float32)
     centred(ends, ends, 1.7, 28, 14.0, 0.02, image, image.copy(), np.zeros(7),
             np.zeros(2, dtype=np.int64))
+    # Both versions: `centred` compiles the float32 one only when it is not
+    # loaded from the cache itself.
+    mass_centre(image, 28, 28, np.zeros(2))
     mass_centre(np.zeros(28 * 28), 28, 28, np.zeros(2))
-    whole_pieces(ends, np.ones(1, dtype=np.int64), 1.0, 1.0, np.zeros(1, dtype=np.int64),
-                 np.zeros(4))
+    whole_pieces(ends, np.ones(1, dtype=np.int64), 1.0, 1.0, np.zeros(1, dtype=np.int64))
     piece_steps(ends, np.zeros(1, dtype=np.int64), np.zeros(1))
     bounds(ends, np.zeros(4))

@@ -43,9 +43,8 @@ from operator import itemgetter
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from recognizer.images import png_bytes
 from recognizer import pen_kernel
-from recognizer.pen_kernel import render as render_segments
+from recognizer.images import png_bytes
 from recognizer.pen_kernel import segments as segment_ends
 
 # Bump when a change alters the inputs produced from the same drawing, so
@@ -123,7 +122,7 @@ def center_of_mass(image):
     image = np.asarray(image, dtype=np.float64)
     rows, columns = image.shape
     centre = np.empty(2)
-    if not pen_kernel.mass_centre(np.ascontiguousarray(image).reshape(-1), rows, columns,
+    if not pen_kernel.mass_centre(_kernel_array(image).reshape(-1), rows, columns,
                                   centre) > 0:
         return None
     return float(centre[0]), float(centre[1])
@@ -133,15 +132,9 @@ def _center(render):
     """Render unshifted, measure the centre of mass, render again shifted onto the centre.
 
     `render(dx, dy)` returns the 28x28 image with the fitted box centred in the
-    field and moved by (dx, dy) pixels.
+    field and moved by (dx, dy) pixels. Returns (unshifted, com, shift, final).
+    Strokes take the same steps in compiled code (_centre_segments).
     """
-    return _centered(render)[:4]
-
-
-def _centered(render):
-    """_center's (unshifted, com, shift, final), and the final image's centre of
-    mass (None: no ink), measured once: the corrections' last measure when it
-    ended them."""
     unshifted = render(0.0, 0.0)
     com = center_of_mass(unshifted)
     if com is None:
@@ -154,13 +147,13 @@ def _centered(render):
     for _ in range(2):
         after = center_of_mass(final)
         if after is None:
-            return unshifted, com, (dx, dy), final, None
+            break
         ex, ey = TARGET_CENTRE - after[0], TARGET_CENTRE - after[1]
         if max(abs(ex), abs(ey)) < COM_TOLERANCE:
-            return unshifted, com, (dx, dy), final, after
+            break
         dx, dy = dx + ex, dy + ey
         final = render(dx, dy)
-    return unshifted, com, (dx, dy), final, center_of_mass(final)
+    return unshifted, com, (dx, dy), final
 
 
 # -- strokes -----------------------------------------------------------------
@@ -253,13 +246,12 @@ def _clip(points, counts, width, height):
     once, without a Python loop over points: a 10,000-point zigzag across the
     canvas edge is cut in 2 ms (40 ms segment by segment).
     """
-    starts = np.empty(len(counts), dtype=np.int64)
+    offsets = np.empty(len(counts), dtype=np.int64)
     points = _kernel_array(points)
-    pieces = pen_kernel.whole_pieces(points, counts, float(width), float(height), starts,
-                                     np.empty(4))
+    pieces = pen_kernel.whole_pieces(points, counts, float(width), float(height), offsets)
     if pieces >= 0:
         # Every point on the canvas (the usual case): nothing to cut.
-        return points, starts[:pieces]
+        return points, offsets[:pieces]
     counts = counts[counts > 0]
     offsets = np.cumsum(counts) - counts
     inside = (
@@ -328,20 +320,44 @@ def _kernel_array(points):
     return array if array.flags.writeable else array.copy()
 
 
-def _centre_segments(seg_a, seg_b, pen_width, work=None):
-    """_centered's (unshifted, com, shift, final, final com) for segments
-    (index coordinates), rendered with a round pen: the renders and their
-    centres of mass in one compiled call (pen_kernel.centred), the same
-    steps and arithmetic as _centered with _render_segments.
+def _pen_reach(pen_width):
+    """How far from a segment a pixel's centre still gets ink: the pen's
+    radius and half a pixel."""
+    return float(pen_width) / 2 + 0.5
 
-    `work`, a dict, if given, counts what was done, as _render_segments does.
+
+def _centre_segments(seg_a, seg_b, pen_width, work=None):
+    """Render line segments (index coordinates) with a round pen, anti-aliased,
+    and centre them: _center's steps, in one compiled call
+    (pen_kernel.centred). Returns (unshifted, com, shift, final, final com);
+    the final com is None when no ink is left in the field.
+
+    A pixel's value is clip(r + 0.5 - d, 0, 1) with d the distance from its
+    centre to the nearest segment and r the pen's radius: the covered area
+    for a straight edge, and the same total ink per unit of length
+    (pen_width) at every position and angle, so sub-pixel moves are exact.
+
+    Each segment is measured only against the pixels within reach of it, row
+    by row (`pen_kernel.render`): a segment L pixels long touches about
+    (2 reach + 1) (L + 2 reach + 1) pixels instead of its whole bounding box,
+    which for a corner-to-corner diagonal is 784, and nothing is allocated
+    per pair, so memory stays bounded whatever the drawing. A pixel left out
+    is one whose value would be 0, so the image is the bounding-box
+    renderer's (tests/reference_renderer.py) to the bit.
+
+    Each render and each centre of mass was a Python round trip, and
+    numpy's centre of mass nine array operations: together about half the
+    time from strokes to input for a 120-point digit, now one call.
+
+    `work`, a dict, if given, counts what was done: "renders", "segments"
+    and "pairs" (segment-pixel distances measured), for tests and benchmarks.
     """
     unshifted = np.empty(SIZE * SIZE, dtype=np.float32)
     final = np.empty(SIZE * SIZE, dtype=np.float32)
     found = np.zeros(7)
     done = np.zeros(2, dtype=np.int64)
     has_ink = pen_kernel.centred(
-        _kernel_array(seg_a), _kernel_array(seg_b), float(pen_width) / 2 + 0.5, SIZE,
+        _kernel_array(seg_a), _kernel_array(seg_b), _pen_reach(pen_width), SIZE,
         float(TARGET_CENTRE), float(COM_TOLERANCE), unshifted, final, found, done)
     if work is not None:
         work["pairs"] = work.get("pairs", 0) + int(done[1])
@@ -354,36 +370,6 @@ def _centre_segments(seg_a, seg_b, pen_width, work=None):
             (float(found[2]), float(found[3])), final.reshape(SIZE, SIZE), final_com)
 
 
-def _render_segments(seg_a, seg_b, pen_width, size=SIZE, work=None, shift=(0.0, 0.0)):
-    """Rasterise line segments (index coordinates) moved by `shift`, with a round pen, anti-aliased.
-
-    A pixel's value is clip(r + 0.5 - d, 0, 1) with d the distance from its
-    centre to the nearest segment and r the pen's radius: the covered area
-    for a straight edge, and the same total ink per unit of length
-    (pen_width) at every position and angle, so sub-pixel moves are exact.
-
-    Each segment is measured only against the pixels within reach of it, row
-    by row (`pen_kernel.render`, compiled): a segment L pixels long touches
-    about (2 reach + 1) (L + 2 reach + 1) pixels instead of its whole
-    bounding box, which for a corner-to-corner diagonal is 784, and nothing
-    is allocated per pair, so memory stays bounded whatever the drawing. A
-    pixel left out is one whose value would be 0, so the image is the
-    bounding-box renderer's (tests/reference_renderer.py) to the bit.
-
-    `work`, a dict, if given, counts what was done: "renders", "segments"
-    and "pairs" (segment-pixel distances measured), for tests and benchmarks.
-    """
-    image = np.empty(size * size, dtype=np.float32)
-    pairs = render_segments(_kernel_array(seg_a), _kernel_array(seg_b),
-                            float(shift[0]), float(shift[1]), float(pen_width) / 2 + 0.5,
-                            int(size), image)
-    if work is not None:
-        work["pairs"] = work.get("pairs", 0) + pairs
-        work["renders"] = work.get("renders", 0) + 1
-        work["segments"] = max(work.get("segments", 0), len(seg_a))
-    return image.reshape(size, size)
-
-
 def _ink_length(points, starts, extent, pen_width):
     """The ink's length in lengths of the bounding box's longer side.
 
@@ -393,7 +379,8 @@ def _ink_length(points, starts, extent, pen_width):
     steps = np.empty(max(len(points) - 1, 0))
     # Each step's length in compiled code (the C library's hypot, as
     # np.hypot); the sum stays numpy's, over the same values in the same order.
-    count = pen_kernel.piece_steps(points, np.ascontiguousarray(starts, dtype=np.int64), steps)
+    count = pen_kernel.piece_steps(_kernel_array(points),
+                                   np.ascontiguousarray(starts, dtype=np.int64), steps)
     return float(steps[:count].sum()) / extent + len(starts) * pen_width / (BOX - pen_width)
 
 

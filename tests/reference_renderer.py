@@ -17,14 +17,51 @@ import numpy as np
 from recognizer.preprocessing import (
     BOX,
     BOX_CENTRE,
+    COM_TOLERANCE,
     MIN_EXTENT,
     MIN_STEP,
     PEN_WIDTH,
     SIZE,
+    TARGET_CENTRE,
     DrawingError,
-    _center,
-    center_of_mass,
 )
+
+
+def center_of_mass(image):
+    """(x, y) of an image's ink in pixel-index coordinates; None if it is empty.
+
+    numpy's sums and dot products, as the site measured it before its
+    compiled version (recognizer.pen_kernel.mass_centre): for rendered
+    strokes every sum is exact, so the two agree to the bit.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    total = image.sum()
+    if total <= 0:
+        return None
+    ys = np.arange(image.shape[0], dtype=np.float64)
+    xs = np.arange(image.shape[1], dtype=np.float64)
+    return float(image.sum(axis=0) @ xs / total), float(image.sum(axis=1) @ ys / total)
+
+
+def _center(render):
+    """Render unshifted, measure the centre of mass, render again shifted onto
+    the centre, correcting up to twice: (unshifted, com, shift, final)."""
+    unshifted = render(0.0, 0.0)
+    com = center_of_mass(unshifted)
+    if com is None:
+        raise DrawingError("the drawing has no ink")
+    dx, dy = TARGET_CENTRE - com[0], TARGET_CENTRE - com[1]
+    final = render(dx, dy)
+    for _ in range(2):
+        after = center_of_mass(final)
+        if after is None:
+            break
+        ex, ey = TARGET_CENTRE - after[0], TARGET_CENTRE - after[1]
+        if max(abs(ex), abs(ey)) < COM_TOLERANCE:
+            break
+        dx, dy = dx + ex, dy + ey
+        final = render(dx, dy)
+    return unshifted, com, (dx, dy), final
 
 
 def _as_points(stroke, s_index):

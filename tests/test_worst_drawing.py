@@ -55,7 +55,8 @@ def compare(strokes, width, height, report):
     assert difference.max() <= TOLERANCE
     assert np.array_equal(new["input"], old["input"])
     assert np.array_equal(new["centered_box"], old["centered_box"])
-    for key in ("strokes", "points", "bbox", "scale"):
+    for key in ("strokes", "points", "bbox", "scale", "center_of_mass", "shift",
+                "final_center_of_mass"):
         assert new[key] == old[key], key
     return new
 
@@ -167,19 +168,22 @@ def test_cost_grows_with_the_inks_length_not_segments_times_pixels():
         seg_a = np.tile(corner[[0]], (count, 1))
         seg_b = np.tile(corner[[1]], (count, 1))
         work = {}
-        peak = peak_bytes(lambda a=seg_a, b=seg_b, w=work: preprocessing._render_segments(
+        peak = peak_bytes(lambda a=seg_a, b=seg_b, w=work: preprocessing._centre_segments(
             a, b, preprocessing.PEN_WIDTH, work=w))
-        pairs[count] = work["pairs"]
+        pairs[count] = (work["pairs"], work["renders"])
         # In each of the 28 rows a diagonal crosses, the part of it within
         # reach of the row spans 2 * reach pixels across, widened by reach
-        # on each side: at most 4 * 1.7 + 1 = 7.8 pixels, not 28.
-        assert work["pairs"] <= count * 28 * 7.8
-        assert work["pairs"] < count * 784 / 4
+        # on each side: at most 4 * 1.7 + 1 = 7.8 pixels, not 28, a render
+        # (two to four of them, the centring's).
+        assert work["pairs"] <= work["renders"] * count * 28 * 7.8
+        assert work["pairs"] < work["renders"] * count * 784 / 4
         # The previous renderer held ~50 bytes per pair at once: 390 MB here;
         # the segments' own arrays are 36 bytes each (360 kB here).
         assert peak < 8_000_000
-    assert pairs[10_000] == 100 * pairs[100]
-    image = preprocessing._render_segments(corner[[0]], corner[[1]], preprocessing.PEN_WIDTH)
+    # The same renders, each a hundred times the segments: a hundred times the pairs.
+    assert pairs[10_000] == (100 * pairs[100][0], pairs[100][1])
+    image = preprocessing._centre_segments(corner[[0]], corner[[1]],
+                                           preprocessing.PEN_WIDTH)[3]
     old = reference_stages([[(0, 0), (27, 27)]], 28, 28)
     assert image.sum() > 0 and old["input"].sum() > 0
 
