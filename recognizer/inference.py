@@ -34,18 +34,21 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.db.models import Q
 
-from recognizer import calibration, frozen, versions
+from recognizer import versions
 from recognizer.checkpoints import CheckpointError
 from recognizer.fair_queue import FairQueue
 from recognizer.models import ModelVersion
 from recognizer.thread_names import name_os_thread
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -106,13 +109,15 @@ class LoadedModel:
     version: str
     version_id: int
     sha256: str
-    model: torch.nn.Module  # eager: activations, gradients (the teaching pages)
+    model: "torch.nn.Module"  # eager: activations, gradients (the teaching pages)
     metadata: dict = field(default_factory=dict)
     # The frozen, batch-norm-folded graph that answers plain predictions.
-    serving: torch.nn.Module = None
+    serving: "torch.nn.Module" = None
 
     @classmethod
     def build(cls, row, model, metadata):
+        from recognizer import frozen
+
         return cls(row.version, row.pk, row.sha256, model, metadata, frozen.freeze(model))
 
 
@@ -323,6 +328,8 @@ class InferenceService:
                 self._worker.start()
 
     def _run(self):
+        import torch
+
         name_os_thread()
         # In the worker itself: OpenMP's thread count is a per-thread setting,
         # and a thread left at the default splits oneDNN's convolutions
@@ -351,6 +358,10 @@ class InferenceService:
                 request.future.set_result(result)
 
     def _forward(self, batch):
+        import torch
+
+        from recognizer import calibration
+
         # The worker thread's own database connection lives as long as the
         # thread: drop it when it broke or outlived CONN_MAX_AGE, as Django
         # does for a request.

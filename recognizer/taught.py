@@ -30,12 +30,11 @@ from collections import OrderedDict
 from datetime import timedelta
 
 import numpy as np
-import torch
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from recognizer import calibration, class_copies, frozen, versions
+from recognizer import class_copies, versions
 from recognizer.inference import Prediction
 from recognizer.models import TaughtCopy
 from recognizer.thread_names import thread_pool
@@ -88,6 +87,8 @@ def pack_head(base, taught_model):
     change; the copy is measured after this round trip (trainer/teach), so
     the numbers the page shows are those of the copy as served.
     """
+    import torch
+
     before = base.state_dict()
     taught = taught_model.state_dict()
     delta = (taught["dense.weight"] - before["dense.weight"]).float()
@@ -108,6 +109,8 @@ def pack_head(base, taught_model):
 
 def unpack_head(base, data):
     """A copy of `base` (eval mode) with the head stored in `data`; CopyError if unusable."""
+    import torch
+
     try:
         payload = torch.load(io.BytesIO(bytes(data)), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for damaged bytes
@@ -213,6 +216,8 @@ class LoadedCopy:
     """A copy's network, ready to answer: eager (for tests) and frozen (serving)."""
 
     def __init__(self, copy, model, temperature):
+        from recognizer import frozen
+
         self.key = cache_key(copy)
         self.name = copy_name(copy)
         self.model = model
@@ -237,6 +242,8 @@ def copy_name(copy):
 
 def base_model(version):
     """(eager model, temperature) of a version, loaded once per process (CheckpointError)."""
+    from recognizer import calibration
+
     key = (version.pk, version.sha256)
     with _cache_lock:
         if key in _bases:
@@ -279,6 +286,10 @@ def load_copy(copy):
 
 def probabilities_with_copy(copy, inputs):
     """Calibrated probabilities (N, 10) of `copy` for inputs (N, 28, 28) in [0, 1]."""
+    import torch
+
+    from recognizer import calibration
+
     loaded = copy if isinstance(copy, LoadedCopy) else load_copy(copy)
     batch = torch.from_numpy(np.asarray(inputs, dtype=np.float32).reshape(-1, 1, 28, 28))
     with torch.inference_mode():
@@ -298,6 +309,8 @@ def _predict(copy, image):
 
 def _thread_setup():
     # As the inference service's worker: one torch thread, set in the thread itself.
+    import torch
+
     if settings.RECOGNIZER_TORCH_THREADS:
         torch.set_num_threads(settings.RECOGNIZER_TORCH_THREADS)
 

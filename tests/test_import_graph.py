@@ -173,3 +173,25 @@ def test_django_starts_without_importing_torch():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", (
         "django.setup() imports torch; import it where a model is used:\n" + done.stdout[:500])
+
+
+def test_the_url_checks_of_migrate_and_check_do_not_import_torch():
+    # `migrate` and `check` run the system checks, which import every view
+    # through the URLs: the health check, the API, the teaching and teach
+    # pages. Those import torch where a model is used, not at the top, so
+    # these commands start in about the time of a `shell`
+    # (bench/bench_django_start.py) instead of paying 2.2 s for torch.
+    code = ("import os, sys, django\n"
+            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'digitsite.settings')\n"
+            "django.setup()\n"
+            "from django.core.management import call_command\n"
+            "from django.urls import get_resolver\n"
+            "call_command('check')\n"
+            "assert len(get_resolver().url_patterns) > 5\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "System check identified no issues" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]", (
+        "the URL checks import torch; import it where a model is used:\n" + done.stdout[:500])

@@ -24,9 +24,8 @@ import hashlib
 import json
 
 import numpy as np
-import torch
 
-from recognizer import calibration, preprocessing
+from recognizer import preprocessing
 from recognizer.inference import get_service
 from recognizer.teaching.encoding import (
     deflated_image,
@@ -182,6 +181,10 @@ def paper_cells(image):
 
 
 def _probabilities(model, inputs, temperature=1.0):
+    import torch
+
+    from recognizer import calibration
+
     with torch.inference_mode():
         logits = model(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))[:, None])
         return calibration.probabilities(logits, temperature).numpy()
@@ -208,6 +211,8 @@ def occlusion_map(model, image, target, temperature=1.0):
 
 def gradient_saliency(model, image, target):
     """(28, 28) derivative of the target's logit with respect to each input pixel."""
+    import torch
+
     x = torch.tensor(np.asarray(image, dtype=np.float32)[None, None], requires_grad=True)
     with torch.enable_grad():
         logits = model(x)
@@ -233,6 +238,8 @@ SMOOTHGRAD_SEED = 0
 
 def smoothgrad_noise(samples=SMOOTHGRAD_SAMPLES, sigma=SMOOTHGRAD_SIGMA, seed=SMOOTHGRAD_SEED):
     """The noise added to each copy: (samples, 1, 28, 28), the same every time."""
+    import torch
+
     generator = torch.Generator().manual_seed(seed)
     return torch.randn((samples, 1, 28, 28), generator=generator) * sigma
 
@@ -243,6 +250,8 @@ def smooth_gradient(model, image, target, noise=None):
     The copies are not clipped to 0..1: the network takes any number, and
     clipping would make the noise one-sided on paper.
     """
+    import torch
+
     noise = smoothgrad_noise() if noise is None else noise
     x = torch.from_numpy(np.asarray(image, dtype=np.float32))[None, None]
     copies = (x + noise).requires_grad_(True)
@@ -270,6 +279,7 @@ ATTENTION_WORKERS = 2
 
 
 def _attention_worker_threads():
+    import torch
     from django.conf import settings
 
     if settings.RECOGNIZER_TORCH_THREADS:
@@ -293,6 +303,8 @@ def attention_maps(image, target=None, loaded=None):
     Blocking; call it in a worker thread. Uses the model the inference
     service is serving, so the maps and the page's prediction agree.
     """
+    from recognizer import calibration
+
     loaded = loaded or get_service().refresh()
     model = loaded.model
     temperature = calibration.temperature_of(loaded.metadata)

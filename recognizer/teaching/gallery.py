@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max
 
-from recognizer import calibration, mnist_files, versions
+from recognizer import mnist_files, versions
 from recognizer.atomic_files import atomic_writer
 from recognizer.models import Drawing, DrawingLabelChange
 from recognizer.teaching.memo import Memo
@@ -66,6 +65,8 @@ def mnist_test():
 
 
 def _loaded(version):
+    from recognizer import calibration
+
     with _lock:
         loaded = _models.get(version.sha256)
         if loaded is None:
@@ -90,6 +91,10 @@ def temperature_for(version):
 
 def predict(model, images, batch_size=500, temperature=1.0):
     """Probabilities (N, 10) float32 for uint8 images (N, 28, 28), at `temperature`."""
+    import torch
+
+    from recognizer import calibration
+
     chunks = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):

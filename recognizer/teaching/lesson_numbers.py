@@ -14,9 +14,7 @@ renders them from
 
 import threading
 
-import torch
-
-from recognizer import network, preprocessing
+from recognizer import preprocessing
 from recognizer.inference import ModelUnavailable, get_service
 
 # Blank-paper answers by (version id, weights): one version is served at a time.
@@ -26,6 +24,8 @@ _blank_paper_lock = threading.Lock()
 
 def normalised(value):
     """What the network's first step makes of a pixel value in [0, 1]."""
+    from recognizer import network
+
     return (value - network.MNIST_MEAN) / network.MNIST_STD
 
 
@@ -39,6 +39,8 @@ def blank_paper_response(model):
     the convolution pads with 0 after the normalisation: a faint grey, not
     paper, so a map can light up there alone.
     """
+    import torch
+
     with torch.inference_mode():
         _, activations = model.forward_with_activations(torch.zeros(1, 1, 28, 28))
     maps = activations["conv1"][0]
@@ -71,6 +73,8 @@ def served_blank_paper():
 
 def how_it_works():
     """Every number lesson 1's text quotes."""
+    from recognizer import network
+
     return {
         "mean": network.MNIST_MEAN,
         "std": network.MNIST_STD,

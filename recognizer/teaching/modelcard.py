@@ -14,7 +14,6 @@ from pathlib import Path
 
 from recognizer.metrics_display import percent
 from recognizer.models import ModelVersion
-from recognizer.network import build_model, count_parameters, describe_layers
 from recognizer.teaching import augmentation, charts
 
 EXPLANATIONS = {
@@ -38,6 +37,8 @@ def architecture():
 
     The same for every version (the code's network): built once per process.
     """
+    from recognizer.network import build_model, count_parameters, describe_layers
+
     model = build_model()
     rows = []
     for name, kind, shape, params in describe_layers(model):

@@ -29,9 +29,7 @@ import functools
 import threading
 
 import numpy as np
-import torch
 
-from recognizer import calibration, network
 from recognizer.inference import ModelUnavailable, get_service
 from recognizer.teaching.explain import input_key
 from recognizer.teaching.memo import WAITING_COMPUTATIONS, Memo
@@ -66,6 +64,10 @@ def forward(model, image):
 
     "normalised" is what conv1 reads: the network's own first step.
     """
+    import torch
+
+    from recognizer import network
+
     x = torch.from_numpy(np.asarray(image, dtype=np.float32))[None, None]
     with torch.inference_mode():
         logits, activations = model.forward_with_activations(x)
@@ -78,6 +80,8 @@ def forward(model, image):
 @functools.lru_cache(maxsize=1)
 def _shapes():
     """{layer: (maps, height, width)} of this code's network; softmax has the logits' ten."""
+    from recognizer import network
+
     shapes = {}
     for name, _, shape, _ in network.describe_layers(network.build_model()):
         shapes[name] = (tuple(shape) + (1, 1))[:3]
@@ -114,6 +118,8 @@ def _floats(values):
 
 def conv_arithmetic(model, stages, layer, unit, y, x):
     """The value of `layer`'s map `unit` at (y, x), computed step by step."""
+    from recognizer import network
+
     block = getattr(model, layer)
     conv, norm = block[0], block[1]
     source = np.asarray(stages[PREVIOUS[layer]], dtype=np.float64)
@@ -249,6 +255,10 @@ def softmax_arithmetic(model, stages, digit, temperature):
 
 def network_value(stages, layer, unit, y, x, temperature):
     """What the network itself computed at that place (for softmax: the served probability)."""
+    import torch
+
+    from recognizer import calibration
+
     if layer == "softmax":
         return float(calibration.probabilities(torch.from_numpy(stages["logits"]),
                                                temperature)[unit])
@@ -282,6 +292,8 @@ def _stages_with_input(model, image):
 
 async def neuron(image, layer, unit, y=0, x=0):
     """`arithmetic` on the served model, its forward pass cached per (model, input)."""
+    from recognizer import calibration
+
     check_position(layer, unit, y, x)
     loaded = await asyncio.to_thread(get_service().refresh)
     image = np.array(image, dtype=np.float32)

@@ -28,13 +28,11 @@ import shlex
 import threading
 from pathlib import Path
 
-import torch
 from django.conf import settings
 
-from recognizer import calibration, versions
+from recognizer import versions
 from recognizer.metrics_display import percent
 from recognizer.models import ModelVersion
-from recognizer.network import ARCHITECTURE, build_model
 from recognizer.teaching import unavailable
 from recognizer.teaching.explain import input_key
 from recognizer.teaching.memo import WAITING_COMPUTATIONS, Memo
@@ -92,6 +90,10 @@ def manifest():
 
 def _load(entry):
     """The float32 network of one manifest entry, in eval mode."""
+    import torch
+
+    from recognizer.network import ARCHITECTURE, build_model
+
     name = Path(entry["file"]).name
     label = f"the snapshot after {entry['step']} steps ({name})"
     path = snapshot_dir() / name
@@ -159,6 +161,10 @@ def snapshot_models():
 def snapshot_probabilities(image):
     """Each snapshot's ten probabilities (T = 1: snapshots are not calibrated) for a
     28x28 input in 0..1, as lists of floats, in training order."""
+    import torch
+
+    from recognizer import calibration
+
     batch = torch.as_tensor(image, dtype=torch.float32).reshape(1, 1, 28, 28)
     answers = []
     with torch.inference_mode():
@@ -255,6 +261,8 @@ def version_count():
 
 def version_model(row):
     """(model, temperature) of a version, loaded (and checked) once; raises CheckpointError."""
+    from recognizer import calibration
+
     key = (row.version, row.sha256)
     with _lock:
         if key not in _versions:
@@ -269,6 +277,10 @@ def version_model(row):
 
 def version_probabilities(rows, image):
     """{version name: ten probabilities at its temperature} for each row in `rows`."""
+    import torch
+
+    from recognizer import calibration
+
     batch = torch.as_tensor(image, dtype=torch.float32).reshape(1, 1, 28, 28)
     answers = {}
     with torch.inference_mode():

@@ -26,7 +26,6 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from django.conf import settings
 from django.db import connection
 from django.urls import reverse
@@ -149,6 +148,8 @@ def newest_player_drawings(limit):
 
 def strongest_answers(model, images):
     """{layer: (N, maps) float32}: each map's largest value for each digit."""
+    import torch
+
     answers = {layer: [] for layer in LAYERS}
     with torch.inference_mode():
         for start in range(0, len(images), BATCH):

@@ -19,15 +19,16 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from django.conf import settings
 from django.db import close_old_connections
 
 from recognizer import taught
 from recognizer.mnist_files import MnistError, load_local_split
 from recognizer.models import ModelVersion
-from trainer import head_only
-from trainer.datasets import DigitData
+
+# torch, and the trainer's modules that import it, are imported where they
+# are used: the teach page's URLs, which `manage.py migrate` and `check`
+# read, import this module.
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ _mnist_lock = threading.Lock()
 
 def mnist_split(split):
     """MNIST `split` as a DigitData from the site's files, or None without them."""
+    from trainer.datasets import DigitData
+
     with _mnist_lock:
         if split not in _mnist:
             try:
@@ -67,6 +70,8 @@ def mnist_split(split):
 
 def _measured_sets(base, version):
     """(replay features or None, MNIST test features or None) of the base version."""
+    from trainer import head_only
+
     key = (version.pk, version.sha256)
     replay = test = None
     train_data = mnist_split("train") if settings.TEACH_REPLAY_DIGITS else None
@@ -78,12 +83,14 @@ def _measured_sets(base, version):
     return replay, test
 
 
-@torch.inference_mode()
 def _accuracy(model, inputs, labels):
+    import torch
+
     if not len(labels):
         return None
-    logits = model(torch.from_numpy(np.asarray(inputs, dtype=np.float32))[:, None])
-    return round(float((logits.argmax(dim=1) == torch.as_tensor(labels)).float().mean()), 6)
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(np.asarray(inputs, dtype=np.float32))[:, None])
+        return round(float((logits.argmax(dim=1) == torch.as_tensor(labels)).float().mean()), 6)
 
 
 def _score(count, before, after):
@@ -120,6 +127,9 @@ def make_copy(work, on_step=None, clock=time.perf_counter):
     `on_step(step, loss)` follows the training and may stop it by raising.
     Raises recognizer.versions.CheckpointError if the base cannot be loaded.
     """
+    from trainer import head_only
+    from trainer.datasets import DigitData
+
     started = clock()
     phases = {}
 

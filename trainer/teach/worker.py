@@ -31,7 +31,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import torch
 from django.db import close_old_connections
 
 from recognizer.thread_names import name_os_thread
@@ -193,6 +192,8 @@ class TeachWorker:
                 self._condition.wait(timeout=self.sweep_seconds)
 
     def _serve(self):
+        import torch  # here: the teach page's URLs import this module (see copies.py)
+
         name_os_thread()
         # In the thread itself: torch's thread count is a per-thread setting
         # (see recognizer/inference.py), and so is a Linux thread's niceness.
