@@ -39,7 +39,15 @@ def freeze_start_up_objects():
     off (0, false, no or off) turns it off, to measure what it is worth."""
     if not env_bool("GC_FREEZE_AT_START", True):
         return False
-    import recognizer.inference  # noqa: F401  (torch: the largest share of the heap)
+    # torch is the largest share of the heap. The recognizer's modules import
+    # it where a model is used (so that `migrate` and `check` need not), so
+    # it is imported here, with what serving a model brings in.
+    import torch  # noqa: F401
+
+    import recognizer.calibration  # noqa: F401
+    import recognizer.frozen  # noqa: F401
+    import recognizer.inference  # noqa: F401
+    import recognizer.network  # noqa: F401
 
     gc.collect()
     gc.freeze()
