@@ -47,6 +47,7 @@ from recognizer.fair_queue import FairQueue
 from recognizer.models import ModelVersion
 from recognizer.thread_names import name_os_thread
 
+# torch and the network: imported where a model is used (recognizer/checkpoints.py).
 if TYPE_CHECKING:
     import torch
 

@@ -39,6 +39,8 @@ from recognizer.inference import Prediction
 from recognizer.models import TaughtCopy
 from recognizer.thread_names import thread_pool
 
+# torch and the network: imported where a model is used (recognizer/checkpoints.py).
+
 logger = logging.getLogger(__name__)
 
 # What a copy's predictions carry after its base version's name ("v3+taught");

@@ -188,6 +188,9 @@ def test_the_url_checks_of_migrate_and_check_do_not_import_torch():
             "from django.urls import get_resolver\n"
             "call_command('check')\n"
             "assert len(get_resolver().url_patterns) > 5\n"
+            "views = ('digitsite.health', 'recognizer.views', 'recognizer.teaching.views',\n"
+            "         'trainer.teach.views')\n"
+            "assert all(name in sys.modules for name in views), views\n"
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)

@@ -35,6 +35,8 @@ from recognizer.teaching.encoding import (
 )
 from recognizer.teaching.memo import WAITING_COMPUTATIONS, Memo
 
+# torch and the network: imported where a model is used (recognizer/checkpoints.py).
+
 # Occlusion: a 6x6 blank patch moved 2 pixels at a time, starting 2 pixels
 # outside the image, so that cell (i, j) of the 14x14 map is centred on the
 # 2x2 block of input pixels (2i, 2j): the map lines up with the drawing.

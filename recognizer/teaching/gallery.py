@@ -21,6 +21,8 @@ from recognizer.atomic_files import atomic_writer
 from recognizer.models import Drawing, DrawingLabelChange
 from recognizer.teaching.memo import Memo
 
+# torch and the network: imported where a model is used (recognizer/checkpoints.py).
+
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()

@@ -17,6 +17,8 @@ import threading
 from recognizer import preprocessing
 from recognizer.inference import ModelUnavailable, get_service
 
+# torch and the network: imported where a model is used (recognizer/checkpoints.py).
+
 # Blank-paper answers by (version id, weights): one version is served at a time.
 _blank_paper = {}
 _blank_paper_lock = threading.Lock()

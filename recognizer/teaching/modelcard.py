@@ -16,6 +16,8 @@ from recognizer.metrics_display import percent
 from recognizer.models import ModelVersion
 from recognizer.teaching import augmentation, charts
 
+# torch and the network: imported where a model is used (recognizer/checkpoints.py).
+
 EXPLANATIONS = {
     "input": "Your drawing, shrunk to 28x28 pixels.",
     "conv1": "32 small 3x3 filters slide over the image; each looks for a tiny pattern "

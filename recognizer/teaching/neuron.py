@@ -34,6 +34,8 @@ from recognizer.inference import ModelUnavailable, get_service
 from recognizer.teaching.explain import input_key
 from recognizer.teaching.memo import WAITING_COMPUTATIONS, Memo
 
+# torch and the network: imported where a model is used (recognizer/checkpoints.py).
+
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4")
 POOL_LAYERS = ("pool1", "pool2")
 LAYERS = (*CONV_LAYERS, *POOL_LAYERS, "dense", "softmax")

@@ -37,6 +37,8 @@ from recognizer.teaching import unavailable
 from recognizer.teaching.explain import input_key
 from recognizer.teaching.memo import WAITING_COMPUTATIONS, Memo
 
+# torch and the network: imported where a model is used (recognizer/checkpoints.py).
+
 MANIFEST_NAME = "snapshots.json"
 
 

@@ -38,6 +38,8 @@ from recognizer.models import Drawing
 from recognizer.teaching import gallery, unavailable
 from recognizer.teaching.memo import Memo
 
+# torch and the network: imported where a model is used (recognizer/checkpoints.py).
+
 logger = logging.getLogger(__name__)
 
 LAYERS = ("conv2", "conv3", "conv4", "dense")

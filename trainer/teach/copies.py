@@ -26,9 +26,8 @@ from recognizer import taught
 from recognizer.mnist_files import MnistError, load_local_split
 from recognizer.models import ModelVersion
 
-# torch, and the trainer's modules that import it, are imported where they
-# are used: the teach page's URLs, which `manage.py migrate` and `check`
-# read, import this module.
+# torch and the trainer's modules that import it: imported where they are
+# used (recognizer/checkpoints.py).
 
 logger = logging.getLogger(__name__)
 

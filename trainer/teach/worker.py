@@ -192,7 +192,7 @@ class TeachWorker:
                 self._condition.wait(timeout=self.sweep_seconds)
 
     def _serve(self):
-        import torch  # here: the teach page's URLs import this module (see copies.py)
+        import torch  # here, not at the top: see recognizer/checkpoints.py
 
         name_os_thread()
         # In the thread itself: torch's thread count is a per-thread setting
