@@ -271,7 +271,7 @@ def mass_centre(values, rows, columns, out):
 def centred(seg_a, seg_b, reach, size, target, tolerance, unshifted, final, found, work):
     """Render the segments, measure their centre of mass and render them
     again moved onto `target`, correcting up to twice more: the steps of
-    preprocessing._centered, which it runs for a drawing's segments.
+    preprocessing._center, which it runs for a drawing's segments.
 
     unshifted, final: flat float32 images the renders go into. found,
     float64[7]: the unshifted image's centre of mass (x, y), the shift
