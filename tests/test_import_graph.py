@@ -158,21 +158,29 @@ def test_the_checker_sees_imports_inside_functions_and_relative_ones(tmp_path):
     assert find_cycle({"a": {"b": []}, "b": {}}) is None
 
 
-def test_django_starts_without_importing_torch():
-    # Every manage.py command pays for what django.setup() imports. With torch
-    # (the admin imported it through the model files' error class) a `shell`
-    # took 3.8 s of CPU to start, against 1.6 s without
-    # (bench/bench_django_start.py). Run in a fresh interpreter: this test
-    # process has torch already.
+def _torch_modules_after(steps):
+    """Run Django's set-up and then `steps` (Python source) in a fresh
+    interpreter (this test process has torch already): (its output, the
+    torch modules it imported)."""
     code = ("import os, sys, django\n"
             "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'digitsite.settings')\n"
-            "django.setup()\n"
+            "django.setup()\n" + steps +
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]", (
-        "django.setup() imports torch; import it where a model is used:\n" + done.stdout[:500])
+    *output, torch_modules = done.stdout.strip().splitlines()
+    return "\n".join(output), torch_modules
+
+
+def test_django_starts_without_importing_torch():
+    # Every manage.py command pays for what django.setup() imports. With torch
+    # (the admin imported it through the model files' error class) a `shell`
+    # took 3.8 s of CPU to start, against 1.6 s without
+    # (bench/bench_django_start.py).
+    _, torch_modules = _torch_modules_after("")
+    assert torch_modules == "[]", (
+        "django.setup() imports torch; import it where a model is used:\n" + torch_modules[:500])
 
 
 def test_the_url_checks_of_migrate_and_check_do_not_import_torch():
@@ -180,21 +188,13 @@ def test_the_url_checks_of_migrate_and_check_do_not_import_torch():
     # through the URLs: the health check, the API, the teaching and teach
     # pages. Those import torch where a model is used, not at the top, so
     # these commands start in about the time of a `shell`
-    # (bench/bench_django_start.py) instead of paying 2.2 s for torch.
-    code = ("import os, sys, django\n"
-            "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'digitsite.settings')\n"
-            "django.setup()\n"
-            "from django.core.management import call_command\n"
-            "from django.urls import get_resolver\n"
-            "call_command('check')\n"
-            "assert len(get_resolver().url_patterns) > 5\n"
-            "views = ('digitsite.health', 'recognizer.views', 'recognizer.teaching.views',\n"
-            "         'trainer.teach.views')\n"
-            "assert all(name in sys.modules for name in views), views\n"
-            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "System check identified no issues" in done.stdout
-    assert done.stdout.strip().splitlines()[-1] == "[]", (
-        "the URL checks import torch; import it where a model is used:\n" + done.stdout[:500])
+    # (bench/bench_django_start.py) instead of paying 2 s for torch.
+    output, torch_modules = _torch_modules_after(
+        "from django.core.management import call_command\n"
+        "call_command('check')\n"
+        "views = ('digitsite.health', 'recognizer.views', 'recognizer.teaching.views',\n"
+        "         'trainer.teach.views')\n"
+        "assert all(name in sys.modules for name in views), views\n")
+    assert "System check identified no issues" in output
+    assert torch_modules == "[]", (
+        "the URL checks import torch; import it where a model is used:\n" + torch_modules[:500])
