@@ -232,10 +232,10 @@ def mass_centre(values, rows, columns, out):
     `out`; returns the total ink (<= 0: no ink, `out` left as it was).
 
     values: the image row by row, flat (float32 or float64), each value
-    taken as float64. Every sum runs in one fixed order, pixel by pixel:
-    the total row by row; each column's sum down the rows; each row's sum
-    along it; then x = sum over columns of (column sum * column) / total,
-    and y likewise over the rows. numpy's version (nine array operations,
+    taken as float64. Every sum runs in one fixed order: the total row by
+    row, pixel by pixel; each row's sum along it; each column's sum down the
+    rows; then x = sum over columns of (column sum * column) / total, and y
+    likewise over the rows. numpy's version (nine array operations,
     13 us a call, two to four calls a drawing) summed in blocks and left
     the moments to the BLAS library's dot product, whose order of additions
     depends on the processor. For a rendered drawing the order does not
@@ -245,23 +245,24 @@ def mass_centre(values, rows, columns, out):
     For an uploaded image (arbitrary float32 values from Pillow's resize)
     the last bit may differ from numpy's, which differed between machines.
     """
+    # One pass: the total pixel by pixel, each row's sum along it, and each
+    # column's sum down the rows, kept per column.
+    column_sums = np.zeros(columns)
     total = 0.0
-    for pixel in range(rows * columns):
-        total += np.float64(values[pixel])
-    if not total > 0.0:
-        return total
-    x_moment = 0.0
-    for column in range(columns):
-        column_sum = 0.0
-        for row in range(rows):
-            column_sum += np.float64(values[row * columns + column])
-        x_moment += column_sum * column
     y_moment = 0.0
     for row in range(rows):
         row_sum = 0.0
         for column in range(columns):
-            row_sum += np.float64(values[row * columns + column])
+            value = np.float64(values[row * columns + column])
+            total += value
+            row_sum += value
+            column_sums[column] += value
         y_moment += row_sum * row
+    if not total > 0.0:
+        return total
+    x_moment = 0.0
+    for column in range(columns):
+        x_moment += column_sums[column] * column
     out[0] = x_moment / total
     out[1] = y_moment / total
     return total
