@@ -19,6 +19,14 @@ from digitsite.game.rooms import lock_room
 from digitsite.game.rounds import GRACE, after_finish, all_finished, closes_at
 from digitsite.game.rules import GameError
 from digitsite.game.snapshots import count_change
+from recognizer.prepared_queries import PreparedQuery
+
+# The reads of a player's `done`, compiled once (recognizer/prepared_queries.py).
+_SEAT = PreparedQuery(Seat, lambda player_id, room_id: Seat.objects.filter(
+    player_id=player_id, room_id=room_id))
+_PROGRESS_LOCKED = PreparedQuery(RoundProgress, lambda seat_id, game_id, round_number: (
+    RoundProgress.objects.select_for_update().filter(
+        seat_id=seat_id, game_id=game_id, round_number=round_number)))
 
 
 def _progress_updates(prediction, p_target, drawing, input_bytes, *, pen_up, drawings=1,
@@ -89,7 +97,7 @@ def record_guess(code, player_id, game_id, round_number, *, drawing, input_bytes
         if (room.state != Room.State.PLAYING or room.game_id != game_id
                 or room.round != round_number or at >= closes_at(room)):
             return late(), []
-        seat = Seat.objects.filter(player_id=player_id, room=room).first()
+        seat = _SEAT.first(player_id=player_id, room_id=room.pk)
         if seat is None or seat.gone:
             return False, []
         p_target = float(prediction.probabilities[room.target])
@@ -175,17 +183,22 @@ def finish_player(code, player_id, game_id, round_number, reason):
             raise GameError("not_playing", "no round is being played")
         if room.game_id != game_id or room.round != round_number:
             raise GameError("wrong_round", f"round {round_number} is not the current round")
-        seat = Seat.objects.filter(player_id=player_id, room=room).first()
+        seat = _SEAT.first(player_id=player_id, room_id=room.pk)
         if seat is None or seat.gone:
             raise GameError("not_joined", "you have no seat in this room")
         # Locked as it is read: finish needs it as it is now (see there).
-        progress, _ = RoundProgress.objects.select_for_update().get_or_create(
-            seat=seat, game_id=game_id, round_number=round_number,
-            defaults={"room": room, "target": room.target},
-        )
+        # Made here for a player who drew nothing that was scored.
+        progress = _PROGRESS_LOCKED.first(seat_id=seat.pk, game_id=game_id,
+                                          round_number=round_number)
+        if progress is None:
+            progress, _ = RoundProgress.objects.select_for_update().get_or_create(
+                seat=seat, game_id=game_id, round_number=round_number,
+                defaults={"room": room, "target": room.target},
+            )
         finished = finish(room, seat, progress, reason, at, locked=True)
         if finished is None:
             raise GameError("already_finished", "your round is already over")
         count_change(room)
         everyone = all_finished(room)
     return after_finish(code, room, finished, everyone)
+

@@ -27,6 +27,7 @@ from digitsite.game.codes import generate_code, normalise_code
 from digitsite.game.models import Room, Seat
 from digitsite.game.rules import GameError
 from digitsite.game.snapshots import count_change, room_message
+from recognizer.prepared_queries import PreparedQuery
 
 # Idle rooms closed per write.
 CLOSE_BATCH = 500
@@ -168,10 +169,15 @@ def room_exists(code):
     return Room.objects.filter(code=code).exists()
 
 
+# The room's row locked, read at every change of a room's state: compiled
+# once (recognizer/prepared_queries.py).
+_ROOM_LOCKED = PreparedQuery(Room, lambda code: Room.objects.select_for_update().filter(code=code))
+
+
 def lock_room(code):
     """The room, its row locked until the caller's transaction ends; GameError
     ('room_not_found') without one."""
-    room = Room.objects.select_for_update().filter(code=code).first()
+    room = _ROOM_LOCKED.first(code=code)
     if room is None:
         raise GameError("room_not_found", f"there is no room {code}")
     return room

@@ -25,6 +25,7 @@ from digitsite.game.snapshots import (
     round_end_messages,
     round_start_message,
 )
+from recognizer.prepared_queries import PreparedQuery
 
 GRACE = timedelta(seconds=rules.ROUND_GRACE_SECONDS)
 
@@ -116,10 +117,26 @@ def all_finished(room):
     # One query (is any seated player without a finished row?), where a
     # read of the seats and a count of their finished rows took two: a
     # finish asks it in its transaction, with the room locked.
+    values = {"room_id": room.pk, "game_id": room.game_id, "round_number": room.round}
+    if room.classroom and room.host_player:
+        values["teacher"] = room.host_player
+    return not _DRAWING_WITHOUT_FINISHING.exists(**values)
+
+
+def _drawing_without_finishing(room_id, game_id, round_number, teacher=None):
+    """Seats of the room that draw (all but `teacher`, if one) with no
+    finished row for the round."""
     finished = RoundProgress.objects.filter(
-        room=room, game_id=room.game_id, round_number=room.round, finished=True,
+        room_id=room_id, game_id=game_id, round_number=round_number, finished=True,
     ).values("seat_id")
-    return not _drawing_seats(room).filter(gone=False).exclude(pk__in=finished).exists()
+    seats = Seat.objects.filter(room_id=room_id)
+    if teacher is not None:
+        seats = seats.exclude(player_id=teacher)
+    return seats.filter(gone=False).exclude(pk__in=finished)
+
+
+# Asked at every player's round end: compiled once (recognizer/prepared_queries.py).
+_DRAWING_WITHOUT_FINISHING = PreparedQuery(Seat, _drawing_without_finishing)
 
 
 def after_change(code):

@@ -7,6 +7,20 @@ round ended for the player (Drawing.Ending): a drawing the timer or a
 disconnect cut off may be unfinished, and reviewers can filter on it.
 """
 
+import functools
+
+
+@functools.cache
+def version_key_query():
+    """The key of a model version by its name, read at every player's round
+    end: compiled once (recognizer/prepared_queries.py). Made on first use:
+    this module is imported while Django loads its apps."""
+    from recognizer.models import ModelVersion
+    from recognizer.prepared_queries import PreparedQuery
+
+    return PreparedQuery(ModelVersion, lambda version: ModelVersion.objects.filter(
+        version=version).values_list("pk", flat=True))
+
 
 def stored_version_name(model_version):
     """The ModelVersion name a drawing guessed by `model_version` is stored under.
@@ -50,7 +64,7 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
     # Imported here: this module is imported while Django loads its apps.
     from django.db import IntegrityError, transaction
 
-    from recognizer.models import Drawing, ModelVersion
+    from recognizer.models import Drawing
 
     if ending not in Drawing.Ending.values:
         raise ValueError(f"unknown ending {ending!r}: use one of "
@@ -59,8 +73,7 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
     # Its key only: a version's row carries its metrics (confusion matrices,
     # per-style tables, its training history), JSON parsed on every read,
     # and every round end stores a drawing per player.
-    version_id = (ModelVersion.objects.filter(version=name).values_list("pk", flat=True).first()
-                  if name else None)
+    version_id = version_key_query().value(version=name) if name else None
     key = {"game_id": game_id, "round_number": round_number, "player_id": player_id}
     values = {
         "label": label,
