@@ -37,6 +37,13 @@ from django.db.transaction import TransactionManagementError
 # stops at 32767; Django refuses a lookup out of a column's range without
 # asking the database, and the stand-in would vanish from the parameters).
 _INT_STANDINS = (30001, 30501)
+# A value the driver types itself (psycopg's Int2, Int4, Int8) is put in as
+# that type when it fits the narrowest of them. Out of it the ORM's way
+# decides: Django finds no row for a value out of its column's range without
+# asking the database, where the driver would refuse it.
+_SMALL_INT = (-32768, 32767)
+# SQLite and PostgreSQL store no integer beyond 64 bits (sqlite3 refuses one).
+_BIG_INT = (-(2**63), 2**63 - 1)
 
 
 def _standins(values, which):
@@ -59,13 +66,22 @@ class _Plan:
         self.sql = sql
         self.for_update = for_update
         self.params = params  # the parameters with the first stand-ins in place
-        self.places = places  # parameter index -> value name
+        self.places = places  # parameter index -> (value name, its type there)
         self.make_row = make_row
 
     def params_for(self, values):
+        """The parameters with `values` in place; None where a value must go
+        the ORM's way (an integer out of _SMALL_INT or _BIG_INT)."""
         params = list(self.params)
-        for index, name in self.places.items():
-            params[index] = values[name]
+        for index, (name, wrapper) in self.places.items():
+            value = values[name]
+            if wrapper is not str:
+                low, high = _BIG_INT if wrapper is int else _SMALL_INT
+                if not low <= value <= high:
+                    return None
+                if wrapper is not int:
+                    value = wrapper(value)
+            params[index] = value
         return params
 
 
@@ -119,8 +135,11 @@ class PreparedQuery:
             # transaction would end with its statement.
             raise TransactionManagementError(
                 "select_for_update cannot be used outside of a transaction.")
+        params = plan.params_for(values)
+        if params is None:
+            return self._orm(values, result)
         with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
-            cursor.execute(plan.sql, plan.params_for(values))
+            cursor.execute(plan.sql, params)
             row = cursor.fetchone()
         if result == "exists":
             return row is not None
@@ -161,12 +180,14 @@ class PreparedQuery:
         for index, (a, b) in enumerate(zip(params, params_again, strict=True)):
             if a == b and type(a) is type(b):
                 continue
+            # The stand-in itself, or the database driver's own subclass of
+            # its type (psycopg's Int2 for a small integer column).
             names = [name for name in first if first[name] == a and second[name] == b
-                     and type(a) is type(first[name]) and type(b) is type(second[name])]
+                     and type(a) is type(b) and issubclass(type(a), type(first[name]))]
             if len(names) != 1:
                 return None  # a difference no stand-in explains
-            places[index] = names[0]
-        if set(places.values()) != set(values):
+            places[index] = (names[0], type(a))
+        if {name for name, _ in places.values()} != set(values):
             return None  # a value that left no trace in the SQL
         make_row = self._row_maker(compiler, connection, alias, result)
         if make_row is None and result != "exists":

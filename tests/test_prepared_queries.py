@@ -10,7 +10,7 @@ answers it without asking the database), and a lock outside a transaction.
 """
 
 import pytest
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from digitsite.game import guesses, rooms, rounds
@@ -79,7 +79,10 @@ def compare_hot_reads():
                 same(guesses._SEAT, "first", player_id=player, room_id=room.pk)
             same(guesses._SEAT, "first", player_id=seats[0].player_id, room_id=room.pk + 100)
             for seat in seats:
-                for game_id, round_number in ((room.game_id, 2), (room.game_id, 1), ("g", 2)):
+                # Out of the column's range (a small integer): no row, as the ORM says.
+                for game_id, round_number in ((room.game_id, 2), (room.game_id, 1), ("g", 2),
+                                              (room.game_id, 40000), (room.game_id, -1),
+                                              (room.game_id, 2**70)):
                     same(guesses._PROGRESS_LOCKED, "first", seat_id=seat.pk, game_id=game_id,
                          round_number=round_number)
             for teacher in ((), (seats[0].player_id,), (seats[1].player_id,)):
@@ -108,6 +111,14 @@ def compare_hot_reads():
         with CaptureQueriesContext(connection) as queries:
             rooms.lock_room("PQAAAA")
         report["statements"] = [q["sql"] for q in queries.captured_queries]
+    # Each went the compiled way (none fell back to the ORM's) on this database.
+    hot = {"lock_room": rooms._ROOM_LOCKED, "seat": guesses._SEAT,
+           "progress": guesses._PROGRESS_LOCKED, "drawing": rounds._DRAWING_WITHOUT_FINISHING,
+           "version": store.version_key_query()}
+    wrapper = connections[DEFAULT_DB_ALIAS]  # `connection` is a proxy of it
+    report["unprepared"] = sorted(
+        name for name, query in hot.items()
+        if not query._plans.get(wrapper) or None in query._plans[wrapper].values())
     return report
 
 
@@ -115,6 +126,7 @@ def compare_hot_reads():
 def test_each_hot_read_returns_the_orms_rows_on_sqlite():
     report = compare_hot_reads()
     assert report["mismatches"] == []
+    assert report["unprepared"] == []
     assert report["compared"] >= 60
     # One statement a read, the compiled SQL itself.
     assert len(report["statements"]) == 1
@@ -133,6 +145,7 @@ def test_each_hot_read_returns_the_orms_rows_on_postgresql(own_postgres_database
     assert result["vendor"] == "postgresql"
     report = result["report"]
     assert report["mismatches"] == []
+    assert report["unprepared"] == []
     assert report["compared"] >= 60
     # The room's lock is taken: FOR UPDATE is in the compiled statement.
     assert len(report["statements"]) == 1 and "FOR UPDATE" in report["statements"][0]
