@@ -86,3 +86,41 @@ def freeze(model):
         logger.warning("cannot freeze the network with TorchScript (%s); serving it with "
                        "batch norm folded, about 1.5x slower", exc)
         return fold_batch_norm(model)
+
+
+class Calibrated(torch.nn.Module):
+    """`model`'s calibrated probabilities: softmax(logits / temperature) in
+    float64, the same operations as recognizer.calibration.probabilities."""
+
+    def __init__(self, model, temperature):
+        super().__init__()
+        self.model = model
+        self.temperature = float(temperature)
+
+    def forward(self, x):
+        return torch.softmax(self.model(x).double() / self.temperature, dim=-1)
+
+
+def freeze_calibrated(model, temperature):
+    """The serving form of `model` that answers calibrated probabilities
+    (float64) in one call.
+
+    One call, because every torch operation called from Python lets go of the
+    interpreter while it runs and must take it back after: the inference
+    worker's batch took seven such calls (the inputs, the graph, the logits
+    put in place, the calibration's four), and under load each taking back
+    waited for the event loop's thread to let go, up to the interpreter's
+    switch interval (5 ms). Measured at 64 players in one process, a batch of
+    3 (p50) took 7.3 ms of wall time for 3.9 ms of CPU, and a drawing waited
+    19 ms (p50) for its batch's answer. Inside the frozen graph the
+    calibration's operations run without a return to Python: the same
+    operations, the same probabilities to the bit
+    (tests/test_frozen_model.py).
+    """
+    _require_eval(model)
+    try:
+        return jit_freeze(Calibrated(model, temperature).eval())
+    except Exception as exc:  # TorchScript gone or broken in this torch
+        logger.warning("cannot freeze the calibrated network with TorchScript (%s); "
+                       "serving it with batch norm folded", exc)
+        return Calibrated(fold_batch_norm(model), temperature).eval()

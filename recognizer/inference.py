@@ -112,14 +112,19 @@ class LoadedModel:
     sha256: str
     model: "torch.nn.Module"  # eager: activations, gradients (the teaching pages)
     metadata: dict = field(default_factory=dict)
-    # The frozen, batch-norm-folded graph that answers plain predictions.
+    # The frozen, batch-norm-folded graph: logits (the teaching pages'
+    # occlusion maps).
     serving: "torch.nn.Module" = None
+    # The same graph with the version's calibration: the probabilities of
+    # plain predictions, in one call (recognizer.frozen.freeze_calibrated).
+    answering: "torch.nn.Module" = None
 
     @classmethod
     def build(cls, row, model, metadata):
-        from recognizer import frozen
+        from recognizer import calibration, frozen
 
-        return cls(row.version, row.pk, row.sha256, model, metadata, frozen.freeze(model))
+        return cls(row.version, row.pk, row.sha256, model, metadata, frozen.freeze(model),
+                   frozen.freeze_calibrated(model, calibration.temperature_of(metadata)))
 
 
 def fallback_candidates(active):
@@ -370,28 +375,29 @@ class InferenceService:
         loaded = self.refresh()
         explained = [i for i, r in enumerate(batch) if r.with_activations]
         plain = [i for i, r in enumerate(batch) if not r.with_activations]
-        logits = torch.empty(len(batch), 10)
+        probabilities = np.empty((len(batch), 10))
         activations = {}
         with torch.inference_mode():
             if plain:
-                inputs = torch.from_numpy(np.stack([batch[i].image for i in plain]))[:, None]
-                logits[plain] = loaded.serving(inputs)
+                # The calibrated probabilities in one torch call (see
+                # recognizer.frozen.freeze_calibrated); the rest is numpy's.
+                inputs = torch.from_numpy(np.stack([batch[i].image for i in plain])[:, None])
+                probabilities[plain] = loaded.answering(inputs).numpy()
             if explained:
                 # Every layer's output: the eager network, which keeps them.
                 inputs = torch.from_numpy(np.stack([batch[i].image for i in explained]))[:, None]
                 eager_logits, activations = loaded.model.forward_with_activations(inputs)
-                logits[explained] = eager_logits
-            # The version's temperature (recognizer/calibration.py): the
-            # probabilities the game and the API use are calibrated.
-            probabilities = calibration.probabilities(
-                logits, calibration.temperature_of(loaded.metadata)).numpy()
+                # The version's temperature (recognizer/calibration.py): the
+                # probabilities the game and the API use are calibrated.
+                probabilities[explained] = calibration.probabilities(
+                    eager_logits, calibration.temperature_of(loaded.metadata)).numpy()
         self.batches_run += 1
         self.requests_served += len(batch)
         row_of = {index: row for row, index in enumerate(explained)}
         results = []
         for index, request in enumerate(batch):
             probs = probabilities[index]
-            prediction = Prediction(int(probs.argmax()), [float(p) for p in probs], loaded.version)
+            prediction = Prediction(int(probs.argmax()), probs.tolist(), loaded.version)
             if request.with_activations:
                 acts = {name: value[row_of[index]].numpy().copy()
                         for name, value in activations.items()}

@@ -72,6 +72,32 @@ def test_frozen_probabilities_match_the_eager_network(
     assert (served.argmax(axis=1) == eager.argmax(axis=1)).all()
 
 
+@pytest.mark.parametrize("batch_size", [1, 3, 12, 64])
+def test_the_calibrated_graph_answers_the_calibrations_probabilities_to_the_bit(
+        shipped, mnist_inputs, batch_size):
+    """One call of freeze_calibrated's graph against the frozen logits and
+    recognizer.calibration.probabilities, as the service computed them
+    before: the same float64 probabilities, every bit, at several
+    temperatures; and the folded fallback within the eager tolerance."""
+    _, model = shipped
+    logits_graph = frozen.freeze(model)
+    for temperature in (1.0, 0.7, 1.37):
+        graph = frozen.freeze_calibrated(model, temperature)
+        assert isinstance(graph, torch.jit.ScriptModule)
+        with torch.inference_mode():
+            for start in range(0, 200, batch_size):
+                batch = torch.from_numpy(mnist_inputs[start:start + batch_size])[:, None]
+                expected = calibration.probabilities(logits_graph(batch), temperature).numpy()
+                answered = graph(batch).numpy()
+                assert answered.dtype == np.float64
+                assert np.array_equal(answered, expected), (temperature, start)
+    folded = frozen.Calibrated(frozen.fold_batch_norm(model), 1.37).eval()
+    with torch.inference_mode():
+        batch = torch.from_numpy(mnist_inputs[:64])[:, None]
+        expected = calibration.probabilities(model(batch), 1.37).numpy()
+        assert np.abs(folded(batch).numpy() - expected).max() <= TOLERANCE
+
+
 def test_folding_leaves_the_eager_network_unchanged(shipped, mnist_inputs):
     """The teaching pages keep using the eager network and its batch norms."""
     _, model = shipped
@@ -99,6 +125,7 @@ def test_the_service_answers_with_the_frozen_network(
     service = InferenceService(reload_seconds=3600)
     loaded = service.refresh(force=True)
     assert isinstance(loaded.serving, torch.jit.ScriptModule)
+    assert isinstance(loaded.answering, torch.jit.ScriptModule)
     assert loaded.model is not loaded.serving
     # The service answers with the version's temperature (recognizer/calibration.py):
     # softmax(log p / T) equals softmax(logits / T), as log p differs from the
