@@ -199,3 +199,16 @@ def test_the_fast_path_accepts_and_refuses_what_the_careful_one_does(monkeypatch
             assert repr(as_text[1]) == repr(careful[1]), text
         assert as_bytes[0] == careful[0] and repr(as_bytes[1]) == repr(as_text[1]), text
     assert {kind for (kind, _), _ in fast} == {"ok", "refused"}
+
+
+@pytest.mark.parametrize("depth", [1, 31, 32, 33])
+@pytest.mark.parametrize("in_strings", [0, 1, 5, 40])
+def test_a_text_with_few_brackets_is_judged_as_the_full_scan_judges_it(depth, in_strings):
+    """A text with at most MAX_DEPTH opening brackets, strings counted, skips
+    the count of levels. Brackets in strings push a text over that count (the
+    full scan then leaves the strings out), and never let a deep one through."""
+    text = ('{"s": "' + "[" * in_strings + '", "v": ' + "[" * depth + "1" + "]" * depth + "}")
+    expected = "refused" if depth + 1 > json_input.MAX_DEPTH else "ok"
+    assert outcome(text)[0] == expected
+    if expected == "ok":
+        assert json_input.loads(text) == json.loads(text)
