@@ -20,7 +20,6 @@ from digitsite.middleware import ASGIHandler  # noqa: E402
 # Django's handler, its middleware run on the event loop (middleware.py).
 django_asgi_app = ASGIHandler()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from digitsite.body_limit import BodyLimitMiddleware  # noqa: E402
@@ -28,6 +27,7 @@ from digitsite.game import upkeep  # noqa: E402
 from digitsite.game.routing import websocket_urlpatterns  # noqa: E402
 from digitsite.origins import same_origin_only  # noqa: E402
 from digitsite.proxies import TrustedProxyMiddleware  # noqa: E402
+from digitsite.websocket_session import websocket_auth_stack  # noqa: E402
 from recognizer.clients import ApiLimitsGuard  # noqa: E402
 
 # Outermost, the process's own upkeep (lifespan on servers that speak it);
@@ -36,7 +36,7 @@ application = upkeep.ProcessUpkeep(TrustedProxyMiddleware(ProtocolTypeRouter(
     {
         "http": ApiLimitsGuard(BodyLimitMiddleware(django_asgi_app)),
         "websocket": same_origin_only(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            websocket_auth_stack(URLRouter(websocket_urlpatterns))
         ),
     }
 )))
