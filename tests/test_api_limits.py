@@ -114,16 +114,17 @@ async def test_a_request_whose_client_hung_up_is_not_computed(active_model, serv
     # in flight from the view's start, before it is rendered and queued: only
     # its future tells that the worker has taken it.
     queued = []
-    submit = service.submit
+    queue_request = service._queue_request
 
-    def recording_submit(*args, **kwargs):
-        queued.append(submit(*args, **kwargs))
+    def recording_queue_request(request):
+        queued.append(queue_request(request))
         return queued[-1]
 
-    monkeypatch.setattr(service, "submit", recording_submit)
+    monkeypatch.setattr(service, "_queue_request", recording_queue_request)
     with service._lock:
         blocker = AsgiRequest(app, "10.0.0.4")
-        await eventually(lambda: len(queued) == 1 and queued[0].running() and service.waiting == 0,
+        # Queued and no longer waiting: the worker took it, and waits for the lock.
+        await eventually(lambda: len(queued) == 1 and service.waiting == 0,
                          "the worker to hold a request")
         gone = AsgiRequest(app, "10.0.0.3")
         await eventually(lambda: len(queued) == 2 and service.waiting == 1,

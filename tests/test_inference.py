@@ -156,6 +156,74 @@ async def test_a_cancelled_coroutine_takes_its_request_out_of_the_queue(active_m
     assert service.requests_dropped == 2
 
 
+async def test_a_batch_of_coroutines_is_answered_in_one_call_on_their_loop(active_model):
+    """Six coroutines' requests wait behind a busy worker and go in one batch:
+    the loop is woken once for the six, each gets its own answer, and one
+    whose task was cancelled after the worker took it is left alone."""
+    service = InferenceService(reload_seconds=0)
+    images = random_inputs(6, seed=6)
+    await service.apredict(images[0])
+    loop = asyncio.get_running_loop()
+    wakes = []
+    real = loop.call_soon_threadsafe
+
+    def counted(callback, *args, **kwargs):
+        if threading.current_thread().name == "recognizer-inference":
+            wakes.append(len(args[0]) if args else None)
+        return real(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = counted
+    try:
+        with service._lock:
+            first = service.submit(images[0])
+            wait_until(lambda: service.waiting == 0, what="the worker to take the first")
+            tasks = [asyncio.create_task(service.apredict(image)) for image in images]
+            await asyncio.sleep(0)
+            assert service.waiting == 6
+        first.result(timeout=30)
+        wait_until(lambda: service.waiting == 0, what="the worker to take the six")
+        tasks[5].cancel()  # taken already: computed, its answer unwanted
+        answers = await asyncio.gather(*tasks[:5])
+        assert (await asyncio.gather(tasks[5], return_exceptions=True))[0].__class__ is (
+            asyncio.CancelledError)
+    finally:
+        loop.call_soon_threadsafe = real
+    expected = direct_probabilities(active_model, images[:5])
+    for answer, row in zip(answers, expected, strict=True):
+        assert np.abs(np.array(answer.probabilities) - row).max() <= 1e-5
+    assert wakes == [6]
+
+
+async def test_a_failed_batch_fails_each_coroutine_and_the_worker_goes_on(model_dir):
+    """No active model: every coroutine of the batch gets the error; a model
+    made active afterwards answers the next ones."""
+    service = InferenceService(reload_seconds=0)
+    images = random_inputs(3, seed=7)
+    results = await asyncio.gather(*(service.apredict(image) for image in images),
+                                   return_exceptions=True)
+    assert all(isinstance(result, ModelUnavailable) for result in results)
+    from tests.support import register_random_model
+
+    await asyncio.to_thread(register_random_model, model_dir, seed=1)
+    answer = await service.apredict(images[0])
+    assert len(answer.probabilities) == 10
+
+
+async def test_a_closed_loop_does_not_stop_the_worker(active_model):
+    """A coroutine's loop closed before its answer came (a server stopping):
+    the answer has nowhere to go, and the worker serves the next request."""
+    service = InferenceService(reload_seconds=0)
+    image = random_inputs(1, seed=8)[0]
+    await service.apredict(image)
+    other = asyncio.new_event_loop()
+    with service._lock:
+        future = other.create_future()
+        service._queue_request(_Request(image, future, client=None, loop=other))
+        other.close()
+    assert (await service.apredict(image)).digit in range(10)
+    assert not future.done()
+
+
 def test_clients_are_taken_round_robin():
     """A flood of 100 requests from one client; another's one is in the first batch."""
     fair = FairQueue()
