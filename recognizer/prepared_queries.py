@@ -1,5 +1,5 @@
-"""Read queries of the game's hot paths compiled to SQL once per connection,
-then run with new values.
+"""Queries of the game's hot paths compiled to SQL once per connection, then
+run with new values.
 
 Django compiles a queryset to SQL again on every call. For the game's
 reads that is most of their cost: measured in one process on SQLite,
@@ -20,9 +20,10 @@ first call's) runs through the ORM as before, on every call: slower, never
 different. tests/test_prepared_queries.py holds each query to the ORM's
 rows, on SQLite and on PostgreSQL.
 
-Three kinds of result: model instances (`first`, no select_related, no
-annotations, no deferred fields), one column (`value`) and whether any row
-matches (`exists`).
+Four kinds of result: model instances (`first`, no select_related, no
+annotations, no deferred fields), one column (`value`), whether any row
+matches (`exists`), and an UPDATE's count of rows (`update`, for a `build`
+that returns the queryset and its changes).
 """
 
 import threading
@@ -30,6 +31,7 @@ import weakref
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router, transaction
+from django.db.models import sql
 from django.db.transaction import TransactionManagementError
 
 # Stand-ins of each kind of value: two per value, far from the game's own
@@ -118,14 +120,25 @@ class PreparedQuery:
         """Whether any row matches (the queryset's `exists()`)."""
         return self._run(values, "exists")
 
+    def update(self, **values):
+        """The queryset's `update(**changes)`, for `build` returning (queryset,
+        changes); the number of rows changed."""
+        return self._run(values, "update")
+
     # -- the work ------------------------------------------------------------
 
     def _orm(self, values, result):
+        if result == "update":
+            queryset, changes = self.build(**values)
+            return queryset.update(**changes)
         queryset = self.build(**values)
         return queryset.exists() if result == "exists" else queryset.first()
 
     def _run(self, values, result):
-        alias = router.db_for_read(self.model)
+        if result == "update":
+            alias = router.db_for_write(self.model)
+        else:
+            alias = router.db_for_read(self.model)
         connection = connections[alias]
         plan = self._plan(connection, alias, values, result)
         if plan is None:
@@ -140,6 +153,8 @@ class PreparedQuery:
             return self._orm(values, result)
         with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
             cursor.execute(plan.sql, params)
+            if result == "update":
+                return cursor.rowcount
             row = cursor.fetchone()
         if result == "exists":
             return row is not None
@@ -190,14 +205,26 @@ class PreparedQuery:
         if {name for name, _ in places.values()} != set(values):
             return None  # a value that left no trace in the SQL
         make_row = self._row_maker(compiler, connection, alias, result)
-        if make_row is None and result != "exists":
+        if make_row is None and result not in ("exists", "update"):
             return None
         for_update = query.select_for_update and connection.features.has_select_for_update
         return _Plan(sql, params, places, make_row, for_update)
 
     @staticmethod
-    def _query(queryset, alias, result):
-        """The query `exists()` or `first()` would run (QuerySet.exists, QuerySet.first)."""
+    def _query(built, alias, result):
+        """The query `exists()`, `first()` or `update()` would run
+        (QuerySet.exists, QuerySet.first, QuerySet.update)."""
+        if result == "update":
+            queryset, changes = built
+            if queryset.query.is_sliced or queryset.query.combinator or queryset.query.order_by:
+                raise ValueError("the ORM's way")  # what QuerySet.update refuses or rewrites
+            query = queryset.query.chain(sql.UpdateQuery)
+            query.add_update_values(changes)
+            if query.related_updates:
+                raise ValueError("the ORM's way")  # a parent model's table: two statements
+            query.clear_select_clause()
+            return query
+        queryset = built
         if result == "exists":
             return queryset.query.exists()
         if not queryset.ordered:
@@ -205,7 +232,7 @@ class PreparedQuery:
         return queryset[:1].query
 
     def _row_maker(self, compiler, connection, alias, result):
-        if result == "exists":
+        if result in ("exists", "update"):
             return None
         select = compiler.select
         converters = compiler.get_converters([column for column, _, _ in select])

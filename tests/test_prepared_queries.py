@@ -11,9 +11,10 @@ answers it without asking the database), and a lock outside a transaction.
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
-from digitsite.game import guesses, rooms, rounds
+from digitsite.game import finishing, guesses, rooms, rounds, snapshots
 from digitsite.game.models import Room, RoundProgress, Seat
 from recognizer.collection import store
 from recognizer.models import ModelVersion
@@ -102,6 +103,25 @@ def compare_hot_reads():
                  game_id=room.game_id, round_number=2)
         for name in ("pq-version", "no-such-version"):
             same(store.version_key_query(), "value", version=name)
+        # The two counters a round's end adds to: the compiled UPDATE and the
+        # ORM's change the same row by the same amount, and no row that is not there.
+        for query, model, column, key, extra in (
+                (snapshots._COUNT_CHANGE, Room, "revision", "room_id", {}),
+                (finishing._ADD_POINTS, Seat, "score", "seat_id", {"points": 7})):
+            row = model.objects.order_by("pk").first()
+            before = getattr(row, column)
+            ours = query.update(**{key: row.pk}, **extra)
+            middle = model.objects.values_list(column, flat=True).get(pk=row.pk)
+            built, changes = query.build(**{key: row.pk}, **extra)
+            theirs = built.update(**changes)
+            after = model.objects.values_list(column, flat=True).get(pk=row.pk)
+            report["compared"] += 1
+            step = extra.get("points", 1)
+            if (ours, theirs, middle - before, after - middle) != (1, 1, step, step):
+                report["mismatches"].append([column, ours, theirs, before, middle, after])
+            missing = query.update(**{key: row.pk + 10_000}, **extra)
+            if missing != 0:
+                report["mismatches"].append([column, "missing row", missing])
         # The whole-room check the game asks, on a room read the game's way.
         for code in made:
             room = rooms.lock_room(code)
@@ -114,7 +134,8 @@ def compare_hot_reads():
     # Each went the compiled way (none fell back to the ORM's) on this database.
     hot = {"lock_room": rooms._ROOM_LOCKED, "seat": guesses._SEAT,
            "progress": guesses._PROGRESS_LOCKED, "drawing": rounds._DRAWING_WITHOUT_FINISHING,
-           "version": store.version_key_query()}
+           "version": store.version_key_query(), "count_change": snapshots._COUNT_CHANGE,
+           "add_points": finishing._ADD_POINTS}
     wrapper = connections[DEFAULT_DB_ALIAS]  # `connection` is a proxy of it
     report["unprepared"] = sorted(
         name for name, query in hot.items()
@@ -184,6 +205,20 @@ def test_a_value_of_another_type_is_planned_apart(rows):
     assert query.planned == 2
     plans = list(query._plans.values())[0]
     assert sorted(plan is None for plan in plans.values()) == [False, True]
+
+
+def test_an_update_the_orm_would_refuse_or_split_goes_the_orms_way(rows):
+    room = rows["PQAAAA"][0]
+    # A float the field converts: the ORM's way, the same change.
+    points = PreparedQuery(Seat, lambda seat_id, points: (
+        Seat.objects.filter(room_id=seat_id), {"score": F("score") + points}))
+    assert points.update(seat_id=room.pk, points=1.0) == 4
+    assert sorted(Seat.objects.filter(room=room).values_list("score", flat=True)) == [1] * 4
+    ordered = PreparedQuery(Seat, lambda room_id: (
+        Seat.objects.filter(room_id=room_id).order_by("name"), {"gone": True}))
+    assert ordered.update(room_id=room.pk) == 4
+    for query in (points, ordered):
+        assert all(plan is None for plans in query._plans.values() for plan in plans.values())
 
 
 def test_values_the_field_converts_or_the_sql_drops_go_the_orms_way(rows):

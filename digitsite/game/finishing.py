@@ -17,8 +17,15 @@ from django.db.models import F
 
 from digitsite.game import protocol, rules
 from digitsite.game.models import Room, RoundProgress, Seat
+from recognizer.prepared_queries import PreparedQuery
 
 logger = logging.getLogger(__name__)
+
+
+# A player's points added at every round's end: compiled once
+# (recognizer/prepared_queries.py).
+_ADD_POINTS = PreparedQuery(Seat, lambda seat_id, points: (
+    Seat.objects.filter(pk=seat_id), {"score": F("score") + points}))
 
 
 def _seconds_between(start, end):
@@ -69,7 +76,7 @@ def finish(room, seat, progress, reason, at, *, locked=False):
     progress.finished, progress.finished_at, progress.reason = True, at, reason
     progress.points, progress.seconds = points, seconds
     progress.save(update_fields=["finished", "finished_at", "reason", "points", "seconds"])
-    Seat.objects.filter(pk=seat.pk).update(score=F("score") + points)
+    _ADD_POINTS.update(seat_id=seat.pk, points=points)
     seat.score += points
     if progress.drawing is not None and not seat.opt_out:
         store_drawing(room, seat, progress)

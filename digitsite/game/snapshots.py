@@ -15,6 +15,7 @@ from django.db.models import F
 from digitsite.game import clock, protocol, rules
 from digitsite.game.models import Room, RoundProgress, Seat
 from digitsite.game.protocol import epoch_ms
+from recognizer.prepared_queries import PreparedQuery
 
 
 def room_snapshot(room, seats=None):
@@ -75,6 +76,12 @@ def room_snapshot(room, seats=None):
     )
 
 
+# Every change of a room's state counts itself: compiled once
+# (recognizer/prepared_queries.py).
+_COUNT_CHANGE = PreparedQuery(Room, lambda room_id: (
+    Room.objects.filter(pk=room_id), {"revision": F("revision") + 1}))
+
+
 def count_change(room):
     """Count a change the room will announce: its revision goes up by one.
 
@@ -82,7 +89,7 @@ def count_change(room):
     own (one UPDATE). The counts are serialised by the row's lock
     (PostgreSQL) or the database's (SQLite).
     """
-    Room.objects.filter(pk=room.pk).update(revision=F("revision") + 1)
+    _COUNT_CHANGE.update(room_id=room.pk)
 
 
 def room_message(room, *, counted=False):
