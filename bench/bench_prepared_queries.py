@@ -1,6 +1,6 @@
-"""Prepared queries benchmark: what a player's `done` and its reads cost the
-game's process, with the reads compiled once (recognizer/prepared_queries.py)
-and compiled by the ORM on every call, as before.
+"""Prepared queries benchmark: what a player's `done` and its statements cost
+the game's process, compiled once (recognizer/prepared_queries.py) and
+compiled by the ORM on every call, as before.
 
 A playing room of 8 whose players each have their round's progress row with
 a drawing. One `done` is guesses.finish_player for one player (the room
@@ -8,7 +8,7 @@ locked, the seat and the row read, the round finished, the drawing stored,
 the room asked whether everyone finished); seven of the eight finish, then
 the transaction is rolled back, so every turn finds the same rows. The ORM's
 way is the same code with every prepared query sent the ORM's way (as a
-query that cannot be prepared goes). Each read is also timed alone. The ways
+query that cannot be prepared goes). Each statement is also timed alone. The ways
 are timed in turns in one run, each first in every other turn, on SQLite (a
 scratch file, as the embedded setup) and, with --postgres, on a fresh
 PostgreSQL database. The figures are the process's CPU time
@@ -94,7 +94,7 @@ def main():
         setup_django(tempfile.mkdtemp(prefix="bench-var-"))
         from django.db import connection, transaction
 
-        from digitsite.game import guesses, rooms, rounds
+        from digitsite.game import finishing, guesses, rooms, rounds, snapshots
         from recognizer.collection import store
 
         room, seats = playing_room()
@@ -119,6 +119,8 @@ def main():
                 seat_id=seat.pk, game_id=room.game_id, round_number=1),
             "all_finished": lambda: rounds.all_finished(room),
             "version_key": lambda: store.version_key_query().value(version="v1"),
+            "count_change": lambda: snapshots.count_change(room),
+            "add_points": lambda: finishing._ADD_POINTS.update(seat_id=seat.pk, points=0),
         }
 
         def read(argument):
