@@ -7,18 +7,20 @@ reads that is most of their cost: measured in one process on SQLite,
 same SELECT through a cursor 0.05-0.08 ms. A player's `done`
 (guesses.finish_player) asks about ten such statements; under 64 players it
 took 11 ms of CPU (p50) on the database threads, which hold the interpreter
-the event loop needs (bench/bench_prepared_queries.py measures the reads).
+the event loop needs (bench/bench_prepared_queries.py measures them).
 
 A PreparedQuery builds its queryset from named values. The first call on
 a connection builds it twice, with two sets of stand-in values, and compiles
 both: the SQL must be the same, and the parameters must differ exactly where
 a stand-in stands, each stand-in passed through unchanged (a string or an
-integer the field takes as it is). Later calls put their values in those
-places. A queryset whose SQL cannot be so read (a value the field converts,
-a stand-in missing or changing the SQL, a value of another type than the
-first call's) runs through the ORM as before, on every call: slower, never
-different. tests/test_prepared_queries.py holds each query to the ORM's
-rows, on SQLite and on PostgreSQL.
+integer the field takes as it is, or an integer the database driver types,
+such as psycopg's Int2). Later calls put their values in those places. A
+queryset whose SQL cannot be so read (a value the field converts, a
+stand-in missing or changing the SQL, an integer out of its column's range)
+runs through the ORM as before, on every call: slower, never different; so
+does a value of another type than the first call's until it is planned
+apart. tests/test_prepared_queries.py holds each query to the ORM's rows
+and counts, on SQLite and on PostgreSQL.
 
 Four kinds of result: model instances (`first`, no select_related, no
 annotations, no deferred fields), one column (`value`), whether any row
@@ -31,7 +33,7 @@ import weakref
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router, transaction
-from django.db.models import sql
+from django.db.models.sql import UpdateQuery
 from django.db.transaction import TransactionManagementError
 
 # Stand-ins of each kind of value: two per value, far from the game's own
@@ -92,9 +94,7 @@ class PreparedQuery:
     connection. `build` must use its values as lookups' values only, never
     branch on them (a falsy one would take another branch than its stand-in);
     it may branch on which values it is given (each set of names is planned
-    apart).
-    `model`: the model class, or its "app_label.ModelName" for a module
-    imported while Django loads its apps."""
+    apart)."""
 
     def __init__(self, model, build):
         self.model = model
@@ -218,7 +218,7 @@ class PreparedQuery:
             queryset, changes = built
             if queryset.query.is_sliced or queryset.query.combinator or queryset.query.order_by:
                 raise ValueError("the ORM's way")  # what QuerySet.update refuses or rewrites
-            query = queryset.query.chain(sql.UpdateQuery)
+            query = queryset.query.chain(UpdateQuery)
             query.add_update_values(changes)
             if query.related_updates:
                 raise ValueError("the ORM's way")  # a parent model's table: two statements
