@@ -17,9 +17,9 @@ integer the field takes as it is, or an integer the database driver types,
 such as psycopg's Int2). Later calls put their values in those places. A
 queryset whose SQL cannot be so read (a value the field converts, a
 stand-in missing or changing the SQL, an integer out of its column's range)
-runs through the ORM as before, on every call: slower, never different; so
-does a value of another type than the first call's until it is planned
-apart. tests/test_prepared_queries.py holds each query to the ORM's rows
+runs through the ORM as before, on every call: slower, never different. A
+value of another type than the first call's is planned apart.
+tests/test_prepared_queries.py holds each query to the ORM's rows
 and counts, on SQLite and on PostgreSQL.
 
 Four kinds of result: model instances (`first`, no select_related, no
