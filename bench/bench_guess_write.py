@@ -18,48 +18,36 @@ server's own work is in another process), the median of --turns turns of
 
 import argparse
 import contextlib
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import forward_yardstick, machine_summary, setup_django, write_results  # noqa: E402
+from bench.common import (  # noqa: E402
+    add_database_arguments,
+    forward_yardstick,
+    machine_summary,
+    playing_room,
+    setup_django_on_database,
+    write_results,
+)
 
 
-def playing_room():
-    """A room of 8 playing its first round, each player with a first drawing
-    written; the arguments of a write for each of them."""
-    from digitsite.game import clock, guess_update, guesses, rooms, rounds, seats
-    from digitsite.game.models import Room
-    from recognizer.inference import Prediction
+def writes_of_a_playing_room():
+    """The arguments of a write for each player of a room of 8 playing its
+    first round, each with a first drawing written (common.playing_room)."""
+    from digitsite.game import clock, guess_update, rounds
 
-    room = rooms.create_room("Host", rounds=2, seconds=300, max_players=8)
-    players = [seats.join(room.code, name=f"P{i}", channel_name=f"chan-{i}") for i in range(8)]
-    rounds.start_game(room.code, players[0].seat.player_id)
-    room = Room.objects.get(pk=room.pk)
-    drawing = {"width": 400.0, "height": 400.0,
-               "strokes": [[[200 + i * 1.3, 150 + (i % 40) * 2.1, i * 16.0] for i in range(150)]]}
-    probabilities = [0.05] * 10
-    probabilities[room.target] = 0.55
-    prediction = Prediction(room.target, probabilities, "v1")
-    writes = []
-    for player in players:
-        accepted, _ = guesses.record_guess(
-            room.code, player.seat.player_id, room.game_id, 1, drawing=drawing,
-            input_bytes=bytes(784), prediction=prediction)
-        assert accepted
-        writes.append({
-            "code": room.code, "player_id": player.seat.player_id, "game_id": room.game_id,
-            "round_number": 1, "target": room.target,
-            "ends_after": clock.now() - rounds.GRACE, "below": None,
-            "values": guess_update.plain_values(prediction, 0.55, drawing, bytes(784)),
-            "drawings": 5, "best": None,
-        })
-    return writes
+    room, seats, drawing, prediction = playing_room()
+    return [{
+        "code": room.code, "player_id": seat.player_id, "game_id": room.game_id,
+        "round_number": 1, "target": room.target,
+        "ends_after": clock.now() - rounds.GRACE, "below": None,
+        "values": guess_update.plain_values(prediction, 0.55, drawing, bytes(784)),
+        "drawings": 5, "best": None,
+    } for seat in seats]
 
 
 def cpu_per_write_us(update, writes, repeats):
@@ -71,26 +59,18 @@ def cpu_per_write_us(update, writes, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--postgres", action="store_true",
-                        help="on a fresh PostgreSQL database ($BENCH_POSTGRES_URL)")
-    parser.add_argument("--postgres-url", default=os.environ.get(
-        "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    add_database_arguments(parser)
     parser.add_argument("--repeats", type=int, default=500)
     parser.add_argument("--turns", type=int, default=5)
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
-        if args.postgres:
-            from tests.services import fresh_postgres_database
-
-            os.environ["DATABASE_URL"] = stack.enter_context(
-                fresh_postgres_database(args.postgres_url, prefix="digitsite_bench"))
-        setup_django(tempfile.mkdtemp(prefix="bench-var-"))
+        setup_django_on_database(stack, args)
         from django.db import connection
 
         from digitsite.game import guess_update
 
-        writes = playing_room()
+        writes = writes_of_a_playing_room()
         ways = {"orm": guess_update.update_with_orm, "game_sql": guess_update.update_latest}
         yardstick_before = forward_yardstick()
         runs = {name: [] for name in ways}

@@ -20,42 +20,23 @@ batch 1 as the yardstick.
 
 import argparse
 import contextlib
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import forward_yardstick, in_turns, setup_django, write_with_yardsticks  # noqa: E402
+from bench.common import (  # noqa: E402
+    add_database_arguments,
+    forward_yardstick,
+    in_turns,
+    playing_room,
+    setup_django_on_database,
+    write_with_yardsticks,
+)
 
 PLAYERS = 8
-
-
-def playing_room():
-    """A room of 8 playing its first round, each player with a drawing written."""
-    from digitsite.game import guesses, rooms, rounds, seats
-    from digitsite.game.models import Room
-    from recognizer.inference import Prediction
-
-    room = rooms.create_room("Host", rounds=2, seconds=300, max_players=PLAYERS)
-    players = [seats.join(room.code, name=f"P{i}", channel_name=f"chan-{i}")
-               for i in range(PLAYERS)]
-    rounds.start_game(room.code, players[0].seat.player_id)
-    room = Room.objects.get(pk=room.pk)
-    drawing = {"width": 400.0, "height": 400.0,
-               "strokes": [[[200 + i * 1.3, 150 + (i % 40) * 2.1, i * 16.0] for i in range(150)]]}
-    probabilities = [0.05] * 10
-    probabilities[room.target] = 0.55
-    prediction = Prediction(room.target, probabilities, "v1")
-    for player in players:
-        accepted, _ = guesses.record_guess(
-            room.code, player.seat.player_id, room.game_id, 1, drawing=drawing,
-            input_bytes=bytes(784), prediction=prediction)
-        assert accepted
-    return room, [player.seat for player in players]
 
 
 @contextlib.contextmanager
@@ -76,28 +57,20 @@ def orm_way(enabled):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--postgres", action="store_true",
-                        help="on a fresh PostgreSQL database ($BENCH_POSTGRES_URL)")
-    parser.add_argument("--postgres-url", default=os.environ.get(
-        "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    add_database_arguments(parser)
     parser.add_argument("--repeats", type=int, default=40, help="rooms of 7 `done`s a turn")
     parser.add_argument("--reads", type=int, default=500, help="reads a turn")
     parser.add_argument("--turns", type=int, default=7)
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
-        if args.postgres:
-            from tests.services import fresh_postgres_database
-
-            os.environ["DATABASE_URL"] = stack.enter_context(
-                fresh_postgres_database(args.postgres_url, prefix="digitsite_bench"))
-        setup_django(tempfile.mkdtemp(prefix="bench-var-"))
+        setup_django_on_database(stack, args)
         from django.db import connection, transaction
 
         from digitsite.game import finishing, guesses, rooms, rounds, snapshots
         from recognizer.collection import store
 
-        room, seats = playing_room()
+        room, seats, _, _ = playing_room(PLAYERS)
         yardstick_before = forward_yardstick()
 
         def dones(orm):

@@ -36,6 +36,50 @@ def setup_django(var_dir=None):
     call_command("migrate", verbosity=0)
 
 
+def add_database_arguments(parser):
+    """--postgres and --postgres-url: the benchmarks that time database work."""
+    parser.add_argument("--postgres", action="store_true",
+                        help="on a fresh PostgreSQL database ($BENCH_POSTGRES_URL)")
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+
+
+def setup_django_on_database(stack, args):
+    """setup_django on SQLite (a scratch file, as the embedded setup) or, with
+    --postgres, on a fresh PostgreSQL database dropped when `stack` closes."""
+    if args.postgres:
+        from tests.services import fresh_postgres_database
+
+        os.environ["DATABASE_URL"] = stack.enter_context(
+            fresh_postgres_database(args.postgres_url, prefix="digitsite_bench"))
+    setup_django(tempfile.mkdtemp(prefix="bench-var-"))
+
+
+def playing_room(players=8):
+    """A room of `players` playing its first round, each player with a first
+    drawing of 150 points written: (room, seats, drawing, prediction)."""
+    from digitsite.game import guesses, rooms, rounds, seats
+    from digitsite.game.models import Room
+    from recognizer.inference import Prediction
+
+    room = rooms.create_room("Host", rounds=2, seconds=300, max_players=players)
+    joined = [seats.join(room.code, name=f"P{i}", channel_name=f"chan-{i}")
+              for i in range(players)]
+    rounds.start_game(room.code, joined[0].seat.player_id)
+    room = Room.objects.get(pk=room.pk)
+    drawing = {"width": 400.0, "height": 400.0,
+               "strokes": [[[200 + i * 1.3, 150 + (i % 40) * 2.1, i * 16.0] for i in range(150)]]}
+    probabilities = [0.05] * 10
+    probabilities[room.target] = 0.55
+    prediction = Prediction(room.target, probabilities, "v1")
+    for player in joined:
+        accepted, _ = guesses.record_guess(
+            room.code, player.seat.player_id, room.game_id, 1, drawing=drawing,
+            input_bytes=bytes(784), prediction=prediction)
+        assert accepted
+    return room, [player.seat for player in joined], drawing, prediction
+
+
 def ensure_model():
     """The active version, or a seeded untrained one (same cost per forward pass)."""
     from django.conf import settings
