@@ -16,7 +16,7 @@ a stand-in stands, each stand-in passed through unchanged (a string or an
 integer the field takes as it is, or an integer the database driver types,
 such as psycopg's Int2). Later calls put their values in those places. A
 queryset whose SQL cannot be so read (a value the field converts, a
-stand-in missing or changing the SQL, an integer out of its column's range)
+stand-in missing or changing the SQL, an integer out of its type's range)
 runs through the ORM as before, on every call: slower, never different. A
 value of another type than the first call's is planned apart.
 tests/test_prepared_queries.py holds each query to the ORM's rows
@@ -33,6 +33,7 @@ import weakref
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router, transaction
+from django.db.models.query import FlatValuesListIterable
 from django.db.models.sql import UpdateQuery
 from django.db.transaction import TransactionManagementError
 
@@ -40,14 +41,22 @@ from django.db.transaction import TransactionManagementError
 # values and within every integer column's range (a PositiveSmallIntegerField
 # stops at 32767; Django refuses a lookup out of a column's range without
 # asking the database, and the stand-in would vanish from the parameters).
-_INT_STANDINS = (30001, 30501)
-# A value the driver types itself (psycopg's Int2, Int4, Int8) is put in as
-# that type when it fits the narrowest of them. Out of it the ORM's way
-# decides: Django finds no row for a value out of its column's range without
-# asking the database, where the driver would refuse it.
-_SMALL_INT = (-32768, 32767)
-# SQLite and PostgreSQL store no integer beyond 64 bits (sqlite3 refuses one).
-_BIG_INT = (-(2**63), 2**63 - 1)
+# Spaced unevenly (37 apart in the first set, 53 in the second), so that no
+# arithmetic on one value (`b=u + 1`) lands on another's stand-in in both.
+_INT_STANDINS = ((30001, 37), (30501, 53))
+# A string stand-in holds what a lookup would change: both cases (a lookup
+# that lowers or raises the case), LIKE's % and _ and the escape character
+# (`iexact`, `contains` escape them), and spaces at both ends (a trim). A
+# value that comes out of its lookup changed is not found as itself in the
+# parameters, and the query goes the ORM's way.
+_STRING_STANDIN = " Prepared%_\\{which} {name} "
+# An integer the driver types itself (psycopg's Int2, Int4, Int8: the
+# column's size) is put in as that type when it fits it; a plain one when it
+# fits 64 bits (sqlite3 refuses more). Out of it the ORM's way decides:
+# Django finds no row for a value out of its column's range without asking
+# the database, where the driver would refuse it. An integer type this table
+# does not know is held to 16 bits.
+_INT_BITS = {int: 64, "Int2": 16, "Int4": 32, "Int8": 64}
 
 
 def _standins(values, which):
@@ -55,9 +64,10 @@ def _standins(values, which):
     for index, (name, value) in enumerate(sorted(values.items())):
         kind = type(value)
         if kind is int:
-            standins[name] = _INT_STANDINS[which] + index
+            start, step = _INT_STANDINS[which]
+            standins[name] = start + step * index
         elif kind is str:
-            standins[name] = f"\x1fprepared {which} {name}\x1f"
+            standins[name] = _STRING_STANDIN.format(which=which, name=name)
         else:
             return None  # bools, floats, dates, instances: the ORM's way
     return standins
@@ -75,13 +85,13 @@ class _Plan:
 
     def params_for(self, values):
         """The parameters with `values` in place; None where a value must go
-        the ORM's way (an integer out of _SMALL_INT or _BIG_INT)."""
+        the ORM's way (an integer out of its type's range, _INT_BITS)."""
         params = list(self.params)
         for index, (name, wrapper) in self.places.items():
             value = values[name]
             if wrapper is not str:
-                low, high = _BIG_INT if wrapper is int else _SMALL_INT
-                if not low <= value <= high:
+                bits = _INT_BITS.get(wrapper, _INT_BITS.get(wrapper.__name__, 16))
+                if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
                     return None
                 if wrapper is not int:
                     value = wrapper(value)
@@ -104,6 +114,7 @@ class PreparedQuery:
         self._plans = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self.planned = 0  # compiles made (tests and the benchmark count them)
+        self._routing = None  # (the queryset's `using()`, whether it writes)
 
     # -- results -------------------------------------------------------------
 
@@ -134,16 +145,30 @@ class PreparedQuery:
         queryset = self.build(**values)
         return queryset.exists() if result == "exists" else queryset.first()
 
+    def _alias(self, values, result):
+        """The database the queryset would run on: its `using()`, or the
+        router's for writing (an update, a locking read) or for reading.
+        Learnt from the first call's queryset: `build` does not branch on
+        its values."""
+        if self._routing is None:
+            built = self.build(**values)
+            queryset = built[0] if result == "update" else built
+            self._routing = (queryset._db, queryset._for_write)
+        using, for_write = self._routing
+        if using:
+            return using
+        if for_write or result == "update":
+            return router.db_for_write(self.model)
+        return router.db_for_read(self.model)
+
     def _run(self, values, result):
-        if result == "update":
-            alias = router.db_for_write(self.model)
-        else:
-            alias = router.db_for_read(self.model)
+        alias = self._alias(values, result)
         connection = connections[alias]
         plan = self._plan(connection, alias, values, result)
         if plan is None:
             return self._orm(values, result)
-        if plan.for_update and connection.get_autocommit():
+        if (plan.for_update and connection.get_autocommit()
+                and connection.features.supports_transactions):
             # As the ORM says it (SQLCompiler.as_sql): a lock outside a
             # transaction would end with its statement.
             raise TransactionManagementError(
@@ -168,10 +193,11 @@ class PreparedQuery:
         if plans is not None and kinds in plans:
             return plans[kinds]
         with self._lock:
-            plan = self._compile(connection, alias, values, result)
-            self.planned += 1
-            self._plans.setdefault(connection, {})[kinds] = plan
-        return plan
+            plans = self._plans.setdefault(connection, {})
+            if kinds not in plans:
+                plans[kinds] = self._compile(connection, alias, values, result)
+                self.planned += 1
+            return plans[kinds]
 
     def _compile(self, connection, alias, values, result):
         compiled = []
@@ -225,6 +251,8 @@ class PreparedQuery:
             query.clear_select_clause()
             return query
         queryset = built
+        if result == "value" and queryset._iterable_class is not FlatValuesListIterable:
+            raise ValueError("the ORM's way")  # its first() is a tuple, a dict or a row
         if result == "exists":
             return queryset.query.exists()
         if not queryset.ordered:

@@ -230,7 +230,27 @@ def test_values_the_field_converts_or_the_sql_drops_go_the_orms_way(rows):
     assert ignored.first(code="PQAAAA", unused="x").pk == room.pk
     empty = PreparedQuery(Seat, lambda room_id: Seat.objects.filter(room_id=room_id, pk__in=[]))
     assert empty.first(room_id=room.pk) is None and empty.exists(room_id=room.pk) is False
-    for query in (converted, ignored, empty):
+    # A value query that is not a flat list: its first() is a tuple, as the ORM's.
+    pairs = PreparedQuery(Room, lambda code: Room.objects.filter(code=code).values_list("pk"))
+    assert pairs.value(code="PQAAAA") == (room.pk,)
+    for query in (converted, ignored, empty, pairs):
+        assert all(plan is None for plans in query._plans.values() for plan in plans.values())
+
+
+def test_a_lookup_that_changes_its_value_goes_the_orms_way(rows):
+    """What the stand-ins are made to catch: a lookup that escapes LIKE's
+    characters, one that changes the case, arithmetic on a value. Each goes
+    the ORM's way and answers as it does, `%` included."""
+    room, seats = rows["PQAAAA"]
+    iexact = PreparedQuery(Room, lambda code: Room.objects.filter(code__iexact=code))
+    assert iexact.first(code="pqaaaa").pk == room.pk
+    assert iexact.first(code="%") is None and iexact.first(code="PQ%") is None
+    contains = PreparedQuery(Seat, lambda part: Seat.objects.filter(player_id__contains=part))
+    assert contains.first(part="_p") is None
+    shifted = PreparedQuery(Seat, lambda a, b, c: Seat.objects.filter(
+        room_id=a, score=b, pk=c + 1))
+    assert _fields(shifted.first(a=room.pk, b=0, c=seats[1].pk - 1)) == _fields(seats[1])
+    for query in (iexact, contains, shifted):
         assert all(plan is None for plans in query._plans.values() for plan in plans.values())
 
 
@@ -247,13 +267,20 @@ def test_a_value_used_twice_is_put_in_both_places(rows):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_lock_outside_a_transaction_fails_where_the_orm_fails():
+    """Compiled inside a transaction, then asked outside one: PostgreSQL's
+    lock would end with its statement, and both ways refuse it; SQLite,
+    which takes no row locks, reads the row both ways."""
+    _make_rows()
     query = PreparedQuery(Room, lambda code: Room.objects.select_for_update().filter(code=code))
+    with transaction.atomic():
+        assert query.first(code="PQAAAA").code == "PQAAAA"
+    assert query.planned == 1
     if connection.features.has_select_for_update:
         with pytest.raises(transaction.TransactionManagementError):
             query.first(code="PQAAAA")
         with pytest.raises(transaction.TransactionManagementError):
             Room.objects.select_for_update().filter(code="PQAAAA").first()
-    else:  # SQLite: the ORM reads without a lock, and so does the prepared query
-        assert query.first(code="PQAAAA") is None
-        with transaction.atomic():
-            assert query.first(code="PQAAAA") is None
+    else:
+        assert query.first(code="PQAAAA").code == "PQAAAA"
+        assert Room.objects.select_for_update().filter(code="PQAAAA").first().code == "PQAAAA"
+    assert query.planned == 1

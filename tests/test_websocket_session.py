@@ -25,9 +25,7 @@ async def handshake(cookie):
     async def inner(scope, receive, send):
         seen["send"] = send
         seen["session_key"] = scope["session"].session_key
-        # The user is read from the database when first asked.
-        seen["user"] = await sync_to_async(
-            lambda: (scope["user"].pk, scope["user"].is_authenticated))()
+        seen["user"] = (scope["user"].pk, scope["user"].is_authenticated)
 
     async def receive():
         return {"type": "websocket.connect"}
@@ -71,9 +69,9 @@ async def test_an_anonymous_unknown_or_missing_session_reads_as_such():
     seen, send = await handshake(f"sessionid={key}")
     assert seen["send"] is send and seen["session_key"] == key
     assert seen["user"] == (None, False)
+    assert "sent" not in seen  # nothing was sent on the socket's behalf
     for cookie in ("sessionid=not-a-session-the-server-knows", None):
         seen, send = await handshake(cookie)
         assert seen["send"] is send
         assert seen["user"] == (None, False)
-    # Nothing was sent on the socket's behalf.
-    assert "sent" not in seen
+        assert "sent" not in seen

@@ -201,4 +201,3 @@ def finish_player(code, player_id, game_id, round_number, reason):
         count_change(room)
         everyone = all_finished(room)
     return after_finish(code, room, finished, everyone)
-

@@ -102,12 +102,19 @@ def phase(code):
                  closes_at(room), room.target_confidence)
 
 
+def _teacher(room):
+    """A class's teacher, who does not draw (digitsite.game.classroom), or None."""
+    return room.host_player if room.classroom and room.host_player else None
+
+
+def _seats_that_draw(room_id, teacher=None):
+    seats = Seat.objects.filter(room_id=room_id)
+    return seats.exclude(player_id=teacher) if teacher is not None else seats
+
+
 def _drawing_seats(room):
-    """The room's seats that draw: all but a class's teacher (digitsite.game.classroom)."""
-    seats = Seat.objects.filter(room=room)
-    if room.classroom and room.host_player:
-        seats = seats.exclude(player_id=room.host_player)
-    return seats
+    """The room's seats that draw: all but a class's teacher."""
+    return _seats_that_draw(room.pk, _teacher(room))
 
 
 def all_finished(room):
@@ -118,8 +125,8 @@ def all_finished(room):
     # read of the seats and a count of their finished rows took two: a
     # finish asks it in its transaction, with the room locked.
     values = {"room_id": room.pk, "game_id": room.game_id, "round_number": room.round}
-    if room.classroom and room.host_player:
-        values["teacher"] = room.host_player
+    if _teacher(room) is not None:
+        values["teacher"] = _teacher(room)
     return not _DRAWING_WITHOUT_FINISHING.exists(**values)
 
 
@@ -129,10 +136,7 @@ def _drawing_without_finishing(room_id, game_id, round_number, teacher=None):
     finished = RoundProgress.objects.filter(
         room_id=room_id, game_id=game_id, round_number=round_number, finished=True,
     ).values("seat_id")
-    seats = Seat.objects.filter(room_id=room_id)
-    if teacher is not None:
-        seats = seats.exclude(player_id=teacher)
-    return seats.filter(gone=False).exclude(pk__in=finished)
+    return _seats_that_draw(room_id, teacher).filter(gone=False).exclude(pk__in=finished)
 
 
 # Asked at every player's round end: compiled once (recognizer/prepared_queries.py).
