@@ -145,19 +145,32 @@ class LoadedModel:
     sha256: str
     model: "torch.nn.Module"  # eager: activations, gradients (the teaching pages)
     metadata: dict = field(default_factory=dict)
-    # The frozen, batch-norm-folded graph: logits (the teaching pages'
-    # occlusion maps).
-    serving: "torch.nn.Module" = None
-    # The same graph with the version's calibration: the probabilities of
-    # plain predictions, in one call (recognizer.frozen.freeze_calibrated).
+    # The frozen, batch-norm-folded graph with the version's calibration:
+    # the probabilities of plain predictions, in one call
+    # (recognizer.frozen.freeze_calibrated).
     answering: "torch.nn.Module" = None
+    _serving: "torch.nn.Module" = field(default=None, repr=False)
+    _serving_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def build(cls, row, model, metadata):
         from recognizer import calibration, frozen
 
-        return cls(row.version, row.pk, row.sha256, model, metadata, frozen.freeze(model),
+        return cls(row.version, row.pk, row.sha256, model, metadata,
                    frozen.freeze_calibrated(model, calibration.temperature_of(metadata)))
+
+    @property
+    def serving(self):
+        """The frozen graph's logits (the teaching pages' occlusion maps).
+        Frozen when first asked for: every load of a version froze it, about
+        0.2 s, and the game and the API never ask."""
+        if self._serving is None:
+            from recognizer import frozen
+
+            with self._serving_lock:
+                if self._serving is None:
+                    self._serving = frozen.freeze(self.model)
+        return self._serving
 
 
 def fallback_candidates(active):
