@@ -26,6 +26,7 @@ same seed, options and thread count.
 """
 
 import random
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -96,7 +97,25 @@ def resolve_device(name="auto"):
     return name
 
 
+# torch.optim imports torch._dynamo, and with it torch._inductor, when the
+# first optimizer of the process is made. Those packages import each other:
+# two threads importing them at once can meet halfway, and one of them gets
+# "cannot import name 'IndentedBuffer' from partially initialized module
+# 'torch._inductor.utils'" (a teach worker warming up beside a finetune
+# once failed two tests that way; six threads importing torch._dynamo and
+# torch._inductor.utils at once fail in every try). The project's threads
+# import them one at a time, here.
+_OPTIMIZER_IMPORTS = threading.Lock()
+
+
+def import_optimizer_machinery():
+    """Import what making the first optimizer imports, one thread at a time."""
+    with _OPTIMIZER_IMPORTS:
+        import torch._dynamo  # noqa: F401
+
+
 def build_optimizer(model, config):
+    import_optimizer_machinery()
     # Norm weights and biases are not decayed: shrinking them only hurts.
     decay, no_decay = [], []
     for parameter in model.parameters():

@@ -105,9 +105,10 @@ def warm_up():
     does this as soon as its threads start, which the teach page's GET
     asks for: a learner draws for a minute before pressing Teach.
     """
-    import torch._dynamo  # noqa: F401
-
     from recognizer import versions
+    from trainer.training import import_optimizer_machinery
+
+    import_optimizer_machinery()
 
     close_old_connections()
     version = versions.active_version()
