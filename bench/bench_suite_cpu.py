@@ -86,6 +86,7 @@ def main():
     ours = {process.pid}  # the command and its descendants, as seen so far
     seen = {}  # (pid, start time) -> [CPU seconds counted so far, kind]
     totals = collections.Counter()
+    started_by_kind = collections.Counter()  # processes seen, by kind
     while True:
         processes = {}
         for name in os.listdir("/proc"):
@@ -104,7 +105,10 @@ def main():
                 ours.discard(pid)  # gone (a later process may reuse its id)
                 continue
             _, start, used, arguments = processes[pid]
-            entry = seen.setdefault((pid, start), [0.0, kind_of(arguments)])
+            entry = seen.get((pid, start))
+            if entry is None:
+                entry = seen[(pid, start)] = [0.0, kind_of(arguments)]
+                started_by_kind[entry[1]] += 1
             if used > entry[0]:
                 totals[entry[1]] += used - entry[0]
                 entry[0] = used
@@ -122,10 +126,11 @@ def main():
         "cores_busy": round(cpu / wall, 2),
         "cpu_seconds_by_kind": {kind: round(seconds, 1)
                                 for kind, seconds in totals.most_common()},
+        "processes_by_kind": dict(started_by_kind.most_common()),
     }
     path = write_results(args.output, results)
     for kind, seconds in totals.most_common():
-        print(f"{seconds:8.1f} s  {kind}")
+        print(f"{seconds:8.1f} s  {kind} ({started_by_kind[kind]} processes)")
     print(f"{cpu:.0f} CPU seconds in {wall:.0f} s ({cpu / wall:.2f} cores); {path}")
     return process.returncode
 
