@@ -376,10 +376,14 @@ async def test_styled_players_play_and_the_finetuned_model_reads_their_style(
     mnist = table["mnist_test"]
     assert mnist["after"] >= mnist["before"] - 0.02, mnist
     decision = new.metrics["activation"]
-    assert any(r.startswith("heldout_drawings: ") for r in decision["reasons"])
+    # The rule compares the three sets alone: the styles rows are shown, not
+    # gated on (a styles row a little worse once made this test expect a
+    # refusal the rule never makes).
+    rule_sets = ["mnist_test", "canvas", "heldout_drawings"]
+    assert [r.split(":")[0] for r in decision["reasons"]] == rule_sets
     expect_active = compare(
-        {k: {"accuracy": v["after"]} for k, v in table.items()},
-        {k: {"accuracy": v["before"]} for k, v in table.items()},
-        list(table), {"mnist_test": 0.2, "canvas": 0.2})[0]
+        {k: {"accuracy": table[k]["after"]} for k in rule_sets},
+        {k: {"accuracy": table[k]["before"]} for k in rule_sets},
+        rule_sets, {"mnist_test": 0.2, "canvas": 0.2})[0]
     assert decision["activated"] is expect_active
 
