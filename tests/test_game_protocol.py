@@ -79,6 +79,24 @@ def test_a_message_naming_another_room_is_refused():
     assert refused.value.code == "wrong_room"
 
 
+def test_a_frame_reads_back_as_its_message_whatever_it_holds():
+    """encode: orjson's compact text, and json.dumps' for what orjson refuses.
+
+    Tried: names beyond ASCII (written as themselves), a line separator, a
+    small float, integer keys, NaN (not JSON: null), an integer beyond 64
+    bits and a lone surrogate (both refused by orjson).
+    """
+    sent = {"type": "guess", "name": "Zoë 名前\u2028", "round": 2, "probability": 0.00001}
+    text = protocol.encode(sent)
+    assert text == '{"type":"guess","name":"Zoë 名前\u2028","round":2,"probability":0.00001}'
+    assert json.loads(text) == sent
+    assert protocol.encode({"counts": {3: 1, 7: 2}}) == '{"counts":{"3":1,"7":2}}'
+    assert protocol.encode({"p": float("nan")}) == '{"p":null}'
+    # Refused by orjson, written by json.dumps as before.
+    assert protocol.encode({"n": 2 ** 70}) == '{"n":1180591620717411303424}'
+    assert protocol.encode({"s": "\ud800"}) == '{"s":"\\ud800"}'
+
+
 def test_server_messages_are_built_in_their_declared_order_and_nothing_else():
     error = protocol.error("not_host", "only the host can start the game", "start")
     assert protocol.encode(error) == ('{"type":"error","code":"not_host","message":'

@@ -24,6 +24,8 @@ checking a message against docs/protocol.md finds every type in one file.
 import json
 from dataclasses import dataclass
 
+import orjson
+
 from digitsite.game.codes import normalise_code
 from digitsite.game.rules import GameError
 from recognizer import json_input
@@ -388,8 +390,21 @@ def error(code, text, for_type=None):
 
 
 def encode(outgoing):
-    """A server message as its text frame: compact JSON, fields in their order."""
-    return json.dumps(outgoing, separators=(",", ":"))
+    """A server message as its text frame: compact JSON, fields in their order.
+
+    orjson writes it: a room's `live_drawings` (8 drawings of 150 points)
+    took 0.67 ms with json.dumps and 0.035 ms with orjson, a `guess` 6.3 us
+    and 0.6 us, on the event loop, which sends every message a room gets.
+    Its text differs from json.dumps' in spelling only: characters beyond
+    ASCII as themselves, not escaped; 1e-05 as 0.00001; NaN, which is not
+    JSON, as null. What orjson refuses (an integer beyond 64 bits, text
+    that is not UTF-8, a key that is not a string, number or None) goes
+    through json.dumps as before.
+    """
+    try:
+        return orjson.dumps(outgoing, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(outgoing, separators=(",", ":"))
 
 
 def check(incoming):
