@@ -168,11 +168,15 @@ class Drawing(models.Model):
         return f"{self.label} by {self.player_name} ({self.status})"
 
     def save(self, *args, **kwargs):
-        self.confidence = top_probability(self.probabilities, self.prediction)
+        self.fill_derived_fields()
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "probabilities" in update_fields:
             kwargs["update_fields"] = {*update_fields, "confidence"}
         super().save(*args, **kwargs)
+
+    def fill_derived_fields(self):
+        """Set what is derived from other fields: the confidence."""
+        self.confidence = top_probability(self.probabilities, self.prediction)
 
     def input_array(self):
         """The stored network input as a (28, 28) float array in [0, 1]."""

@@ -92,15 +92,88 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
     # Inserted first, read only if the row is there already: a round's
     # drawing is stored once, so the insert is what almost always happens.
     # get_or_create reads first, then inserts: one more statement on every
-    # player's round end (`done` made 19 statements in a room of 8).
-    try:
-        with transaction.atomic():
-            return Drawing.objects.create(**key, **values), True
-    except IntegrityError:
-        # Read after the failed insert: at READ COMMITTED (PostgreSQL's
-        # default, which the site uses) this sees a row another transaction
-        # committed meanwhile. None: another constraint refused the drawing.
+    # player's round end (`done` made 19 statements in a room of 8). The
+    # insert skips a row that is there already (ON CONFLICT DO NOTHING)
+    # rather than failing on it: a failed INSERT wrote an ERROR with the
+    # statement to PostgreSQL's own log on every second attempt.
+    drawing = Drawing(**key, **values)
+    for _ in range(2):
+        try:
+            with transaction.atomic(using=drawing_database()):
+                inserted = _insert_unless_stored(drawing)
+                if inserted is _NO_STATEMENT:
+                    drawing.save(force_insert=True)
+                    return drawing, True
+        except IntegrityError:
+            # Read after the failed insert: at READ COMMITTED (PostgreSQL's
+            # default, which the site uses) this sees a row another
+            # transaction committed meanwhile. None: another constraint
+            # refused the drawing.
+            stored = Drawing.objects.filter(**key).first()
+            if stored is None:
+                raise
+            return stored, False
+        if inserted is not None:
+            return drawing, True
         stored = Drawing.objects.filter(**key).first()
-        if stored is None:
-            raise
-        return stored, False
+        if stored is not None:
+            return stored, False
+        # The row the insert met is gone since (a purge, an opt-out): once more.
+    raise IntegrityError(f"the drawing of {key} was stored and deleted twice while storing it")
+
+
+# The databases whose INSERT takes ON CONFLICT ... DO NOTHING and RETURNING
+# (SQLite from 3.35, which Django 5.2 requires for RETURNING).
+_UPSERT_VENDORS = {"postgresql", "sqlite"}
+_NO_STATEMENT = object()
+_insert_statements = {}
+
+
+def drawing_database():
+    from django.db import router
+
+    from recognizer.models import Drawing
+
+    return router.db_for_write(Drawing)
+
+
+def _insert_unless_stored(drawing):
+    """Insert `drawing` unless its round's drawing is stored: its new key, or
+    None when the row is there; _NO_STATEMENT on a database without the
+    statement (the caller saves through the ORM, which raises IntegrityError
+    on the row). Sets what save() would: the derived confidence, the
+    created time, the key, and the instance's state as saved."""
+    from django.db import connections
+
+    from recognizer.models import Drawing
+
+    alias = drawing_database()
+    connection = connections[alias]
+    if (connection.vendor not in _UPSERT_VENDORS
+            or not connection.features.can_return_columns_from_insert):
+        return _NO_STATEMENT
+    drawing.fill_derived_fields()
+    fields = [field for field in Drawing._meta.concrete_fields if not field.primary_key]
+    key = (alias, connection.vendor)
+    sql = _insert_statements.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        unique = ", ".join(quote(Drawing._meta.get_field(name).column)
+                           for name in ("game_id", "round_number", "player_id"))
+        sql = _insert_statements[key] = (
+            f"INSERT INTO {quote(Drawing._meta.db_table)}"
+            f" ({', '.join(quote(field.column) for field in fields)})"
+            f" VALUES ({', '.join(['%s'] * len(fields))})"
+            f" ON CONFLICT ({unique}) DO NOTHING"
+            f" RETURNING {quote(Drawing._meta.pk.column)}")
+    params = [field.get_db_prep_save(field.pre_save(drawing, True), connection)
+              for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    drawing.pk = row[0]
+    drawing._state.adding = False
+    drawing._state.db = alias
+    return drawing.pk
