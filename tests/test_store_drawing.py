@@ -147,54 +147,27 @@ def test_the_package_imports_before_django_loads_its_apps():
                    cwd=Path(__file__).resolve().parent.parent)
 
 
-def second_attempt_statements():
-    """Store a round's drawing, then again: the statements of the second
-    attempt, and what both returned. Run on SQLite here and on PostgreSQL
-    in a process of its own."""
+@pytest.mark.django_db
+def test_a_second_attempt_skips_the_row_there_without_a_failed_statement():
+    """One insert that skips the row already there, then one read: no
+    statement fails and nothing is rolled back (PostgreSQL logged each
+    failed INSERT as an ERROR, with the statement; tests/test_scaleout.py
+    runs this file again on PostgreSQL)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    first, created = store_drawing(**round_of(probabilities=PROBABILITIES))
+    first, created = store_drawing(**round_of())
     with CaptureQueriesContext(connection) as queries:
         again, created_again = store_drawing(**round_of(label=2, player_name="Bob"))
-    stored = Drawing.objects.get(pk=first.pk)
-    return {
-        "statements": [query["sql"] for query in queries.captured_queries],
-        "created": [created, created_again],
-        "same_row": again.pk == first.pk,
-        "count": Drawing.objects.count(),
-        "kept": [stored.label, stored.player_name, stored.confidence, bytes(stored.input_image)
-                 == INPUT, stored.strokes == STROKES, stored.created == first.created],
-    }
-
-
-def check_second_attempt(result):
-    assert result["created"] == [True, False] and result["same_row"] and result["count"] == 1
-    assert result["kept"] == [7, "Ada", 0.62, True, True, True]
-    # One insert that skips the row already there, then one read; no statement
-    # failed and nothing was rolled back (PostgreSQL logged each failed
-    # INSERT as an ERROR, with the statement).
-    inserts = [sql for sql in result["statements"] if sql.startswith("INSERT")]
-    assert len(inserts) == 1 and "ON CONFLICT" in inserts[0], result["statements"]
-    assert not any("ROLLBACK" in sql for sql in result["statements"]), result["statements"]
-    assert sum(sql.startswith("SELECT") for sql in result["statements"]) == 1
-
-
-@pytest.mark.django_db
-def test_a_second_attempt_skips_the_row_there_without_a_failed_statement():
-    check_second_attempt(second_attempt_statements())
-
-
-PG_SCRIPT = r"""
-from tests.test_store_drawing import second_attempt_statements
-print(json.dumps({"result": second_attempt_statements(), "vendor": connection.vendor}))
-"""
-
-
-@pytest.mark.services
-def test_a_second_attempt_on_postgresql_skips_the_row_there(own_postgres_database, tmp_path):
-    from tests.support import run_race_script
-
-    result = run_race_script(PG_SCRIPT, database_url=own_postgres_database, tmp_path=tmp_path)
-    assert result["vendor"] == "postgresql"
-    check_second_attempt(result["result"])
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert created and not created_again and again.pk == first.pk
+    inserts = [sql for sql in statements if sql.startswith("INSERT")]
+    assert len(inserts) == 1 and "ON CONFLICT" in inserts[0], statements
+    assert not any("ROLLBACK" in sql for sql in statements), statements
+    assert sum(sql.startswith("SELECT") for sql in statements) == 1, statements
+    # The first attempt's row, as it was stored.
+    stored = Drawing.objects.get()
+    assert (stored.pk, stored.label, stored.player_name, stored.created) == (
+        first.pk, 7, "Ada", first.created)
+    assert stored.confidence == pytest.approx(0.62) and bytes(stored.input_image) == INPUT
+    assert stored.strokes == STROKES
