@@ -377,8 +377,7 @@ async def test_styled_players_play_and_the_finetuned_model_reads_their_style(
     assert mnist["after"] >= mnist["before"] - 0.02, mnist
     decision = new.metrics["activation"]
     # The rule compares the three sets alone: the styles rows are shown, not
-    # gated on (a styles row a little worse once made this test expect a
-    # refusal the rule never makes).
+    # gated on.
     rule_sets = ["mnist_test", "canvas", "heldout_drawings"]
     assert [r.split(":")[0] for r in decision["reasons"]] == rule_sets
     expect_active = compare(

@@ -611,5 +611,5 @@ PERSISTENCE_TESTS = [
     "tests/test_model_versions.py",  # registering and activating versions
     "tests/test_game_logic.py",  # rooms, seats, rounds and stored drawings
     "tests/test_guess_update.py",  # a guess's write: the game's SQL against the ORM's
-    "tests/test_store_drawing.py",  # a round's drawing stored once, conflicts undone
+    "tests/test_store_drawing.py",  # a round's drawing stored once, a second attempt skipped
 ]

@@ -171,3 +171,65 @@ def test_a_second_attempt_skips_the_row_there_without_a_failed_statement():
         first.pk, 7, "Ada", first.created)
     assert stored.confidence == pytest.approx(0.62) and bytes(stored.input_image) == INPUT
     assert stored.strokes == STROKES
+
+
+def _plain(value):
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+@pytest.mark.django_db
+def test_through_the_orm_the_same_row_and_a_second_attempt_still_changes_nothing(monkeypatch):
+    """Where the statement is not used (another database), save() stores the
+    drawing: the same columns as the statement writes, and a second attempt
+    returns the row there."""
+    from recognizer.collection import store
+
+    first, _ = store_drawing(**round_of())
+    monkeypatch.setattr(store, "_UPSERT_VENDORS", set())
+    other, created = store_drawing(**round_of(player_id="player-orm"))
+    again, created_again = store_drawing(**round_of(player_id="player-orm", label=2))
+    assert created and not created_again and again.pk == other.pk
+    by_statement, by_orm = Drawing.objects.get(pk=first.pk), Drawing.objects.get(pk=other.pk)
+    for field in Drawing._meta.concrete_fields:
+        if field.name not in ("id", "player_id", "created"):
+            assert (_plain(field.value_from_object(by_statement))
+                    == _plain(field.value_from_object(by_orm))), field.name
+
+
+@pytest.mark.django_db
+def test_a_signal_listening_to_saves_hears_the_store():
+    from django.db.models.signals import post_save
+
+    heard = []
+
+    def listener(sender, instance, created, **kwargs):
+        heard.append((instance.pk, created))
+
+    post_save.connect(listener, sender=Drawing, dispatch_uid="test-store-drawing")
+    try:
+        drawing, _ = store_drawing(**round_of())
+    finally:
+        post_save.disconnect(sender=Drawing, dispatch_uid="test-store-drawing")
+    assert heard == [(drawing.pk, True)]
+
+
+@pytest.mark.django_db
+def test_a_row_gone_between_the_skipped_insert_and_the_read_is_stored_again(monkeypatch):
+    """The round's row the insert met is deleted before the read (a purge,
+    a player's opt-out): the drawing is inserted once more, as new."""
+    from recognizer.collection import store
+
+    store_drawing(**round_of())
+    real = store._insert_unless_stored
+    results = []
+
+    def then_deleted(drawing, alias):
+        results.append(real(drawing, alias))
+        if len(results) == 1:
+            Drawing.objects.all().delete()
+        return results[-1]
+
+    monkeypatch.setattr(store, "_insert_unless_stored", then_deleted)
+    drawing, created = store_drawing(**round_of(label=2))
+    assert results == [None, drawing.pk] and created
+    assert Drawing.objects.get().label == 2

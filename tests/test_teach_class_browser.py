@@ -26,7 +26,7 @@ STUDENTS = 4
 def server(tmp_path_factory, mnist_dir):
     # Fewer MNIST digits to replay and to measure on than the site's 3,000
     # and 2,000, and fewer steps than its 300: the page shows the same
-    # scores for any of them, in a fifth of the CPU.
+    # panel (its scores are other numbers), for less CPU.
     live = LiveServer(tmp_path_factory.mktemp("teach-class"),
                       env={"MNIST_DATA_DIR": str(mnist_dir), "TEACH_REPLAY_DIGITS": "500",
                            "TEACH_TEST_DIGITS": "500", "TEACH_DEFAULT_STEPS": "60"})

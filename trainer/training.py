@@ -101,9 +101,9 @@ def resolve_device(name="auto"):
 # first optimizer of the process is made. Those packages import each other:
 # two threads importing them at once can meet halfway, and one of them gets
 # "cannot import name 'IndentedBuffer' from partially initialized module
-# 'torch._inductor.utils'" (a teach worker warming up beside a finetune
-# once failed two tests that way; six threads importing torch._dynamo and
-# torch._inductor.utils at once fail in every try). The project's threads
+# 'torch._inductor.utils'": a teach worker warming up beside a training in
+# another thread can meet it, and six threads importing torch._dynamo and
+# torch._inductor.utils at once met it in every try. The project's threads
 # import them one at a time, here.
 _OPTIMIZER_IMPORTS = threading.Lock()
 

@@ -97,25 +97,29 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
     # rather than failing on it: a failed INSERT wrote an ERROR with the
     # statement to PostgreSQL's own log on every second attempt.
     drawing = Drawing(**key, **values)
+    alias = drawing_database()
+    stored_rows = Drawing.objects.using(alias).filter(**key)
     for _ in range(2):
         try:
-            with transaction.atomic(using=drawing_database()):
-                inserted = _insert_unless_stored(drawing)
+            with transaction.atomic(using=alias):
+                inserted = _insert_unless_stored(drawing, alias)
                 if inserted is _NO_STATEMENT:
-                    drawing.save(force_insert=True)
+                    drawing.save(force_insert=True, using=alias)
                     return drawing, True
         except IntegrityError:
-            # Read after the failed insert: at READ COMMITTED (PostgreSQL's
-            # default, which the site uses) this sees a row another
-            # transaction committed meanwhile. None: another constraint
-            # refused the drawing.
-            stored = Drawing.objects.filter(**key).first()
+            # Through the ORM (a database without the statement), the
+            # round's row there already fails the insert; with the statement,
+            # only another constraint does. Read after the failed insert: at
+            # READ COMMITTED (PostgreSQL's default, which the site uses) this
+            # sees a row another transaction committed meanwhile. None:
+            # another constraint refused the drawing.
+            stored = stored_rows.first()
             if stored is None:
                 raise
             return stored, False
         if inserted is not None:
             return drawing, True
-        stored = Drawing.objects.filter(**key).first()
+        stored = stored_rows.first()
         if stored is not None:
             return stored, False
         # The row the insert met is gone since (a purge, an opt-out): once more.
@@ -137,20 +141,26 @@ def drawing_database():
     return router.db_for_write(Drawing)
 
 
-def _insert_unless_stored(drawing):
+def _insert_unless_stored(drawing, alias):
     """Insert `drawing` unless its round's drawing is stored: its new key, or
-    None when the row is there; _NO_STATEMENT on a database without the
-    statement (the caller saves through the ORM, which raises IntegrityError
-    on the row). Sets what save() would: the derived confidence, the
-    created time, the key, and the instance's state as saved."""
+    None when the row is there; _NO_STATEMENT where the statement would not
+    do what save() does (the caller saves through the ORM, which raises
+    IntegrityError on the row): a database without the statement, a signal
+    listening to a Drawing's save, a column the database fills in itself.
+    Sets what save() would: the derived confidence, the created time, the
+    key, and the instance's state as saved."""
     from django.db import connections
+    from django.db.models import NOT_PROVIDED
+    from django.db.models.signals import post_save, pre_save
 
     from recognizer.models import Drawing
 
-    alias = drawing_database()
     connection = connections[alias]
     if (connection.vendor not in _UPSERT_VENDORS
-            or not connection.features.can_return_columns_from_insert):
+            or not connection.features.can_return_columns_from_insert
+            or pre_save.has_listeners(Drawing) or post_save.has_listeners(Drawing)
+            or any(getattr(field, "generated", False) or field.db_default is not NOT_PROVIDED
+                   for field in Drawing._meta.concrete_fields)):
         return _NO_STATEMENT
     drawing.fill_derived_fields()
     fields = [field for field in Drawing._meta.concrete_fields if not field.primary_key]
