@@ -97,7 +97,7 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
     # rather than failing on it: a failed INSERT wrote an ERROR with the
     # statement to PostgreSQL's own log on every second attempt.
     drawing = Drawing(**key, **values)
-    alias = drawing_database()
+    alias = _drawing_database()
     stored_rows = Drawing.objects.using(alias).filter(**key)
     for _ in range(2):
         try:
@@ -130,10 +130,12 @@ def store_drawing(*, game_id, round_number, player_id, player_name, user_id, roo
 # (SQLite from 3.35, which Django 5.2 requires for RETURNING).
 _UPSERT_VENDORS = {"postgresql", "sqlite"}
 _NO_STATEMENT = object()
+# (alias, vendor) -> (the statement, the fields it writes), or None where a
+# column is one the database fills in itself; built on first use.
 _insert_statements = {}
 
 
-def drawing_database():
+def _drawing_database():
     from django.db import router
 
     from recognizer.models import Drawing
@@ -150,7 +152,6 @@ def _insert_unless_stored(drawing, alias):
     Sets what save() would: the derived confidence, the created time, the
     key, and the instance's state as saved."""
     from django.db import connections
-    from django.db.models import NOT_PROVIDED
     from django.db.models.signals import post_save, pre_save
 
     from recognizer.models import Drawing
@@ -158,24 +159,15 @@ def _insert_unless_stored(drawing, alias):
     connection = connections[alias]
     if (connection.vendor not in _UPSERT_VENDORS
             or not connection.features.can_return_columns_from_insert
-            or pre_save.has_listeners(Drawing) or post_save.has_listeners(Drawing)
-            or any(getattr(field, "generated", False) or field.db_default is not NOT_PROVIDED
-                   for field in Drawing._meta.concrete_fields)):
+            or pre_save.has_listeners(Drawing) or post_save.has_listeners(Drawing)):
         return _NO_STATEMENT
-    drawing.fill_derived_fields()
-    fields = [field for field in Drawing._meta.concrete_fields if not field.primary_key]
     key = (alias, connection.vendor)
-    sql = _insert_statements.get(key)
-    if sql is None:
-        quote = connection.ops.quote_name
-        unique = ", ".join(quote(Drawing._meta.get_field(name).column)
-                           for name in ("game_id", "round_number", "player_id"))
-        sql = _insert_statements[key] = (
-            f"INSERT INTO {quote(Drawing._meta.db_table)}"
-            f" ({', '.join(quote(field.column) for field in fields)})"
-            f" VALUES ({', '.join(['%s'] * len(fields))})"
-            f" ON CONFLICT ({unique}) DO NOTHING"
-            f" RETURNING {quote(Drawing._meta.pk.column)}")
+    if key not in _insert_statements:
+        _insert_statements[key] = _build_insert(connection)
+    if _insert_statements[key] is None:
+        return _NO_STATEMENT
+    sql, fields = _insert_statements[key]
+    drawing.fill_derived_fields()
     params = [field.get_db_prep_save(field.pre_save(drawing, True), connection)
               for field in fields]
     with connection.cursor() as cursor:
@@ -187,3 +179,26 @@ def _insert_unless_stored(drawing, alias):
     drawing._state.adding = False
     drawing._state.db = alias
     return drawing.pk
+
+
+def _build_insert(connection):
+    """(the statement, the fields it writes) for `connection`'s database; None
+    if a column is generated or has a database default, which save() leaves
+    to the database."""
+    from django.db.models import NOT_PROVIDED
+
+    from recognizer.models import Drawing
+
+    fields = [field for field in Drawing._meta.concrete_fields if not field.primary_key]
+    if any(getattr(field, "generated", False) or field.db_default is not NOT_PROVIDED
+           for field in fields):
+        return None
+    quote = connection.ops.quote_name
+    unique = ", ".join(quote(Drawing._meta.get_field(name).column)
+                       for name in ("game_id", "round_number", "player_id"))
+    sql = (f"INSERT INTO {quote(Drawing._meta.db_table)}"
+           f" ({', '.join(quote(field.column) for field in fields)})"
+           f" VALUES ({', '.join(['%s'] * len(fields))})"
+           f" ON CONFLICT ({unique}) DO NOTHING"
+           f" RETURNING {quote(Drawing._meta.pk.column)}")
+    return sql, fields
