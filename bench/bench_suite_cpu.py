@@ -46,7 +46,8 @@ def kind_of(arguments):
     if (any(Path(word).name.startswith("pip") for word in arguments[:2])
             or arguments[1:3] == ["-m", "pip"]):
         return "pip (the set-up)"
-    if "-m" in arguments and "digitsite.serve" in arguments:
+    # The test servers are forked from tests/server_zygote.py and keep its command line.
+    if "-m" in arguments and ("digitsite.serve" in arguments or "tests.server_zygote" in arguments):
         return "Daphne servers"
     if any(Path(word).name == "manage.py" for word in arguments):
         index = next(i for i, word in enumerate(arguments) if Path(word).name == "manage.py")

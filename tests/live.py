@@ -5,8 +5,10 @@ import atexit
 import contextlib
 import json
 import os
+import queue
 import select
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -132,6 +134,118 @@ def copy_migrated_database(destination):
         source.close()
 
 
+class ForkedProcess:
+    """A server forked by the zygote (tests/server_zygote.py), with what the
+    tests use of subprocess.Popen: pid, poll, wait, returncode, send_signal,
+    terminate, kill. Its exit status comes from the zygote, its parent."""
+
+    def __init__(self, zygote, pid):
+        self.zygote = zygote
+        self.pid = pid
+
+    @property
+    def returncode(self):
+        return self.zygote.returncodes.get(self.pid)
+
+    def poll(self):
+        return self.returncode
+
+    def wait(self, timeout=None):
+        with self.zygote.changed:
+            if not self.zygote.changed.wait_for(
+                    lambda: self.pid in self.zygote.returncodes or self.zygote.gone, timeout):
+                raise subprocess.TimeoutExpired(f"server {self.pid}", timeout)
+        if self.returncode is None:
+            raise RuntimeError("the zygote that started this server is gone")
+        return self.returncode
+
+    def send_signal(self, number):
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, number)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+
+class Zygote:
+    """tests/server_zygote.py, started at this test process's first server."""
+
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.server_zygote"], cwd=BASE_DIR,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.lock = threading.Lock()
+        self.changed = threading.Condition()
+        self.returncodes = {}
+        self.started = queue.Queue()
+        self.gone = False
+        ready = self.process.stdout.readline()
+        if not ready.startswith('{"ready"'):
+            raise RuntimeError(f"the server zygote did not start: {ready!r}")
+        threading.Thread(target=self._read, name="server-zygote", daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            message = json.loads(line)
+            if "started" in message:
+                self.started.put(message["started"])
+            else:
+                with self.changed:
+                    self.returncodes[message["exited"]] = message["returncode"]
+                    self.changed.notify_all()
+        with self.changed:
+            self.gone = True
+            self.changed.notify_all()
+        self.started.put(None)
+
+    def start(self, argv, env, cwd, log):
+        """`python <argv>` forked with `env`, in `cwd`, its output appended to `log`."""
+        with self.lock:
+            self.process.stdin.write(json.dumps(
+                {"argv": argv, "env": env, "cwd": str(cwd), "log": str(log)}) + "\n")
+            self.process.stdin.flush()
+            pid = self.started.get(timeout=60)
+        if pid is None:
+            raise RuntimeError("the server zygote is gone")
+        return ForkedProcess(self, pid)
+
+    def stop(self):
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_zygote = []
+
+# What the zygote's libraries read as they are imported (tests/server_zygote.py).
+IMPORT_TIME_PREFIXES = ("NUMBA_", "OMP_", "MKL_", "TORCH_", "PYTORCH_", "KMP_", "PYTHON")
+
+
+def start_server_process(argv, env, log_path):
+    """`python <argv>` (a `-m` module) as a server: forked from the zygote, or,
+    when `env` changes a variable its libraries read as they are imported, or
+    ZYGOTE=0, a process of its own. A Popen-like handle."""
+    changes_imports = any(
+        env.get(name) != os.environ.get(name)
+        for name in set(env) | set(os.environ)
+        if name.startswith(IMPORT_TIME_PREFIXES) and name != "PYTHONUNBUFFERED")
+    if changes_imports or os.environ.get("ZYGOTE") == "0":
+        with open(log_path, "ab") as log:
+            return subprocess.Popen([sys.executable, *argv], cwd=BASE_DIR, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
+    if not _zygote:
+        _zygote.append(Zygote())
+        atexit.register(_zygote[0].stop)
+    return _zygote[0].start(argv, env, BASE_DIR, log_path)
+
+
 def server_env(workdir):
     """The environment of a server process whose SQLite database and var folder
     live under `workdir` (this process's own environment beside them)."""
@@ -237,13 +351,10 @@ class LiveServer:
             copy_migrated_database(database)
         elif self.migrate and not is_migrated(self.env["DATABASE_URL"]):
             self.manage("migrate", "--noinput")
-        log = open(self.log_path, "ab")
         # The site's entry point around Daphne (bounded bodies, slow-client timeout).
-        daphne = [sys.executable, "-m", "digitsite.serve", "-b", "127.0.0.1", "-p", str(self.port),
+        daphne = ["-m", "digitsite.serve", "-b", "127.0.0.1", "-p", str(self.port),
                   "digitsite.asgi:application"]
-        self.process = subprocess.Popen(daphne, cwd=BASE_DIR, env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT)
-        log.close()
+        self.process = start_server_process(daphne, self.env, self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
