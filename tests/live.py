@@ -9,6 +9,7 @@ import queue
 import select
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -72,9 +73,7 @@ class ScriptRunner:
         """`script`'s stdout; ScriptError with its traceback if it raised."""
         with self.lock:
             if self.process is None or self.process.poll() is not None:
-                self.process = subprocess.Popen(
-                    [sys.executable, "-c", SCRIPT_RUNNER], cwd=BASE_DIR, env=self.env,
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                self.process = start_python(["-c", SCRIPT_RUNNER], self.env)
             self.process.stdin.write(json.dumps(script) + "\n")
             self.process.stdin.flush()
             ready, _, _ = select.select([self.process.stdout], [], [], timeout)
@@ -135,13 +134,16 @@ def copy_migrated_database(destination):
 
 
 class ForkedProcess:
-    """A server forked by the zygote (tests/server_zygote.py), with what the
+    """A process forked by the zygote (tests/server_zygote.py), with what the
     tests use of subprocess.Popen: pid, poll, wait, returncode, send_signal,
-    terminate, kill. Its exit status comes from the zygote, its parent."""
+    terminate, kill, and stdin and stdout when they are pipes. Its exit
+    status comes from the zygote, its parent."""
 
-    def __init__(self, zygote, pid):
+    def __init__(self, zygote, pid, stdin=None, stdout=None):
         self.zygote = zygote
         self.pid = pid
+        self.stdin = stdin
+        self.stdout = stdout
 
     @property
     def returncode(self):
@@ -154,9 +156,9 @@ class ForkedProcess:
         with self.zygote.changed:
             if not self.zygote.changed.wait_for(
                     lambda: self.pid in self.zygote.returncodes or self.zygote.gone, timeout):
-                raise subprocess.TimeoutExpired(f"server {self.pid}", timeout)
+                raise subprocess.TimeoutExpired(f"process {self.pid}", timeout)
         if self.returncode is None:
-            raise RuntimeError("the zygote that started this server is gone")
+            raise RuntimeError("the zygote that started this process is gone")
         return self.returncode
 
     def send_signal(self, number):
@@ -175,22 +177,26 @@ class Zygote:
     """tests/server_zygote.py, started at this test process's first server."""
 
     def __init__(self):
+        self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.server_zygote"], cwd=BASE_DIR,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "tests.server_zygote", str(theirs.fileno())],
+            # Not the test process's stdin and stdout: pytest-xdist's workers
+            # talk to their controller through those.
+            cwd=BASE_DIR, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=2)
+        theirs.close()
         self.lock = threading.Lock()
         self.changed = threading.Condition()
         self.returncodes = {}
         self.started = queue.Queue()
         self.gone = False
-        ready = self.process.stdout.readline()
-        if not ready.startswith('{"ready"'):
+        ready = self.control.recv(1 << 16)
+        if not ready.startswith(b'{"ready"'):
             raise RuntimeError(f"the server zygote did not start: {ready!r}")
         threading.Thread(target=self._read, name="server-zygote", daemon=True).start()
 
     def _read(self):
-        for line in self.process.stdout:
-            message = json.loads(line)
+        while message := self.control.recv(1 << 16):
+            message = json.loads(message)
             if "started" in message:
                 self.started.put(message["started"])
             else:
@@ -202,19 +208,19 @@ class Zygote:
             self.changed.notify_all()
         self.started.put(None)
 
-    def start(self, argv, env, cwd, log):
-        """`python <argv>` forked with `env`, in `cwd`, its output appended to `log`."""
+    def start(self, argv, env, descriptors):
+        """`python <argv>` forked with `env` in the project's folder, `descriptors`
+        its stdin, stdout and stderr; its pid."""
         with self.lock:
-            self.process.stdin.write(json.dumps(
-                {"argv": argv, "env": env, "cwd": str(cwd), "log": str(log)}) + "\n")
-            self.process.stdin.flush()
+            socket.send_fds(self.control, [json.dumps(
+                {"argv": argv, "env": env, "cwd": str(BASE_DIR)}).encode()], descriptors)
             pid = self.started.get(timeout=60)
         if pid is None:
             raise RuntimeError("the server zygote is gone")
-        return ForkedProcess(self, pid)
+        return pid
 
     def stop(self):
-        self.process.stdin.close()
+        self.control.shutdown(socket.SHUT_RDWR)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -228,22 +234,38 @@ _zygote = []
 IMPORT_TIME_PREFIXES = ("NUMBA_", "OMP_", "MKL_", "TORCH_", "PYTORCH_", "KMP_", "PYTHON")
 
 
-def start_server_process(argv, env, log_path):
-    """`python <argv>` (a `-m` module) as a server: forked from the zygote, or,
-    when `env` changes a variable its libraries read as they are imported, or
-    ZYGOTE=0, a process of its own. A Popen-like handle."""
+def start_python(argv, env, log_path=None):
+    """`python <argv>` (`-m module ...` or `-c code`) in the project's folder with
+    `env`: its output appended to `log_path`, or, without one, its stdin and
+    stdout pipes (text) and its stderr this process's. Forked from the zygote,
+    or, when `env` changes a variable its libraries read as they are imported,
+    or ZYGOTE=0, a process of its own. A Popen-like handle."""
     changes_imports = any(
         env.get(name) != os.environ.get(name)
         for name in set(env) | set(os.environ)
         if name.startswith(IMPORT_TIME_PREFIXES) and name != "PYTHONUNBUFFERED")
     if changes_imports or os.environ.get("ZYGOTE") == "0":
+        if log_path is None:
+            return subprocess.Popen([sys.executable, *argv], cwd=BASE_DIR, env=env,
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         with open(log_path, "ab") as log:
             return subprocess.Popen([sys.executable, *argv], cwd=BASE_DIR, env=env, stdout=log,
                                     stderr=subprocess.STDOUT)
     if not _zygote:
         _zygote.append(Zygote())
         atexit.register(_zygote[0].stop)
-    return _zygote[0].start(argv, env, BASE_DIR, log_path)
+    if log_path is not None:
+        with open(os.devnull, "rb") as null, open(log_path, "ab") as log:
+            pid = _zygote[0].start(argv, env, [null.fileno(), log.fileno(), log.fileno()])
+        return ForkedProcess(_zygote[0], pid)
+    child_in, stdin = os.pipe()
+    stdout, child_out = os.pipe()
+    try:
+        pid = _zygote[0].start(argv, env, [child_in, child_out, 2])
+    finally:
+        os.close(child_in)
+        os.close(child_out)
+    return ForkedProcess(_zygote[0], pid, stdin=open(stdin, "w"), stdout=open(stdout))
 
 
 def server_env(workdir):
@@ -354,7 +376,7 @@ class LiveServer:
         # The site's entry point around Daphne (bounded bodies, slow-client timeout).
         daphne = ["-m", "digitsite.serve", "-b", "127.0.0.1", "-p", str(self.port),
                   "digitsite.asgi:application"]
-        self.process = start_server_process(daphne, self.env, self.log_path)
+        self.process = start_python(daphne, self.env, self.log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

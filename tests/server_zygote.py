@@ -1,5 +1,6 @@
-"""`python -m tests.server_zygote`: test servers forked from one process that
-has already imported what every server imports first.
+"""`python -m tests.server_zygote FD`: test servers, and the scripts run beside
+them, forked from one process that has already imported what every server
+imports first.
 
 A Daphne server's start took 6.0 s of CPU on this project's 2-core test
 machine, of which 4.5 s importing torch, numba, scipy and numpy (torch alone
@@ -9,26 +10,33 @@ process: it imports them, then forks a child for each server asked of it.
 The child takes the server's environment, working folder and log, and runs
 `python -m digitsite.serve ...` as a new process would, Django's set-up,
 Daphne's reactor and the site's own start-up included: nothing of the site
-is imported here, only the libraries, which read no setting.
+is imported here but the renderer's kernel, and nothing imported here reads
+a setting. tests.live's script runner (Django set up on a server's
+database, for the tests' own queries) is forked from here too.
 
 What a library reads from the environment as it is imported (NUMBA_*,
 OMP_*, MKL_*, TORCH_*, PYTHON*) comes from this process's environment, not
 the server's: tests.live starts a server whose environment changes one of
 them as a process of its own.
 
-Protocol, one JSON object a line. In, on stdin:
-{"argv": [...], "env": {...}, "cwd": "...", "log": "..."}, a server to start.
-Out, on stdout: {"started": pid} for each in turn, and {"exited": pid,
-"returncode": n} when a child ends (-n for a signal, as subprocess says).
-At the end of stdin (the test process gone or done) every child still
-running gets SIGTERM, then SIGKILL 10 s later, and this process exits.
+Protocol: datagrams on the socket whose descriptor is this process's one
+argument (a SOCK_SEQPACKET pair's end), each one JSON object. In:
+{"argv": ["-m", module, ...] or ["-c", code], "env": {...}, "cwd": "..."},
+with three descriptors that become the child's stdin, stdout and stderr
+(a log file, or pipes the test process reads and writes). Out:
+{"started": pid} for each in turn, and {"exited": pid, "returncode": n}
+when a child ends (-n for a signal, as subprocess says). When the socket
+closes (the test process gone or done) every child still running gets
+SIGTERM, then SIGKILL 10 s later, and this process exits.
 """
 
+import contextlib
 import json
 import os
 import runpy
 import select
 import signal
+import socket
 import sys
 import time
 
@@ -50,31 +58,32 @@ def returncode(status):
     return os.waitstatus_to_exitcode(status)
 
 
-def run_child(request):
-    """In the forked child: become `python -m <module> <args>` with the request's
-    environment, folder and log. Never returns."""
+def run_child(request, descriptors):
+    """In the forked child: become `python <argv>` with the request's environment
+    and folder, `descriptors` as its stdin, stdout and stderr. Never returns."""
     code = 1
     try:
         signal.set_wakeup_fd(-1)
         for number in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
             signal.signal(number, signal.SIG_DFL)
         os.setpgid(0, 0)  # the zygote's own signals are not the server's
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(null)
-        os.close(log)
+        for target, descriptor in enumerate(descriptors):
+            os.dup2(descriptor, target)
+            os.close(descriptor)
         sys.stdout.reconfigure(line_buffering=True)
         sys.stderr.reconfigure(line_buffering=True)
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        argv = request["argv"]
-        assert argv[0] == "-m", argv
-        sys.argv = [argv[1], *argv[2:]]
-        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+        option, target, *arguments = request["argv"]
+        if option == "-m":
+            sys.argv = [target, *arguments]
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            assert option == "-c", request["argv"]
+            sys.argv = ["-c", *arguments]
+            sys.path.insert(0, "")
+            exec(compile(target, "<string>", "exec"), {"__name__": "__main__"})
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -83,17 +92,17 @@ def run_child(request):
 
         traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
         os._exit(code)
 
 
-def reply(message):
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+def reply(control, message):
+    control.send(json.dumps(message).encode())
 
 
-def reap(children):
+def reap(control, children):
     while children:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -102,10 +111,10 @@ def reap(children):
         if pid == 0:
             return
         children.discard(pid)
-        reply({"exited": pid, "returncode": returncode(status)})
+        reply(control, {"exited": pid, "returncode": returncode(status)})
 
 
-def stop_all(children):
+def stop_all(control, children):
     for pid in children:
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -113,7 +122,7 @@ def stop_all(children):
             pass
     deadline = time.monotonic() + 10
     while children and time.monotonic() < deadline:
-        reap(children)
+        reap(control, children)
         time.sleep(0.05)
     for pid in children:
         try:
@@ -123,37 +132,35 @@ def stop_all(children):
 
 
 def main():
+    control = socket.socket(fileno=int(sys.argv[1]))
     children = set()
     # SIGCHLD wakes the select below through this pipe, as it arrives.
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    requests = sys.stdin.fileno()
-    pending = b""
-    reply({"ready": os.getpid()})
+    reply(control, {"ready": os.getpid()})
     while True:
-        readable, _, _ = select.select([requests, wake_read], [], [])
+        readable, _, _ = select.select([control, wake_read], [], [])
         if wake_read in readable:
             os.read(wake_read, 4096)
-            reap(children)
-        if requests not in readable:
+            reap(control, children)
+        if control not in readable:
             continue
-        chunk = os.read(requests, 65536)
-        if not chunk:
+        message, descriptors, _, _ = socket.recv_fds(control, 1 << 20, 3)
+        if not message:
             break
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            request = json.loads(line)
-            pid = os.fork()
-            if pid == 0:
-                os.close(wake_read)
-                os.close(wake_write)
-                run_child(request)
-            children.add(pid)
-            reply({"started": pid})
-    stop_all(children)
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            os.close(wake_read)
+            os.close(wake_write)
+            run_child(json.loads(message), descriptors)
+        for descriptor in descriptors:
+            os.close(descriptor)
+        children.add(pid)
+        reply(control, {"started": pid})
+    stop_all(control, children)
 
 
 if __name__ == "__main__":
