@@ -34,9 +34,15 @@ TICKS = os.sysconf("SC_CLK_TCK")
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def kind_of(arguments):
-    """The kind of process that `arguments` (its command line, a list) starts."""
+def kind_of(arguments, name=""):
+    """The kind of process that `arguments` (its command line, a list) starts;
+    `name`, its process name, tells apart what the tests' zygote forks."""
     program = Path(arguments[0]).name if arguments else ""
+    # tests/server_zygote.py names its children; they keep its command line.
+    if name == "test-server":
+        return "Daphne servers"
+    if name == "test-scripts":
+        return "other Python scripts"
     joined = " ".join(arguments)
     if "chrom" in program:
         return "Chromium"
@@ -46,7 +52,7 @@ def kind_of(arguments):
     if (any(Path(word).name.startswith("pip") for word in arguments[:2])
             or arguments[1:3] == ["-m", "pip"]):
         return "pip (the set-up)"
-    # The test servers are forked from tests/server_zygote.py and keep its command line.
+    # The zygote itself: the imports every server would make.
     if "-m" in arguments and ("digitsite.serve" in arguments or "tests.server_zygote" in arguments):
         return "Daphne servers"
     if any(Path(word).name == "manage.py" for word in arguments):
@@ -60,15 +66,16 @@ def kind_of(arguments):
 
 
 def read_process(pid):
-    """(parent id, start time, CPU seconds, command line) of `pid`; None if it is gone."""
+    """(parent id, start time, CPU seconds, command line, name) of `pid`; None if it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        head, tail = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
+    fields = tail.split()
     arguments = [word.decode(errors="replace") for word in raw.split(b"\0") if word]
     return (int(fields[1]), int(fields[19]), (int(fields[11]) + int(fields[12])) / TICKS,
-            arguments)
+            arguments, head.split("(", 1)[1])
 
 
 def main():
@@ -105,10 +112,10 @@ def main():
             if pid not in processes:
                 ours.discard(pid)  # gone (a later process may reuse its id)
                 continue
-            _, start, used, arguments = processes[pid]
+            _, start, used, arguments, name = processes[pid]
             entry = seen.get((pid, start))
             if entry is None:
-                entry = seen[(pid, start)] = [0.0, kind_of(arguments)]
+                entry = seen[(pid, start)] = [0.0, kind_of(arguments, name)]
                 started_by_kind[entry[1]] += 1
             if used > entry[0]:
                 totals[entry[1]] += used - entry[0]

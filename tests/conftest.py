@@ -26,10 +26,11 @@ pytest_plugins = ["tests.services"]
 # One PyTorch (OpenMP) thread in each test process and in every process it
 # starts, unless the environment says otherwise; tests of more threads set
 # them. `make test` runs three test processes on two cores, beside servers
-# and browsers: there a finetune of 400 digits for 3 epochs took 21 s of CPU
-# on one thread and 34 s on two, which spent the difference waiting for each
-# other, and finished later (34 against 41 s; 21 and 23 s of CPU on an idle
-# machine). Set before torch is imported, which reads it once.
+# and browsers. With two busy loops beside it (timed once each), a finetune
+# of 400 digits for 3 epochs used 21 s of CPU and took 34 s on one thread,
+# and used 34 s and took 41 s on two, whose threads spent the difference
+# waiting for each other; on an idle machine, 21 and 23 s of CPU. Set
+# before torch (and numpy's OpenBLAS) is imported: each reads it once.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ARTIFACTS_DIR = Path(os.environ.get("ARTIFACTS_DIR", BASE_DIR / "artifacts"))

@@ -144,21 +144,33 @@ class ForkedProcess:
         self.pid = pid
         self.stdin = stdin
         self.stdout = stdout
+        self._returncode = None
 
     @property
     def returncode(self):
-        return self.zygote.returncodes.get(self.pid)
+        if self._returncode is None:
+            self._returncode = self.zygote.returncodes.get(self.pid)
+        return self._returncode
 
     def poll(self):
         return self.returncode
 
     def wait(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self.zygote.changed:
-            if not self.zygote.changed.wait_for(
-                    lambda: self.pid in self.zygote.returncodes or self.zygote.gone, timeout):
+            self.zygote.changed.wait_for(
+                lambda: self.returncode is not None or self.zygote.gone, timeout)
+        while self.returncode is None:
+            # The zygote is gone, and its children with it (PR_SET_PDEATHSIG):
+            # wait for this one to be, with no status to tell.
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self._returncode = -signal.SIGTERM
+                break
+            if deadline is not None and time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired(f"process {self.pid}", timeout)
-        if self.returncode is None:
-            raise RuntimeError("the zygote that started this process is gone")
+            time.sleep(0.05)
         return self.returncode
 
     def send_signal(self, number):
@@ -173,54 +185,97 @@ class ForkedProcess:
         self.send_signal(signal.SIGKILL)
 
 
+# What the zygote's libraries read from the environment as they are imported
+# (tests/server_zygote.py), by prefix.
+IMPORT_TIME_VARIABLES = ("NUMBA_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "GOTO", "TORCH",
+                         "PYTORCH_", "PYTHON", "LD_", "LC_", "LANG", "TMPDIR", "HOME", "XDG_")
+
+
+def import_time_environment(env):
+    return {name: value for name, value in env.items()
+            if name.startswith(IMPORT_TIME_VARIABLES) and name != "PYTHONUNBUFFERED"}
+
+
 class Zygote:
-    """tests/server_zygote.py, started at this test process's first server."""
+    """tests/server_zygote.py, started at this test process's first server; its
+    own output goes to a log file, shown when it fails."""
 
     def __init__(self):
+        self.environment = dict(os.environ)
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.server_zygote", str(theirs.fileno())],
-            # Not the test process's stdin and stdout: pytest-xdist's workers
-            # talk to their controller through those.
-            cwd=BASE_DIR, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=2)
+        self.log_path = Path(tempfile.mkdtemp(prefix="zygote-")) / "zygote.log"
+        atexit.register(shutil.rmtree, self.log_path.parent, True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.server_zygote", str(theirs.fileno())],
+                cwd=BASE_DIR, env=self.environment, pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         theirs.close()
         self.lock = threading.Lock()
         self.changed = threading.Condition()
         self.returncodes = {}
         self.started = queue.Queue()
         self.gone = False
-        ready = self.control.recv(1 << 16)
+        self.control.settimeout(300)  # the imports take seconds; a loaded machine, more
+        try:
+            ready = self.control.recv(1 << 16)
+        except OSError:
+            ready = b""
+        self.control.settimeout(None)
         if not ready.startswith(b'{"ready"'):
-            raise RuntimeError(f"the server zygote did not start: {ready!r}")
+            self.stop()
+            raise RuntimeError(f"the server zygote did not start:\n{self.log()}")
         threading.Thread(target=self._read, name="server-zygote", daemon=True).start()
 
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except FileNotFoundError:
+            return ""
+
+    def serves(self, env):
+        """Whether a process with `env` may be forked from here."""
+        return (not self.gone and import_time_environment(env)
+                == import_time_environment(self.environment))
+
     def _read(self):
-        while message := self.control.recv(1 << 16):
-            message = json.loads(message)
-            if "started" in message:
-                self.started.put(message["started"])
-            else:
+        with contextlib.suppress(OSError):
+            while message := self.control.recv(1 << 16):
+                message = json.loads(message)
                 with self.changed:
-                    self.returncodes[message["exited"]] = message["returncode"]
+                    if "started" in message:
+                        # A new process may have an old one's id.
+                        self.returncodes.pop(message["started"], None)
+                        self.started.put(message["started"])
+                    else:
+                        self.returncodes[message["exited"]] = message["returncode"]
                     self.changed.notify_all()
         with self.changed:
             self.gone = True
             self.changed.notify_all()
         self.started.put(None)
 
-    def start(self, argv, env, descriptors):
+    def start(self, argv, env, descriptors, name):
         """`python <argv>` forked with `env` in the project's folder, `descriptors`
-        its stdin, stdout and stderr; its pid."""
+        its stdin, stdout and stderr, `name` its process name; its pid."""
         with self.lock:
-            socket.send_fds(self.control, [json.dumps(
-                {"argv": argv, "env": env, "cwd": str(BASE_DIR)}).encode()], descriptors)
-            pid = self.started.get(timeout=60)
-        if pid is None:
-            raise RuntimeError("the server zygote is gone")
+            try:
+                socket.send_fds(self.control, [json.dumps(
+                    {"argv": argv, "env": env, "cwd": str(BASE_DIR), "name": name}).encode()],
+                    descriptors)
+                pid = self.started.get(timeout=120)
+            except (OSError, queue.Empty):
+                pid = None
+            if pid is None:
+                # No answer to match with this request: no later one can be trusted.
+                self.stop()
+                raise RuntimeError(f"the server zygote failed:\n{self.log()}")
         return pid
 
     def stop(self):
-        self.control.shutdown(socket.SHUT_RDWR)
+        self.gone = True
+        with contextlib.suppress(OSError):
+            self.control.shutdown(socket.SHUT_RDWR)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -229,43 +284,55 @@ class Zygote:
 
 
 _zygote = []
+_zygote_lock = threading.Lock()
 
-# What the zygote's libraries read as they are imported (tests/server_zygote.py).
-IMPORT_TIME_PREFIXES = ("NUMBA_", "OMP_", "MKL_", "TORCH_", "PYTORCH_", "KMP_", "PYTHON")
+
+def _zygote_for(env):
+    """This process's zygote if it may fork a process with `env`, else None.
+    Used under pytest (PYTEST_VERSION) unless ZYGOTE=0: the benchmarks start
+    their servers as production does."""
+    if os.environ.get("ZYGOTE") == "0" or "PYTEST_VERSION" not in os.environ:
+        return None
+    with _zygote_lock:
+        if not _zygote or _zygote[0].gone:
+            if _zygote:
+                _zygote.pop().stop()
+            _zygote.append(Zygote())
+            atexit.register(_zygote[0].stop)
+        zygote = _zygote[0]
+    return zygote if zygote.serves(env) else None
 
 
 def start_python(argv, env, log_path=None):
     """`python <argv>` (`-m module ...` or `-c code`) in the project's folder with
     `env`: its output appended to `log_path`, or, without one, its stdin and
-    stdout pipes (text) and its stderr this process's. Forked from the zygote,
-    or, when `env` changes a variable its libraries read as they are imported,
-    or ZYGOTE=0, a process of its own. A Popen-like handle."""
-    changes_imports = any(
-        env.get(name) != os.environ.get(name)
-        for name in set(env) | set(os.environ)
-        if name.startswith(IMPORT_TIME_PREFIXES) and name != "PYTHONUNBUFFERED")
-    if changes_imports or os.environ.get("ZYGOTE") == "0":
+    stdout pipes (text) and its stderr this process's. Forked from the zygote
+    (_zygote_for), else a process of its own. A Popen-like handle."""
+    zygote = _zygote_for(env)
+    if zygote is None:
         if log_path is None:
             return subprocess.Popen([sys.executable, *argv], cwd=BASE_DIR, env=env,
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         with open(log_path, "ab") as log:
             return subprocess.Popen([sys.executable, *argv], cwd=BASE_DIR, env=env, stdout=log,
                                     stderr=subprocess.STDOUT)
-    if not _zygote:
-        _zygote.append(Zygote())
-        atexit.register(_zygote[0].stop)
     if log_path is not None:
         with open(os.devnull, "rb") as null, open(log_path, "ab") as log:
-            pid = _zygote[0].start(argv, env, [null.fileno(), log.fileno(), log.fileno()])
-        return ForkedProcess(_zygote[0], pid)
+            pid = zygote.start(argv, env, [null.fileno(), log.fileno(), log.fileno()],
+                               "test-server")
+        return ForkedProcess(zygote, pid)
     child_in, stdin = os.pipe()
     stdout, child_out = os.pipe()
     try:
-        pid = _zygote[0].start(argv, env, [child_in, child_out, 2])
+        pid = zygote.start(argv, env, [child_in, child_out, 2], "test-scripts")
+    except BaseException:
+        os.close(stdin)
+        os.close(stdout)
+        raise
     finally:
         os.close(child_in)
         os.close(child_out)
-    return ForkedProcess(_zygote[0], pid, stdin=open(stdin, "w"), stdout=open(stdout))
+    return ForkedProcess(zygote, pid, stdin=open(stdin, "w"), stdout=open(stdout))
 
 
 def server_env(workdir):
