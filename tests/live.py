@@ -133,6 +133,17 @@ def copy_migrated_database(destination):
         source.close()
 
 
+def running(pid):
+    """Whether process `pid` is running: not gone, nor a zombie. An orphan's
+    remains wait for whoever adopted it to reap them, which may be never (a
+    container's first process, a subreaper such as bench/bench_suite_cpu.py)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 class ForkedProcess:
     """A process forked by the zygote (tests/server_zygote.py), with what the
     tests use of subprocess.Popen: pid, poll, wait, returncode, send_signal,
@@ -162,10 +173,8 @@ class ForkedProcess:
                 lambda: self.returncode is not None or self.zygote.gone, timeout)
         while self.returncode is None:
             # The zygote is gone, and its children with it (PR_SET_PDEATHSIG):
-            # wait for this one to be, with no status to tell.
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
+            # wait for this one to end, with no status to tell.
+            if not running(self.pid):
                 self._returncode = -signal.SIGTERM
                 break
             if deadline is not None and time.monotonic() > deadline:

@@ -17,12 +17,7 @@ import json, os, signal, sys, tempfile, time, urllib.error, urllib.request
 from pathlib import Path
 from tests import live
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+alive = live.running
 
 report = {}
 first = live.LiveServer(Path(tempfile.mkdtemp()))
