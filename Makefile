@@ -46,11 +46,12 @@ run: setup
 
 # Three test processes (pytest-xdist), each taking whole files, the longest
 # first (tests/conftest.py, LONGEST_FILES). The suite is bound by CPU: on a
-# fresh clone, .ci/run took 932 s (pytest 830 s) and 1,576 CPU seconds, 1.69
-# of the 2 cores, of which 613 in the test processes, 380 in Chromium and 40
-# in Playwright's driver, 257 in 32 Daphne servers, 111 in management
-# commands, 82 in pip's set-up and 92 in other Python scripts
-# (bench/bench_suite_cpu.py, bench/results/suite-cpu.json). On
+# fresh clone, .ci/run took 934 s (pytest 835 s) and 1,577 CPU seconds, 1.69
+# of the 2 cores, of which 573 in the test processes, 423 in Chromium and 43
+# in Playwright's driver, 241 in the Daphne servers forked for the tests
+# (with their zygotes and script runners), 126 in management commands, 81
+# in pip's set-up and 87 in other Python scripts (bench/bench_suite_cpu.py,
+# bench/results/suite-cpu.json). On
 # 2 cores, on one machine and one day, pytest took 562, 657 and 695 s with
 # three processes and 650 and 718 s with two (the last two runs one after
 # the other on one checkout); two took half the time of one when that was

@@ -45,7 +45,7 @@ ARTIFACTS_DIR = Path(os.environ.get("ARTIFACTS_DIR", BASE_DIR / "artifacts"))
 # first, so that the run does not end on one process finishing one of them
 # while the others wait.
 LONGEST_FILES = [
-    "test_finetune.py", "test_scaleout.py", "test_database_outages.py",
+    "test_finetune.py", "test_scaleout.py", "test_database_outages.py", "test_server_zygote.py",
     "test_teaching_pages_browser.py", "test_ws_limits_shared.py", "test_teaching_browser.py",
     "test_teach_browser.py", "test_round_upkeep.py", "test_training_kernels.py",
     "test_security_browser.py", "test_deploy_check.py", "test_ws_limits.py",
