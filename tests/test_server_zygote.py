@@ -13,14 +13,16 @@ import sys
 from tests.support import BASE_DIR
 
 SCRIPT = r"""
-import json, os, signal, sys, tempfile, time, urllib.error, urllib.request
+import json, os, signal, sys, time, urllib.error, urllib.request
 from pathlib import Path
 from tests import live
+
+root = Path(sys.argv[1])
 
 alive = live.running
 
 report = {}
-first = live.LiveServer(Path(tempfile.mkdtemp()))
+first = live.LiveServer(root / "first")
 first.start()
 report["forked"] = type(first.process).__name__
 try:
@@ -35,7 +37,7 @@ report["names"] = [Path(f"/proc/{pid}/comm").read_text().strip()
                    for pid in (first.process.pid, scripts)]
 
 # A server killed outright: its exit status is SIGKILL's.
-second = live.LiveServer(Path(tempfile.mkdtemp()))
+second = live.LiveServer(root / "second")
 second.start()
 second.process.kill()
 report["killed"] = second.process.wait(timeout=60)
@@ -50,7 +52,7 @@ for _ in range(600):
         break
     time.sleep(0.1)
 report["scripts_gone"] = not alive(scripts)
-third = live.LiveServer(Path(tempfile.mkdtemp()))
+third = live.LiveServer(root / "third")
 third.start()
 report["new_zygote"] = live._zygote[0].process.pid != zygote
 third.stop()
@@ -58,7 +60,7 @@ report["stopped"] = third.process.returncode is not None and not alive(third.pro
 
 # An environment that changes what the zygote's libraries read as they are
 # imported gets a process of its own.
-own = live.LiveServer(Path(tempfile.mkdtemp()), env={"OMP_NUM_THREADS": "2"})
+own = live.LiveServer(root / "own", env={"OMP_NUM_THREADS": "2"})
 own.start()
 report["own_process"] = type(own.process).__name__
 own.stop()
@@ -68,7 +70,7 @@ print(json.dumps(report))
 
 def test_forked_servers_answer_as_themselves_and_never_outlive_their_zygote(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTEST_VERSION": "test"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], cwd=BASE_DIR, env=env,
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], cwd=BASE_DIR, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
